@@ -1,0 +1,28 @@
+"""ppsize: a memory-model engine for Linux MM with a per-process page size.
+
+Compiled kernels are imported lazily, so ``import ppsize`` and the CLI start fast.
+"""
+from .geometry import GEOMETRIES, Geometry, geometry
+from .units import fmt_size, parse_size
+
+__version__ = "0.1.0"
+
+# public name -> module that defines it (imported on first use, PEP 562)
+_LAZY = {
+    "PageTable": "ppsize.pagetable",
+    "Translation": "ppsize.pagetable",
+    "TranslateStatus": "ppsize.pagetable",
+    "pgtable_cost": "ppsize.pgtable_cost",
+}
+
+__all__ = ["GEOMETRIES", "Geometry", "geometry", "parse_size", "fmt_size", *_LAZY]
+
+
+def __getattr__(name):
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'ppsize' has no attribute {name!r}")
+    import importlib
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value

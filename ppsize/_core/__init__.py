@@ -1,0 +1,1 @@
+"""Cython kernels. Each module has a .pxd so other Cython code can cimport it."""
