@@ -1,0 +1,59 @@
+# Multi-level page table for any Geometry (ppsize.geometry), all state in
+# NumPy-owned pools: one uint64 pool of tables per level, tables addressed by index.
+from ._types cimport u64, i64, u32, u8, MAX_LEVELS
+
+# Descriptor bits (the model's encoding, not the hardware's): low 12 bits are
+# flags, bits 12.. hold the output address (leaf) or the child table index (table).
+cdef enum:
+    DESC_VALID = 1
+    DESC_TABLE = 2            # points to a next-level table (never at the last level)
+    DESC_CONT = 4             # PTE_CONT: part of a contiguous run (one TLB entry)
+    DESC_R = 8
+    DESC_W = 16
+    DESC_X = 32
+    DESC_PROT_MASK = 56
+    DESC_PROT_SHIFT = 3
+    DESC_SW_FOLIO = 64        # software bit: installed by set_ptes() of one folio
+                              # covering the whole aligned run (may be refolded)
+    DESC_ADDR_SHIFT = 12
+
+cdef enum TranslateStatus:
+    TR_OK = 0
+    TR_NOT_MAPPED = 1
+    TR_BAD_ADDRESS = 2
+
+cdef class PageTableCore:
+    cdef readonly object geometry         # the ppsize.Geometry
+    cdef readonly int levels
+    cdef readonly int page_shift
+    cdef readonly u64 va_limit            # user VA is [0, va_limit)
+    cdef int shift[MAX_LEVELS]            # VA shift of an entry at each level
+    cdef int tbits[MAX_LEVELS]            # log2(entries per table) at each level
+    cdef u64 imask[MAX_LEVELS]            # index mask at each level
+    cdef int cont_n[MAX_LEVELS]           # entries per contiguous run (1 = none)
+    cdef bint block_ok[MAX_LEVELS]        # level may hold block descriptors
+    cdef bint vmpte[MAX_LEVELS]           # tables at this level count in VmPTE
+    cdef u64* tab[MAX_LEVELS]             # pool of tables (entries) per level
+    cdef u32* nvalid[MAX_LEVELS]          # valid entries per table
+    cdef i64 cap[MAX_LEVELS]              # tables the pool can hold
+    cdef i64 top[MAX_LEVELS]              # high-water mark of the pool
+    cdef i64 free_head[MAX_LEVELS]        # free-table list (linked through slot 0)
+    cdef readonly object _tab_arrays      # the NumPy arrays owning the pools
+    cdef readonly object _nvalid_arrays
+    cdef i64 ntables[MAX_LEVELS]          # live tables per level
+
+    cdef i64 alloc_table(self, int l) except -1 nogil
+    cdef void free_table(self, int l, i64 t) noexcept nogil
+    cdef bint any_mapped(self, int l, i64 t, u64 va, u64 end) noexcept nogil
+    cdef int map_range(self, u64 va, u64 pa, u64 size, u64 prot, bint cont, bint block) except -1 nogil
+    cdef int unmap_range(self, u64 va, u64 size) except -1 nogil
+    cdef int protect_range(self, u64 va, u64 size, u64 prot) except -1 nogil
+    cdef int walk(self, u64 va, u64* pa, int* level, u64* unit, int* prot) noexcept nogil
+    # internals
+    cdef int _map_level(self, int l, i64 t, u64 va, u64 end, u64 pa, u64 attrs, bint cont, bint block) except -1 nogil
+    cdef int _split_block(self, int l, i64 t, u64 idx) except -1 nogil
+    cdef void _set_run(self, int l, i64 t, u64 va, bint on) noexcept nogil
+    cdef void _unfold_partial(self, int l, i64 t, u64 va, u64 end) noexcept nogil
+    cdef bint _run_foldable(self, int l, i64 t, u64 va) noexcept nogil
+    cdef int _unmap_level(self, int l, i64 t, u64 va, u64 end) except -1 nogil
+    cdef int _protect_level(self, int l, i64 t, u64 va, u64 end, u64 prot_bits) except -1 nogil

@@ -1,0 +1,492 @@
+# Multi-level page table kernel. Inputs are validated by ppsize.pagetable; the
+# cdef methods here assume aligned, in-range arguments (asserted in debug builds).
+cimport numpy as cnp
+from libc.string cimport memset
+
+import numpy as np
+
+from ._types cimport u64, i64, u32, u8, i8, MAX_LEVELS
+
+cnp.import_array()
+
+cdef u64 ADDR_MASK = ~(<u64>0xfff)
+
+
+cdef inline u64 _min(u64 a, u64 b) noexcept nogil:
+    return a if a < b else b
+
+
+cdef class PageTableCore:
+    """Page-table state for one geometry. Use ``ppsize.PageTable``, which validates."""
+
+    def __cinit__(self, geometry="arm64-4k-48", *args, **kwargs):
+        from ..geometry import geometry as lookup
+        geometry = lookup(geometry)
+        self.geometry = geometry
+        cdef int l, n = geometry.levels
+        if n < 1 or n > MAX_LEVELS:
+            raise ValueError(f"geometry {geometry.name} has {n} levels; 1..{MAX_LEVELS} supported")
+        self.levels = n
+        self.page_shift = geometry.page_shift
+        self.va_limit = (<u64>1) << geometry.va_bits
+        block_levels = set(geometry.block_levels)
+        vmpte_levels = set(geometry.vmpte_levels())
+        self._tab_arrays = []
+        self._nvalid_arrays = []
+        for l in range(n):
+            entries = geometry.entries[l]
+            self.shift[l] = geometry.shifts[l]
+            self.tbits[l] = int(entries).bit_length() - 1
+            self.imask[l] = entries - 1
+            self.block_ok[l] = l in block_levels
+            self.vmpte[l] = l in vmpte_levels
+            self.cont_n[l] = 1
+            self.cap[l] = 0
+            self.top[l] = 0
+            self.free_head[l] = -1
+            self.ntables[l] = 0
+            self._tab_arrays.append(None)
+            self._nvalid_arrays.append(None)
+            self._grow(l, 1 if l == 0 else 16)
+        if n >= 2:
+            self.cont_n[n - 1] = geometry.cont_ptes     # CONT_PTES
+            self.cont_n[n - 2] = geometry.cont_pmds     # CONT_PMDS (blocks)
+        self.alloc_table(0)                             # the root (pgd_alloc)
+
+    # ------------------------------------------------------------ table pool
+    def _grow(self, int l, i64 new_cap):
+        cdef cnp.ndarray tab = np.zeros(new_cap << self.tbits[l], dtype=np.uint64)
+        cdef cnp.ndarray nv = np.zeros(new_cap, dtype=np.uint32)
+        old = self._tab_arrays[l]
+        if old is not None:
+            tab[:old.shape[0]] = old
+            nv[:self.cap[l]] = self._nvalid_arrays[l]
+        self._tab_arrays[l] = tab
+        self._nvalid_arrays[l] = nv
+        self.tab[l] = <u64*>cnp.PyArray_DATA(tab)
+        self.nvalid[l] = <u32*>cnp.PyArray_DATA(nv)
+        self.cap[l] = new_cap
+
+    cdef i64 alloc_table(self, int l) except -1 nogil:
+        """A zeroed table at level l (pte_alloc_one / pmd_alloc_one / ...)."""
+        cdef i64 t = self.free_head[l]
+        if t >= 0:
+            self.free_head[l] = <i64>self.tab[l][t << self.tbits[l]]
+        else:
+            if self.top[l] == self.cap[l]:
+                with gil:
+                    self._grow(l, 2 * self.cap[l])
+            t = self.top[l]
+            self.top[l] += 1
+        memset(&self.tab[l][t << self.tbits[l]], 0, sizeof(u64) << self.tbits[l])
+        self.nvalid[l][t] = 0
+        self.ntables[l] += 1
+        return t
+
+    cdef void free_table(self, int l, i64 t) noexcept nogil:
+        """Return an empty table to its pool (pte_free / pmd_free / ...)."""
+        self.tab[l][t << self.tbits[l]] = <u64>self.free_head[l]
+        self.free_head[l] = t
+        self.ntables[l] -= 1
+
+    # ------------------------------------------------------------- queries
+    cdef bint any_mapped(self, int l, i64 t, u64 va, u64 end) noexcept nogil:
+        """Is any leaf present in [va, end) below table t of level l?"""
+        cdef u64 span = (<u64>1) << self.shift[l]
+        cdef u64 nxt, e
+        cdef i64 base = t << self.tbits[l]
+        while va < end:
+            nxt = _min((va & ~(span - 1)) + span, end)
+            e = self.tab[l][base + ((va >> self.shift[l]) & self.imask[l])]
+            if e & DESC_VALID:
+                if not (e & DESC_TABLE):
+                    return True
+                if self.any_mapped(l + 1, <i64>(e >> DESC_ADDR_SHIFT), va, nxt):
+                    return True
+            va = nxt
+        return False
+
+    cdef int walk(self, u64 va, u64* pa, int* level, u64* unit, int* prot) noexcept nogil:
+        """Hardware-style walk of one address; returns a TranslateStatus."""
+        cdef int l
+        cdef i64 t = 0
+        cdef u64 e, span
+        if va >= self.va_limit:
+            level[0] = -1
+            return TR_BAD_ADDRESS
+        for l in range(self.levels):
+            e = self.tab[l][(t << self.tbits[l]) + ((va >> self.shift[l]) & self.imask[l])]
+            if not (e & DESC_VALID):
+                level[0] = l
+                return TR_NOT_MAPPED
+            if e & DESC_TABLE:
+                t = <i64>(e >> DESC_ADDR_SHIFT)
+                continue
+            span = (<u64>1) << self.shift[l]
+            pa[0] = (e & ADDR_MASK) | (va & (span - 1))
+            level[0] = l
+            unit[0] = span * <u64>(self.cont_n[l] if e & DESC_CONT else 1)
+            prot[0] = <int>((e & DESC_PROT_MASK) >> DESC_PROT_SHIFT)
+            return TR_OK
+        return TR_NOT_MAPPED    # not reached: the last level has no table entries
+
+    # ----------------------------------------------------------------- map
+    cdef int map_range(self, u64 va, u64 pa, u64 size, u64 prot, bint cont, bint block) except -1 nogil:
+        """Install [va, va+size) -> pa. The range must be empty (checked by the caller)."""
+        assert (va | pa | size) & ((<u64>1 << self.page_shift) - 1) == 0
+        self._map_level(0, 0, va, va + size, pa,
+                        DESC_VALID | (prot << DESC_PROT_SHIFT), cont, block)
+        return 0
+
+    cdef int _map_level(self, int l, i64 t, u64 va, u64 end, u64 pa, u64 attrs,
+                        bint cont, bint block) except -1 nogil:
+        cdef int s = self.shift[l]
+        cdef u64 span = (<u64>1) << s
+        cdef u64 va0 = va, pa0 = pa, nxt, e, run, c, i, idx
+        cdef i64 child, base = t << self.tbits[l]
+        cdef bint last = l == self.levels - 1
+        cdef bint leaf_level = last or (block and self.block_ok[l])
+        while va < end:
+            nxt = _min((va & ~(span - 1)) + span, end)
+            idx = (va >> s) & self.imask[l]
+            if last or (leaf_level and nxt - va == span and (va | pa) & (span - 1) == 0):
+                self.tab[l][base + idx] = pa | attrs
+                self.nvalid[l][t] += 1
+            else:
+                e = self.tab[l][base + idx]
+                if e == 0:
+                    child = self.alloc_table(l + 1)
+                    self.tab[l][base + idx] = (<u64>child << DESC_ADDR_SHIFT) | DESC_VALID | DESC_TABLE
+                    self.nvalid[l][t] += 1
+                else:
+                    assert e & DESC_TABLE
+                    child = <i64>(e >> DESC_ADDR_SHIFT)
+                self._map_level(l + 1, child, va, nxt, pa, attrs, cont, block)
+            pa += nxt - va
+            va = nxt
+        # contpte_set_ptes: PTE_CONT on every run whose VA, end and PA are aligned.
+        if cont and leaf_level and self.cont_n[l] > 1:
+            run = <u64>self.cont_n[l] << s
+            c = (va0 + run - 1) & ~(run - 1)
+            while c + run <= end:
+                if (pa0 + (c - va0)) & (run - 1) == 0:
+                    idx = (c >> s) & self.imask[l]
+                    for i in range(<u64>self.cont_n[l]):
+                        self.tab[l][base + idx + i] |= DESC_CONT | DESC_SW_FOLIO
+                c += run
+        return 0
+
+    # ------------------------------------------------------- split / unfold
+    cdef int _split_block(self, int l, i64 t, u64 idx) except -1 nogil:
+        """Replace the block at (l, t, idx) by a full next-level table of the same
+        memory (split_huge_pmd -> PTEs via set_ptes; a PUD block -> PMD blocks, as
+        arm64 split_pud does). A block mapped as one folio keeps CONT below."""
+        cdef i64 base = t << self.tbits[l]
+        cdef u64 e = self.tab[l][base + idx]
+        cdef u64 attrs = e & (DESC_VALID | DESC_PROT_MASK | DESC_SW_FOLIO)
+        cdef u64 pa = e & ADDR_MASK
+        cdef int cl = l + 1
+        cdef u64 cspan = (<u64>1) << self.shift[cl]
+        cdef u64 n = (<u64>1) << self.tbits[cl], i
+        cdef i64 child = self.alloc_table(cl)
+        cdef u64* ct = &self.tab[cl][child << self.tbits[cl]]
+        if (e & DESC_SW_FOLIO) and self.cont_n[cl] > 1:
+            attrs |= DESC_CONT
+        for i in range(n):
+            ct[i] = (pa + i * cspan) | attrs
+        self.nvalid[cl][child] = <u32>n
+        self.tab[l][base + idx] = (<u64>child << DESC_ADDR_SHIFT) | DESC_VALID | DESC_TABLE
+        return 0
+
+    cdef void _set_run(self, int l, i64 t, u64 va, bint on) noexcept nogil:
+        """Set or clear CONT on the whole run containing va (fold / unfold)."""
+        cdef u64 n = <u64>self.cont_n[l], i
+        cdef u64 idx = ((va >> self.shift[l]) & self.imask[l]) & ~(n - 1)
+        cdef u64* p = &self.tab[l][(t << self.tbits[l]) + idx]
+        for i in range(n):
+            if on:
+                p[i] |= DESC_CONT
+            else:
+                p[i] &= ~(<u64>DESC_CONT)
+
+    cdef void _unfold_partial(self, int l, i64 t, u64 va, u64 end) noexcept nogil:
+        """contpte_try_unfold_partial: unfold runs only partly inside [va, end)."""
+        cdef u64 run = <u64>self.cont_n[l] << self.shift[l]
+        cdef u64 e
+        cdef i64 base = t << self.tbits[l]
+        if va & (run - 1) or end - va < run:
+            e = self.tab[l][base + ((va >> self.shift[l]) & self.imask[l])]
+            if e & DESC_CONT:
+                self._set_run(l, t, va, False)
+        if end & (run - 1):
+            e = self.tab[l][base + (((end - 1) >> self.shift[l]) & self.imask[l])]
+            if e & DESC_CONT:
+                self._set_run(l, t, end - 1, False)
+
+    cdef bint _run_foldable(self, int l, i64 t, u64 va) noexcept nogil:
+        """__contpte_try_fold's test: every entry of the run valid, a leaf of the
+        same folio (SW_FOLIO), same prot, PFNs contiguous from an aligned start."""
+        cdef u64 n = <u64>self.cont_n[l], i
+        cdef u64 span = (<u64>1) << self.shift[l]
+        cdef u64 idx = ((va >> self.shift[l]) & self.imask[l]) & ~(n - 1)
+        cdef u64* p = &self.tab[l][(t << self.tbits[l]) + idx]
+        cdef u64 want = p[0] & ~(<u64>DESC_CONT)
+        if (want & (DESC_VALID | DESC_TABLE | DESC_SW_FOLIO)) != (DESC_VALID | DESC_SW_FOLIO):
+            return False
+        if (want & ADDR_MASK) & (n * span - 1):
+            return False
+        for i in range(n):
+            if (p[i] & ~(<u64>DESC_CONT)) != want + i * span:
+                return False
+        return True
+
+    # --------------------------------------------------------------- unmap
+    cdef int unmap_range(self, u64 va, u64 size) except -1 nogil:
+        """Clear [va, va+size), splitting partial blocks and unfolding partial
+        runs; free every table left empty (free_pgd_range), never the root."""
+        self._unmap_level(0, 0, va, va + size)
+        return 0
+
+    cdef int _unmap_level(self, int l, i64 t, u64 va, u64 end) except -1 nogil:
+        cdef int s = self.shift[l]
+        cdef u64 span = (<u64>1) << s
+        cdef u64 nxt, e, idx
+        cdef i64 child, base = t << self.tbits[l]
+        if self.cont_n[l] > 1:
+            self._unfold_partial(l, t, va, end)
+        while va < end:
+            nxt = _min((va & ~(span - 1)) + span, end)
+            idx = (va >> s) & self.imask[l]
+            e = self.tab[l][base + idx]
+            if e & DESC_VALID:
+                if not (e & DESC_TABLE):
+                    if nxt - va == span:
+                        self.tab[l][base + idx] = 0
+                        self.nvalid[l][t] -= 1
+                        va = nxt
+                        continue
+                    self._split_block(l, t, idx)
+                    e = self.tab[l][base + idx]
+                child = <i64>(e >> DESC_ADDR_SHIFT)
+                self._unmap_level(l + 1, child, va, nxt)
+                if self.nvalid[l + 1][child] == 0:
+                    self.free_table(l + 1, child)
+                    self.tab[l][base + idx] = 0
+                    self.nvalid[l][t] -= 1
+            va = nxt
+        return 0
+
+    # ------------------------------------------------------------- protect
+    cdef int protect_range(self, u64 va, u64 size, u64 prot) except -1 nogil:
+        """change_protection over [va, va+size): new prot on every leaf, partial
+        blocks split, partial runs unfolded, whole one-folio runs (re)folded."""
+        self._protect_level(0, 0, va, va + size, prot << DESC_PROT_SHIFT)
+        return 0
+
+    cdef int _protect_level(self, int l, i64 t, u64 va, u64 end, u64 prot_bits) except -1 nogil:
+        cdef int s = self.shift[l]
+        cdef u64 span = (<u64>1) << s
+        cdef u64 va0 = va, nxt, e, idx, run, c
+        cdef i64 base = t << self.tbits[l]
+        if self.cont_n[l] > 1:
+            self._unfold_partial(l, t, va, end)   # modify_prot_start_ptes -> get_and_clear
+        while va < end:
+            nxt = _min((va & ~(span - 1)) + span, end)
+            idx = (va >> s) & self.imask[l]
+            e = self.tab[l][base + idx]
+            if e & DESC_VALID:
+                if not (e & DESC_TABLE):
+                    if nxt - va == span:
+                        self.tab[l][base + idx] = (e & ~(<u64>DESC_PROT_MASK)) | prot_bits
+                        va = nxt
+                        continue
+                    self._split_block(l, t, idx)
+                    e = self.tab[l][base + idx]
+                self._protect_level(l + 1, <i64>(e >> DESC_ADDR_SHIFT), va, nxt, prot_bits)
+            va = nxt
+        if self.cont_n[l] > 1:
+            run = <u64>self.cont_n[l] << s
+            # modify_prot_commit_ptes -> set_ptes(nr): contpte_set_ptes sets CONT on
+            # whole aligned runs of one folio ...
+            c = (va0 + run - 1) & ~(run - 1)
+            while c + run <= end:
+                self._set_run(l, t, c, self._run_foldable(l, t, c))
+                c += run
+            # ... and a batch of one PTE goes through set_ptes(nr == 1) ->
+            # contpte_try_fold, which folds when it wrote the run's last entry.
+            if end - va0 == span and (end & (run - 1)) == 0 and self._run_foldable(l, t, va0):
+                self._set_run(l, t, va0, True)
+        return 0
+
+    # ------------------------------------------------------------ batches
+    def _translate(self, const u64[::1] vas, u64[::1] pa, u8[::1] status,
+                   i8[::1] level, u64[::1] unit, u8[::1] prot):
+        """One nogil walk per address (outputs preallocated by the caller)."""
+        cdef Py_ssize_t i, n = vas.shape[0]
+        cdef int l, lv, levels = self.levels
+        cdef u64 va, e, span, limit = self.va_limit
+        cdef i64 t
+        cdef u64* tab[MAX_LEVELS]
+        cdef int shift[MAX_LEVELS]
+        cdef int tbits[MAX_LEVELS]
+        cdef u64 imask[MAX_LEVELS]
+        cdef u64 cont[MAX_LEVELS]
+        for l in range(levels):
+            tab[l] = self.tab[l]
+            shift[l] = self.shift[l]
+            tbits[l] = self.tbits[l]
+            imask[l] = self.imask[l]
+            cont[l] = <u64>self.cont_n[l]
+        with nogil:
+            for i in range(n):
+                va = vas[i]
+                if va >= limit:
+                    status[i] = TR_BAD_ADDRESS
+                    level[i] = -1
+                    pa[i] = 0
+                    unit[i] = 0
+                    prot[i] = 0
+                    continue
+                t = 0
+                lv = 0
+                e = 0
+                while True:
+                    e = tab[lv][(t << tbits[lv]) + ((va >> shift[lv]) & imask[lv])]
+                    if (e & (DESC_VALID | DESC_TABLE)) != (DESC_VALID | DESC_TABLE):
+                        break
+                    t = <i64>(e >> DESC_ADDR_SHIFT)
+                    lv += 1
+                level[i] = <i8>lv
+                if e & DESC_VALID:
+                    span = (<u64>1) << shift[lv]
+                    status[i] = TR_OK
+                    pa[i] = (e & ADDR_MASK) | (va & (span - 1))
+                    unit[i] = span * cont[lv] if e & DESC_CONT else span
+                    prot[i] = <u8>((e & DESC_PROT_MASK) >> DESC_PROT_SHIFT)
+                else:
+                    status[i] = TR_NOT_MAPPED
+                    pa[i] = 0
+                    unit[i] = 0
+                    prot[i] = 0
+
+    def _range_mapped(self, u64 va, u64 size):
+        return self.any_mapped(0, 0, va, va + size)
+
+    def _map(self, u64 va, u64 pa, u64 size, u64 prot, bint cont, bint block):
+        self.map_range(va, pa, size, prot, cont, block)
+
+    def _map_many(self, const u64[::1] vas, const u64[::1] pas, u64 size, u64 prot, bint cont, bint block):
+        cdef Py_ssize_t i
+        with nogil:
+            for i in range(vas.shape[0]):
+                self.map_range(vas[i], pas[i], size, prot, cont, block)
+
+    def _unmap(self, u64 va, u64 size):
+        self.unmap_range(va, size)
+
+    def _protect(self, u64 va, u64 size, u64 prot):
+        self.protect_range(va, size, prot)
+
+    # ---------------------------------------------------------- accounting
+    def tables_per_level(self):
+        """Live tables at each level, root first."""
+        return [int(self.ntables[l]) for l in range(self.levels)]
+
+    def leaf_counts(self):
+        """(leaves, cont_leaves) per level, root first: descriptors that map memory,
+        and those of them with the contiguous bit."""
+        cdef int l
+        cdef i64 t, i, n
+        cdef u64 e
+        cdef u64* p
+        leaves = [0] * self.levels
+        conts = [0] * self.levels
+        cdef i64 nl, nc
+        for l in range(self.levels):
+            nl = 0
+            nc = 0
+            n = (<i64>1) << self.tbits[l]
+            with nogil:
+                for t in range(self.top[l]):
+                    if self.nvalid[l][t] == 0:
+                        continue       # free (or the empty root)
+                    p = &self.tab[l][t << self.tbits[l]]
+                    for i in range(n):
+                        e = p[i]
+                        if (e & (DESC_VALID | DESC_TABLE)) == DESC_VALID:
+                            nl += 1
+                            if e & DESC_CONT:
+                                nc += 1
+            leaves[l] = nl
+            conts[l] = nc
+        return leaves, conts
+
+    # --------------------------------------------------------------- check
+    def check(self):
+        """Walk the whole tree and verify every invariant; raise AssertionError
+        naming the table and entry that breaks one."""
+        cdef int l
+        seen = [set() for _ in range(self.levels)]
+        seen[0].add(0)
+        self._check_table(0, 0, 0, seen)
+        for l in range(self.levels):
+            free = set()
+            t = self.free_head[l]
+            while t >= 0:
+                if t in free or t in seen[l] or t >= self.top[l]:
+                    raise AssertionError(f"level {l}: free list corrupt at table {t}")
+                free.add(t)
+                t = <i64>self.tab[l][t << self.tbits[l]]
+            if len(seen[l]) != self.ntables[l]:
+                raise AssertionError(f"level {l}: {self.ntables[l]} tables counted, "
+                                     f"{len(seen[l])} reachable")
+            if len(seen[l]) + len(free) != self.top[l]:
+                raise AssertionError(f"level {l}: {self.top[l] - len(seen[l]) - len(free)} "
+                                     f"orphan tables")
+        return True
+
+    def _check_table(self, int l, i64 t, u64 vabase, list seen):
+        cdef u64 span = (<u64>1) << self.shift[l]
+        cdef u64 n = (<u64>1) << self.tbits[l], i, e, j, run_n
+        cdef u64* p = &self.tab[l][t << self.tbits[l]]
+        cdef u32 valid = 0
+        cdef bint last = l == self.levels - 1
+        where = lambda i: f"level {l} table {t} entry {i} (VA {vabase + i * span:#x})"
+        for i in range(n):
+            e = p[i]
+            if e == 0:
+                continue
+            if not (e & DESC_VALID):
+                raise AssertionError(f"{where(i)}: junk in an invalid entry {e:#x}")
+            valid += 1
+            if e & DESC_TABLE:
+                if last:
+                    raise AssertionError(f"{where(i)}: table descriptor at the last level")
+                if e & (DESC_CONT | DESC_PROT_MASK | DESC_SW_FOLIO):
+                    raise AssertionError(f"{where(i)}: table descriptor with leaf bits {e:#x}")
+                child = <i64>(e >> DESC_ADDR_SHIFT)
+                if child >= self.top[l + 1] or child in seen[l + 1]:
+                    raise AssertionError(f"{where(i)}: bad or shared child table {child}")
+                seen[l + 1].add(child)
+                if self.nvalid[l + 1][child] == 0:
+                    raise AssertionError(f"{where(i)}: empty child table {child} not freed")
+                self._check_table(l + 1, child, vabase + i * span, seen)
+                continue
+            if not last and not self.block_ok[l]:
+                raise AssertionError(f"{where(i)}: block descriptor where blocks are not allowed")
+            if (e & ADDR_MASK) & (span - 1):
+                raise AssertionError(f"{where(i)}: output address {e & ADDR_MASK:#x} not aligned to {span:#x}")
+            if e & DESC_CONT:
+                run_n = <u64>self.cont_n[l]
+                if run_n <= 1:
+                    raise AssertionError(f"{where(i)}: CONT set where there is no contiguous bit")
+                j = i & ~(run_n - 1)
+                base_e = p[j]
+                if (base_e & ADDR_MASK) & (run_n * span - 1):
+                    raise AssertionError(f"{where(i)}: contiguous run starts at unaligned PA {base_e & ADDR_MASK:#x}")
+                if p[i] != base_e + (i - j) * span:
+                    raise AssertionError(f"{where(i)}: contiguous run inconsistent ({p[i]:#x} vs {base_e:#x} at run start)")
+        if valid != self.nvalid[l][t]:
+            raise AssertionError(f"level {l} table {t}: {self.nvalid[l][t]} valid entries counted, {valid} found")
+        if valid == 0 and l > 0:
+            raise AssertionError(f"level {l} table {t}: empty table still linked")
