@@ -1,0 +1,947 @@
+"""Buddy allocator of physical frames, mirroring mm/page_alloc.c (Linux 6.15+ /
+linux-mm tree as of 2026: __rmqueue_smallest, expand, __rmqueue_claim,
+try_to_claim_block, __rmqueue_steal, __free_one_page, split_large_buddy,
+buddy_merge_likely) and memblock's __free_pages_memory at boot.
+
+One zone, one node. Frames are pfns 0 .. nr_pages-1 of the kernel page size.
+Free lists per (order, migratetype) are doubly linked through per-frame int32
+next/prev arrays, so any block is removed in O(1) and a merge costs O(1) per level.
+
+Per-frame state: next (4 B) + prev (4 B) + state (1 B) = 9 bytes/frame, plus one
+byte per pageblock. The state byte holds [ALLOC:1][FREE:1][migratetype:2][order:4]
+on block heads and 0 elsewhere.
+
+Not modelled (deliberately): per-cpu page lists (every alloc/free goes straight to
+the buddy lists, as FPI_NONE/RMQUEUE_NORMAL without pcp), watermarks and
+watermark boosting (an allocation succeeds while a block exists), ALLOC_NOFRAGMENT,
+MIGRATE_HIGHATOMIC reserves, CMA, isolation, compaction, page shuffling, guard
+pages, the compaction capture.
+"""
+import numpy as np
+
+from libc.stdint cimport uint64_t
+
+from ppsize._core._types cimport i64, i32, u8, u64
+
+
+# --------------------------------------------------------------- migratetypes
+MIGRATETYPE_NAMES = ("Unmovable", "Movable", "Reclaimable", "HighAtomic")
+_MT_BY_NAME = {"unmovable": MIGRATE_UNMOVABLE, "movable": MIGRATE_MOVABLE,
+               "reclaimable": MIGRATE_RECLAIMABLE}
+PY_MIGRATE_UNMOVABLE = MIGRATE_UNMOVABLE
+PY_MIGRATE_MOVABLE = MIGRATE_MOVABLE
+PY_MIGRATE_RECLAIMABLE = MIGRATE_RECLAIMABLE
+PY_MIGRATE_HIGHATOMIC = MIGRATE_HIGHATOMIC
+
+# mm/page_alloc.c fallbacks[MIGRATE_PCPTYPES][MIGRATE_PCPTYPES - 1]
+cdef int FALLBACKS[3][2]
+FALLBACKS[MIGRATE_UNMOVABLE][0] = MIGRATE_RECLAIMABLE
+FALLBACKS[MIGRATE_UNMOVABLE][1] = MIGRATE_MOVABLE
+FALLBACKS[MIGRATE_MOVABLE][0] = MIGRATE_RECLAIMABLE
+FALLBACKS[MIGRATE_MOVABLE][1] = MIGRATE_UNMOVABLE
+FALLBACKS[MIGRATE_RECLAIMABLE][0] = MIGRATE_UNMOVABLE
+FALLBACKS[MIGRATE_RECLAIMABLE][1] = MIGRATE_MOVABLE
+
+
+def migratetype_index(mt):
+    """Migratetype number from a name ("movable", "unmovable", "reclaimable",
+    case-insensitive) or an int 0..2. HighAtomic is not modelled (ValueError)."""
+    if isinstance(mt, str):
+        key = mt.strip().lower()
+        if key in _MT_BY_NAME:
+            return _MT_BY_NAME[key]
+        if key == "highatomic":
+            raise ValueError("migratetype 'highatomic' is not modelled (no atomic reserves)")
+        raise ValueError(f"unknown migratetype {mt!r}; choose 'movable', 'unmovable' or 'reclaimable'")
+    if isinstance(mt, (bool, np.bool_)):
+        raise TypeError(f"migratetype must be a str or int, not bool ({mt!r})")
+    if isinstance(mt, (int, np.integer)):
+        if 0 <= int(mt) < MIGRATE_PCPTYPES:
+            return int(mt)
+        raise ValueError(f"migratetype {int(mt)} out of range; 0 unmovable, 1 movable, 2 reclaimable")
+    raise TypeError(f"migratetype must be a str or int, not {type(mt).__name__} ({mt!r})")
+
+
+def _as_int(value, what):
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{what} must be an int, not {type(value).__name__} ({value!r})")
+    return int(value)
+
+
+# ------------------------------------------------------------ PRNG for churn
+cdef inline u64 _splitmix64(u64 *s) noexcept nogil:
+    s[0] += <u64>0x9E3779B97F4A7C15ULL
+    cdef u64 z = s[0]
+    z = (z ^ (z >> 30)) * <u64>0xBF58476D1CE4E5B9ULL
+    z = (z ^ (z >> 27)) * <u64>0x94D049BB133111EBULL
+    return z ^ (z >> 31)
+
+
+cdef inline int _pick(const i64 *cum, int n, u64 r) noexcept nogil:
+    # index i with r % total < cum[i] (cum = cumulative weights, total = cum[n-1])
+    cdef u64 x = r % <u64>cum[n - 1]
+    cdef int i = 0
+    while <u64>cum[i] <= x:
+        i += 1
+    return i
+
+
+cdef class BuddyAllocator:
+    """BuddyAllocator(nr_pages, max_order, pageblock_order)
+
+    A zone of ``nr_pages`` frames (pfn 0..nr_pages-1), orders 0..max_order
+    (MAX_PAGE_ORDER, inclusive), pageblocks of ``pageblock_order``. At creation all
+    pageblocks are MIGRATE_MOVABLE and all memory is freed as at boot
+    (memblock __free_pages_memory: aligned blocks of at most MAX_PAGE_ORDER, the tail
+    as smaller blocks, each via __free_pages_core -> FPI_TO_TAIL).
+    """
+
+    def __cinit__(self, nr_pages, max_order, pageblock_order):
+        nr_pages = _as_int(nr_pages, "nr_pages")
+        max_order = _as_int(max_order, "max_order")
+        pageblock_order = _as_int(pageblock_order, "pageblock_order")
+        if nr_pages < 1 or nr_pages > 0x7FFFFFFF:
+            raise ValueError(f"nr_pages must be in 1..{0x7FFFFFFF} (int32 free-list links), got {nr_pages}")
+        if max_order < 0 or max_order > BUDDY_ORDER_LIMIT:
+            raise ValueError(f"max_order must be in 0..{BUDDY_ORDER_LIMIT}, got {max_order}")
+        if pageblock_order < 0 or pageblock_order > max_order:
+            raise ValueError(f"pageblock_order must be in 0..max_order={max_order}, got {pageblock_order}")
+        self.nr_pages = nr_pages
+        self.max_order = max_order
+        self.pageblock_order = pageblock_order
+        self.nr_pageblocks = (nr_pages + (1 << pageblock_order) - 1) >> pageblock_order
+        cdef int nlists = (max_order + 1) * MIGRATE_TYPES
+        self._next_a = np.full(nr_pages, -1, dtype=np.int32)
+        self._prev_a = np.full(nr_pages, -1, dtype=np.int32)
+        self._state_a = np.zeros(nr_pages, dtype=np.uint8)
+        # memmap_init_range: every pageblock starts MIGRATE_MOVABLE
+        self._pbmt_a = np.full(self.nr_pageblocks, MIGRATE_MOVABLE, dtype=np.uint8)
+        self._head_a = np.full(nlists, -1, dtype=np.int32)
+        self._tail_a = np.full(nlists, -1, dtype=np.int32)
+        self._nrfree_a = np.zeros(nlists, dtype=np.int64)
+        self._alloc_a = np.zeros(max_order + 1, dtype=np.int64)
+        self._fail_a = np.zeros(max_order + 1, dtype=np.int64)
+        self._frees_a = np.zeros(max_order + 1, dtype=np.int64)
+        cdef i32[::1] nx = self._next_a
+        cdef i32[::1] pv = self._prev_a
+        cdef u8[::1] st = self._state_a
+        cdef u8[::1] pb = self._pbmt_a
+        cdef i32[::1] hd = self._head_a
+        cdef i32[::1] tl = self._tail_a
+        cdef i64[::1] nf = self._nrfree_a
+        cdef i64[::1] na = self._alloc_a
+        cdef i64[::1] fl = self._fail_a
+        cdef i64[::1] fr = self._frees_a
+        self.next_ = &nx[0]
+        self.prev_ = &pv[0]
+        self.state = &st[0]
+        self.pb_mt = &pb[0]
+        self.head = &hd[0]
+        self.tail = &tl[0]
+        self.nr_free = &nf[0]
+        self.nr_alloc = &na[0]
+        self.nr_fail = &fl[0]
+        self.nr_frees = &fr[0]
+        self._boot_free()
+
+    def _boot_free(self):
+        # mm/memblock.c __free_pages_memory(0, nr_pages) -> memblock_free_pages ->
+        # __free_pages_core -> __free_pages_ok(FPI_TO_TAIL) -> free_one_page ->
+        # split_large_buddy
+        cdef i64 start = 0, end = self.nr_pages
+        cdef int order
+        with nogil:
+            while start < end:
+                if start:
+                    order = 0
+                    while not ((start >> order) & 1):
+                        order += 1                      # __ffs(start)
+                    if order > self.max_order:
+                        order = self.max_order
+                else:
+                    order = self.max_order
+                while start + (<i64>1 << order) > end:
+                    order -= 1
+                self._split_large_buddy(start, order, True)
+                start += <i64>1 << order
+
+    # ------------------------------------------------------------ free lists
+    cdef void _list_add(self, i64 pfn, int order, int mt, bint to_tail) noexcept nogil:
+        # __add_to_free_list + set_buddy_order
+        cdef int li = order * MIGRATE_TYPES + mt
+        cdef i32 p = <i32>pfn
+        cdef i32 old
+        if to_tail:
+            old = self.tail[li]
+            self.prev_[p] = old
+            self.next_[p] = -1
+            if old >= 0:
+                self.next_[old] = p
+            else:
+                self.head[li] = p
+            self.tail[li] = p
+        else:
+            old = self.head[li]
+            self.next_[p] = old
+            self.prev_[p] = -1
+            if old >= 0:
+                self.prev_[old] = p
+            else:
+                self.tail[li] = p
+            self.head[li] = p
+        self.nr_free[li] += 1
+        self.state[p] = <u8>(BUDDY_ST_FREE | (mt << BUDDY_MT_SHIFT) | order)
+
+    cdef void _list_del(self, i64 pfn, int order, int mt) noexcept nogil:
+        # __del_page_from_free_list: list_del, __ClearPageBuddy, set_page_private(0)
+        cdef int li = order * MIGRATE_TYPES + mt
+        cdef i32 p = <i32>pfn
+        cdef i32 n = self.next_[p]
+        cdef i32 pr = self.prev_[p]
+        if pr >= 0:
+            self.next_[pr] = n
+        else:
+            self.head[li] = n
+        if n >= 0:
+            self.prev_[n] = pr
+        else:
+            self.tail[li] = pr
+        self.next_[p] = -1
+        self.prev_[p] = -1
+        self.nr_free[li] -= 1
+        self.state[p] = 0
+
+    cdef bint _page_is_buddy(self, i64 pfn, int order) noexcept nogil:
+        # page_is_buddy(): PageBuddy, buddy_order == order, same zone (inside memory)
+        if pfn >= self.nr_pages:
+            return False
+        cdef u8 s = self.state[pfn]
+        return (s & BUDDY_ST_FREE) != 0 and (s & BUDDY_ORDER_MASK) == order
+
+    cdef void _change_pageblock_range(self, i64 pfn, int order, int mt) noexcept nogil:
+        # change_pageblock_range(pageblock_page, start_order, migratetype)
+        cdef i64 nr = <i64>1 << (order - self.pageblock_order)
+        cdef i64 pb = pfn >> self.pageblock_order
+        cdef i64 i
+        for i in range(nr):
+            self.pb_mt[pb + i] = <u8>mt
+
+    cdef i64 _nr_free_order(self, int order) noexcept nogil:
+        # zone->free_area[order].nr_free
+        cdef int li = order * MIGRATE_TYPES
+        return self.nr_free[li] + self.nr_free[li + 1] + self.nr_free[li + 2] + self.nr_free[li + 3]
+
+    # -------------------------------------------------------------- freeing
+    cdef void _free_one_page(self, i64 pfn, int order, int mt, bint fpi_to_tail) noexcept nogil:
+        # __free_one_page(page, pfn, zone, order, migratetype, fpi_flags)
+        cdef i64 buddy_pfn = 0, higher
+        cdef int buddy_mt
+        cdef bint to_tail
+        self.nr_free_pages += <i64>1 << order          # account_freepages
+        while order < self.max_order:
+            buddy_pfn = pfn ^ (<i64>1 << order)          # __find_buddy_pfn
+            if not self._page_is_buddy(buddy_pfn, order):
+                break                                    # goto done_merging
+            buddy_mt = mt
+            if order >= self.pageblock_order:
+                buddy_mt = self.pb_mt[buddy_pfn >> self.pageblock_order]
+                # migratetype_is_mergeable(): all modelled types (< PCPTYPES) are
+                if mt != buddy_mt and (mt >= MIGRATE_PCPTYPES or buddy_mt >= MIGRATE_PCPTYPES):
+                    break
+            self._list_del(buddy_pfn, order, buddy_mt)
+            if buddy_mt != mt:
+                # "Match buddy type. This ensures that an expand() down the line
+                # puts the sub-blocks on the right freelists."
+                self._change_pageblock_range(buddy_pfn, order, mt)
+            pfn = buddy_pfn & pfn
+            order += 1
+        # done_merging:
+        if fpi_to_tail:
+            to_tail = True
+        else:
+            # buddy_merge_likely(pfn, buddy_pfn, page, order)
+            to_tail = False
+            if order < self.max_order - 1:
+                higher = buddy_pfn & pfn
+                to_tail = self._page_is_buddy(higher ^ (<i64>1 << (order + 1)), order + 1)
+        self._list_add(pfn, order, mt, to_tail)
+
+    cdef void _split_large_buddy(self, i64 pfn, int order, bint fpi_to_tail) noexcept nogil:
+        # split_large_buddy(): free a multi-pageblock block one pageblock at a time,
+        # each with its own pageblock migratetype
+        cdef i64 end = pfn + (<i64>1 << order)
+        cdef int mt
+        if order > self.pageblock_order:
+            order = self.pageblock_order
+        while True:
+            mt = self.pb_mt[pfn >> self.pageblock_order]    # get_pfnblock_migratetype
+            self._free_one_page(pfn, order, mt, fpi_to_tail)
+            pfn += <i64>1 << order
+            if pfn == end:
+                break
+
+    cdef void free(self, i64 pfn, int order) noexcept nogil:
+        """__free_pages(page, order) without pcp: free_one_page(FPI_NONE)."""
+        if (pfn < 0 or pfn >= self.nr_pages or order < 0 or order > self.max_order
+                or (self.state[pfn] & (BUDDY_ST_ALLOC | BUDDY_ST_FREE | BUDDY_ORDER_MASK))
+                != (BUDDY_ST_ALLOC | order)):
+            self.nr_bad_free += 1          # bad_page(): leave the frame alone
+            return
+        self.state[pfn] = 0
+        self.nr_frees[order] += 1
+        self._split_large_buddy(pfn, order, False)
+
+    # ------------------------------------------------------------ allocation
+    cdef void _expand(self, i64 pfn, int low, int high, int mt) noexcept nogil:
+        # expand(zone, page, low, high, migratetype): the upper half goes back to
+        # the free list (head), the lower half is split further
+        cdef i64 size = <i64>1 << high
+        while high > low:
+            high -= 1
+            size >>= 1
+            self._list_add(pfn + size, high, mt, False)
+
+    cdef i64 _rmqueue_smallest(self, int order, int mt) noexcept nogil:
+        # __rmqueue_smallest + page_del_and_expand
+        cdef int cur
+        cdef i32 page
+        for cur in range(order, self.max_order + 1):
+            page = self.head[cur * MIGRATE_TYPES + mt]    # get_page_from_free_area
+            if page < 0:
+                continue
+            self._list_del(page, cur, mt)
+            self._expand(page, order, cur, mt)
+            self.nr_free_pages -= <i64>1 << order
+            return page
+        return -1
+
+    cdef i64 _try_to_claim_block(self, i64 page, int current_order, int order,
+                                 int start_type, int block_type) noexcept nogil:
+        # try_to_claim_block()
+        cdef i64 start, end, pfn, nr, free_pages = 0, movable_pages = 0, alike_pages
+        cdef u8 s
+        cdef int o
+        if current_order >= self.pageblock_order:
+            # Take ownership for orders >= pageblock_order
+            self._list_del(page, current_order, block_type)
+            self._change_pageblock_range(page, current_order, start_type)
+            self._expand(page, order, current_order, start_type)
+            self.nr_free_pages -= <i64>1 << order
+            return page
+        # boost_watermark(): watermarks are not modelled
+        # prep_move_freepages_block(): the whole pageblock must be in the zone
+        start = page & ~((<i64>1 << self.pageblock_order) - 1)
+        end = start + (<i64>1 << self.pageblock_order)
+        if end > self.nr_pages:
+            return -1
+        pfn = start
+        while pfn < end:
+            s = self.state[pfn]
+            if s & BUDDY_ST_FREE:
+                nr = <i64>1 << (s & BUDDY_ORDER_MASK)
+                free_pages += nr
+                pfn += nr
+                continue
+            if s & BUDDY_ST_ALLOC:
+                # PageLRU(page) || page_has_movable_ops(page): modelled as "allocated
+                # as MIGRATE_MOVABLE", counted for every frame of the block
+                nr = <i64>1 << (s & BUDDY_ORDER_MASK)
+                if ((s & BUDDY_MT_MASK) >> BUDDY_MT_SHIFT) == MIGRATE_MOVABLE:
+                    movable_pages += nr
+                pfn += nr
+                continue
+            pfn += 1
+        if start_type == MIGRATE_MOVABLE:
+            alike_pages = movable_pages
+        elif block_type == MIGRATE_MOVABLE:
+            alike_pages = (end - start) - (free_pages + movable_pages)
+        else:
+            alike_pages = 0
+        if free_pages + alike_pages >= ((end - start) >> 1):
+            # __move_freepages_block(zone, start_pfn, block_type, start_type)
+            pfn = start
+            while pfn < end:
+                s = self.state[pfn]
+                if not (s & BUDDY_ST_FREE):
+                    pfn += 1
+                    continue
+                o = s & BUDDY_ORDER_MASK
+                # move_to_free_list(): list_move_tail onto the new type's list
+                self._list_del(pfn, o, (s & BUDDY_MT_MASK) >> BUDDY_MT_SHIFT)
+                self._list_add(pfn, o, start_type, True)
+                pfn += <i64>1 << o
+            self.pb_mt[start >> self.pageblock_order] = <u8>start_type
+            return self._rmqueue_smallest(order, start_type)
+        return -1
+
+    cdef i64 _rmqueue_claim(self, int order, int start_mt) noexcept nogil:
+        # __rmqueue_claim(): largest fallback block first, claim its pageblock
+        cdef int cur, i, fb
+        cdef i64 page
+        for cur in range(self.max_order, order - 1, -1):
+            # find_suitable_fallback(area, cur, start_mt, claimable=true)
+            # should_try_claim_block(cur, start_mt), checked before emptiness
+            if not (cur >= self.pageblock_order or cur >= self.pageblock_order // 2
+                    or start_mt == MIGRATE_RECLAIMABLE or start_mt == MIGRATE_UNMOVABLE):
+                break                                        # FALLBACK_NOCLAIM
+            if self._nr_free_order(cur) == 0:
+                continue                                     # FALLBACK_EMPTY
+            fb = -1
+            for i in range(MIGRATE_PCPTYPES - 1):
+                if self.head[cur * MIGRATE_TYPES + FALLBACKS[start_mt][i]] >= 0:
+                    fb = FALLBACKS[start_mt][i]
+                    break
+            if fb < 0:
+                continue
+            page = self.head[cur * MIGRATE_TYPES + fb]
+            page = self._try_to_claim_block(page, cur, order, start_mt, fb)
+            if page >= 0:
+                self.nr_claimed += 1
+                return page
+        return -1
+
+    cdef i64 _rmqueue_steal(self, int order, int start_mt) noexcept nogil:
+        # __rmqueue_steal(): smallest fallback block, leave its pageblock type alone
+        cdef int cur, i, fb
+        cdef i32 page
+        for cur in range(order, self.max_order + 1):
+            if self._nr_free_order(cur) == 0:
+                continue
+            fb = -1
+            for i in range(MIGRATE_PCPTYPES - 1):
+                if self.head[cur * MIGRATE_TYPES + FALLBACKS[start_mt][i]] >= 0:
+                    fb = FALLBACKS[start_mt][i]
+                    break
+            if fb < 0:
+                continue
+            page = self.head[cur * MIGRATE_TYPES + fb]
+            self._list_del(page, cur, fb)                   # page_del_and_expand
+            self._expand(page, order, cur, fb)
+            self.nr_free_pages -= <i64>1 << order
+            self.nr_stolen += 1
+            return page
+        return -1
+
+    cdef i64 alloc(self, int order, int migratetype) noexcept nogil:
+        """__rmqueue(): own free lists, then claim a pageblock, then steal.
+        Returns the pfn or -1 (counted in nr_fail[order])."""
+        cdef i64 page
+        if order < 0 or order > self.max_order:
+            return -1
+        if migratetype < 0 or migratetype >= MIGRATE_PCPTYPES:
+            self.nr_fail[order] += 1
+            return -1
+        page = self._rmqueue_smallest(order, migratetype)
+        if page < 0:
+            page = self._rmqueue_claim(order, migratetype)
+            if page < 0:
+                page = self._rmqueue_steal(order, migratetype)
+        if page < 0:
+            self.nr_fail[order] += 1
+            return -1
+        self.state[page] = <u8>(BUDDY_ST_ALLOC | (migratetype << BUDDY_MT_SHIFT) | order)
+        self.nr_alloc[order] += 1
+        return page
+
+    cdef int split_alloc(self, i64 pfn, int order, int new_order) noexcept nogil:
+        """split_page()-like: an allocated order-`order` block at pfn becomes
+        2**(order-new_order) allocated blocks of new_order (same migratetype), to be
+        freed separately. Returns 0, or -1 if pfn is not such a block."""
+        cdef u8 s
+        cdef i64 i, step
+        if pfn < 0 or pfn >= self.nr_pages or new_order < 0 or new_order > order:
+            return -1
+        s = self.state[pfn]
+        if (s & (BUDDY_ST_ALLOC | BUDDY_ST_FREE | BUDDY_ORDER_MASK)) != (BUDDY_ST_ALLOC | order):
+            return -1
+        step = <i64>1 << new_order
+        i = 0
+        while i < (<i64>1 << order):
+            self.state[pfn + i] = <u8>((s & ~BUDDY_ORDER_MASK) | new_order)
+            i += step
+        return 0
+
+    cdef int alloc_order(self, i64 pfn) noexcept nogil:
+        """Order of the allocated block whose head is pfn, or -1."""
+        if pfn < 0 or pfn >= self.nr_pages:
+            return -1
+        cdef u8 s = self.state[pfn]
+        if s & BUDDY_ST_ALLOC:
+            return s & BUDDY_ORDER_MASK
+        return -1
+
+    cdef bint pfn_is_free(self, i64 pfn) noexcept nogil:
+        """Whether pfn lies in a free buddy block (like PageBuddy on its head)."""
+        cdef int k
+        cdef i64 h
+        cdef u8 s
+        if pfn < 0 or pfn >= self.nr_pages:
+            return False
+        for k in range(self.max_order + 1):
+            h = pfn & ~((<i64>1 << k) - 1)
+            s = self.state[h]
+            if s & BUDDY_ST_FREE and (s & BUDDY_ORDER_MASK) >= k:
+                return True
+            if s & BUDDY_ST_ALLOC and (s & BUDDY_ORDER_MASK) >= k:
+                return False
+        return False
+
+    # ============================================================ Python API
+    def _check_order(self, order):
+        order = _as_int(order, "order")
+        if order < 0 or order > self.max_order:
+            raise ValueError(f"order {order} out of range 0..{self.max_order} (MAX_PAGE_ORDER)")
+        return order
+
+    def _check_pfn(self, pfn):
+        pfn = _as_int(pfn, "pfn")
+        if pfn < 0 or pfn >= self.nr_pages:
+            raise ValueError(f"pfn {pfn} outside memory (0..{self.nr_pages - 1})")
+        return pfn
+
+    def describe(self, pfn):
+        """What the frame at pfn is: ('free', head, order, mt), ('allocated', head,
+        order, mt)."""
+        pfn = self._check_pfn(pfn)
+        cdef int k
+        cdef i64 h
+        cdef u8 s
+        for k in range(self.max_order + 1):
+            h = pfn & ~((<i64>1 << k) - 1)
+            s = self.state[h]
+            if (s & (BUDDY_ST_FREE | BUDDY_ST_ALLOC)) and (s & BUDDY_ORDER_MASK) >= k:
+                kind = "free" if s & BUDDY_ST_FREE else "allocated"
+                return (kind, h, s & BUDDY_ORDER_MASK,
+                        MIGRATETYPE_NAMES[(s & BUDDY_MT_MASK) >> BUDDY_MT_SHIFT].lower())
+        return ("unknown", pfn, -1, None)
+
+    def _why_not_allocated(self, pfn, order):
+        kind, head, o, mt = self.describe(pfn)
+        if kind == "free":
+            return f"it is free (in the free order-{o} block at pfn {head})"
+        if head == pfn:
+            return f"it is allocated at order {o}, not {order}"
+        return f"it is inside the order-{o} allocation at pfn {head}"
+
+    def alloc_pages(self, order, migratetype="movable"):
+        """Allocate 2**order frames; returns the pfn, or -1 when no block is free
+        (counted as a failure, never an exception)."""
+        order = self._check_order(order)
+        cdef int mt = migratetype_index(migratetype)
+        cdef int o = order
+        cdef i64 r
+        with nogil:
+            r = self.alloc(o, mt)
+        return r
+
+    def free_pages(self, pfn, order):
+        """Free the block allocated at pfn with this order (ValueError naming the pfn
+        when it is not exactly such an allocated block)."""
+        order = self._check_order(order)
+        pfn = self._check_pfn(pfn)
+        if pfn & ((1 << order) - 1):
+            raise ValueError(f"pfn {pfn} is not aligned to order {order}")
+        if self.alloc_order(pfn) != order:
+            raise ValueError(f"cannot free pfn {pfn} at order {order}: "
+                             + self._why_not_allocated(pfn, order))
+        self.free(pfn, order)
+
+    def split(self, pfn, order, new_order):
+        """Split the allocated order-`order` block at pfn into blocks of new_order
+        (as split_page() does for order 0); each is then freed on its own."""
+        order = self._check_order(order)
+        new_order = self._check_order(new_order)
+        pfn = self._check_pfn(pfn)
+        if new_order > order:
+            raise ValueError(f"new_order {new_order} > order {order}")
+        if self.split_alloc(pfn, order, new_order) < 0:
+            raise ValueError(f"cannot split pfn {pfn} at order {order}: "
+                             + self._why_not_allocated(pfn, order))
+
+    def alloc_batch(self, orders, migratetype="movable"):
+        """Allocate one block per entry of ``orders`` in one nogil loop; returns an
+        int64 array of pfns (-1 where the allocation failed). ``migratetype`` is one
+        name/int for all, or an array of ints (0..2) of the same length."""
+        o = np.asarray(orders)
+        if o.ndim != 1:
+            raise ValueError(f"orders must be one-dimensional, got shape {o.shape}")
+        if o.size and not np.issubdtype(o.dtype, np.integer):
+            raise TypeError(f"orders must be integers, got dtype {o.dtype}")
+        o = np.ascontiguousarray(o, dtype=np.int64)
+        if o.size:
+            bad = np.flatnonzero((o < 0) | (o > self.max_order))
+            if bad.size:
+                raise ValueError(f"order {int(o[bad[0]])} at index {int(bad[0])} out of range "
+                                 f"0..{self.max_order}")
+        if isinstance(migratetype, (str, int, np.integer)):
+            m = np.full(o.size, migratetype_index(migratetype), dtype=np.int8)
+        else:
+            m = np.asarray(migratetype)
+            if m.shape != o.shape:
+                raise ValueError(f"migratetype array shape {m.shape} != orders shape {o.shape}")
+            if m.size and not np.issubdtype(m.dtype, np.integer):
+                raise TypeError(f"migratetype array must be integers, got dtype {m.dtype}")
+            if m.size and ((m < 0) | (m >= MIGRATE_PCPTYPES)).any():
+                bad = np.flatnonzero((m < 0) | (m >= MIGRATE_PCPTYPES))
+                raise ValueError(f"migratetype {int(m[bad[0]])} at index {int(bad[0])} out of range 0..2")
+            m = np.ascontiguousarray(m, dtype=np.int8)
+        out = np.empty(o.size, dtype=np.int64)
+        cdef i64[::1] ov = o
+        cdef signed char[::1] mv = m
+        cdef i64[::1] res = out
+        cdef Py_ssize_t i, n = o.size
+        with nogil:
+            for i in range(n):
+                res[i] = self.alloc(<int>ov[i], mv[i])
+        return out
+
+    def free_batch(self, pfns, orders):
+        """Free blocks (pfns[i], orders[i]) in order in one nogil loop. Stops at the
+        first entry that is not an allocated block of that order and raises
+        ValueError naming it; the entries before it stay freed."""
+        p = np.asarray(pfns)
+        o = np.asarray(orders)
+        if p.ndim != 1 or p.shape != o.shape:
+            raise ValueError(f"pfns and orders must be 1-D of equal length, got {p.shape} and {o.shape}")
+        if p.size and not (np.issubdtype(p.dtype, np.integer) and np.issubdtype(o.dtype, np.integer)):
+            raise TypeError(f"pfns and orders must be integer arrays, got {p.dtype} and {o.dtype}")
+        p = np.ascontiguousarray(p, dtype=np.int64)
+        o = np.ascontiguousarray(o, dtype=np.int64)
+        cdef i64[::1] pv = p
+        cdef i64[::1] ov = o
+        cdef Py_ssize_t i, n = p.size, bad = -1
+        cdef i64 pfn
+        cdef i64 order
+        with nogil:
+            for i in range(n):
+                pfn = pv[i]
+                order = ov[i]
+                if (order < 0 or order > self.max_order or pfn < 0 or pfn >= self.nr_pages
+                        or self.alloc_order(pfn) != order):
+                    bad = i
+                    break
+                self.free(pfn, <int>order)
+        if bad >= 0:
+            pfn = pv[bad]
+            order = ov[bad]
+            if order < 0 or order > self.max_order:
+                raise ValueError(f"order {order} at index {bad} out of range 0..{self.max_order}")
+            if pfn < 0 or pfn >= self.nr_pages:
+                raise ValueError(f"pfn {pfn} at index {bad} outside memory (0..{self.nr_pages - 1})")
+            raise ValueError(f"cannot free pfn {pfn} at order {order} (index {bad}): "
+                             + self._why_not_allocated(pfn, order))
+
+    # ------------------------------------------------------------- inspection
+    def free_blocks(self, by_migratetype=False):
+        """Free block counts per order (zone->free_area[order].nr_free), or with
+        by_migratetype=True an array [migratetype, order] as /proc/pagetypeinfo."""
+        a = np.asarray(self._nrfree_a).reshape(self.max_order + 1, MIGRATE_TYPES).T.copy()
+        return a if by_migratetype else a.sum(axis=0)
+
+    def free_pages_per_order(self):
+        """Free pages held in blocks of each order (nr_free[order] << order)."""
+        return self.free_blocks() << np.arange(self.max_order + 1, dtype=np.int64)
+
+    def free_list(self, order, migratetype):
+        """The pfns on one free list, head first (the order Linux allocates them)."""
+        order = self._check_order(order)
+        cdef int mt
+        if isinstance(migratetype, str) and migratetype.strip().lower() == "highatomic":
+            mt = MIGRATE_HIGHATOMIC
+        else:
+            mt = migratetype_index(migratetype)
+        out = []
+        cdef i32 p = self.head[order * MIGRATE_TYPES + mt]
+        cdef i64 guard = 0
+        while p >= 0 and guard <= self.nr_pages:
+            out.append(p)
+            p = self.next_[p]
+            guard += 1
+        return np.array(out, dtype=np.int64)
+
+    def pageblock_migratetypes(self):
+        """Copy of the per-pageblock migratetype array (uint8, 0..2)."""
+        return np.array(self._pbmt_a, copy=True)
+
+    def pageblock_counts(self):
+        """Pageblocks of each migratetype ("Number of blocks type" in pagetypeinfo)."""
+        return np.bincount(np.asarray(self._pbmt_a), minlength=MIGRATE_TYPES).astype(np.int64)
+
+    def frame_state(self):
+        """Read-only view of the per-frame state byte (head: FREE 0x40 / ALLOC 0x80
+        | migratetype << 4 | order; 0 elsewhere)."""
+        v = np.asarray(self._state_a).view()
+        v.flags.writeable = False
+        return v
+
+    def unusable_index(self, permille=False):
+        """mm/vmstat.c unusable_free_index() per order: the fraction of free memory
+        in blocks smaller than the order. As the kernel's integer 0..1000 with
+        permille=True (what /sys/kernel/debug/extfrag/unusable_index prints as
+        %d.%03d), else that integer / 1000 as floats."""
+        blocks = self.free_blocks()
+        orders = np.arange(self.max_order + 1, dtype=np.int64)
+        free_pages = int((blocks << orders).sum())
+        out = np.empty(self.max_order + 1, dtype=np.int64)
+        for k in range(self.max_order + 1):
+            if free_pages == 0:
+                out[k] = 1000
+                continue
+            # fill_contig_page_info(): free_blocks_suitable in units of order k
+            suitable = int((blocks[k:] << (orders[k:] - k)).sum())
+            out[k] = ((free_pages - (suitable << k)) * 1000) // free_pages
+        return out if permille else out / 1000.0
+
+    def unusable_index_text(self, node=0, zone="Normal"):
+        """As /sys/kernel/debug/extfrag/unusable_index (unusable_show_print)."""
+        idx = self.unusable_index(permille=True)
+        return (f"Node {node}, zone {zone:>8s} "
+                + "".join(f"{int(i) // 1000}.{int(i) % 1000:03d} " for i in idx) + "\n")
+
+    def buddyinfo(self, node=0, zone="Normal"):
+        """One line as /proc/buddyinfo (frag_show_print): free blocks per order."""
+        return (f"Node {node}, zone {zone:>8s} "
+                + "".join(f"{int(n):6d} " for n in self.free_blocks()) + "\n")
+
+    def pagetypeinfo(self, node=0, zone="Normal"):
+        """As /proc/pagetypeinfo (pagetypeinfo_showfree + showblockcount), with the
+        kernel's cap: counts of 100000 or more print as '>100000'."""
+        per = self.free_blocks(by_migratetype=True)
+        lines = [f"Page block order: {self.pageblock_order}",
+                 f"Pages per block:  {1 << self.pageblock_order}", "",
+                 f"{'Free pages count per migrate type at order':<43s} "
+                 + "".join(f"{o:6d} " for o in range(self.max_order + 1))]
+        for mt in range(MIGRATE_TYPES):
+            row = f"Node {node:4d}, zone {zone:>8s}, type {MIGRATETYPE_NAMES[mt]:>12s} "
+            for n in per[mt]:
+                n = int(n)
+                row += (">" + f"{100000:6d} ") if n >= 100000 else f"{n:6d} "
+            lines.append(row)
+        lines.append("")
+        lines.append(f"{'Number of blocks type ':<23s}"
+                     + "".join(f"{MIGRATETYPE_NAMES[mt]:>12s} " for mt in range(MIGRATE_TYPES)))
+        counts = self.pageblock_counts()
+        lines.append(f"Node {node}, zone {zone:>8s} " + "".join(f"{int(c):12d} " for c in counts))
+        return "\n".join(lines) + "\n"
+
+    def stats(self):
+        """Counters: allocs/failures/frees per order (int64 arrays), nr_free pages,
+        free blocks per order, pageblock claims and steals (extfrag events),
+        bad frees from C callers."""
+        return {
+            "nr_pages": self.nr_pages,
+            "nr_free": self.nr_free_pages,
+            "nr_allocated": self.nr_pages - self.nr_free_pages,
+            "allocs": np.array(self._alloc_a, copy=True),
+            "failures": np.array(self._fail_a, copy=True),
+            "frees": np.array(self._frees_a, copy=True),
+            "free_blocks": self.free_blocks(),
+            "claimed": self.nr_claimed,
+            "stolen": self.nr_stolen,
+            "bad_frees": self.nr_bad_free,
+        }
+
+    @property
+    def bytes_per_frame(self):
+        """Per-frame bytes of allocator state (next + prev + state)."""
+        return 4 + 4 + 1
+
+    @property
+    def nbytes(self):
+        """Bytes of all allocator arrays."""
+        return sum(a.nbytes for a in (self._next_a, self._prev_a, self._state_a, self._pbmt_a,
+                                      self._head_a, self._tail_a, self._nrfree_a,
+                                      self._alloc_a, self._fail_a, self._frees_a))
+
+    # ------------------------------------------------------------------ churn
+    def churn(self, seed, steps, orders=None, weights=None,
+              migratetypes=("movable", "unmovable", "reclaimable"), mt_weights=(16, 3, 1),
+              fill=0.75, free_prob=0.25):
+        """Age memory with a seeded mix of allocations and frees (one nogil loop).
+
+        Each step draws r1 from splitmix64(seed). If blocks from this churn are live
+        and either allocated memory (all of it, nr_pages - nr_free) has reached
+        ``fill`` * nr_pages or r1 % 10**6 < free_prob * 10**6, it frees a random
+        live block (index r2 % live, swap-removed). Otherwise it allocates an
+        order drawn from ``orders`` (default 0..min(4, max_order)) by integer
+        ``weights`` (default equal) (r2) with a migratetype
+        drawn from ``migratetypes`` by ``mt_weights`` (r3); a failure is counted
+        and nothing is kept. Random frees among mixed orders and types leave holes
+        that split high-order blocks: watch buddyinfo()/unusable_index().
+
+        The blocks still live at the end stay allocated and are returned
+        (``live_pfns``, ``live_orders``) so they can be freed with free_batch().
+        Returns a dict with allocs, failures, frees and failures_per_order.
+        """
+        seed = _as_int(seed, "seed")
+        steps = _as_int(steps, "steps")
+        if steps < 0:
+            raise ValueError(f"steps must be >= 0, got {steps}")
+        if orders is None:
+            orders = range(min(4, self.max_order) + 1)
+        elif isinstance(orders, (int, np.integer)):
+            orders = (orders,)
+        ol = [self._check_order(x) for x in orders]
+        if not ol:
+            raise ValueError("orders must not be empty")
+        wl = [1] * len(ol) if weights is None else [_as_int(w, "weight") for w in weights]
+        if len(wl) != len(ol) or any(w < 0 for w in wl) or sum(wl) == 0:
+            raise ValueError(f"weights {weights!r} must be non-negative ints, one per order, not all 0")
+        if isinstance(migratetypes, (str, int, np.integer)):
+            migratetypes = (migratetypes,)
+        ml = [migratetype_index(x) for x in migratetypes]
+        if not ml:
+            raise ValueError("migratetypes must not be empty")
+        mwl = [1] * len(ml) if mt_weights is None else [_as_int(w, "mt_weight") for w in mt_weights]
+        if len(mwl) != len(ml) or any(w < 0 for w in mwl) or sum(mwl) == 0:
+            raise ValueError(f"mt_weights {mt_weights!r} must be non-negative ints, one per migratetype, not all 0")
+        if not (0.0 <= fill <= 1.0):
+            raise ValueError(f"fill must be in [0, 1], got {fill!r}")
+        if not (0.0 <= free_prob <= 1.0):
+            raise ValueError(f"free_prob must be in [0, 1], got {free_prob!r}")
+        cdef i64 target = <i64>(fill * self.nr_pages)
+        cdef u64 free_ppm = <u64>round(free_prob * 1000000)
+        o_a = np.array(ol, dtype=np.int64)
+        ocum_a = np.cumsum(np.array(wl, dtype=np.int64))
+        m_a = np.array(ml, dtype=np.int64)
+        mcum_a = np.cumsum(np.array(mwl, dtype=np.int64))
+        cap = min(steps, self.nr_pages) + 1
+        live_p = np.empty(cap, dtype=np.int64)
+        live_o = np.empty(cap, dtype=np.int8)
+        fails = np.zeros(self.max_order + 1, dtype=np.int64)
+        cdef i64[::1] ov = o_a, ocum = ocum_a, mv = m_a, mcum = mcum_a, lp = live_p, fv = fails
+        cdef signed char[::1] lo = live_o
+        cdef int no = len(ol), nm = len(ml), order, mt
+        cdef u64 rng = <u64>(seed & 0xFFFFFFFFFFFFFFFF), r1, r2
+        cdef i64 step, nsteps = steps, n_live = 0, j, pfn, nalloc = 0, nfail = 0, nfree = 0
+        with nogil:
+            for step in range(nsteps):
+                r1 = _splitmix64(&rng)
+                if n_live > 0 and ((self.nr_pages - self.nr_free_pages) >= target
+                                   or r1 % 1000000 < free_ppm):
+                    j = <i64>(_splitmix64(&rng) % <u64>n_live)
+                    self.free(lp[j], lo[j])
+                    n_live -= 1
+                    lp[j] = lp[n_live]
+                    lo[j] = lo[n_live]
+                    nfree += 1
+                else:
+                    order = <int>ov[_pick(&ocum[0], no, _splitmix64(&rng))]
+                    mt = <int>mv[_pick(&mcum[0], nm, _splitmix64(&rng))]
+                    pfn = self.alloc(order, mt)
+                    if pfn < 0:
+                        nfail += 1
+                        fv[order] += 1
+                    else:
+                        lp[n_live] = pfn
+                        lo[n_live] = <signed char>order
+                        n_live += 1
+                        nalloc += 1
+        return {"allocs": nalloc, "failures": nfail, "frees": nfree,
+                "failures_per_order": fails,
+                "live_pfns": live_p[:n_live].copy(),
+                "live_orders": live_o[:n_live].astype(np.int64)}
+
+    # ------------------------------------------------------------------ check
+    def check(self):
+        """Walk every free list and every frame; raise AssertionError naming the
+        first broken invariant: links consistent (prev/next, head/tail), each free
+        block aligned, inside memory, on the list of its pageblock's migratetype,
+        no overlap between blocks, no free buddy pair that should have merged,
+        nr_free per list and NR_FREE_PAGES equal a recount, no bad C-level frees."""
+        cdef i64 nr = self.nr_pages
+        cdef int order, mt, li, nlists = (self.max_order + 1) * MIGRATE_TYPES
+        cdef i32 p, prev
+        cdef i64 count, total_free = 0, listed = 0, size, b
+        cdef u8 s
+        if self.nr_bad_free:
+            raise AssertionError(f"{self.nr_bad_free} bad frees from C callers "
+                                 "(pfn not an allocated head of that order)")
+        onlist = np.zeros(nr, dtype=np.uint8)
+        cdef u8[::1] ol = onlist
+        for order in range(self.max_order + 1):
+            size = <i64>1 << order
+            for mt in range(MIGRATE_TYPES):
+                li = order * MIGRATE_TYPES + mt
+                p = self.head[li]
+                prev = -1
+                count = 0
+                while p >= 0:
+                    if p >= nr:
+                        raise AssertionError(f"free list (order {order}, {MIGRATETYPE_NAMES[mt]}) "
+                                             f"links to pfn {p} outside memory")
+                    if ol[p]:
+                        raise AssertionError(f"pfn {p} is on a free list twice (or the list "
+                                             f"order {order} {MIGRATETYPE_NAMES[mt]} loops)")
+                    ol[p] = 1
+                    if self.prev_[p] != prev:
+                        raise AssertionError(f"pfn {p} on list (order {order}, {MIGRATETYPE_NAMES[mt]}): "
+                                             f"prev is {self.prev_[p]}, expected {prev}")
+                    s = self.state[p]
+                    if s != (BUDDY_ST_FREE | (mt << BUDDY_MT_SHIFT) | order):
+                        raise AssertionError(f"pfn {p} on list (order {order}, {MIGRATETYPE_NAMES[mt]}) "
+                                             f"has state {s:#04x}, expected "
+                                             f"{BUDDY_ST_FREE | (mt << BUDDY_MT_SHIFT) | order:#04x}")
+                    if p & (size - 1):
+                        raise AssertionError(f"free block pfn {p} order {order} is not aligned")
+                    if p + size > nr:
+                        raise AssertionError(f"free block pfn {p} order {order} runs past the "
+                                             f"end of memory ({nr} pages)")
+                    if mt >= MIGRATE_PCPTYPES:
+                        raise AssertionError(f"free block pfn {p} on the {MIGRATETYPE_NAMES[mt]} list")
+                    if order >= self.pageblock_order:
+                        for b in range(p >> self.pageblock_order, (p + size) >> self.pageblock_order):
+                            if self.pb_mt[b] != mt:
+                                raise AssertionError(
+                                    f"free block pfn {p} order {order} on the {MIGRATETYPE_NAMES[mt]} "
+                                    f"list covers pageblock {b} of type "
+                                    f"{MIGRATETYPE_NAMES[self.pb_mt[b]]}")
+                    elif self.pb_mt[p >> self.pageblock_order] != mt:
+                        raise AssertionError(
+                            f"free block pfn {p} order {order} on the {MIGRATETYPE_NAMES[mt]} list "
+                            f"lies in pageblock {p >> self.pageblock_order} of type "
+                            f"{MIGRATETYPE_NAMES[self.pb_mt[p >> self.pageblock_order]]}")
+                    # __free_one_page would have merged it with a free buddy
+                    if order < self.max_order:
+                        b = p ^ size
+                        if self._page_is_buddy(b, order) and (
+                                order < self.pageblock_order
+                                or self.pb_mt[b >> self.pageblock_order] < MIGRATE_PCPTYPES):
+                            raise AssertionError(f"free blocks pfn {min(p, b)} and {max(p, b)} "
+                                                 f"(order {order}) are buddies and were not merged")
+                    count += 1
+                    total_free += size
+                    prev = p
+                    p = self.next_[p]
+                if self.tail[li] != prev:
+                    raise AssertionError(f"free list (order {order}, {MIGRATETYPE_NAMES[mt]}) tail is "
+                                         f"{self.tail[li]}, last element is {prev}")
+                if self.nr_free[li] != count:
+                    raise AssertionError(f"nr_free (order {order}, {MIGRATETYPE_NAMES[mt]}) is "
+                                         f"{self.nr_free[li]}, recount {count}")
+        if total_free != self.nr_free_pages:
+            raise AssertionError(f"NR_FREE_PAGES is {self.nr_free_pages}, free lists hold {total_free}")
+        # every frame belongs to exactly one block: walk heads from pfn 0
+        cdef i64 pfn = 0
+        while pfn < nr:
+            s = self.state[pfn]
+            if s & BUDDY_ST_FREE:
+                if not ol[pfn]:
+                    raise AssertionError(f"pfn {pfn} is marked free (order {s & BUDDY_ORDER_MASK}) "
+                                         "but is on no free list")
+            elif s & BUDDY_ST_ALLOC:
+                size = <i64>1 << (s & BUDDY_ORDER_MASK)
+                if pfn & (size - 1) or pfn + size > nr:
+                    raise AssertionError(f"allocated block pfn {pfn} order {s & BUDDY_ORDER_MASK} "
+                                         "is misaligned or runs past memory")
+            else:
+                raise AssertionError(f"pfn {pfn} is inside no block (expected a block head "
+                                     "after the previous block)")
+            size = <i64>1 << (s & BUDDY_ORDER_MASK)
+            for b in range(pfn + 1, pfn + size):
+                if self.state[b] != 0:
+                    raise AssertionError(f"pfn {b} inside the block at pfn {pfn} (order "
+                                         f"{s & BUDDY_ORDER_MASK}) has state {self.state[b]:#04x}: "
+                                         "blocks overlap")
+            pfn += size
+        return True
