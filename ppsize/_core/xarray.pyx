@@ -1,0 +1,1417 @@
+# cython: freethreading_compatible = False
+"""XArray: the page cache index (lib/xarray.c, include/linux/xarray.h).
+
+A faithful model of the Linux XArray with XA_CHUNK_SHIFT = 6 (CONFIG_BASE_SMALL=n) and
+CONFIG_XARRAY_MULTI: 64-slot nodes, multi-index (sibling) entries, three marks propagated to
+the ancestors, xa_head holding a lone entry at index 0, xas_expand / xas_shrink /
+xas_delete_node / xas_free_nodes so that the node count matches Linux, xas_find_conflict,
+xas_split and xas_try_split. The kernel source followed is lib/xarray.c as of the
+linux-mm tree in 2025 (after "xarray: add xas_try_split()" and xas_try_split_min_order(),
+v6.15+), and __filemap_add_folio from the same tree (mm/filemap.c), which splits a larger
+shadow entry with xas_try_split() one step at a time.
+
+Storage: node pools are NumPy arrays (slots: 64 x u64 per node, marks: 3 x u64 bitmaps per
+node, parent/shift/offset/count/nr_values per node), a free-node list, growth by doubling.
+No Python object per node or per entry.
+
+Entry encoding (u64): 0 = NULL; odd = value entry (xa_mk_value); (e & 3) == 2 = internal
+(xa_is_internal): sibling entries (offset << 2 | 2, offset < 63) and node entries
+((id + 2048) << 2 | 2, > 4096), never accepted from callers (xa_store's -EINVAL);
+everything else is a "pointer" (real entry), e.g. a folio pfn << 2.
+
+Deviations from Linux, all outside the paths the page cache uses:
+- find()/find_marked()/items() report the first index of each entry (its canonical slot),
+  also for an entry straddling the start index (xa_find leaves *indexp at the start there,
+  and xas_find can report an index inside a multi-index entry); they are clean walks written
+  after xas_find / xas_find_marked, not line-by-line ports.
+- A store of a smaller order into a larger multi-index entry replaces the value and keeps the
+  larger order, as Linux does, but nr_values is fixed up for the sibling slots too (Linux only
+  accounts the canonical slot there, so its nr_values can drift).
+- Allocation never fails: no -ENOMEM from xas_alloc (GFP_NOWAIT in xas_try_split always
+  succeeds); xas_split's "really large entries" refusal is kept (-ENOMEM, as
+  xas_split_alloc's WARN path).
+- No RCU: freed slots are not set to XA_RETRY_ENTRY; no XA_ZERO_ENTRY, no XA_FREE_MARK
+  (XA_FLAGS_TRACK_FREE), no xa_update callback (workingset shadow-node LRU).
+"""
+import numpy as np
+cimport numpy as cnp
+from libc.string cimport memset, memcpy
+from cpython.object cimport PyObject
+from ppsize._core._types cimport u64, i64, i32, u8
+
+cnp.import_array()
+
+cdef extern from *:
+    """
+    static inline int ppsize_ctz64(unsigned long long x) { return __builtin_ctzll(x); }
+    """
+    int ppsize_ctz64(unsigned long long x) nogil
+
+
+cdef enum:
+    XAS_NULL = -1       # xa_node == NULL: operating on xa_head
+    XAS_RESTART = -2    # XAS_RESTART: not walked yet
+    XAS_BOUNDS = -3     # XAS_BOUNDS: index outside the tree
+    XAS_ERROR = -4      # XA_ERROR(err): err in xas.err
+    NODE_FREE = 255     # shift of a node on the free list
+    NODE_BIAS = 2048    # node entry = (id + NODE_BIAS) << 2 | 2  (> 4096: xa_is_node)
+
+MARK_NAMES = {"dirty": 0, "writeback": 1, "towrite": 2}
+# PAGECACHE_TAG_* (include/linux/fs.h): XA_MARK_0/1/2
+PAGECACHE_TAG_DIRTY = 0
+PAGECACHE_TAG_WRITEBACK = 1
+PAGECACHE_TAG_TOWRITE = 2
+EEXIST = XA_EEXIST
+EINVAL = XA_EINVAL
+ENOMEM = XA_ENOMEM
+NODE_BYTES = XA_NODE_BYTES
+NODES_PER_SLAB = XA_NODES_PER_SLAB
+MAX_PAGECACHE_ORDER = {4096: 9, 16384: 11, 65536: 11}   # min(11, PMD order) per PAGE_SIZE
+
+
+# include/linux/xarray.h entry classification
+cdef inline bint xa_is_value(u64 e) noexcept nogil:
+    return (e & 1) != 0
+
+cdef inline bint xa_is_internal(u64 e) noexcept nogil:
+    return (e & 3) == 2
+
+cdef inline bint xa_is_node(u64 e) noexcept nogil:
+    return (e & 3) == 2 and e > 4096
+
+cdef inline bint xa_is_sibling(u64 e) noexcept nogil:
+    # xa_is_internal(entry) && entry < xa_mk_sibling(XA_CHUNK_SIZE - 1)
+    return (e & 3) == 2 and e < ((XA_CHUNK_SIZE - 1) << 2 | 2)
+
+cdef inline u64 xa_mk_sibling(u64 offset) noexcept nogil:
+    return (offset << 2) | 2
+
+cdef inline int xa_to_sibling(u64 e) noexcept nogil:
+    return <int>(e >> 2)
+
+cdef inline u64 xa_mk_node(i32 node) noexcept nogil:
+    return ((<u64>node + NODE_BIAS) << 2) | 2
+
+cdef inline i32 xa_to_node(u64 e) noexcept nogil:
+    return <i32>((e >> 2) - NODE_BIAS)
+
+cdef inline bint xas_invalid(xa_state *xas) noexcept nogil:
+    return xas.xa_node < XAS_NULL
+
+cdef inline bint xas_top(i32 node) noexcept nogil:
+    return XAS_BOUNDS <= node <= XAS_NULL
+
+cdef inline void xas_set_err(xa_state *xas, int err) noexcept nogil:
+    xas.xa_node = XAS_ERROR
+    xas.err = err
+
+cdef inline void xas_set_order(xa_state *xas, u64 index, int order) noexcept nogil:
+    # include/linux/xarray.h xas_set_order
+    xas.xa_index = (index >> order) << order if order < 64 else 0
+    xas.xa_shift = order - order % XA_CHUNK_SHIFT
+    xas.xa_sibs = (1 << (order % XA_CHUNK_SHIFT)) - 1
+    xas.xa_offset = 0
+    xas.xa_node = XAS_RESTART
+    xas.err = 0
+
+cdef inline u64 max_index_of(u64 index_span_shift) noexcept nogil:
+    # (XA_CHUNK_SIZE << shift) - 1, wrapping to ~0 for shift 60 exactly like unsigned long
+    return ((<u64>XA_CHUNK_SIZE) << index_span_shift) - 1
+
+cdef inline int xas_try_split_min_order(int order) noexcept nogil:
+    # lib/xarray.c xas_try_split_min_order
+    if order % XA_CHUNK_SHIFT == 0:
+        return 0 if order == 0 else order - 1
+    return order - (order % XA_CHUNK_SHIFT)
+
+
+def _as_u64(x, what):
+    if isinstance(x, (bool, np.bool_)) or not isinstance(x, (int, np.integer)):
+        raise TypeError(f"{what} must be an int, got {x!r}")
+    x = int(x)
+    if x < 0 or x >= (1 << 64):
+        raise ValueError(f"{what} {x} out of range [0, 2**64)")
+    return x
+
+
+def _as_order(x, what="order"):
+    if isinstance(x, (bool, np.bool_)) or not isinstance(x, (int, np.integer)):
+        raise TypeError(f"{what} must be an int, got {x!r}")
+    x = int(x)
+    if x < 0 or x > 63:
+        raise ValueError(f"{what} {x} out of range 0..63")
+    return x
+
+
+def _as_entry(x):
+    x = _as_u64(x, "entry")
+    if (x & 3) == 2:
+        raise ValueError(f"entry {x:#x} is an internal entry (entry & 3 == 2, xa_is_internal): "
+                         "use a value entry (odd) or a pointer-like entry (e.g. pfn << 2)")
+    return x
+
+
+def _as_mark(mark):
+    if isinstance(mark, str):
+        m = MARK_NAMES.get(mark.lower())
+        if m is None:
+            raise ValueError(f"unknown mark {mark!r}: use 0/1/2 or 'dirty'/'writeback'/'towrite'")
+        return m
+    if isinstance(mark, (bool, np.bool_)) or not isinstance(mark, (int, np.integer)):
+        raise TypeError(f"mark must be 0/1/2 or a name, got {mark!r}")
+    if not 0 <= int(mark) < XA_MAX_MARKS:
+        raise ValueError(f"unknown mark {mark!r}: use 0/1/2 or 'dirty'/'writeback'/'towrite'")
+    return int(mark)
+
+
+def _as_index_array(a, what="indices"):
+    arr = np.asarray(a)
+    if arr.dtype.kind not in "iu":
+        if arr.size == 0:
+            return np.zeros(0, dtype=np.uint64)
+        raise TypeError(f"{what} must be an integer array, got dtype {arr.dtype}")
+    if arr.dtype.kind == "i" and arr.size and arr.min() < 0:
+        raise ValueError(f"{what} contains a negative value {int(arr.min())}")
+    return np.ascontiguousarray(arr.reshape(-1), dtype=np.uint64)
+
+
+cdef class XArray:
+    """An XArray of u64 entries (0 = empty; odd = value entry; (e & 3) == 2 refused).
+
+    Python methods validate their arguments; the cdef methods (see xarray.pxd) are the
+    nogil interface for other kernels.
+    """
+
+    def __cinit__(self, i64 capacity=64):
+        self.head = 0
+        self.head_marks = 0
+        self.nr_nodes = 0
+        self.nr_nodes_allocated = 0
+        self.nr_nodes_freed = 0
+        self.cap = 0
+        self.used = 0
+        self.free_head = -1
+        self.hint = -1
+        self.hint_base = 0
+        self._resize(max(capacity, 16))
+
+    # ---------------------------------------------------------------- node pool
+    def _resize(self, i64 newcap):
+        slots = np.zeros(newcap * XA_CHUNK_SIZE, dtype=np.uint64)
+        marks = np.zeros(newcap * XA_MAX_MARKS, dtype=np.uint64)
+        parent = np.full(newcap, -1, dtype=np.int32)
+        shift = np.full(newcap, NODE_FREE, dtype=np.uint8)
+        offset = np.zeros(newcap, dtype=np.uint8)
+        count = np.zeros(newcap, dtype=np.uint8)
+        nrv = np.zeros(newcap, dtype=np.uint8)
+        if self.cap:
+            slots[:self.cap * XA_CHUNK_SIZE] = self._slots_a
+            marks[:self.cap * XA_MAX_MARKS] = self._marks_a
+            parent[:self.cap] = self._parent_a
+            shift[:self.cap] = self._shift_a
+            offset[:self.cap] = self._offset_a
+            count[:self.cap] = self._count_a
+            nrv[:self.cap] = self._nrv_a
+        self._slots_a, self._marks_a, self._parent_a = slots, marks, parent
+        self._shift_a, self._offset_a, self._count_a, self._nrv_a = shift, offset, count, nrv
+        self.slots = <u64 *>cnp.PyArray_DATA(slots)
+        self.marks = <u64 *>cnp.PyArray_DATA(marks)
+        self.parent = <i32 *>cnp.PyArray_DATA(parent)
+        self.shift = <u8 *>cnp.PyArray_DATA(shift)
+        self.offset = <u8 *>cnp.PyArray_DATA(offset)
+        self.count = <u8 *>cnp.PyArray_DATA(count)
+        self.nr_values = <u8 *>cnp.PyArray_DATA(nrv)
+        self.cap = newcap
+
+    cdef int _grow(self) noexcept nogil:
+        with gil:
+            try:
+                self._resize(self.cap * 2)
+            except MemoryError:
+                return -XA_ENOMEM
+        return 0
+
+    cdef i32 _node_alloc(self) noexcept nogil:
+        # kmem_cache_alloc(radix_tree_node_cachep): a zeroed node (slots and marks clear)
+        cdef i32 node
+        if self.free_head >= 0:
+            node = self.free_head
+            self.free_head = self.parent[node]
+        else:
+            if self.used == self.cap and self._grow() != 0:
+                return -1
+            node = <i32>self.used
+            self.used += 1
+        memset(&self.slots[<i64>node * XA_CHUNK_SIZE], 0, XA_CHUNK_SIZE * sizeof(u64))
+        memset(&self.marks[<i64>node * XA_MAX_MARKS], 0, XA_MAX_MARKS * sizeof(u64))
+        self.parent[node] = -1
+        self.shift[node] = 0
+        self.offset[node] = 0
+        self.count[node] = 0
+        self.nr_values[node] = 0
+        self.nr_nodes += 1
+        self.nr_nodes_allocated += 1
+        return node
+
+    cdef void _node_free(self, i32 node) noexcept nogil:
+        # xa_node_free (call_rcu -> radix_tree_node_rcu_free)
+        if node == self.hint:
+            self.hint = -1
+        self.shift[node] = NODE_FREE
+        self.parent[node] = self.free_head
+        self.free_head = node
+        self.nr_nodes -= 1
+        self.nr_nodes_freed += 1
+
+    # ---------------------------------------------------------------- walking
+    cdef u64 xas_start(self, xa_state *xas) noexcept nogil:
+        # lib/xarray.c xas_start (always from a fresh state here)
+        cdef u64 entry
+        if xas.xa_node == XAS_ERROR:
+            return 0
+        entry = self.head
+        if not xa_is_node(entry):
+            if xas.xa_index:
+                xas.xa_node = XAS_BOUNDS
+                return 0
+        elif (xas.xa_index >> self.shift[xa_to_node(entry)]) > XA_CHUNK_MASK:
+            xas.xa_node = XAS_BOUNDS
+            return 0
+        xas.xa_node = XAS_NULL
+        return entry
+
+    cdef u64 xas_descend(self, xa_state *xas, i32 node) noexcept nogil:
+        # lib/xarray.c xas_descend
+        cdef int off = (xas.xa_index >> self.shift[node]) & XA_CHUNK_MASK
+        cdef u64 entry = self.slots[<i64>node * XA_CHUNK_SIZE + off]
+        xas.xa_node = node
+        while xa_is_sibling(entry):
+            off = xa_to_sibling(entry)
+            entry = self.slots[<i64>node * XA_CHUNK_SIZE + off]
+        xas.xa_offset = off
+        return entry
+
+    cdef u64 xas_load(self, xa_state *xas) noexcept nogil:
+        # lib/xarray.c xas_load
+        cdef u64 entry = self.xas_start(xas)
+        cdef i32 node
+        while xa_is_node(entry):
+            node = xa_to_node(entry)
+            if xas.xa_shift > self.shift[node]:
+                break
+            entry = self.xas_descend(xas, node)
+            if self.shift[node] == 0:
+                break
+        return entry
+
+    cdef i32 xas_alloc(self, xa_state *xas, int shift) noexcept nogil:
+        # lib/xarray.c xas_alloc: parent = xas->xa_node, offset = xas->xa_offset
+        cdef i32 parent = xas.xa_node
+        cdef i32 node
+        if xas_invalid(xas):
+            return -1
+        node = self._node_alloc()
+        if node < 0:
+            xas_set_err(xas, -XA_ENOMEM)
+            return -1
+        if parent >= 0:
+            self.offset[node] = xas.xa_offset
+            self.count[parent] += 1
+        self.shift[node] = shift
+        self.count[node] = 0
+        self.nr_values[node] = 0
+        self.parent[node] = parent if parent >= 0 else -1
+        return node
+
+    cdef void xas_shrink(self, xa_state *xas) noexcept nogil:
+        # lib/xarray.c xas_shrink: drop the root while it holds only slot 0
+        cdef i32 node = xas.xa_node
+        cdef u64 entry
+        while True:
+            if self.count[node] != 1:
+                break
+            entry = self.slots[<i64>node * XA_CHUNK_SIZE]
+            if not entry:
+                break
+            if not xa_is_node(entry) and self.shift[node]:
+                break
+            xas.xa_node = XAS_BOUNDS
+            self.head = entry          # xa_flags marks already equal slot 0's marks
+            self.count[node] = 0
+            self.nr_values[node] = 0
+            self._node_free(node)
+            if not xa_is_node(entry):
+                break
+            node = xa_to_node(entry)
+            self.parent[node] = -1
+
+    cdef void xas_delete_node(self, xa_state *xas) noexcept nogil:
+        # lib/xarray.c xas_delete_node: free empty nodes up the tree, then shrink
+        cdef i32 node = xas.xa_node
+        cdef i32 parent
+        while True:
+            if self.count[node]:
+                break
+            parent = self.parent[node]
+            xas.xa_node = parent if parent >= 0 else XAS_NULL
+            xas.xa_offset = self.offset[node]
+            self._node_free(node)
+            if parent < 0:
+                self.head = 0
+                xas.xa_node = XAS_BOUNDS
+                return
+            self.slots[<i64>parent * XA_CHUNK_SIZE + xas.xa_offset] = 0
+            self.count[parent] -= 1
+            node = parent
+        if self.parent[node] < 0:
+            xas.xa_node = node
+            self.xas_shrink(xas)
+
+    cdef void xas_free_nodes(self, i32 top) noexcept nogil:
+        # lib/xarray.c xas_free_nodes: free this subtree (already unlinked)
+        cdef int off = 0
+        cdef i32 node = top
+        cdef i32 parent
+        cdef u64 entry
+        while True:
+            entry = self.slots[<i64>node * XA_CHUNK_SIZE + off]
+            if self.shift[node] and xa_is_node(entry):
+                node = xa_to_node(entry)
+                off = 0
+                continue
+            off += 1
+            while off == XA_CHUNK_SIZE:
+                parent = self.parent[node]
+                off = self.offset[node] + 1
+                self.count[node] = 0
+                self.nr_values[node] = 0
+                self._node_free(node)
+                if node == top:
+                    return
+                node = parent
+
+    cdef int xas_expand(self, xa_state *xas, u64 head) noexcept nogil:
+        # lib/xarray.c xas_expand: add nodes above the head until max is covered
+        cdef i32 node = -1
+        cdef int shift = 0
+        cdef u64 max = xas.xa_index, mask
+        cdef int mark
+        # xas_max: a multi-index entry at index 0 must not live in xa_head
+        if xas.xa_shift or xas.xa_sibs:
+            mask = ((<u64>xas.xa_sibs + 1) << xas.xa_shift) - 1
+            max |= mask
+            if mask == max:
+                max += 1
+        if not head:
+            if max == 0:
+                return 0
+            while (max >> shift) >= XA_CHUNK_SIZE:
+                shift += XA_CHUNK_SHIFT
+            return shift + XA_CHUNK_SHIFT
+        elif xa_is_node(head):
+            node = xa_to_node(head)
+            shift = self.shift[node] + XA_CHUNK_SHIFT
+        xas.xa_node = XAS_NULL
+        while max > (max_index_of(self.shift[xa_to_node(head)]) if xa_is_node(head) else 0):
+            node = self.xas_alloc(xas, shift)
+            if node < 0:
+                return -XA_ENOMEM
+            self.count[node] = 1
+            if xa_is_value(head):
+                self.nr_values[node] = 1
+            self.slots[<i64>node * XA_CHUNK_SIZE] = head
+            # Propagate the aggregated mark info to the new child
+            for mark in range(XA_MAX_MARKS):
+                if (self.head_marks >> mark) & 1:
+                    self.marks[<i64>node * XA_MAX_MARKS + mark] |= 1
+            if xa_is_node(head):
+                self.offset[xa_to_node(head)] = 0
+                self.parent[xa_to_node(head)] = node
+            head = xa_mk_node(node)
+            self.head = head
+            shift += XA_CHUNK_SHIFT
+        xas.xa_node = node if node >= 0 else XAS_NULL
+        return shift
+
+    cdef u64 xas_create(self, xa_state *xas, bint allow_root) noexcept nogil:
+        # lib/xarray.c xas_create: walk down, allocating nodes, to the slot for xas
+        cdef u64 entry
+        cdef i32 node = xas.xa_node
+        cdef i32 slot_node          # -1: the slot is xa_head
+        cdef int slot_off = 0
+        cdef int shift
+        cdef int order = xas.xa_shift
+        if xas_top(node):
+            entry = self.head
+            xas.xa_node = XAS_NULL
+            shift = self.xas_expand(xas, entry)
+            if shift < 0:
+                xas_set_err(xas, shift)
+                return 0
+            if not shift and not allow_root:
+                shift = XA_CHUNK_SHIFT
+            entry = self.head
+            slot_node = -1
+        elif node == XAS_ERROR:
+            return 0
+        else:
+            shift = self.shift[node]
+            slot_node = node
+            slot_off = xas.xa_offset
+            entry = self.slots[<i64>node * XA_CHUNK_SIZE + slot_off]
+        while shift > order:
+            shift -= XA_CHUNK_SHIFT
+            if not entry:
+                node = self.xas_alloc(xas, shift)
+                if node < 0:
+                    break
+                if slot_node < 0:
+                    self.head = xa_mk_node(node)
+                else:
+                    self.slots[<i64>slot_node * XA_CHUNK_SIZE + slot_off] = xa_mk_node(node)
+            elif xa_is_node(entry):
+                node = xa_to_node(entry)
+            else:
+                break
+            entry = self.xas_descend(xas, node)
+            slot_node = node
+            slot_off = xas.xa_offset
+        return entry
+
+    cdef void update_node(self, xa_state *xas, i32 node, int count, int values) noexcept nogil:
+        # lib/xarray.c update_node
+        if node < 0 or (not count and not values):
+            return
+        self.count[node] += count
+        self.nr_values[node] += values
+        if count < 0:
+            self.xas_delete_node(xas)
+
+    cdef u64 xas_store(self, xa_state *xas, u64 entry) noexcept nogil:
+        # lib/xarray.c xas_store
+        cdef i32 node
+        cdef int off, max, count = 0, values = 0, o2
+        cdef u64 first, next, cur
+        cdef bint value = xa_is_value(entry)
+        if entry:
+            first = self.xas_create(xas, True)
+        else:
+            first = self.xas_load(xas)
+        if xas_invalid(xas):
+            return first
+        node = xas.xa_node
+        if node >= 0 and xas.xa_shift < self.shift[node]:
+            xas.xa_sibs = 0
+        if first == entry and not xas.xa_sibs:
+            return first
+        next = first
+        off = xas.xa_offset
+        max = xas.xa_offset + xas.xa_sibs
+        if node >= 0 and xas.xa_sibs:
+            self.xas_squash_marks(xas)
+        if not entry:
+            self.xas_init_marks(xas)
+        while True:
+            # Must clear the marks before setting the entry to NULL (done above)
+            if node < 0:
+                self.head = entry
+            else:
+                self.slots[<i64>node * XA_CHUNK_SIZE + off] = entry
+            if xa_is_node(next) and (node < 0 or self.shift[node]):
+                self.xas_free_nodes(xa_to_node(next))
+            if node < 0:
+                break
+            count += (next == 0) - (entry == 0)
+            values += (not xa_is_value(first)) - (not value)
+            if entry:
+                if off == max:
+                    break
+                if not xa_is_sibling(entry):
+                    entry = xa_mk_sibling(xas.xa_offset)
+            else:
+                if off == XA_CHUNK_MASK:
+                    break
+            off += 1
+            next = self.slots[<i64>node * XA_CHUNK_SIZE + off]
+            if not xa_is_sibling(next):
+                if not entry and off > max:
+                    break
+                first = next
+        if entry and node >= 0:
+            # ppsize: a smaller store into a larger multi-index entry leaves its siblings in
+            # place; keep nr_values exact for them (Linux accounts the canonical slot only)
+            o2 = off + 1
+            while o2 < XA_CHUNK_SIZE:
+                cur = self.slots[<i64>node * XA_CHUNK_SIZE + o2]
+                if not xa_is_sibling(cur) or xa_to_sibling(cur) != xas.xa_offset:
+                    break
+                values += (not xa_is_value(first)) - (not value)
+                o2 += 1
+        self.update_node(xas, node, count, values)
+        return first
+
+    # ---------------------------------------------------------------- marks
+    cdef void xas_squash_marks(self, xa_state *xas) noexcept nogil:
+        # lib/xarray.c xas_squash_marks: merge the marks of the range onto the first slot
+        cdef int mark
+        cdef u64 rng
+        cdef u64 *m
+        if not xas.xa_sibs:
+            return
+        rng = (((<u64>1) << xas.xa_sibs) - 1) << (xas.xa_offset + 1)
+        for mark in range(XA_MAX_MARKS):
+            m = &self.marks[<i64>xas.xa_node * XA_MAX_MARKS + mark]
+            if m[0] & rng:
+                m[0] = (m[0] & ~rng) | ((<u64>1) << xas.xa_offset)
+
+    cdef bint xas_get_mark(self, xa_state *xas, int mark) noexcept nogil:
+        # lib/xarray.c xas_get_mark
+        if xas_invalid(xas):
+            return False
+        if xas.xa_node < 0:
+            return (self.head_marks >> mark) & 1
+        return (self.marks[<i64>xas.xa_node * XA_MAX_MARKS + mark] >> xas.xa_offset) & 1
+
+    cdef void xas_set_mark(self, xa_state *xas, int mark) noexcept nogil:
+        # lib/xarray.c xas_set_mark: set on the entry and every ancestor
+        cdef i32 node = xas.xa_node
+        cdef int off = xas.xa_offset
+        cdef u64 bit
+        cdef u64 *m
+        if xas_invalid(xas):
+            return
+        while node >= 0:
+            m = &self.marks[<i64>node * XA_MAX_MARKS + mark]
+            bit = (<u64>1) << off
+            if m[0] & bit:
+                return
+            m[0] |= bit
+            off = self.offset[node]
+            node = self.parent[node]
+        self.head_marks |= (1 << mark)
+
+    cdef void xas_clear_mark(self, xa_state *xas, int mark) noexcept nogil:
+        # lib/xarray.c xas_clear_mark: clear up the tree while no sibling slot has it
+        cdef i32 node = xas.xa_node
+        cdef int off = xas.xa_offset
+        cdef u64 bit
+        cdef u64 *m
+        if xas_invalid(xas):
+            return
+        while node >= 0:
+            m = &self.marks[<i64>node * XA_MAX_MARKS + mark]
+            bit = (<u64>1) << off
+            if not (m[0] & bit):
+                return
+            m[0] &= ~bit
+            if m[0]:
+                return
+            off = self.offset[node]
+            node = self.parent[node]
+        self.head_marks &= ~(1 << mark)
+
+    cdef void xas_init_marks(self, xa_state *xas) noexcept nogil:
+        # lib/xarray.c xas_init_marks (no XA_FREE_MARK tracking)
+        cdef int mark
+        for mark in range(XA_MAX_MARKS):
+            self.xas_clear_mark(xas, mark)
+
+    # ---------------------------------------------------------------- conflicts, order
+    cdef u64 xas_find_conflict(self, xa_state *xas) noexcept nogil:
+        # lib/xarray.c xas_find_conflict: next present entry in the range of xas
+        cdef u64 curr
+        if xas.xa_node == XAS_ERROR or xas.xa_node == XAS_NULL:
+            return 0
+        if xas_top(xas.xa_node):
+            curr = self.xas_start(xas)
+            if not curr:
+                return 0
+            while xa_is_node(curr):
+                curr = self.xas_descend(xas, xa_to_node(curr))
+            if curr:
+                return curr
+        if self.shift[xas.xa_node] > xas.xa_shift:
+            return 0
+        while True:
+            if self.shift[xas.xa_node] == xas.xa_shift:
+                if (xas.xa_offset & xas.xa_sibs) == xas.xa_sibs:
+                    break
+            elif xas.xa_offset == XA_CHUNK_MASK:
+                xas.xa_offset = self.offset[xas.xa_node]
+                xas.xa_node = self.parent[xas.xa_node]
+                if xas.xa_node < 0:
+                    xas.xa_node = XAS_NULL
+                    break
+                continue
+            xas.xa_offset += 1
+            curr = self.slots[<i64>xas.xa_node * XA_CHUNK_SIZE + xas.xa_offset]
+            if xa_is_sibling(curr):
+                continue
+            while xa_is_node(curr):
+                xas.xa_node = xa_to_node(curr)
+                xas.xa_offset = 0
+                curr = self.slots[<i64>xas.xa_node * XA_CHUNK_SIZE]
+            if curr:
+                return curr
+        xas.xa_offset -= xas.xa_sibs
+        return 0
+
+    cdef int xas_get_order(self, xa_state *xas) noexcept nogil:
+        # lib/xarray.c xas_get_order
+        cdef int order = 0
+        cdef int slot
+        if xas.xa_node < 0:
+            return 0
+        while True:
+            slot = xas.xa_offset + (1 << order)
+            if slot >= XA_CHUNK_SIZE:
+                break
+            if not xa_is_sibling(self.slots[<i64>xas.xa_node * XA_CHUNK_SIZE + slot]):
+                break
+            order += 1
+        return order + self.shift[xas.xa_node]
+
+    # ---------------------------------------------------------------- splitting
+    cdef void _node_set_marks(self, i32 node, int off, i32 child, int sibs, int marks) noexcept nogil:
+        # lib/xarray.c node_set_marks (+ node_mark_slots)
+        cdef int mark, i
+        for mark in range(XA_MAX_MARKS):
+            if marks & (1 << mark):
+                self.marks[<i64>node * XA_MAX_MARKS + mark] |= (<u64>1) << off
+                if child >= 0:
+                    if sibs == 0:
+                        self.marks[<i64>child * XA_MAX_MARKS + mark] = ~(<u64>0)
+                    else:
+                        i = 0
+                        while i < XA_CHUNK_SIZE:
+                            self.marks[<i64>child * XA_MAX_MARKS + mark] |= (<u64>1) << i
+                            i += sibs + 1
+
+    cdef int _node_get_marks(self, i32 node, int off) noexcept nogil:
+        cdef int mark, marks = 0
+        for mark in range(XA_MAX_MARKS):
+            if (self.marks[<i64>node * XA_MAX_MARKS + mark] >> off) & 1:
+                marks |= 1 << mark
+        return marks
+
+    cdef i32 _split_child(self, xa_state *xas, i32 node, int off, u64 entry, int marks) noexcept nogil:
+        # __xas_init_node_for_split + the child set-up in xas_split / xas_try_split
+        cdef i32 child = self._node_alloc()
+        cdef int i
+        cdef u64 sibling = 0
+        cdef int mask = xas.xa_sibs
+        if child < 0:
+            return -1
+        for i in range(XA_CHUNK_SIZE):
+            if (i & mask) == 0:
+                self.slots[<i64>child * XA_CHUNK_SIZE + i] = entry
+                sibling = xa_mk_sibling(i)
+            else:
+                self.slots[<i64>child * XA_CHUNK_SIZE + i] = sibling
+        self.shift[child] = self.shift[node] - XA_CHUNK_SHIFT
+        self.offset[child] = off
+        self.count[child] = XA_CHUNK_SIZE
+        self.nr_values[child] = XA_CHUNK_SIZE if xa_is_value(entry) else 0
+        self.parent[child] = node
+        self._node_set_marks(node, off, child, xas.xa_sibs, marks)
+        self.slots[<i64>node * XA_CHUNK_SIZE + off] = xa_mk_node(child)
+        return child
+
+    cdef void xas_split(self, xa_state *xas, u64 entry, int order) noexcept nogil:
+        # lib/xarray.c xas_split_alloc + xas_split: split into entries of xas's order
+        cdef int sibs = (1 << (order % XA_CHUNK_SHIFT)) - 1
+        cdef int off, canon, marks
+        cdef int values = 0
+        cdef i32 node
+        cdef u64 curr
+        # xas_split_alloc: "XXX: no support for splitting really large entries yet"
+        if xas.xa_shift + 2 * XA_CHUNK_SHIFT <= order:
+            xas_set_err(xas, -XA_ENOMEM)
+            return
+        curr = self.xas_load(xas)
+        node = xas.xa_node
+        if xas_top(node):
+            return
+        marks = self._node_get_marks(node, xas.xa_offset)
+        off = xas.xa_offset + sibs
+        while True:
+            if xas.xa_shift < self.shift[node]:
+                if self._split_child(xas, node, off, entry, marks) < 0:
+                    xas_set_err(xas, -XA_ENOMEM)
+                    return
+                if xa_is_value(curr):
+                    values -= 1
+            else:
+                canon = off - xas.xa_sibs
+                self._node_set_marks(node, canon, -1, 0, marks)
+                self.slots[<i64>node * XA_CHUNK_SIZE + canon] = entry
+                while off > canon:
+                    self.slots[<i64>node * XA_CHUNK_SIZE + off] = xa_mk_sibling(canon)
+                    off -= 1
+                values += (xa_is_value(entry) - xa_is_value(curr)) * (xas.xa_sibs + 1)
+            if off <= xas.xa_offset:
+                break
+            off -= 1
+        self.nr_values[node] += values
+
+    cdef void xas_try_split(self, xa_state *xas, u64 entry, int order) noexcept nogil:
+        # lib/xarray.c xas_try_split: at most one new node (GFP_NOWAIT), else -EINVAL
+        cdef int sibs = (1 << (order % XA_CHUNK_SHIFT)) - 1
+        cdef int off, canon, marks, expected_sibs
+        cdef int values = 0
+        cdef i32 node
+        cdef u64 curr = self.xas_load(xas)
+        node = xas.xa_node
+        if xas_top(node):
+            return
+        marks = self._node_get_marks(node, xas.xa_offset)
+        off = xas.xa_offset + sibs
+        if xas.xa_shift < self.shift[node]:
+            expected_sibs = (1 << ((order - 1) % XA_CHUNK_SHIFT)) - 1
+            # No support for splitting sibling entries (horizontally) or cascade
+            # split (vertically), which requires two or more new xa_nodes.
+            if sibs or xas.xa_sibs != expected_sibs:
+                xas_set_err(xas, -XA_EINVAL)
+                return
+            if self._split_child(xas, node, off, entry, marks) < 0:
+                xas_set_err(xas, -XA_ENOMEM)
+                return
+            if xa_is_value(curr):
+                values -= 1
+        else:
+            while True:
+                canon = off - xas.xa_sibs
+                self._node_set_marks(node, canon, -1, 0, marks)
+                self.slots[<i64>node * XA_CHUNK_SIZE + canon] = entry
+                while off > canon:
+                    self.slots[<i64>node * XA_CHUNK_SIZE + off] = xa_mk_sibling(canon)
+                    off -= 1
+                values += (xa_is_value(entry) - xa_is_value(curr)) * (xas.xa_sibs + 1)
+                if off <= xas.xa_offset:
+                    break
+                off -= 1
+        self.nr_values[node] += values
+
+    # ---------------------------------------------------------------- C interface
+    cdef u64 load(self, u64 index) noexcept nogil:
+        """xa_load: the entry covering index (canonical entry of a multi-index), 0 if none."""
+        cdef u64 e
+        cdef i32 node
+        cdef int sh, off
+        cdef i32 hint = self.hint
+        if hint >= 0 and (index ^ self.hint_base) < XA_CHUNK_SIZE:
+            # ppsize lookup cache: a live shift-0 node is authoritative for its 64 indices
+            e = self.slots[<i64>hint * XA_CHUNK_SIZE + (index & XA_CHUNK_MASK)]
+            if xa_is_sibling(e):
+                e = self.slots[<i64>hint * XA_CHUNK_SIZE + xa_to_sibling(e)]
+            return e
+        e = self.head
+        if not xa_is_node(e):
+            return e if index == 0 else 0
+        node = xa_to_node(e)
+        if (index >> self.shift[node]) > XA_CHUNK_MASK:
+            return 0
+        while True:
+            sh = self.shift[node]
+            off = (index >> sh) & XA_CHUNK_MASK
+            e = self.slots[<i64>node * XA_CHUNK_SIZE + off]
+            if xa_is_sibling(e):
+                e = self.slots[<i64>node * XA_CHUNK_SIZE + xa_to_sibling(e)]
+            if sh == 0:
+                self.hint = node
+                self.hint_base = index & ~(<u64>XA_CHUNK_MASK)
+                return e
+            if not xa_is_node(e):
+                return e
+            node = xa_to_node(e)
+
+    cdef int store(self, u64 index, int order, u64 entry) noexcept nogil:
+        """xa_store_order: store entry (0 = erase) of 2**order indices at index rounded down.
+
+        Returns 0, or -XA_EINVAL for an internal entry or a bad order (as xa_store)."""
+        cdef xa_state xas
+        cdef u64 *p
+        cdef u64 old
+        cdef i32 hint = self.hint
+        if xa_is_internal(entry) or order < 0 or order > 63:
+            return -XA_EINVAL
+        if order == 0 and entry and hint >= 0 and (index ^ self.hint_base) < XA_CHUNK_SIZE:
+            # fast path, exactly what xas_store does for one non-sibling slot of a leaf:
+            # write, count += !old, nr_values += !is_value(old) - !is_value(entry);
+            # marks unchanged (no squash for a single slot)
+            p = &self.slots[<i64>hint * XA_CHUNK_SIZE + (index & XA_CHUNK_MASK)]
+            old = p[0]
+            if not xa_is_sibling(old) and not (
+                    (index & XA_CHUNK_MASK) < XA_CHUNK_MASK and xa_is_sibling(p[1])):
+                p[0] = entry
+                if not old:
+                    self.count[hint] += 1
+                    self.nr_values[hint] += xa_is_value(entry)
+                else:
+                    self.nr_values[hint] += <int>xa_is_value(entry) - <int>xa_is_value(old)
+                return 0
+        xas_set_order(&xas, index, order)
+        self.xas_store(&xas, entry)
+        return xas.err
+
+    cdef int add(self, u64 index, int order, u64 entry) noexcept nogil:
+        """__filemap_add_folio: store a real entry of order at index (rounded down) unless a
+        real entry exists in the range (-XA_EEXIST, nothing changed); value (shadow) entries
+        in the range are replaced, a larger one is split first with xas_try_split."""
+        cdef xa_state xas
+        cdef u64 e, old = 0
+        cdef int cur_order = -1, split_order
+        if xa_is_internal(entry) or entry == 0 or order < 0 or order > 63:
+            return -XA_EINVAL
+        xas_set_order(&xas, index, order)
+        index = xas.xa_index
+        # xas_for_each_conflict
+        while True:
+            e = self.xas_find_conflict(&xas)
+            if not e:
+                break
+            old = e
+            if not xa_is_value(e):
+                return -XA_EEXIST
+            # If a larger entry exists, it will be the first and only entry iterated.
+            if cur_order == -1:
+                cur_order = self.xas_get_order(&xas)
+        if old:
+            if cur_order > 0 and cur_order > order:
+                split_order = max(order, xas_try_split_min_order(cur_order))
+                while cur_order > order:
+                    xas_set_order(&xas, index, split_order)
+                    self.xas_try_split(&xas, old, cur_order)
+                    if xas.err:
+                        return xas.err
+                    cur_order = split_order
+                    split_order = max(xas_try_split_min_order(split_order), order)
+                xas.xa_node = XAS_RESTART        # xas_reset
+        self.xas_store(&xas, entry)
+        return xas.err
+
+    cdef u64 erase(self, u64 index) noexcept nogil:
+        """xa_erase: erase the entry covering index (all of a multi-index entry)."""
+        cdef xa_state xas
+        xas_set_order(&xas, index, 0)
+        return self.xas_store(&xas, 0)
+
+    cdef int entry_order(self, u64 index) noexcept nogil:
+        """xa_get_order, but -1 when no entry covers index."""
+        cdef xa_state xas
+        xas_set_order(&xas, index, 0)
+        if not self.xas_load(&xas):
+            return -1
+        return self.xas_get_order(&xas)
+
+    cdef u64 _find(self, u64 start, u64 max, int mark, u64 *out_index, int *out_order) noexcept nogil:
+        # After xas_find / xas_find_marked: the entry covering start, else the first entry
+        # (with mark if mark >= 0) whose first index is in (start, max]. Reports the
+        # entry's first index and order.
+        cdef u64 head = self.head, e, nstart = 0, sstart, bits
+        cdef i32 node
+        cdef int sh, off, k
+        cdef bint first = True
+        if start > max or head == 0:
+            return 0
+        if mark >= 0 and not ((self.head_marks >> mark) & 1):
+            return 0
+        if not xa_is_node(head):
+            if start != 0:
+                return 0
+            out_index[0] = 0
+            out_order[0] = 0
+            return head
+        node = xa_to_node(head)
+        sh = self.shift[node]
+        if (start >> sh) > XA_CHUNK_MASK:
+            return 0
+        off = (start >> sh) & XA_CHUNK_MASK
+        while True:
+            if off >= XA_CHUNK_SIZE or (sh >= 60 and off >= 16):
+                if self.parent[node] < 0:
+                    return 0
+                off = self.offset[node]
+                node = self.parent[node]
+                sh = self.shift[node]
+                nstart -= (<u64>off) << sh
+                off += 1
+                first = False
+                continue
+            if mark >= 0 and not first:
+                bits = self.marks[<i64>node * XA_MAX_MARKS + mark] >> off
+                if not bits:
+                    off = XA_CHUNK_SIZE
+                    continue
+                off += ppsize_ctz64(bits)
+            e = self.slots[<i64>node * XA_CHUNK_SIZE + off]
+            if first and xa_is_sibling(e):
+                off = xa_to_sibling(e)
+                e = self.slots[<i64>node * XA_CHUNK_SIZE + off]
+            sstart = nstart + ((<u64>off) << sh)
+            if not first and sstart > max:
+                return 0
+            if (not e or xa_is_sibling(e) or
+                    (mark >= 0 and not ((self.marks[<i64>node * XA_MAX_MARKS + mark] >> off) & 1))):
+                off += 1
+                first = False
+                continue
+            if xa_is_node(e):
+                node = xa_to_node(e)
+                nstart = sstart
+                sh = self.shift[node]
+                off = ((start >> sh) & XA_CHUNK_MASK) if first else 0
+                continue
+            k = 0
+            while off + (1 << k) < XA_CHUNK_SIZE and xa_is_sibling(
+                    self.slots[<i64>node * XA_CHUNK_SIZE + off + (1 << k)]):
+                k += 1
+            out_index[0] = sstart
+            out_order[0] = sh + k
+            return e
+
+    cdef u64 find(self, u64 *index, u64 max) noexcept nogil:
+        """xa_find(XA_PRESENT): the entry covering *index, else the first entry starting in
+        (*index, max]; *index is set to the entry's first index. 0 if none."""
+        cdef int order
+        return self._find(index[0], max, -1, index, &order)
+
+    cdef u64 find_marked(self, u64 *index, u64 max, int mark) noexcept nogil:
+        """xa_find(mark): as find(), among entries with the mark."""
+        cdef int order
+        if mark < 0 or mark >= XA_MAX_MARKS:
+            return 0
+        return self._find(index[0], max, mark, index, &order)
+
+    cdef void set_mark(self, u64 index, int mark) noexcept nogil:
+        """__xa_set_mark: only if an entry covers index."""
+        cdef xa_state xas
+        if mark < 0 or mark >= XA_MAX_MARKS:
+            return
+        xas_set_order(&xas, index, 0)
+        if self.xas_load(&xas):
+            self.xas_set_mark(&xas, mark)
+
+    cdef void clear_mark(self, u64 index, int mark) noexcept nogil:
+        """__xa_clear_mark."""
+        cdef xa_state xas
+        if mark < 0 or mark >= XA_MAX_MARKS:
+            return
+        xas_set_order(&xas, index, 0)
+        if self.xas_load(&xas):
+            self.xas_clear_mark(&xas, mark)
+
+    cdef bint get_mark(self, u64 index, int mark) noexcept nogil:
+        """xa_get_mark."""
+        cdef xa_state xas
+        cdef u64 entry
+        if mark < 0 or mark >= XA_MAX_MARKS:
+            return False
+        xas_set_order(&xas, index, 0)
+        entry = self.xas_start(&xas)
+        while self.xas_get_mark(&xas, mark):
+            if not xa_is_node(entry):
+                return True
+            entry = self.xas_descend(&xas, xa_to_node(entry))
+        return False
+
+    cdef int split(self, u64 index, int new_order) noexcept nogil:
+        """xas_split_alloc + xas_split of the entry covering index into entries of
+        new_order (value and marks copied). 0; -XA_EINVAL if no entry or new_order is not
+        below its order; -XA_ENOMEM where xas_split_alloc refuses (order >= shift of
+        new_order + 12: 'no support for splitting really large entries')."""
+        cdef xa_state xas
+        cdef int order
+        cdef u64 entry
+        if new_order < 0 or new_order > 63:
+            return -XA_EINVAL
+        xas_set_order(&xas, index, 0)
+        entry = self.xas_load(&xas)
+        if not entry:
+            return -XA_EINVAL
+        order = self.xas_get_order(&xas)
+        if new_order >= order:
+            return -XA_EINVAL
+        xas_set_order(&xas, index, new_order)
+        self.xas_split(&xas, entry, order)
+        return xas.err
+
+    cdef int try_split(self, u64 index, int new_order) noexcept nogil:
+        """xas_try_split: as split() but with at most one new node: new_order must be at
+        least xas_try_split_min_order(order), else -XA_EINVAL and nothing changes."""
+        cdef xa_state xas
+        cdef int order
+        cdef u64 entry
+        if new_order < 0 or new_order > 63:
+            return -XA_EINVAL
+        xas_set_order(&xas, index, 0)
+        entry = self.xas_load(&xas)
+        if not entry:
+            return -XA_EINVAL
+        order = self.xas_get_order(&xas)
+        if new_order >= order or new_order < xas_try_split_min_order(order):
+            return -XA_EINVAL
+        xas_set_order(&xas, index, new_order)
+        self.xas_try_split(&xas, entry, order)
+        return xas.err
+
+    cdef void _store_batch(self, const u64 *idx, const u64 *ent, i64 n, int order, i64 *nerr) noexcept nogil:
+        cdef i64 i
+        for i in range(n):
+            if self.store(idx[i], order, ent[i]) != 0:
+                nerr[0] += 1
+
+    # ---------------------------------------------------------------- Python API
+    def _py_store(self, index, entry, order=0):
+        """xa_store_order(xa, index, order, entry): entry 0 erases the range; index is
+        rounded down to the order. Storing into a larger existing entry replaces its value
+        and keeps its order (as Linux). Marks: a non-NULL store keeps the OR of the marks
+        of the entries it covers (xas_squash_marks)."""
+        cdef u64 i = _as_u64(index, "index")
+        cdef u64 e = _as_entry(entry)
+        cdef int o = _as_order(order)
+        with nogil:
+            self.store(i, o, e)
+
+    def store_batch(self, indices, entries, order=0):
+        """store(indices[k], entries[k], order) for every k, in one nogil loop."""
+        cdef int o = _as_order(order)
+        idx = _as_index_array(indices)
+        ent = _as_index_array(entries, "entries")
+        if idx.shape[0] != ent.shape[0]:
+            raise ValueError(f"indices ({idx.shape[0]}) and entries ({ent.shape[0]}) differ in length")
+        bad = np.flatnonzero((ent & np.uint64(3)) == np.uint64(2))
+        if bad.size:
+            raise ValueError(f"entry {int(ent[bad[0]]):#x} at position {int(bad[0])} is an "
+                             "internal entry (entry & 3 == 2)")
+        cdef i64 nerr = 0
+        cdef const u64[::1] iv = idx
+        cdef const u64[::1] ev = ent
+        cdef i64 n = idx.shape[0]
+        if n:
+            with nogil:
+                self._store_batch(&iv[0], &ev[0], n, o, &nerr)
+
+    def _py_add(self, index, entry, order=0):
+        """__filemap_add_folio semantics. Returns 0, or -17 (-EEXIST) if a real (non-value)
+        entry exists in [index, index + 2**order): nothing is stored then. index must be
+        aligned to the order (VM_BUG_ON_FOLIO in the kernel) and entry a real entry."""
+        cdef u64 i = _as_u64(index, "index")
+        cdef u64 e = _as_entry(entry)
+        cdef int o = _as_order(order)
+        if e == 0 or (e & 1):
+            raise ValueError(f"add() stores a real entry (a folio), not {e:#x}")
+        if o < 64 and i & ((1 << o) - 1):
+            raise ValueError(f"index {i} is not aligned to order {o}")
+        cdef int r
+        with nogil:
+            r = self.add(i, o, e)
+        return r
+
+    def _py_load(self, index):
+        """The entry covering index (0 if none)."""
+        return self.load(<u64>_as_u64(index, "index"))
+
+    def load_batch(self, indices):
+        """load() for every index, one nogil loop: uint64 array in, uint64 array out."""
+        idx = _as_index_array(indices)
+        out = np.empty(idx.shape[0], dtype=np.uint64)
+        cdef const u64[::1] iv = idx
+        cdef u64[::1] ov = out
+        cdef i64 k, n = idx.shape[0]
+        with nogil:
+            for k in range(n):
+                ov[k] = self.load(iv[k])
+        return out
+
+    def _py_erase(self, index):
+        """xa_erase: erase the entry covering index; returns it (0 if none)."""
+        cdef u64 i = _as_u64(index, "index")
+        cdef u64 r
+        with nogil:
+            r = self.erase(i)
+        return r
+
+    def _py_entry_order(self, index):
+        """Order of the entry covering index, -1 if none (xa_get_order)."""
+        return self.entry_order(<u64>_as_u64(index, "index"))
+
+    def _py_split(self, index, order):
+        """Split the entry covering index into entries of `order` (xas_split). Returns 0,
+        -22 (-EINVAL: no entry / order not smaller) or -12 (-ENOMEM: xas_split_alloc's
+        refusal for order >= (order - order % 6) + 12)."""
+        cdef u64 i = _as_u64(index, "index")
+        cdef int o = _as_order(order)
+        return self.split(i, o)
+
+    def _py_try_split(self, index, order):
+        """xas_try_split: 0, or -22 (-EINVAL) if it would need more than one new node
+        (order < xas_try_split_min_order(current order)), or no entry / order not smaller."""
+        cdef u64 i = _as_u64(index, "index")
+        cdef int o = _as_order(order)
+        return self.try_split(i, o)
+
+    def _py_set_mark(self, index, mark):
+        self.set_mark(<u64>_as_u64(index, "index"), <int>_as_mark(mark))
+
+    def _py_clear_mark(self, index, mark):
+        self.clear_mark(<u64>_as_u64(index, "index"), <int>_as_mark(mark))
+
+    def _py_get_mark(self, index, mark):
+        return bool(self.get_mark(<u64>_as_u64(index, "index"), <int>_as_mark(mark)))
+
+    def _py_find(self, index=0, max=None, mark=None):
+        """(first_index, entry) of the entry covering index or else the next one starting
+        at or before max (with mark if given); None if there is none."""
+        cdef u64 i = _as_u64(index, "index")
+        cdef u64 m = (1 << 64) - 1 if max is None else _as_u64(max, "max")
+        cdef int mk = -1 if mark is None else _as_mark(mark)
+        cdef int order
+        cdef u64 e = self._find(i, m, mk, &i, &order)
+        if not e:
+            return None
+        return (i, e)
+
+    def items(self, start=0, end=None, mark=None):
+        """Entries overlapping [start, end] (inclusive; all if end is None), optionally only
+        those with mark: (first indices uint64, orders int8, entries uint64), ascending.
+        An entry straddling start is reported at its first index (< start)."""
+        cdef u64 s = _as_u64(start, "start")
+        cdef u64 e_max = (1 << 64) - 1 if end is None else _as_u64(end, "end")
+        cdef int mk = -1 if mark is None else _as_mark(mark)
+        cdef i64 n = 0, k
+        cdef u64 cur, idx, ent
+        cdef int order
+        cdef bint done
+        # pass 1: count; pass 2: fill
+        with nogil:
+            cur = s
+            while True:
+                ent = self._find(cur, e_max, mk, &idx, &order)
+                if not ent:
+                    break
+                n += 1
+                if order >= 64 or idx + ((<u64>1) << order) - 1 >= e_max:
+                    break
+                cur = idx + ((<u64>1) << order)
+        ia = np.empty(n, dtype=np.uint64)
+        oa = np.empty(n, dtype=np.int8)
+        ea = np.empty(n, dtype=np.uint64)
+        cdef u64[::1] iv = ia
+        cdef signed char[::1] ov = oa
+        cdef u64[::1] ev = ea
+        with nogil:
+            cur = s
+            k = 0
+            while k < n:
+                ent = self._find(cur, e_max, mk, &idx, &order)
+                if not ent:
+                    break
+                iv[k] = idx
+                ov[k] = order
+                ev[k] = ent
+                k += 1
+                if order >= 64 or idx + ((<u64>1) << order) - 1 >= e_max:
+                    break
+                cur = idx + ((<u64>1) << order)
+        return ia, oa, ea
+
+    def entry_location(self, index):
+        """Where the entry covering index lives: None if no entry, ('head', 0, 1) for xa_head,
+        else (node shift, canonical slot offset, number of slots)."""
+        cdef xa_state xas
+        cdef int order
+        xas_set_order(&xas, _as_u64(index, "index"), 0)
+        if not self.xas_load(&xas):
+            return None
+        if xas.xa_node < 0:
+            return ("head", 0, 1)
+        order = self.xas_get_order(&xas)
+        return (int(self.shift[xas.xa_node]), int(xas.xa_offset),
+                1 << (order - self.shift[xas.xa_node]))
+
+    @property
+    def node_bytes(self):
+        """sizeof(struct xa_node) * nodes = 576 * nr_nodes."""
+        return self.nr_nodes * XA_NODE_BYTES
+
+    @property
+    def slab_bytes(self):
+        """Slab pages holding the nodes if packed (radix_tree_node cache, 7 objects per
+        4K page): ceil(nr_nodes / 7) * 4096. A lower bound of what /proc/slabinfo shows."""
+        return -(-self.nr_nodes // XA_NODES_PER_SLAB) * 4096
+
+    @property
+    def height(self):
+        """Levels of nodes: 0 when xa_head holds NULL or a lone entry, else root shift/6+1."""
+        if not xa_is_node(self.head):
+            return 0
+        return self.shift[xa_to_node(self.head)] // XA_CHUNK_SHIFT + 1
+
+    @property
+    def head_entry(self):
+        """The raw xa_head if it is an entry (lone entry at index 0), else None."""
+        if xa_is_node(self.head):
+            return None
+        return int(self.head)
+
+    def nodes(self):
+        """Live nodes as a structured NumPy array (id, parent, shift, offset, count,
+        nr_values, marks[3]) for inspection."""
+        dt = np.dtype([("id", np.int32), ("parent", np.int32), ("shift", np.uint8),
+                       ("offset", np.uint8), ("count", np.uint8), ("nr_values", np.uint8),
+                       ("marks", np.uint64, (3,))])
+        ids = np.flatnonzero(self._shift_a[:self.used] != NODE_FREE).astype(np.int32)
+        out = np.zeros(ids.size, dtype=dt)
+        out["id"] = ids
+        out["parent"] = self._parent_a[ids]
+        out["shift"] = self._shift_a[ids]
+        out["offset"] = self._offset_a[ids]
+        out["count"] = self._count_a[ids]
+        out["nr_values"] = self._nrv_a[ids]
+        out["marks"] = self._marks_a.reshape(-1, 3)[:self.cap][ids]
+        return out
+
+    def __len__(self):
+        """Number of entries (a multi-index entry counts once)."""
+        return len(self.items()[0])
+
+    def check(self):
+        """Walk everything and raise AssertionError naming the first broken invariant:
+        parent/offset/shift links, counts and nr_values, sibling entries pointing to a
+        canonical slot of a power-of-two aligned run, marks only on present canonical or
+        node slots, node marks = OR of the child's, xa_flags marks = OR of the root's, no
+        empty node, no node xas_shrink would remove, nothing but sibling/node internal
+        entries, node accounting (live + free = allocated ids)."""
+        cdef i32 root, node, child, c
+        cdef int off, j, run, sh, mark, cnt, nv
+        cdef u64 e, canon, mbits
+        seen = 0
+        if not xa_is_node(self.head):
+            if self.nr_nodes != 0:
+                raise AssertionError(f"xa_head holds an entry but {self.nr_nodes} nodes are live")
+            if self.head == 0 and self.head_marks:
+                raise AssertionError(f"empty array with xa_flags marks {self.head_marks:#x}")
+            if xa_is_internal(self.head):
+                raise AssertionError(f"xa_head holds internal entry {self.head:#x}")
+        else:
+            root = xa_to_node(self.head)
+            if self.parent[root] != -1:
+                raise AssertionError(f"root node {root} has parent {self.parent[root]}")
+            for mark in range(XA_MAX_MARKS):
+                if bool((self.head_marks >> mark) & 1) != bool(self.marks[<i64>root * 3 + mark]):
+                    raise AssertionError(f"xa_flags mark {mark} = {(self.head_marks >> mark) & 1} but "
+                                         f"root marks {self.marks[<i64>root * 3 + mark]:#x}")
+            e = self.slots[<i64>root * XA_CHUNK_SIZE]
+            if self.count[root] == 1 and e and (xa_is_node(e) or self.shift[root] == 0):
+                raise AssertionError(f"root node {root} (shift {self.shift[root]}) holds only slot 0 "
+                                     f"{e:#x}: xas_shrink would have removed it")
+            stack = [root]
+            while stack:
+                node = stack.pop()
+                seen += 1
+                sh = self.shift[node]
+                if sh == NODE_FREE or sh % 6 or sh > 60:
+                    raise AssertionError(f"node {node} has bad shift {sh}")
+                cnt = 0
+                nv = 0
+                for off in range(XA_CHUNK_SIZE):
+                    e = self.slots[<i64>node * XA_CHUNK_SIZE + off]
+                    if e:
+                        cnt += 1
+                    if xa_is_sibling(e):
+                        canon = xa_to_sibling(e)
+                        if canon >= off:
+                            raise AssertionError(f"node {node} slot {off}: sibling points forward to {canon}")
+                        for j in range(canon + 1, off):
+                            if self.slots[<i64>node * XA_CHUNK_SIZE + j] != e:
+                                raise AssertionError(f"node {node} slot {j}: breaks the sibling run of slot {canon}")
+                        c = <i32>canon
+                        e = self.slots[<i64>node * XA_CHUNK_SIZE + c]
+                        if not e or xa_is_internal(e):
+                            raise AssertionError(f"node {node} slot {off}: sibling of slot {canon} "
+                                                 f"which holds {e:#x}")
+                        if xa_is_value(e):
+                            nv += 1
+                        for mark in range(XA_MAX_MARKS):
+                            if (self.marks[<i64>node * 3 + mark] >> off) & 1:
+                                raise AssertionError(f"node {node} sibling slot {off} carries mark {mark}")
+                        continue
+                    if not e:
+                        for mark in range(XA_MAX_MARKS):
+                            if (self.marks[<i64>node * 3 + mark] >> off) & 1:
+                                raise AssertionError(f"node {node} empty slot {off} carries mark {mark}")
+                        continue
+                    if xa_is_node(e):
+                        if sh == 0:
+                            raise AssertionError(f"node {node} (shift 0) slot {off} holds a node entry")
+                        child = xa_to_node(e)
+                        if child < 0 or child >= self.used or self.shift[child] == NODE_FREE:
+                            raise AssertionError(f"node {node} slot {off} points to dead node {child}")
+                        if self.parent[child] != node or self.offset[child] != off:
+                            raise AssertionError(f"node {child}: parent/offset {self.parent[child]}/"
+                                                 f"{self.offset[child]}, expected {node}/{off}")
+                        if self.shift[child] + 6 != sh:
+                            raise AssertionError(f"node {child}: shift {self.shift[child]} under a shift-{sh} node")
+                        if self.count[child] == 0:
+                            raise AssertionError(f"node {child} is empty but still in the tree")
+                        for mark in range(XA_MAX_MARKS):
+                            if bool((self.marks[<i64>node * 3 + mark] >> off) & 1) != bool(
+                                    self.marks[<i64>child * 3 + mark]):
+                                raise AssertionError(f"node {node} slot {off} mark {mark} is not the OR "
+                                                     f"of child {child}'s marks")
+                        stack.append(child)
+                        continue
+                    if xa_is_internal(e):
+                        raise AssertionError(f"node {node} slot {off} holds internal entry {e:#x}")
+                    if xa_is_value(e):
+                        nv += 1
+                    run = 1
+                    while off + run < XA_CHUNK_SIZE and self.slots[<i64>node * XA_CHUNK_SIZE + off + run] == xa_mk_sibling(off):
+                        run += 1
+                    if run & (run - 1) or off % run or run > 32:
+                        raise AssertionError(f"node {node} slot {off}: multi-index run of {run} slots "
+                                             "is not a power of two <= 32 aligned to its size")
+                if cnt != self.count[node]:
+                    raise AssertionError(f"node {node}: count {self.count[node]}, recount {cnt}")
+                if nv != self.nr_values[node]:
+                    raise AssertionError(f"node {node}: nr_values {self.nr_values[node]}, recount {nv}")
+                if cnt == 0:
+                    raise AssertionError(f"node {node} is empty")
+        if seen != self.nr_nodes:
+            raise AssertionError(f"{seen} nodes reachable, nr_nodes = {self.nr_nodes}")
+        nfree = 0
+        node = self.free_head
+        while node >= 0:
+            if self.shift[node] != NODE_FREE:
+                raise AssertionError(f"node {node} on the free list is live")
+            nfree += 1
+            if nfree > self.used:
+                raise AssertionError("free list loops")
+            node = self.parent[node]
+        if nfree + self.nr_nodes != self.used:
+            raise AssertionError(f"{nfree} free + {self.nr_nodes} live != {self.used} node ids")
+        if self.nr_nodes_allocated - self.nr_nodes_freed != self.nr_nodes:
+            raise AssertionError("allocated - freed != live nodes")
+        if self.hint >= 0 and (self.shift[self.hint] != 0):
+            raise AssertionError(f"lookup hint {self.hint} is not a live shift-0 node")
+
+
+# A cdef class cannot have a def and a cdef method of the same name: the nogil C interface
+# (xarray.pxd) keeps the kernel names, and the validated Python methods are published
+# under the same names in the type's dict (the vtable is untouched).
+cdef extern from "Python.h":
+    ctypedef struct _PyTypeObj "PyTypeObject":
+        PyObject *tp_dict
+    void PyType_Modified(_PyTypeObj *)
+
+
+def _publish_python_methods():
+    cdef _PyTypeObj *t = <_PyTypeObj *><PyObject *>XArray
+    d = <object>t.tp_dict
+    for name in [k for k in d if k.startswith("_py_")]:
+        d[name[4:]] = d.pop(name)
+    PyType_Modified(t)
+
+
+_publish_python_methods()
