@@ -1,0 +1,173 @@
+"""``ppsize race``: explore every interleaving of the page-cache paths around a min-order
+transition and print the verdict (ok / livelock / deadlock / violation) with a shortest trace."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from .model import BAILOUTS, DEFAULT_BAILOUT, DROPS, KINDS, PATHS, POLICIES, Scenario
+
+
+def _positive(text):
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"{v} is impossible: the bound must be at least 1")
+    return v
+
+
+def _indices(text):
+    if text.strip() in ("", "-", "none"):
+        return ()
+    try:
+        return tuple(int(t) for t in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: expected comma-separated page indices like 0,1,2") from None
+
+
+def _actor(text):
+    kind, _, idx = text.partition("@")
+    if kind not in KINDS:
+        raise argparse.ArgumentTypeError(
+            f"unknown actor {kind!r} (choose from {', '.join(KINDS)}; write KIND@INDEX, "
+            f"or plain 'truncate')")
+    if kind == "truncate":
+        return (kind, 0)
+    try:
+        return (kind, int(idx))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: write {kind}@INDEX, e.g. {kind}@3") from None
+
+
+def add_parser(sub):
+    p = sub.add_parser(
+        "race", help="explore page-cache interleavings around a min-order transition",
+        description=__doc__)
+    p.add_argument("--policy", required=True, choices=POLICIES,
+                   help="min-order transition: range (drop and re-read the mmapped range), "
+                        "drop-all (bump min order, drop the whole cache), max-order-on-mmap")
+    p.add_argument("--unlocked-path", action="append", default=[], choices=PATHS, metavar="NAME",
+                   help="a path that does NOT take invalidate_lock (repeatable); choices: "
+                        + ", ".join(PATHS))
+    p.add_argument("--bailout", choices=BAILOUTS, default=None,
+                   help="__filemap_add_folio refusing order < min order: none, early (at "
+                        "function entry, the thread's proposal), xa_lock (under the i_pages lock, "
+                        "atomic with the store); default: "
+                        + ", ".join(f"{k}: {v}" for k, v in DEFAULT_BAILOUT.items()))
+    p.add_argument("--drop", choices=DROPS, default="truncate",
+                   help="how the transition drops folios: truncate (truncate_inode_pages_range, "
+                        "waits for locked folios, unmaps) or invalidate (mapping_try_invalidate, "
+                        "skips locked, mapped, pinned, referenced folios)")
+    p.add_argument("--actor", action="append", type=_actor, metavar="KIND@INDEX",
+                   help="concurrent actor besides the transition (repeatable; replaces the "
+                        "defaults): fault@I (filemap_fault), read@I (filemap_read), rcf@I "
+                        "(read_cache_folio caller), truncate (hole punch of the whole file)")
+    p.add_argument("--ranges", type=int, default=2, help="process-sized ranges in the file (1..4)")
+    p.add_argument("--order", type=int, default=1,
+                   help="large process page order in model pages (1..2)")
+    p.add_argument("--cached", type=_indices, default=(0, 1, 2),
+                   help="indices holding an order-0 uptodate folio at the start (default 0,1,2)")
+    p.add_argument("--mapped", type=_indices, default=(), help="of those, mapped by a process")
+    p.add_argument("--pinned", type=_indices, default=(),
+                   help="of those, long-term pinned (FOLL_LONGTERM)")
+    p.add_argument("--transition-range", type=int, default=0,
+                   help="range the large process mmaps (policy range)")
+    p.add_argument("--no-readahead", action="store_true",
+                   help="filemap_fault skips do_sync_mmap_readahead")
+    p.add_argument("--max-states", type=_positive, default=None, metavar="N",
+                   help="stop after N distinct states (the result is then bounded)")
+    p.add_argument("--max-steps", type=_positive, default=None, metavar="N",
+                   help="explore interleavings up to N steps deep (the result is then bounded)")
+    p.add_argument("--all", action="store_true", help="print the trace of every finding")
+    p.add_argument("--json", metavar="FILE", help="also write the result as JSON ('-' = stdout)")
+    return p
+
+
+def _scenario(args):
+    return Scenario(policy=args.policy, unlocked=frozenset(args.unlocked_path), drop=args.drop,
+                    bailout=args.bailout, ranges=args.ranges, order=args.order,
+                    cached=args.cached, mapped=args.mapped, pinned=args.pinned,
+                    actors=tuple(args.actor) if args.actor else None,
+                    transition_range=args.transition_range, readahead=not args.no_readahead)
+
+
+def verdict_label(res):
+    if res.verdict == "ok" and res.bounded:
+        return "bounded-ok"
+    return res.verdict
+
+
+def format_result(res, system, scenario, all_traces=False):
+    sc = scenario
+    lines = []
+    locked = [p for p in PATHS if p not in sc.unlocked]
+    lines.append(f"policy {sc.policy}, bail-out {sc.bailout}, drop by {sc.drop}; "
+                 f"invalidate_lock taken by: {', '.join(locked) or 'no path'}"
+                 + (f"; NOT by: {', '.join(sorted(sc.unlocked))}" if sc.unlocked else ""))
+    lines.append(f"actors: {', '.join(system.actor_names)}")
+    lines.append(f"initial: {res.initial}")
+    label = verdict_label(res)
+    if label == "bounded-ok":
+        lines.append(f"verdict: ok, BOUNDED ({res.bound_hit} reached: not exhaustive)")
+    else:
+        lines.append(f"verdict: {label}" + (f" (bounded: {res.bound_hit} reached)" if res.bounded
+                                             else ""))
+    lines.append(f"states: {res.states} explored, {res.transitions} transitions, depth "
+                 f"{res.depth}, {res.seconds:.2f} s, {res.states_per_second:,.0f} states/s")
+    for k, f in enumerate(res.findings):
+        if k == 0 or all_traces:
+            lines.append(f"{f.kind}: {f.message}")
+            lines.append("shortest trace:" if k == 0 else "trace:")
+            lines.extend(_trace_lines(f.trace))
+        else:
+            if k == 1:
+                lines.append("other findings (--all prints their traces):")
+            lines.append(f"  {f.kind}: {f.message} ({len(f.trace)} steps)")
+    return "\n".join(lines)
+
+
+def _trace_lines(trace):
+    out = []
+    looped = False
+    for s in trace:
+        if s.cycle and not looped:
+            out.append("  -- from here the cycle repeats forever --")
+            looped = True
+        out.append(f"  {s.n:3d}. {s.actor}: {s.function}")
+        if s.saw:
+            out.append(f"       saw: {s.saw}")
+        out.append(f"       cache: {s.state}")
+    return out
+
+
+def run(args) -> int:
+    from . import PageCacheSystem
+    from .checker import explore
+    try:
+        sc = _scenario(args)
+    except ValueError as e:
+        print(f"ppsize race: error: {e}", file=sys.stderr)
+        return 2
+    system = PageCacheSystem(sc)
+    res = explore(system, max_states=args.max_states, max_steps=args.max_steps)
+    print(format_result(res, system, sc, all_traces=args.all))
+    if args.json:
+        d = res.as_dict()
+        d["verdict"] = verdict_label(res)
+        d["actors"] = list(system.actor_names)
+        d["scenario"] = {"policy": sc.policy, "unlocked_paths": sorted(sc.unlocked),
+                         "bailout": sc.bailout, "drop": sc.drop, "ranges": sc.ranges,
+                         "order": sc.order, "cached": list(sc.cached), "mapped": list(sc.mapped),
+                         "pinned": list(sc.pinned), "readahead": sc.readahead,
+                         "actors": [f"{k}@{i}" for k, i in sc.actors]}
+        text = json.dumps(d, indent=1)
+        if args.json == "-":
+            print(text)
+        else:
+            with open(args.json, "w") as fh:
+                fh.write(text + "\n")
+    return 0 if res.verdict == "ok" else 1

@@ -1,0 +1,814 @@
+"""The page-cache model explored by :mod:`ppsize.race.checker`.
+
+Shared state: one file of ``ranges`` process-sized ranges of ``1 << order`` pages each, its
+page-cache entries (folio start, order, locked-by, uptodate, mapped, pinned), the mapping's min
+folio order, ``mapping->invalidate_lock`` (an rwsem: writer, readers, writers waiting). Every
+step is atomic; a step that touches the XArray is one ``xas_lock_irq`` critical section, which is
+how the XArray lock is modelled. Folio locks live in the cache entries.
+
+Each actor is a small state machine whose steps mirror named kernel functions. The kernel code
+mirrored is the linux-mm tree (mm-unstable, early 2026; mm/filemap.c at 009cff43,
+mm/readahead.c at 2aaa83f5, mm/truncate.c at 094476a7), which already carries the LBS min folio
+order (mapping_min_folio_order, mapping_align_index).
+
+Actor locals are ``(pc, ref, smin, order, cur, chk)``:
+``ref`` the folio the actor holds a reference to, as ``(start, order, detached)`` (detached once
+the folio left the page cache, i.e. ``folio->mapping == NULL``); ``smin`` the min order when the
+actor started; ``order`` a cached (possibly stale) min order or the order being tried; ``cur`` an
+index cursor; ``chk`` whether the early min-order check of ``__filemap_add_folio`` has passed.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+POLICIES = ("range", "drop-all", "max-order-on-mmap")
+#: paths whose use of invalidate_lock can be switched off with ``unlocked``
+PATHS = ("filemap_fault", "filemap_read", "read_cache_folio", "page_cache_ra_order")
+DROPS = ("truncate", "invalidate")
+BAILOUTS = ("none", "early", "xa_lock")
+KINDS = ("fault", "read", "rcf", "truncate")
+DEFAULT_BAILOUT = {"range": "none", "drop-all": "early", "max-order-on-mmap": "early"}
+
+# locals
+PC, REF, SMIN, ORD, CUR, CHK = range(6)
+FREE = -1
+
+
+@dataclass
+class Scenario:
+    """What to explore. ``actors`` are ``(kind, index)`` pairs besides the transition."""
+    policy: str = "drop-all"
+    unlocked: frozenset = frozenset()
+    drop: str = "truncate"
+    bailout: str | None = None          # None: the policy's default
+    ranges: int = 2
+    order: int = 1                      # the large process's page order (in model pages)
+    cached: tuple = (0, 1, 2)           # indices holding an order-0 uptodate folio initially
+    mapped: tuple = ()                  # of those, mapped by some (small-page) process
+    pinned: tuple = ()                  # of those, long-term pinned (GUP FOLL_LONGTERM)
+    actors: tuple | None = None         # None: the policy's default actors
+    transition_range: int = 0           # the range the large process mmaps (policy `range`)
+    readahead: bool = True              # filemap_fault does do_sync_mmap_readahead
+
+    def __post_init__(self):
+        if self.policy not in POLICIES:
+            raise ValueError(f"unknown policy {self.policy!r}; choose from {', '.join(POLICIES)}")
+        bad = set(self.unlocked) - set(PATHS)
+        if bad:
+            raise ValueError(f"unknown path {sorted(bad)[0]!r}; choose from {', '.join(PATHS)}")
+        self.unlocked = frozenset(self.unlocked)
+        if self.drop not in DROPS:
+            raise ValueError(f"unknown drop method {self.drop!r}; choose from {', '.join(DROPS)}")
+        if self.bailout is None:
+            self.bailout = DEFAULT_BAILOUT[self.policy]
+        if self.bailout not in BAILOUTS:
+            raise ValueError(f"unknown bail-out {self.bailout!r}; choose from {', '.join(BAILOUTS)}")
+        if not 1 <= self.ranges <= 4:
+            raise ValueError(f"ranges must be 1..4, got {self.ranges}")
+        if not 1 <= self.order <= 2:
+            raise ValueError(f"order must be 1..2, got {self.order}")
+        npages = self.ranges << self.order
+        for name in ("cached", "mapped", "pinned"):
+            vals = tuple(sorted(set(getattr(self, name))))
+            for v in vals:
+                if not 0 <= v < npages:
+                    raise ValueError(f"{name} index {v} outside the file (0..{npages - 1})")
+            setattr(self, name, vals)
+        for v in self.mapped + self.pinned:
+            if v not in self.cached:
+                raise ValueError(f"index {v} is mapped/pinned but not cached")
+        if not 0 <= self.transition_range < self.ranges:
+            raise ValueError(f"transition range {self.transition_range} outside 0..{self.ranges - 1}")
+        if self.actors is None:
+            self.actors = default_actors(self.policy, npages)
+        acts = []
+        for kind, idx in self.actors:
+            if kind not in KINDS:
+                raise ValueError(f"unknown actor {kind!r}; choose from {', '.join(KINDS)}")
+            if kind != "truncate" and not 0 <= idx < npages:
+                raise ValueError(f"{kind} index {idx} outside the file (0..{npages - 1})")
+            acts.append((kind, int(idx)))
+        if len(acts) > 5:
+            raise ValueError("at most 5 actors besides the transition")
+        self.actors = tuple(acts)
+
+    @property
+    def npages(self):
+        return self.ranges << self.order
+
+    @property
+    def max_order(self):
+        """The file's largest folio order (mapping_max_folio_order of the model)."""
+        return (self.npages - 1).bit_length() if self.npages > 1 else 0
+
+
+def default_actors(policy, npages):
+    last = npages - 1
+    if policy == "range":
+        # the thread: a fault on another, partially populated range
+        return (("fault", last),)
+    if policy == "drop-all":
+        return (("fault", last), ("read", 1), ("rcf", last))
+    return (("fault", last), ("read", 1), ("rcf", last))
+
+
+class PageCacheSystem:
+    """The model as a system for :func:`ppsize.race.checker.explore`."""
+
+    def __init__(self, sc: Scenario):
+        self.sc = sc
+        self.P = sc.order
+        self.npages = sc.npages
+        self.target = sc.max_order if sc.policy == "max-order-on-mmap" else sc.order
+        self.kinds = ["transition"] + [k for k, _ in sc.actors]
+        self.index = [0] + [i for _, i in sc.actors]
+        tname = {"range": f"mmap{1 << self.P}p[range {sc.transition_range}]",
+                 "drop-all": f"mmap{1 << self.P}p[drop-all]",
+                 "max-order-on-mmap": "first-mmap[max-order]"}[sc.policy]
+        names = [tname]
+        for k, i in sc.actors:
+            names.append("truncate" if k == "truncate" else f"{k}@{i}")
+        # disambiguate duplicates
+        seen = {}
+        for n, nm in enumerate(names):
+            if names.count(nm) > 1:
+                seen[nm] = seen.get(nm, 0) + 1
+                names[n] = f"{nm}#{seen[nm]}"
+        self.actor_names = names
+        self.locked = {p: p not in sc.unlocked for p in PATHS}
+        if sc.policy == "range":
+            rs = sc.transition_range << self.P
+            self.trange = (rs, rs + (1 << self.P))
+        else:
+            self.trange = (0, self.npages)
+        self.handlers = {
+            "transition": self._transition, "fault": self._fault, "read": self._read,
+            "rcf": self._rcf, "truncate": self._truncate_actor}
+
+    # ----------------------------------------------------------------- state
+    def initial(self):
+        sc = self.sc
+        cache = tuple((i, 0, FREE, True, i in sc.mapped, i in sc.pinned) for i in sc.cached)
+        acts = []
+        for k in self.kinds:
+            first = {"transition": "lock", "truncate": "lock", "fault": "lookup",
+                     "read": "batch", "rcf": "begin"}[k]
+            acts.append((first, None, -1, 0, 0, 0))
+        # (min order, cache, inv writer, inv readers mask, inv waiting mask, actors)
+        return (0, cache, FREE, 0, 0, tuple(acts))
+
+    def done(self, state, i):
+        return state[5][i][PC] == "done"
+
+    def step(self, state, i):
+        loc = state[5][i]
+        if loc[PC] == "done":
+            return None
+        w = _World(state)
+        r = self.handlers[self.kinds[i]](w, i, list(loc))
+        if r is None:
+            return None
+        func, saw, viol = r
+        return w.freeze(), func, saw, viol
+
+    def check(self, state):
+        minord, cache = state[0], state[1]
+        out = []
+        end = -1
+        for f in cache:
+            if f[0] < end:
+                out.append(f"overlapping page-cache entries at index {f[0]}")
+            end = max(end, f[0] + (1 << f[1]))
+        tloc = state[5][0]
+        if tloc[PC] == "done":
+            small = [f for f in cache if f[1] < minord]
+            if small:
+                f = small[0]
+                out.append(f"after the min-order transition completed, folio {f[0]}/o{f[1]} "
+                           f"below min order {minord} is still cached")
+        return out
+
+    def describe(self, state):
+        minord, cache, wr, rd, wt, acts = state
+        parts = []
+        for st, o, lk, up, mp, pn in cache:
+            fl = ("U" if up else "") + ("M" if mp else "") + ("P" if pn else "")
+            if lk != FREE:
+                fl += f"L({self.actor_names[lk]})"
+            parts.append(f"{st}/o{o}" + (f":{fl}" if fl else ""))
+        s = f"min={minord} [" + " ".join(parts) + "]"
+        lock = []
+        if wr != FREE:
+            lock.append("W:" + self.actor_names[wr])
+        if rd:
+            lock.append("R:" + ",".join(self.actor_names[j] for j in range(len(acts)) if rd >> j & 1))
+        if wt:
+            lock.append("wait:" + ",".join(self.actor_names[j] for j in range(len(acts)) if wt >> j & 1))
+        if lock:
+            s += " inv{" + " ".join(lock) + "}"
+        return s
+
+    # --------------------------------------------------------------- helpers
+    def _finish(self, w, i, loc, ref, check_order=True):
+        """The actor returns with folio ``ref``; check the postcondition."""
+        viol = []
+        idx = self.index[i]
+        if ref is not None:
+            st, o, _ = ref
+            if not st <= idx < st + (1 << o):
+                viol.append(f"{self.actor_names[i]} finished with folio {st}/o{o} that does "
+                            f"not cover index {idx}")
+            elif check_order and o < loc[SMIN]:
+                viol.append(f"{self.actor_names[i]} started after the transition, yet finished "
+                            f"with folio {st}/o{o} below the min order {loc[SMIN]}")
+        w.acts[i] = ("done", None, loc[SMIN], 0, 0, 0)
+        return viol
+
+    def _add(self, w, i, loc, start, order):
+        """One step of filemap_add_folio -> __filemap_add_folio at ``start``/``order``.
+
+        Returns (outcome, saw, violations); outcome is "checked" (early bail-out check
+        passed, the store is the next step), "ok" or "EEXIST"."""
+        bail = self.sc.bailout
+        if bail == "early" and not loc[CHK]:
+            if order < w.minord:
+                return "EEXIST", f"order {order} < min order {w.minord}: bail out (-EEXIST)", []
+            loc[CHK] = 1
+            return "checked", f"order {order} >= min order {w.minord}", []
+        loc[CHK] = 0
+        c = w.conflict(start, order)
+        if c is not None:
+            return "EEXIST", f"xas_for_each_conflict: folio {c[0]}/o{c[1]} -> -EEXIST", []
+        viol = []
+        if order < w.minord:
+            if bail == "xa_lock":
+                return "EEXIST", (f"under xa_lock: order {order} < min order {w.minord}: "
+                                  f"bail out (-EEXIST)"), []
+            if bail == "none":
+                viol.append(f"VM_BUG_ON_FOLIO: {self.actor_names[i]} adds folio {start}/o{order} "
+                            f"below min order {w.minord} (__filemap_add_folio)")
+        w.insert((start, order, i, False, False, False))
+        return "ok", f"stored {start}/o{order} (locked)", viol
+
+    def _start_min(self, w):
+        """The min order an actor starting now must respect: the mapping's min order once
+        the transition has completed, none (-2) while it is still in progress or before it.
+        (An actor overlapping the transition may see small folios that the transition is
+        about to drop; the cache invariants check that they do get dropped.)"""
+        return w.minord if w.acts[0][PC] == "done" else -2
+
+    def _align(self, idx, order):
+        return idx & ~((1 << order) - 1)
+
+    def _inv_read(self, w, i, path):
+        """filemap_invalidate_lock_shared; None when it must wait."""
+        if not self.locked[path]:
+            return "skipped (path does not take invalidate_lock)"
+        if w.writer != FREE or w.waiting:
+            return None
+        w.readers |= 1 << i
+        return "got invalidate_lock shared"
+
+    def _inv_write(self, w, i):
+        """filemap_invalidate_lock (down_write). Returns (acquired, saw) or None to wait."""
+        if w.writer == FREE and not w.readers:
+            w.writer = i
+            w.waiting &= ~(1 << i)
+            return True, "got invalidate_lock exclusive"
+        if w.waiting >> i & 1:
+            return None
+        w.waiting |= 1 << i
+        return False, "invalidate_lock busy: writer waits (new readers now queue behind it)"
+
+    def _drop_step(self, w, i, loc, mode, lo, hi, next_pc):
+        """One step of dropping [lo, hi): truncate_inode_pages_range or mapping_try_invalidate."""
+        if mode == "truncate":
+            if loc[PC] == "walk":
+                f = w.next_folio(loc[CUR], lo, hi)
+                if f is None:
+                    if loc[CUR] == lo:
+                        loc[PC] = next_pc
+                        return "truncate_inode_pages_range", "range empty: done", []
+                    loc[CUR] = lo
+                    return "find_get_entries", "nothing left after cursor: restart from start", []
+                loc[REF] = (f[0], f[1], False)
+                loc[PC] = "trunc"
+                return "find_get_entries", f"folio {f[0]}/o{f[1]}", []
+            # "trunc": folio_lock (waits) + truncate_inode_folio + folio_unlock
+            st, o, det = loc[REF]
+            if det:
+                loc[REF], loc[PC], loc[CUR] = None, "walk", st + (1 << o)
+                return "folio_lock", "folio already gone from the mapping: skip", []
+            pos = w.find_exact(st, o)
+            if w.cache[pos][2] not in (FREE, i):
+                return None                     # folio_lock sleeps
+            f = w.cache[pos]
+            saw = "locked"
+            viol = []
+            if f[4]:
+                saw += ", unmap_mapping_folio"
+                w.cache[pos] = (f[0], f[1], f[2], f[3], False, f[5])
+            if f[5]:
+                saw += ", pinned folio leaves the cache (the pin keeps the page)"
+            w.remove(pos, self)
+            loc[REF], loc[PC], loc[CUR] = None, "walk", st + (1 << o)
+            return "truncate_inode_folio", saw + ", deleted", viol
+        # invalidate: one folio per step, a single pass that never waits
+        f = w.next_folio(loc[CUR], lo, hi)
+        if f is None:
+            loc[PC] = next_pc
+            return "mapping_try_invalidate", "no more folios: done", []
+        loc[CUR] = f[0] + (1 << f[1])
+        if f[2] != FREE:
+            return "find_lock_entries", f"folio {f[0]}/o{f[1]} locked: folio_trylock fails, skip", []
+        refs = w.refs_to(f[0], f[1], exclude=i)
+        if f[4] or f[5] or refs:
+            why = "mapped" if f[4] else "pinned" if f[5] else "referenced by " + ",".join(
+                self.actor_names[j] for j in refs)
+            return "mapping_evict_folio", f"folio {f[0]}/o{f[1]} refcount elevated ({why}): skip", []
+        w.remove(w.find_exact(f[0], f[1]), self)
+        return "mapping_evict_folio", f"folio {f[0]}/o{f[1]} evicted", []
+
+    # --------------------------------------------------------------- actors
+    def _transition(self, w, i, loc):
+        """The min-order transition of the policy, by the large-page process's mmap."""
+        pc = loc[PC]
+        sc = self.sc
+        lo, hi = self.trange
+        if pc == "lock":
+            r = self._inv_write(w, i)
+            if r is None:
+                return None
+            got, saw = r
+            if got:
+                loc[PC] = "bump"
+                if loc[SMIN] < 0:
+                    loc[SMIN] = w.minord
+            w.acts[i] = tuple(loc)
+            return "filemap_invalidate_lock", saw, []
+        if pc == "bump":
+            old = w.minord
+            if sc.policy == "max-order-on-mmap" and old >= self.target:
+                loc[PC] = "unlock"
+                w.acts[i] = tuple(loc)
+                return "mapping_set_folio_order_range", "already switched", []
+            w.minord = max(old, self.target)
+            loc[PC], loc[CUR] = "walk", lo
+            w.acts[i] = tuple(loc)
+            return ("mapping_set_folio_min_order",
+                    f"min order {old} -> {w.minord}", [])
+        if pc in ("walk", "trunc"):
+            nxt = "reread" if sc.policy == "range" else "unlock"
+            r = self._drop_step(w, i, loc, sc.drop, lo, hi, nxt)
+            if r is None:
+                return None
+            if loc[PC] == "reread":
+                loc[CUR] = lo
+            w.acts[i] = tuple(loc)
+            return r
+        if pc == "reread":
+            # page_cache_ra_unbounded over the range, min-order folios, skipping present ones
+            cur = loc[CUR]
+            nr = 1 << w.minord
+            if cur >= hi:
+                loc[PC] = "rr_io"
+                w.acts[i] = tuple(loc)
+                return "page_cache_ra_unbounded", "window filled", []
+            loc[CUR] = cur + nr
+            if w.find(cur) is not None:
+                w.acts[i] = tuple(loc)
+                return "page_cache_ra_unbounded", f"xa_load({cur}): present, skip", []
+            start = self._align(cur, w.minord)
+            res, saw, viol = self._add(w, i, loc, start, w.minord)
+            if res == "checked":
+                loc[CUR] = cur
+            w.acts[i] = tuple(loc)
+            return "filemap_add_folio", saw, viol
+        if pc == "rr_io":
+            n = w.complete_io(i)
+            loc[PC] = "unlock"
+            w.acts[i] = tuple(loc)
+            return "read_pages", f"{n} folio(s) read, uptodate, unlocked", []
+        if pc == "unlock":
+            w.writer = FREE
+            w.acts[i] = ("done", None, loc[SMIN], 0, 0, 0)
+            return "filemap_invalidate_unlock", "transition complete", []
+        raise AssertionError(pc)
+
+    def _truncate_actor(self, w, i, loc):
+        """Hole punch of the whole file: truncate_pagecache_range under invalidate_lock."""
+        pc = loc[PC]
+        if pc == "lock":
+            r = self._inv_write(w, i)
+            if r is None:
+                return None
+            got, saw = r
+            if got:
+                loc[PC], loc[CUR] = "walk", 0
+            w.acts[i] = tuple(loc)
+            return "filemap_invalidate_lock", saw, []
+        if pc in ("walk", "trunc"):
+            r = self._drop_step(w, i, loc, "truncate", 0, self.npages, "unlock")
+            if r is None:
+                return None
+            w.acts[i] = tuple(loc)
+            return r
+        if pc == "unlock":
+            w.writer = FREE
+            w.acts[i] = ("done", None, loc[SMIN], 0, 0, 0)
+            return "filemap_invalidate_unlock", "hole punched", []
+        raise AssertionError(pc)
+
+    def _fault(self, w, i, loc):
+        """filemap_fault on index x (a read fault by some process that mmapped the file)."""
+        x = self.index[i]
+        pc = loc[PC]
+        held = w.readers >> i & 1
+        if pc == "lookup":
+            if self.sc.policy == "max-order-on-mmap" and w.acts[0][PC] != "done":
+                return None                    # nobody faults before the (first) mmap returns
+            if loc[SMIN] == -1:
+                loc[SMIN] = self._start_min(w)
+            f = w.find(x)
+            if f is not None:
+                loc[REF] = (f[0], f[1], False)
+                if f[3]:
+                    loc[PC] = "lock"
+                    saw = f"found {f[0]}/o{f[1]} uptodate"
+                else:
+                    loc[PC] = "inv_lock_found"
+                    saw = f"found {f[0]}/o{f[1]} not uptodate"
+            else:
+                loc[PC] = "ra" if self.sc.readahead else "inv_lock"
+                saw = "miss: major fault"
+            w.acts[i] = tuple(loc)
+            return "filemap_get_folio", saw, []
+        if pc in ("inv_lock", "inv_lock_found"):
+            saw = self._inv_read(w, i, "filemap_fault")
+            if saw is None:
+                return None
+            loc[PC] = "get" if pc == "inv_lock" else "lock"
+            w.acts[i] = tuple(loc)
+            return "filemap_invalidate_lock_shared", saw, []
+        if pc == "ra":
+            # do_sync_mmap_readahead -> page_cache_ra_order: min_order read before the lock
+            loc[ORD] = w.minord
+            loc[PC] = "ra_lock"
+            w.acts[i] = tuple(loc)
+            return "page_cache_ra_order", f"new_order = min order {w.minord}", []
+        if pc == "ra_lock":
+            saw = self._inv_read(w, i, "page_cache_ra_order")
+            if saw is None:
+                return None
+            rs = self._align(x, self.P)
+            loc[CUR] = self._align(rs, w.minord)      # mapping_align_index, under the lock
+            loc[PC] = "ra_add"
+            w.acts[i] = tuple(loc)
+            return "filemap_invalidate_lock_shared", saw, []
+        if pc == "ra_add":
+            cur, order = loc[CUR], loc[ORD]
+            if cur & ((1 << order) - 1):
+                order = (cur & -cur).bit_length() - 1
+            res, saw, viol = self._add(w, i, loc, cur, order)
+            if res == "ok":
+                loc[CUR] = cur + (1 << order)
+                if loc[CUR] >= self._align(x, self.P) + (1 << self.P):
+                    loc[PC] = "ra_io"
+            elif res == "EEXIST":
+                loc[PC] = "ra_io"
+            w.acts[i] = tuple(loc)
+            return "ra_alloc_folio -> filemap_add_folio", saw, viol
+        if pc == "ra_io":
+            n = w.complete_io(i)
+            if held:
+                w.readers &= ~(1 << i)
+            loc[PC] = "inv_lock"
+            w.acts[i] = tuple(loc)
+            return "read_pages; filemap_invalidate_unlock_shared", f"{n} folio(s) read", []
+        if pc == "get":
+            # __filemap_get_folio(FGP_CREAT|FGP_FOR_MMAP), label repeat:
+            f = w.find(x)
+            if f is not None:
+                loc[REF] = (f[0], f[1], False)
+                loc[PC] = "lock"
+                w.acts[i] = tuple(loc)
+                return "__filemap_get_folio -> filemap_get_entry", f"found {f[0]}/o{f[1]}", []
+            m = w.minord
+            order = min(m, self.sc.max_order)
+            loc[ORD], loc[CUR] = order, self._align(x, m)
+            loc[PC] = "add"
+            w.acts[i] = tuple(loc)
+            return ("__filemap_get_folio -> filemap_get_entry",
+                    f"miss; min order {m}: allocate order {order} at {loc[CUR]}", [])
+        if pc == "add":
+            res, saw, viol = self._add(w, i, loc, loc[CUR], loc[ORD])
+            if res == "ok":
+                loc[REF] = (loc[CUR], loc[ORD], False)
+                loc[PC] = "unlock_mmap"
+            elif res == "EEXIST":
+                loc[PC] = "get"               # order loop ends at min order; goto repeat
+                saw += "; goto repeat"
+            w.acts[i] = tuple(loc)
+            return "filemap_add_folio", saw, viol
+        if pc == "unlock_mmap":
+            st, o, _ = loc[REF]
+            w.unlock(st, o, i)
+            loc[PC] = "lock"
+            w.acts[i] = tuple(loc)
+            return "folio_unlock (FGP_FOR_MMAP)", f"{st}/o{o}", []
+        if pc == "lock":
+            # lock_folio_maybe_drop_mmap + "Did it get truncated?" + uptodate check
+            st, o, det = loc[REF]
+            if not det:
+                pos = w.find_exact(st, o)
+                if w.cache[pos][2] != FREE:
+                    return None               # __folio_lock sleeps
+            else:
+                loc[REF] = None
+                loc[PC] = "get" if held else "inv_lock"
+                w.acts[i] = tuple(loc)
+                return "folio_lock", f"{st}/o{o} truncated (folio->mapping != mapping): retry_find", []
+            f = w.cache[pos]
+            w.cache[pos] = (f[0], f[1], i, f[3], f[4], f[5])
+            if not f[3]:
+                if not held:
+                    w.cache[pos] = f
+                    loc[REF], loc[PC] = None, "inv_lock"
+                    w.acts[i] = tuple(loc)
+                    return "folio_lock", f"{st}/o{o} not uptodate, no invalidate_lock: retry_find", []
+                loc[PC] = "read"
+                w.acts[i] = tuple(loc)
+                return "folio_lock", f"{st}/o{o} locked, not uptodate: page_not_uptodate", []
+            loc[PC] = "inv_unlock" if held else "map"
+            w.acts[i] = tuple(loc)
+            return "folio_lock", f"{st}/o{o} locked, uptodate", []
+        if pc == "read":
+            st, o, _ = loc[REF]
+            w.complete_one(st, o)
+            loc[REF], loc[PC] = None, "get"
+            w.acts[i] = tuple(loc)
+            return "filemap_read_folio", f"{st}/o{o} uptodate, unlocked; retry_find", []
+        if pc == "inv_unlock":
+            w.readers &= ~(1 << i)
+            loc[PC] = "map"
+            w.acts[i] = tuple(loc)
+            return "filemap_invalidate_unlock_shared", "", []
+        if pc == "map":
+            # do_read_fault -> finish_fault -> set_pte_range; folio_unlock
+            st, o, det = loc[REF]
+            viol = []
+            if det:
+                viol.append(f"{self.actor_names[i]} maps folio {st}/o{o} that is no longer in "
+                            f"the page cache")
+            else:
+                pos = w.find_exact(st, o)
+                f = w.cache[pos]
+                w.cache[pos] = (f[0], f[1], FREE, f[3], True, f[5])
+            viol += self._finish(w, i, loc, loc[REF])
+            return "finish_fault -> set_pte_range; folio_unlock", f"mapped {st}/o{o}", viol
+        raise AssertionError(pc)
+
+    def _read(self, w, i, loc):
+        """Buffered read(2) at index x: filemap_read -> filemap_get_pages."""
+        x = self.index[i]
+        pc = loc[PC]
+        if pc == "batch":
+            if loc[SMIN] == -1:
+                loc[SMIN] = self._start_min(w)
+            f = w.find(x)
+            if f is None:
+                loc[PC] = "create"
+                w.acts[i] = tuple(loc)
+                return "filemap_get_read_batch", "miss", []
+            loc[REF] = (f[0], f[1], False)
+            if f[3]:
+                viol = self._finish(w, i, loc, loc[REF])
+                return "filemap_get_read_batch", f"{f[0]}/o{f[1]} uptodate: copy_folio_to_iter", viol
+            loc[PC] = "upd_lock"
+            w.acts[i] = tuple(loc)
+            return "filemap_get_read_batch", f"{f[0]}/o{f[1]} not uptodate", []
+        if pc == "create":
+            # filemap_create_folio: min_order is read before invalidate_lock is taken
+            loc[ORD] = w.minord
+            loc[PC] = "c_lock"
+            w.acts[i] = tuple(loc)
+            return "filemap_create_folio -> filemap_alloc_folio", f"order {w.minord}", []
+        if pc == "c_lock":
+            saw = self._inv_read(w, i, "filemap_read")
+            if saw is None:
+                return None
+            loc[PC] = "c_add"
+            w.acts[i] = tuple(loc)
+            return "filemap_invalidate_lock_shared", saw, []
+        if pc == "c_add":
+            o = loc[ORD]
+            start = self._align(x, o)
+            res, saw, viol = self._add(w, i, loc, start, o)
+            if res == "ok":
+                loc[REF] = (start, o, False)
+                loc[PC] = "c_read"
+            elif res == "EEXIST":
+                w.readers &= ~(1 << i)
+                loc[PC] = "batch"
+                saw += "; AOP_TRUNCATED_PAGE: filemap_invalidate_unlock_shared, retry"
+            w.acts[i] = tuple(loc)
+            return "filemap_add_folio", saw, viol
+        if pc == "c_read":
+            st, o, _ = loc[REF]
+            w.complete_one(st, o)
+            w.readers &= ~(1 << i)
+            viol = self._finish(w, i, loc, loc[REF])
+            return "filemap_read_folio; filemap_invalidate_unlock_shared", f"{st}/o{o} uptodate", viol
+        if pc == "upd_lock":
+            saw = self._inv_read(w, i, "filemap_read")
+            if saw is None:
+                return None
+            loc[PC] = "upd_try"
+            w.acts[i] = tuple(loc)
+            return "filemap_update_page -> filemap_invalidate_lock_shared", saw, []
+        if pc == "upd_try":
+            st, o, det = loc[REF]
+            pos = None if det else w.find_exact(st, o)
+            if pos is not None and w.cache[pos][2] != FREE:
+                w.readers &= ~(1 << i)
+                loc[PC] = "upd_wait"
+                w.acts[i] = tuple(loc)
+                return "folio_trylock", f"{st}/o{o} busy: unlock invalidate_lock, wait", []
+            w.readers &= ~(1 << i)
+            if pos is None:
+                loc[REF], loc[PC] = None, "batch"
+                w.acts[i] = tuple(loc)
+                return "folio_trylock", f"{st}/o{o} !folio->mapping: AOP_TRUNCATED_PAGE", []
+            f = w.cache[pos]
+            saw = f"{st}/o{o} uptodate" if f[3] else f"{st}/o{o} filemap_read_folio"
+            w.complete_one(st, o)
+            viol = self._finish(w, i, loc, loc[REF])
+            return "folio_trylock", saw + "; filemap_invalidate_unlock_shared", viol
+        if pc == "upd_wait":
+            st, o, det = loc[REF]
+            if not det:
+                pos = w.find_exact(st, o)
+                if w.cache[pos][2] != FREE:
+                    return None
+            loc[REF], loc[PC] = None, "batch"
+            w.acts[i] = tuple(loc)
+            return "folio_put_wait_locked", "unlocked: AOP_TRUNCATED_PAGE, retry", []
+        raise AssertionError(pc)
+
+    def _rcf(self, w, i, loc):
+        """A read_cache_folio caller (do_read_cache_folio); the caller holds invalidate_lock
+        shared around it unless path read_cache_folio is switched to unlocked."""
+        x = self.index[i]
+        pc = loc[PC]
+        if pc == "begin":
+            saw = self._inv_read(w, i, "read_cache_folio")
+            if saw is None:
+                return None
+            loc[SMIN] = self._start_min(w)
+            loc[PC] = "lookup"
+            w.acts[i] = tuple(loc)
+            return "filemap_invalidate_lock_shared (caller)", saw, []
+        if pc == "lookup":
+            f = w.find(x)
+            if f is None:
+                loc[PC] = "alloc"
+                w.acts[i] = tuple(loc)
+                return "filemap_get_folio", "miss", []
+            loc[REF] = (f[0], f[1], False)
+            if f[3]:
+                return self._rcf_out(w, i, loc, "filemap_get_folio", f"{f[0]}/o{f[1]} uptodate")
+            loc[PC] = "trylock"
+            w.acts[i] = tuple(loc)
+            return "filemap_get_folio", f"{f[0]}/o{f[1]} not uptodate", []
+        if pc == "alloc":
+            loc[ORD] = w.minord
+            loc[PC] = "add"
+            w.acts[i] = tuple(loc)
+            return "filemap_alloc_folio(mapping_min_folio_order)", f"order {w.minord}", []
+        if pc == "add":
+            if not loc[CHK]:
+                loc[CUR] = self._align(x, w.minord)   # mapping_align_index re-reads min order
+            start = loc[CUR]
+            res, saw, viol = self._add(w, i, loc, start, loc[ORD])
+            if res == "ok":
+                loc[REF] = (start, loc[ORD], False)
+                loc[PC] = "filler"
+            elif res == "EEXIST":
+                loc[PC] = "lookup"
+                saw += "; goto repeat"
+            w.acts[i] = tuple(loc)
+            return "filemap_add_folio", saw, viol
+        if pc == "filler":
+            st, o, _ = loc[REF]
+            w.complete_one(st, o)
+            r = self._rcf_out(w, i, loc, "filemap_read_folio", f"{st}/o{o} uptodate, unlocked")
+            return r
+        if pc == "trylock":
+            st, o, det = loc[REF]
+            pos = None if det else w.find_exact(st, o)
+            if pos is not None and w.cache[pos][2] != FREE:
+                loc[PC] = "wait"
+                w.acts[i] = tuple(loc)
+                return "folio_trylock", f"{st}/o{o} busy", []
+            if pos is None:
+                loc[REF], loc[PC] = None, "lookup"
+                w.acts[i] = tuple(loc)
+                return "folio_trylock", f"{st}/o{o} truncated: goto repeat", []
+            f = w.cache[pos]
+            if f[3]:
+                return self._rcf_out(w, i, loc, "folio_trylock", f"{st}/o{o} filled meanwhile")
+            w.cache[pos] = (f[0], f[1], i, f[3], f[4], f[5])
+            loc[PC] = "filler"
+            w.acts[i] = tuple(loc)
+            return "folio_trylock", f"{st}/o{o} locked", []
+        if pc == "wait":
+            st, o, det = loc[REF]
+            if not det:
+                pos = w.find_exact(st, o)
+                if w.cache[pos][2] != FREE:
+                    return None
+            loc[REF], loc[PC] = None, "lookup"
+            w.acts[i] = tuple(loc)
+            return "folio_put_wait_locked", "unlocked: goto repeat", []
+        raise AssertionError(pc)
+
+    def _rcf_out(self, w, i, loc, func, saw):
+        if w.readers >> i & 1:
+            w.readers &= ~(1 << i)
+            saw += "; caller drops invalidate_lock"
+        return func, saw, self._finish(w, i, loc, loc[REF])
+
+
+class _World:
+    """A mutable copy of a state for one step."""
+    __slots__ = ("minord", "cache", "writer", "readers", "waiting", "acts")
+
+    def __init__(self, state):
+        self.minord, cache, self.writer, self.readers, self.waiting, acts = state
+        self.cache = list(cache)
+        self.acts = list(acts)
+
+    def freeze(self):
+        return (self.minord, tuple(self.cache), self.writer, self.readers, self.waiting,
+                tuple(self.acts))
+
+    def find(self, idx):
+        for f in self.cache:
+            if f[0] <= idx < f[0] + (1 << f[1]):
+                return f
+        return None
+
+    def find_exact(self, start, order):
+        for n, f in enumerate(self.cache):
+            if f[0] == start and f[1] == order:
+                return n
+        raise AssertionError(f"folio {start}/o{order} not cached")
+
+    def conflict(self, start, order):
+        end = start + (1 << order)
+        for f in self.cache:
+            if f[0] < end and start < f[0] + (1 << f[1]):
+                return f
+        return None
+
+    def next_folio(self, cur, lo, hi):
+        for f in self.cache:
+            if f[0] >= cur and f[0] >= lo and f[0] + (1 << f[1]) <= hi:
+                return f
+        return None
+
+    def insert(self, folio):
+        self.cache.append(folio)
+        self.cache.sort()
+
+    def remove(self, pos, system):
+        f = self.cache.pop(pos)
+        key = (f[0], f[1], False)
+        for j, loc in enumerate(self.acts):
+            if loc[REF] == key:
+                self.acts[j] = loc[:REF] + ((f[0], f[1], True),) + loc[REF + 1:]
+        return f
+
+    def refs_to(self, start, order, exclude):
+        key = (start, order, False)
+        return [j for j, loc in enumerate(self.acts) if j != exclude and loc[REF] == key]
+
+    def unlock(self, start, order, i):
+        pos = self.find_exact(start, order)
+        f = self.cache[pos]
+        assert f[2] == i
+        self.cache[pos] = (f[0], f[1], FREE, f[3], f[4], f[5])
+
+    def complete_one(self, start, order):
+        """I/O completion of one folio: uptodate, unlocked (folio_end_read)."""
+        pos = self.find_exact(start, order)
+        f = self.cache[pos]
+        self.cache[pos] = (f[0], f[1], FREE, True, f[4], f[5])
+
+    def complete_io(self, i):
+        n = 0
+        for pos, f in enumerate(self.cache):
+            if f[2] == i and not f[3]:
+                self.cache[pos] = (f[0], f[1], FREE, True, f[4], f[5])
+                n += 1
+        return n
