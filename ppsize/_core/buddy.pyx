@@ -17,6 +17,7 @@ watermark boosting (an allocation succeeds while a block exists), ALLOC_NOFRAGME
 MIGRATE_HIGHATOMIC reserves, CMA, isolation, compaction, page shuffling, guard
 pages, the compaction capture.
 """
+cimport cython
 import numpy as np
 
 from libc.stdint cimport uint64_t
@@ -86,6 +87,8 @@ cdef inline int _pick(const i64 *cum, int n, u64 r) noexcept nogil:
     return i
 
 
+# nonecheck off: the nogil methods update attributes of self, which is never None
+@cython.nonecheck(False)
 cdef class BuddyAllocator:
     """BuddyAllocator(nr_pages, max_order, pageblock_order)
 
@@ -171,6 +174,9 @@ cdef class BuddyAllocator:
         cdef int li = order * MIGRATE_TYPES + mt
         cdef i32 p = <i32>pfn
         cdef i32 old
+        # PPSIZE_DEBUG builds keep these (VM_BUG_ON_PAGE in __free_one_page/expand)
+        assert 0 <= pfn and pfn + (<i64>1 << order) <= self.nr_pages, "free block outside memory"
+        assert self.state[pfn] == 0, "adding a block head that is already free or allocated"
         if to_tail:
             old = self.tail[li]
             self.prev_[p] = old
@@ -196,6 +202,8 @@ cdef class BuddyAllocator:
         # __del_page_from_free_list: list_del, __ClearPageBuddy, set_page_private(0)
         cdef int li = order * MIGRATE_TYPES + mt
         cdef i32 p = <i32>pfn
+        assert self.state[pfn] == (BUDDY_ST_FREE | (mt << BUDDY_MT_SHIFT) | order), \
+            "deleting a block that is not on this free list (VM_WARN in __del_page_from_free_list)"
         cdef i32 n = self.next_[p]
         cdef i32 pr = self.prev_[p]
         if pr >= 0:
