@@ -25,6 +25,7 @@ def assert_same(b: BuddyAllocator, r: RefBuddy):
     assert s["stolen"] == r.stolen
     assert b.free_blocks(by_migratetype=True).tolist()[:3] == r.free_block_counts()[:3]
     assert list(b.unusable_index(permille=True)) == r.unusable_index()
+    assert b.free_mask().tolist() == [r.frame_is_free(p) for p in range(r.nr_pages)]
     for pfn, (o, mt) in r.allocated.items():
         assert b.describe(pfn) == ("allocated", pfn, o, ["unmovable", "movable", "reclaimable"][mt])
 

@@ -667,6 +667,25 @@ cdef class BuddyAllocator:
             guard += 1
         return np.array(out, dtype=np.int64)
 
+    def free_mask(self):
+        """Boolean array: True for every frame inside a free buddy block."""
+        out = np.zeros(self.nr_pages, dtype=np.uint8)
+        cdef u8[::1] m = out
+        cdef i64 pfn = 0, nr, i
+        cdef u8 s
+        with nogil:
+            while pfn < self.nr_pages:
+                s = self.state[pfn]
+                if s & (BUDDY_ST_FREE | BUDDY_ST_ALLOC):
+                    nr = <i64>1 << (s & BUDDY_ORDER_MASK)
+                    if s & BUDDY_ST_FREE:
+                        for i in range(pfn, pfn + nr):
+                            m[i] = 1
+                    pfn += nr
+                else:
+                    pfn += 1
+        return out.view(np.bool_)
+
     def pageblock_migratetypes(self):
         """Copy of the per-pageblock migratetype array (uint8, 0..2)."""
         return np.array(self._pbmt_a, copy=True)
