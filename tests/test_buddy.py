@@ -198,6 +198,35 @@ def test_reclaimable_claims_a_partial_pageblock_when_half_is_alike():
     b.check()
 
 
+def test_merge_across_pageblocks_of_different_types():
+    # __free_one_page at order >= pageblock_order: the buddy pageblock has another
+    # (mergeable) type; they merge and change_pageblock_range retypes the buddy
+    b = BuddyAllocator(1024, 10, 9)
+    assert b.alloc_pages(9, "movable") == 0
+    assert b.alloc_pages(9, "unmovable") == 512        # claims pageblock 1 (order 9 >= pb)
+    assert b.pageblock_migratetypes().tolist() == [MOVABLE, UNMOVABLE]
+    b.free_pages(512, 9)
+    assert list(b.free_list(9, "unmovable")) == [512]
+    b.free_pages(0, 9)
+    assert b.pageblock_migratetypes().tolist() == [MOVABLE, MOVABLE]
+    assert list(b.free_list(10, "movable")) == [0]
+    b.check()
+
+
+def test_free_of_multi_pageblock_block_uses_split_large_buddy():
+    # an order-10 free is done per pageblock (split_large_buddy), each with its own
+    # type; the halves merge back (types mergeable) into the second half's type
+    b = BuddyAllocator(2048, 10, 9)
+    assert b.alloc_pages(10, "movable") == 0
+    assert b.alloc_pages(0, "unmovable") == 1024       # claims the order-10 block at 1024
+    assert b.pageblock_migratetypes().tolist() == [MOVABLE, MOVABLE, UNMOVABLE, UNMOVABLE]
+    b.free_pages(0, 10)
+    assert list(b.free_list(10, "movable")) == [0]
+    b.free_pages(1024, 0)
+    assert list(b.free_list(10, "unmovable")) == [1024]
+    b.check()
+
+
 def test_exhaustion_is_a_counted_result():
     b = BuddyAllocator(64, 3, 2)
     got = b.alloc_batch([3] * 9)
