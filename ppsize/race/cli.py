@@ -69,8 +69,8 @@ def add_parser(sub):
     p.add_argument("--ranges", type=int, default=2, help="process-sized ranges in the file (1..4)")
     p.add_argument("--order", type=int, default=1,
                    help="large process page order in model pages (1..2)")
-    p.add_argument("--cached", type=_indices, default=(0, 1, 2),
-                   help="indices holding an order-0 uptodate folio at the start (default 0,1,2)")
+    p.add_argument("--cached", type=_indices, default=(0, 1, 3),
+                   help="indices holding an order-0 uptodate folio at the start (default 0,1,3)")
     p.add_argument("--mapped", type=_indices, default=(), help="of those, mapped by a process")
     p.add_argument("--pinned", type=_indices, default=(),
                    help="of those, long-term pinned (FOLL_LONGTERM)")

@@ -11,11 +11,15 @@ mirrored is the linux-mm tree (mm-unstable, early 2026; mm/filemap.c at 009cff43
 mm/readahead.c at 2aaa83f5, mm/truncate.c at 094476a7), which already carries the LBS min folio
 order (mapping_min_folio_order, mapping_align_index).
 
-Actor locals are ``(pc, ref, smin, order, cur, chk)``:
+Actor locals are ``(pc, ref, smin, order, cur, chk, lidx)``:
 ``ref`` the folio the actor holds a reference to, as ``(start, order, detached)`` (detached once
 the folio left the page cache, i.e. ``folio->mapping == NULL``); ``smin`` the min order when the
 actor started; ``order`` a cached (possibly stale) min order or the order being tried; ``cur`` an
-index cursor; ``chk`` whether the early min-order check of ``__filemap_add_folio`` has passed.
+index cursor; ``chk`` whether the early min-order check of ``__filemap_add_folio`` has passed;
+``lidx`` the index a ``goto repeat`` looks up (-1: the actor's own index). Like Linux,
+``__filemap_get_folio`` and ``do_read_cache_folio`` overwrite their ``index`` with
+``mapping_align_index(index)`` before adding, so a ``goto repeat`` after -EEXIST looks up the
+*aligned* index.
 """
 from __future__ import annotations
 
@@ -30,7 +34,7 @@ KINDS = ("fault", "read", "rcf", "truncate")
 DEFAULT_BAILOUT = {"range": "none", "drop-all": "early", "max-order-on-mmap": "early"}
 
 # locals
-PC, REF, SMIN, ORD, CUR, CHK = range(6)
+PC, REF, SMIN, ORD, CUR, CHK, LIDX = range(7)
 FREE = -1
 
 
@@ -43,7 +47,7 @@ class Scenario:
     bailout: str | None = None          # None: the policy's default
     ranges: int = 2
     order: int = 1                      # the large process's page order (in model pages)
-    cached: tuple = (0, 1, 2)           # indices holding an order-0 uptodate folio initially
+    cached: tuple = (0, 1, 3)           # indices holding an order-0 uptodate folio initially
     mapped: tuple = ()                  # of those, mapped by some (small-page) process
     pinned: tuple = ()                  # of those, long-term pinned (GUP FOLL_LONGTERM)
     actors: tuple | None = None         # None: the policy's default actors
@@ -103,13 +107,12 @@ class Scenario:
 
 
 def default_actors(policy, npages):
-    last = npages - 1
+    # the last range is partially populated (see Scenario.cached): its first page is missing
+    hole = npages - 2
     if policy == "range":
         # the thread: a fault on another, partially populated range
-        return (("fault", last),)
-    if policy == "drop-all":
-        return (("fault", last), ("read", 1), ("rcf", last))
-    return (("fault", last), ("read", 1), ("rcf", last))
+        return (("fault", hole),)
+    return (("fault", hole), ("read", 1), ("rcf", hole))
 
 
 class PageCacheSystem:
@@ -153,7 +156,7 @@ class PageCacheSystem:
         for k in self.kinds:
             first = {"transition": "lock", "truncate": "lock", "fault": "lookup",
                      "read": "batch", "rcf": "begin"}[k]
-            acts.append((first, None, -1, 0, 0, 0))
+            acts.append((first, None, -1, 0, 0, 0, -1))
         # (min order, cache, inv writer, inv readers mask, inv waiting mask, actors)
         return (0, cache, FREE, 0, 0, tuple(acts))
 
@@ -221,7 +224,7 @@ class PageCacheSystem:
             elif check_order and o < loc[SMIN]:
                 viol.append(f"{self.actor_names[i]} started after the transition, yet finished "
                             f"with folio {st}/o{o} below the min order {loc[SMIN]}")
-        w.acts[i] = ("done", None, loc[SMIN], 0, 0, 0)
+        w.acts[i] = ("done", None, loc[SMIN], 0, 0, 0, -1)
         return viol
 
     def _add(self, w, i, loc, start, order):
@@ -391,7 +394,7 @@ class PageCacheSystem:
             return "read_pages", f"{n} folio(s) read, uptodate, unlocked", []
         if pc == "unlock":
             w.writer = FREE
-            w.acts[i] = ("done", None, loc[SMIN], 0, 0, 0)
+            w.acts[i] = ("done", None, loc[SMIN], 0, 0, 0, -1)
             return "filemap_invalidate_unlock", "transition complete", []
         raise AssertionError(pc)
 
@@ -415,7 +418,7 @@ class PageCacheSystem:
             return r
         if pc == "unlock":
             w.writer = FREE
-            w.acts[i] = ("done", None, loc[SMIN], 0, 0, 0)
+            w.acts[i] = ("done", None, loc[SMIN], 0, 0, 0, -1)
             return "filemap_invalidate_unlock", "hole punched", []
         raise AssertionError(pc)
 
@@ -487,19 +490,23 @@ class PageCacheSystem:
             return "read_pages; filemap_invalidate_unlock_shared", f"{n} folio(s) read", []
         if pc == "get":
             # __filemap_get_folio(FGP_CREAT|FGP_FOR_MMAP), label repeat:
-            f = w.find(x)
+            li = x if loc[LIDX] < 0 else loc[LIDX]
+            f = w.find(li)
             if f is not None:
                 loc[REF] = (f[0], f[1], False)
-                loc[PC] = "lock"
+                loc[PC], loc[LIDX] = "lock", -1
                 w.acts[i] = tuple(loc)
-                return "__filemap_get_folio -> filemap_get_entry", f"found {f[0]}/o{f[1]}", []
+                return ("__filemap_get_folio -> filemap_get_entry",
+                        f"index {li}: found {f[0]}/o{f[1]}", [])
             m = w.minord
             order = min(m, self.sc.max_order)
-            loc[ORD], loc[CUR] = order, self._align(x, m)
+            # index = mapping_align_index(mapping, index): also what a goto repeat looks up
+            loc[ORD], loc[CUR] = order, self._align(li, m)
+            loc[LIDX] = loc[CUR]
             loc[PC] = "add"
             w.acts[i] = tuple(loc)
             return ("__filemap_get_folio -> filemap_get_entry",
-                    f"miss; min order {m}: allocate order {order} at {loc[CUR]}", [])
+                    f"index {li}: miss; min order {m}: allocate order {order} at {loc[CUR]}", [])
         if pc == "add":
             res, saw, viol = self._add(w, i, loc, loc[CUR], loc[ORD])
             if res == "ok":
@@ -530,6 +537,11 @@ class PageCacheSystem:
                 return "folio_lock", f"{st}/o{o} truncated (folio->mapping != mapping): retry_find", []
             f = w.cache[pos]
             w.cache[pos] = (f[0], f[1], i, f[3], f[4], f[5])
+            bug = []
+            if not st <= x < st + (1 << o):
+                bug = [f"VM_BUG_ON_FOLIO(!folio_contains(folio, {x})) in filemap_fault: "
+                       f"__filemap_get_folio returned {st}/o{o} (goto repeat looked up the "
+                       f"aligned index)"]
             if not f[3]:
                 if not held:
                     w.cache[pos] = f
@@ -538,10 +550,10 @@ class PageCacheSystem:
                     return "folio_lock", f"{st}/o{o} not uptodate, no invalidate_lock: retry_find", []
                 loc[PC] = "read"
                 w.acts[i] = tuple(loc)
-                return "folio_lock", f"{st}/o{o} locked, not uptodate: page_not_uptodate", []
+                return "folio_lock", f"{st}/o{o} locked, not uptodate: page_not_uptodate", bug
             loc[PC] = "inv_unlock" if held else "map"
             w.acts[i] = tuple(loc)
-            return "folio_lock", f"{st}/o{o} locked, uptodate", []
+            return "folio_lock", f"{st}/o{o} locked, uptodate", bug
         if pc == "read":
             st, o, _ = loc[REF]
             w.complete_one(st, o)
@@ -669,17 +681,19 @@ class PageCacheSystem:
             w.acts[i] = tuple(loc)
             return "filemap_invalidate_lock_shared (caller)", saw, []
         if pc == "lookup":
-            f = w.find(x)
+            li = x if loc[LIDX] < 0 else loc[LIDX]
+            f = w.find(li)
             if f is None:
                 loc[PC] = "alloc"
                 w.acts[i] = tuple(loc)
-                return "filemap_get_folio", "miss", []
+                return "filemap_get_folio", f"index {li}: miss", []
             loc[REF] = (f[0], f[1], False)
             if f[3]:
-                return self._rcf_out(w, i, loc, "filemap_get_folio", f"{f[0]}/o{f[1]} uptodate")
+                return self._rcf_out(w, i, loc, "filemap_get_folio",
+                                     f"index {li}: {f[0]}/o{f[1]} uptodate")
             loc[PC] = "trylock"
             w.acts[i] = tuple(loc)
-            return "filemap_get_folio", f"{f[0]}/o{f[1]} not uptodate", []
+            return "filemap_get_folio", f"index {li}: {f[0]}/o{f[1]} not uptodate", []
         if pc == "alloc":
             loc[ORD] = w.minord
             loc[PC] = "add"
@@ -687,7 +701,9 @@ class PageCacheSystem:
             return "filemap_alloc_folio(mapping_min_folio_order)", f"order {w.minord}", []
         if pc == "add":
             if not loc[CHK]:
-                loc[CUR] = self._align(x, w.minord)   # mapping_align_index re-reads min order
+                # index = mapping_align_index(mapping, index): re-reads the min order
+                li = x if loc[LIDX] < 0 else loc[LIDX]
+                loc[CUR] = loc[LIDX] = self._align(li, w.minord)
             start = loc[CUR]
             res, saw, viol = self._add(w, i, loc, start, loc[ORD])
             if res == "ok":
