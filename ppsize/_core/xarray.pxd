@@ -53,6 +53,8 @@ cdef class XArray:
     cdef i32 free_head            # free-node list
     cdef i32 hint                 # last shift-0 node reached (lookup cache), -1 if none
     cdef u64 hint_base            # its first index
+    cdef bint root_unshrunk       # a split left the root holding only slot 0 (Linux
+                                  # does not xas_shrink there): check() allows it
 
     # the interface other kernels use
     cdef u64 load(self, u64 index) noexcept nogil

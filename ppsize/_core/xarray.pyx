@@ -193,6 +193,7 @@ cdef class XArray:
         self.free_head = -1
         self.hint = -1
         self.hint_base = 0
+        self.root_unshrunk = False
         self._resize(max(capacity, 16))
 
     # ---------------------------------------------------------------- node pool
@@ -327,6 +328,7 @@ cdef class XArray:
         # lib/xarray.c xas_shrink: drop the root while it holds only slot 0
         cdef i32 node = xas.xa_node
         cdef u64 entry
+        self.root_unshrunk = False
         while True:
             if self.count[node] != 1:
                 break
@@ -715,6 +717,8 @@ cdef class XArray:
         self.parent[child] = node
         self._node_set_marks(node, off, child, xas.xa_sibs, marks)
         self.slots[<i64>node * XA_CHUNK_SIZE + off] = xa_mk_node(child)
+        if self.parent[node] < 0 and self.count[node] == 1:
+            self.root_unshrunk = True     # xas_split/xas_try_split never call xas_shrink
         return child
 
     cdef void xas_split(self, xa_state *xas, u64 entry, int order) noexcept nogil:
@@ -1239,7 +1243,7 @@ cdef class XArray:
     def slab_bytes(self):
         """Slab pages holding the nodes if packed (radix_tree_node cache, 7 objects per
         4K page): ceil(nr_nodes / 7) * 4096. A lower bound of what /proc/slabinfo shows."""
-        return -(-self.nr_nodes // XA_NODES_PER_SLAB) * 4096
+        return (self.nr_nodes + XA_NODES_PER_SLAB - 1) // XA_NODES_PER_SLAB * 4096
 
     @property
     def height(self):
@@ -1256,9 +1260,9 @@ cdef class XArray:
         return int(self.head)
 
     def nodes(self):
-        """Live nodes as a structured NumPy array (id, parent, shift, offset, count,
-        nr_values, marks[3]) for inspection."""
-        dt = np.dtype([("id", np.int32), ("parent", np.int32), ("shift", np.uint8),
+        """Live nodes as a structured NumPy array (id, first index covered, parent, shift,
+        offset, count, nr_values, marks[3]) for inspection."""
+        dt = np.dtype([("id", np.int32), ("first", np.uint64), ("parent", np.int32), ("shift", np.uint8),
                        ("offset", np.uint8), ("count", np.uint8), ("nr_values", np.uint8),
                        ("marks", np.uint64, (3,))])
         ids = np.flatnonzero(self._shift_a[:self.used] != NODE_FREE).astype(np.int32)
@@ -1270,6 +1274,13 @@ cdef class XArray:
         out["count"] = self._count_a[ids]
         out["nr_values"] = self._nrv_a[ids]
         out["marks"] = self._marks_a.reshape(-1, 3)[:self.cap][ids]
+        for k in range(ids.size):           # first index covered: offsets up the parents
+            n = int(ids[k])
+            first = 0
+            while self.parent[n] >= 0:
+                first += int(self.offset[n]) << int(self.shift[self.parent[n]])
+                n = self.parent[n]
+            out["first"][k] = first
         return out
 
     def __len__(self):
@@ -1281,7 +1292,8 @@ cdef class XArray:
         parent/offset/shift links, counts and nr_values, sibling entries pointing to a
         canonical slot of a power-of-two aligned run, marks only on present canonical or
         node slots, node marks = OR of the child's, xa_flags marks = OR of the root's, no
-        empty node, no node xas_shrink would remove, nothing but sibling/node internal
+        empty node, no root xas_shrink would remove (unless a split left it so, as in
+        Linux, where xas_split never shrinks), nothing but sibling/node internal
         entries, node accounting (live + free = allocated ids)."""
         cdef i32 root, node, child, c
         cdef int off, j, run, sh, mark, cnt, nv
@@ -1303,7 +1315,8 @@ cdef class XArray:
                     raise AssertionError(f"xa_flags mark {mark} = {(self.head_marks >> mark) & 1} but "
                                          f"root marks {self.marks[<i64>root * 3 + mark]:#x}")
             e = self.slots[<i64>root * XA_CHUNK_SIZE]
-            if self.count[root] == 1 and e and (xa_is_node(e) or self.shift[root] == 0):
+            if (self.count[root] == 1 and e and (xa_is_node(e) or self.shift[root] == 0)
+                    and not self.root_unshrunk):
                 raise AssertionError(f"root node {root} (shift {self.shift[root]}) holds only slot 0 "
                                      f"{e:#x}: xas_shrink would have removed it")
             stack = [root]
