@@ -7,11 +7,15 @@ Cost is reported per alloc+free pair.
 - ppsize: BuddyAllocator, 1 GiB of 4K frames (262144), MAX_PAGE_ORDER 10, pageblock 9.
 - pyset: a plain-Python buddy (one set of free pfns per order, split on alloc, merge
   on free; no migratetypes, no list order), same memory, one call per operation.
+- plain_c: a minimal C buddy (per-order int32 doubly linked lists, a state byte, no
+  migratetypes/pageblocks), compiled here at bench time, the same batch loops.
 - reference: tests/ref_buddy.py (lists with O(n) removal, the test oracle), on
   16 MiB (4096 frames) since its cost grows with memory; per pair it flatters it.
 Churn: seeded mixed-order aging (BuddyAllocator.churn), steps per second.
 """
+import ctypes
 import os
+import subprocess
 import sys
 
 import numpy as np
@@ -59,6 +63,80 @@ class PySetBuddy:
         self.free[order].add(p)
 
 
+C_SOURCE = r"""
+#include <stdint.h>
+#include <stdlib.h>
+typedef struct { int64_t nr; int max_order; int32_t *next, *prev; uint8_t *st;
+                 int32_t head[32]; } buddy_t;
+static void add(buddy_t *b, int64_t p, int o) {
+    int32_t h = b->head[o]; b->next[p] = h; b->prev[p] = -1;
+    if (h >= 0) b->prev[h] = (int32_t)p;
+    b->head[o] = (int32_t)p; b->st[p] = 0x40 | o;
+}
+static void del(buddy_t *b, int64_t p, int o) {
+    int32_t n = b->next[p], q = b->prev[p];
+    if (q >= 0) b->next[q] = n; else b->head[o] = n;
+    if (n >= 0) b->prev[n] = q;
+    b->st[p] = 0;
+}
+static void free_one(buddy_t *b, int64_t p, int o) {
+    while (o < b->max_order) {
+        int64_t q = p ^ ((int64_t)1 << o);
+        if (q >= b->nr || b->st[q] != (0x40 | o)) break;
+        del(b, q, o); p &= q; o++;
+    }
+    add(b, p, o);
+}
+buddy_t *plain_new(int64_t nr, int max_order) {
+    buddy_t *b = calloc(1, sizeof *b);
+    b->nr = nr; b->max_order = max_order;
+    b->next = malloc(nr * 4); b->prev = malloc(nr * 4); b->st = calloc(nr, 1);
+    for (int o = 0; o < 32; o++) b->head[o] = -1;
+    for (int64_t s = 0; s < nr;) {
+        int o = max_order;
+        if (s) { o = __builtin_ctzll(s); if (o > max_order) o = max_order; }
+        while (s + ((int64_t)1 << o) > nr) o--;
+        free_one(b, s, o); s += (int64_t)1 << o;
+    }
+    return b;
+}
+void plain_del(buddy_t *b) { free(b->next); free(b->prev); free(b->st); free(b); }
+void plain_alloc_batch(buddy_t *b, const int64_t *orders, int64_t n, int64_t *out) {
+    for (int64_t i = 0; i < n; i++) {
+        int o = (int)orders[i], c; out[i] = -1;
+        for (c = o; c <= b->max_order; c++) if (b->head[c] >= 0) break;
+        if (c > b->max_order) continue;
+        int64_t p = b->head[c]; del(b, p, c);
+        while (c > o) { c--; add(b, p + ((int64_t)1 << c), c); }
+        b->st[p] = 0x80 | o; out[i] = p;
+    }
+}
+void plain_free_batch(buddy_t *b, const int64_t *pfns, const int64_t *orders, int64_t n) {
+    for (int64_t i = 0; i < n; i++) { b->st[pfns[i]] = 0; free_one(b, pfns[i], (int)orders[i]); }
+}
+"""
+
+
+@pytest.fixture(scope="module")
+def plain_c(c_compiler):
+    here = os.path.dirname(__file__)
+    out_dir = os.path.join(here, "_cbuild")
+    os.makedirs(out_dir, exist_ok=True)
+    src = os.path.join(out_dir, "buddy_plain.c")
+    lib = os.path.join(out_dir, "buddy_plain.so")
+    with open(src, "w") as f:
+        f.write(C_SOURCE)
+    subprocess.run([c_compiler, "-O2", "-shared", "-fPIC", "-o", lib, src], check=True)
+    dll = ctypes.CDLL(lib)
+    dll.plain_new.restype = ctypes.c_void_p
+    dll.plain_new.argtypes = [ctypes.c_int64, ctypes.c_int]
+    dll.plain_del.argtypes = [ctypes.c_void_p]
+    p64 = np.ctypeslib.ndpointer(np.int64, flags="C_CONTIGUOUS")
+    dll.plain_alloc_batch.argtypes = [ctypes.c_void_p, p64, ctypes.c_int64, p64]
+    dll.plain_free_batch.argtypes = [ctypes.c_void_p, p64, p64, ctypes.c_int64]
+    return dll
+
+
 def _perm(n, seed=1):
     return np.random.default_rng(seed).permutation(n)
 
@@ -78,6 +156,25 @@ def test_alloc_free_ppsize(benchmark, order):
     b = benchmark.pedantic(cycle, rounds=5, iterations=1)
     assert b.nr_free_pages == NR and b.stats()["failures"].sum() == 0
     record(benchmark, "alloc+free", f"order {order}", "ppsize", n)
+
+
+@pytest.mark.parametrize("order", ORDERS)
+def test_alloc_free_plain_c(benchmark, plain_c, order):
+    n = NR >> order
+    orders = np.full(n, order, dtype=np.int64)
+    perm = _perm(n)
+
+    def cycle():
+        b = plain_c.plain_new(NR, MAX_ORDER)
+        pfns = np.empty(n, dtype=np.int64)
+        plain_c.plain_alloc_batch(b, orders, n, pfns)
+        plain_c.plain_free_batch(b, np.ascontiguousarray(pfns[perm]), orders, n)
+        plain_c.plain_del(b)
+        return pfns
+
+    pfns = benchmark.pedantic(cycle, rounds=5, iterations=1)
+    assert (pfns >= 0).all()
+    record(benchmark, "alloc+free", f"order {order}", "plain_c", n)
 
 
 @pytest.mark.parametrize("order", ORDERS)

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import enum
 import numbers
-from typing import NamedTuple
-
 import numpy as np
 
 from ._core.pagetable import PageTableCore
@@ -28,13 +26,40 @@ class TranslateStatus(enum.IntEnum):
     BAD_ADDRESS = 2     # outside the geometry's user VA range
 
 
-class Translation(NamedTuple):
-    """Arrays shaped like the input addresses."""
-    pa: np.ndarray      # uint64 physical address (0 where not OK)
-    status: np.ndarray  # uint8 TranslateStatus
-    level: np.ndarray   # int8 level of the leaf (root = 0), or where the walk stopped; -1 for bad addresses
-    size: np.ndarray    # uint64 bytes the TLB would cache: page, contiguous run or block
-    prot: np.ndarray    # uint8 bits: 1 read, 2 write, 4 exec
+class Translation:
+    """Result of :meth:`PageTable.translate`: arrays shaped like the input.
+
+    ``pa`` (uint64 physical address, 0 where not OK), ``status`` (uint8
+    :class:`TranslateStatus`), ``level`` (int8 level of the leaf, root = 0, or where
+    the walk stopped; -1 for bad addresses), ``size`` (uint64 bytes the TLB would
+    cache: page, contiguous run or block; 0 where not OK) and ``prot`` (uint8 bits:
+    1 read, 2 write, 4 exec). Unpacks as ``pa, status, level, size, prot``."""
+
+    __slots__ = ("pa", "status", "level", "unit_shift", "prot")
+    _fields = ("pa", "status", "level", "size", "prot")
+
+    def __init__(self, pa, status, level, unit_shift, prot):
+        self.pa, self.status, self.level, self.unit_shift, self.prot = pa, status, level, unit_shift, prot
+
+    @classmethod
+    def empty(cls, shape):
+        return cls(np.empty(shape, np.uint64), np.empty(shape, np.uint8), np.empty(shape, np.int8),
+                   np.empty(shape, np.uint8), np.empty(shape, np.uint8))
+
+    @property
+    def size(self) -> np.ndarray:
+        # stored as log2 (one byte per address); 0 where the walk found nothing
+        return np.where(self.status == TranslateStatus.OK,
+                        np.left_shift(np.uint64(1), self.unit_shift.astype(np.uint64)), np.uint64(0))
+
+    def __iter__(self):
+        return iter((self.pa, self.status, self.level, self.size, self.prot))
+
+    def __len__(self):
+        return 5
+
+    def __repr__(self):
+        return "Translation(" + ", ".join(f"{k}={v!r}" for k, v in zip(self._fields, self)) + ")"
 
 
 def parse_prot(prot) -> int:
@@ -152,9 +177,9 @@ class PageTable(PageTableCore):
         clash = np.flatnonzero(np.diff(sv) < np.uint64(size))
         if clash.size:
             raise ValueError(f"chunks at {int(sv[clash[0]]):#x} and {int(sv[clash[0] + 1]):#x} overlap")
-        for v in sv:
-            if self._range_mapped(int(v), size):
-                raise ValueError(f"range {int(v):#x}+{size:#x} overlaps an existing mapping")
+        i = self._first_mapped(vas, size)
+        if i >= 0:
+            raise ValueError(f"range {int(vas[i]):#x}+{size:#x} overlaps an existing mapping")
         self._map_many(vas, pas, size, parse_prot(prot), bool(contiguous), False)
 
     def unmap(self, va, size):
@@ -170,18 +195,24 @@ class PageTable(PageTableCore):
         self._protect(va, size, parse_prot(prot))
 
     # --------------------------------------------------------------- reads
-    def translate(self, vas) -> Translation:
+    def translate(self, vas, out: Translation = None) -> Translation:
         """Walk every address of ``vas`` (any integer array-like) in one nogil loop.
 
-        Returns a :class:`Translation` of arrays shaped like ``vas``. Addresses
-        outside the geometry are ``TranslateStatus.BAD_ADDRESS``, not errors."""
+        Returns a :class:`Translation` of arrays shaped like ``vas``; ``out`` (a
+        Translation of the same shape from an earlier call) is filled in place
+        instead, to avoid allocating per batch. Addresses outside the geometry are
+        ``TranslateStatus.BAD_ADDRESS``, not errors."""
         arr = as_addresses(vas)
-        flat = arr.reshape(-1)
-        n = flat.shape[0]
-        out = Translation(np.empty(n, np.uint64), np.empty(n, np.uint8), np.empty(n, np.int8),
-                          np.empty(n, np.uint64), np.empty(n, np.uint8))
-        self._translate(flat, *out)
-        return Translation(*(a.reshape(arr.shape) for a in out))
+        if out is None:
+            out = Translation.empty(arr.shape)
+        elif not isinstance(out, Translation) or out.pa.shape != arr.shape:
+            raise ValueError(f"out must be a Translation of shape {arr.shape}")
+        flat = [a.reshape(-1) for a in (out.pa, out.status, out.level, out.unit_shift, out.prot)]
+        if any(not np.shares_memory(f, a) for f, a in
+               zip(flat, (out.pa, out.status, out.level, out.unit_shift, out.prot)) if f.size):
+            raise ValueError("out arrays must be contiguous")
+        self._translate(arr.reshape(-1), *flat)
+        return out
 
     def is_mapped(self, va, size) -> bool:
         """Is any page of [va, va+size) mapped?"""

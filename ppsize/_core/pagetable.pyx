@@ -11,6 +11,12 @@ cnp.import_array()
 
 cdef u64 ADDR_MASK = ~(<u64>0xfff)
 
+cdef extern from *:
+    void __builtin_prefetch(const void* p) noexcept nogil
+
+cdef enum:
+    WALK_GROUP = 64      # walks interleaved by _translate (measured: 64 > 32 > 16)
+
 
 cdef inline u64 _min(u64 a, u64 b) noexcept nogil:
     return a if a < b else b
@@ -320,57 +326,93 @@ cdef class PageTableCore:
 
     # ------------------------------------------------------------ batches
     def _translate(self, const u64[::1] vas, u64[::1] pa, u8[::1] status,
-                   i8[::1] level, u64[::1] unit, u8[::1] prot):
-        """One nogil walk per address (outputs preallocated by the caller)."""
+                   i8[::1] level, u8[::1] unit_shift, u8[::1] prot):
+        """One nogil walk per address (outputs preallocated by the caller).
+        unit_shift is log2 of the TLB unit (page, contiguous run or block)."""
         cdef Py_ssize_t i, n = vas.shape[0]
         cdef int l, lv, levels = self.levels
-        cdef u64 va, e, span, limit = self.va_limit
+        cdef u64 va, e, limit = self.va_limit
         cdef i64 t
         cdef u64* tab[MAX_LEVELS]
         cdef int shift[MAX_LEVELS]
         cdef int tbits[MAX_LEVELS]
         cdef u64 imask[MAX_LEVELS]
-        cdef u64 cont[MAX_LEVELS]
+        cdef u64 offmask[MAX_LEVELS]
+        cdef u8 cont_shift[MAX_LEVELS]
         for l in range(levels):
             tab[l] = self.tab[l]
             shift[l] = self.shift[l]
             tbits[l] = self.tbits[l]
             imask[l] = self.imask[l]
-            cont[l] = <u64>self.cont_n[l]
+            offmask[l] = ((<u64>1) << self.shift[l]) - 1
+            cont_shift[l] = <u8>(self.shift[l] + (self.cont_n[l].bit_length() - 1))
+        cdef const u64* ptr[WALK_GROUP]
+        cdef u64 ent[WALK_GROUP]
+        cdef int lvl[WALK_GROUP]
+        cdef Py_ssize_t base, j, m
         with nogil:
-            for i in range(n):
-                va = vas[i]
-                if va >= limit:
-                    status[i] = TR_BAD_ADDRESS
-                    level[i] = -1
-                    pa[i] = 0
-                    unit[i] = 0
-                    prot[i] = 0
-                    continue
-                t = 0
-                lv = 0
-                e = 0
-                while True:
-                    e = tab[lv][(t << tbits[lv]) + ((va >> shift[lv]) & imask[lv])]
-                    if (e & (DESC_VALID | DESC_TABLE)) != (DESC_VALID | DESC_TABLE):
-                        break
-                    t = <i64>(e >> DESC_ADDR_SHIFT)
-                    lv += 1
-                level[i] = <i8>lv
-                if e & DESC_VALID:
-                    span = (<u64>1) << shift[lv]
-                    status[i] = TR_OK
-                    pa[i] = (e & ADDR_MASK) | (va & (span - 1))
-                    unit[i] = span * cont[lv] if e & DESC_CONT else span
-                    prot[i] = <u8>((e & DESC_PROT_MASK) >> DESC_PROT_SHIFT)
-                else:
-                    status[i] = TR_NOT_MAPPED
-                    pa[i] = 0
-                    unit[i] = 0
-                    prot[i] = 0
+            # Walks of WALK_GROUP addresses advance together one level per round,
+            # each entry prefetched a round before it is read: the cache misses
+            # of independent walks overlap instead of queueing.
+            base = 0
+            while base < n:
+                m = n - base if n - base < WALK_GROUP else WALK_GROUP
+                for j in range(m):
+                    va = vas[base + j]
+                    lvl[j] = 0
+                    if va >= limit:
+                        ptr[j] = NULL
+                        continue
+                    ptr[j] = &tab[0][(va >> shift[0]) & imask[0]]
+                    __builtin_prefetch(ptr[j])
+                for l in range(levels):
+                    for j in range(m):
+                        if ptr[j] == NULL or lvl[j] != l:
+                            continue
+                        e = ptr[j][0]
+                        ent[j] = e
+                        if (e & (DESC_VALID | DESC_TABLE)) == (DESC_VALID | DESC_TABLE):
+                            lvl[j] = l + 1
+                            t = <i64>(e >> DESC_ADDR_SHIFT)
+                            ptr[j] = &tab[l + 1][(t << tbits[l + 1]) +
+                                                 ((vas[base + j] >> shift[l + 1]) & imask[l + 1])]
+                            __builtin_prefetch(ptr[j])
+                for j in range(m):
+                    i = base + j
+                    if ptr[j] == NULL:
+                        pa[i] = 0
+                        status[i] = TR_BAD_ADDRESS
+                        level[i] = -1
+                        unit_shift[i] = 0
+                        prot[i] = 0
+                        continue
+                    e = ent[j]
+                    lv = lvl[j]
+                    level[i] = <i8>lv
+                    if e & DESC_VALID:
+                        pa[i] = (e & ADDR_MASK) | (vas[i] & offmask[lv])
+                        status[i] = TR_OK
+                        unit_shift[i] = cont_shift[lv] if e & DESC_CONT else <u8>shift[lv]
+                        prot[i] = <u8>((e & DESC_PROT_MASK) >> DESC_PROT_SHIFT)
+                    else:
+                        pa[i] = 0
+                        status[i] = TR_NOT_MAPPED
+                        unit_shift[i] = 0
+                        prot[i] = 0
+                base += m
 
     def _range_mapped(self, u64 va, u64 size):
         return self.any_mapped(0, 0, va, va + size)
+
+    def _first_mapped(self, const u64[::1] vas, u64 size):
+        """Index of the first chunk [vas[i], vas[i]+size) already mapped, or -1."""
+        cdef Py_ssize_t i, found = -1
+        with nogil:
+            for i in range(vas.shape[0]):
+                if self.any_mapped(0, 0, vas[i], vas[i] + size):
+                    found = i
+                    break
+        return found
 
     def _map(self, u64 va, u64 pa, u64 size, u64 prot, bint cont, bint block):
         self.map_range(va, pa, size, prot, cont, block)

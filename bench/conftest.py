@@ -1,0 +1,57 @@
+"""Shared pieces of the benchmarks: the registry of per-item costs measured in this
+run, and the table of ratios to the baselines printed at the end of the session."""
+import ctypes
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+sys.path.insert(0, os.path.dirname(__file__))
+
+# (suite, case) -> {implementation: seconds per item}
+RESULTS: dict = {}
+
+
+def record(benchmark, suite, case, impl, items):
+    """Store the best time per item of a finished benchmark (min is the least noisy)."""
+    per_item = benchmark.stats.stats.min / items
+    RESULTS.setdefault((suite, case), {})[impl] = per_item
+    benchmark.extra_info["ns_per_item"] = per_item * 1e9
+    benchmark.extra_info["items_per_s"] = 1 / per_item
+    return per_item
+
+
+def pytest_terminal_summary(terminalreporter):
+    if not RESULTS:
+        return
+    tr = terminalreporter
+    tr.section("ppsize ratios (same run; >1 means ppsize is faster)")
+    for (suite, case), impls in sorted(RESULTS.items()):
+        own = impls.get("ppsize")
+        parts = [f"{impl} {t * 1e9:8.1f} ns/item" for impl, t in sorted(impls.items())]
+        tr.write_line(f"{suite:>12} {case:<22} " + " | ".join(parts))
+        if own:
+            for impl, t in sorted(impls.items()):
+                if impl != "ppsize":
+                    tr.write_line(f"{'':>12} {'':<22} ppsize vs {impl}: {t / own:6.2f}x")
+
+
+@pytest.fixture(scope="session")
+def c_compiler():
+    cc = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
+    if not cc:
+        pytest.skip("no C compiler: the plain-C baseline is skipped")
+    return cc
+
+
+def build_c(cc, source, name):
+    """Compile bench/c/<source> into a shared library at bench time; load it."""
+    here = os.path.dirname(__file__)
+    out_dir = os.path.join(here, "_cbuild")
+    os.makedirs(out_dir, exist_ok=True)
+    lib = os.path.join(out_dir, name + ".so")
+    subprocess.run([cc, "-O2", "-shared", "-fPIC", "-o", lib, os.path.join(here, "c", source)],
+                   check=True)
+    return ctypes.CDLL(lib)
