@@ -7,6 +7,8 @@
 # Both are noexcept nogil. A failed allocation is a result (-1) and a counter, never
 # an exception; a bad free from C (not an allocated head of that order) is ignored
 # and counted in nr_bad_free, which check() reports.
+cimport cython
+
 from ppsize._core._types cimport i64, i32, u8
 
 cdef enum:
@@ -26,6 +28,9 @@ cdef enum:
     BUDDY_ORDER_LIMIT = 15          # max_order must fit the 4-bit order field
 
 
+# final: C-level methods are called directly (no vtable), so the C compiler can
+# inline the free-list helpers into alloc/free and into cimporting fault loops
+@cython.final
 cdef class BuddyAllocator:
     cdef readonly i64 nr_pages
     cdef readonly int max_order          # MAX_PAGE_ORDER (inclusive)

@@ -7,6 +7,8 @@
 #
 # Per frame: order marker (i8), refcount (i32), mapcount (i32), flags (u16),
 # owner (i32), index (i64) = 23 bytes.
+cimport cython
+
 from ppsize._core._types cimport i64, i32, i8, u16
 
 cdef enum:
@@ -36,6 +38,9 @@ cdef enum:
     FOLIO_EEXIST = -2               # a frame of the range already belongs to a folio
 
 
+# final: C-level methods are called directly (no vtable), so the C compiler can
+# inline the free-list helpers into alloc/free and into cimporting fault loops
+@cython.final
 cdef class FolioTable:
     cdef readonly i64 nr_pages
     cdef readonly i64 nr_folios
