@@ -14,10 +14,52 @@ def add_parser(sub):
                        description=__doc__)
     p.add_argument("names", nargs="*", metavar="NAME", help=f"geometries to show (default: all of {', '.join(GEOMETRIES)})")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    c = p.add_argument_group("per-process page size: emulated vs native page tables")
+    c.add_argument("--cost", action="store_true",
+                   help="page-table cost of a live process's present pages with each process page size")
+    c.add_argument("--pid", default="self", help="process to read (/proc/PID/pagemap; default: this one)")
+    c.add_argument("--page-size", action="append", metavar="SIZE",
+                   help="process page size (repeatable; default 16K and 64K)")
+    c.add_argument("--kernel", default="arm64-4k-48", help="kernel geometry for the emulated tables")
+    c.add_argument("--folio-size", metavar="SIZE", help="anon folio size (default: the page size)")
     return p
 
 
+def run_cost(args) -> int:
+    from .pgtable_cost import pgtable_cost
+    from .procmaps import present_ranges
+    try:
+        ranges = present_ranges(args.pid)
+    except OSError as e:
+        print(f"ppsize geometry: cannot read /proc/{args.pid}/pagemap: {e}", file=sys.stderr)
+        return 2
+    results = []
+    try:
+        for size in args.page_size or ["16K", "64K"]:
+            results.append(pgtable_cost(ranges, size, kernel=args.kernel, folio_size=args.folio_size))
+    except (ValueError, TypeError) as e:
+        print(f"ppsize geometry: {e}", file=sys.stderr)
+        return 2
+    if args.json:
+        json.dump({"pid": args.pid, "costs": [r.as_dict() for r in results]}, sys.stdout, indent=2)
+        print()
+        return 0
+    print(f"present pages of /proc/{args.pid}: {len(ranges)} ranges, "
+          f"{sum(int(e - s) for s, e in ranges) >> 10} kB")
+    rows = []
+    for r in results:
+        for t in r.trees:
+            rows.append([fmt_size(r.page_size), t.mode, t.geometry, t.levels,
+                         "/".join(str(n) for n in t.tables.values()),
+                         t.vmpte_bytes >> 10, t.table_bytes >> 10, t.tlb_entries, t.mapped_bytes >> 10])
+    print(table(["page", "tables", "geometry", "walk", "tables/level", "VmPTE kB", "all kB",
+                 "TLB entries", "mapped kB"], rows))
+    return 0
+
+
 def run(args) -> int:
+    if args.cost:
+        return run_cost(args)
     try:
         geos = [geometry(n) for n in (args.names or GEOMETRIES)]
     except ValueError as e:
