@@ -30,43 +30,50 @@ CONFIGS = [("x86_64-4l", None), ("arm64-4k-48", "16K"), ("arm64-4k-48", "64K"),
 
 def call(asp, op, base, P):
     """Run one generated syscall; return its result or ("err", errno)."""
-    kind, a, b, c, d = op
+    kind, a, b, c, d, e = op
     try:
         if kind == "mmap":
             addr = 0 if a < 0 else base + a * P
             d %= 4
-            flags = MAP_ANONYMOUS | (MAP_SHARED if d == 3 else MAP_PRIVATE)
+            flags = MAP_ANONYMOUS | (MAP_SHARED if e == 7 else MAP_PRIVATE)
             flags |= {0: 0, 1: MAP_FIXED, 2: MAP_FIXED_NOREPLACE, 3: MAP_FIXED}[d]
-            length = b * P if c != 2 else asp.thp_size * max(1, b // 8)
+            length = b * P if c % 8 != 7 else asp.thp_size * max(1, b // 4)
             return asp.sys_mmap(addr, length, [3, 1, 0, 2, 5][c % 5], flags)
         if kind == "munmap":
             return asp.sys_munmap(base + a * P, b * P)
         if kind == "mprotect":
-            return asp.sys_mprotect(base + a * P, b * P, [0, 1, 3, 2][c % 4])
+            return asp.sys_mprotect(base + a * P, b * P, [0, 1, 3, 2, 5][c % 5])
         if kind == "madvise":
             return asp.sys_madvise(base + a * P, b * P, [0, 1, 2, 3, 4, 14, 15][c % 7])
         if kind == "mremap":
-            flags = [0, MREMAP_MAYMOVE, MREMAP_MAYMOVE | MREMAP_FIXED,
-                     MREMAP_MAYMOVE | MREMAP_DONTUNMAP, MREMAP_FIXED][d % 5]
-            new_len = b * P if flags & MREMAP_DONTUNMAP == 0 else max(1, a % 5) * P
-            return asp.sys_mremap(base + a * P, max(1, a % 5) * P, new_len, flags,
+            flags = [0, MREMAP_MAYMOVE, MREMAP_MAYMOVE | MREMAP_FIXED, MREMAP_MAYMOVE | MREMAP_FIXED,
+                     MREMAP_MAYMOVE | MREMAP_DONTUNMAP, MREMAP_FIXED][d % 6]
+            old_len = (e % 6) * P if e else P
+            new_len = old_len if flags & MREMAP_DONTUNMAP or d == 3 else b * P
+            return asp.sys_mremap(base + a * P, old_len, new_len, flags,
                                   base + c * P if flags & (MREMAP_FIXED | MREMAP_DONTUNMAP) else 0)
         if kind == "touch":
             if asp.vma_at(base + a * P) is not None:
                 return asp.anon_prepare(base + a * P)
             return None
-    except OSError as e:
-        return ("err", e.errno)
+    except OSError as exc:
+        return ("err", exc.errno)
     raise AssertionError(kind)
 
 
-ops = st.lists(st.tuples(
-    st.sampled_from(["mmap", "mmap", "munmap", "mprotect", "madvise", "mremap", "touch"]),
-    st.integers(-1, 40), st.integers(1, 12), st.integers(0, 40), st.integers(0, 4)),
-    max_size=30)
+# a few fixed mappings first, so that later calls mostly meet mapped memory
+_prelude = st.lists(st.tuples(st.just("mmap"), st.integers(0, 28), st.integers(1, 10),
+                              st.integers(0, 6), st.just(1), st.integers(0, 7)),
+                    min_size=1, max_size=6)
+_body = st.lists(st.tuples(
+    st.sampled_from(["mmap", "munmap", "mprotect", "mprotect", "madvise", "madvise",
+                     "mremap", "mremap", "mremap", "touch"]),
+    st.integers(-1, 32), st.integers(1, 8), st.integers(0, 40), st.integers(0, 5),
+    st.integers(0, 7)), max_size=25)
+ops = st.builds(lambda p, b: [("mmap", 0, 32, 0, 1, 0)] + p + b, _prelude, _body)
 
 
-@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.sampled_from(CONFIGS), st.sampled_from([65530, 14]), ops)
 def test_differential_syscalls(config, limit, seq):
     g, P = config

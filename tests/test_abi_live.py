@@ -1,0 +1,240 @@
+"""Opt-in (--live): the emulated ABI against this machine's kernel (x86-64, 4K pages,
+P = K = 4K), through libc via ctypes.
+
+1. Random syscall sequences (the strategy of test_abi) run on the model and on the
+   real kernel inside a region R at a fixed address far below mmap_base (nothing
+   else is ever placed there): return values and errnos must agree, and the VMAs of
+   /proc/self/maps inside R (start, end, perms) must equal the model's. Results the
+   kernel places outside R (no hint, busy hint, mremap moves) are only checked to
+   be outside R on both sides, then unmapped on both.
+2. Top-down placement: a child without ASLR (setarch -R) loads its own
+   /proc/self/maps into a model and compares the model's choice for mmap(NULL, len)
+   (THP alignment of PMD multiples included) with the kernel's.
+"""
+import ctypes
+import json
+import os
+import platform
+import subprocess
+import sys
+import textwrap
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+
+from ppsize.abi import AddressSpace, vm_flags_str
+from test_abi import call, ops
+
+pytestmark = pytest.mark.live
+
+K, M = 1 << 10, 1 << 20
+R_LO = 0x3e0000000000
+R_HI = R_LO + 4 * M
+SYS_MREMAP = 25                      # x86-64
+
+needs_x86 = pytest.mark.skipif(platform.machine() != "x86_64" or os.sysconf("SC_PAGE_SIZE") != 4096,
+                               reason="live comparison needs x86-64 with 4K pages")
+
+
+class Real:
+    """The raw syscall API of AddressSpace, executed by the running kernel."""
+    thp_size = 2 * M
+
+    def __init__(self):
+        libc = ctypes.CDLL(None, use_errno=True)
+        self.mmap_ = libc.mmap
+        self.mmap_.restype = ctypes.c_void_p
+        self.mmap_.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int,
+                               ctypes.c_int, ctypes.c_long]
+        self.munmap_ = libc.munmap
+        self.munmap_.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
+        self.mprotect_ = libc.mprotect
+        self.mprotect_.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+        self.madvise_ = libc.madvise
+        self.madvise_.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+        self.syscall_ = libc.syscall
+        self.syscall_.restype = ctypes.c_long
+        self.syscall_.argtypes = [ctypes.c_long] * 6
+
+    @staticmethod
+    def _fail():
+        e = ctypes.get_errno()
+        raise OSError(e, os.strerror(e))
+
+    def sys_mmap(self, addr, length, prot, flags, file=None, offset=0):
+        r = self.mmap_(addr or None, length & ((1 << 64) - 1), prot, flags, -1, 0)
+        if r is None or r == (1 << 64) - 1:
+            if r is None:                 # mapped at 0 (root may)
+                return 0
+            self._fail()
+        return r
+
+    def _int(self, r):
+        if r == -1:
+            self._fail()
+        return r
+
+    def sys_munmap(self, addr, length):
+        return self._int(self.munmap_(addr, length & ((1 << 64) - 1)))
+
+    def sys_mprotect(self, addr, length, prot):
+        return self._int(self.mprotect_(addr, length & ((1 << 64) - 1), prot))
+
+    def sys_madvise(self, addr, length, advice):
+        return self._int(self.madvise_(addr, length & ((1 << 64) - 1), advice))
+
+    def sys_mremap(self, addr, old_len, new_len, flags=0, new_addr=0):
+        r = self.syscall_(SYS_MREMAP, addr, old_len, new_len, flags, new_addr)
+        return self._int(r) & ((1 << 64) - 1)
+
+
+def proc_maps(lo=0, hi=1 << 64):
+    out = []
+    with open("/proc/self/maps") as f:
+        for line in f:
+            rng, perms = line.split()[:2]
+            s, e = (int(x, 16) for x in rng.split("-"))
+            if e > lo and s < hi:
+                out.append((s, e, perms))
+    return out
+
+
+@pytest.fixture(scope="module")
+def real():
+    if proc_maps(R_LO - M, R_HI + M):
+        pytest.skip("the live test region is in use")
+    return Real()
+
+
+def outside(addr):
+    return not R_LO <= addr < R_HI
+
+
+@needs_x86
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+                                                                   HealthCheck.function_scoped_fixture])
+@given(ops)
+def test_live_sequences(real, seq):
+    real.sys_munmap(R_LO, R_HI - R_LO)
+    model = AddressSpace("x86_64-4l", privileged=True, mmap_base=R_LO - M)
+    P = 4096
+    for op in seq:
+        if op[0] == "touch":
+            addr = R_LO + op[1] * P
+            v = model.vma_at(addr)
+            if v is not None and v[2] & 0x2:              # writable: a write fault
+                if v[4] == -1:
+                    model.anon_prepare(addr)
+                ctypes.c_char.from_address(addr).value = b"x"
+            continue
+        want = call(model, op, R_LO, P)
+        got = call(real, op, R_LO, P)
+        moved = op[0] in ("mmap", "mremap") and isinstance(want, int) and isinstance(got, int)
+        if moved and (outside(want) or outside(got)):
+            assert outside(want) and outside(got), (op, hex(want), hex(got))
+            s, e = model.vma_at(want)[:2]
+            model.sys_munmap(want, e - want)
+            real.sys_munmap(got, e - want)
+        else:
+            assert got == want, op
+        assert proc_maps(R_LO, R_HI) == model.maps(R_LO, R_HI), op
+        model.check()
+    real.sys_munmap(R_LO, R_HI - R_LO)
+
+
+CHILD = textwrap.dedent("""
+    import ctypes, json, sys
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.mmap.restype = ctypes.c_void_p
+    libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int,
+                          ctypes.c_int, ctypes.c_long]
+    libc.munmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
+
+    def maps():
+        with open("/proc/self/maps") as f:
+            return f.read()
+
+    def cover(text):
+        out = []
+        for line in text.splitlines():
+            s, e = (int(x, 16) for x in line.split()[0].split("-"))
+            if out and out[-1][1] == s:
+                out[-1][1] = e
+            else:
+                out.append([s, e])
+        return out
+
+    def union(iv, s, e):
+        pts = sorted([list(x) for x in iv] + [[s, e]])
+        out = []
+        for a, b in pts:
+            if out and out[-1][1] >= a:
+                out[-1][1] = max(out[-1][1], b)
+            else:
+                out.append([a, b])
+        return out
+
+    results, keep = [], []
+    for length, hold in json.loads(sys.argv[1]):
+        for attempt in range(20):
+            before = maps()
+            addr = libc.mmap(None, length, 3, 0x22, -1, 0)
+            after = maps()
+            if cover(after) == union(cover(before), addr, addr + length):
+                break
+            libc.munmap(addr, length)
+        else:
+            raise SystemExit("address space kept changing")
+        results.append([before, length, addr])
+        if hold:
+            keep.append((addr, length))
+        else:
+            libc.munmap(addr, length)
+    print(json.dumps(results))
+""")
+
+
+def model_from_maps(text):
+    a = AddressSpace("x86_64-4l")
+    for n, line in enumerate(text.splitlines()):
+        fields = line.split()
+        s, e = (int(x, 16) for x in fields[0].split("-"))
+        if e > a.task_size:
+            continue                                   # [vsyscall]
+        perms = fields[1]
+        flags = sum(b for c, b in zip(perms[:3], (1, 2, 4)) if c != "-") | 0x70
+        if len(fields) > 5 and fields[5] == "[stack]":
+            flags |= 0x100                             # VM_GROWSDOWN
+        a.vmas.insert(s, e, flags, 0, 1000 + n, 0)     # opaque: never merges
+    return a
+
+
+@needs_x86
+def test_live_topdown_placement():
+    try:
+        subprocess.run(["setarch", "-R", "true"], check=True, capture_output=True)
+    except (OSError, subprocess.CalledProcessError):
+        pytest.skip("setarch -R not available")
+    plan = [(4 * K, 1), (12 * K, 0), (64 * K, 1), (1 * M, 1), (2 * M, 1), (3 * M, 0),
+            (4 * M, 1), (6 * M, 1), (8 * K, 1), (2 * M, 0), (20 * M, 1), (4 * K, 1)]
+    out = subprocess.run(["setarch", "-R", sys.executable, "-c", CHILD, json.dumps(plan)],
+                         check=True, capture_output=True, text=True, timeout=60)
+    for before, length, addr in json.loads(out.stdout):
+        model = model_from_maps(before)
+        assert model.mmap_base == 0x7ffff7fff000
+        want = model.sys_mmap(0, length, 3, 0x22)
+        assert want == addr, (length, hex(want), hex(addr))
+        if length % (2 * M) == 0:
+            assert addr % (2 * M) == 0
+
+
+@needs_x86
+def test_live_maps_perms_match_vm_flags_str(real):
+    # "-w-p" for PROT_WRITE alone, "---s" for a shared PROT_NONE mapping
+    model = AddressSpace("x86_64-4l", privileged=True)
+    for prot, flags in ((2, 0x32), (0, 0x31), (5, 0x32)):
+        addr = real.sys_mmap(R_LO, 4096, prot, flags | 0x100000)
+        m = model.sys_mmap(R_LO, 4096, prot, flags | 0x100000)
+        assert proc_maps(R_LO, R_HI) == model.maps() == [(addr, addr + 4096, vm_flags_str(model.vma_at(m)[2]))]
+        real.sys_munmap(R_LO, 4096)
+        model.sys_munmap(R_LO, 4096)
