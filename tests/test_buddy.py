@@ -101,6 +101,14 @@ def test_unusable_index_by_hand():
     # order 0: all usable; order 1: 1 of 5 unusable; order 2: 1/5; order 3: all
     assert b.unusable_index(permille=True).tolist() == [0, 200, 200, 1000]
     assert b.unusable_index().tolist() == [0.0, 0.2, 0.2, 1.0]
+    # __fragmentation_index: order 3 would fail; 2 free blocks, 5 free pages:
+    # 1000 - (1000 + 5000 / 8) / 2 = 1000 - 1625 // 2 = 188
+    assert b.fragmentation_index(permille=True).tolist() == [-1000, -1000, -1000, 188]
+    b.free_pages(1, 0)                      # order-1 at 0 + order-2 at 4: 6 pages, 2 blocks
+    assert b.fragmentation_index(permille=True).tolist() == [-1000, -1000, -1000, 125]
+    b.free_pages(2, 0)
+    b.free_pages(3, 0)                      # everything merges: order 3 is free
+    assert b.fragmentation_index().tolist() == [-1.0] * 4
 
 
 # ------------------------------------------------------ kernel behaviours

@@ -719,6 +719,26 @@ cdef class BuddyAllocator:
             out[k] = ((free_pages - (suitable << k)) * 1000) // free_pages
         return out if permille else out / 1000.0
 
+    def fragmentation_index(self, permille=False):
+        """mm/vmstat.c __fragmentation_index() per order (extfrag_index): -1000
+        (-1.0) when a block of that order is free; otherwise towards 0 a failure
+        is for lack of memory, towards 1000 (1.0) for fragmentation (compaction
+        runs above vm.extfrag_threshold = 500). 0 when nothing is free."""
+        blocks = self.free_blocks()
+        orders = np.arange(self.max_order + 1, dtype=np.int64)
+        free_pages = int((blocks << orders).sum())
+        total = int(blocks.sum())
+        out = np.empty(self.max_order + 1, dtype=np.int64)
+        for k in range(self.max_order + 1):
+            suitable = int((blocks[k:] << (orders[k:] - k)).sum())
+            if total == 0:
+                out[k] = 0
+            elif suitable:
+                out[k] = -1000
+            else:
+                out[k] = 1000 - (1000 + (free_pages * 1000) // (1 << k)) // total
+        return out if permille else out / 1000.0
+
     def unusable_index_text(self, node=0, zone="Normal"):
         """As /sys/kernel/debug/extfrag/unusable_index (unusable_show_print)."""
         idx = self.unusable_index(permille=True)
