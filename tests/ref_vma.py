@@ -14,11 +14,8 @@ def same_flags(a, b):
 
 
 def anon_ok(a_new, a_vma):
-    # is_mergeable_anon_vma(a_new, vma->anon_vma, vma), no fork: a VMA's chain is
-    # singular exactly when it has an anon_vma
-    if (a_new == 0 or a_vma == 0) and a_vma != 0:
-        return True
-    return a_new == a_vma
+    # is_mergeable_anon_vma since 6.16, no fork: either has none, or they match
+    return a_new in (0, a_vma) or a_vma == 0
 
 
 def anon_pair_ok(a, b):
@@ -108,16 +105,16 @@ class RefVmaTable:
                 right = anon_pair_ok(self.v[i - 1][5], self.v[i][5])
         if left and right:
             p, q = self.v[i - 1], self.v[i]
-            self.v[i - 1] = (p[0], q[1], p[2], p[3], p[4], p[5] or q[5])
+            self.v[i - 1] = (p[0], q[1], p[2], p[3], p[4], p[5] or q[5] or anon)
             del self.v[i]
             return i - 1
         if left:
             p = self.v[i - 1]
-            self.v[i - 1] = (p[0], end) + p[2:]
+            self.v[i - 1] = (p[0], end) + p[2:5] + (p[5] or anon,)
             return i - 1
         if right:
             q = self.v[i]
-            self.v[i] = (start, q[1], q[2], pgoff, q[4], q[5])
+            self.v[i] = (start, q[1], q[2], pgoff, q[4], q[5] or anon)
             return i
         self.v.insert(i, (start, end, flags, pgoff, file, anon))
         return i

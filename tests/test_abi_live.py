@@ -238,3 +238,30 @@ def test_live_maps_perms_match_vm_flags_str(real):
         assert proc_maps(R_LO, R_HI) == model.maps() == [(addr, addr + 4096, vm_flags_str(model.vma_at(m)[2]))]
         real.sys_munmap(R_LO, 4096)
         model.sys_munmap(R_LO, 4096)
+
+
+@needs_x86
+def test_live_anon_vma_asymmetry(real):
+    """is_mergeable_anon_vma since 6.16 (879bca0a2c4f): a faulted range merges into
+    a neighbour without an anon_vma, and an unfaulted range into a faulted one
+    (before 6.16 the first merge was refused)."""
+    P = 4096
+    real.sys_munmap(R_LO, R_HI - R_LO)
+    model = AddressSpace("x86_64-4l", privileged=True, mmap_base=R_LO - M)
+    for sp in (model, real):
+        sp.sys_mmap(R_LO, 6 * P, 3, 0x32)
+        sp.sys_madvise(R_LO + 2 * P, P, 14)            # [2,3) VM_HUGEPAGE
+        sp.sys_madvise(R_LO + 5 * P, P, 14)            # [5,6) VM_HUGEPAGE
+    model.anon_prepare(R_LO)                           # write fault in [0,2)
+    ctypes.c_char.from_address(R_LO).value = b"x"
+    model.anon_prepare(R_LO + 5 * P)                   # write fault in [5,6)
+    ctypes.c_char.from_address(R_LO + 5 * P).value = b"x"
+    for sp in (model, real):
+        sp.sys_madvise(R_LO + P, P, 14)                # faulted [1,2) next to unfaulted [2,3)
+        sp.sys_madvise(R_LO + 4 * P, P, 14)            # unfaulted [4,5) next to faulted [5,6)
+    want = [(R_LO, R_LO + P, "rw-p"), (R_LO + P, R_LO + 3 * P, "rw-p"),
+            (R_LO + 3 * P, R_LO + 4 * P, "rw-p"), (R_LO + 4 * P, R_LO + 6 * P, "rw-p")]
+    assert model.maps(R_LO, R_HI) == want
+    assert proc_maps(R_LO, R_HI) == want
+    assert model.vma_at(R_LO + 2 * P)[5] == model.vma_at(R_LO)[5]   # dup_anon_vma
+    real.sys_munmap(R_LO, R_HI - R_LO)

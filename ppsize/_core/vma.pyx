@@ -14,8 +14,12 @@ vm_start check of vma_lookup). The Python methods mirror mm/vma.c (Linux 6.12-6.
 - ``split``    = __split_vma
 
 Merging follows can_vma_merge_before/after: equal flags (ignoring VM_SOFTDIRTY),
-no VM_SPECIAL, same file, contiguous pgoff, and is_mergeable_anon_vma (with the
-list_is_singular test read as "this VMA has an anon_vma": no fork is modelled).
+no VM_SPECIAL, same file, contiguous pgoff, and is_mergeable_anon_vma as rewritten
+in Linux 6.16 (879bca0a2c4f "mm/vma: fix incorrectly disallowed anonymous VMA
+merges"): with no fork modelled, either side without an anon_vma or the same one.
+(Before 6.16 a faulted range could not join a neighbour without an anon_vma; the
+live test shows the running 6.18 kernel merging it.) The surviving VMA inherits the
+anon_vma (dup_anon_vma).
 Limits (max_map_count) are checked by the callers (ppsize.abi) where Linux checks
 them, except split_vma's check, which ``modify`` takes as ``max_count``.
 """
@@ -58,11 +62,9 @@ cdef inline bint _flags_eq(u64 a, u64 b) noexcept nogil:
 
 
 cdef inline bint _anon_ok(i32 a_new, i32 a_vma) noexcept nogil:
-    # is_mergeable_anon_vma(a_new, vma->anon_vma, vma): true if either is NULL and
-    # vma's anon_vma_chain is singular (vma has an anon_vma, no fork), else equal.
-    if a_vma == 0:
-        return a_new == 0
-    return a_new == 0 or a_new == a_vma
+    # is_mergeable_anon_vma (6.16+): one side without an anon_vma is fine unless the
+    # other is a fork child (vma_is_fork_child; no fork here), else they must match
+    return a_new == 0 or a_vma == 0 or a_new == a_vma
 
 
 cdef inline bint _anon_pair_ok(i32 a1, i32 a2) noexcept nogil:
@@ -322,18 +324,22 @@ cdef class VmaTable:
                 right = _anon_pair_ok(self.anon[i - 1], self.anon[i])
         if left and right:
             # vma_expand over next: prev grows to next's end, next removed;
-            # dup_anon_vma(prev, next)
+            # dup_anon_vma(prev, next), else the copied range's (copy_vma)
             self.end[i - 1] = self.end[i]
             if self.anon[i - 1] == 0:
-                self.anon[i - 1] = self.anon[i]
+                self.anon[i - 1] = self.anon[i] if self.anon[i] else an
             self._delete_rows(i, 1)
             return i - 1
         if left:
             self.end[i - 1] = e
+            if self.anon[i - 1] == 0:
+                self.anon[i - 1] = an
             return i - 1
         if right:
             self.start[i] = s
             self.pgoff[i] = pg
+            if self.anon[i] == 0:
+                self.anon[i] = an
             return i
         self._insert_row(i, s, e, f, pg, fi, an)
         return i
@@ -461,8 +467,10 @@ cdef class VmaTable:
         self.anon[k] = <i32>anon
 
     def mergeable(self, i, j):
-        """Would Linux have merged the touching VMAs i < j? (symmetric test used
-        by check(): equal anon_vma, or neither has one)."""
+        """Would Linux have merged the touching VMAs i < j? Used by check(), so
+        it only flags pairs with the same anon_vma (or neither has one): a pair
+        where one side has none can be left unmerged when MREMAP_DONTUNMAP drops
+        a VMA's anon_vma without a merge attempt."""
         cdef i64 a = i, b = j
         return bool(self.end[a] == self.start[b] and not (self.flags[a] & VM_SPECIAL)
                     and _flags_eq(self.flags[a], self.flags[b]) and self.file[a] == self.file[b]
