@@ -20,7 +20,7 @@ DIRECTIVES = {
     "boundscheck": DEBUG,
     "wraparound": False,
     "initializedcheck": DEBUG,
-    "nonecheck": DEBUG,
+    "nonecheck": False,     # nogil kernel methods use self, which is never None
     "cdivision": True,
     "embedsignature": True,
 }

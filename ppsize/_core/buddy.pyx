@@ -17,7 +17,6 @@ watermark boosting (an allocation succeeds while a block exists), ALLOC_NOFRAGME
 MIGRATE_HIGHATOMIC reserves, CMA, isolation, compaction, page shuffling, guard
 pages, the compaction capture.
 """
-cimport cython
 import numpy as np
 
 from libc.stdint cimport uint64_t
@@ -87,8 +86,6 @@ cdef inline int _pick(const i64 *cum, int n, u64 r) noexcept nogil:
     return i
 
 
-# nonecheck off: the nogil methods update attributes of self, which is never None
-@cython.nonecheck(False)
 cdef class BuddyAllocator:
     """BuddyAllocator(nr_pages, max_order, pageblock_order)
 

@@ -14,7 +14,6 @@ frames (include/linux/mm_types.h, include/linux/page-flags.h):
 
 23 bytes per frame.
 """
-cimport cython
 import numpy as np
 
 from ppsize._core._types cimport i64, i32, i8, u16
@@ -68,8 +67,6 @@ def flag_names(mask):
     return [n for n, v in FOLIO_FLAGS.items() if mask & v]
 
 
-# nonecheck off: the nogil methods update attributes of self, which is never None
-@cython.nonecheck(False)
 cdef class FolioTable:
     """FolioTable(nr_pages): folio metadata for frames 0..nr_pages-1, all free."""
 
