@@ -198,16 +198,17 @@ cdef class XArray:
 
     # ---------------------------------------------------------------- node pool
     def _resize(self, i64 newcap):
-        slots = np.zeros(newcap * XA_CHUNK_SIZE, dtype=np.uint64)
-        marks = np.zeros(newcap * XA_MAX_MARKS, dtype=np.uint64)
+        # slots and marks of a node are cleared by _node_alloc: no need to zero them here
+        slots = np.empty(newcap * XA_CHUNK_SIZE, dtype=np.uint64)
+        marks = np.empty(newcap * XA_MAX_MARKS, dtype=np.uint64)
         parent = np.full(newcap, -1, dtype=np.int32)
         shift = np.full(newcap, NODE_FREE, dtype=np.uint8)
         offset = np.zeros(newcap, dtype=np.uint8)
         count = np.zeros(newcap, dtype=np.uint8)
         nrv = np.zeros(newcap, dtype=np.uint8)
         if self.cap:
-            slots[:self.cap * XA_CHUNK_SIZE] = self._slots_a
-            marks[:self.cap * XA_MAX_MARKS] = self._marks_a
+            slots[:self.used * XA_CHUNK_SIZE] = self._slots_a[:self.used * XA_CHUNK_SIZE]
+            marks[:self.used * XA_MAX_MARKS] = self._marks_a[:self.used * XA_MAX_MARKS]
             parent[:self.cap] = self._parent_a
             shift[:self.cap] = self._shift_a
             offset[:self.cap] = self._offset_a
@@ -242,7 +243,7 @@ cdef class XArray:
             if self.used == self.cap and self._grow() != 0:
                 return -1
             node = <i32>self.used
-            self.used += 1
+            self.used = self.used + 1
         memset(&self.slots[<i64>node * XA_CHUNK_SIZE], 0, XA_CHUNK_SIZE * sizeof(u64))
         memset(&self.marks[<i64>node * XA_MAX_MARKS], 0, XA_MAX_MARKS * sizeof(u64))
         self.parent[node] = -1
@@ -250,19 +251,20 @@ cdef class XArray:
         self.offset[node] = 0
         self.count[node] = 0
         self.nr_values[node] = 0
-        self.nr_nodes += 1
-        self.nr_nodes_allocated += 1
+        self.nr_nodes = self.nr_nodes + 1
+        self.nr_nodes_allocated = self.nr_nodes_allocated + 1
         return node
 
     cdef void _node_free(self, i32 node) noexcept nogil:
         # xa_node_free (call_rcu -> radix_tree_node_rcu_free)
+        assert self.shift[node] != NODE_FREE, "xa_node_free: node already free"
         if node == self.hint:
             self.hint = -1
         self.shift[node] = NODE_FREE
         self.parent[node] = self.free_head
         self.free_head = node
-        self.nr_nodes -= 1
-        self.nr_nodes_freed += 1
+        self.nr_nodes = self.nr_nodes - 1
+        self.nr_nodes_freed = self.nr_nodes_freed + 1
 
     # ---------------------------------------------------------------- walking
     cdef u64 xas_start(self, xa_state *xas) noexcept nogil:
@@ -317,7 +319,9 @@ cdef class XArray:
             return -1
         if parent >= 0:
             self.offset[node] = xas.xa_offset
-            self.count[parent] += 1
+            self.count[parent] = self.count[parent] + (1)
+            # XA_NODE_BUG_ON(node, parent->count > XA_CHUNK_SIZE) (PPSIZE_DEBUG builds)
+            assert self.count[parent] <= XA_CHUNK_SIZE, "xas_alloc: parent count > 64"
         self.shift[node] = shift
         self.count[node] = 0
         self.nr_values[node] = 0
@@ -352,6 +356,7 @@ cdef class XArray:
         cdef i32 node = xas.xa_node
         cdef i32 parent
         while True:
+            assert self.count[node] <= XA_CHUNK_SIZE, "xas_delete_node: count > 64"
             if self.count[node]:
                 break
             parent = self.parent[node]
@@ -363,7 +368,7 @@ cdef class XArray:
                 xas.xa_node = XAS_BOUNDS
                 return
             self.slots[<i64>parent * XA_CHUNK_SIZE + xas.xa_offset] = 0
-            self.count[parent] -= 1
+            self.count[parent] = self.count[parent] - (1)
             node = parent
         if self.parent[node] < 0:
             xas.xa_node = node
@@ -425,7 +430,7 @@ cdef class XArray:
             # Propagate the aggregated mark info to the new child
             for mark in range(XA_MAX_MARKS):
                 if (self.head_marks >> mark) & 1:
-                    self.marks[<i64>node * XA_MAX_MARKS + mark] |= 1
+                    self.marks[<i64>node * XA_MAX_MARKS + mark] = self.marks[<i64>node * XA_MAX_MARKS + mark] | (1)
             if xa_is_node(head):
                 self.offset[xa_to_node(head)] = 0
                 self.parent[xa_to_node(head)] = node
@@ -484,8 +489,10 @@ cdef class XArray:
         # lib/xarray.c update_node
         if node < 0 or (not count and not values):
             return
-        self.count[node] += count
-        self.nr_values[node] += values
+        self.count[node] = self.count[node] + (count)
+        self.nr_values[node] = self.nr_values[node] + (values)
+        assert self.count[node] <= XA_CHUNK_SIZE, "update_node: count > 64"
+        assert self.nr_values[node] <= self.count[node], "update_node: nr_values > count"
         if count < 0:
             self.xas_delete_node(xas)
 
@@ -590,7 +597,7 @@ cdef class XArray:
             m[0] |= bit
             off = self.offset[node]
             node = self.parent[node]
-        self.head_marks |= (1 << mark)
+        self.head_marks = self.head_marks | ((1 << mark))
 
     cdef void xas_clear_mark(self, xa_state *xas, int mark) noexcept nogil:
         # lib/xarray.c xas_clear_mark: clear up the tree while no sibling slot has it
@@ -610,7 +617,7 @@ cdef class XArray:
                 return
             off = self.offset[node]
             node = self.parent[node]
-        self.head_marks &= ~(1 << mark)
+        self.head_marks = self.head_marks & (~(1 << mark))
 
     cdef void xas_init_marks(self, xa_state *xas) noexcept nogil:
         # lib/xarray.c xas_init_marks (no XA_FREE_MARK tracking)
@@ -679,14 +686,14 @@ cdef class XArray:
         cdef int mark, i
         for mark in range(XA_MAX_MARKS):
             if marks & (1 << mark):
-                self.marks[<i64>node * XA_MAX_MARKS + mark] |= (<u64>1) << off
+                self.marks[<i64>node * XA_MAX_MARKS + mark] = self.marks[<i64>node * XA_MAX_MARKS + mark] | ((<u64>1) << off)
                 if child >= 0:
                     if sibs == 0:
                         self.marks[<i64>child * XA_MAX_MARKS + mark] = ~(<u64>0)
                     else:
                         i = 0
                         while i < XA_CHUNK_SIZE:
-                            self.marks[<i64>child * XA_MAX_MARKS + mark] |= (<u64>1) << i
+                            self.marks[<i64>child * XA_MAX_MARKS + mark] = self.marks[<i64>child * XA_MAX_MARKS + mark] | ((<u64>1) << i)
                             i += sibs + 1
 
     cdef int _node_get_marks(self, i32 node, int off) noexcept nogil:
@@ -756,7 +763,7 @@ cdef class XArray:
             if off <= xas.xa_offset:
                 break
             off -= 1
-        self.nr_values[node] += values
+        self.nr_values[node] = self.nr_values[node] + (values)
 
     cdef void xas_try_split(self, xa_state *xas, u64 entry, int order) noexcept nogil:
         # lib/xarray.c xas_try_split: at most one new node (GFP_NOWAIT), else -EINVAL
@@ -794,7 +801,7 @@ cdef class XArray:
                 if off <= xas.xa_offset:
                     break
                 off -= 1
-        self.nr_values[node] += values
+        self.nr_values[node] = self.nr_values[node] + (values)
 
     # ---------------------------------------------------------------- C interface
     cdef u64 load(self, u64 index) noexcept nogil:
@@ -805,6 +812,7 @@ cdef class XArray:
         cdef i32 hint = self.hint
         if hint >= 0 and (index ^ self.hint_base) < XA_CHUNK_SIZE:
             # ppsize lookup cache: a live shift-0 node is authoritative for its 64 indices
+            assert self.shift[hint] == 0, "load: stale lookup hint"
             e = self.slots[<i64>hint * XA_CHUNK_SIZE + (index & XA_CHUNK_MASK)]
             if xa_is_sibling(e):
                 e = self.slots[<i64>hint * XA_CHUNK_SIZE + xa_to_sibling(e)]
@@ -849,13 +857,16 @@ cdef class XArray:
                     (index & XA_CHUNK_MASK) < XA_CHUNK_MASK and xa_is_sibling(p[1])):
                 p[0] = entry
                 if not old:
-                    self.count[hint] += 1
-                    self.nr_values[hint] += xa_is_value(entry)
+                    self.count[hint] = self.count[hint] + (1)
+                    self.nr_values[hint] = self.nr_values[hint] + (xa_is_value(entry))
                 else:
-                    self.nr_values[hint] += <int>xa_is_value(entry) - <int>xa_is_value(old)
+                    self.nr_values[hint] = self.nr_values[hint] + (<int>xa_is_value(entry) - <int>xa_is_value(old))
                 return 0
         xas_set_order(&xas, index, order)
         self.xas_store(&xas, entry)
+        if entry and xas.xa_node >= 0 and self.shift[xas.xa_node] == 0:
+            self.hint = xas.xa_node              # the leaf just stored into
+            self.hint_base = index & ~(<u64>XA_CHUNK_MASK)
         return xas.err
 
     cdef int add(self, u64 index, int order, u64 entry) noexcept nogil:
@@ -1061,8 +1072,29 @@ cdef class XArray:
 
     cdef void _store_batch(self, const u64 *idx, const u64 *ent, i64 n, int order, i64 *nerr) noexcept nogil:
         cdef i64 i
+        cdef u64 index, entry, old
+        cdef u64 *p
+        cdef i32 hint
         for i in range(n):
-            if self.store(idx[i], order, ent[i]) != 0:
+            index = idx[i]
+            entry = ent[i]
+            hint = self.hint
+            if (order == 0 and hint >= 0 and (index ^ self.hint_base) < XA_CHUNK_SIZE
+                    and entry and not xa_is_internal(entry)):
+                # store()'s leaf fast path, inlined for runs of stores into one leaf
+                p = &self.slots[<i64>hint * XA_CHUNK_SIZE + (index & XA_CHUNK_MASK)]
+                old = p[0]
+                if not xa_is_sibling(old) and not (
+                        (index & XA_CHUNK_MASK) < XA_CHUNK_MASK and xa_is_sibling(p[1])):
+                    p[0] = entry
+                    if not old:
+                        self.count[hint] = self.count[hint] + 1
+                        self.nr_values[hint] = self.nr_values[hint] + xa_is_value(entry)
+                    else:
+                        self.nr_values[hint] = self.nr_values[hint] + (
+                            <int>xa_is_value(entry) - <int>xa_is_value(old))
+                    continue
+            if self.store(index, order, entry) != 0:
                 nerr[0] += 1
 
     # ---------------------------------------------------------------- Python API
@@ -1084,15 +1116,19 @@ cdef class XArray:
         ent = _as_index_array(entries, "entries")
         if idx.shape[0] != ent.shape[0]:
             raise ValueError(f"indices ({idx.shape[0]}) and entries ({ent.shape[0]}) differ in length")
-        bad = np.flatnonzero((ent & np.uint64(3)) == np.uint64(2))
-        if bad.size:
-            raise ValueError(f"entry {int(ent[bad[0]]):#x} at position {int(bad[0])} is an "
-                             "internal entry (entry & 3 == 2)")
-        cdef i64 nerr = 0
+        cdef i64 nerr = 0, k, bad = -1
         cdef const u64[::1] iv = idx
         cdef const u64[::1] ev = ent
         cdef i64 n = idx.shape[0]
         if n:
+            with nogil:
+                for k in range(n):              # validate first: nothing stored on error
+                    if xa_is_internal(ev[k]):
+                        bad = k
+                        break
+            if bad >= 0:
+                raise ValueError(f"entry {int(ent[bad]):#x} at position {bad} is an "
+                                 "internal entry (entry & 3 == 2)")
             with nogil:
                 self._store_batch(&iv[0], &ev[0], n, o, &nerr)
 
