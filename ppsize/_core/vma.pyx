@@ -124,6 +124,10 @@ cdef class VmaTable:
         return 0
 
     cdef int _insert_row(self, i64 i, u64 s, u64 e, u64 f, u64 pg, i32 fi, i32 an) except -1:
+        # internal assertions (compiled in with PPSIZE_DEBUG=1): the row keeps order
+        assert 0 <= i <= self.n and s < e
+        assert i == 0 or self.end[i - 1] <= s
+        assert i == self.n or e <= self.start[i]
         self._reserve(1)
         cdef i64 m = self.n - i
         if m > 0:
@@ -144,6 +148,8 @@ cdef class VmaTable:
 
     cdef void _delete_rows(self, i64 i, i64 count) noexcept nogil:
         cdef i64 m = self.n - i - count
+        if m < 0 or i < 0 or count < 0:     # cannot raise here: clamp (a bug if reached)
+            return
         if m > 0:
             memmove(&self.start[i], &self.start[i + count], m * sizeof(u64))
             memmove(&self.end[i], &self.end[i + count], m * sizeof(u64))
@@ -353,10 +359,11 @@ cdef class VmaTable:
             raise IndexError(f"VMA index {k} out of range for {self.n} VMAs")
         if not self.start[k] < a < self.end[k] or a % self.align:
             raise ValueError(f"split address {a:#x} not an aligned point inside {self.row(k)}")
-        self._insert_row(k + 1, a, self.end[k], self.flags[k],
+        cdef u64 old_end = self.end[k]
+        self.end[k] = a
+        self._insert_row(k + 1, a, old_end, self.flags[k],
                          self.pgoff[k] + self._pages(a - self.start[k]),
                          self.file[k], self.anon[k])
-        self.end[k] = a
         return k + 1
 
     def remove_range(self, start, end):
