@@ -118,6 +118,34 @@ def test_find_boundaries_and_growth():
     t.check()
 
 
+def test_front_and_back_shifts():
+    """Rows shift towards whichever end is nearer (top-down mmap inserts at the
+    front); compare with a plain list through many inserts and deletes."""
+    t = VmaTable(align=4096, pgoff_shift=12, capacity=1)
+    ref = []
+    rng = np.random.default_rng(5)
+    for k in range(3000):
+        if ref and rng.random() < 0.3:
+            j = int(rng.integers(len(ref)))
+            s = ref.pop(j)
+            t.remove_range(s, s + 0x1000)
+        else:
+            s = 0x10000 + 0x2000 * int(rng.integers(4000))
+            if s in ref:
+                continue
+            ref.append(s)
+            ref.sort()
+            t.insert(s, s + 0x1000, RW if k % 2 else RO, k)
+        assert len(t) == len(ref)
+    assert [r[0] for r in t.rows()] == ref
+    front = VmaTable(align=4096, pgoff_shift=12)
+    for k in range(20000):                        # top-down: every insert at index 0
+        front.insert(0x7f0000000000 - 0x2000 * (k + 1), 0x7f0000000000 - 0x2000 * k - 0x1000, RW)
+    assert len(front) == 20000 and front.lookup(0x7f0000000000 - 0x2000) == 19999
+    t.check()
+    front.check()
+
+
 # ------------------------------------------------------------ merge rules
 def table(*rows):
     t = VmaTable(align=4096, pgoff_shift=12)

@@ -37,8 +37,9 @@ cdef enum:
 
 cdef class VmaTable:
     # Row i is one VMA [start[i], end[i]); rows sorted by start, non-overlapping.
-    # Arrays are NumPy-owned (self._arrays) and grow by doubling; the raw
-    # pointers below are refreshed on every reallocation.
+    # Arrays are NumPy-owned (self._arrays) and grow by doubling; rows occupy
+    # [_head, _head + n) of them and the raw pointers below point at row 0 (they
+    # change on every insert/delete that shifts the front, and on reallocation).
     cdef readonly object _arrays      # dict name -> ndarray (capacity rows)
     cdef u64* start
     cdef u64* end
@@ -48,6 +49,7 @@ cdef class VmaTable:
     cdef i32* anon                    # anon_vma id, 0 = none (not yet faulted)
     cdef readonly i64 n               # number of VMAs (mm->map_count)
     cdef readonly i64 capacity
+    cdef readonly i64 _head
     cdef readonly u64 align           # process page size P (boundaries multiple of it)
     cdef readonly int pgoff_shift     # kernel PAGE_SHIFT: pgoff unit
 

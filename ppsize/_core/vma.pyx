@@ -89,23 +89,26 @@ cdef class VmaTable:
         self.pgoff_shift = pgoff_shift
         self.n = 0
         self.capacity = 0
+        self._head = 0
         self._arrays = {}
         self._reserve(max(1, int(capacity)))
 
     # ------------------------------------------------------------ storage
+    # Rows live at [head, head + n) of the NumPy arrays and the raw pointers point
+    # at row 0, so an insert or delete shifts the shorter side: top-down mmap adds
+    # VMAs below the others, and those front inserts cost O(1) amortised.
     cdef int _reserve(self, i64 extra) except -1:
+        """Reallocate with room for ``extra`` more rows, the rows centred."""
         cdef i64 need = self.n + extra
-        cdef i64 cap = self.capacity
-        if need <= cap:
-            return 0
-        cap = max(cap, 8)
-        while cap < need:
+        cdef i64 cap = max(self.capacity, 8)
+        while cap < 2 * need + 2:                # at most half full: room at both ends
             cap *= 2
+        cdef i64 head = (cap - self.n) // 2
         arrays = {}
         for name, dt in _FIELDS:
             a = np.zeros(cap, dtype=dt)
             if self.n:
-                a[:self.n] = self._arrays[name][:self.n]
+                a[head:head + self.n] = self._arrays[name][self._head:self._head + self.n]
             arrays[name] = a
         self._arrays = arrays
         cdef u64[::1] s = arrays["start"]
@@ -114,12 +117,13 @@ cdef class VmaTable:
         cdef u64[::1] p = arrays["pgoff"]
         cdef i32[::1] fi = arrays["file"]
         cdef i32[::1] an = arrays["anon"]
-        self.start = &s[0]
-        self.end = &e[0]
-        self.flags = &f[0]
-        self.pgoff = &p[0]
-        self.file = &fi[0]
-        self.anon = &an[0]
+        self.start = &s[0] + head
+        self.end = &e[0] + head
+        self.flags = &f[0] + head
+        self.pgoff = &p[0] + head
+        self.file = &fi[0] + head
+        self.anon = &an[0] + head
+        self._head = head
         self.capacity = cap
         return 0
 
@@ -128,15 +132,35 @@ cdef class VmaTable:
         assert 0 <= i <= self.n and s < e
         assert i == 0 or self.end[i - 1] <= s
         assert i == self.n or e <= self.start[i]
-        self._reserve(1)
-        cdef i64 m = self.n - i
-        if m > 0:
-            memmove(&self.start[i + 1], &self.start[i], m * sizeof(u64))
-            memmove(&self.end[i + 1], &self.end[i], m * sizeof(u64))
-            memmove(&self.flags[i + 1], &self.flags[i], m * sizeof(u64))
-            memmove(&self.pgoff[i + 1], &self.pgoff[i], m * sizeof(u64))
-            memmove(&self.file[i + 1], &self.file[i], m * sizeof(i32))
-            memmove(&self.anon[i + 1], &self.anon[i], m * sizeof(i32))
+        cdef bint front = i < self.n - i
+        if front and self._head == 0 or not front and self._head + self.n >= self.capacity:
+            self._reserve(1)
+        cdef i64 m
+        if front:
+            # shift rows [0, i) one slot down into the head room
+            if i > 0:
+                memmove(self.start - 1, self.start, i * sizeof(u64))
+                memmove(self.end - 1, self.end, i * sizeof(u64))
+                memmove(self.flags - 1, self.flags, i * sizeof(u64))
+                memmove(self.pgoff - 1, self.pgoff, i * sizeof(u64))
+                memmove(self.file - 1, self.file, i * sizeof(i32))
+                memmove(self.anon - 1, self.anon, i * sizeof(i32))
+            self.start -= 1
+            self.end -= 1
+            self.flags -= 1
+            self.pgoff -= 1
+            self.file -= 1
+            self.anon -= 1
+            self._head -= 1
+        else:
+            m = self.n - i
+            if m > 0:
+                memmove(&self.start[i + 1], &self.start[i], m * sizeof(u64))
+                memmove(&self.end[i + 1], &self.end[i], m * sizeof(u64))
+                memmove(&self.flags[i + 1], &self.flags[i], m * sizeof(u64))
+                memmove(&self.pgoff[i + 1], &self.pgoff[i], m * sizeof(u64))
+                memmove(&self.file[i + 1], &self.file[i], m * sizeof(i32))
+                memmove(&self.anon[i + 1], &self.anon[i], m * sizeof(i32))
         self.start[i] = s
         self.end[i] = e
         self.flags[i] = f
@@ -150,7 +174,23 @@ cdef class VmaTable:
         cdef i64 m = self.n - i - count
         if m < 0 or i < 0 or count < 0:     # cannot raise here: clamp (a bug if reached)
             return
-        if m > 0:
+        if i < m:
+            # shift rows [0, i) up over the deleted ones
+            if i > 0:
+                memmove(self.start + count, self.start, i * sizeof(u64))
+                memmove(self.end + count, self.end, i * sizeof(u64))
+                memmove(self.flags + count, self.flags, i * sizeof(u64))
+                memmove(self.pgoff + count, self.pgoff, i * sizeof(u64))
+                memmove(self.file + count, self.file, i * sizeof(i32))
+                memmove(self.anon + count, self.anon, i * sizeof(i32))
+            self.start += count
+            self.end += count
+            self.flags += count
+            self.pgoff += count
+            self.file += count
+            self.anon += count
+            self._head += count
+        elif m > 0:
             memmove(&self.start[i], &self.start[i + count], m * sizeof(u64))
             memmove(&self.end[i], &self.end[i + count], m * sizeof(u64))
             memmove(&self.flags[i], &self.flags[i + count], m * sizeof(u64))
@@ -277,14 +317,14 @@ cdef class VmaTable:
         """Copy of the table as a structured array (VMA_DTYPE)."""
         out = np.empty(self.n, dtype=VMA_DTYPE)
         for name, _ in _FIELDS:
-            out[name] = self._arrays[name][:self.n]
+            out[name] = self._arrays[name][self._head:self._head + self.n]
         return out
 
     def arrays(self):
         """Read-only views of the live columns (valid until the next change)."""
         out = {}
         for name, _ in _FIELDS:
-            v = self._arrays[name][:self.n]
+            v = self._arrays[name][self._head:self._head + self.n]
             v.flags.writeable = False
             out[name] = v
         return out
@@ -489,8 +529,8 @@ cdef class VmaTable:
         process page size, and (``merged``) no two touching VMAs that Linux would
         have merged. Raises AssertionError naming the first bad VMA."""
         cdef i64 i
-        if not 0 <= self.n <= self.capacity:
-            raise AssertionError(f"count {self.n} outside capacity {self.capacity}")
+        if not (0 <= self._head and 0 <= self.n and self._head + self.n <= self.capacity):
+            raise AssertionError(f"rows [{self._head}, +{self.n}) outside capacity {self.capacity}")
         for i in range(self.n):
             if not self.start[i] < self.end[i]:
                 raise AssertionError(f"VMA {i} empty or inverted: {self.row(i)}")
