@@ -315,7 +315,11 @@ class AddressSpace:
             return gap_start
 
     def _hint_ok(self, addr, length, mmap_end):
-        if mmap_end - length < addr or addr < self.mmap_min_addr:
+        # generic_get_unmapped_area_topdown checks mmap_min_addr; x86's
+        # mmap_address_hint_valid does not (security_mmap_addr decides later)
+        if mmap_end - length < addr:
+            return False
+        if addr < self.mmap_min_addr and self.geometry.arch != "x86_64":
             return False
         i = self.vmas.find_vma(addr)
         if i < 0:
@@ -461,6 +465,9 @@ class AddressSpace:
         mtype = flags & MAP_TYPE
         if file is not None:
             writable = self._files[file]
+            # file_mmap_ok: a regular file's MAX_LFS_FILESIZE
+            if pgoff > ((1 << 63) - 1 - length) >> self.kshift:
+                raise _err(_errno.EOVERFLOW, f"mmap: offset {offset:#x} + length beyond the file size limit")
             if mtype in (MAP_SHARED, MAP_SHARED_VALIDATE):
                 if prot & PROT_WRITE and not writable:
                     raise _err(_errno.EACCES, "mmap: PROT_WRITE shared mapping of a read-only file")

@@ -174,6 +174,7 @@ def test_mmap_errnos():
     p = a.mmap(8192, prot="r", file=ro, offset=4096)       # private: may become writable
     a.mprotect(p, 4096, "rw")
     assert errno_of(a.mmap, 4096, file=ro, offset=100) == errno.EINVAL
+    assert errno_of(a.mmap, 8192, file=ro, offset=(1 << 64) - 4096) == errno.EOVERFLOW
     b = AddressSpace("x86_64-4l", max_map_count=3)
     base = b.mmap_base - 64 * 4096
     for i in range(4):                                      # 4 separate VMAs: > 3 allowed once
@@ -297,6 +298,20 @@ def test_mremap_in_place_and_move():
     assert a.vma_at(z) is not None and a.vma_at(w)[3] == z >> 12   # faulted: pgoff kept
     assert a.vma_at(z)[5] == 0                              # whole VMA moved: anon_vma dropped
     a.check()
+
+
+def test_mremap_dontunmap_low_hint_by_arch():
+    # x86 takes a hint below mmap_min_addr and security_mmap_addr refuses it
+    # (EPERM unless CAP_SYS_RAWIO); the generic allocator searches elsewhere
+    x86 = AddressSpace("x86_64-4l")
+    x = x86.mmap(4 * K)
+    assert errno_of(x86.mremap, x, 4 * K, 4 * K, "maymove|dontunmap", 0x1000) == errno.EPERM
+    root = AddressSpace("x86_64-4l", privileged=True)
+    y = root.mmap(4 * K)
+    assert root.mremap(y, 4 * K, 4 * K, "maymove|dontunmap", 0x1000) == 0x1000
+    arm = AddressSpace("arm64-4k-48")
+    z = arm.mmap(4 * K)
+    assert arm.mremap(z, 4 * K, 4 * K, "maymove|dontunmap", 0x1000) == z - 4 * K
 
 
 def test_mremap_errnos():
