@@ -214,6 +214,24 @@ def test_drop_all_unlocked_read_cache_folio_safe_with_check_under_xa_lock():
     assert r.verdict == "ok" and not r.bounded and r.states > 1000
 
 
+def test_unlocked_read_cache_folio_needs_the_original_index_on_repeat():
+    # do_read_cache_folio re-aligns index with a min order read after the allocation: with a
+    # concurrent bump, its goto repeat can return a folio that does not contain the index
+    r = explore(policy="drop-all", unlocked={"read_cache_folio"}, bailout="xa_lock",
+                cached=(0,), actors=(("fault", 0), ("rcf", 1)))
+    assert r.verdict == "violation"
+    assert "rcf@1 finished with folio 0/o0 that does not cover index 1" in r.findings[0].message
+    # looking the caller's index up again (and the check under xa_lock) closes it
+    r = explore(policy="drop-all", unlocked={"read_cache_folio"}, bailout="xa_lock",
+                cached=(0,), actors=(("fault", 0), ("rcf", 1)), keep_index=True)
+    assert r.verdict == "ok"
+    assert explore(policy="drop-all", unlocked={"read_cache_folio"}, bailout="xa_lock",
+                   keep_index=True).verdict == "ok"
+    # and with the fix, the range policy's other case becomes the thread's livelock
+    r = explore(policy="range", cached=(0, 1, 2), actors=(("fault", 3),), keep_index=True)
+    assert r.verdict == "livelock"
+
+
 def test_drop_all_all_paths_unlocked_truncate_starves():
     r = explore(policy="drop-all", unlocked=set(PATHS), bailout="xa_lock")
     assert r.verdict == "livelock"

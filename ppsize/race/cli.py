@@ -76,6 +76,9 @@ def add_parser(sub):
                    help="of those, long-term pinned (FOLL_LONGTERM)")
     p.add_argument("--transition-range", type=int, default=0,
                    help="range the large process mmaps (policy range)")
+    p.add_argument("--keep-index", action="store_true",
+                   help="a fix: after -EEXIST, __filemap_get_folio and do_read_cache_folio look "
+                        "up the caller's index again, not the one mapping_align_index() returned")
     p.add_argument("--no-readahead", action="store_true",
                    help="filemap_fault skips do_sync_mmap_readahead")
     p.add_argument("--max-states", type=_positive, default=None, metavar="N",
@@ -92,7 +95,8 @@ def _scenario(args):
                     bailout=args.bailout, ranges=args.ranges, order=args.order,
                     cached=args.cached, mapped=args.mapped, pinned=args.pinned,
                     actors=tuple(args.actor) if args.actor else None,
-                    transition_range=args.transition_range, readahead=not args.no_readahead)
+                    transition_range=args.transition_range, readahead=not args.no_readahead,
+                    keep_index=args.keep_index)
 
 
 def verdict_label(res):
@@ -105,7 +109,8 @@ def format_result(res, system, scenario, all_traces=False):
     sc = scenario
     lines = []
     locked = [p for p in PATHS if p not in sc.unlocked]
-    lines.append(f"policy {sc.policy}, bail-out {sc.bailout}, drop by {sc.drop}; "
+    lines.append(f"policy {sc.policy}, bail-out {sc.bailout}, drop by {sc.drop}"
+                 + (", keep-index fix" if sc.keep_index else "") + "; "
                  f"invalidate_lock taken by: {', '.join(locked) or 'no path'}"
                  + (f"; NOT by: {', '.join(sorted(sc.unlocked))}" if sc.unlocked else ""))
     lines.append(f"actors: {', '.join(system.actor_names)}")
@@ -163,6 +168,7 @@ def run(args) -> int:
                          "bailout": sc.bailout, "drop": sc.drop, "ranges": sc.ranges,
                          "order": sc.order, "cached": list(sc.cached), "mapped": list(sc.mapped),
                          "pinned": list(sc.pinned), "readahead": sc.readahead,
+                         "keep_index": sc.keep_index,
                          "actors": [f"{k}@{i}" for k, i in sc.actors]}
         text = json.dumps(d, indent=1)
         if args.json == "-":

@@ -53,6 +53,8 @@ class Scenario:
     actors: tuple | None = None         # None: the policy's default actors
     transition_range: int = 0           # the range the large process mmaps (policy `range`)
     readahead: bool = True              # filemap_fault does do_sync_mmap_readahead
+    keep_index: bool = False            # a fix: goto repeat looks up the caller's index,
+                                        # not the one mapping_align_index() returned
 
     def __post_init__(self):
         if self.policy not in POLICIES:
@@ -502,7 +504,7 @@ class PageCacheSystem:
             order = min(m, self.sc.max_order)
             # index = mapping_align_index(mapping, index): also what a goto repeat looks up
             loc[ORD], loc[CUR] = order, self._align(li, m)
-            loc[LIDX] = loc[CUR]
+            loc[LIDX] = -1 if self.sc.keep_index else loc[CUR]
             loc[PC] = "add"
             w.acts[i] = tuple(loc)
             return ("__filemap_get_folio -> filemap_get_entry",
@@ -703,7 +705,8 @@ class PageCacheSystem:
             if not loc[CHK]:
                 # index = mapping_align_index(mapping, index): re-reads the min order
                 li = x if loc[LIDX] < 0 else loc[LIDX]
-                loc[CUR] = loc[LIDX] = self._align(li, w.minord)
+                loc[CUR] = self._align(li, w.minord)
+                loc[LIDX] = -1 if self.sc.keep_index else loc[CUR]
             start = loc[CUR]
             res, saw, viol = self._add(w, i, loc, start, loc[ORD])
             if res == "ok":
