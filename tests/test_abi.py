@@ -35,10 +35,13 @@ def call(asp, op, base, P):
         if kind == "mmap":
             addr = 0 if a < 0 else base + a * P
             d %= 4
-            flags = MAP_ANONYMOUS | (MAP_SHARED if e == 7 else MAP_PRIVATE)
+            flags = MAP_SHARED if e == 7 or (e >= 5 and c % 2) else MAP_PRIVATE
             flags |= {0: 0, 1: MAP_FIXED, 2: MAP_FIXED_NOREPLACE, 3: MAP_FIXED}[d]
             length = b * P if c % 8 != 7 else asp.thp_size * max(1, b // 4)
-            return asp.sys_mmap(addr, length, [3, 1, 0, 2, 5][c % 5], flags)
+            if e in (5, 6) and getattr(asp, "files", None):   # read-write, read-only file
+                return asp.sys_mmap(addr, length, [3, 1, 0, 2, 5][c % 5], flags,
+                                    asp.files[e - 5], (abs(a) % 8) * P)
+            return asp.sys_mmap(addr, length, [3, 1, 0, 2, 5][c % 5], flags | MAP_ANONYMOUS)
         if kind == "munmap":
             return asp.sys_munmap(base + a * P, b * P)
         if kind == "mprotect":
@@ -79,6 +82,8 @@ def test_differential_syscalls(config, limit, seq):
     g, P = config
     a = AddressSpace(g, P, max_map_count=limit)
     r = AddressSpace(g, P, max_map_count=limit, table=RefVmaTable)
+    for sp in (a, r):
+        sp.files = [sp.open_file(writable=True), sp.open_file(writable=False)]
     P = a.page_size
     base = a.mmap_base - 48 * P
     for op in seq:

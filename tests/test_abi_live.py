@@ -1,8 +1,8 @@
 """Opt-in (--live): the emulated ABI against this machine's kernel (x86-64, 4K pages,
 P = K = 4K), through libc via ctypes.
 
-1. Random syscall sequences (the strategy of test_abi) run on the model and on the
-   real kernel inside a region R at a fixed address far below mmap_base (nothing
+1. Random syscall sequences (the strategy of test_abi: anonymous private/shared
+   and tmpfs file mappings) run on the model and on the real kernel inside a region R at a fixed address far below mmap_base (nothing
    else is ever placed there): return values and errnos must agree, and the VMAs of
    /proc/self/maps inside R (start, end, perms) must equal the model's. Results the
    kernel places outside R (no hint, busy hint, mremap moves) are only checked to
@@ -62,7 +62,8 @@ class Real:
         raise OSError(e, os.strerror(e))
 
     def sys_mmap(self, addr, length, prot, flags, file=None, offset=0):
-        r = self.mmap_(addr or None, length & ((1 << 64) - 1), prot, flags, -1, 0)
+        r = self.mmap_(addr or None, length & ((1 << 64) - 1), prot, flags,
+                       -1 if file is None else file, offset)
         if r is None or r == (1 << 64) - 1:
             if r is None:                 # mapped at 0 (root may)
                 return 0
@@ -103,7 +104,18 @@ def proc_maps(lo=0, hi=1 << 64):
 def real():
     if proc_maps(R_LO - M, R_HI + M):
         pytest.skip("the live test region is in use")
-    return Real()
+    r = Real()
+    # a tmpfs file (shmem: no THP placement with huge=never), opened twice:
+    # read-write and read-only (two struct files: their VMAs never merge)
+    path = "/dev/shm/ppsize-live-%d" % os.getpid()
+    rw = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    os.ftruncate(rw, 4 * M)
+    ro = os.open(path, os.O_RDONLY)
+    os.unlink(path)
+    r.files = [rw, ro]
+    yield r
+    os.close(rw)
+    os.close(ro)
 
 
 def outside(addr):
@@ -117,6 +129,7 @@ def outside(addr):
 def test_live_sequences(real, seq):
     real.sys_munmap(R_LO, R_HI - R_LO)
     model = AddressSpace("x86_64-4l", privileged=True, mmap_base=R_LO - M)
+    model.files = [model.open_file(writable=True), model.open_file(writable=False)]
     P = 4096
     for op in seq:
         if op[0] == "touch":
@@ -264,4 +277,27 @@ def test_live_anon_vma_asymmetry(real):
     assert model.maps(R_LO, R_HI) == want
     assert proc_maps(R_LO, R_HI) == want
     assert model.vma_at(R_LO + 2 * P)[5] == model.vma_at(R_LO)[5]   # dup_anon_vma
+    real.sys_munmap(R_LO, R_HI - R_LO)
+
+
+@needs_x86
+def test_live_file_pgoff_merging(real):
+    """Adjacent mappings of one open file merge only with contiguous offsets; the
+    same file opened twice (two struct files) never merges."""
+    P = 4096
+    real.sys_munmap(R_LO, R_HI - R_LO)
+    model = AddressSpace("x86_64-4l", privileged=True, mmap_base=R_LO - M)
+    model.files = [model.open_file(writable=True), model.open_file(writable=False)]
+    steps = [(R_LO, 2 * P, 1, 0), (R_LO + 2 * P, P, 1, 2 * P),     # contiguous: one VMA
+             (R_LO + 3 * P, P, 1, 9 * P),                           # gap in offsets
+             (R_LO + 4 * P, P, 1, 10 * P),                          # contiguous again
+             (R_LO + 5 * P, P, 1 + 0x200, 11 * P)]                  # other struct file
+    for sp in (model, real):
+        for addr, length, which, off in steps:
+            f = sp.files[which >> 9]
+            sp.sys_mmap(addr, length, 1, 0x11, f, off)                # MAP_SHARED|MAP_FIXED
+    want = [(R_LO, R_LO + 3 * P, "r--s"), (R_LO + 3 * P, R_LO + 5 * P, "r--s"),
+            (R_LO + 5 * P, R_LO + 6 * P, "r--s")]
+    assert model.maps(R_LO, R_HI) == want
+    assert proc_maps(R_LO, R_HI) == want
     real.sys_munmap(R_LO, R_HI - R_LO)
