@@ -393,3 +393,14 @@ def test_cli_bad_input_exits_2(capsys, argv, needle):
         raise SystemExit(rc)
     assert e.value.code == 2
     assert needle in capsys.readouterr().err
+
+
+def test_removing_a_mapped_folio_is_flagged():
+    from ppsize.race.model import _World
+    sysm = PageCacheSystem(Scenario(policy="drop-all", cached=(0, 1), mapped=(0,)))
+    w = _World(sysm.initial())
+    w.remove(0, sysm)
+    assert w.viol and "still maps it" in w.viol[0]
+    w = _World(sysm.initial())
+    w.remove(1, sysm)                               # folio 1 is not mapped
+    assert w.viol == []

@@ -174,6 +174,8 @@ class PageCacheSystem:
         if r is None:
             return None
         func, saw, viol = r
+        if w.viol:
+            viol = list(viol) + [v.format(actor=self.actor_names[i]) for v in w.viol]
         return w.freeze(), func, saw, viol
 
     def check(self, state):
@@ -760,12 +762,13 @@ class PageCacheSystem:
 
 class _World:
     """A mutable copy of a state for one step."""
-    __slots__ = ("minord", "cache", "writer", "readers", "waiting", "acts")
+    __slots__ = ("minord", "cache", "writer", "readers", "waiting", "acts", "viol")
 
     def __init__(self, state):
         self.minord, cache, self.writer, self.readers, self.waiting, acts = state
         self.cache = list(cache)
         self.acts = list(acts)
+        self.viol = []
 
     def freeze(self):
         return (self.minord, tuple(self.cache), self.writer, self.readers, self.waiting,
@@ -802,6 +805,9 @@ class _World:
 
     def remove(self, pos, system):
         f = self.cache.pop(pos)
+        if f[4]:
+            self.viol.append(f"{{actor}} removed folio {f[0]}/o{f[1]} from the page cache while "
+                             f"a process still maps it")
         key = (f[0], f[1], False)
         for j, loc in enumerate(self.acts):
             if loc[REF] == key:
