@@ -258,6 +258,17 @@ class AddressSpace:
             return max(0, start - self.stack_guard_gap)
         return start
 
+    def fault_mask(self, write: bool) -> int:
+        """vm_flags of which a VMA needs one for a fault to be allowed (the
+        access_error / do_page_fault check): a write needs VM_WRITE; a read is
+        allowed by VM_READ or VM_WRITE ("write implies read") and, on x86-64 and
+        arm64 without EPAN, VM_EXEC (modelled: x86-64 yes, arm64 with EPAN no)."""
+        if write:
+            return VM_WRITE
+        if self.geometry.arch == "x86_64":
+            return VM_READ | VM_WRITE | VM_EXEC
+        return VM_READ | VM_WRITE
+
     def vma_at(self, addr):
         """(start, end, flags, pgoff, file, anon) of the VMA containing addr, or None."""
         i = self.vmas.lookup(addr)
@@ -516,7 +527,11 @@ class AddressSpace:
         address; raises OSError with Linux's errno."""
         length = parse_size(length, "length")
         addr = 0 if addr is None else parse_size(addr, "addr")
-        f = (MAP_SHARED if shared else MAP_PRIVATE) | _flag_names(flags, MAP, "mmap flag")
+        f = _flag_names(flags, MAP, "mmap flag")
+        if shared:
+            f |= MAP_SHARED
+        if not f & MAP_TYPE:
+            f |= MAP_PRIVATE
         if file is None:
             f |= MAP_ANONYMOUS
         f |= (MAP_FIXED if fixed else 0) | (MAP_FIXED_NOREPLACE if noreplace else 0)

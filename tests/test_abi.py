@@ -195,7 +195,16 @@ def test_prot_w_is_write_only_vma():
     a = AddressSpace("x86_64-4l")
     x = a.mmap(4096, prot="w")
     assert a.maps() == [(x, x + 4096, "-w-p")]
-    assert a.vma_at(x)[2] & VM_ACCOUNT
+    flags = a.vma_at(x)[2]
+    assert flags & VM_ACCOUNT
+    assert flags & a.fault_mask(write=False) and flags & a.fault_mask(write=True)
+    xo = a.vma_at(a.mmap(4096, prot="x"))[2]
+    assert xo & a.fault_mask(False) and not xo & a.fault_mask(True)
+    arm = AddressSpace("arm64-4k-48", "16K")
+    assert not xo & arm.fault_mask(False) and flags & arm.fault_mask(False)
+    assert a.maps()[0][2] == "--xp"
+    s = a.mmap(4096, prot="r", flags="shared")
+    assert a.vma_at(s)[2] & abi.VM_SHARED
 
 
 def test_munmap_errnos_and_holes():
