@@ -13,6 +13,9 @@ _LAZY = {
     "Translation": "ppsize.pagetable",
     "TranslateStatus": "ppsize.pagetable",
     "pgtable_cost": "ppsize.pgtable_cost",
+    "Kernel": "ppsize.kernel",
+    "Process": "ppsize.process",
+    "Outcome": "ppsize.process",
 }
 
 __all__ = ["GEOMETRIES", "Geometry", "geometry", "parse_size", "fmt_size", *_LAZY]

@@ -49,11 +49,20 @@ cdef class PageTableCore:
     cdef int unmap_range(self, u64 va, u64 size) except -1 nogil
     cdef int protect_range(self, u64 va, u64 size, u64 prot) except -1 nogil
     cdef int walk(self, u64 va, u64* pa, int* level, u64* unit, int* prot) noexcept nogil
+    # for the fault engine (mm): Linux keeps tables across zaps and frees them
+    # only inside holes between VMAs (free_pgtables)
+    cdef int zap_range(self, u64 va, u64 size) except -1 nogil
+    cdef int free_tables(self, u64 floor, u64 ceiling) except -1 nogil
+    cdef bint next_leaf(self, u64* va, u64 end, u64* desc, int* level) noexcept nogil
+    cdef int copy_range(self, PageTableCore src, u64 va, u64 end, u64 clear_bits) except -1 nogil
+    cdef int set_desc(self, u64 va, int level, u64 desc) except -1 nogil
     # internals
     cdef int _map_level(self, int l, i64 t, u64 va, u64 end, u64 pa, u64 attrs, bint cont, bint block) except -1 nogil
     cdef int _split_block(self, int l, i64 t, u64 idx) except -1 nogil
     cdef void _set_run(self, int l, i64 t, u64 va, bint on) noexcept nogil
     cdef void _unfold_partial(self, int l, i64 t, u64 va, u64 end) noexcept nogil
     cdef bint _run_foldable(self, int l, i64 t, u64 va) noexcept nogil
-    cdef int _unmap_level(self, int l, i64 t, u64 va, u64 end) except -1 nogil
+    cdef int _unmap_level(self, int l, i64 t, u64 va, u64 end, bint free) except -1 nogil
+    cdef int _free_level(self, int l, i64 t, u64 tbase, u64 floor, u64 ceiling) except -1 nogil
+    cdef int _copy_level(self, PageTableCore src, int l, i64 dt, i64 st, u64 va, u64 end, u64 clear_bits) except -1 nogil
     cdef int _protect_level(self, int l, i64 t, u64 va, u64 end, u64 prot_bits) except -1 nogil

@@ -250,10 +250,120 @@ cdef class PageTableCore:
     cdef int unmap_range(self, u64 va, u64 size) except -1 nogil:
         """Clear [va, va+size), splitting partial blocks and unfolding partial
         runs; free every table left empty (free_pgd_range), never the root."""
-        self._unmap_level(0, 0, va, va + size)
+        self._unmap_level(0, 0, va, va + size, True)
         return 0
 
-    cdef int _unmap_level(self, int l, i64 t, u64 va, u64 end) except -1 nogil:
+    cdef int zap_range(self, u64 va, u64 size) except -1 nogil:
+        """zap_page_range: clear the leaves of [va, va+size) (splitting partial
+        blocks, unfolding partial runs) but keep every table."""
+        self._unmap_level(0, 0, va, va + size, False)
+        return 0
+
+    cdef int free_tables(self, u64 floor, u64 ceiling) except -1 nogil:
+        """free_pgd_range(floor, ceiling): free the empty tables whose whole span
+        lies inside [floor, ceiling) (a hole between VMAs), bottom-up."""
+        self._free_level(0, 0, 0, floor, ceiling)
+        return 0
+
+    cdef int _free_level(self, int l, i64 t, u64 tbase, u64 floor, u64 ceiling) except -1 nogil:
+        cdef int s = self.shift[l]
+        cdef u64 span = (<u64>1) << s, i, e, cva
+        cdef u64 first, last
+        cdef i64 child, base = t << self.tbits[l]
+        if ceiling <= tbase:
+            return 0
+        first = (floor - tbase) >> s if floor > tbase else 0
+        last = ((ceiling - 1 - tbase) >> s)
+        if last > self.imask[l]:
+            last = self.imask[l]
+        i = first
+        while i <= last:
+            e = self.tab[l][base + i]
+            if (e & (DESC_VALID | DESC_TABLE)) == (DESC_VALID | DESC_TABLE):
+                child = <i64>(e >> DESC_ADDR_SHIFT)
+                cva = tbase + i * span
+                self._free_level(l + 1, child, cva, floor, ceiling)
+                if self.nvalid[l + 1][child] == 0 and cva >= floor and cva + span - 1 <= ceiling - 1:
+                    self.free_table(l + 1, child)
+                    self.tab[l][base + i] = 0
+                    self.nvalid[l][t] -= 1
+            i += 1
+        return 0
+
+    cdef bint next_leaf(self, u64* va, u64 end, u64* desc, int* level) noexcept nogil:
+        """Find the first leaf at or after *va and below end: set *va to the start
+        of its span, *desc and *level; False when there is none."""
+        cdef u64 a = va[0], e, span
+        cdef int l
+        cdef i64 t
+        while a < end and a < self.va_limit:
+            t = 0
+            for l in range(self.levels):
+                e = self.tab[l][(t << self.tbits[l]) + ((a >> self.shift[l]) & self.imask[l])]
+                span = (<u64>1) << self.shift[l]
+                if not (e & DESC_VALID):
+                    break
+                if e & DESC_TABLE:
+                    t = <i64>(e >> DESC_ADDR_SHIFT)
+                    continue
+                va[0] = a & ~(span - 1)
+                desc[0] = e
+                level[0] = l
+                return True
+            a = (a & ~(span - 1)) + span      # skip the empty entry's span
+            if a == 0:
+                break
+        return False
+
+    cdef int set_desc(self, u64 va, int level, u64 desc) except -1 nogil:
+        """Rewrite the leaf descriptor at (va, level), which must exist (used to
+        change one leaf's bits in place, e.g. the deposit of a zero block)."""
+        cdef int l
+        cdef i64 t = 0
+        cdef u64 e
+        cdef u64* p
+        for l in range(level + 1):
+            p = &self.tab[l][(t << self.tbits[l]) + ((va >> self.shift[l]) & self.imask[l])]
+            e = p[0]
+            if l < level:
+                assert (e & (DESC_VALID | DESC_TABLE)) == (DESC_VALID | DESC_TABLE)
+                t = <i64>(e >> DESC_ADDR_SHIFT)
+        assert (p[0] & DESC_VALID) and not (p[0] & DESC_TABLE)
+        p[0] = desc
+        return 0
+
+    cdef int copy_range(self, PageTableCore src, u64 va, u64 end, u64 clear_bits) except -1 nogil:
+        """copy_page_range: copy src's descriptors of [va, end) into this (empty
+        there) table, leaves with clear_bits removed (fork write-protects). Both
+        tables must have the same geometry; leaves must not straddle the range."""
+        self._copy_level(src, 0, 0, 0, va, end, clear_bits)
+        return 0
+
+    cdef int _copy_level(self, PageTableCore src, int l, i64 dt, i64 st, u64 va, u64 end,
+                         u64 clear_bits) except -1 nogil:
+        cdef int s = self.shift[l]
+        cdef u64 span = (<u64>1) << s, nxt, e, idx
+        cdef i64 child, dbase = dt << self.tbits[l], sbase = st << self.tbits[l]
+        while va < end:
+            nxt = _min((va & ~(span - 1)) + span, end)
+            idx = (va >> s) & self.imask[l]
+            e = src.tab[l][sbase + idx]
+            if e & DESC_VALID:
+                if e & DESC_TABLE:
+                    if self.tab[l][dbase + idx] == 0:
+                        child = self.alloc_table(l + 1)
+                        self.tab[l][dbase + idx] = (<u64>child << DESC_ADDR_SHIFT) | DESC_VALID | DESC_TABLE
+                        self.nvalid[l][dt] += 1
+                    self._copy_level(src, l + 1, <i64>(self.tab[l][dbase + idx] >> DESC_ADDR_SHIFT),
+                                     <i64>(e >> DESC_ADDR_SHIFT), va, nxt, clear_bits)
+                else:
+                    assert nxt - va == span and self.tab[l][dbase + idx] == 0
+                    self.tab[l][dbase + idx] = e & ~clear_bits
+                    self.nvalid[l][dt] += 1
+            va = nxt
+        return 0
+
+    cdef int _unmap_level(self, int l, i64 t, u64 va, u64 end, bint free) except -1 nogil:
         cdef int s = self.shift[l]
         cdef u64 span = (<u64>1) << s
         cdef u64 nxt, e, idx
@@ -274,8 +384,8 @@ cdef class PageTableCore:
                     self._split_block(l, t, idx)
                     e = self.tab[l][base + idx]
                 child = <i64>(e >> DESC_ADDR_SHIFT)
-                self._unmap_level(l + 1, child, va, nxt)
-                if self.nvalid[l + 1][child] == 0:
+                self._unmap_level(l + 1, child, va, nxt, free)
+                if free and self.nvalid[l + 1][child] == 0:
                     self.free_table(l + 1, child)
                     self.tab[l][base + idx] = 0
                     self.nvalid[l][t] -= 1

@@ -1,0 +1,79 @@
+# The fault engine: a kernel (frames, folios, THP policy, counters) and the MMs of
+# its processes, each with its own page size and page-table mode.
+from ._types cimport u64, i64, u32, i32, u8, u16
+from .pagetable cimport PageTableCore
+from .vma cimport VmaTable
+from .buddy cimport BuddyAllocator
+from .folio cimport FolioTable
+
+cdef enum AccessOutcome:
+    ACC_HIT = 0            # translated without a fault
+    ACC_FAULT = 1          # anonymous folio allocated and mapped (do_anonymous_page)
+    ACC_ZERO = 2           # read fault mapped the zero page (or the huge zero folio)
+    ACC_COW = 3            # write-protect fault copied the page (wp_page_copy)
+    ACC_REUSE = 4          # write-protect fault reused an exclusive folio (wp_page_reuse)
+    ACC_SEGV_MAPERR = 5    # no VMA: SIGSEGV (SEGV_MAPERR)
+    ACC_SEGV_ACCERR = 6    # VMA forbids the access: SIGSEGV (SEGV_ACCERR)
+    ACC_OOM = 7            # no memory even at the process order: VM_FAULT_OOM
+    ACC_SIGBUS = 8         # a file or shared mapping: not modelled by the anon engine
+    NR_ACC = 9
+
+cdef enum:
+    THP_NEVER = 0
+    THP_MADVISE = 1
+    THP_ALWAYS = 2
+    MAX_ORDERS = 16
+
+cdef class KernelCore:
+    cdef readonly BuddyAllocator buddy
+    cdef readonly FolioTable folios
+    cdef readonly int kshift             # kernel PAGE_SHIFT
+    cdef readonly int pmd_order          # HPAGE_PMD_ORDER
+    cdef readonly i64 zero_pfn           # reserved zero region (ZERO_PAGE, huge zero folio)
+    cdef readonly int zero_order
+    cdef public u64 thp_always           # order bitmasks of the per-size sysfs settings
+    cdef public u64 thp_inherit
+    cdef public u64 thp_madvise
+    cdef public int thp_top              # transparent_hugepage/enabled
+    cdef public bint use_zero_page       # transparent_hugepage/use_zero_page
+    cdef readonly i64 anon_pages         # NR_ANON_MAPPED (kernel pages)
+    cdef readonly i64 anon_thp_pages     # NR_ANON_THPS: pages of PMD-mapped THPs
+    cdef i64 fault_alloc[MAX_ORDERS]     # mthp stats: anon_fault_alloc per order
+    cdef i64 fault_fallback[MAX_ORDERS]  # anon_fault_fallback per order
+    cdef readonly i64 nr_oom
+
+    cdef bint is_zero_pfn(self, i64 pfn) noexcept nogil
+    cdef u64 allowable_orders(self, u64 vm_flags) noexcept nogil
+    cdef void count_fault(self, int order, bint ok) noexcept nogil
+    cdef void anon_add(self, i64 nr) noexcept nogil
+
+cdef class MMCore:
+    cdef readonly KernelCore k
+    cdef readonly PageTableCore pt
+    cdef readonly VmaTable vmas
+    cdef BuddyAllocator buddy            # the kernel's (direct references for nogil code)
+    cdef FolioTable folios
+    cdef readonly int kshift             # kernel page shift
+    cdef readonly int pshift             # process page shift
+    cdef readonly int porder             # process order (pshift - kshift)
+    cdef readonly bint native            # tables in the process granule
+    cdef readonly int mm_id
+    cdef readonly i64 rss_anon           # MM_ANONPAGES (kernel pages)
+    cdef readonly i64 minflt
+    cdef readonly i64 majflt
+    cdef readonly u64 read_mask          # vm_flags that allow a read access
+    cdef i64 outcomes[NR_ACC]
+    cdef object _need_anon_a             # VMA indices that got their first write fault
+    cdef i64* need_anon
+    cdef i64 n_need_anon
+
+    cdef int fault(self, u64 va, bint write) except -1 nogil
+    cdef int do_anonymous(self, i64 vi, u64 va, bint write) except -1 nogil
+    cdef int do_wp(self, i64 vi, u64 pva, u64 desc, int level) except -1 nogil
+    cdef int map_folio(self, u64 va, i64 pfn, int order, u64 prot, bint block) except -1 nogil
+    cdef int map_zero(self, u64 pva, u64 prot) except -1 nogil
+    cdef i64 zap(self, u64 va, u64 end) except -1 nogil
+    cdef void put_frames(self, i64 pfn, i64 nr) noexcept nogil
+    cdef bint page_exclusive(self, u64 pa, i64 nr) noexcept nogil
+    cdef u64 leaf_prot(self, u64 vm_flags) noexcept nogil
+    cdef void _note_anon(self, i64 vi) noexcept nogil

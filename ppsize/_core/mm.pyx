@@ -1,0 +1,504 @@
+# The anonymous fault engine (mm/memory.c, mm/huge_memory.c) over the page table,
+# buddy allocator, folio table and VMA table kernels. One nogil loop per batch of
+# accesses; no Python object is touched per access.
+cimport numpy as cnp
+
+import numpy as np
+
+from ._types cimport u64, i64, u32, i32, u8, u16, i8
+from .pagetable cimport (PageTableCore, DESC_VALID, DESC_TABLE, DESC_CONT, DESC_R, DESC_W,
+                         DESC_X, DESC_PROT_MASK, DESC_PROT_SHIFT, TR_OK)
+from .vma cimport VmaTable, VM_READ, VM_WRITE, VM_EXEC, VM_SHARED, VM_HUGEPAGE, VM_NOHUGEPAGE
+from .buddy cimport BuddyAllocator, MIGRATE_MOVABLE, MIGRATE_UNMOVABLE
+from .folio cimport FolioTable, PG_anon, PG_uptodate, PG_swapbacked, PG_zero
+
+cnp.import_array()
+
+cdef u64 ADDR_MASK = ~(<u64>0xfff)
+cdef enum:
+    PROT_R = 1
+    PROT_W = 2
+    PROT_X = 4
+
+
+cdef class KernelCore:
+    """Frames, folios, the zero page and the THP policy shared by all MMs."""
+
+    def __cinit__(self, i64 nr_pages, int kshift, int max_order, int pageblock_order, int pmd_order):
+        cdef int order
+        self.buddy = BuddyAllocator(nr_pages, max_order, pageblock_order)
+        self.folios = FolioTable(nr_pages)
+        self.kshift = kshift
+        self.pmd_order = pmd_order
+        # The zero page and the huge zero folio share one reserved, naturally
+        # aligned region (Linux: empty_zero_page in the image; the huge zero
+        # folio allocated on first use), so a native 16K/64K PTE can map it too.
+        order = pmd_order
+        while order > 0 and (<i64>1 << order) > nr_pages // 4:
+            order -= 1
+        self.zero_order = order
+        self.zero_pfn = self.buddy.alloc(order, MIGRATE_UNMOVABLE)
+        if self.zero_pfn < 0:
+            raise MemoryError("no memory for the zero page")
+        self.folios.folio_init(self.zero_pfn, order, PG_zero | PG_uptodate, -1, 0)
+        self.use_zero_page = True
+        self.thp_top = THP_ALWAYS
+        self.thp_always = 0
+        self.thp_madvise = 0
+        self.thp_inherit = (<u64>1) << pmd_order     # default: only PMD size, inherit
+
+    cdef bint is_zero_pfn(self, i64 pfn) noexcept nogil:
+        return self.zero_pfn <= pfn < self.zero_pfn + ((<i64>1) << self.zero_order)
+
+    cdef u64 allowable_orders(self, u64 vm_flags) noexcept nogil:
+        """thp_vma_allowable_orders for an anonymous VMA: the per-size settings
+        (always | madvise with VM_HUGEPAGE | inherit when the top level allows),
+        none with VM_NOHUGEPAGE; anon orders are 2..PMD order."""
+        cdef u64 mask
+        if vm_flags & VM_NOHUGEPAGE:
+            return 0
+        mask = self.thp_always
+        if vm_flags & VM_HUGEPAGE:
+            mask |= self.thp_madvise
+        if self.thp_top == THP_ALWAYS or (self.thp_top == THP_MADVISE and vm_flags & VM_HUGEPAGE):
+            mask |= self.thp_inherit
+        return mask & ((((<u64>1) << (self.pmd_order + 1)) - 1) & ~(<u64>3))
+
+    cdef void count_fault(self, int order, bint ok) noexcept nogil:
+        """mthp stats: anon_fault_alloc / anon_fault_fallback; order -1 is an OOM."""
+        if order < 0:
+            self.nr_oom += 1
+        elif ok:
+            self.fault_alloc[order] += 1
+        else:
+            self.fault_fallback[order] += 1
+
+    cdef void anon_add(self, i64 nr) noexcept nogil:
+        self.anon_pages += nr
+
+    def mthp_stats(self):
+        """{order: (anon_fault_alloc, anon_fault_fallback)} for orders with events."""
+        return {o: (int(self.fault_alloc[o]), int(self.fault_fallback[o]))
+                for o in range(MAX_ORDERS) if self.fault_alloc[o] or self.fault_fallback[o]}
+
+
+cdef class MMCore:
+    """One process's page table and VMAs, faulted through the kernel's frames."""
+
+    def __cinit__(self, KernelCore k, PageTableCore pt, VmaTable vmas, int pshift,
+                  bint native, int mm_id, u64 read_mask):
+        self.k = k
+        self.buddy = k.buddy
+        self.folios = k.folios
+        self.pt = pt
+        self.vmas = vmas
+        self.kshift = k.kshift
+        self.pshift = pshift
+        self.porder = pshift - self.k.kshift
+        self.native = native
+        self.mm_id = mm_id
+        self.read_mask = read_mask
+        self._need_anon_a = np.zeros(64, dtype=np.int64)
+        self.need_anon = <i64*>cnp.PyArray_DATA(self._need_anon_a)
+
+    # ------------------------------------------------------------- helpers
+    cdef u64 leaf_prot(self, u64 vm_flags) noexcept nogil:
+        """PTE prot bits for the VMA's access flags (without write: private
+        mappings get write only from a write fault, as PAGE_COPY)."""
+        cdef u64 p = 0
+        if vm_flags & VM_READ:
+            p |= PROT_R
+        if vm_flags & VM_EXEC:
+            p |= PROT_X
+        return p
+
+    cdef bint page_exclusive(self, u64 pa, i64 nr) noexcept nogil:
+        """Every frame of [pa, pa + nr pages) is mapped once (by this PTE range)
+        and its folio has no extra reference: wp_can_reuse_anon_folio."""
+        cdef i64 pfn = <i64>(pa >> self.kshift), i
+        for i in range(nr):
+            if self.folios.mapcount[pfn + i] != 1:
+                return False
+        return self.folios.refcount[self.folios.folio_head(pfn)] <= 1
+
+    cdef void put_frames(self, i64 pfn, i64 nr) noexcept nogil:
+        """Drop one mapping of each frame (folio_remove_rmap_ptes); free folios
+        left unmapped (folio_put -> free_pages)."""
+        cdef i64 i, head, last = -1
+        cdef int order
+        cdef i32* mapcount = self.folios.mapcount
+        for i in range(nr):
+            mapcount[pfn + i] -= 1
+        i = 0
+        while i < nr:
+            head = self.folios.folio_head(pfn + i)
+            order = self.folios.folio_order(head)
+            if head != last and self.folios.folio_mapcount(head) == 0:
+                self.folios.folio_free(head)
+                self.buddy.free(head, order)
+                self.k.anon_add(-((<i64>1) << order))
+            last = head
+            i = head + ((<i64>1) << order) - pfn
+        return
+
+    cdef int map_folio(self, u64 va, i64 pfn, int order, u64 prot, bint block) except -1 nogil:
+        """folio_add_new_anon_rmap + set_ptes (or set_pmd_at for a PMD block)."""
+        cdef i64 nr = (<i64>1) << order, i
+        cdef i32* mapcount = self.folios.mapcount
+        self.folios.folio_init(pfn, order, PG_anon | PG_swapbacked | PG_uptodate,
+                                 self.mm_id, <i64>(va >> self.kshift))
+        for i in range(nr):
+            mapcount[pfn + i] += 1
+        self.pt.map_range(va, (<u64>pfn) << self.kshift, (<u64>nr) << self.kshift, prot, True, block)
+        self.rss_anon += nr
+        self.k.anon_add(nr)
+        return 0
+
+    cdef int map_zero(self, u64 pva, u64 prot) except -1 nogil:
+        """Map the zero page read-only over one process page: one native PTE,
+        or every kernel PTE of the page pointing at ZERO_PAGE (emulated)."""
+        cdef u64 zpa = (<u64>self.k.zero_pfn) << self.kshift
+        cdef u64 i, kpage = (<u64>1) << self.kshift
+        if self.native:
+            self.pt.map_range(pva, zpa, (<u64>1) << self.pshift, prot, False, False)
+        else:
+            for i in range((<u64>1) << self.porder):
+                self.pt.map_range(pva + i * kpage, zpa, kpage, prot, False, False)
+        return 0
+
+    cdef i64 zap(self, u64 va, u64 end) except -1 nogil:
+        """zap_pte_range over [va, end): drop the mappings of every leaf (partial
+        blocks split, partial runs unfolded), tables kept. Returns pages unmapped."""
+        cdef u64 a = va, desc, s, e, span
+        cdef int level
+        cdef i64 pfn, nr, total = 0
+        while a < end and self.pt.next_leaf(&a, end, &desc, &level):
+            span = (<u64>1) << self.pt.shift[level]
+            s = a if a > va else va
+            e = a + span if a + span < end else end
+            pfn = <i64>(((desc & ADDR_MASK) + (s - a)) >> self.kshift)
+            nr = <i64>((e - s) >> self.kshift)
+            if not self.k.is_zero_pfn(pfn):
+                self.put_frames(pfn, nr)
+                self.rss_anon -= nr
+                total += nr
+            a += span
+        self.pt.zap_range(va, end - va)
+        return total
+
+    # --------------------------------------------------------------- faults
+    cdef int fault(self, u64 va, bint write) except -1 nogil:
+        """handle_mm_fault for one access that missed or hit a read-only entry."""
+        cdef i64 vi = self.vmas.find(va)
+        cdef u64 flags, pa, unit, pva
+        cdef int level, prot, st
+        if vi < 0:
+            return ACC_SEGV_MAPERR
+        flags = self.vmas.flags[vi]
+        if write:
+            if not (flags & VM_WRITE):
+                return ACC_SEGV_ACCERR
+        elif not (flags & self.read_mask):
+            return ACC_SEGV_ACCERR
+        if self.vmas.file[vi] >= 0 or flags & VM_SHARED:
+            return ACC_SIGBUS
+        pva = va & ~(((<u64>1) << self.pshift) - 1)
+        st = self.pt.walk(pva, &pa, &level, &unit, &prot)
+        if st == TR_OK:
+            if write:
+                return self.do_wp(vi, pva, pa, level)
+            self.minflt += 1          # a spurious read fault (e.g. prot changed)
+            return ACC_HIT
+        return self.do_anonymous(vi, va, write)
+
+    cdef int do_anonymous(self, i64 vi, u64 va, bint write) except -1 nogil:
+        """do_anonymous_page (and create_huge_pmd -> do_huge_pmd_anonymous_page)."""
+        cdef u64 flags = self.vmas.flags[vi], vs = self.vmas.start[vi], ve = self.vmas.end[vi]
+        cdef u64 orders = self.k.allowable_orders(flags)
+        cdef u64 prot = self.leaf_prot(flags), size, a, pa, unit
+        cdef u64 psize = (<u64>1) << self.pshift
+        cdef u64 pva = va & ~(psize - 1)
+        cdef int order, level, pprot, st
+        cdef i64 pfn
+        self.minflt += 1
+        if write and self.vmas.anon[vi] == 0:
+            self._note_anon(vi)
+        # PMD-size THP: only with kernel-granule tables (a native 16K/64K PMD is
+        # far larger than MAX_PAGE_ORDER), only where the PMD entry is empty
+        if not self.native and (orders >> self.k.pmd_order) & 1:
+            size = (<u64>1) << (self.k.pmd_order + self.kshift)
+            a = va & ~(size - 1)
+            if a >= vs and a + size <= ve:
+                st = self.pt.walk(a, &pa, &level, &unit, &pprot)
+                if st != TR_OK and level <= self.pt.levels - 2:        # pmd_none
+                    if not write:
+                        if self.k.use_zero_page and self.k.zero_order >= self.k.pmd_order:
+                            self.pt.map_range(a, (<u64>self.k.zero_pfn) << self.kshift, size, prot, False, True)
+                            return ACC_ZERO
+                    else:
+                        pfn = self.buddy.alloc(self.k.pmd_order, MIGRATE_MOVABLE)
+                        if pfn >= 0:
+                            self.k.count_fault(self.k.pmd_order, True)
+                            self.map_folio(a, pfn, self.k.pmd_order, prot | PROT_W, True)
+                            return ACC_FAULT
+                        self.k.count_fault(self.k.pmd_order, False)      # THP_FAULT_FALLBACK
+        if not write:
+            self.map_zero(pva, prot)
+            return ACC_ZERO
+        # alloc_anon_folio: the highest allowed order whose aligned range is in the
+        # VMA and unmapped; on allocation failure the next lower; never below the
+        # process order, which is the last resort.
+        if not self.native:
+            orders &= ((<u64>1) << self.k.pmd_order) - 1
+        orders &= ~(((<u64>1) << (self.porder + 1)) - 1)
+        order = 63
+        while orders:
+            while not (orders >> order) & 1:
+                order -= 1
+            orders &= ~((<u64>1) << order)
+            size = (<u64>1) << (order + self.kshift)
+            a = va & ~(size - 1)
+            if a < vs or a + size > ve or self.pt.any_mapped(0, 0, a, a + size):
+                continue
+            pfn = self.buddy.alloc(order, MIGRATE_MOVABLE)
+            if pfn >= 0:
+                self.k.count_fault(order, True)
+                self.map_folio(a, pfn, order, prot | PROT_W, False)
+                return ACC_FAULT
+            self.k.count_fault(order, False)
+            # lower orders lie inside this aligned range, which is unmapped
+            while orders:
+                while not (orders >> order) & 1:
+                    order -= 1
+                orders &= ~((<u64>1) << order)
+                size = (<u64>1) << (order + self.kshift)
+                a = va & ~(size - 1)
+                if a < vs or a + size > ve:
+                    continue
+                pfn = self.buddy.alloc(order, MIGRATE_MOVABLE)
+                if pfn >= 0:
+                    self.k.count_fault(order, True)
+                    self.map_folio(a, pfn, order, prot | PROT_W, False)
+                    return ACC_FAULT
+                self.k.count_fault(order, False)
+        pfn = self.buddy.alloc(self.porder, MIGRATE_MOVABLE)
+        if pfn < 0:
+            self.k.count_fault(-1, False)
+            self.minflt -= 1              # VM_FAULT_OOM is not a completed fault
+            return ACC_OOM
+        self.k.count_fault(self.porder, True)
+        self.map_folio(pva, pfn, self.porder, prot | PROT_W, False)
+        return ACC_FAULT
+
+    cdef int do_wp(self, i64 vi, u64 pva, u64 pa, int level) except -1 nogil:
+        """do_wp_page / do_huge_pmd_wp_page on one process page."""
+        cdef u64 flags = self.vmas.flags[vi]
+        cdef u64 prot = self.leaf_prot(flags) | PROT_W
+        cdef u64 psize = (<u64>1) << self.pshift
+        cdef u64 span = (<u64>1) << self.pt.shift[level]
+        cdef i64 pfn = <i64>(pa >> self.kshift), new
+        cdef bint block = level < self.pt.levels - 1
+        self.minflt += 1
+        if self.vmas.anon[vi] == 0:
+            self._note_anon(vi)
+        if not self.k.is_zero_pfn(pfn):
+            if block and self.page_exclusive(pa & ~(span - 1), <i64>(span >> self.kshift)):
+                self.pt.protect_range(pva & ~(span - 1), span, prot)      # reuse the THP
+                return ACC_REUSE
+            if not block and self.page_exclusive(pa, <i64>(psize >> self.kshift)):
+                self.pt.protect_range(pva, psize, prot)                    # wp_page_reuse
+                return ACC_REUSE
+        # wp_page_copy at the process page (the zero page, or a shared folio; a
+        # PMD block is split first, as do_huge_pmd_wp_page falls back to PTEs)
+        new = self.buddy.alloc(self.porder, MIGRATE_MOVABLE)
+        if new < 0:
+            self.k.count_fault(-1, False)
+            self.minflt -= 1
+            return ACC_OOM
+        self.k.count_fault(self.porder, True)
+        self.zap(pva, pva + psize)
+        self.map_folio(pva, new, self.porder, prot, False)
+        return ACC_COW
+
+    cdef void _note_anon(self, i64 vi) noexcept nogil:
+        """Remember a VMA whose first write fault needs anon_vma_prepare (done in
+        Python after the batch: it may reuse a neighbour's anon_vma)."""
+        cdef i64 j
+        for j in range(self.n_need_anon):
+            if self.need_anon[j] == vi:
+                return
+        if self.n_need_anon < 64:
+            self.need_anon[self.n_need_anon] = vi
+            self.n_need_anon += 1
+
+    # --------------------------------------------------------------- batches
+    def access(self, const u64[::1] vas, const u8[::1] writes, bint write_all, u8[::1] out):
+        """Fault-or-hit each address (one nogil loop); outcome codes into out.
+        Returns the VMA indices that need anon_vma_prepare."""
+        cdef Py_ssize_t i, n = vas.shape[0]
+        cdef u64 va, pa, unit
+        cdef int level, prot, st, r
+        cdef bint w, per_access = writes.shape[0] > 0
+        cdef u64 limit = self.pt.va_limit
+        self.n_need_anon = 0
+        with nogil:
+            for i in range(n):
+                va = vas[i]
+                w = writes[i] if per_access else write_all
+                if va >= limit:
+                    r = ACC_SEGV_MAPERR
+                else:
+                    st = self.pt.walk(va, &pa, &level, &unit, &prot)
+                    if st == TR_OK and (prot & PROT_W if w else prot & (PROT_R | PROT_W)):
+                        r = ACC_HIT
+                    else:
+                        r = self.fault(va, w)
+                out[i] = <u8>r
+                self.outcomes[<int>r] += 1
+        return [int(self.need_anon[j]) for j in range(self.n_need_anon)]
+
+    def zap_range(self, u64 start, u64 end):
+        """Unmap [start, end) (munmap, MADV_DONTNEED, mremap source); returns pages."""
+        return self.zap(start, end)
+
+    def free_pgtables(self, u64 floor, u64 ceiling):
+        self.pt.free_tables(floor, ceiling)
+
+    def protect(self, u64 start, u64 end, u64 vm_flags):
+        """change_protection for mprotect: new access bits; write only where the
+        folio is exclusive (can_change_pte_writable), so COW stays armed."""
+        cdef u64 prot = self.leaf_prot(vm_flags), a, s, desc, span, pa
+        cdef u64 psize = (<u64>1) << self.pshift
+        cdef int level
+        cdef u64 run_start = 0
+        cdef bint in_run = False
+        self.pt.protect_range(start, end - start, prot)
+        if not (vm_flags & VM_WRITE):
+            return
+        a = start
+        while a < end:
+            s = a
+            if self.pt.next_leaf(&s, a + psize, &desc, &level):
+                span = (<u64>1) << self.pt.shift[level]
+                pa = (desc & ADDR_MASK) + (a - s if a > s else 0)
+                if not self.k.is_zero_pfn(<i64>(pa >> self.kshift)) and \
+                        self.page_exclusive(pa, <i64>(psize >> self.kshift)):
+                    if not in_run:
+                        run_start = a
+                        in_run = True
+                    a += psize
+                    continue
+            if in_run:
+                self.pt.protect_range(run_start, a - run_start, prot | PROT_W)
+                in_run = False
+            a += psize
+        if in_run:
+            self.pt.protect_range(run_start, end - run_start, prot | PROT_W)
+
+    def move(self, u64 start, u64 end, u64 new_start):
+        """move_page_tables: the leaves of [start, end) move to new_start; runs
+        refold where the new address keeps them aligned (one folio at a time)."""
+        cdef u64 a = start, desc, span, pa, s, e
+        cdef int level
+        cdef i64 head, last_head = -1
+        cdef u64 chunk_va = 0, chunk_pa = 0, chunk_len = 0, chunk_prot = 0
+        cdef bint chunk_block = False
+        moved = []
+        while a < end and self.pt.next_leaf(&a, end, &desc, &level):
+            span = (<u64>1) << self.pt.shift[level]
+            moved.append((a, desc, level, span))
+            a += span
+        self.pt.zap_range(start, end - start)
+        for a, desc, level, span in moved:
+            pa = desc & ADDR_MASK
+            prot = (desc & DESC_PROT_MASK) >> DESC_PROT_SHIFT
+            head = -1 if self.k.is_zero_pfn(<i64>(pa >> self.kshift)) else \
+                self.folios.folio_head(<i64>(pa >> self.kshift))
+            if chunk_len and head == last_head and head >= 0 and a == chunk_va + chunk_len \
+                    and pa == chunk_pa + chunk_len and prot == chunk_prot and not chunk_block:
+                chunk_len += span
+                continue
+            if chunk_len:
+                self.pt.map_range(chunk_va - start + new_start, chunk_pa, chunk_len, chunk_prot,
+                                  last_head >= 0, chunk_block)
+            chunk_va, chunk_pa, chunk_len, chunk_prot = a, pa, span, prot
+            chunk_block = level < self.pt.levels - 1
+            last_head = head
+        if chunk_len:
+            self.pt.map_range(chunk_va - start + new_start, chunk_pa, chunk_len, chunk_prot,
+                              last_head >= 0, chunk_block)
+
+    def fork_copy(self, MMCore parent, u64 start, u64 end, bint cow):
+        """copy_page_range for one VMA: share every leaf; for a COW mapping write-
+        protect it in both (wrprotect_ptes keeps whole contiguous runs)."""
+        cdef u64 a = start, desc, span, pa
+        cdef int level
+        cdef i64 pfn, nr, i
+        if cow:
+            parent.pt.protect_range(start, end - start, parent.leaf_prot(parent.vmas.flags[parent.vmas.find(start)]))
+        self.pt.copy_range(parent.pt, start, end, DESC_W if cow else 0)
+        while a < end and self.pt.next_leaf(&a, end, &desc, &level):
+            span = (<u64>1) << self.pt.shift[level]
+            pa = desc & ADDR_MASK
+            pfn = <i64>(pa >> self.kshift)
+            nr = <i64>(span >> self.kshift)
+            if not self.k.is_zero_pfn(pfn):
+                for i in range(nr):
+                    self.folios.mapcount[pfn + i] += 1
+                self.rss_anon += nr
+            a += span
+
+    def exit_mm(self):
+        """exit_mmap: unmap everything and free every table but the root."""
+        self.zap(0, self.pt.va_limit)
+        self.pt.free_tables(0, self.pt.va_limit)
+
+    # ----------------------------------------------------------- accounting
+    def outcome_counts(self):
+        return [int(self.outcomes[i]) for i in range(<int>NR_ACC)]
+
+    def range_stats(self, u64 start, u64 end):
+        """(rss pages, pmd-mapped pages, zero-page pages) mapped in [start, end)."""
+        cdef u64 a = start, desc, span, s, e
+        cdef int level
+        cdef i64 rss = 0, pmd = 0, zero = 0, nr
+        while a < end and self.pt.next_leaf(&a, end, &desc, &level):
+            span = (<u64>1) << self.pt.shift[level]
+            s = a if a > start else start
+            e = a + span if a + span < end else end
+            nr = <i64>((e - s) >> self.kshift)
+            if self.k.is_zero_pfn(<i64>((desc & ADDR_MASK) >> self.kshift)):
+                zero += nr
+            else:
+                rss += nr
+                if level < self.pt.levels - 1:
+                    pmd += nr
+            a += span
+        return rss, pmd, zero
+
+    def block_heads(self):
+        """pfns mapped by block (PMD) leaves, the zero folio excepted (AnonHugePages)."""
+        cdef u64 a = 0, desc, end = self.pt.va_limit
+        cdef int level
+        cdef i64 pfn
+        out = []
+        while a < end and self.pt.next_leaf(&a, end, &desc, &level):
+            pfn = <i64>((desc & ADDR_MASK) >> self.kshift)
+            if level < self.pt.levels - 1 and not self.k.is_zero_pfn(pfn):
+                out.append(pfn)
+            a += (<u64>1) << self.pt.shift[level]
+        return out
+
+    def add_mapcounts(self, i32[::1] counts):
+        """Add one per frame per mapping of this MM (check(): recount of mapcounts)."""
+        cdef u64 a = 0, desc, span, end = self.pt.va_limit
+        cdef int level
+        cdef i64 pfn, i, nr
+        while a < end and self.pt.next_leaf(&a, end, &desc, &level):
+            span = (<u64>1) << self.pt.shift[level]
+            pfn = <i64>((desc & ADDR_MASK) >> self.kshift)
+            nr = <i64>(span >> self.kshift)
+            if not self.k.is_zero_pfn(pfn):
+                for i in range(nr):
+                    counts[pfn + i] += 1
+            a += span

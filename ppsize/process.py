@@ -1,0 +1,310 @@
+"""``ppsize.Process``: a process with its own page size on a :class:`~ppsize.Kernel`.
+
+Syscalls go through :class:`ppsize.abi.AddressSpace` (VMAs, errnos) and the page-
+table work they imply (zap, protect, move, populate) is applied here; accesses go
+through the Cython fault engine in one call per batch.
+"""
+from __future__ import annotations
+
+import enum
+
+import numpy as np
+
+from ._core.mm import MMCore
+from ._core.vma import VM_FLAGS
+from .abi import AddressSpace, vm_flags_str
+from .geometry import default_geometry
+from .pagetable import PageTable, as_addresses
+from .units import fmt_size, parse_size
+
+__all__ = ["Process", "Outcome"]
+
+VM_READ, VM_WRITE, VM_EXEC = VM_FLAGS["VM_READ"], VM_FLAGS["VM_WRITE"], VM_FLAGS["VM_EXEC"]
+VM_SHARED, VM_MAYWRITE = VM_FLAGS["VM_SHARED"], VM_FLAGS["VM_MAYWRITE"]
+VM_DONTCOPY, VM_HUGEPAGE = VM_FLAGS["VM_DONTCOPY"], VM_FLAGS["VM_HUGEPAGE"]
+
+
+class Outcome(enum.IntEnum):
+    """Per-access result of :meth:`Process.access`."""
+    HIT = 0            # translated, no fault
+    FAULT = 1          # anonymous folio allocated and mapped (minor fault)
+    ZERO = 2           # read fault mapped the zero page (minor fault)
+    COW = 3            # write fault copied a shared page or the zero page
+    REUSE = 4          # write fault reused an exclusive page
+    SEGV_MAPERR = 5    # no VMA there
+    SEGV_ACCERR = 6    # the VMA forbids the access
+    OOM = 7            # no memory, even at the process order
+    SIGBUS = 8         # file or shared mapping (not modelled by the anon engine)
+
+
+class Process:
+    """Create with :meth:`Kernel.spawn`. The emulated ABI: every address must be
+    aligned to the process page size and lengths are rounded up to it."""
+
+    def __init__(self, kernel, page_size=None, pgtable="emulated", name=None, *, _pid=None):
+        self.kernel = kernel
+        page = kernel.page_size if page_size is None else parse_size(page_size, "page_size")
+        if page < kernel.page_size or page & (page - 1):
+            raise ValueError(f"page_size {fmt_size(page)} must be a power of two >= the kernel's "
+                             f"{fmt_size(kernel.page_size)}")
+        if pgtable not in ("emulated", "native"):
+            raise ValueError(f"unknown pgtable {pgtable!r}; choose 'emulated' or 'native'")
+        self.page_size = page
+        self.pgtable = pgtable
+        self.pid = kernel._new_pid() if _pid is None else _pid
+        self.name = name or f"proc{self.pid}"
+        kg = kernel.geometry
+        if pgtable == "native":
+            self.pt_geometry = default_geometry(page, kg.arch)
+        else:
+            self.pt_geometry = kg
+        self.aspace = AddressSpace(kg, page)
+        self._new_mm()
+        kernel.processes[self.pid] = self
+
+    def _new_mm(self):
+        k = self.kernel
+        read_mask = VM_READ | VM_WRITE | (VM_EXEC if k.geometry.arch == "x86_64" else 0)
+        self.mm = MMCore(k.core, PageTable(self.pt_geometry), self.aspace.vmas,
+                         self.page_size.bit_length() - 1, self.pgtable == "native",
+                         k._new_mm_id(), read_mask)
+
+    @property
+    def alive(self) -> bool:
+        return self.pid in self.kernel.processes
+
+    def _require_alive(self):
+        if not self.alive:
+            raise ProcessLookupError(f"process {self.pid} ({self.name}) has exited")
+
+    def getpagesize(self) -> int:
+        return self.page_size
+
+    # ------------------------------------------------------------- syscalls
+    def mmap(self, length, addr=None, prot="rw", **flags) -> int:
+        """mmap(2) of anonymous memory (see :meth:`AddressSpace.mmap` for flags:
+        shared, fixed, noreplace, populate, ...). Returns the address."""
+        self._require_alive()
+        try:
+            return self.aspace.mmap(length, addr, prot, **flags)
+        finally:
+            self._apply()
+
+    def munmap(self, addr, length):
+        self._require_alive()
+        try:
+            return self.aspace.munmap(addr, length)
+        finally:
+            self._apply()
+
+    def mprotect(self, addr, length, prot):
+        self._require_alive()
+        try:
+            return self.aspace.mprotect(addr, length, prot)
+        finally:
+            self._apply()
+
+    def mremap(self, old_addr, old_len, new_len, flags=0, new_addr=None):
+        self._require_alive()
+        try:
+            return self.aspace.mremap(old_addr, old_len, new_len, flags, new_addr)
+        finally:
+            self._apply()
+
+    def madvise(self, addr, length, advice):
+        """madvise(2): dontneed, hugepage, nohugepage, willneed, normal, random,
+        sequential."""
+        self._require_alive()
+        try:
+            return self.aspace.madvise(addr, length, advice)
+        finally:
+            self._apply()
+
+    def _apply(self):
+        """Do the page-table work the last syscall asked for (Effect records)."""
+        for eff in self.aspace.drain_effects():
+            if eff.kind == "zap":
+                self.mm.zap_range(eff.start, eff.end)
+                self._free_hole(eff.start, eff.end)
+            elif eff.kind == "protect":
+                self.mm.protect(eff.start, eff.end, eff.arg)
+            elif eff.kind == "move":
+                self.mm.move(eff.start, eff.end, eff.arg)
+                self._free_hole(eff.start, eff.end)
+            elif eff.kind == "populate":
+                self._populate(eff.start, eff.end)
+            else:
+                raise AssertionError(f"unknown effect {eff!r}")
+
+    def _free_hole(self, start, end):
+        """free_pgtables: free empty tables lying wholly in the hole around
+        [start, end) between the neighbouring VMAs (none if a VMA still covers it)."""
+        vmas = self.aspace.vmas
+        if vmas.lookup(start) >= 0 or vmas.lookup(end - 1) >= 0:
+            return
+        floor, ceiling = 0, self.mm.pt.va_limit
+        for s, e, *_ in vmas:
+            if e <= start:
+                floor = max(floor, e)
+            elif s >= end:
+                ceiling = min(ceiling, s)
+                break
+        self.mm.free_pgtables(floor, ceiling)
+
+    def _populate(self, start, end):
+        """__mm_populate: fault every page in; write faults for private writable
+        mappings (FOLL_WRITE breaks COW up front)."""
+        vmas = self.aspace.vmas
+        i = vmas.lookup(start)
+        flags = vmas.row(i)[2] if i >= 0 else 0
+        write = (flags & (VM_WRITE | VM_SHARED)) == VM_WRITE
+        vas = np.arange(start, end, self.page_size, dtype=np.uint64)
+        self._access(vas, np.zeros(0, np.uint8), write)
+
+    # --------------------------------------------------------------- access
+    def access(self, vas, write=False) -> np.ndarray:
+        """Touch every address in ``vas`` (an integer array-like) in order, as loads
+        or, where ``write`` (a bool or a bool array like vas) is true, stores.
+
+        One call into one nogil loop; returns an array of :class:`Outcome` codes
+        (uint8) shaped like vas. Faults are counted in :meth:`status` (minflt)."""
+        self._require_alive()
+        arr = as_addresses(vas)
+        flat = arr.reshape(-1)
+        if isinstance(write, (bool, np.bool_)):
+            writes, write_all = np.zeros(0, np.uint8), bool(write)
+        else:
+            w = np.asarray(write)
+            if w.dtype != np.bool_:
+                raise TypeError(f"write must be a bool or a bool array, not dtype {w.dtype}")
+            if w.shape != arr.shape:
+                raise ValueError(f"write has shape {w.shape}, addresses have shape {arr.shape}")
+            writes, write_all = np.ascontiguousarray(w.reshape(-1)).view(np.uint8), False
+        return self._access(flat, writes, write_all).reshape(arr.shape)
+
+    def _access(self, flat, writes, write_all):
+        out = np.empty(flat.shape[0], dtype=np.uint8)
+        need_anon = self.mm.access(flat, writes, write_all, out)
+        for vi in need_anon:                 # anon_vma_prepare after the batch
+            self.aspace.anon_prepare(self.aspace.vmas.row(vi)[0])
+        return out
+
+    # ------------------------------------------------- fork / exec / exit
+    def fork(self, name=None) -> "Process":
+        """fork(2): a child with a copy of the address space; private anonymous
+        memory shared copy-on-write (copy_page_range), page size inherited."""
+        self._require_alive()
+        k = self.kernel
+        child = Process.__new__(Process)
+        child.kernel, child.page_size, child.pgtable = k, self.page_size, self.pgtable
+        child.pid = k._new_pid()
+        child.name = name or self.name
+        child.pt_geometry = self.pt_geometry
+        child.aspace = AddressSpace(k.geometry, self.page_size)
+        child._new_mm()
+        k.processes[child.pid] = child
+        for s, e, flags, pgoff, fid, anon in self.aspace.vmas:
+            if flags & VM_DONTCOPY:
+                continue
+            child.aspace.vmas.insert(s, e, flags, pgoff, fid, anon, merge=False)
+            # vma_needs_copy: only VMAs with an anon_vma have PTEs worth copying
+            if anon:
+                cow = (flags & (VM_SHARED | VM_MAYWRITE)) == VM_MAYWRITE
+                child.mm.fork_copy(self.mm, s, e, cow)
+        child.aspace._next_anon = self.aspace._next_anon
+        return child
+
+    def exec(self, page_size=None, pgtable=None):
+        """execve(2): a fresh, empty address space; the page size may change."""
+        self._require_alive()
+        self.mm.exit_mm()
+        if page_size is not None:
+            page = parse_size(page_size, "page_size")
+            if page < self.kernel.page_size or page & (page - 1):
+                raise ValueError(f"page_size {fmt_size(page)} must be a power of two >= the "
+                                 f"kernel's {fmt_size(self.kernel.page_size)}")
+            self.page_size = page
+        if pgtable is not None:
+            if pgtable not in ("emulated", "native"):
+                raise ValueError(f"unknown pgtable {pgtable!r}; choose 'emulated' or 'native'")
+            self.pgtable = pgtable
+        kg = self.kernel.geometry
+        self.pt_geometry = default_geometry(self.page_size, kg.arch) if self.pgtable == "native" else kg
+        self.aspace = AddressSpace(kg, self.page_size)
+        self._new_mm()
+
+    def exit(self):
+        """exit(2): every page and table freed."""
+        self._require_alive()
+        self.mm.exit_mm()
+        del self.kernel.processes[self.pid]
+
+    # ----------------------------------------------------------- accounting
+    def page_table_bytes(self) -> int:
+        """Every page-table page of this MM (NR_PAGETABLE), deposits included."""
+        return self.mm.pt.table_bytes + self._deposited() * self.pt_geometry.table_sizes[-1]
+
+    def _deposited(self) -> int:
+        """PTE tables deposited for PMD-mapped THPs (pgtable_trans_huge_deposit):
+        one per PMD block, counted in VmPTE as Linux does."""
+        if self.pt_geometry.levels < 2:
+            return 0
+        leaves, _ = self.mm.pt.leaf_counts()
+        return leaves[self.pt_geometry.levels - 2]
+
+    def _pmd_mapped_heads(self) -> set:
+        return set(self.mm.block_heads())
+
+    def status(self) -> dict:
+        """/proc/PID/status fields (kB) and fault counts: VmSize, VmRSS, RssAnon,
+        RssFile, RssShmem, VmPTE, minflt, majflt."""
+        kb = self.kernel.page_size >> 10
+        vm_size = sum(e - s for s, e, *_ in self.aspace.vmas)
+        rss_anon = self.mm.rss_anon * kb
+        vmpte = self.mm.pt.vmpte_bytes + self._deposited() * self.pt_geometry.table_sizes[-1]
+        return {"VmSize": vm_size >> 10, "VmRSS": rss_anon, "RssAnon": rss_anon,
+                "RssFile": 0, "RssShmem": 0, "VmPTE": vmpte >> 10,
+                "minflt": self.mm.minflt, "majflt": self.mm.majflt}
+
+    def smaps(self) -> list:
+        """Per VMA, as /proc/PID/smaps: start, end, perms, Size, KernelPageSize and
+        MMUPageSize (what Linux reports: the kernel's base page), Rss, Anonymous,
+        AnonHugePages, and the proposal's view: ProcessPageSize and
+        ProcessMMUPageSize (the process page; its contiguous run in emulated mode)."""
+        kb = self.kernel.page_size >> 10
+        g = self.pt_geometry
+        if self.pgtable == "native":
+            mmu = self.page_size
+        else:
+            mmu = self.page_size if self.page_size < g.cont_pte_size else g.cont_pte_size
+        out = []
+        for s, e, flags, pgoff, fid, anon in self.aspace.vmas:
+            rss, pmd, _zero = self.mm.range_stats(s, e)
+            out.append({
+                "start": s, "end": e, "perms": vm_flags_str(flags),
+                "Size": (e - s) >> 10, "KernelPageSize": self.kernel.page_size >> 10,
+                "MMUPageSize": self.kernel.page_size >> 10,
+                "ProcessPageSize": self.page_size >> 10, "ProcessMMUPageSize": mmu >> 10,
+                "Rss": rss * kb, "Anonymous": rss * kb, "AnonHugePages": pmd * kb,
+            })
+        return out
+
+    def outcome_counts(self) -> dict:
+        """How many accesses ended in each :class:`Outcome` so far."""
+        return {o.name.lower(): n for o, n in zip(Outcome, self.mm.outcome_counts())}
+
+    def check(self):
+        """Page table and VMA invariants, and RSS equal to a recount."""
+        self.mm.pt.check()
+        self.aspace.check()
+        rss = sum(self.mm.range_stats(s, e)[0] for s, e, *_ in self.aspace.vmas)
+        if rss != self.mm.rss_anon:
+            raise AssertionError(f"pid {self.pid}: RssAnon {self.mm.rss_anon} pages, {rss} mapped")
+        outside, _, _ = self.mm.range_stats(0, self.mm.pt.va_limit)
+        if outside != rss:
+            raise AssertionError(f"pid {self.pid}: {outside - rss} pages mapped outside any VMA")
+        return True
+
+    def __repr__(self):
+        return (f"<Process {self.pid} {self.name}: {fmt_size(self.page_size)} pages, "
+                f"{self.pgtable} tables, {len(self.aspace.vmas)} VMAs>")
