@@ -301,7 +301,17 @@ cdef class MMCore:
         self.minflt += 1
         if self.vmas.anon[vi] == 0:
             self._note_anon(vi)
-        if not self.k.is_zero_pfn(pfn):
+        if self.k.is_zero_pfn(pfn) and block and level == self.pt.levels - 2 and not self.native:
+            # do_huge_zero_wp_pmd: replace the huge zero PMD by a new THP; on
+            # failure split it and fall back to a PTE-level copy below
+            new = self.buddy.alloc(self.k.pmd_order, MIGRATE_MOVABLE)
+            if new >= 0:
+                self.k.count_fault(self.k.pmd_order, True)
+                self.pt.zap_range(pva & ~(span - 1), span)
+                self.map_folio(pva & ~(span - 1), new, self.k.pmd_order, prot, True)
+                return ACC_COW
+            self.k.count_fault(self.k.pmd_order, False)
+        elif not self.k.is_zero_pfn(pfn):
             if block and self.page_exclusive(pa & ~(span - 1), <i64>(span >> self.kshift)):
                 self.pt.protect_range(pva & ~(span - 1), span, prot)      # reuse the THP
                 return ACC_REUSE
