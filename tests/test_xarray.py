@@ -93,18 +93,34 @@ def index_in(draw):
     return min(base + off, (1 << 64) - 1)
 
 
+# an index is either absolute, or picked among the entries present when the op runs
+# (k-th entry, plus an offset inside it), so erase/split/mark mostly hit something
+where = st.one_of(
+    index_in().map(lambda i: ("abs", i)),
+    st.tuples(st.just("pick"), st.integers(0, 1 << 10), st.integers(0, 1 << 12)),
+    st.tuples(st.just("pick"), st.integers(0, 1 << 10), st.just(0)),
+)
+
 op = st.one_of(
-    st.tuples(st.just("store"), index_in(), orders, entries),
-    st.tuples(st.just("add"), index_in(), orders, real_entries),
-    st.tuples(st.just("erase"), index_in()),
-    st.tuples(st.just("split"), index_in(), orders),
-    st.tuples(st.just("try_split"), index_in(), orders),
-    st.tuples(st.just("set_mark"), index_in(), st.integers(0, 2)),
-    st.tuples(st.just("clear_mark"), index_in(), st.integers(0, 2)),
+    st.tuples(st.just("store"), where, orders, entries),
+    st.tuples(st.just("add"), where, orders, real_entries),
+    st.tuples(st.just("erase"), where),
+    st.tuples(st.just("split"), where, orders),
+    st.tuples(st.just("try_split"), where, orders),
+    st.tuples(st.just("set_mark"), where, st.integers(0, 2)),
+    st.tuples(st.just("clear_mark"), where, st.integers(0, 2)),
 )
 
 
+def resolve(ref, w):
+    if w[0] == "abs" or not ref.starts:
+        return w[1] if w[0] == "abs" else 0
+    s = ref.starts[w[1] % len(ref.starts)]
+    return s + w[2] % (1 << ref.entries[s][0])
+
+
 def apply(xa, ref, o):
+    o = (o[0], resolve(ref, o[1])) + tuple(o[2:])
     kind = o[0]
     if kind == "store":
         _, i, order, e = o
@@ -132,7 +148,7 @@ def apply(xa, ref, o):
         ref.clear_mark(o[1], o[2])
 
 
-@settings(max_examples=120, deadline=None, database=None,
+@settings(max_examples=600, deadline=None, database=None,
           suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(op, min_size=1, max_size=30))
 def test_random_sequences_match_reference(ops):
@@ -141,7 +157,7 @@ def test_random_sequences_match_reference(ops):
         apply(xa, ref, o)
         xa.check()
         assert xa.nr_nodes == ref.nr_nodes(), (k, o)
-    assert_same(xa, ref, extra=[o[1] for o in ops])
+    assert_same(xa, ref, extra=[o[1][1] for o in ops if o[1][0] == "abs"])
     # erase everything: back to no node at all (xas_delete_node / xas_shrink)
     for s, _, _ in ref.items():
         xa.erase(s)
@@ -149,7 +165,7 @@ def test_random_sequences_match_reference(ops):
     assert xa.nr_nodes == 0 and xa.height == 0 and len(xa) == 0
 
 
-@settings(max_examples=60, deadline=None, database=None)
+@settings(max_examples=200, deadline=None, database=None)
 @given(st.lists(st.tuples(st.sampled_from(["add", "erase", "shadow", "mark"]),
                           st.integers(0, 300), st.integers(0, MAX_PAGECACHE_ORDER),
                           st.integers(1, 50)), min_size=1, max_size=40))
