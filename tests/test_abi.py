@@ -261,6 +261,16 @@ def test_split_limit_in_mprotect_and_madvise():
     a.mprotect(x, 4 * K, "r")                              # 1 -> 2
     assert errno_of(a.mprotect, x + 4 * K, 4 * K, "rx") == errno.ENOMEM
     assert errno_of(a.madvise, x + 4 * K, 4 * K, "hugepage") == errno.ENOMEM
+    assert len(a.vmas) == 2 and not a.split_left
+    b = AddressSpace("x86_64-4l", max_map_count=2)
+    y = b.mmap(12 * K)
+    # the first split_vma succeeds (1 -> 2), the second fails: Linux keeps the first
+    assert errno_of(b.mprotect, y + 4 * K, 4 * K, "r") == errno.ENOMEM
+    assert b.maps() == [(y, y + 4 * K, "rw-p"), (y + 4 * K, y + 12 * K, "rw-p")]
+    assert b.split_left
+    b.check()
+    with pytest.raises(AssertionError, match="merged"):
+        b.vmas.check()
 
 
 def test_madvise():
