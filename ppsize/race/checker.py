@@ -105,7 +105,7 @@ def explore(system, max_states=None, max_steps=None):
     init = system.initial()
     ids = {init: 0}
     states = [init]
-    parent = [(-1, -1, "", "")]          # (parent id, actor, function, saw)
+    parent = [(-1, -1)]                  # (parent id, actor); labels are recomputed for traces
     depth = [0]
     edges = [None]                       # per expanded state: list of (actor, child)
     enabled = [0]                        # bitmask of actors able to step (expanded states)
@@ -143,7 +143,7 @@ def explore(system, max_states=None, max_steps=None):
                 cid = len(states)
                 ids[nxt] = cid
                 states.append(nxt)
-                parent.append((sid, i, func, saw))
+                parent.append((sid, i))
                 depth.append(depth[sid] + 1)
                 edges.append(None)
                 enabled.append(0)
@@ -166,8 +166,9 @@ def explore(system, max_states=None, max_steps=None):
     def path_to(sid):
         rev = []
         while sid > 0:
-            p, a, f, s = parent[sid]
-            rev.append((a, f, s, sid))
+            p, a = parent[sid]
+            r = system.step(states[p], a)
+            rev.append((a, r[1], r[2], sid))
             sid = p
         rev.reverse()
         return rev
