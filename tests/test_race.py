@@ -404,3 +404,20 @@ def test_removing_a_mapped_folio_is_flagged():
     w = _World(sysm.initial())
     w.remove(1, sysm)                               # folio 1 is not mapped
     assert w.viol == []
+
+
+def test_buffered_read_readahead_is_another_adder():
+    # page_cache_sync_ra -> page_cache_ra_order reads min_order before invalidate_lock
+    assert explore(policy="drop-all", readahead="all").verdict == "ok"
+    assert explore(policy="drop-all", readahead="none").verdict == "ok"
+    r = explore(policy="drop-all", readahead="all", bailout="none", actors=(("read", 2),))
+    assert r.verdict == "violation"
+    assert any("VM_BUG_ON_FOLIO: read@2 adds folio 2/o0" in f.message for f in r.findings)
+    r = explore(policy="drop-all", readahead="all", unlocked={"page_cache_ra_order"},
+                actors=(("read", 2),))
+    assert r.verdict == "violation"
+    assert r.trace[-1].function == "ra_alloc_folio -> filemap_add_folio"
+    assert explore(policy="drop-all", readahead="all", unlocked={"page_cache_ra_order"},
+                   bailout="xa_lock", actors=(("read", 2),)).verdict == "ok"
+    with pytest.raises(ValueError, match="fault, all, none"):
+        Scenario(readahead="sometimes")

@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 
-from .model import BAILOUTS, DEFAULT_BAILOUT, DROPS, KINDS, PATHS, POLICIES, Scenario
+from .model import BAILOUTS, DEFAULT_BAILOUT, DROPS, KINDS, PATHS, POLICIES, READAHEAD, Scenario
 
 
 def _positive(text):
@@ -79,8 +79,10 @@ def add_parser(sub):
     p.add_argument("--keep-index", action="store_true",
                    help="a fix: after -EEXIST, __filemap_get_folio and do_read_cache_folio look "
                         "up the caller's index again, not the one mapping_align_index() returned")
-    p.add_argument("--no-readahead", action="store_true",
-                   help="filemap_fault skips do_sync_mmap_readahead")
+    p.add_argument("--readahead", choices=READAHEAD, default="fault",
+                   help="which paths do synchronous readahead (page_cache_ra_order) on a miss: "
+                        "fault (do_sync_mmap_readahead, default), all (also filemap_read's "
+                        "page_cache_sync_ra), none")
     p.add_argument("--max-states", type=_positive, default=None, metavar="N",
                    help="stop after N distinct states (the result is then bounded)")
     p.add_argument("--max-steps", type=_positive, default=None, metavar="N",
@@ -95,7 +97,7 @@ def _scenario(args):
                     bailout=args.bailout, ranges=args.ranges, order=args.order,
                     cached=args.cached, mapped=args.mapped, pinned=args.pinned,
                     actors=tuple(args.actor) if args.actor else None,
-                    transition_range=args.transition_range, readahead=not args.no_readahead,
+                    transition_range=args.transition_range, readahead=args.readahead,
                     keep_index=args.keep_index)
 
 

@@ -31,6 +31,7 @@ PATHS = ("filemap_fault", "filemap_read", "read_cache_folio", "page_cache_ra_ord
 DROPS = ("truncate", "invalidate")
 BAILOUTS = ("none", "early", "xa_lock")
 KINDS = ("fault", "read", "rcf", "truncate")
+READAHEAD = ("fault", "all", "none")
 DEFAULT_BAILOUT = {"range": "none", "drop-all": "early", "max-order-on-mmap": "early"}
 
 # locals
@@ -52,7 +53,8 @@ class Scenario:
     pinned: tuple = ()                  # of those, long-term pinned (GUP FOLL_LONGTERM)
     actors: tuple | None = None         # None: the policy's default actors
     transition_range: int = 0           # the range the large process mmaps (policy `range`)
-    readahead: bool = True              # filemap_fault does do_sync_mmap_readahead
+    readahead: str = "fault"            # sync readahead by: fault (do_sync_mmap_readahead),
+                                        # all (also filemap_read's page_cache_sync_ra), none
     keep_index: bool = False            # a fix: goto repeat looks up the caller's index,
                                         # not the one mapping_align_index() returned
 
@@ -63,6 +65,10 @@ class Scenario:
         if bad:
             raise ValueError(f"unknown path {sorted(bad)[0]!r}; choose from {', '.join(PATHS)}")
         self.unlocked = frozenset(self.unlocked)
+        self.readahead = {True: "fault", False: "none"}.get(self.readahead, self.readahead)
+        if self.readahead not in READAHEAD:
+            raise ValueError(f"unknown readahead {self.readahead!r}; choose from "
+                             f"{', '.join(READAHEAD)}")
         if self.drop not in DROPS:
             raise ValueError(f"unknown drop method {self.drop!r}; choose from {', '.join(DROPS)}")
         if self.bailout is None:
@@ -446,7 +452,7 @@ class PageCacheSystem:
                     loc[PC] = "inv_lock_found"
                     saw = f"found {f[0]}/o{f[1]} not uptodate"
             else:
-                loc[PC] = "ra" if self.sc.readahead else "inv_lock"
+                loc[PC] = "ra" if self.sc.readahead != "none" else "inv_lock"
                 saw = "miss: major fault"
             w.acts[i] = tuple(loc)
             return "filemap_get_folio", saw, []
@@ -457,41 +463,8 @@ class PageCacheSystem:
             loc[PC] = "get" if pc == "inv_lock" else "lock"
             w.acts[i] = tuple(loc)
             return "filemap_invalidate_lock_shared", saw, []
-        if pc == "ra":
-            # do_sync_mmap_readahead -> page_cache_ra_order: min_order read before the lock
-            loc[ORD] = w.minord
-            loc[PC] = "ra_lock"
-            w.acts[i] = tuple(loc)
-            return "page_cache_ra_order", f"new_order = min order {w.minord}", []
-        if pc == "ra_lock":
-            saw = self._inv_read(w, i, "page_cache_ra_order")
-            if saw is None:
-                return None
-            rs = self._align(x, self.P)
-            loc[CUR] = self._align(rs, w.minord)      # mapping_align_index, under the lock
-            loc[PC] = "ra_add"
-            w.acts[i] = tuple(loc)
-            return "filemap_invalidate_lock_shared", saw, []
-        if pc == "ra_add":
-            cur, order = loc[CUR], loc[ORD]
-            if cur & ((1 << order) - 1):
-                order = (cur & -cur).bit_length() - 1
-            res, saw, viol = self._add(w, i, loc, cur, order)
-            if res == "ok":
-                loc[CUR] = cur + (1 << order)
-                if loc[CUR] >= self._align(x, self.P) + (1 << self.P):
-                    loc[PC] = "ra_io"
-            elif res == "EEXIST":
-                loc[PC] = "ra_io"
-            w.acts[i] = tuple(loc)
-            return "ra_alloc_folio -> filemap_add_folio", saw, viol
-        if pc == "ra_io":
-            n = w.complete_io(i)
-            if held:
-                w.readers &= ~(1 << i)
-            loc[PC] = "inv_lock"
-            w.acts[i] = tuple(loc)
-            return "read_pages; filemap_invalidate_unlock_shared", f"{n} folio(s) read", []
+        if pc.startswith("ra"):
+            return self._ra(w, i, loc, x, "inv_lock")
         if pc == "get":
             # __filemap_get_folio(FGP_CREAT|FGP_FOR_MMAP), label repeat:
             li = x if loc[LIDX] < 0 else loc[LIDX]
@@ -584,15 +557,63 @@ class PageCacheSystem:
             return "finish_fault -> set_pte_range; folio_unlock", f"mapped {st}/o{o}", viol
         raise AssertionError(pc)
 
+    def _ra(self, w, i, loc, x, after):
+        """page_cache_ra_order over the range of x, for do_sync_mmap_readahead or
+        page_cache_sync_ra; then continue at ``after``. (No fallback to do_page_cache_ra.)"""
+        pc = loc[PC]
+        held = w.readers >> i & 1
+        if pc == "ra":
+            # min_order is read before invalidate_lock is taken
+            loc[ORD] = w.minord
+            loc[PC] = "ra_lock"
+            w.acts[i] = tuple(loc)
+            return "page_cache_ra_order", f"new_order = min order {w.minord}", []
+        if pc == "ra_lock":
+            saw = self._inv_read(w, i, "page_cache_ra_order")
+            if saw is None:
+                return None
+            rs = self._align(x, self.P)
+            loc[CUR] = self._align(rs, w.minord)      # mapping_align_index, under the lock
+            loc[PC] = "ra_add"
+            w.acts[i] = tuple(loc)
+            return "filemap_invalidate_lock_shared", saw, []
+        if pc == "ra_add":
+            cur, order = loc[CUR], loc[ORD]
+            if cur & ((1 << order) - 1):
+                order = (cur & -cur).bit_length() - 1
+            res, saw, viol = self._add(w, i, loc, cur, order)
+            if res == "ok":
+                loc[CUR] = cur + (1 << order)
+                if loc[CUR] >= self._align(x, self.P) + (1 << self.P):
+                    loc[PC] = "ra_io"
+            elif res == "EEXIST":
+                loc[PC] = "ra_io"
+            w.acts[i] = tuple(loc)
+            return "ra_alloc_folio -> filemap_add_folio", saw, viol
+        if pc == "ra_io":
+            n = w.complete_io(i)
+            if held:
+                w.readers &= ~(1 << i)
+            loc[PC] = after
+            w.acts[i] = tuple(loc)
+            return "read_pages; filemap_invalidate_unlock_shared", f"{n} folio(s) read", []
+        raise AssertionError(pc)
+
     def _read(self, w, i, loc):
         """Buffered read(2) at index x: filemap_read -> filemap_get_pages."""
         x = self.index[i]
         pc = loc[PC]
-        if pc == "batch":
+        if pc.startswith("ra"):
+            return self._ra(w, i, loc, x, "batch2")
+        if pc in ("batch", "batch2"):
             if loc[SMIN] == -1:
                 loc[SMIN] = self._start_min(w)
             f = w.find(x)
             if f is None:
+                if pc == "batch" and self.sc.readahead == "all":
+                    loc[PC] = "ra"
+                    w.acts[i] = tuple(loc)
+                    return "filemap_get_read_batch", "miss: page_cache_sync_ra", []
                 loc[PC] = "create"
                 w.acts[i] = tuple(loc)
                 return "filemap_get_read_batch", "miss", []
