@@ -421,3 +421,14 @@ def test_buffered_read_readahead_is_another_adder():
                    bailout="xa_lock", actors=(("read", 2),)).verdict == "ok"
     with pytest.raises(ValueError, match="fault, all, none"):
         Scenario(readahead="sometimes")
+
+
+def test_cli_json_to_stdout_and_all_traces(capsys):
+    assert main(["race", "--policy", "range", "--json", "-"]) == 1
+    d = json.loads(capsys.readouterr().out)
+    assert d["verdict"] == "livelock" and d["states"] > 0
+    assert any(step["cycle"] for step in d["trace"])
+    assert [f["kind"] for f in d["findings"]][0] == "livelock"
+    assert main(["race", "--policy", "range", "--all"]) == 1
+    out = capsys.readouterr().out
+    assert out.count("trace:") == len(d["findings"])

@@ -88,7 +88,7 @@ def add_parser(sub):
     p.add_argument("--max-steps", type=_positive, default=None, metavar="N",
                    help="explore interleavings up to N steps deep (the result is then bounded)")
     p.add_argument("--all", action="store_true", help="print the trace of every finding")
-    p.add_argument("--json", metavar="FILE", help="also write the result as JSON ('-' = stdout)")
+    p.add_argument("--json", metavar="FILE", help="also write the result as JSON ('-': only JSON, on stdout)")
     return p
 
 
@@ -161,7 +161,8 @@ def run(args) -> int:
         return 2
     system = PageCacheSystem(sc)
     res = explore(system, max_states=args.max_states, max_steps=args.max_steps)
-    print(format_result(res, system, sc, all_traces=args.all))
+    if args.json != "-":
+        print(format_result(res, system, sc, all_traces=args.all))
     if args.json:
         d = res.as_dict()
         d["verdict"] = verdict_label(res)
