@@ -9,8 +9,7 @@ from hypothesis import strategies as st
 from ppsize import abi
 from ppsize.abi import (MADV_DONTNEED, MADV_HUGEPAGE, MAP_ANONYMOUS, MAP_FIXED,
                         MAP_FIXED_NOREPLACE, MAP_PRIVATE, MAP_SHARED, MREMAP_DONTUNMAP,
-                        MREMAP_FIXED, MREMAP_MAYMOVE, PROT_READ, PROT_WRITE, AddressSpace,
-                        Effect)
+                        MREMAP_FIXED, MREMAP_MAYMOVE, AddressSpace, Effect)
 from ref_vma import RefVmaTable
 
 K, M = 1 << 10, 1 << 20

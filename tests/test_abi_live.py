@@ -1,15 +1,18 @@
 """Opt-in (--live): the emulated ABI against this machine's kernel (x86-64, 4K pages,
 P = K = 4K), through libc via ctypes.
 
-1. Random syscall sequences (the strategy of test_abi: anonymous private/shared
-   and tmpfs file mappings) run on the model and on the real kernel inside a region R at a fixed address far below mmap_base (nothing
-   else is ever placed there): return values and errnos must agree, and the VMAs of
-   /proc/self/maps inside R (start, end, perms) must equal the model's. Results the
-   kernel places outside R (no hint, busy hint, mremap moves) are only checked to
-   be outside R on both sides, then unmapped on both.
+1. Random syscall sequences (the strategy of test_abi: anonymous private and
+   shared, and tmpfs file mappings) run on the model and on the real kernel inside
+   a region R at a fixed address far below mmap_base (nothing else is ever placed
+   there): return values and errnos must agree, and the VMAs of /proc/self/maps
+   inside R (start, end, perms) must equal the model's. Results the kernel places
+   outside R (no hint, busy hint, mremap moves) are only checked to be outside R
+   on both sides, then unmapped on both. Writes ("touch") fault pages in, giving
+   VMAs an anon_vma. PPSIZE_LIVE_EXAMPLES sets the number of sequences (300).
 2. Top-down placement: a child without ASLR (setarch -R) loads its own
    /proc/self/maps into a model and compares the model's choice for mmap(NULL, len)
    (THP alignment of PMD multiples included) with the kernel's.
+3. Targeted cases: /proc maps permissions, anon_vma merge rules, file pgoff merges.
 """
 import ctypes
 import json
@@ -123,8 +126,8 @@ def outside(addr):
 
 
 @needs_x86
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow,
-                                                                   HealthCheck.function_scoped_fixture])
+@settings(max_examples=int(os.environ.get("PPSIZE_LIVE_EXAMPLES", 300)), deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 @given(ops)
 def test_live_sequences(real, seq):
     real.sys_munmap(R_LO, R_HI - R_LO)
@@ -248,7 +251,8 @@ def test_live_maps_perms_match_vm_flags_str(real):
     for prot, flags in ((2, 0x32), (0, 0x31), (5, 0x32)):
         addr = real.sys_mmap(R_LO, 4096, prot, flags | 0x100000)
         m = model.sys_mmap(R_LO, 4096, prot, flags | 0x100000)
-        assert proc_maps(R_LO, R_HI) == model.maps() == [(addr, addr + 4096, vm_flags_str(model.vma_at(m)[2]))]
+        perms = vm_flags_str(model.vma_at(m)[2])
+        assert proc_maps(R_LO, R_HI) == model.maps() == [(addr, addr + 4096, perms)]
         real.sys_munmap(R_LO, 4096)
         model.sys_munmap(R_LO, 4096)
 
