@@ -98,4 +98,5 @@ cdef class XArray:
     cdef i32 _split_child(self, xa_state *xas, i32 node, int off, u64 entry, int marks) noexcept nogil
     cdef void xas_split(self, xa_state *xas, u64 entry, int order) noexcept nogil
     cdef void xas_try_split(self, xa_state *xas, u64 entry, int order) noexcept nogil
+    cdef void _prefetch(self, u64 index, bint write) noexcept nogil
     cdef void _store_batch(self, const u64 *idx, const u64 *ent, i64 n, int order, i64 *nerr) noexcept nogil

@@ -44,8 +44,14 @@ cnp.import_array()
 cdef extern from *:
     """
     static inline int ppsize_ctz64(unsigned long long x) { return __builtin_ctzll(x); }
+    static inline void ppsize_prefetch(const void *p) { __builtin_prefetch(p, 0, 1); }
+    static inline void ppsize_prefetchw(const void *p) { __builtin_prefetch(p, 1, 1); }
     """
     int ppsize_ctz64(unsigned long long x) nogil
+    void ppsize_prefetch(const void *p) nogil
+    void ppsize_prefetchw(const void *p) nogil
+
+DEF PREFETCH_DISTANCE = 16
 
 
 cdef enum:
@@ -198,31 +204,30 @@ cdef class XArray:
 
     # ---------------------------------------------------------------- node pool
     def _resize(self, i64 newcap):
-        # slots and marks of a node are cleared by _node_alloc: no need to zero them here
-        slots = np.empty(newcap * XA_CHUNK_SIZE, dtype=np.uint64)
-        marks = np.empty(newcap * XA_MAX_MARKS, dtype=np.uint64)
-        parent = np.full(newcap, -1, dtype=np.int32)
-        shift = np.full(newcap, NODE_FREE, dtype=np.uint8)
-        offset = np.zeros(newcap, dtype=np.uint8)
-        count = np.zeros(newcap, dtype=np.uint8)
-        nrv = np.zeros(newcap, dtype=np.uint8)
-        if self.cap:
-            slots[:self.used * XA_CHUNK_SIZE] = self._slots_a[:self.used * XA_CHUNK_SIZE]
-            marks[:self.used * XA_MAX_MARKS] = self._marks_a[:self.used * XA_MAX_MARKS]
-            parent[:self.cap] = self._parent_a
-            shift[:self.cap] = self._shift_a
-            offset[:self.cap] = self._offset_a
-            count[:self.cap] = self._count_a
-            nrv[:self.cap] = self._nrv_a
-        self._slots_a, self._marks_a, self._parent_a = slots, marks, parent
-        self._shift_a, self._offset_a, self._count_a, self._nrv_a = shift, offset, count, nrv
-        self.slots = <u64 *>cnp.PyArray_DATA(slots)
-        self.marks = <u64 *>cnp.PyArray_DATA(marks)
-        self.parent = <i32 *>cnp.PyArray_DATA(parent)
-        self.shift = <u8 *>cnp.PyArray_DATA(shift)
-        self.offset = <u8 *>cnp.PyArray_DATA(offset)
-        self.count = <u8 *>cnp.PyArray_DATA(count)
-        self.nr_values = <u8 *>cnp.PyArray_DATA(nrv)
+        # Grow the pools in place: ndarray.resize reallocs (mremap for large blocks, so
+        # no copy of the slots); nothing else holds a view of these arrays.
+        if not self.cap:
+            self._slots_a = np.zeros(newcap * XA_CHUNK_SIZE, dtype=np.uint64)
+            self._marks_a = np.zeros(newcap * XA_MAX_MARKS, dtype=np.uint64)
+            self._parent_a = np.full(newcap, -1, dtype=np.int32)
+            self._shift_a = np.full(newcap, NODE_FREE, dtype=np.uint8)
+            self._offset_a = np.zeros(newcap, dtype=np.uint8)
+            self._count_a = np.zeros(newcap, dtype=np.uint8)
+            self._nrv_a = np.zeros(newcap, dtype=np.uint8)
+        else:
+            self._slots_a.resize(newcap * XA_CHUNK_SIZE, refcheck=False)
+            self._marks_a.resize(newcap * XA_MAX_MARKS, refcheck=False)
+            for a in (self._parent_a, self._shift_a, self._offset_a, self._count_a, self._nrv_a):
+                a.resize(newcap, refcheck=False)
+            self._parent_a[self.cap:] = -1
+            self._shift_a[self.cap:] = NODE_FREE
+        self.slots = <u64 *>cnp.PyArray_DATA(self._slots_a)
+        self.marks = <u64 *>cnp.PyArray_DATA(self._marks_a)
+        self.parent = <i32 *>cnp.PyArray_DATA(self._parent_a)
+        self.shift = <u8 *>cnp.PyArray_DATA(self._shift_a)
+        self.offset = <u8 *>cnp.PyArray_DATA(self._offset_a)
+        self.count = <u8 *>cnp.PyArray_DATA(self._count_a)
+        self.nr_values = <u8 *>cnp.PyArray_DATA(self._nrv_a)
         self.cap = newcap
 
     cdef int _grow(self) noexcept nogil:
@@ -1070,6 +1075,31 @@ cdef class XArray:
         self.xas_try_split(&xas, entry, order)
         return xas.err
 
+    cdef void _prefetch(self, u64 index, bint write) noexcept nogil:
+        # Batched loops: walk the (cache-hot) upper levels for a later index and prefetch
+        # the slot its walk will miss on, so several misses are in flight at once.
+        cdef u64 e = self.head
+        cdef i32 node
+        cdef int sh
+        cdef u64 *p
+        if not xa_is_node(e):
+            return
+        node = xa_to_node(e)
+        sh = self.shift[node]
+        if (index >> sh) > XA_CHUNK_MASK:
+            return
+        while True:
+            p = &self.slots[<i64>node * XA_CHUNK_SIZE + ((index >> sh) & XA_CHUNK_MASK)]
+            e = p[0]
+            if sh == 0 or not xa_is_node(e):
+                break
+            node = xa_to_node(e)
+            sh = self.shift[node]
+        if write:
+            ppsize_prefetchw(p)
+        else:
+            ppsize_prefetch(p)
+
     cdef void _store_batch(self, const u64 *idx, const u64 *ent, i64 n, int order, i64 *nerr) noexcept nogil:
         cdef i64 i
         cdef u64 index, entry, old
@@ -1078,6 +1108,9 @@ cdef class XArray:
         for i in range(n):
             index = idx[i]
             entry = ent[i]
+            if i + PREFETCH_DISTANCE < n and (   # once per new leaf
+                    (idx[i + PREFETCH_DISTANCE] ^ idx[i + PREFETCH_DISTANCE - 1]) >= XA_CHUNK_SIZE):
+                self._prefetch(idx[i + PREFETCH_DISTANCE], True)
             hint = self.hint
             if (order == 0 and hint >= 0 and (index ^ self.hint_base) < XA_CHUNK_SIZE
                     and entry and not xa_is_internal(entry)):
@@ -1161,6 +1194,9 @@ cdef class XArray:
         cdef i64 k, n = idx.shape[0]
         with nogil:
             for k in range(n):
+                if k + PREFETCH_DISTANCE < n and (   # once per new leaf
+                        (iv[k + PREFETCH_DISTANCE] ^ iv[k + PREFETCH_DISTANCE - 1]) >= XA_CHUNK_SIZE):
+                    self._prefetch(iv[k + PREFETCH_DISTANCE], False)
                 ov[k] = self.load(iv[k])
         return out
 
