@@ -67,8 +67,8 @@ cdef class MMCore:
     cdef i64* need_anon
     cdef i64 n_need_anon
 
-    cdef int fault(self, u64 va, bint write) except -1 nogil
-    cdef int do_anonymous(self, i64 vi, u64 va, bint write) except -1 nogil
+    cdef int fault(self, u64 va, bint write, int st, int level) except -1 nogil
+    cdef int do_anonymous(self, i64 vi, u64 va, bint write, int level) except -1 nogil
     cdef int do_wp(self, i64 vi, u64 pva, u64 desc, int level) except -1 nogil
     cdef int map_folio(self, u64 va, i64 pfn, int order, u64 prot, bint block) except -1 nogil
     cdef int map_zero(self, u64 pva, u64 prot) except -1 nogil

@@ -149,7 +149,10 @@ cdef class MMCore:
                                  self.mm_id, <i64>(va >> self.kshift))
         for i in range(nr):
             mapcount[pfn + i] += 1
-        self.pt.map_range(va, (<u64>pfn) << self.kshift, (<u64>nr) << self.kshift, prot, True, block)
+        if block:
+            self.pt.map_range(va, (<u64>pfn) << self.kshift, (<u64>nr) << self.kshift, prot, True, True)
+        else:
+            self.pt.set_ptes(va, (<u64>pfn) << self.kshift, (<u64>nr) << self.kshift, prot, True)
         self.rss_anon += nr
         self.k.anon_add(nr)
         return 0
@@ -160,10 +163,10 @@ cdef class MMCore:
         cdef u64 zpa = (<u64>self.k.zero_pfn) << self.kshift
         cdef u64 i, kpage = (<u64>1) << self.kshift
         if self.native:
-            self.pt.map_range(pva, zpa, (<u64>1) << self.pshift, prot, False, False)
+            self.pt.set_ptes(pva, zpa, (<u64>1) << self.pshift, prot, False)
         else:
             for i in range((<u64>1) << self.porder):
-                self.pt.map_range(pva + i * kpage, zpa, kpage, prot, False, False)
+                self.pt.set_ptes(pva + i * kpage, zpa, kpage, prot, False)
         return 0
 
     cdef i64 zap(self, u64 va, u64 end) except -1 nogil:
@@ -187,11 +190,13 @@ cdef class MMCore:
         return total
 
     # --------------------------------------------------------------- faults
-    cdef int fault(self, u64 va, bint write) except -1 nogil:
-        """handle_mm_fault for one access that missed or hit a read-only entry."""
+    cdef int fault(self, u64 va, bint write, int st, int level) except -1 nogil:
+        """handle_mm_fault for one access that missed or hit a read-only entry;
+        st and level are what the walk of va found (reused when the process page
+        is the kernel page)."""
         cdef i64 vi = self.vmas.find(va)
         cdef u64 flags, pa, unit, pva
-        cdef int level, prot, st
+        cdef int prot
         if vi < 0:
             return ACC_SEGV_MAPERR
         flags = self.vmas.flags[vi]
@@ -203,22 +208,23 @@ cdef class MMCore:
         if self.vmas.file[vi] >= 0 or flags & VM_SHARED:
             return ACC_SIGBUS
         pva = va & ~(((<u64>1) << self.pshift) - 1)
-        st = self.pt.walk(pva, &pa, &level, &unit, &prot)
+        if st == TR_OK or pva != (va & ~(((<u64>1) << self.kshift) - 1)):
+            st = self.pt.walk(pva, &pa, &level, &unit, &prot)
         if st == TR_OK:
             if write:
                 return self.do_wp(vi, pva, pa, level)
             self.minflt += 1          # a spurious read fault (e.g. prot changed)
             return ACC_HIT
-        return self.do_anonymous(vi, va, write)
+        return self.do_anonymous(vi, va, write, level)
 
-    cdef int do_anonymous(self, i64 vi, u64 va, bint write) except -1 nogil:
+    cdef int do_anonymous(self, i64 vi, u64 va, bint write, int level) except -1 nogil:
         """do_anonymous_page (and create_huge_pmd -> do_huge_pmd_anonymous_page)."""
         cdef u64 flags = self.vmas.flags[vi], vs = self.vmas.start[vi], ve = self.vmas.end[vi]
         cdef u64 orders = self.k.allowable_orders(flags)
         cdef u64 prot = self.leaf_prot(flags), size, a, pa, unit
         cdef u64 psize = (<u64>1) << self.pshift
         cdef u64 pva = va & ~(psize - 1)
-        cdef int order, level, pprot, st
+        cdef int order, pprot, st
         cdef i64 pfn
         self.minflt += 1
         if write and self.vmas.anon[vi] == 0:
@@ -229,8 +235,9 @@ cdef class MMCore:
             size = (<u64>1) << (self.k.pmd_order + self.kshift)
             a = va & ~(size - 1)
             if a >= vs and a + size <= ve:
-                st = self.pt.walk(a, &pa, &level, &unit, &pprot)
-                if st != TR_OK and level <= self.pt.levels - 2:        # pmd_none
+                # pmd_none: the walk of the faulting address stopped at or above
+                # the PMD level (an empty PMD entry covers the whole aligned range)
+                if level <= self.pt.levels - 2:
                     if not write:
                         if self.k.use_zero_page and self.k.zero_order >= self.k.pmd_order:
                             self.pt.map_range(a, (<u64>self.k.zero_pfn) << self.kshift, size, prot, False, True)
@@ -362,7 +369,7 @@ cdef class MMCore:
                     if st == TR_OK and (prot & PROT_W if w else prot & (PROT_R | PROT_W)):
                         r = ACC_HIT
                     else:
-                        r = self.fault(va, w)
+                        r = self.fault(va, w, st, level)
                 out[i] = <u8>r
                 self.outcomes[<int>r] += 1
         return [int(self.need_anon[j]) for j in range(self.n_need_anon)]

@@ -51,6 +51,8 @@ cdef class PageTableCore:
     cdef int walk(self, u64 va, u64* pa, int* level, u64* unit, int* prot) noexcept nogil
     # for the fault engine (mm): Linux keeps tables across zaps and frees them
     # only inside holes between VMAs (free_pgtables)
+    cdef int set_ptes(self, u64 va, u64 pa, u64 size, u64 prot, bint cont) except -1 nogil
+    cdef void _write_leaves(self, int l, i64 t, u64 va, u64 pa, u64 n, u64 attrs, bint cont) noexcept nogil
     cdef int zap_range(self, u64 va, u64 size) except -1 nogil
     cdef int free_tables(self, u64 floor, u64 ceiling) except -1 nogil
     cdef bint next_leaf(self, u64* va, u64 end, u64* desc, int* level) noexcept nogil

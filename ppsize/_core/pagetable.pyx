@@ -152,6 +152,9 @@ cdef class PageTableCore:
         cdef i64 child, base = t << self.tbits[l]
         cdef bint last = l == self.levels - 1
         cdef bint leaf_level = last or (block and self.block_ok[l])
+        if last:
+            self._write_leaves(l, t, va, pa, (end - va) >> s, attrs, cont)
+            return 0
         while va < end:
             nxt = _min((va & ~(span - 1)) + span, end)
             idx = (va >> s) & self.imask[l]
@@ -180,6 +183,45 @@ cdef class PageTableCore:
                     for i in range(<u64>self.cont_n[l]):
                         self.tab[l][base + idx + i] |= DESC_CONT | DESC_SW_FOLIO
                 c += run
+        return 0
+
+    cdef void _write_leaves(self, int l, i64 t, u64 va, u64 pa, u64 n, u64 attrs, bint cont) noexcept nogil:
+        """Write n consecutive leaves of table t (level l) from va -> pa; CONT on
+        every run whose VA, end and PA are aligned to it (contpte_set_ptes)."""
+        cdef int s = self.shift[l]
+        cdef u64* p = &self.tab[l][(t << self.tbits[l]) + ((va >> s) & self.imask[l])]
+        cdef u64 run_mask = ((<u64>self.cont_n[l]) << s) - 1, end = va + (n << s)
+        cdef u64 i = 0, j, run, c, cbits
+        cdef bint try_cont = cont and self.cont_n[l] > 1
+        while i < n:
+            c = va + (i << s)
+            if try_cont and (c & run_mask) == 0 and c + run_mask < end and ((pa + (i << s)) & run_mask) == 0:
+                cbits = DESC_CONT | DESC_SW_FOLIO
+                run = <u64>self.cont_n[l]
+            else:
+                cbits = 0
+                run = 1
+            for j in range(i, i + run):
+                p[j] = (pa + (j << s)) | attrs | cbits
+            i += run
+        self.nvalid[l][t] += <u32>n
+
+    cdef int set_ptes(self, u64 va, u64 pa, u64 size, u64 prot, bint cont) except -1 nogil:
+        """set_ptes: map one folio [va, va+size) -> pa with last-level entries, all
+        in one last-level table (a naturally aligned folio up to PMD size is); the
+        range must be empty. Walks down once, allocating missing tables."""
+        cdef int l, last = self.levels - 1
+        cdef i64 t = 0, child
+        cdef u64* p
+        for l in range(last):
+            p = &self.tab[l][(t << self.tbits[l]) + ((va >> self.shift[l]) & self.imask[l])]
+            if p[0] == 0:
+                child = self.alloc_table(l + 1)       # grows pool l+1 only: p stays valid
+                p[0] = (<u64>child << DESC_ADDR_SHIFT) | DESC_VALID | DESC_TABLE
+                self.nvalid[l][t] += 1
+            t = <i64>(p[0] >> DESC_ADDR_SHIFT)
+        self._write_leaves(last, t, va, pa, size >> self.shift[last],
+                           DESC_VALID | (prot << DESC_PROT_SHIFT), cont)
         return 0
 
     # ------------------------------------------------------- split / unfold
