@@ -183,6 +183,23 @@ class RefVmaTable:
         self.v[i] = self.v[i][:2] + (flags,) + self.v[i][3:]
         return i
 
+    def change_flags(self, start, end, set_bits=0, clear_bits=0, max_count=-1):
+        changed = []
+        cur = start
+        while cur < end:
+            i = self.find_vma(cur)
+            if i < 0 or self.v[i][0] >= end:
+                break
+            lo, hi = max(cur, self.v[i][0]), min(end, self.v[i][1])
+            old = self.v[i][2]
+            new = (old | set_bits) & ~clear_bits
+            if new != old:
+                i = self.modify(i, lo, hi, new, max_count)
+                self.set_flags(i, new)
+                changed.append((lo, hi, new))
+            cur = max(hi, self.v[i][1])
+        return changed
+
     def set_flags(self, i, flags):
         self.v[i] = self.v[i][:2] + (flags,) + self.v[i][3:]
 

@@ -43,6 +43,9 @@ op = st.one_of(
               st.sampled_from(FLAGS), st.sampled_from([-1, 6, 9])),
     st.tuples(st.just("split"), st.integers(0, NPAGES - 1)),
     st.tuples(st.just("anon"), st.integers(0, NPAGES - 1), st.integers(0, 3)),
+    st.tuples(st.just("change"), st.integers(0, NPAGES - 1), st.integers(1, 20),
+              st.sampled_from([0, 0x2, 0x20000000]), st.sampled_from([0, 0x2, 0x20000000]),
+              st.sampled_from([-1, 8])),
 )
 
 
@@ -83,6 +86,15 @@ def test_differential(ops, probes):
             if i < 0 or r.row(i)[0] == pg(o[1]):
                 continue
             assert t.split(i, pg(o[1])) == r.split(i, pg(o[1]))
+        elif kind == "change":
+            _, page, n, set_bits, clear_bits, limit = o
+            try:
+                want = r.change_flags(pg(page), pg(page + n), set_bits, clear_bits, limit)
+            except OSError:
+                with pytest.raises(OSError):
+                    t.change_flags(pg(page), pg(page + n), set_bits, clear_bits, limit)
+            else:
+                assert t.change_flags(pg(page), pg(page + n), set_bits, clear_bits, limit) == want
         elif kind == "anon":
             i = r.lookup(pg(o[1]))
             if i >= 0:
@@ -252,3 +264,18 @@ def test_bad_input():
         t.modify(0, 0x1c000, 0x24000, RO)
     with pytest.raises(IndexError):
         t.row(3)
+
+
+def test_change_flags_skips_holes_and_unchanged():
+    HP = VM_FLAGS["VM_HUGEPAGE"]
+    t = table((0x10000, 0x14000, RW, 0x10), (0x16000, 0x18000, RW | HP, 0x16),
+              (0x18000, 0x1a000, RO, 0x18))
+    got = t.change_flags(0x12000, 0x19000, set_bits=HP)
+    assert got == [(0x12000, 0x14000, RW | HP), (0x18000, 0x19000, RO | HP)]
+    assert [r[:3] for r in t.rows()] == [(0x10000, 0x12000, RW), (0x12000, 0x14000, RW | HP),
+                                        (0x16000, 0x18000, RW | HP), (0x18000, 0x19000, RO | HP),
+                                        (0x19000, 0x1a000, RO)]
+    assert t.change_flags(0x10000, 0x1a000, clear_bits=HP) == [
+        (0x12000, 0x14000, RW), (0x16000, 0x18000, RW), (0x18000, 0x19000, RO)]
+    assert [r[:2] for r in t.rows()] == [(0x10000, 0x14000), (0x16000, 0x18000), (0x18000, 0x1a000)]
+    t.check()

@@ -499,6 +499,30 @@ cdef class VmaTable:
         self.flags[k] = f
         return k
 
+    def change_flags(self, start, end, set_bits=0, clear_bits=0, max_count=-1):
+        """Set and clear vm_flags bits on the mapped parts of [start, end), VMA by
+        VMA with ``modify`` (split + merge, as mprotect_fixup and
+        madvise_update_vma; VMAs whose flags would not change are left alone).
+        Holes are skipped. Returns the [(start, end, new_flags)] changed."""
+        cdef u64 s = start, e = end
+        self._check_args(s, e)
+        changed = []
+        cur = s
+        while cur < e:
+            i = self.find_vma(cur)
+            if i < 0 or self.start[i] >= e:
+                break
+            lo = max(cur, self.start[i])
+            hi = min(e, self.end[i])
+            old = self.flags[i]
+            new = (old | <u64>set_bits) & ~(<u64>clear_bits)
+            if new != old:
+                i = self.modify(i, lo, hi, new, max_count)
+                self.flags[i] = new
+                changed.append((int(lo), int(hi), int(new)))
+            cur = max(hi, self.end[i])
+        return changed
+
     def set_flags(self, i, flags):
         """Overwrite VMA ``i``'s flags without merging (vm_flags_reset / clear)."""
         cdef i64 k = i
