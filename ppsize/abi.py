@@ -11,9 +11,10 @@ Each kernel function mirrored is named in a comment. Sources read (torvalds/linu
 mm/mmap.c (do_mmap, __get_unmapped_area, generic_get_unmapped_area_topdown;
 6.12-6.18), arch/x86/kernel/sys_x86_64.c (arch_get_unmapped_area_topdown), mm/vma.c
 (unmapped_area_topdown, do_vmi_munmap, vms_gather_munmap_vmas, vma_modify, copy_vma;
-6.12), mm/mprotect.c (do_mprotect_pkey, mprotect_fixup), mm/madvise.c
+6.12, with is_mergeable_anon_vma as rewritten in 6.16), mm/mprotect.c (do_mprotect_pkey, mprotect_fixup), mm/madvise.c
 (madvise_walk_vmas, madvise_vma_behavior), mm/mremap.c (do_mremap, remap_move,
-check_prep_vma, mremap_to, move_vma: the 6.17+ rewrite with multi-VMA moves) and
+check_prep_vma, mremap_to, move_vma: the 6.17+ rewrite with multi-VMA moves and
+the later early max_map_count check, map_count + 4 <= max_map_count) and
 mm/huge_memory.c (__thp_get_unmapped_area, 6.8+ with the topdown fix; called only
 for anonymous private mappings with no hint and a PMD-multiple length, 6.13+).
 
@@ -42,6 +43,9 @@ apply to the mapped parts before returning ENOMEM, as Linux):
   new_start (mremap: move_page_tables);
 * ``Effect("populate", start, end, 0)``: fault the range in (MAP_POPULATE,
   MAP_LOCKED, growing a VM_LOCKED mapping).
+
+Checked against Linux 6.18 on x86-64 (P = K = 4K) by tests/test_abi_live.py:
+return values, errnos, /proc/self/maps VMAs and top-down placement all agree.
 
 Simplifications: no rlimits (RLIMIT_AS/DATA/MEMLOCK) and no overcommit failures; no
 ASLR (mmap_base is the non-randomised one, as with personality ADDR_NO_RANDOMIZE);

@@ -305,3 +305,26 @@ def test_live_file_pgoff_merging(real):
     assert model.maps(R_LO, R_HI) == want
     assert proc_maps(R_LO, R_HI) == want
     real.sys_munmap(R_LO, R_HI - R_LO)
+
+
+@needs_x86
+def test_live_locked_mappings(real):
+    """MAP_LOCKED: MADV_DONTNEED refuses it (EINVAL), MREMAP_DONTUNMAP clears
+    VM_LOCKED on the source, which can then merge with an unlocked neighbour."""
+    P = 4096
+    real.sys_munmap(R_LO, R_HI - R_LO)
+    model = AddressSpace("x86_64-4l", privileged=True, mmap_base=R_LO - M)
+    for sp in (model, real):
+        sp.sys_mmap(R_LO, 2 * P, 3, 0x2032)                     # MAP_LOCKED|FIXED|PRIVATE|ANON
+        with pytest.raises(OSError) as e:
+            sp.sys_madvise(R_LO, P, 4)
+        assert e.value.errno == 22
+        sp.sys_mmap(R_LO + 2 * P, P, 3, 0x32)                   # unlocked neighbour: separate
+    assert proc_maps(R_LO, R_HI) == model.maps(R_LO, R_HI) == [
+        (R_LO, R_LO + 2 * P, "rw-p"), (R_LO + 2 * P, R_LO + 3 * P, "rw-p")]
+    for sp in (model, real):
+        assert sp.sys_mremap(R_LO, 2 * P, 2 * P, 5, R_LO + 8 * P) == R_LO + 8 * P   # MAYMOVE|DONTUNMAP
+        sp.sys_mprotect(R_LO + 2 * P, P, 1)
+        sp.sys_mprotect(R_LO + 2 * P, P, 3)                     # re-merge attempt
+    assert proc_maps(R_LO, R_HI) == model.maps(R_LO, R_HI)
+    real.sys_munmap(R_LO, R_HI - R_LO)
