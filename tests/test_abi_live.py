@@ -191,17 +191,17 @@ CHILD = textwrap.dedent("""
         return out
 
     results, keep = [], []
-    for length, hold in json.loads(sys.argv[1]):
+    for length, hold, flags in json.loads(sys.argv[1]):
         for attempt in range(20):
             before = maps()
-            addr = libc.mmap(None, length, 3, 0x22, -1, 0)
+            addr = libc.mmap(None, length, 3, flags, -1, 0)
             after = maps()
             if cover(after) == union(cover(before), addr, addr + length):
                 break
             libc.munmap(addr, length)
         else:
             raise SystemExit("address space kept changing")
-        results.append([before, length, addr])
+        results.append([before, length, flags, addr])
         if hold:
             keep.append((addr, length))
         else:
@@ -231,17 +231,20 @@ def test_live_topdown_placement():
         subprocess.run(["setarch", "-R", "true"], check=True, capture_output=True)
     except (OSError, subprocess.CalledProcessError):
         pytest.skip("setarch -R not available")
-    plan = [(4 * K, 1), (12 * K, 0), (64 * K, 1), (1 * M, 1), (2 * M, 1), (3 * M, 0),
-            (4 * M, 1), (6 * M, 1), (8 * K, 1), (2 * M, 0), (20 * M, 1), (4 * K, 1)]
+    anon, shared, stack = 0x22, 0x21, 0x20022           # MAP_ANONYMOUS with PRIVATE/SHARED/STACK
+    plan = [(4 * K, 1, anon), (12 * K, 0, anon), (64 * K, 1, anon), (1 * M, 1, anon),
+            (2 * M, 1, anon), (3 * M, 0, anon), (4 * M, 1, anon), (6 * M, 1, anon),
+            (8 * K, 1, anon), (2 * M, 1, shared), (2 * M, 0, anon), (4 * M, 1, stack),
+            (20 * M, 1, anon), (4 * K, 1, anon)]
     out = subprocess.run(["setarch", "-R", sys.executable, "-c", CHILD, json.dumps(plan)],
                          check=True, capture_output=True, text=True, timeout=60)
-    for before, length, addr in json.loads(out.stdout):
+    for before, length, flags, addr in json.loads(out.stdout):
         model = model_from_maps(before)
         assert model.mmap_base == 0x7ffff7fff000
-        want = model.sys_mmap(0, length, 3, 0x22)
-        assert want == addr, (length, hex(want), hex(addr))
-        if length % (2 * M) == 0:
-            assert addr % (2 * M) == 0
+        want = model.sys_mmap(0, length, 3, flags)
+        assert want == addr, (length, hex(flags), hex(want), hex(addr))
+        if length % (2 * M) == 0 and flags != shared:
+            assert addr % (2 * M) == 0                  # THP-aligned, MAP_STACK too
 
 
 @needs_x86
