@@ -9,6 +9,7 @@ import sys
 import pytest
 
 sys.path.insert(0, os.path.dirname(__file__))
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests"))   # live_kernel
 
 # (suite, case) -> {implementation: seconds per item}
 RESULTS: dict = {}
@@ -23,7 +24,24 @@ def record(benchmark, suite, case, impl, items):
     return per_item
 
 
+def record_value(suite, case, impl, per_item, benchmark=None):
+    """Store a cost per item measured some other way (e.g. by a C program's own timer)."""
+    RESULTS.setdefault((suite, case), {})[impl] = per_item
+    if benchmark is not None:
+        benchmark.extra_info[f"{impl}_ns_per_item"] = per_item * 1e9
+
+
+NOTES: list = []
+
+
+def note(line):
+    """A line for the end-of-session summary (memory figures, flatness ratios)."""
+    NOTES.append(line)
+
+
 def pytest_terminal_summary(terminalreporter):
+    for line in NOTES:
+        terminalreporter.write_line(line)
     if not RESULTS:
         return
     tr = terminalreporter

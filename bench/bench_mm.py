@@ -1,0 +1,151 @@
+"""Fault-engine benchmarks: anonymous write faults per second (4K and 64K processes,
+emulated and native, on a 4K kernel) against the running kernel's own anonymous 4K
+fault rate measured in the same run; hits; fork; cost flatness from 10^4 to 10^7
+resident pages; simulator bytes per resident page; a fully populated 64 GiB machine."""
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import ppsize
+from conftest import note, record, record_value
+
+CONFIGS = [("4K", "emulated"), ("16K", "emulated"), ("64K", "emulated"), ("64K", "native")]
+PAGES = 1 << 20            # 4 GiB of 4K pages touched per round
+
+
+def populated(page_size, pgtable, npages=PAGES, memory="16G"):
+    """A process with npages 4K pages' worth of anon memory, warmed once (host
+    memory behind the model's arrays already touched) and zapped again."""
+    k = ppsize.Kernel("4K", memory, thp="never")
+    p = k.spawn(page_size=page_size, pgtable=pgtable)
+    P = p.page_size
+    n = npages * 4096 // P
+    a = p.mmap(n * P)
+    vas = np.arange(a, a + n * P, P, dtype=np.uint64)
+    p.access(vas, write=True)
+    p.madvise(a, n * P, "dontneed")
+    return k, p, a, n * P, vas
+
+
+@pytest.fixture(scope="module")
+def kernel_fault_ns():
+    import live_kernel as lk
+    if lk.unavailable_reason() and not lk._cc():
+        pytest.skip("no C compiler for the kernel's own fault-rate baseline")
+    return min(lk.fault_rate(65536)["ns_per_fault"] for _ in range(3)) * 1e-9
+
+
+@pytest.mark.parametrize("page_size,pgtable", CONFIGS)
+def test_anon_write_faults(benchmark, page_size, pgtable, kernel_fault_ns):
+    k, p, a, length, vas = populated(page_size, pgtable)
+
+    def fault_all():
+        out = p.access(vas, write=True)
+        p.madvise(a, length, "dontneed")     # zap outside the timed part would need setup
+        return out
+
+    def zap():
+        p.madvise(a, length, "dontneed")
+
+    def timed():
+        return p.access(vas, write=True)
+
+    out = benchmark.pedantic(timed, setup=zap, rounds=5, iterations=1)
+    assert (out == ppsize.Outcome.FAULT).all()
+    case = f"{page_size}-{pgtable}"
+    record(benchmark, "anon-fault", case, "ppsize", vas.size)
+    record_value("anon-fault", case, "linux-4K-fault", kernel_fault_ns, benchmark)
+    k.check()
+
+
+@pytest.mark.parametrize("page_size,pgtable", CONFIGS[:1] + CONFIGS[2:])
+def test_hits(benchmark, page_size, pgtable):
+    k, p, a, length, vas = populated(page_size, pgtable)
+    p.access(vas, write=True)
+    probe = np.random.default_rng(1).permutation(vas) + np.uint64(8)
+    out = benchmark.pedantic(p.access, args=(probe,), kwargs={"write": True}, rounds=5, iterations=1)
+    assert (out == ppsize.Outcome.HIT).all()
+    record(benchmark, "anon-hit", f"{page_size}-{pgtable}", "ppsize", probe.size)
+
+
+@pytest.mark.parametrize("npages", [10**4, 10**5, 10**6, 10**7])
+def test_fault_cost_flat(benchmark, npages):
+    """Cost per 4K fault as the resident set grows (target: flat within 1.5x)."""
+    k, p, a, length, vas = populated("4K", "emulated", npages, memory="48G")
+    rounds = {10**4: 50, 10**5: 10, 10**6: 3}.get(npages, 1)
+    out = benchmark.pedantic(lambda: p.access(vas, write=True),
+                             setup=lambda: p.madvise(a, length, "dontneed"), rounds=rounds, iterations=1)
+    assert (out == ppsize.Outcome.FAULT).all()
+    per = record(benchmark, "fault-vs-rss", f"{npages:>9} pages", "ppsize", npages)
+    FLAT[npages] = per
+    if len(FLAT) == 4:
+        note(f"fault cost from 1e4 to 1e7 resident pages: max/min = {max(FLAT.values()) / min(FLAT.values()):.2f}"
+             " (target <= 1.5)")
+
+
+FLAT: dict = {}
+
+
+def test_fork_large(benchmark):
+    """fork of a process with 4 GiB of private anon memory in 64K folios (65536 folios)."""
+    k = ppsize.Kernel("4K", "16G", thp="never", mthp={"64K": "always"})
+    p = k.spawn()
+    a = p.mmap("4G")
+    p.access(np.arange(a, a + (4 << 30), 64 << 10, dtype=np.uint64), write=True)
+    children = []
+
+    def fork():
+        c = p.fork()
+        children.append(c)
+        return c
+
+    def cleanup():
+        while children:
+            children.pop().exit()
+
+    c = benchmark.pedantic(fork, setup=cleanup, rounds=3, iterations=1)
+    assert c.status()["RssAnon"] == p.status()["RssAnon"] == 4 << 20
+    record(benchmark, "fork", "4G anon, 64K folios", "ppsize", (4 << 30) >> 12)
+    k.check()
+
+
+MEMORY_SCRIPT = r"""
+import json, resource, sys, numpy as np, ppsize
+
+def vmrss():
+    with open("/proc/self/status") as f:
+        return next(int(l.split()[1]) << 10 for l in f if l.startswith("VmRSS:"))
+
+base = vmrss()                      # the interpreter, NumPy and ppsize themselves
+k = ppsize.Kernel("4K", "64G", thp="never")
+p = k.spawn()
+length = (64 << 30) - (64 << 20)
+a = p.mmap(length)
+step = 1 << 30
+for s in range(a, a + length, step):
+    p.access(np.arange(s, min(s + step, a + length), 4096, dtype=np.uint64), write=True)
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss << 10
+print(json.dumps({"peak_rss": peak, "model_rss": vmrss() - base,
+                  "resident_pages": p.status()["RssAnon"] >> 2,
+                  "page_tables": p.page_table_bytes(), "folio_bytes": k.core.folios.nbytes}))
+"""
+
+
+def test_memory_64g_fully_populated(benchmark):
+    """A 64 GiB machine, every page of it mapped by one process (targets: <= 48 bytes
+    per resident page beyond page tables; under 4 GiB of RSS)."""
+    def run():
+        out = subprocess.run([sys.executable, "-c", MEMORY_SCRIPT], capture_output=True, text=True, check=True)
+        return json.loads(out.stdout)
+
+    r = benchmark.pedantic(run, rounds=1, iterations=1)
+    per_page = (r["model_rss"] - r["page_tables"]) / r["resident_pages"]
+    benchmark.extra_info.update(r, bytes_per_page_beyond_tables=per_page)
+    note(f"64 GiB fully populated: peak RSS {r['peak_rss'] / 2**30:.2f} GiB (target < 4), model "
+         f"{r['model_rss'] / 2**30:.2f} GiB above the bare interpreter = {per_page:.1f} bytes per "
+         f"resident 4K page beyond page tables (target <= 48), "
+         f"page tables {r['page_tables'] / 2**20:.0f} MiB, {r['resident_pages']} resident pages")
+    assert r["peak_rss"] < 4 << 30
