@@ -8,6 +8,8 @@
 # (entry & 3) != 2 is a real entry (e.g. pfn << 2). (entry & 3) == 2 is xa_is_internal():
 # refused with -XA_EINVAL exactly as xa_store() refuses it (that space encodes sibling and
 # node entries inside the tree). All methods are noexcept nogil; failures are return codes.
+# Like xa_lock, serialising the calls is the caller's business (no internal locking); load()
+# also updates a one-leaf lookup cache, so it is a writer as far as threads are concerned.
 from ppsize._core._types cimport u64, i64, i32, u8
 
 cdef enum:

@@ -5,10 +5,12 @@ A faithful model of the Linux XArray with XA_CHUNK_SHIFT = 6 (CONFIG_BASE_SMALL=
 CONFIG_XARRAY_MULTI: 64-slot nodes, multi-index (sibling) entries, three marks propagated to
 the ancestors, xa_head holding a lone entry at index 0, xas_expand / xas_shrink /
 xas_delete_node / xas_free_nodes so that the node count matches Linux, xas_find_conflict,
-xas_split and xas_try_split. The kernel source followed is lib/xarray.c as of the
-linux-mm tree in 2025 (after "xarray: add xas_try_split()" and xas_try_split_min_order(),
-v6.15+), and __filemap_add_folio from the same tree (mm/filemap.c), which splits a larger
-shadow entry with xas_try_split() one step at a time.
+xas_split and xas_try_split. The kernel source followed is lib/xarray.c of the
+linux-mm tree (github linux-mm/linux-mm, lib/xarray.c at 2749f377, mm/filemap.c at
+009cff43; v6.15+: after "xarray: add xas_try_split()" and xas_try_split_min_order()):
+its __filemap_add_folio splits a larger shadow entry with xas_try_split() one step at a
+time (9 -> 6 -> 5 -> 0 takes one new node), where kernels before 6.15 used
+xas_split_alloc() + xas_split() (one node per slot of the old entry).
 
 Storage: node pools are NumPy arrays (slots: 64 x u64 per node, marks: 3 x u64 bitmaps per
 node, parent/shift/offset/count/nr_values per node), a free-node list, growth by doubling.
