@@ -154,9 +154,12 @@ def apply(xa, ref, o):
 def test_random_sequences_match_reference(ops):
     xa, ref = XArray(), RefXArray()
     for k, o in enumerate(ops):
+        i = resolve(ref, o[1])
         apply(xa, ref, o)
         xa.check()
         assert xa.nr_nodes == ref.nr_nodes(), (k, o)
+        for j in (i, i ^ 1, i | 63):                 # leaf lookup cache stays right
+            assert xa.load(j) == ref.load(j), (k, o, j)
     assert_same(xa, ref, extra=[o[1][1] for o in ops if o[1][0] == "abs"])
     # erase everything: back to no node at all (xas_delete_node / xas_shrink)
     for s, _, _ in ref.items():
@@ -444,3 +447,20 @@ def test_mark_names():
     xa.set_mark(8, 0)                  # no entry: __xa_set_mark does nothing
     assert not xa.get_mark(8, 0)
     xa.check()
+
+
+def test_find_and_items_report_first_indices():
+    xa = XArray()
+    xa.store(256, 0x10, order=8)
+    xa.store(600, 0x20)
+    xa.set_mark(600, "towrite")
+    assert xa.find(300) == (256, 0x10)          # straddling start: its first index
+    assert xa.find(512) == (600, 0x20)
+    assert xa.find(512, max=599) is None
+    assert xa.find(0, mark=2) == (600, 0x20)
+    i, o, e = xa.items(300, 600)
+    assert i.tolist() == [256, 600] and o.tolist() == [8, 0] and e.tolist() == [0x10, 0x20]
+    assert xa.items(601, 10 ** 6)[0].size == 0 and xa.items(700, 300)[0].size == 0
+    assert len(xa) == 2
+    n = xa.nodes()
+    assert sorted(zip(n["shift"].tolist(), n["first"].tolist())) == [(0, 576), (6, 0)]
