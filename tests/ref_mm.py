@@ -1,0 +1,654 @@
+"""Pure-Python reference of the anonymous fault path (obvious code: dicts and sets).
+
+A :class:`RefKernel` (frames from tests/ref_buddy.RefBuddy, so pfns match the
+Cython buddy allocator pfn for pfn; folios, mapcounts, THP policy, mTHP stats) and
+:class:`RefProcess` (VMAs and errnos from ppsize.abi.AddressSpace, which has its own
+tests; everything below it -- page-table leaves and tables, faults, COW, zap,
+protect, move, fork, exit -- implemented here independently of ppsize._core.mm).
+
+Linux sources read (torvalds/linux, 6.12-6.18): mm/memory.c do_anonymous_page,
+alloc_anon_folio, do_wp_page, wp_page_copy, wp_can_reuse_anon_folio,
+copy_page_range / vma_needs_copy, zap_pte_range, free_pgtables / free_pgd_range,
+move_page_tables (mm/mremap.c); mm/huge_memory.c do_huge_pmd_anonymous_page,
+do_huge_pmd_wp_page, do_huge_zero_wp_pmd (6.15+), __split_huge_zero_page_pmd; include/linux/huge_mm.h
+thp_vma_allowable_orders, thp_vma_suitable_order(s).
+
+Modelled semantics are the engine's (ppsize/_core/mm.pyx) where it knowingly
+simplifies Linux (per-process-page COW/REUSE by mapcount, tables kept after zaps
+until free_pgtables of a hole); where the engine is wrong in a way the reference
+cannot follow, the reference raises :class:`KnownEngineBug` so a differential test
+can stop the sequence (each such case has a strict-xfail test in test_mm.py).
+
+Leaves: ``ptes`` maps the VA of each last-level entry (a kernel page when emulated,
+a process page when native) to ``[pfn, prot]`` (pfn of its first frame); ``blocks``
+maps PMD-aligned VAs to ``[pfn, prot]``. Tables: a set of ``(level, index)`` with
+level >= 1 (the root is never freed) and index = va >> shift of the parent level.
+"""
+from __future__ import annotations
+
+from ppsize.abi import AddressSpace
+from ppsize.geometry import default_geometry, geometry as lookup_geometry
+from ppsize.units import fmt_size, parse_size
+from ppsize._core.vma import VM_FLAGS
+
+from ref_buddy import MOVABLE, UNMOVABLE, RefBuddy
+
+VM_READ, VM_WRITE, VM_EXEC = VM_FLAGS["VM_READ"], VM_FLAGS["VM_WRITE"], VM_FLAGS["VM_EXEC"]
+VM_SHARED, VM_MAYWRITE = VM_FLAGS["VM_SHARED"], VM_FLAGS["VM_MAYWRITE"]
+VM_DONTCOPY = VM_FLAGS["VM_DONTCOPY"]
+VM_HUGEPAGE, VM_NOHUGEPAGE = VM_FLAGS["VM_HUGEPAGE"], VM_FLAGS["VM_NOHUGEPAGE"]
+R, W, X = 1, 2, 4
+HIT, FAULT, ZERO, COW, REUSE, SEGV_MAPERR, SEGV_ACCERR, OOM, SIGBUS = range(9)
+OUTCOME_NAMES = ("hit", "fault", "zero", "cow", "reuse", "segv_maperr", "segv_accerr", "oom", "sigbus")
+
+
+class KnownEngineBug(Exception):
+    """The operation reaches an engine bug the reference does not imitate."""
+
+
+class RefKernel:
+    def __init__(self, page_size="4K", memory="8G", geometry=None, mthp=None, thp="always",
+                 use_zero_page=True):
+        K = parse_size(page_size, "page_size")
+        self.g = default_geometry(K) if geometry is None else lookup_geometry(geometry)
+        self.K = K
+        self.kshift = K.bit_length() - 1
+        self.nr_pages = parse_size(memory, "memory") // K
+        self.pmd_order = self.g.pmd_order
+        self.buddy = RefBuddy(self.nr_pages, self.g.max_page_order, self.g.pageblock_order)
+        # the zero region: the first allocation at boot, order = PMD order lowered
+        # while it is more than a quarter of memory
+        order = self.pmd_order
+        while order > 0 and (1 << order) > self.nr_pages // 4:
+            order -= 1
+        self.zero_order = order
+        self.zero_pfn = self.buddy.alloc(order, UNMOVABLE)
+        assert self.zero_pfn >= 0
+        self.folio_order = {}      # head pfn -> order (anon folios)
+        self.folio_mapped = {}     # head pfn -> mappings of its frames, summed
+        self.head_of = {}          # pfn -> head pfn
+        self.mapcount = {}         # pfn -> mappings
+        self.anon_pages = 0
+        self.fault_alloc = {}
+        self.fault_fallback = {}
+        self.nr_oom = 0
+        self.top = "always"
+        self.mthp = {self.pmd_order: "inherit"}
+        self.use_zero_page = True
+        self.procs = {}
+        self._next_pid = 1
+        self.set_thp(thp, mthp or {}, use_zero_page)
+
+    # ------------------------------------------------------------ policy
+    def set_thp(self, enabled=None, mthp=None, use_zero_page=None):
+        if enabled is not None:
+            self.top = enabled
+        for size, setting in (mthp or {}).items():
+            order = (parse_size(size, "size") // self.K).bit_length() - 1
+            self.mthp[order] = setting
+        if use_zero_page is not None:
+            self.use_zero_page = bool(use_zero_page)
+
+    def allowed_orders(self, vm_flags):
+        """thp_vma_allowable_orders for an anonymous VMA (orders 2..PMD order)."""
+        if vm_flags & VM_NOHUGEPAGE:
+            return set()
+        hp = bool(vm_flags & VM_HUGEPAGE)
+        out = set()
+        for order in range(2, self.pmd_order + 1):
+            s = self.mthp.get(order, "never")
+            if s == "always" or (s == "madvise" and hp) or \
+                    (s == "inherit" and (self.top == "always" or (self.top == "madvise" and hp))):
+                out.add(order)
+        return out
+
+    def is_zero(self, pfn):
+        return self.zero_pfn <= pfn < self.zero_pfn + (1 << self.zero_order)
+
+    # ------------------------------------------------------------ folios
+    def count(self, order, ok):
+        d = self.fault_alloc if ok else self.fault_fallback
+        d[order] = d.get(order, 0) + 1
+
+    def alloc_folio(self, order):
+        pfn = self.buddy.alloc(order, MOVABLE)
+        if pfn < 0:
+            return -1
+        self.folio_order[pfn] = order
+        self.folio_mapped[pfn] = 0
+        for i in range(1 << order):
+            self.head_of[pfn + i] = pfn
+        self.anon_pages += 1 << order
+        return pfn
+
+    def get_frames(self, pfn, nr):
+        for i in range(nr):
+            self.mapcount[pfn + i] = self.mapcount.get(pfn + i, 0) + 1
+            self.folio_mapped[self.head_of[pfn + i]] += 1
+
+    def put_frames(self, pfn, nr):
+        """Drop one mapping of each frame; free the folio once nothing maps it."""
+        for i in range(nr):
+            f = pfn + i
+            self.mapcount[f] -= 1
+            if not self.mapcount[f]:
+                del self.mapcount[f]
+            head = self.head_of[f]
+            self.folio_mapped[head] -= 1
+            if self.folio_mapped[head] == 0:
+                order = self.folio_order.pop(head)
+                del self.folio_mapped[head]
+                for j in range(1 << order):
+                    del self.head_of[head + j]
+                self.buddy.free(head, order)
+                self.anon_pages -= 1 << order
+
+    def exclusive(self, pfn, nr):
+        return all(self.mapcount.get(pfn + i, 0) == 1 for i in range(nr))
+
+    # ------------------------------------------------------------ processes
+    def spawn(self, page_size=None, pgtable="emulated"):
+        P = self.K if page_size is None else parse_size(page_size, "page_size")
+        return RefProcess(self, P, pgtable)
+
+    def meminfo(self):
+        kb = self.K >> 10
+        heads = set()
+        tables = 0
+        for p in self.procs.values():
+            tables += p.table_bytes()
+            heads |= {pfn for pfn, _ in p.blocks.values() if not self.is_zero(pfn)}
+        return {"MemTotal": (self.nr_pages - (1 << self.zero_order)) * kb,
+                "MemFree": self.buddy.nr_free_pages * kb,
+                "AnonPages": self.anon_pages * kb,
+                "AnonHugePages": len(heads) * (1 << self.pmd_order) * kb,
+                "PageTables": tables >> 10}
+
+    def mthp_stats(self):
+        orders = sorted(set(self.fault_alloc) | set(self.fault_fallback))
+        return {fmt_size(self.K << o): {"anon_fault_alloc": self.fault_alloc.get(o, 0),
+                                        "anon_fault_fallback": self.fault_fallback.get(o, 0)}
+                for o in orders}
+
+
+class RefProcess:
+    def __init__(self, k: RefKernel, P, pgtable, *, register=True):
+        self.k = k
+        self.native = pgtable == "native"
+        self.pgtable = pgtable
+        self.pid = k._next_pid
+        k._next_pid += 1
+        self._setup(P)
+        if register:
+            k.procs[self.pid] = self
+
+    def _setup(self, P):
+        k = self.k
+        self.P = P
+        self.porder = (P // k.K).bit_length() - 1
+        self.tg = default_geometry(P, k.g.arch) if self.native else k.g
+        self.unit = self.tg.page_size                 # VA one PTE maps
+        self.pte_level = self.tg.levels - 1
+        self.pmd_size = self.tg.pmd_size
+        self.va_limit = 1 << self.tg.va_bits
+        self.aspace = AddressSpace(k.g, P)
+        self.read_mask = VM_READ | VM_WRITE | (VM_EXEC if k.g.arch == "x86_64" else 0)
+        self.ptes = {}
+        self.blocks = {}
+        self.tables = set()
+        self.rss = 0
+        self.minflt = 0
+        self.outcomes = [0] * 9
+
+    # ------------------------------------------------------------ tables
+    def _table_key(self, level, va):
+        return (level, va >> self.tg.shifts[level - 1])
+
+    def _ensure_tables(self, va, leaf_level):
+        for level in range(1, leaf_level + 1):
+            self.tables.add(self._table_key(level, va))
+
+    def vmpte_bytes(self):
+        g = self.tg
+        levels = set(g.vmpte_levels())
+        total = sum(g.table_sizes[l] for l, _ in self.tables if l in levels)
+        if g.levels >= 2:
+            total += len(self.blocks) * g.table_sizes[-1]      # deposited PTE tables
+        return total
+
+    def table_bytes(self):
+        g = self.tg
+        total = g.table_sizes[0] + sum(g.table_sizes[l] for l, _ in self.tables)
+        if g.levels >= 2:
+            total += len(self.blocks) * g.table_sizes[-1]
+        return total
+
+    def pmd_none(self, va):
+        """No block and no PTE table under the PMD entry of va."""
+        b = va & ~(self.pmd_size - 1)
+        return b not in self.blocks and self._table_key(self.pte_level, va) not in self.tables
+
+    def free_tables(self, floor, ceiling):
+        """free_pgd_range: tables whose whole span lies in [floor, ceiling), bottom-up,
+        if nothing is left under them."""
+        g = self.tg
+        for level in range(g.levels - 1, 0, -1):
+            span = 1 << g.shifts[level - 1]
+            for key in sorted(t for t in self.tables if t[0] == level):
+                base = key[1] * span
+                if base < floor or base + span > ceiling:
+                    continue
+                if self._table_used(level, base, span):
+                    continue
+                self.tables.discard(key)
+
+    def _table_used(self, level, base, span):
+        end = base + span
+        if level == self.pte_level:
+            return any(base <= v < end for v in self.ptes)
+        if level == self.pte_level - 1 and any(base <= v < end for v in self.blocks):
+            return True
+        cspan = 1 << self.tg.shifts[level]
+        return any(l == level + 1 and base <= i * cspan < end for l, i in self.tables)
+
+    # ------------------------------------------------------------ leaves
+    def lookup(self, va):
+        """(pfn of va's frame, prot, is_block) or None."""
+        b = va & ~(self.pmd_size - 1)
+        if b in self.blocks:
+            pfn, prot = self.blocks[b]
+            return pfn + ((va - b) >> self.k.kshift), prot, True
+        u = va & ~(self.unit - 1)
+        if u in self.ptes:
+            pfn, prot = self.ptes[u]
+            if self.k.is_zero(pfn) and not self.native:
+                return pfn, prot, False
+            return pfn + ((va - u) >> self.k.kshift), prot, False
+        return None
+
+    def any_mapped(self, start, end):
+        if any(start < b + self.pmd_size and b < end for b in self.blocks):
+            return True
+        return any(start <= u < end for u in self.ptes)
+
+    def split_block(self, b):
+        """split_huge_pmd: PTEs of the same frames (a huge zero PMD becomes PTEs of
+        the zero page, __split_huge_zero_page_pmd); the deposited table is used."""
+        pfn, prot = self.blocks.pop(b)
+        self._ensure_tables(b, self.pte_level)
+        step = self.unit >> self.k.kshift
+        for i in range(self.pmd_size // self.unit):
+            f = self.k.zero_pfn if self.k.is_zero(pfn) else pfn + i * step
+            self.ptes[b + i * self.unit] = [f, prot]
+
+    def _split_partial(self, start, end):
+        for b in sorted(self.blocks):
+            if b < end and start < b + self.pmd_size and not (start <= b and b + self.pmd_size <= end):
+                self.split_block(b)
+
+    def leaves_in(self, start, end):
+        """[(va, size, pfn, prot, is_block)] ascending (blocks wholly inside)."""
+        out = [(b, self.pmd_size, pfn, prot, True) for b, (pfn, prot) in self.blocks.items()
+               if start <= b and b + self.pmd_size <= end]
+        out += [(u, self.unit, pfn, prot, False) for u, (pfn, prot) in self.ptes.items()
+                if start <= u < end]
+        return sorted(out)
+
+    def map_folio(self, va, pfn, order, prot, block):
+        k = self.k
+        nr = 1 << order
+        k.get_frames(pfn, nr)
+        if block:
+            self._ensure_tables(va, self.pte_level - 1)
+            self.blocks[va] = [pfn, prot]
+        else:
+            self._ensure_tables(va, self.pte_level)
+            step = self.unit >> k.kshift
+            for i in range(0, nr, step):
+                self.ptes[va + (i << k.kshift)] = [pfn + i, prot]
+        self.rss += nr
+
+    def map_zero(self, pva, prot):
+        self._ensure_tables(pva, self.pte_level)
+        for u in range(pva, pva + self.P, self.unit):
+            self.ptes[u] = [self.k.zero_pfn, prot]
+
+    def zap(self, start, end):
+        """zap_pte_range over [start, end): partial blocks split, tables kept."""
+        self._split_partial(start, end)
+        for va, size, pfn, prot, block in self.leaves_in(start, end):
+            if block:
+                del self.blocks[va]
+            else:
+                del self.ptes[va]
+            if not self.k.is_zero(pfn):
+                nr = size >> self.k.kshift
+                self.k.put_frames(pfn, nr)
+                self.rss -= nr
+
+    def set_prot(self, start, end, prot):
+        self._split_partial(start, end)
+        for va, size, pfn, _, block in self.leaves_in(start, end):
+            (self.blocks if block else self.ptes)[va][1] = prot
+
+    @staticmethod
+    def leaf_prot(vm_flags):
+        """PTE permissions of a VMA without write (PAGE_COPY): r and x only."""
+        return (R if vm_flags & VM_READ else 0) | (X if vm_flags & VM_EXEC else 0)
+
+    # ------------------------------------------------------------ faults
+    def access(self, vas, writes):
+        need = []
+        out = []
+        for va, w in zip(vas, writes):
+            r = self._access_one(int(va), bool(w), need)
+            self.outcomes[r] += 1
+            out.append(r)
+        for start in need:                 # anon_vma_prepare after the batch
+            self.aspace.anon_prepare(start)
+        return out
+
+    def _access_one(self, va, w, need):
+        if va >= self.va_limit:
+            return SEGV_MAPERR
+        leaf = self.lookup(va)
+        if leaf is not None and (leaf[1] & W if w else leaf[1] & (R | W)):
+            return HIT
+        return self.fault(va, w, need)
+
+    def fault(self, va, w, need):
+        vma = self.aspace.vma_at(va)
+        if vma is None:
+            return SEGV_MAPERR
+        vs, ve, flags, _, fid, anon = vma
+        if w:
+            if not flags & VM_WRITE:
+                return SEGV_ACCERR
+        elif not flags & self.read_mask:
+            return SEGV_ACCERR
+        if fid >= 0 or flags & VM_SHARED:
+            return SIGBUS
+        pva = va & ~(self.P - 1)
+        if self.lookup(pva) is not None:
+            if w:
+                return self.do_wp(vma, pva, need)
+            self.minflt += 1               # spurious: present but the PTE denies it
+            return HIT
+        return self.do_anonymous(vma, va, w, need)
+
+    def _note(self, vs, need):
+        if vs not in need:
+            need.append(vs)
+
+    def do_anonymous(self, vma, va, w, need):
+        k = self.k
+        vs, ve, flags, _, _, anon = vma
+        orders = k.allowed_orders(flags)
+        prot = self.leaf_prot(flags)
+        pva = va & ~(self.P - 1)
+        self.minflt += 1
+        if w and not anon:
+            self._note(vs, need)
+        # create_huge_pmd -> do_huge_pmd_anonymous_page (kernel-granule tables only)
+        if not self.native and k.pmd_order in orders:
+            size = k.K << k.pmd_order
+            a = va & ~(size - 1)
+            if a >= vs and a + size <= ve and self.pmd_none(a):
+                if not w:
+                    if k.use_zero_page and k.zero_order >= k.pmd_order:
+                        self._ensure_tables(a, self.pte_level - 1)
+                        self.blocks[a] = [k.zero_pfn, prot]
+                        return ZERO
+                else:
+                    pfn = k.alloc_folio(k.pmd_order)
+                    if pfn >= 0:
+                        k.count(k.pmd_order, True)
+                        self.map_folio(a, pfn, k.pmd_order, prot | W, True)
+                        return FAULT
+                    k.count(k.pmd_order, False)
+        if not w:
+            self.map_zero(pva, prot)
+            return ZERO
+        # alloc_anon_folio: highest allowed order above the process order whose
+        # aligned range is in the VMA and has no PTE; then lower ones on failure
+        limit = k.pmd_order + 1 if self.native else k.pmd_order
+        cands = sorted((o for o in orders if self.porder < o < limit), reverse=True)
+        for i, order in enumerate(cands):
+            size = k.K << order
+            a = va & ~(size - 1)
+            if a < vs or a + size > ve or self.any_mapped(a, a + size):
+                continue
+            for o in cands[i:]:
+                a = va & ~((k.K << o) - 1)
+                pfn = k.alloc_folio(o)
+                if pfn >= 0:
+                    k.count(o, True)
+                    self.map_folio(a, pfn, o, prot | W, False)
+                    return FAULT
+                k.count(o, False)
+            break
+        pfn = k.alloc_folio(self.porder)
+        if pfn < 0:
+            k.nr_oom += 1
+            self.minflt -= 1
+            return OOM
+        k.count(self.porder, True)
+        self.map_folio(pva, pfn, self.porder, prot | W, False)
+        return FAULT
+
+    def do_wp(self, vma, pva, need):
+        k = self.k
+        vs, ve, flags, _, _, anon = vma
+        prot = self.leaf_prot(flags) | W
+        self.minflt += 1
+        if not anon:
+            self._note(vs, need)
+        pfn, _, block = self.lookup(pva)
+        b = pva & ~(self.pmd_size - 1)
+        if k.is_zero(pfn) and block and not self.native:
+            # do_huge_zero_wp_pmd: a new PMD THP replaces the huge zero PMD; on
+            # failure the PMD is split and the process page copied below
+            new = k.alloc_folio(k.pmd_order)
+            if new >= 0:
+                k.count(k.pmd_order, True)
+                del self.blocks[b]
+                self.map_folio(b, new, k.pmd_order, prot, True)
+                return COW
+            k.count(k.pmd_order, False)
+        elif not k.is_zero(pfn):
+            if block:
+                if k.exclusive(self.blocks[b][0], 1 << k.pmd_order):
+                    self.blocks[b][1] = prot
+                    return REUSE
+            elif k.exclusive(pfn, 1 << self.porder):
+                self.set_prot(pva, pva + self.P, prot)
+                return REUSE
+        new = k.alloc_folio(self.porder)
+        if new < 0:
+            k.nr_oom += 1
+            self.minflt -= 1
+            return OOM
+        k.count(self.porder, True)
+        self.zap(pva, pva + self.P)
+        self.map_folio(pva, new, self.porder, prot, False)
+        return COW
+
+    # ------------------------------------------------------------ effects
+    def apply(self):
+        for eff in self.aspace.drain_effects():
+            if eff.kind == "zap":
+                self.zap(eff.start, eff.end)
+                self.free_hole(eff.start, eff.end)
+            elif eff.kind == "protect":
+                self.protect(eff.start, eff.end, eff.arg)
+            elif eff.kind == "move":
+                self.move(eff.start, eff.end, eff.arg)
+                self.free_hole(eff.start, eff.end)
+            elif eff.kind == "populate":
+                self.populate(eff.start, eff.end)
+            else:
+                raise AssertionError(eff)
+
+    def free_hole(self, start, end):
+        """free_pgtables(floor = previous VMA's end, ceiling = next VMA's start),
+        only when [start, end) is no longer mapped by a VMA."""
+        a = self.aspace
+        if a.vma_at(start) is not None or a.vma_at(end - 1) is not None:
+            return
+        floor, ceiling = 0, self.va_limit
+        for s, e, *_ in a.vmas:
+            if e <= start:
+                floor = max(floor, e)
+            elif s >= end:
+                ceiling = min(ceiling, s)
+        self.free_tables(floor, ceiling)
+
+    def protect(self, start, end, vm_flags):
+        """change_protection: new r/x bits everywhere; write only on process pages
+        whose frames are mapped once (exclusive), never on the zero page."""
+        prot = self.leaf_prot(vm_flags)
+        self.set_prot(start, end, prot)
+        if not vm_flags & VM_WRITE:
+            return
+        runs = []
+        for pva in range(start, end, self.P):
+            leaf = self.lookup(pva)
+            ok = leaf is not None and not self.k.is_zero(leaf[0]) and \
+                self.k.exclusive(leaf[0], 1 << self.porder)
+            if ok:
+                if runs and runs[-1][1] == pva:
+                    runs[-1][1] = pva + self.P
+                else:
+                    runs.append([pva, pva + self.P])
+        for s, e in runs:
+            self.set_prot(s, e, prot | W)
+
+    def move(self, start, end, new_start):
+        """move_page_tables: leaves of [start, end) to new_start (whole blocks stay
+        blocks where the destination is PMD-aligned, else become PTEs); source
+        tables kept, destination tables allocated."""
+        for b in self.blocks:
+            if b < end and start < b + self.pmd_size and not (start <= b and b + self.pmd_size <= end):
+                raise KnownEngineBug("mremap moves part of a PMD block")
+        delta = new_start - start
+        leaves = self.leaves_in(start, end)
+        for va, size, pfn, prot, block in leaves:
+            if block:
+                del self.blocks[va]
+            else:
+                del self.ptes[va]
+        for va, size, pfn, prot, block in leaves:
+            nva = va + delta
+            if block and nva % self.pmd_size == 0:
+                if self._table_key(self.pte_level, nva) in self.tables:
+                    raise KnownEngineBug("mremap moves a PMD block over a kept PTE table")
+                self._ensure_tables(nva, self.pte_level - 1)
+                self.blocks[nva] = [pfn, prot]
+            elif block:
+                self._ensure_tables(nva, self.pte_level)
+                step = self.unit >> self.k.kshift
+                for i in range(size // self.unit):
+                    self._ensure_tables(nva + i * self.unit, self.pte_level)
+                    self.ptes[nva + i * self.unit] = [pfn + i * step, prot]
+            else:
+                self._ensure_tables(nva, self.pte_level)
+                self.ptes[nva] = [pfn, prot]
+
+    def populate(self, start, end):
+        vma = self.aspace.vma_at(start)
+        flags = vma[2] if vma else 0
+        write = (flags & (VM_WRITE | VM_SHARED)) == VM_WRITE
+        vas = list(range(start, end, self.P))
+        self.access(vas, [write] * len(vas))
+
+    # ------------------------------------------------------------ syscalls
+    def _call(self, fn, *args, **kw):
+        try:
+            return fn(*args, **kw)
+        finally:
+            self.apply()
+
+    def mmap(self, length, addr=None, prot="rw", **flags):
+        return self._call(self.aspace.mmap, length, addr, prot, **flags)
+
+    def munmap(self, addr, length):
+        return self._call(self.aspace.munmap, addr, length)
+
+    def mprotect(self, addr, length, prot):
+        return self._call(self.aspace.mprotect, addr, length, prot)
+
+    def mremap(self, old, old_len, new_len, flags=0, new_addr=None):
+        return self._call(self.aspace.mremap, old, old_len, new_len, flags, new_addr)
+
+    def madvise(self, addr, length, advice):
+        return self._call(self.aspace.madvise, addr, length, advice)
+
+    # ------------------------------------------------------------ fork / exec / exit
+    def fork(self):
+        """copy_page_range for each VMA with an anon_vma (vma_needs_copy); COW
+        mappings write-protected in both; the child's tables mirror the parent's."""
+        k = self.k
+        child = RefProcess(k, self.P, self.pgtable)
+        g = self.tg
+        for s, e, flags, pgoff, fid, anon in self.aspace.vmas:
+            if flags & VM_DONTCOPY:
+                continue
+            child.aspace.vmas.insert(s, e, flags, pgoff, fid, anon, merge=False)
+            if not anon:
+                continue
+            cow = (flags & (VM_SHARED | VM_MAYWRITE)) == VM_MAYWRITE
+            if cow:
+                self.set_prot(s, e, self.leaf_prot(flags))
+            for level, idx in self.tables:
+                span = 1 << g.shifts[level - 1]
+                if idx * span < e and s < (idx + 1) * span:
+                    child.tables.add((level, idx))
+            for va, size, pfn, prot, block in self.leaves_in(s, e):
+                p = prot & ~W if cow else prot
+                (child.blocks if block else child.ptes)[va] = [pfn, p]
+                if not k.is_zero(pfn):
+                    nr = size >> k.kshift
+                    k.get_frames(pfn, nr)
+                    child.rss += nr
+        child.aspace._next_anon = self.aspace._next_anon
+        return child
+
+    def exit_mm(self):
+        self.zap(0, self.va_limit)
+        self.free_tables(0, self.va_limit)
+
+    def exec(self, page_size=None):
+        self.exit_mm()
+        P = self.P if page_size is None else parse_size(page_size, "page_size")
+        self._setup(P)
+
+    def exit(self):
+        self.exit_mm()
+        del self.k.procs[self.pid]
+
+    # ------------------------------------------------------------ accounting
+    def status(self):
+        kb = self.k.K >> 10
+        return {"VmSize": sum(e - s for s, e, *_ in self.aspace.vmas) >> 10,
+                "VmRSS": self.rss * kb, "RssAnon": self.rss * kb, "RssFile": 0, "RssShmem": 0,
+                "VmPTE": self.vmpte_bytes() >> 10, "minflt": self.minflt, "majflt": 0}
+
+    def outcome_counts(self):
+        return dict(zip(OUTCOME_NAMES, self.outcomes))
+
+    def range_stats(self, start, end):
+        """(rss, pmd-mapped, zero) kernel pages mapped in [start, end); a block may
+        straddle a VMA boundary (VMA splits do not split blocks), it is clipped."""
+        rss = pmd = zero = 0
+        ks = self.k.kshift
+        leaves = [(u, u + self.unit, pfn, False) for u, (pfn, _) in self.ptes.items() if start <= u < end]
+        leaves += [(max(b, start), min(b + self.pmd_size, end), pfn, True)
+                   for b, (pfn, _) in self.blocks.items() if b < end and start < b + self.pmd_size]
+        for s, e, pfn, block in leaves:
+            nr = (e - s) >> ks
+            if self.k.is_zero(pfn):
+                zero += nr
+            else:
+                rss += nr
+                pmd += nr if block else 0
+        return rss, pmd, zero
