@@ -421,6 +421,23 @@ def test_pmd_thp_with_madvise():
     t.compare()
 
 
+def test_pmd_thp_16k_kernel():
+    """16K kernel: PMD = 32M = order 11 = MAX_PAGE_ORDER; 64K process, emulated."""
+    t = Twin("16K", "256M")
+    p, q = t.spawn("64K")
+    g = t.k.geometry
+    assert g.pmd_order == 11 and t.k.core.zero_order == 11
+    a = t.call(0, "mmap", g.pmd_size)
+    assert t.access(0, [a + 5 * K64], False).tolist() == [O.ZERO]
+    assert t.access(0, [a + 7 * K64 + 8], True).tolist() == [O.COW]       # huge zero -> THP
+    assert p.smaps()[0]["AnonHugePages"] == 32 * 1024
+    assert k_stats(t.k) == {"32M": (1, 0)}
+    assert p.status()["VmPTE"] == 3 * 16                    # PUD, PMD, deposit: 16K each
+    t.call(0, "mprotect", a + K64, K64, "r")                # splits the block
+    assert p.status()["VmPTE"] == 3 * 16 and p.smaps()[0]["AnonHugePages"] == 0
+    t.compare()
+
+
 def test_huge_zero_then_write_cow():
     """A write to the huge zero PMD gets a PMD THP (do_huge_zero_wp_pmd), or, when
     that fails, a copy of the process page after splitting the zero PMD."""
@@ -675,6 +692,18 @@ def test_write_only_vma_reads_hit():
     p = k.spawn()
     a = p.mmap("64K", prot="w")
     p.access([a, a, a], False)
+    assert p.status()["minflt"] == 1
+
+
+@pytest.mark.xfail(strict=True, reason="x86-64 has no exec-only PTEs (PROT_EXEC maps readable); "
+                   "leaf_prot gives x only, so every read of a present page faults spuriously")
+def test_x86_exec_only_present_page_reads_hit():
+    k = ppsize.Kernel("4K", "8M", geometry="x86_64-4l")
+    p = k.spawn()
+    a = p.mmap("16K")
+    p.access([a], True)
+    p.mprotect(a, "16K", "x")
+    assert p.access([a, a], False).tolist() == [O.HIT, O.HIT]
     assert p.status()["minflt"] == 1
 
 
