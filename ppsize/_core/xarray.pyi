@@ -17,14 +17,31 @@ NODES_PER_SLAB: int  # 7 per 4K slab page
 MAX_PAGECACHE_ORDER: dict[int, int]  # PAGE_SIZE -> min(11, PMD order)
 
 
+class XAPool:
+    """Node pool (radix_tree_node slab cache) that XArrays may share."""
+    def __init__(self, capacity: int = 16) -> None: ...
+    @property
+    def nr_nodes(self) -> int: ...
+    @property
+    def capacity(self) -> int: ...
+    @property
+    def nbytes(self) -> int: ...
+    def check(self) -> None: ...
+
+
 class XArray:
-    """u64 entries: 0 empty, odd = value entry, (e & 3) == 2 refused (internal)."""
+    """u64 entries: 0 empty, odd = value entry, (e & 3) == 2 refused (internal).
+    State: the C struct xarray_t (xarray.pxd); nodes from `pool`."""
 
-    nr_nodes: int                 # live xa_nodes
-    nr_nodes_allocated: int       # cumulative allocations
-    nr_nodes_freed: int           # cumulative frees
+    pool: XAPool
 
-    def __init__(self, capacity: int = 64) -> None: ...
+    def __init__(self, capacity: int = 64, pool: Optional[XAPool] = None) -> None: ...
+    @property
+    def nr_nodes(self) -> int: ...
+    @property
+    def nr_nodes_allocated(self) -> int: ...
+    @property
+    def nr_nodes_freed(self) -> int: ...
     def store(self, index: int, entry: int, order: int = 0) -> None:
         """xa_store_order: index rounded down; entry 0 erases the range."""
     def store_batch(self, indices: npt.ArrayLike, entries: npt.ArrayLike, order: int = 0) -> None: ...

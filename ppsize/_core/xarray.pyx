@@ -12,8 +12,13 @@ its __filemap_add_folio splits a larger shadow entry with xas_try_split() one st
 time (9 -> 6 -> 5 -> 0 takes one new node), where kernels before 6.15 used
 xas_split_alloc() + xas_split() (one node per slot of the old entry).
 
-Storage: node pools are NumPy arrays (slots: 64 x u64 per node, marks: 3 x u64 bitmaps per
-node, parent/shift/offset/count/nr_values per node), a free-node list, growth by doubling.
+Storage: all of an XArray's state is a C struct (xarray_t: head, head marks, counters, lookup
+hint, pointer to its node pool); the operations are C functions on xarray_t* (xa_load,
+xa_store, xa_add, ...), so nogil code can reach any file's XArray through a pointer. Node
+pools (xa_pool_t, owned by a cdef class XAPool) are NumPy arrays (slots: 64 x u64 per node,
+marks: 3 x u64 bitmaps per node, parent/shift/offset/count/nr_values per node), a free-node
+list, growth by doubling under `with gil` inside xa_node_alloc (amortised). Several XArrays
+may share one pool (the page cache: one pool for all mappings, like the radix_tree_node slab).
 No Python object per node or per entry.
 
 Entry encoding (u64): 0 = NULL; odd = value entry (xa_mk_value); (e & 3) == 2 = internal
@@ -183,32 +188,24 @@ def _as_index_array(a, what="indices"):
     return np.ascontiguousarray(arr.reshape(-1), dtype=np.uint64)
 
 
-cdef class XArray:
-    """An XArray of u64 entries (0 = empty; odd = value entry; (e & 3) == 2 refused).
+cdef class XAPool:
+    """A pool of xa_nodes (the radix_tree_node slab cache): NumPy-owned arrays that any
+    number of XArrays (xarray_t) allocate nodes from. Grows by doubling, in place."""
 
-    Python methods validate their arguments; the cdef methods (see xarray.pxd) are the
-    nogil interface for other kernels.
-    """
+    def __cinit__(self, i64 capacity=16):
+        self.p.cap = 0
+        self.p.used = 0
+        self.p.free_head = -1
+        self.p.nr_nodes = 0
+        self.p.owner = <void *>self
+        if capacity > 0:
+            self._resize(capacity)
 
-    def __cinit__(self, i64 capacity=64):
-        self.head = 0
-        self.head_marks = 0
-        self.nr_nodes = 0
-        self.nr_nodes_allocated = 0
-        self.nr_nodes_freed = 0
-        self.cap = 0
-        self.used = 0
-        self.free_head = -1
-        self.hint = -1
-        self.hint_base = 0
-        self.root_unshrunk = False
-        self._resize(max(capacity, 16))
-
-    # ---------------------------------------------------------------- node pool
     def _resize(self, i64 newcap):
         # Grow the pools in place: ndarray.resize reallocs (mremap for large blocks, so
         # no copy of the slots); nothing else holds a view of these arrays.
-        if not self.cap:
+        cdef i64 old = self.p.cap
+        if not old:
             self._slots_a = np.zeros(newcap * XA_CHUNK_SIZE, dtype=np.uint64)
             self._marks_a = np.zeros(newcap * XA_MAX_MARKS, dtype=np.uint64)
             self._parent_a = np.full(newcap, -1, dtype=np.int32)
@@ -221,919 +218,1014 @@ cdef class XArray:
             self._marks_a.resize(newcap * XA_MAX_MARKS, refcheck=False)
             for a in (self._parent_a, self._shift_a, self._offset_a, self._count_a, self._nrv_a):
                 a.resize(newcap, refcheck=False)
-            self._parent_a[self.cap:] = -1
-            self._shift_a[self.cap:] = NODE_FREE
-        self.slots = <u64 *>cnp.PyArray_DATA(self._slots_a)
-        self.marks = <u64 *>cnp.PyArray_DATA(self._marks_a)
-        self.parent = <i32 *>cnp.PyArray_DATA(self._parent_a)
-        self.shift = <u8 *>cnp.PyArray_DATA(self._shift_a)
-        self.offset = <u8 *>cnp.PyArray_DATA(self._offset_a)
-        self.count = <u8 *>cnp.PyArray_DATA(self._count_a)
-        self.nr_values = <u8 *>cnp.PyArray_DATA(self._nrv_a)
-        self.cap = newcap
+            self._parent_a[old:] = -1
+            self._shift_a[old:] = NODE_FREE
+        self.p.slots = <u64 *>cnp.PyArray_DATA(self._slots_a)
+        self.p.marks = <u64 *>cnp.PyArray_DATA(self._marks_a)
+        self.p.parent = <i32 *>cnp.PyArray_DATA(self._parent_a)
+        self.p.shift = <u8 *>cnp.PyArray_DATA(self._shift_a)
+        self.p.offset = <u8 *>cnp.PyArray_DATA(self._offset_a)
+        self.p.count = <u8 *>cnp.PyArray_DATA(self._count_a)
+        self.p.nr_values = <u8 *>cnp.PyArray_DATA(self._nrv_a)
+        self.p.cap = newcap
 
-    cdef int _grow(self) noexcept nogil:
-        with gil:
-            try:
-                self._resize(self.cap * 2)
-            except MemoryError:
-                return -XA_ENOMEM
+    @property
+    def nr_nodes(self):
+        """Live nodes of every XArray using the pool."""
+        return self.p.nr_nodes
+
+    @property
+    def capacity(self):
+        return self.p.cap
+
+    @property
+    def nbytes(self):
+        """Bytes of the NumPy arrays behind the pool (the model's own memory)."""
+        return self.p.cap * (XA_CHUNK_SIZE * 8 + XA_MAX_MARKS * 8 + 4 + 4)
+
+    def check(self):
+        """Pool accounting: free list sane, live + free = node ids used."""
+        cdef i64 nfree = 0, live = 0, k
+        cdef i32 node = self.p.free_head
+        while node >= 0:
+            if self.p.shift[node] != NODE_FREE:
+                raise AssertionError(f"node {node} on the free list is live")
+            nfree += 1
+            if nfree > self.p.used:
+                raise AssertionError("free list loops")
+            node = self.p.parent[node]
+        for k in range(self.p.used):
+            live += self.p.shift[k] != NODE_FREE
+        if live != self.p.nr_nodes:
+            raise AssertionError(f"pool: {live} live nodes, nr_nodes = {self.p.nr_nodes}")
+        if nfree + live != self.p.used:
+            raise AssertionError(f"{nfree} free + {live} live != {self.p.used} node ids")
+
+
+cdef void xa_init(xarray_t *xa, xa_pool_t *pool) noexcept nogil:
+    """xa_init: an empty XArray allocating its nodes from pool."""
+    xa.pool = pool
+    xa.head = 0
+    xa.head_marks = 0
+    xa.nr_nodes = 0
+    xa.nr_nodes_allocated = 0
+    xa.nr_nodes_freed = 0
+    xa.hint = -1
+    xa.hint_base = 0
+    xa.root_unshrunk = False
+
+
+cdef void xa_destroy(xarray_t *xa) noexcept nogil:
+    """xa_destroy: free every node, leaving an empty array (entries are the caller's)."""
+    if xa_is_node(xa.head):
+        xas_free_nodes(xa, xa_to_node(xa.head))
+    xa.head = 0
+    xa.head_marks = 0
+    xa.hint = -1
+    xa.root_unshrunk = False
+
+
+# ============================================================ C functions on xarray_t
+cdef int xa_grow(xarray_t *xa) noexcept nogil:
+    # NumPy allocation needs the GIL; growth doubles, so this is amortised
+    with gil:
+        try:
+            (<XAPool>xa.pool.owner)._resize(xa.pool.cap * 2 if xa.pool.cap else 16)
+        except MemoryError:
+            return -XA_ENOMEM
+    return 0
+
+cdef i32 xa_node_alloc(xarray_t *xa) noexcept nogil:
+    # kmem_cache_alloc(radix_tree_node_cachep): a zeroed node (slots and marks clear)
+    cdef i32 node
+    if xa.pool.free_head >= 0:
+        node = xa.pool.free_head
+        xa.pool.free_head = xa.pool.parent[node]
+    else:
+        if xa.pool.used == xa.pool.cap and xa_grow(xa) != 0:
+            return -1
+        node = <i32>xa.pool.used
+        xa.pool.used = xa.pool.used + 1
+    memset(&xa.pool.slots[<i64>node * XA_CHUNK_SIZE], 0, XA_CHUNK_SIZE * sizeof(u64))
+    memset(&xa.pool.marks[<i64>node * XA_MAX_MARKS], 0, XA_MAX_MARKS * sizeof(u64))
+    xa.pool.parent[node] = -1
+    xa.pool.shift[node] = 0
+    xa.pool.offset[node] = 0
+    xa.pool.count[node] = 0
+    xa.pool.nr_values[node] = 0
+    xa.nr_nodes = xa.nr_nodes + 1
+    xa.pool.nr_nodes = xa.pool.nr_nodes + 1
+    xa.nr_nodes_allocated = xa.nr_nodes_allocated + 1
+    return node
+
+cdef void xa_node_free(xarray_t *xa, i32 node) noexcept nogil:
+    # xa_node_free (call_rcu -> radix_tree_node_rcu_free)
+    assert xa.pool.shift[node] != NODE_FREE, "xa_node_free: node already free"
+    if node == xa.hint:
+        xa.hint = -1
+    xa.pool.shift[node] = NODE_FREE
+    xa.pool.parent[node] = xa.pool.free_head
+    xa.pool.free_head = node
+    xa.nr_nodes = xa.nr_nodes - 1
+    xa.pool.nr_nodes = xa.pool.nr_nodes - 1
+    xa.nr_nodes_freed = xa.nr_nodes_freed + 1
+
+# ---------------------------------------------------------------- walking
+cdef u64 xas_start(xarray_t *xa, xa_state *xas) noexcept nogil:
+    # lib/xarray.c xas_start (always from a fresh state here)
+    cdef u64 entry
+    if xas.xa_node == XAS_ERROR:
         return 0
-
-    cdef i32 _node_alloc(self) noexcept nogil:
-        # kmem_cache_alloc(radix_tree_node_cachep): a zeroed node (slots and marks clear)
-        cdef i32 node
-        if self.free_head >= 0:
-            node = self.free_head
-            self.free_head = self.parent[node]
-        else:
-            if self.used == self.cap and self._grow() != 0:
-                return -1
-            node = <i32>self.used
-            self.used = self.used + 1
-        memset(&self.slots[<i64>node * XA_CHUNK_SIZE], 0, XA_CHUNK_SIZE * sizeof(u64))
-        memset(&self.marks[<i64>node * XA_MAX_MARKS], 0, XA_MAX_MARKS * sizeof(u64))
-        self.parent[node] = -1
-        self.shift[node] = 0
-        self.offset[node] = 0
-        self.count[node] = 0
-        self.nr_values[node] = 0
-        self.nr_nodes = self.nr_nodes + 1
-        self.nr_nodes_allocated = self.nr_nodes_allocated + 1
-        return node
-
-    cdef void _node_free(self, i32 node) noexcept nogil:
-        # xa_node_free (call_rcu -> radix_tree_node_rcu_free)
-        assert self.shift[node] != NODE_FREE, "xa_node_free: node already free"
-        if node == self.hint:
-            self.hint = -1
-        self.shift[node] = NODE_FREE
-        self.parent[node] = self.free_head
-        self.free_head = node
-        self.nr_nodes = self.nr_nodes - 1
-        self.nr_nodes_freed = self.nr_nodes_freed + 1
-
-    # ---------------------------------------------------------------- walking
-    cdef u64 xas_start(self, xa_state *xas) noexcept nogil:
-        # lib/xarray.c xas_start (always from a fresh state here)
-        cdef u64 entry
-        if xas.xa_node == XAS_ERROR:
-            return 0
-        entry = self.head
-        if not xa_is_node(entry):
-            if xas.xa_index:
-                xas.xa_node = XAS_BOUNDS
-                return 0
-        elif (xas.xa_index >> self.shift[xa_to_node(entry)]) > XA_CHUNK_MASK:
+    entry = xa.head
+    if not xa_is_node(entry):
+        if xas.xa_index:
             xas.xa_node = XAS_BOUNDS
             return 0
-        xas.xa_node = XAS_NULL
-        return entry
+    elif (xas.xa_index >> xa.pool.shift[xa_to_node(entry)]) > XA_CHUNK_MASK:
+        xas.xa_node = XAS_BOUNDS
+        return 0
+    xas.xa_node = XAS_NULL
+    return entry
 
-    cdef u64 xas_descend(self, xa_state *xas, i32 node) noexcept nogil:
-        # lib/xarray.c xas_descend
-        cdef int off = (xas.xa_index >> self.shift[node]) & XA_CHUNK_MASK
-        cdef u64 entry = self.slots[<i64>node * XA_CHUNK_SIZE + off]
-        xas.xa_node = node
-        while xa_is_sibling(entry):
-            off = xa_to_sibling(entry)
-            entry = self.slots[<i64>node * XA_CHUNK_SIZE + off]
-        xas.xa_offset = off
-        return entry
+cdef u64 xas_descend(xarray_t *xa, xa_state *xas, i32 node) noexcept nogil:
+    # lib/xarray.c xas_descend
+    cdef int off = (xas.xa_index >> xa.pool.shift[node]) & XA_CHUNK_MASK
+    cdef u64 entry = xa.pool.slots[<i64>node * XA_CHUNK_SIZE + off]
+    xas.xa_node = node
+    while xa_is_sibling(entry):
+        off = xa_to_sibling(entry)
+        entry = xa.pool.slots[<i64>node * XA_CHUNK_SIZE + off]
+    xas.xa_offset = off
+    return entry
 
-    cdef u64 xas_load(self, xa_state *xas) noexcept nogil:
-        # lib/xarray.c xas_load
-        cdef u64 entry = self.xas_start(xas)
-        cdef i32 node
-        while xa_is_node(entry):
-            node = xa_to_node(entry)
-            if xas.xa_shift > self.shift[node]:
-                break
-            entry = self.xas_descend(xas, node)
-            if self.shift[node] == 0:
-                break
-        return entry
+cdef u64 xas_load(xarray_t *xa, xa_state *xas) noexcept nogil:
+    # lib/xarray.c xas_load
+    cdef u64 entry = xas_start(xa, xas)
+    cdef i32 node
+    while xa_is_node(entry):
+        node = xa_to_node(entry)
+        if xas.xa_shift > xa.pool.shift[node]:
+            break
+        entry = xas_descend(xa, xas, node)
+        if xa.pool.shift[node] == 0:
+            break
+    return entry
 
-    cdef i32 xas_alloc(self, xa_state *xas, int shift) noexcept nogil:
-        # lib/xarray.c xas_alloc: parent = xas->xa_node, offset = xas->xa_offset
-        cdef i32 parent = xas.xa_node
-        cdef i32 node
-        if xas_invalid(xas):
-            return -1
-        node = self._node_alloc()
-        if node < 0:
-            xas_set_err(xas, -XA_ENOMEM)
-            return -1
-        if parent >= 0:
-            self.offset[node] = xas.xa_offset
-            self.count[parent] = self.count[parent] + (1)
-            # XA_NODE_BUG_ON(node, parent->count > XA_CHUNK_SIZE) (PPSIZE_DEBUG builds)
-            assert self.count[parent] <= XA_CHUNK_SIZE, "xas_alloc: parent count > 64"
-        self.shift[node] = shift
-        self.count[node] = 0
-        self.nr_values[node] = 0
-        self.parent[node] = parent if parent >= 0 else -1
-        return node
+cdef i32 xas_alloc(xarray_t *xa, xa_state *xas, int shift) noexcept nogil:
+    # lib/xarray.c xas_alloc: parent = xas->xa_node, offset = xas->xa_offset
+    cdef i32 parent = xas.xa_node
+    cdef i32 node
+    if xas_invalid(xas):
+        return -1
+    node = xa_node_alloc(xa)
+    if node < 0:
+        xas_set_err(xas, -XA_ENOMEM)
+        return -1
+    if parent >= 0:
+        xa.pool.offset[node] = xas.xa_offset
+        xa.pool.count[parent] = xa.pool.count[parent] + (1)
+        # XA_NODE_BUG_ON(node, parent->count > XA_CHUNK_SIZE) (PPSIZE_DEBUG builds)
+        assert xa.pool.count[parent] <= XA_CHUNK_SIZE, "xas_alloc: parent count > 64"
+    xa.pool.shift[node] = shift
+    xa.pool.count[node] = 0
+    xa.pool.nr_values[node] = 0
+    xa.pool.parent[node] = parent if parent >= 0 else -1
+    return node
 
-    cdef void xas_shrink(self, xa_state *xas) noexcept nogil:
-        # lib/xarray.c xas_shrink: drop the root while it holds only slot 0
-        cdef i32 node = xas.xa_node
-        cdef u64 entry
-        self.root_unshrunk = False
-        while True:
-            if self.count[node] != 1:
-                break
-            entry = self.slots[<i64>node * XA_CHUNK_SIZE]
-            if not entry:
-                break
-            if not xa_is_node(entry) and self.shift[node]:
-                break
-            xas.xa_node = XAS_BOUNDS
-            self.head = entry          # xa_flags marks already equal slot 0's marks
-            self.count[node] = 0
-            self.nr_values[node] = 0
-            self._node_free(node)
-            if not xa_is_node(entry):
-                break
-            node = xa_to_node(entry)
-            self.parent[node] = -1
-
-    cdef void xas_delete_node(self, xa_state *xas) noexcept nogil:
-        # lib/xarray.c xas_delete_node: free empty nodes up the tree, then shrink
-        cdef i32 node = xas.xa_node
-        cdef i32 parent
-        while True:
-            assert self.count[node] <= XA_CHUNK_SIZE, "xas_delete_node: count > 64"
-            if self.count[node]:
-                break
-            parent = self.parent[node]
-            xas.xa_node = parent if parent >= 0 else XAS_NULL
-            xas.xa_offset = self.offset[node]
-            self._node_free(node)
-            if parent < 0:
-                self.head = 0
-                xas.xa_node = XAS_BOUNDS
-                return
-            self.slots[<i64>parent * XA_CHUNK_SIZE + xas.xa_offset] = 0
-            self.count[parent] = self.count[parent] - (1)
-            node = parent
-        if self.parent[node] < 0:
-            xas.xa_node = node
-            self.xas_shrink(xas)
-
-    cdef void xas_free_nodes(self, i32 top) noexcept nogil:
-        # lib/xarray.c xas_free_nodes: free this subtree (already unlinked)
-        cdef int off = 0
-        cdef i32 node = top
-        cdef i32 parent
-        cdef u64 entry
-        while True:
-            entry = self.slots[<i64>node * XA_CHUNK_SIZE + off]
-            if self.shift[node] and xa_is_node(entry):
-                node = xa_to_node(entry)
-                off = 0
-                continue
-            off += 1
-            while off == XA_CHUNK_SIZE:
-                parent = self.parent[node]
-                off = self.offset[node] + 1
-                self.count[node] = 0
-                self.nr_values[node] = 0
-                self._node_free(node)
-                if node == top:
-                    return
-                node = parent
-
-    cdef int xas_expand(self, xa_state *xas, u64 head) noexcept nogil:
-        # lib/xarray.c xas_expand: add nodes above the head until max is covered
-        cdef i32 node = -1
-        cdef int shift = 0
-        cdef u64 max = xas.xa_index, mask
-        cdef int mark
-        # xas_max: a multi-index entry at index 0 must not live in xa_head
-        if xas.xa_shift or xas.xa_sibs:
-            mask = ((<u64>xas.xa_sibs + 1) << xas.xa_shift) - 1
-            max |= mask
-            if mask == max:
-                max += 1
-        if not head:
-            if max == 0:
-                return 0
-            while (max >> shift) >= XA_CHUNK_SIZE:
-                shift += XA_CHUNK_SHIFT
-            return shift + XA_CHUNK_SHIFT
-        elif xa_is_node(head):
-            node = xa_to_node(head)
-            shift = self.shift[node] + XA_CHUNK_SHIFT
-        xas.xa_node = XAS_NULL
-        while max > (max_index_of(self.shift[xa_to_node(head)]) if xa_is_node(head) else 0):
-            node = self.xas_alloc(xas, shift)
-            if node < 0:
-                return -XA_ENOMEM
-            self.count[node] = 1
-            if xa_is_value(head):
-                self.nr_values[node] = 1
-            self.slots[<i64>node * XA_CHUNK_SIZE] = head
-            # Propagate the aggregated mark info to the new child
-            for mark in range(XA_MAX_MARKS):
-                if (self.head_marks >> mark) & 1:
-                    self.marks[<i64>node * XA_MAX_MARKS + mark] = self.marks[<i64>node * XA_MAX_MARKS + mark] | (1)
-            if xa_is_node(head):
-                self.offset[xa_to_node(head)] = 0
-                self.parent[xa_to_node(head)] = node
-            head = xa_mk_node(node)
-            self.head = head
-            shift += XA_CHUNK_SHIFT
-        xas.xa_node = node if node >= 0 else XAS_NULL
-        return shift
-
-    cdef u64 xas_create(self, xa_state *xas, bint allow_root) noexcept nogil:
-        # lib/xarray.c xas_create: walk down, allocating nodes, to the slot for xas
-        cdef u64 entry
-        cdef i32 node = xas.xa_node
-        cdef i32 slot_node          # -1: the slot is xa_head
-        cdef int slot_off = 0
-        cdef int shift
-        cdef int order = xas.xa_shift
-        if xas_top(node):
-            entry = self.head
-            xas.xa_node = XAS_NULL
-            shift = self.xas_expand(xas, entry)
-            if shift < 0:
-                xas_set_err(xas, shift)
-                return 0
-            if not shift and not allow_root:
-                shift = XA_CHUNK_SHIFT
-            entry = self.head
-            slot_node = -1
-        elif node == XAS_ERROR:
-            return 0
-        else:
-            shift = self.shift[node]
-            slot_node = node
-            slot_off = xas.xa_offset
-            entry = self.slots[<i64>node * XA_CHUNK_SIZE + slot_off]
-        while shift > order:
-            shift -= XA_CHUNK_SHIFT
-            if not entry:
-                node = self.xas_alloc(xas, shift)
-                if node < 0:
-                    break
-                if slot_node < 0:
-                    self.head = xa_mk_node(node)
-                else:
-                    self.slots[<i64>slot_node * XA_CHUNK_SIZE + slot_off] = xa_mk_node(node)
-            elif xa_is_node(entry):
-                node = xa_to_node(entry)
-            else:
-                break
-            entry = self.xas_descend(xas, node)
-            slot_node = node
-            slot_off = xas.xa_offset
-        return entry
-
-    cdef void update_node(self, xa_state *xas, i32 node, int count, int values) noexcept nogil:
-        # lib/xarray.c update_node
-        if node < 0 or (not count and not values):
-            return
-        self.count[node] = self.count[node] + (count)
-        self.nr_values[node] = self.nr_values[node] + (values)
-        assert self.count[node] <= XA_CHUNK_SIZE, "update_node: count > 64"
-        assert self.nr_values[node] <= self.count[node], "update_node: nr_values > count"
-        if count < 0:
-            self.xas_delete_node(xas)
-
-    cdef u64 xas_store(self, xa_state *xas, u64 entry) noexcept nogil:
-        # lib/xarray.c xas_store
-        cdef i32 node
-        cdef int off, max, count = 0, values = 0, o2
-        cdef u64 first, next, cur
-        cdef bint value = xa_is_value(entry)
-        if entry:
-            first = self.xas_create(xas, True)
-        else:
-            first = self.xas_load(xas)
-        if xas_invalid(xas):
-            return first
-        node = xas.xa_node
-        if node >= 0 and xas.xa_shift < self.shift[node]:
-            xas.xa_sibs = 0
-        if first == entry and not xas.xa_sibs:
-            return first
-        next = first
-        off = xas.xa_offset
-        max = xas.xa_offset + xas.xa_sibs
-        if node >= 0 and xas.xa_sibs:
-            self.xas_squash_marks(xas)
+cdef void xas_shrink(xarray_t *xa, xa_state *xas) noexcept nogil:
+    # lib/xarray.c xas_shrink: drop the root while it holds only slot 0
+    cdef i32 node = xas.xa_node
+    cdef u64 entry
+    xa.root_unshrunk = False
+    while True:
+        if xa.pool.count[node] != 1:
+            break
+        entry = xa.pool.slots[<i64>node * XA_CHUNK_SIZE]
         if not entry:
-            self.xas_init_marks(xas)
-        while True:
-            # Must clear the marks before setting the entry to NULL (done above)
-            if node < 0:
-                self.head = entry
-            else:
-                self.slots[<i64>node * XA_CHUNK_SIZE + off] = entry
-            if xa_is_node(next) and (node < 0 or self.shift[node]):
-                self.xas_free_nodes(xa_to_node(next))
-            if node < 0:
-                break
-            count += (next == 0) - (entry == 0)
-            values += (not xa_is_value(first)) - (not value)
-            if entry:
-                if off == max:
-                    break
-                if not xa_is_sibling(entry):
-                    entry = xa_mk_sibling(xas.xa_offset)
-            else:
-                if off == XA_CHUNK_MASK:
-                    break
-            off += 1
-            next = self.slots[<i64>node * XA_CHUNK_SIZE + off]
-            if not xa_is_sibling(next):
-                if not entry and off > max:
-                    break
-                first = next
-        if entry and node >= 0:
-            # ppsize: a smaller store into a larger multi-index entry leaves its siblings in
-            # place; keep nr_values exact for them (Linux accounts the canonical slot only)
-            o2 = off + 1
-            while o2 < XA_CHUNK_SIZE:
-                cur = self.slots[<i64>node * XA_CHUNK_SIZE + o2]
-                if not xa_is_sibling(cur) or xa_to_sibling(cur) != xas.xa_offset:
-                    break
-                values += (not xa_is_value(first)) - (not value)
-                o2 += 1
-        self.update_node(xas, node, count, values)
-        return first
+            break
+        if not xa_is_node(entry) and xa.pool.shift[node]:
+            break
+        xas.xa_node = XAS_BOUNDS
+        xa.head = entry          # xa_flags marks already equal slot 0's marks
+        xa.pool.count[node] = 0
+        xa.pool.nr_values[node] = 0
+        xa_node_free(xa, node)
+        if not xa_is_node(entry):
+            break
+        node = xa_to_node(entry)
+        xa.pool.parent[node] = -1
 
-    # ---------------------------------------------------------------- marks
-    cdef void xas_squash_marks(self, xa_state *xas) noexcept nogil:
-        # lib/xarray.c xas_squash_marks: merge the marks of the range onto the first slot
-        cdef int mark
-        cdef u64 rng
-        cdef u64 *m
-        if not xas.xa_sibs:
+cdef void xas_delete_node(xarray_t *xa, xa_state *xas) noexcept nogil:
+    # lib/xarray.c xas_delete_node: free empty nodes up the tree, then shrink
+    cdef i32 node = xas.xa_node
+    cdef i32 parent
+    while True:
+        assert xa.pool.count[node] <= XA_CHUNK_SIZE, "xas_delete_node: count > 64"
+        if xa.pool.count[node]:
+            break
+        parent = xa.pool.parent[node]
+        xas.xa_node = parent if parent >= 0 else XAS_NULL
+        xas.xa_offset = xa.pool.offset[node]
+        xa_node_free(xa, node)
+        if parent < 0:
+            xa.head = 0
+            xas.xa_node = XAS_BOUNDS
             return
-        rng = (((<u64>1) << xas.xa_sibs) - 1) << (xas.xa_offset + 1)
-        for mark in range(XA_MAX_MARKS):
-            m = &self.marks[<i64>xas.xa_node * XA_MAX_MARKS + mark]
-            if m[0] & rng:
-                m[0] = (m[0] & ~rng) | ((<u64>1) << xas.xa_offset)
+        xa.pool.slots[<i64>parent * XA_CHUNK_SIZE + xas.xa_offset] = 0
+        xa.pool.count[parent] = xa.pool.count[parent] - (1)
+        node = parent
+    if xa.pool.parent[node] < 0:
+        xas.xa_node = node
+        xas_shrink(xa, xas)
 
-    cdef bint xas_get_mark(self, xa_state *xas, int mark) noexcept nogil:
-        # lib/xarray.c xas_get_mark
-        if xas_invalid(xas):
-            return False
-        if xas.xa_node < 0:
-            return (self.head_marks >> mark) & 1
-        return (self.marks[<i64>xas.xa_node * XA_MAX_MARKS + mark] >> xas.xa_offset) & 1
-
-    cdef void xas_set_mark(self, xa_state *xas, int mark) noexcept nogil:
-        # lib/xarray.c xas_set_mark: set on the entry and every ancestor
-        cdef i32 node = xas.xa_node
-        cdef int off = xas.xa_offset
-        cdef u64 bit
-        cdef u64 *m
-        if xas_invalid(xas):
-            return
-        while node >= 0:
-            m = &self.marks[<i64>node * XA_MAX_MARKS + mark]
-            bit = (<u64>1) << off
-            if m[0] & bit:
+cdef void xas_free_nodes(xarray_t *xa, i32 top) noexcept nogil:
+    # lib/xarray.c xas_free_nodes: free this subtree (already unlinked)
+    cdef int off = 0
+    cdef i32 node = top
+    cdef i32 parent
+    cdef u64 entry
+    while True:
+        entry = xa.pool.slots[<i64>node * XA_CHUNK_SIZE + off]
+        if xa.pool.shift[node] and xa_is_node(entry):
+            node = xa_to_node(entry)
+            off = 0
+            continue
+        off += 1
+        while off == XA_CHUNK_SIZE:
+            parent = xa.pool.parent[node]
+            off = xa.pool.offset[node] + 1
+            xa.pool.count[node] = 0
+            xa.pool.nr_values[node] = 0
+            xa_node_free(xa, node)
+            if node == top:
                 return
-            m[0] |= bit
-            off = self.offset[node]
-            node = self.parent[node]
-        self.head_marks = self.head_marks | ((1 << mark))
+            node = parent
 
-    cdef void xas_clear_mark(self, xa_state *xas, int mark) noexcept nogil:
-        # lib/xarray.c xas_clear_mark: clear up the tree while no sibling slot has it
-        cdef i32 node = xas.xa_node
-        cdef int off = xas.xa_offset
-        cdef u64 bit
-        cdef u64 *m
-        if xas_invalid(xas):
-            return
-        while node >= 0:
-            m = &self.marks[<i64>node * XA_MAX_MARKS + mark]
-            bit = (<u64>1) << off
-            if not (m[0] & bit):
-                return
-            m[0] &= ~bit
-            if m[0]:
-                return
-            off = self.offset[node]
-            node = self.parent[node]
-        self.head_marks = self.head_marks & (~(1 << mark))
-
-    cdef void xas_init_marks(self, xa_state *xas) noexcept nogil:
-        # lib/xarray.c xas_init_marks (no XA_FREE_MARK tracking)
-        cdef int mark
-        for mark in range(XA_MAX_MARKS):
-            self.xas_clear_mark(xas, mark)
-
-    # ---------------------------------------------------------------- conflicts, order
-    cdef u64 xas_find_conflict(self, xa_state *xas) noexcept nogil:
-        # lib/xarray.c xas_find_conflict: next present entry in the range of xas
-        cdef u64 curr
-        if xas.xa_node == XAS_ERROR or xas.xa_node == XAS_NULL:
+cdef int xas_expand(xarray_t *xa, xa_state *xas, u64 head) noexcept nogil:
+    # lib/xarray.c xas_expand: add nodes above the head until max is covered
+    cdef i32 node = -1
+    cdef int shift = 0
+    cdef u64 max = xas.xa_index, mask
+    cdef int mark
+    # xas_max: a multi-index entry at index 0 must not live in xa_head
+    if xas.xa_shift or xas.xa_sibs:
+        mask = ((<u64>xas.xa_sibs + 1) << xas.xa_shift) - 1
+        max |= mask
+        if mask == max:
+            max += 1
+    if not head:
+        if max == 0:
             return 0
-        if xas_top(xas.xa_node):
-            curr = self.xas_start(xas)
-            if not curr:
-                return 0
-            while xa_is_node(curr):
-                curr = self.xas_descend(xas, xa_to_node(curr))
-            if curr:
-                return curr
-        if self.shift[xas.xa_node] > xas.xa_shift:
+        while (max >> shift) >= XA_CHUNK_SIZE:
+            shift += XA_CHUNK_SHIFT
+        return shift + XA_CHUNK_SHIFT
+    elif xa_is_node(head):
+        node = xa_to_node(head)
+        shift = xa.pool.shift[node] + XA_CHUNK_SHIFT
+    xas.xa_node = XAS_NULL
+    while max > (max_index_of(xa.pool.shift[xa_to_node(head)]) if xa_is_node(head) else 0):
+        node = xas_alloc(xa, xas, shift)
+        if node < 0:
+            return -XA_ENOMEM
+        xa.pool.count[node] = 1
+        if xa_is_value(head):
+            xa.pool.nr_values[node] = 1
+        xa.pool.slots[<i64>node * XA_CHUNK_SIZE] = head
+        # Propagate the aggregated mark info to the new child
+        for mark in range(XA_MAX_MARKS):
+            if (xa.head_marks >> mark) & 1:
+                xa.pool.marks[<i64>node * XA_MAX_MARKS + mark] = xa.pool.marks[<i64>node * XA_MAX_MARKS + mark] | (1)
+        if xa_is_node(head):
+            xa.pool.offset[xa_to_node(head)] = 0
+            xa.pool.parent[xa_to_node(head)] = node
+        head = xa_mk_node(node)
+        xa.head = head
+        shift += XA_CHUNK_SHIFT
+    xas.xa_node = node if node >= 0 else XAS_NULL
+    return shift
+
+cdef u64 xas_create(xarray_t *xa, xa_state *xas, bint allow_root) noexcept nogil:
+    # lib/xarray.c xas_create: walk down, allocating nodes, to the slot for xas
+    cdef u64 entry
+    cdef i32 node = xas.xa_node
+    cdef i32 slot_node          # -1: the slot is xa_head
+    cdef int slot_off = 0
+    cdef int shift
+    cdef int order = xas.xa_shift
+    if xas_top(node):
+        entry = xa.head
+        xas.xa_node = XAS_NULL
+        shift = xas_expand(xa, xas, entry)
+        if shift < 0:
+            xas_set_err(xas, shift)
             return 0
-        while True:
-            if self.shift[xas.xa_node] == xas.xa_shift:
-                if (xas.xa_offset & xas.xa_sibs) == xas.xa_sibs:
-                    break
-            elif xas.xa_offset == XA_CHUNK_MASK:
-                xas.xa_offset = self.offset[xas.xa_node]
-                xas.xa_node = self.parent[xas.xa_node]
-                if xas.xa_node < 0:
-                    xas.xa_node = XAS_NULL
-                    break
-                continue
-            xas.xa_offset += 1
-            curr = self.slots[<i64>xas.xa_node * XA_CHUNK_SIZE + xas.xa_offset]
-            if xa_is_sibling(curr):
-                continue
-            while xa_is_node(curr):
-                xas.xa_node = xa_to_node(curr)
-                xas.xa_offset = 0
-                curr = self.slots[<i64>xas.xa_node * XA_CHUNK_SIZE]
-            if curr:
-                return curr
-        xas.xa_offset -= xas.xa_sibs
+        if not shift and not allow_root:
+            shift = XA_CHUNK_SHIFT
+        entry = xa.head
+        slot_node = -1
+    elif node == XAS_ERROR:
         return 0
+    else:
+        shift = xa.pool.shift[node]
+        slot_node = node
+        slot_off = xas.xa_offset
+        entry = xa.pool.slots[<i64>node * XA_CHUNK_SIZE + slot_off]
+    while shift > order:
+        shift -= XA_CHUNK_SHIFT
+        if not entry:
+            node = xas_alloc(xa, xas, shift)
+            if node < 0:
+                break
+            if slot_node < 0:
+                xa.head = xa_mk_node(node)
+            else:
+                xa.pool.slots[<i64>slot_node * XA_CHUNK_SIZE + slot_off] = xa_mk_node(node)
+        elif xa_is_node(entry):
+            node = xa_to_node(entry)
+        else:
+            break
+        entry = xas_descend(xa, xas, node)
+        slot_node = node
+        slot_off = xas.xa_offset
+    return entry
 
-    cdef int xas_get_order(self, xa_state *xas) noexcept nogil:
-        # lib/xarray.c xas_get_order
-        cdef int order = 0
-        cdef int slot
-        if xas.xa_node < 0:
+cdef void update_node(xarray_t *xa, xa_state *xas, i32 node, int count, int values) noexcept nogil:
+    # lib/xarray.c update_node
+    if node < 0 or (not count and not values):
+        return
+    xa.pool.count[node] = xa.pool.count[node] + (count)
+    xa.pool.nr_values[node] = xa.pool.nr_values[node] + (values)
+    assert xa.pool.count[node] <= XA_CHUNK_SIZE, "update_node: count > 64"
+    assert xa.pool.nr_values[node] <= xa.pool.count[node], "update_node: nr_values > count"
+    if count < 0:
+        xas_delete_node(xa, xas)
+
+cdef u64 xas_store(xarray_t *xa, xa_state *xas, u64 entry) noexcept nogil:
+    # lib/xarray.c xas_store
+    cdef i32 node
+    cdef int off, max, count = 0, values = 0, o2
+    cdef u64 first, next, cur
+    cdef bint value = xa_is_value(entry)
+    if entry:
+        first = xas_create(xa, xas, True)
+    else:
+        first = xas_load(xa, xas)
+    if xas_invalid(xas):
+        return first
+    node = xas.xa_node
+    if node >= 0 and xas.xa_shift < xa.pool.shift[node]:
+        xas.xa_sibs = 0
+    if first == entry and not xas.xa_sibs:
+        return first
+    next = first
+    off = xas.xa_offset
+    max = xas.xa_offset + xas.xa_sibs
+    if node >= 0 and xas.xa_sibs:
+        xas_squash_marks(xa, xas)
+    if not entry:
+        xas_init_marks(xa, xas)
+    while True:
+        # Must clear the marks before setting the entry to NULL (done above)
+        if node < 0:
+            xa.head = entry
+        else:
+            xa.pool.slots[<i64>node * XA_CHUNK_SIZE + off] = entry
+        if xa_is_node(next) and (node < 0 or xa.pool.shift[node]):
+            xas_free_nodes(xa, xa_to_node(next))
+        if node < 0:
+            break
+        count += (next == 0) - (entry == 0)
+        values += (not xa_is_value(first)) - (not value)
+        if entry:
+            if off == max:
+                break
+            if not xa_is_sibling(entry):
+                entry = xa_mk_sibling(xas.xa_offset)
+        else:
+            if off == XA_CHUNK_MASK:
+                break
+        off += 1
+        next = xa.pool.slots[<i64>node * XA_CHUNK_SIZE + off]
+        if not xa_is_sibling(next):
+            if not entry and off > max:
+                break
+            first = next
+    if entry and node >= 0:
+        # ppsize: a smaller store into a larger multi-index entry leaves its siblings in
+        # place; keep nr_values exact for them (Linux accounts the canonical slot only)
+        o2 = off + 1
+        while o2 < XA_CHUNK_SIZE:
+            cur = xa.pool.slots[<i64>node * XA_CHUNK_SIZE + o2]
+            if not xa_is_sibling(cur) or xa_to_sibling(cur) != xas.xa_offset:
+                break
+            values += (not xa_is_value(first)) - (not value)
+            o2 += 1
+    update_node(xa, xas, node, count, values)
+    return first
+
+# ---------------------------------------------------------------- marks
+cdef void xas_squash_marks(xarray_t *xa, xa_state *xas) noexcept nogil:
+    # lib/xarray.c xas_squash_marks: merge the marks of the range onto the first slot
+    cdef int mark
+    cdef u64 rng
+    cdef u64 *m
+    if not xas.xa_sibs:
+        return
+    rng = (((<u64>1) << xas.xa_sibs) - 1) << (xas.xa_offset + 1)
+    for mark in range(XA_MAX_MARKS):
+        m = &xa.pool.marks[<i64>xas.xa_node * XA_MAX_MARKS + mark]
+        if m[0] & rng:
+            m[0] = (m[0] & ~rng) | ((<u64>1) << xas.xa_offset)
+
+cdef bint xas_get_mark(xarray_t *xa, xa_state *xas, int mark) noexcept nogil:
+    # lib/xarray.c xas_get_mark
+    if xas_invalid(xas):
+        return False
+    if xas.xa_node < 0:
+        return (xa.head_marks >> mark) & 1
+    return (xa.pool.marks[<i64>xas.xa_node * XA_MAX_MARKS + mark] >> xas.xa_offset) & 1
+
+cdef void xas_set_mark(xarray_t *xa, xa_state *xas, int mark) noexcept nogil:
+    # lib/xarray.c xas_set_mark: set on the entry and every ancestor
+    cdef i32 node = xas.xa_node
+    cdef int off = xas.xa_offset
+    cdef u64 bit
+    cdef u64 *m
+    if xas_invalid(xas):
+        return
+    while node >= 0:
+        m = &xa.pool.marks[<i64>node * XA_MAX_MARKS + mark]
+        bit = (<u64>1) << off
+        if m[0] & bit:
+            return
+        m[0] |= bit
+        off = xa.pool.offset[node]
+        node = xa.pool.parent[node]
+    xa.head_marks = xa.head_marks | ((1 << mark))
+
+cdef void xas_clear_mark(xarray_t *xa, xa_state *xas, int mark) noexcept nogil:
+    # lib/xarray.c xas_clear_mark: clear up the tree while no sibling slot has it
+    cdef i32 node = xas.xa_node
+    cdef int off = xas.xa_offset
+    cdef u64 bit
+    cdef u64 *m
+    if xas_invalid(xas):
+        return
+    while node >= 0:
+        m = &xa.pool.marks[<i64>node * XA_MAX_MARKS + mark]
+        bit = (<u64>1) << off
+        if not (m[0] & bit):
+            return
+        m[0] &= ~bit
+        if m[0]:
+            return
+        off = xa.pool.offset[node]
+        node = xa.pool.parent[node]
+    xa.head_marks = xa.head_marks & (~(1 << mark))
+
+cdef void xas_init_marks(xarray_t *xa, xa_state *xas) noexcept nogil:
+    # lib/xarray.c xas_init_marks (no XA_FREE_MARK tracking)
+    cdef int mark
+    for mark in range(XA_MAX_MARKS):
+        xas_clear_mark(xa, xas, mark)
+
+# ---------------------------------------------------------------- conflicts, order
+cdef u64 xas_find_conflict(xarray_t *xa, xa_state *xas) noexcept nogil:
+    # lib/xarray.c xas_find_conflict: next present entry in the range of xas
+    cdef u64 curr
+    if xas.xa_node == XAS_ERROR or xas.xa_node == XAS_NULL:
+        return 0
+    if xas_top(xas.xa_node):
+        curr = xas_start(xa, xas)
+        if not curr:
             return 0
-        while True:
-            slot = xas.xa_offset + (1 << order)
-            if slot >= XA_CHUNK_SIZE:
+        while xa_is_node(curr):
+            curr = xas_descend(xa, xas, xa_to_node(curr))
+        if curr:
+            return curr
+    if xa.pool.shift[xas.xa_node] > xas.xa_shift:
+        return 0
+    while True:
+        if xa.pool.shift[xas.xa_node] == xas.xa_shift:
+            if (xas.xa_offset & xas.xa_sibs) == xas.xa_sibs:
                 break
-            if not xa_is_sibling(self.slots[<i64>xas.xa_node * XA_CHUNK_SIZE + slot]):
+        elif xas.xa_offset == XA_CHUNK_MASK:
+            xas.xa_offset = xa.pool.offset[xas.xa_node]
+            xas.xa_node = xa.pool.parent[xas.xa_node]
+            if xas.xa_node < 0:
+                xas.xa_node = XAS_NULL
                 break
-            order += 1
-        return order + self.shift[xas.xa_node]
+            continue
+        xas.xa_offset += 1
+        curr = xa.pool.slots[<i64>xas.xa_node * XA_CHUNK_SIZE + xas.xa_offset]
+        if xa_is_sibling(curr):
+            continue
+        while xa_is_node(curr):
+            xas.xa_node = xa_to_node(curr)
+            xas.xa_offset = 0
+            curr = xa.pool.slots[<i64>xas.xa_node * XA_CHUNK_SIZE]
+        if curr:
+            return curr
+    xas.xa_offset -= xas.xa_sibs
+    return 0
 
-    # ---------------------------------------------------------------- splitting
-    cdef void _node_set_marks(self, i32 node, int off, i32 child, int sibs, int marks) noexcept nogil:
-        # lib/xarray.c node_set_marks (+ node_mark_slots)
-        cdef int mark, i
-        for mark in range(XA_MAX_MARKS):
-            if marks & (1 << mark):
-                self.marks[<i64>node * XA_MAX_MARKS + mark] = self.marks[<i64>node * XA_MAX_MARKS + mark] | ((<u64>1) << off)
-                if child >= 0:
-                    if sibs == 0:
-                        self.marks[<i64>child * XA_MAX_MARKS + mark] = ~(<u64>0)
-                    else:
-                        i = 0
-                        while i < XA_CHUNK_SIZE:
-                            self.marks[<i64>child * XA_MAX_MARKS + mark] = self.marks[<i64>child * XA_MAX_MARKS + mark] | ((<u64>1) << i)
-                            i += sibs + 1
+cdef int xas_get_order(xarray_t *xa, xa_state *xas) noexcept nogil:
+    # lib/xarray.c xas_get_order
+    cdef int order = 0
+    cdef int slot
+    if xas.xa_node < 0:
+        return 0
+    while True:
+        slot = xas.xa_offset + (1 << order)
+        if slot >= XA_CHUNK_SIZE:
+            break
+        if not xa_is_sibling(xa.pool.slots[<i64>xas.xa_node * XA_CHUNK_SIZE + slot]):
+            break
+        order += 1
+    return order + xa.pool.shift[xas.xa_node]
 
-    cdef int _node_get_marks(self, i32 node, int off) noexcept nogil:
-        cdef int mark, marks = 0
-        for mark in range(XA_MAX_MARKS):
-            if (self.marks[<i64>node * XA_MAX_MARKS + mark] >> off) & 1:
-                marks |= 1 << mark
-        return marks
+# ---------------------------------------------------------------- splitting
+cdef void node_set_marks(xarray_t *xa, i32 node, int off, i32 child, int sibs, int marks) noexcept nogil:
+    # lib/xarray.c node_set_marks (+ node_mark_slots)
+    cdef int mark, i
+    for mark in range(XA_MAX_MARKS):
+        if marks & (1 << mark):
+            xa.pool.marks[<i64>node * XA_MAX_MARKS + mark] = xa.pool.marks[<i64>node * XA_MAX_MARKS + mark] | ((<u64>1) << off)
+            if child >= 0:
+                if sibs == 0:
+                    xa.pool.marks[<i64>child * XA_MAX_MARKS + mark] = ~(<u64>0)
+                else:
+                    i = 0
+                    while i < XA_CHUNK_SIZE:
+                        xa.pool.marks[<i64>child * XA_MAX_MARKS + mark] = xa.pool.marks[<i64>child * XA_MAX_MARKS + mark] | ((<u64>1) << i)
+                        i += sibs + 1
 
-    cdef i32 _split_child(self, xa_state *xas, i32 node, int off, u64 entry, int marks) noexcept nogil:
-        # __xas_init_node_for_split + the child set-up in xas_split / xas_try_split
-        cdef i32 child = self._node_alloc()
-        cdef int i
-        cdef u64 sibling = 0
-        cdef int mask = xas.xa_sibs
-        if child < 0:
-            return -1
-        for i in range(XA_CHUNK_SIZE):
-            if (i & mask) == 0:
-                self.slots[<i64>child * XA_CHUNK_SIZE + i] = entry
-                sibling = xa_mk_sibling(i)
-            else:
-                self.slots[<i64>child * XA_CHUNK_SIZE + i] = sibling
-        self.shift[child] = self.shift[node] - XA_CHUNK_SHIFT
-        self.offset[child] = off
-        self.count[child] = XA_CHUNK_SIZE
-        self.nr_values[child] = XA_CHUNK_SIZE if xa_is_value(entry) else 0
-        self.parent[child] = node
-        self._node_set_marks(node, off, child, xas.xa_sibs, marks)
-        self.slots[<i64>node * XA_CHUNK_SIZE + off] = xa_mk_node(child)
-        if self.parent[node] < 0 and self.count[node] == 1:
-            self.root_unshrunk = True     # xas_split/xas_try_split never call xas_shrink
-        return child
+cdef int node_get_marks(xarray_t *xa, i32 node, int off) noexcept nogil:
+    cdef int mark, marks = 0
+    for mark in range(XA_MAX_MARKS):
+        if (xa.pool.marks[<i64>node * XA_MAX_MARKS + mark] >> off) & 1:
+            marks |= 1 << mark
+    return marks
 
-    cdef void xas_split(self, xa_state *xas, u64 entry, int order) noexcept nogil:
-        # lib/xarray.c xas_split_alloc + xas_split: split into entries of xas's order
-        cdef int sibs = (1 << (order % XA_CHUNK_SHIFT)) - 1
-        cdef int off, canon, marks
-        cdef int values = 0
-        cdef i32 node
-        cdef u64 curr
-        # xas_split_alloc: "XXX: no support for splitting really large entries yet"
-        if xas.xa_shift + 2 * XA_CHUNK_SHIFT <= order:
-            xas_set_err(xas, -XA_ENOMEM)
-            return
-        curr = self.xas_load(xas)
-        node = xas.xa_node
-        if xas_top(node):
-            return
-        marks = self._node_get_marks(node, xas.xa_offset)
-        off = xas.xa_offset + sibs
-        while True:
-            if xas.xa_shift < self.shift[node]:
-                if self._split_child(xas, node, off, entry, marks) < 0:
-                    xas_set_err(xas, -XA_ENOMEM)
-                    return
-                if xa_is_value(curr):
-                    values -= 1
-            else:
-                canon = off - xas.xa_sibs
-                self._node_set_marks(node, canon, -1, 0, marks)
-                self.slots[<i64>node * XA_CHUNK_SIZE + canon] = entry
-                while off > canon:
-                    self.slots[<i64>node * XA_CHUNK_SIZE + off] = xa_mk_sibling(canon)
-                    off -= 1
-                values += (xa_is_value(entry) - xa_is_value(curr)) * (xas.xa_sibs + 1)
-            if off <= xas.xa_offset:
-                break
-            off -= 1
-        self.nr_values[node] = self.nr_values[node] + (values)
+cdef i32 xa_split_child(xarray_t *xa, xa_state *xas, i32 node, int off, u64 entry, int marks) noexcept nogil:
+    # __xas_init_node_for_split + the child set-up in xas_split / xas_try_split
+    cdef i32 child = xa_node_alloc(xa)
+    cdef int i
+    cdef u64 sibling = 0
+    cdef int mask = xas.xa_sibs
+    if child < 0:
+        return -1
+    for i in range(XA_CHUNK_SIZE):
+        if (i & mask) == 0:
+            xa.pool.slots[<i64>child * XA_CHUNK_SIZE + i] = entry
+            sibling = xa_mk_sibling(i)
+        else:
+            xa.pool.slots[<i64>child * XA_CHUNK_SIZE + i] = sibling
+    xa.pool.shift[child] = xa.pool.shift[node] - XA_CHUNK_SHIFT
+    xa.pool.offset[child] = off
+    xa.pool.count[child] = XA_CHUNK_SIZE
+    xa.pool.nr_values[child] = XA_CHUNK_SIZE if xa_is_value(entry) else 0
+    xa.pool.parent[child] = node
+    node_set_marks(xa, node, off, child, xas.xa_sibs, marks)
+    xa.pool.slots[<i64>node * XA_CHUNK_SIZE + off] = xa_mk_node(child)
+    if xa.pool.parent[node] < 0 and xa.pool.count[node] == 1:
+        xa.root_unshrunk = True     # xas_split/xas_try_split never call xas_shrink
+    return child
 
-    cdef void xas_try_split(self, xa_state *xas, u64 entry, int order) noexcept nogil:
-        # lib/xarray.c xas_try_split: at most one new node (GFP_NOWAIT), else -EINVAL
-        cdef int sibs = (1 << (order % XA_CHUNK_SHIFT)) - 1
-        cdef int off, canon, marks, expected_sibs
-        cdef int values = 0
-        cdef i32 node
-        cdef u64 curr = self.xas_load(xas)
-        node = xas.xa_node
-        if xas_top(node):
-            return
-        marks = self._node_get_marks(node, xas.xa_offset)
-        off = xas.xa_offset + sibs
-        if xas.xa_shift < self.shift[node]:
-            expected_sibs = (1 << ((order - 1) % XA_CHUNK_SHIFT)) - 1
-            # No support for splitting sibling entries (horizontally) or cascade
-            # split (vertically), which requires two or more new xa_nodes.
-            if sibs or xas.xa_sibs != expected_sibs:
-                xas_set_err(xas, -XA_EINVAL)
-                return
-            if self._split_child(xas, node, off, entry, marks) < 0:
+cdef void xas_split(xarray_t *xa, xa_state *xas, u64 entry, int order) noexcept nogil:
+    # lib/xarray.c xas_split_alloc + xas_split: split into entries of xas's order
+    cdef int sibs = (1 << (order % XA_CHUNK_SHIFT)) - 1
+    cdef int off, canon, marks
+    cdef int values = 0
+    cdef i32 node
+    cdef u64 curr
+    # xas_split_alloc: "XXX: no support for splitting really large entries yet"
+    if xas.xa_shift + 2 * XA_CHUNK_SHIFT <= order:
+        xas_set_err(xas, -XA_ENOMEM)
+        return
+    curr = xas_load(xa, xas)
+    node = xas.xa_node
+    if xas_top(node):
+        return
+    marks = node_get_marks(xa, node, xas.xa_offset)
+    off = xas.xa_offset + sibs
+    while True:
+        if xas.xa_shift < xa.pool.shift[node]:
+            if xa_split_child(xa, xas, node, off, entry, marks) < 0:
                 xas_set_err(xas, -XA_ENOMEM)
                 return
             if xa_is_value(curr):
                 values -= 1
         else:
-            while True:
-                canon = off - xas.xa_sibs
-                self._node_set_marks(node, canon, -1, 0, marks)
-                self.slots[<i64>node * XA_CHUNK_SIZE + canon] = entry
-                while off > canon:
-                    self.slots[<i64>node * XA_CHUNK_SIZE + off] = xa_mk_sibling(canon)
-                    off -= 1
-                values += (xa_is_value(entry) - xa_is_value(curr)) * (xas.xa_sibs + 1)
-                if off <= xas.xa_offset:
-                    break
+            canon = off - xas.xa_sibs
+            node_set_marks(xa, node, canon, -1, 0, marks)
+            xa.pool.slots[<i64>node * XA_CHUNK_SIZE + canon] = entry
+            while off > canon:
+                xa.pool.slots[<i64>node * XA_CHUNK_SIZE + off] = xa_mk_sibling(canon)
                 off -= 1
-        self.nr_values[node] = self.nr_values[node] + (values)
+            values += (xa_is_value(entry) - xa_is_value(curr)) * (xas.xa_sibs + 1)
+        if off <= xas.xa_offset:
+            break
+        off -= 1
+    xa.pool.nr_values[node] = xa.pool.nr_values[node] + (values)
 
-    # ---------------------------------------------------------------- C interface
-    cdef u64 load(self, u64 index) noexcept nogil:
-        """xa_load: the entry covering index (canonical entry of a multi-index), 0 if none."""
-        cdef u64 e
-        cdef i32 node
-        cdef int sh, off
-        cdef i32 hint = self.hint
-        if hint >= 0 and (index ^ self.hint_base) < XA_CHUNK_SIZE:
-            # ppsize lookup cache: a live shift-0 node is authoritative for its 64 indices
-            assert self.shift[hint] == 0, "load: stale lookup hint"
-            e = self.slots[<i64>hint * XA_CHUNK_SIZE + (index & XA_CHUNK_MASK)]
-            if xa_is_sibling(e):
-                e = self.slots[<i64>hint * XA_CHUNK_SIZE + xa_to_sibling(e)]
-            return e
-        e = self.head
-        if not xa_is_node(e):
-            return e if index == 0 else 0
-        node = xa_to_node(e)
-        if (index >> self.shift[node]) > XA_CHUNK_MASK:
-            return 0
+cdef void xas_try_split(xarray_t *xa, xa_state *xas, u64 entry, int order) noexcept nogil:
+    # lib/xarray.c xas_try_split: at most one new node (GFP_NOWAIT), else -EINVAL
+    cdef int sibs = (1 << (order % XA_CHUNK_SHIFT)) - 1
+    cdef int off, canon, marks, expected_sibs
+    cdef int values = 0
+    cdef i32 node
+    cdef u64 curr = xas_load(xa, xas)
+    node = xas.xa_node
+    if xas_top(node):
+        return
+    marks = node_get_marks(xa, node, xas.xa_offset)
+    off = xas.xa_offset + sibs
+    if xas.xa_shift < xa.pool.shift[node]:
+        expected_sibs = (1 << ((order - 1) % XA_CHUNK_SHIFT)) - 1
+        # No support for splitting sibling entries (horizontally) or cascade
+        # split (vertically), which requires two or more new xa_nodes.
+        if sibs or xas.xa_sibs != expected_sibs:
+            xas_set_err(xas, -XA_EINVAL)
+            return
+        if xa_split_child(xa, xas, node, off, entry, marks) < 0:
+            xas_set_err(xas, -XA_ENOMEM)
+            return
+        if xa_is_value(curr):
+            values -= 1
+    else:
         while True:
-            sh = self.shift[node]
-            off = (index >> sh) & XA_CHUNK_MASK
-            e = self.slots[<i64>node * XA_CHUNK_SIZE + off]
-            if xa_is_sibling(e):
-                e = self.slots[<i64>node * XA_CHUNK_SIZE + xa_to_sibling(e)]
-            if sh == 0:
-                self.hint = node
-                self.hint_base = index & ~(<u64>XA_CHUNK_MASK)
-                return e
-            if not xa_is_node(e):
-                return e
+            canon = off - xas.xa_sibs
+            node_set_marks(xa, node, canon, -1, 0, marks)
+            xa.pool.slots[<i64>node * XA_CHUNK_SIZE + canon] = entry
+            while off > canon:
+                xa.pool.slots[<i64>node * XA_CHUNK_SIZE + off] = xa_mk_sibling(canon)
+                off -= 1
+            values += (xa_is_value(entry) - xa_is_value(curr)) * (xas.xa_sibs + 1)
+            if off <= xas.xa_offset:
+                break
+            off -= 1
+    xa.pool.nr_values[node] = xa.pool.nr_values[node] + (values)
+
+# ---------------------------------------------------------------- C interface
+cdef u64 xa_load(xarray_t *xa, u64 index) noexcept nogil:
+    """xa_load: the entry covering index (canonical entry of a multi-index), 0 if none."""
+    cdef u64 e
+    cdef i32 node
+    cdef int sh, off
+    cdef i32 hint = xa.hint
+    if hint >= 0 and (index ^ xa.hint_base) < XA_CHUNK_SIZE:
+        # ppsize lookup cache: a live shift-0 node is authoritative for its 64 indices
+        assert xa.pool.shift[hint] == 0, "load: stale lookup hint"
+        e = xa.pool.slots[<i64>hint * XA_CHUNK_SIZE + (index & XA_CHUNK_MASK)]
+        if xa_is_sibling(e):
+            e = xa.pool.slots[<i64>hint * XA_CHUNK_SIZE + xa_to_sibling(e)]
+        return e
+    e = xa.head
+    if not xa_is_node(e):
+        return e if index == 0 else 0
+    node = xa_to_node(e)
+    if (index >> xa.pool.shift[node]) > XA_CHUNK_MASK:
+        return 0
+    while True:
+        sh = xa.pool.shift[node]
+        off = (index >> sh) & XA_CHUNK_MASK
+        e = xa.pool.slots[<i64>node * XA_CHUNK_SIZE + off]
+        if xa_is_sibling(e):
+            e = xa.pool.slots[<i64>node * XA_CHUNK_SIZE + xa_to_sibling(e)]
+        if sh == 0:
+            xa.hint = node
+            xa.hint_base = index & ~(<u64>XA_CHUNK_MASK)
+            return e
+        if not xa_is_node(e):
+            return e
+        node = xa_to_node(e)
+
+cdef int xa_store(xarray_t *xa, u64 index, int order, u64 entry) noexcept nogil:
+    """xa_store_order: store entry (0 = erase) of 2**order indices at index rounded down.
+
+    Returns 0, or -XA_EINVAL for an internal entry or a bad order (as xa_store)."""
+    cdef xa_state xas
+    cdef u64 *p
+    cdef u64 old
+    cdef i32 hint = xa.hint
+    if xa_is_internal(entry) or order < 0 or order > 63:
+        return -XA_EINVAL
+    if order == 0 and entry and hint >= 0 and (index ^ xa.hint_base) < XA_CHUNK_SIZE:
+        # fast path, exactly what xas_store does for one non-sibling slot of a leaf:
+        # write, count += !old, nr_values += !is_value(old) - !is_value(entry);
+        # marks unchanged (no squash for a single slot)
+        p = &xa.pool.slots[<i64>hint * XA_CHUNK_SIZE + (index & XA_CHUNK_MASK)]
+        old = p[0]
+        if not xa_is_sibling(old) and not (
+                (index & XA_CHUNK_MASK) < XA_CHUNK_MASK and xa_is_sibling(p[1])):
+            p[0] = entry
+            if not old:
+                xa.pool.count[hint] = xa.pool.count[hint] + (1)
+                xa.pool.nr_values[hint] = xa.pool.nr_values[hint] + (xa_is_value(entry))
+            else:
+                xa.pool.nr_values[hint] = xa.pool.nr_values[hint] + (<int>xa_is_value(entry) - <int>xa_is_value(old))
+            return 0
+    xas_set_order(&xas, index, order)
+    xas_store(xa, &xas, entry)
+    if entry and xas.xa_node >= 0 and xa.pool.shift[xas.xa_node] == 0:
+        xa.hint = xas.xa_node              # the leaf just stored into
+        xa.hint_base = index & ~(<u64>XA_CHUNK_MASK)
+    return xas.err
+
+cdef int xa_add(xarray_t *xa, u64 index, int order, u64 entry) noexcept nogil:
+    """__filemap_add_folio: store a real entry of order at index (rounded down) unless a
+    real entry exists in the range (-XA_EEXIST, nothing changed); value (shadow) entries
+    in the range are replaced, a larger one is split first with xas_try_split."""
+    cdef xa_state xas
+    cdef u64 e, old = 0
+    cdef int cur_order = -1, split_order
+    if xa_is_internal(entry) or entry == 0 or order < 0 or order > 63:
+        return -XA_EINVAL
+    xas_set_order(&xas, index, order)
+    index = xas.xa_index
+    # xas_for_each_conflict
+    while True:
+        e = xas_find_conflict(xa, &xas)
+        if not e:
+            break
+        old = e
+        if not xa_is_value(e):
+            return -XA_EEXIST
+        # If a larger entry exists, it will be the first and only entry iterated.
+        if cur_order == -1:
+            cur_order = xas_get_order(xa, &xas)
+    if old:
+        if cur_order > 0 and cur_order > order:
+            split_order = max(order, xas_try_split_min_order(cur_order))
+            while cur_order > order:
+                xas_set_order(&xas, index, split_order)
+                xas_try_split(xa, &xas, old, cur_order)
+                if xas.err:
+                    return xas.err
+                cur_order = split_order
+                split_order = max(xas_try_split_min_order(split_order), order)
+            xas.xa_node = XAS_RESTART        # xas_reset
+    xas_store(xa, &xas, entry)
+    return xas.err
+
+cdef u64 xa_erase(xarray_t *xa, u64 index) noexcept nogil:
+    """xa_erase: erase the entry covering index (all of a multi-index entry)."""
+    cdef xa_state xas
+    xas_set_order(&xas, index, 0)
+    return xas_store(xa, &xas, 0)
+
+cdef int xa_entry_order(xarray_t *xa, u64 index) noexcept nogil:
+    """xa_get_order, but -1 when no entry covers index."""
+    cdef xa_state xas
+    xas_set_order(&xas, index, 0)
+    if not xas_load(xa, &xas):
+        return -1
+    return xas_get_order(xa, &xas)
+
+cdef u64 xa_find_range(xarray_t *xa, u64 start, u64 max, int mark, u64 *out_index, int *out_order) noexcept nogil:
+    # After xas_find / xas_find_marked: the entry covering start, else the first entry
+    # (with mark if mark >= 0) whose first index is in (start, max]. Reports the
+    # entry's first index and order.
+    cdef u64 head = xa.head, e, nstart = 0, sstart, bits
+    cdef i32 node
+    cdef int sh, off, k
+    cdef bint first = True
+    if start > max or head == 0:
+        return 0
+    if mark >= 0 and not ((xa.head_marks >> mark) & 1):
+        return 0
+    if not xa_is_node(head):
+        if start != 0:
+            return 0
+        out_index[0] = 0
+        out_order[0] = 0
+        return head
+    node = xa_to_node(head)
+    sh = xa.pool.shift[node]
+    if (start >> sh) > XA_CHUNK_MASK:
+        return 0
+    off = (start >> sh) & XA_CHUNK_MASK
+    while True:
+        if off >= XA_CHUNK_SIZE or (sh >= 60 and off >= 16):
+            if xa.pool.parent[node] < 0:
+                return 0
+            off = xa.pool.offset[node]
+            node = xa.pool.parent[node]
+            sh = xa.pool.shift[node]
+            nstart -= (<u64>off) << sh
+            off += 1
+            first = False
+            continue
+        if mark >= 0 and not first:
+            bits = xa.pool.marks[<i64>node * XA_MAX_MARKS + mark] >> off
+            if not bits:
+                off = XA_CHUNK_SIZE
+                continue
+            off += ppsize_ctz64(bits)
+        e = xa.pool.slots[<i64>node * XA_CHUNK_SIZE + off]
+        if first and xa_is_sibling(e):
+            off = xa_to_sibling(e)
+            e = xa.pool.slots[<i64>node * XA_CHUNK_SIZE + off]
+        sstart = nstart + ((<u64>off) << sh)
+        if not first and sstart > max:
+            return 0
+        if (not e or xa_is_sibling(e) or
+                (mark >= 0 and not ((xa.pool.marks[<i64>node * XA_MAX_MARKS + mark] >> off) & 1))):
+            off += 1
+            first = False
+            continue
+        if xa_is_node(e):
             node = xa_to_node(e)
+            nstart = sstart
+            sh = xa.pool.shift[node]
+            off = ((start >> sh) & XA_CHUNK_MASK) if first else 0
+            continue
+        k = 0
+        while off + (1 << k) < XA_CHUNK_SIZE and xa_is_sibling(
+                xa.pool.slots[<i64>node * XA_CHUNK_SIZE + off + (1 << k)]):
+            k += 1
+        out_index[0] = sstart
+        out_order[0] = sh + k
+        return e
 
-    cdef int store(self, u64 index, int order, u64 entry) noexcept nogil:
-        """xa_store_order: store entry (0 = erase) of 2**order indices at index rounded down.
+cdef u64 xa_find(xarray_t *xa, u64 *index, u64 max) noexcept nogil:
+    """xa_find(XA_PRESENT): the entry covering *index, else the first entry starting in
+    (*index, max]; *index is set to the entry's first index. 0 if none."""
+    cdef int order
+    return xa_find_range(xa, index[0], max, -1, index, &order)
 
-        Returns 0, or -XA_EINVAL for an internal entry or a bad order (as xa_store)."""
-        cdef xa_state xas
-        cdef u64 *p
-        cdef u64 old
-        cdef i32 hint = self.hint
-        if xa_is_internal(entry) or order < 0 or order > 63:
-            return -XA_EINVAL
-        if order == 0 and entry and hint >= 0 and (index ^ self.hint_base) < XA_CHUNK_SIZE:
-            # fast path, exactly what xas_store does for one non-sibling slot of a leaf:
-            # write, count += !old, nr_values += !is_value(old) - !is_value(entry);
-            # marks unchanged (no squash for a single slot)
-            p = &self.slots[<i64>hint * XA_CHUNK_SIZE + (index & XA_CHUNK_MASK)]
+cdef u64 xa_find_marked(xarray_t *xa, u64 *index, u64 max, int mark) noexcept nogil:
+    """xa_find(mark): as find(), among entries with the mark."""
+    cdef int order
+    if mark < 0 or mark >= XA_MAX_MARKS:
+        return 0
+    return xa_find_range(xa, index[0], max, mark, index, &order)
+
+cdef void xa_set_mark(xarray_t *xa, u64 index, int mark) noexcept nogil:
+    """__xa_set_mark: only if an entry covers index."""
+    cdef xa_state xas
+    if mark < 0 or mark >= XA_MAX_MARKS:
+        return
+    xas_set_order(&xas, index, 0)
+    if xas_load(xa, &xas):
+        xas_set_mark(xa, &xas, mark)
+
+cdef void xa_clear_mark(xarray_t *xa, u64 index, int mark) noexcept nogil:
+    """__xa_clear_mark."""
+    cdef xa_state xas
+    if mark < 0 or mark >= XA_MAX_MARKS:
+        return
+    xas_set_order(&xas, index, 0)
+    if xas_load(xa, &xas):
+        xas_clear_mark(xa, &xas, mark)
+
+cdef bint xa_get_mark(xarray_t *xa, u64 index, int mark) noexcept nogil:
+    """xa_get_mark."""
+    cdef xa_state xas
+    cdef u64 entry
+    if mark < 0 or mark >= XA_MAX_MARKS:
+        return False
+    xas_set_order(&xas, index, 0)
+    entry = xas_start(xa, &xas)
+    while xas_get_mark(xa, &xas, mark):
+        if not xa_is_node(entry):
+            return True
+        entry = xas_descend(xa, &xas, xa_to_node(entry))
+    return False
+
+cdef int xa_split(xarray_t *xa, u64 index, int new_order) noexcept nogil:
+    """xas_split_alloc + xas_split of the entry covering index into entries of
+    new_order (value and marks copied). 0; -XA_EINVAL if no entry or new_order is not
+    below its order; -XA_ENOMEM where xas_split_alloc refuses (order >= shift of
+    new_order + 12: 'no support for splitting really large entries')."""
+    cdef xa_state xas
+    cdef int order
+    cdef u64 entry
+    if new_order < 0 or new_order > 63:
+        return -XA_EINVAL
+    xas_set_order(&xas, index, 0)
+    entry = xas_load(xa, &xas)
+    if not entry:
+        return -XA_EINVAL
+    order = xas_get_order(xa, &xas)
+    if new_order >= order:
+        return -XA_EINVAL
+    xas_set_order(&xas, index, new_order)
+    xas_split(xa, &xas, entry, order)
+    return xas.err
+
+cdef int xa_try_split(xarray_t *xa, u64 index, int new_order) noexcept nogil:
+    """xas_try_split: as split() but with at most one new node: new_order must be at
+    least xas_try_split_min_order(order), else -XA_EINVAL and nothing changes."""
+    cdef xa_state xas
+    cdef int order
+    cdef u64 entry
+    if new_order < 0 or new_order > 63:
+        return -XA_EINVAL
+    xas_set_order(&xas, index, 0)
+    entry = xas_load(xa, &xas)
+    if not entry:
+        return -XA_EINVAL
+    order = xas_get_order(xa, &xas)
+    if new_order >= order or new_order < xas_try_split_min_order(order):
+        return -XA_EINVAL
+    xas_set_order(&xas, index, new_order)
+    xas_try_split(xa, &xas, entry, order)
+    return xas.err
+
+cdef void xa_prefetch(xarray_t *xa, u64 index, bint write) noexcept nogil:
+    # Batched loops: walk the (cache-hot) upper levels for a later index and prefetch
+    # the slot its walk will miss on, so several misses are in flight at once.
+    cdef u64 e = xa.head
+    cdef i32 node
+    cdef int sh
+    cdef u64 *p
+    if not xa_is_node(e):
+        return
+    node = xa_to_node(e)
+    sh = xa.pool.shift[node]
+    if (index >> sh) > XA_CHUNK_MASK:
+        return
+    while True:
+        p = &xa.pool.slots[<i64>node * XA_CHUNK_SIZE + ((index >> sh) & XA_CHUNK_MASK)]
+        e = p[0]
+        if sh == 0 or not xa_is_node(e):
+            break
+        node = xa_to_node(e)
+        sh = xa.pool.shift[node]
+    if write:
+        ppsize_prefetchw(p)
+    else:
+        ppsize_prefetch(p)
+
+cdef void xa_store_batch(xarray_t *xa, const u64 *idx, const u64 *ent, i64 n, int order, i64 *nerr) noexcept nogil:
+    cdef i64 i
+    cdef u64 index, entry, old
+    cdef u64 *p
+    cdef i32 hint
+    for i in range(n):
+        index = idx[i]
+        entry = ent[i]
+        if i + PREFETCH_DISTANCE < n and (   # once per new leaf
+                (idx[i + PREFETCH_DISTANCE] ^ idx[i + PREFETCH_DISTANCE - 1]) >= XA_CHUNK_SIZE):
+            xa_prefetch(xa, idx[i + PREFETCH_DISTANCE], True)
+        hint = xa.hint
+        if (order == 0 and hint >= 0 and (index ^ xa.hint_base) < XA_CHUNK_SIZE
+                and entry and not xa_is_internal(entry)):
+            # store()'s leaf fast path, inlined for runs of stores into one leaf
+            p = &xa.pool.slots[<i64>hint * XA_CHUNK_SIZE + (index & XA_CHUNK_MASK)]
             old = p[0]
             if not xa_is_sibling(old) and not (
                     (index & XA_CHUNK_MASK) < XA_CHUNK_MASK and xa_is_sibling(p[1])):
                 p[0] = entry
                 if not old:
-                    self.count[hint] = self.count[hint] + (1)
-                    self.nr_values[hint] = self.nr_values[hint] + (xa_is_value(entry))
+                    xa.pool.count[hint] = xa.pool.count[hint] + 1
+                    xa.pool.nr_values[hint] = xa.pool.nr_values[hint] + xa_is_value(entry)
                 else:
-                    self.nr_values[hint] = self.nr_values[hint] + (<int>xa_is_value(entry) - <int>xa_is_value(old))
-                return 0
-        xas_set_order(&xas, index, order)
-        self.xas_store(&xas, entry)
-        if entry and xas.xa_node >= 0 and self.shift[xas.xa_node] == 0:
-            self.hint = xas.xa_node              # the leaf just stored into
-            self.hint_base = index & ~(<u64>XA_CHUNK_MASK)
-        return xas.err
-
-    cdef int add(self, u64 index, int order, u64 entry) noexcept nogil:
-        """__filemap_add_folio: store a real entry of order at index (rounded down) unless a
-        real entry exists in the range (-XA_EEXIST, nothing changed); value (shadow) entries
-        in the range are replaced, a larger one is split first with xas_try_split."""
-        cdef xa_state xas
-        cdef u64 e, old = 0
-        cdef int cur_order = -1, split_order
-        if xa_is_internal(entry) or entry == 0 or order < 0 or order > 63:
-            return -XA_EINVAL
-        xas_set_order(&xas, index, order)
-        index = xas.xa_index
-        # xas_for_each_conflict
-        while True:
-            e = self.xas_find_conflict(&xas)
-            if not e:
-                break
-            old = e
-            if not xa_is_value(e):
-                return -XA_EEXIST
-            # If a larger entry exists, it will be the first and only entry iterated.
-            if cur_order == -1:
-                cur_order = self.xas_get_order(&xas)
-        if old:
-            if cur_order > 0 and cur_order > order:
-                split_order = max(order, xas_try_split_min_order(cur_order))
-                while cur_order > order:
-                    xas_set_order(&xas, index, split_order)
-                    self.xas_try_split(&xas, old, cur_order)
-                    if xas.err:
-                        return xas.err
-                    cur_order = split_order
-                    split_order = max(xas_try_split_min_order(split_order), order)
-                xas.xa_node = XAS_RESTART        # xas_reset
-        self.xas_store(&xas, entry)
-        return xas.err
-
-    cdef u64 erase(self, u64 index) noexcept nogil:
-        """xa_erase: erase the entry covering index (all of a multi-index entry)."""
-        cdef xa_state xas
-        xas_set_order(&xas, index, 0)
-        return self.xas_store(&xas, 0)
-
-    cdef int entry_order(self, u64 index) noexcept nogil:
-        """xa_get_order, but -1 when no entry covers index."""
-        cdef xa_state xas
-        xas_set_order(&xas, index, 0)
-        if not self.xas_load(&xas):
-            return -1
-        return self.xas_get_order(&xas)
-
-    cdef u64 _find(self, u64 start, u64 max, int mark, u64 *out_index, int *out_order) noexcept nogil:
-        # After xas_find / xas_find_marked: the entry covering start, else the first entry
-        # (with mark if mark >= 0) whose first index is in (start, max]. Reports the
-        # entry's first index and order.
-        cdef u64 head = self.head, e, nstart = 0, sstart, bits
-        cdef i32 node
-        cdef int sh, off, k
-        cdef bint first = True
-        if start > max or head == 0:
-            return 0
-        if mark >= 0 and not ((self.head_marks >> mark) & 1):
-            return 0
-        if not xa_is_node(head):
-            if start != 0:
-                return 0
-            out_index[0] = 0
-            out_order[0] = 0
-            return head
-        node = xa_to_node(head)
-        sh = self.shift[node]
-        if (start >> sh) > XA_CHUNK_MASK:
-            return 0
-        off = (start >> sh) & XA_CHUNK_MASK
-        while True:
-            if off >= XA_CHUNK_SIZE or (sh >= 60 and off >= 16):
-                if self.parent[node] < 0:
-                    return 0
-                off = self.offset[node]
-                node = self.parent[node]
-                sh = self.shift[node]
-                nstart -= (<u64>off) << sh
-                off += 1
-                first = False
+                    xa.pool.nr_values[hint] = xa.pool.nr_values[hint] + (
+                        <int>xa_is_value(entry) - <int>xa_is_value(old))
                 continue
-            if mark >= 0 and not first:
-                bits = self.marks[<i64>node * XA_MAX_MARKS + mark] >> off
-                if not bits:
-                    off = XA_CHUNK_SIZE
-                    continue
-                off += ppsize_ctz64(bits)
-            e = self.slots[<i64>node * XA_CHUNK_SIZE + off]
-            if first and xa_is_sibling(e):
-                off = xa_to_sibling(e)
-                e = self.slots[<i64>node * XA_CHUNK_SIZE + off]
-            sstart = nstart + ((<u64>off) << sh)
-            if not first and sstart > max:
-                return 0
-            if (not e or xa_is_sibling(e) or
-                    (mark >= 0 and not ((self.marks[<i64>node * XA_MAX_MARKS + mark] >> off) & 1))):
-                off += 1
-                first = False
-                continue
-            if xa_is_node(e):
-                node = xa_to_node(e)
-                nstart = sstart
-                sh = self.shift[node]
-                off = ((start >> sh) & XA_CHUNK_MASK) if first else 0
-                continue
-            k = 0
-            while off + (1 << k) < XA_CHUNK_SIZE and xa_is_sibling(
-                    self.slots[<i64>node * XA_CHUNK_SIZE + off + (1 << k)]):
-                k += 1
-            out_index[0] = sstart
-            out_order[0] = sh + k
-            return e
+        if xa_store(xa, index, order, entry) != 0:
+            nerr[0] += 1
 
-    cdef u64 find(self, u64 *index, u64 max) noexcept nogil:
-        """xa_find(XA_PRESENT): the entry covering *index, else the first entry starting in
-        (*index, max]; *index is set to the entry's first index. 0 if none."""
-        cdef int order
-        return self._find(index[0], max, -1, index, &order)
 
-    cdef u64 find_marked(self, u64 *index, u64 max, int mark) noexcept nogil:
-        """xa_find(mark): as find(), among entries with the mark."""
-        cdef int order
-        if mark < 0 or mark >= XA_MAX_MARKS:
-            return 0
-        return self._find(index[0], max, mark, index, &order)
+cdef class XArray:
+    """An XArray of u64 entries (0 = empty; odd = value entry; (e & 3) == 2 refused).
 
-    cdef void set_mark(self, u64 index, int mark) noexcept nogil:
-        """__xa_set_mark: only if an entry covers index."""
-        cdef xa_state xas
-        if mark < 0 or mark >= XA_MAX_MARKS:
-            return
-        xas_set_order(&xas, index, 0)
-        if self.xas_load(&xas):
-            self.xas_set_mark(&xas, mark)
+    Its state is the C struct `xa` (xarray_t); nodes come from `pool` (an XAPool, private
+    unless one is passed in to share). Python methods validate their arguments; the C
+    functions of xarray.pxd (xa_load(&x.xa, ...)) are the nogil interface.
+    """
 
-    cdef void clear_mark(self, u64 index, int mark) noexcept nogil:
-        """__xa_clear_mark."""
-        cdef xa_state xas
-        if mark < 0 or mark >= XA_MAX_MARKS:
-            return
-        xas_set_order(&xas, index, 0)
-        if self.xas_load(&xas):
-            self.xas_clear_mark(&xas, mark)
+    def __cinit__(self, i64 capacity=64, XAPool pool=None):
+        if pool is None:
+            pool = XAPool(max(capacity, 16))
+        self.pool = pool
+        xa_init(&self.xa, &pool.p)
 
-    cdef bint get_mark(self, u64 index, int mark) noexcept nogil:
-        """xa_get_mark."""
-        cdef xa_state xas
-        cdef u64 entry
-        if mark < 0 or mark >= XA_MAX_MARKS:
-            return False
-        xas_set_order(&xas, index, 0)
-        entry = self.xas_start(&xas)
-        while self.xas_get_mark(&xas, mark):
-            if not xa_is_node(entry):
-                return True
-            entry = self.xas_descend(&xas, xa_to_node(entry))
-        return False
+    def __dealloc__(self):
+        # give the nodes back to a shared pool
+        if self.pool is not None and self.xa.pool != NULL:
+            xa_destroy(&self.xa)
 
-    cdef int split(self, u64 index, int new_order) noexcept nogil:
-        """xas_split_alloc + xas_split of the entry covering index into entries of
-        new_order (value and marks copied). 0; -XA_EINVAL if no entry or new_order is not
-        below its order; -XA_ENOMEM where xas_split_alloc refuses (order >= shift of
-        new_order + 12: 'no support for splitting really large entries')."""
-        cdef xa_state xas
-        cdef int order
-        cdef u64 entry
-        if new_order < 0 or new_order > 63:
-            return -XA_EINVAL
-        xas_set_order(&xas, index, 0)
-        entry = self.xas_load(&xas)
-        if not entry:
-            return -XA_EINVAL
-        order = self.xas_get_order(&xas)
-        if new_order >= order:
-            return -XA_EINVAL
-        xas_set_order(&xas, index, new_order)
-        self.xas_split(&xas, entry, order)
-        return xas.err
+    @property
+    def nr_nodes(self):
+        """Live xa_nodes of this array."""
+        return self.xa.nr_nodes
 
-    cdef int try_split(self, u64 index, int new_order) noexcept nogil:
-        """xas_try_split: as split() but with at most one new node: new_order must be at
-        least xas_try_split_min_order(order), else -XA_EINVAL and nothing changes."""
-        cdef xa_state xas
-        cdef int order
-        cdef u64 entry
-        if new_order < 0 or new_order > 63:
-            return -XA_EINVAL
-        xas_set_order(&xas, index, 0)
-        entry = self.xas_load(&xas)
-        if not entry:
-            return -XA_EINVAL
-        order = self.xas_get_order(&xas)
-        if new_order >= order or new_order < xas_try_split_min_order(order):
-            return -XA_EINVAL
-        xas_set_order(&xas, index, new_order)
-        self.xas_try_split(&xas, entry, order)
-        return xas.err
+    @property
+    def nr_nodes_allocated(self):
+        """kmem_cache_alloc calls (cumulative)."""
+        return self.xa.nr_nodes_allocated
 
-    cdef void _prefetch(self, u64 index, bint write) noexcept nogil:
-        # Batched loops: walk the (cache-hot) upper levels for a later index and prefetch
-        # the slot its walk will miss on, so several misses are in flight at once.
-        cdef u64 e = self.head
-        cdef i32 node
-        cdef int sh
-        cdef u64 *p
-        if not xa_is_node(e):
-            return
-        node = xa_to_node(e)
-        sh = self.shift[node]
-        if (index >> sh) > XA_CHUNK_MASK:
-            return
-        while True:
-            p = &self.slots[<i64>node * XA_CHUNK_SIZE + ((index >> sh) & XA_CHUNK_MASK)]
-            e = p[0]
-            if sh == 0 or not xa_is_node(e):
-                break
-            node = xa_to_node(e)
-            sh = self.shift[node]
-        if write:
-            ppsize_prefetchw(p)
-        else:
-            ppsize_prefetch(p)
-
-    cdef void _store_batch(self, const u64 *idx, const u64 *ent, i64 n, int order, i64 *nerr) noexcept nogil:
-        cdef i64 i
-        cdef u64 index, entry, old
-        cdef u64 *p
-        cdef i32 hint
-        for i in range(n):
-            index = idx[i]
-            entry = ent[i]
-            if i + PREFETCH_DISTANCE < n and (   # once per new leaf
-                    (idx[i + PREFETCH_DISTANCE] ^ idx[i + PREFETCH_DISTANCE - 1]) >= XA_CHUNK_SIZE):
-                self._prefetch(idx[i + PREFETCH_DISTANCE], True)
-            hint = self.hint
-            if (order == 0 and hint >= 0 and (index ^ self.hint_base) < XA_CHUNK_SIZE
-                    and entry and not xa_is_internal(entry)):
-                # store()'s leaf fast path, inlined for runs of stores into one leaf
-                p = &self.slots[<i64>hint * XA_CHUNK_SIZE + (index & XA_CHUNK_MASK)]
-                old = p[0]
-                if not xa_is_sibling(old) and not (
-                        (index & XA_CHUNK_MASK) < XA_CHUNK_MASK and xa_is_sibling(p[1])):
-                    p[0] = entry
-                    if not old:
-                        self.count[hint] = self.count[hint] + 1
-                        self.nr_values[hint] = self.nr_values[hint] + xa_is_value(entry)
-                    else:
-                        self.nr_values[hint] = self.nr_values[hint] + (
-                            <int>xa_is_value(entry) - <int>xa_is_value(old))
-                    continue
-            if self.store(index, order, entry) != 0:
-                nerr[0] += 1
+    @property
+    def nr_nodes_freed(self):
+        """xa_node_free calls (cumulative)."""
+        return self.xa.nr_nodes_freed
 
     # ---------------------------------------------------------------- Python API
-    def _py_store(self, index, entry, order=0):
+    def store(self, index, entry, order=0):
         """xa_store_order(xa, index, order, entry): entry 0 erases the range; index is
         rounded down to the order. Storing into a larger existing entry replaces its value
         and keeps its order (as Linux). Marks: a non-NULL store keeps the OR of the marks
@@ -1142,7 +1234,7 @@ cdef class XArray:
         cdef u64 e = _as_entry(entry)
         cdef int o = _as_order(order)
         with nogil:
-            self.store(i, o, e)
+            xa_store(&self.xa, i, o, e)
 
     def store_batch(self, indices, entries, order=0):
         """store(indices[k], entries[k], order) for every k, in one nogil loop."""
@@ -1165,9 +1257,9 @@ cdef class XArray:
                 raise ValueError(f"entry {int(ent[bad]):#x} at position {bad} is an "
                                  "internal entry (entry & 3 == 2)")
             with nogil:
-                self._store_batch(&iv[0], &ev[0], n, o, &nerr)
+                xa_store_batch(&self.xa, &iv[0], &ev[0], n, o, &nerr)
 
-    def _py_add(self, index, entry, order=0):
+    def add(self, index, entry, order=0):
         """__filemap_add_folio semantics. Returns 0, or -17 (-EEXIST) if a real (non-value)
         entry exists in [index, index + 2**order): nothing is stored then. index must be
         aligned to the order (VM_BUG_ON_FOLIO in the kernel) and entry a real entry."""
@@ -1180,12 +1272,12 @@ cdef class XArray:
             raise ValueError(f"index {i} is not aligned to order {o}")
         cdef int r
         with nogil:
-            r = self.add(i, o, e)
+            r = xa_add(&self.xa, i, o, e)
         return r
 
-    def _py_load(self, index):
+    def load(self, index):
         """The entry covering index (0 if none)."""
-        return self.load(<u64>_as_u64(index, "index"))
+        return xa_load(&self.xa, <u64>_as_u64(index, "index"))
 
     def load_batch(self, indices):
         """load() for every index, one nogil loop: uint64 array in, uint64 array out."""
@@ -1198,54 +1290,54 @@ cdef class XArray:
             for k in range(n):
                 if k + PREFETCH_DISTANCE < n and (   # once per new leaf
                         (iv[k + PREFETCH_DISTANCE] ^ iv[k + PREFETCH_DISTANCE - 1]) >= XA_CHUNK_SIZE):
-                    self._prefetch(iv[k + PREFETCH_DISTANCE], False)
-                ov[k] = self.load(iv[k])
+                    xa_prefetch(&self.xa, iv[k + PREFETCH_DISTANCE], False)
+                ov[k] = xa_load(&self.xa, iv[k])
         return out
 
-    def _py_erase(self, index):
+    def erase(self, index):
         """xa_erase: erase the entry covering index; returns it (0 if none)."""
         cdef u64 i = _as_u64(index, "index")
         cdef u64 r
         with nogil:
-            r = self.erase(i)
+            r = xa_erase(&self.xa, i)
         return r
 
-    def _py_entry_order(self, index):
+    def entry_order(self, index):
         """Order of the entry covering index, -1 if none (xa_get_order)."""
-        return self.entry_order(<u64>_as_u64(index, "index"))
+        return xa_entry_order(&self.xa, <u64>_as_u64(index, "index"))
 
-    def _py_split(self, index, order):
+    def split(self, index, order):
         """Split the entry covering index into entries of `order` (xas_split). Returns 0,
         -22 (-EINVAL: no entry / order not smaller) or -12 (-ENOMEM: xas_split_alloc's
         refusal for order >= (order - order % 6) + 12)."""
         cdef u64 i = _as_u64(index, "index")
         cdef int o = _as_order(order)
-        return self.split(i, o)
+        return xa_split(&self.xa, i, o)
 
-    def _py_try_split(self, index, order):
+    def try_split(self, index, order):
         """xas_try_split: 0, or -22 (-EINVAL) if it would need more than one new node
         (order < xas_try_split_min_order(current order)), or no entry / order not smaller."""
         cdef u64 i = _as_u64(index, "index")
         cdef int o = _as_order(order)
-        return self.try_split(i, o)
+        return xa_try_split(&self.xa, i, o)
 
-    def _py_set_mark(self, index, mark):
-        self.set_mark(<u64>_as_u64(index, "index"), <int>_as_mark(mark))
+    def set_mark(self, index, mark):
+        xa_set_mark(&self.xa, <u64>_as_u64(index, "index"), <int>_as_mark(mark))
 
-    def _py_clear_mark(self, index, mark):
-        self.clear_mark(<u64>_as_u64(index, "index"), <int>_as_mark(mark))
+    def clear_mark(self, index, mark):
+        xa_clear_mark(&self.xa, <u64>_as_u64(index, "index"), <int>_as_mark(mark))
 
-    def _py_get_mark(self, index, mark):
-        return bool(self.get_mark(<u64>_as_u64(index, "index"), <int>_as_mark(mark)))
+    def get_mark(self, index, mark):
+        return bool(xa_get_mark(&self.xa, <u64>_as_u64(index, "index"), <int>_as_mark(mark)))
 
-    def _py_find(self, index=0, max=None, mark=None):
+    def find(self, index=0, max=None, mark=None):
         """(first_index, entry) of the entry covering index or else the next one starting
         at or before max (with mark if given); None if there is none."""
         cdef u64 i = _as_u64(index, "index")
         cdef u64 m = (1 << 64) - 1 if max is None else _as_u64(max, "max")
         cdef int mk = -1 if mark is None else _as_mark(mark)
         cdef int order
-        cdef u64 e = self._find(i, m, mk, &i, &order)
+        cdef u64 e = xa_find_range(&self.xa, i, m, mk, &i, &order)
         if not e:
             return None
         return (i, e)
@@ -1265,7 +1357,7 @@ cdef class XArray:
         with nogil:
             cur = s
             while True:
-                ent = self._find(cur, e_max, mk, &idx, &order)
+                ent = xa_find_range(&self.xa, cur, e_max, mk, &idx, &order)
                 if not ent:
                     break
                 n += 1
@@ -1282,7 +1374,7 @@ cdef class XArray:
             cur = s
             k = 0
             while k < n:
-                ent = self._find(cur, e_max, mk, &idx, &order)
+                ent = xa_find_range(&self.xa, cur, e_max, mk, &idx, &order)
                 if not ent:
                     break
                 iv[k] = idx
@@ -1300,38 +1392,38 @@ cdef class XArray:
         cdef xa_state xas
         cdef int order
         xas_set_order(&xas, _as_u64(index, "index"), 0)
-        if not self.xas_load(&xas):
+        if not xas_load(&self.xa, &xas):
             return None
         if xas.xa_node < 0:
             return ("head", 0, 1)
-        order = self.xas_get_order(&xas)
-        return (int(self.shift[xas.xa_node]), int(xas.xa_offset),
-                1 << (order - self.shift[xas.xa_node]))
+        order = xas_get_order(&self.xa, &xas)
+        return (int(self.xa.pool.shift[xas.xa_node]), int(xas.xa_offset),
+                1 << (order - self.xa.pool.shift[xas.xa_node]))
 
     @property
     def node_bytes(self):
         """sizeof(struct xa_node) * nodes = 576 * nr_nodes."""
-        return self.nr_nodes * XA_NODE_BYTES
+        return self.xa.nr_nodes * XA_NODE_BYTES
 
     @property
     def slab_bytes(self):
         """Slab pages holding the nodes if packed (radix_tree_node cache, 7 objects per
         4K page): ceil(nr_nodes / 7) * 4096. A lower bound of what /proc/slabinfo shows."""
-        return (self.nr_nodes + XA_NODES_PER_SLAB - 1) // XA_NODES_PER_SLAB * 4096
+        return (self.xa.nr_nodes + XA_NODES_PER_SLAB - 1) // XA_NODES_PER_SLAB * 4096
 
     @property
     def height(self):
         """Levels of nodes: 0 when xa_head holds NULL or a lone entry, else root shift/6+1."""
-        if not xa_is_node(self.head):
+        if not xa_is_node(self.xa.head):
             return 0
-        return self.shift[xa_to_node(self.head)] // XA_CHUNK_SHIFT + 1
+        return self.xa.pool.shift[xa_to_node(self.xa.head)] // XA_CHUNK_SHIFT + 1
 
     @property
     def head_entry(self):
         """The raw xa_head if it is an entry (lone entry at index 0), else None."""
-        if xa_is_node(self.head):
+        if xa_is_node(self.xa.head):
             return None
-        return int(self.head)
+        return int(self.xa.head)
 
     def nodes(self):
         """Live nodes as a structured NumPy array (id, first index covered, parent, shift,
@@ -1339,21 +1431,33 @@ cdef class XArray:
         dt = np.dtype([("id", np.int32), ("first", np.uint64), ("parent", np.int32), ("shift", np.uint8),
                        ("offset", np.uint8), ("count", np.uint8), ("nr_values", np.uint8),
                        ("marks", np.uint64, (3,))])
-        ids = np.flatnonzero(self._shift_a[:self.used] != NODE_FREE).astype(np.int32)
+        id_list = []
+        if xa_is_node(self.xa.head):
+            stack = [xa_to_node(self.xa.head)]
+            while stack:
+                n = stack.pop()
+                id_list.append(n)
+                if self.xa.pool.shift[n]:
+                    for off in range(XA_CHUNK_SIZE):
+                        e = self.xa.pool.slots[<i64>n * XA_CHUNK_SIZE + off]
+                        if xa_is_node(e):
+                            stack.append(xa_to_node(e))
+        ids = np.array(sorted(id_list), dtype=np.int32)
+        P = self.pool
         out = np.zeros(ids.size, dtype=dt)
         out["id"] = ids
-        out["parent"] = self._parent_a[ids]
-        out["shift"] = self._shift_a[ids]
-        out["offset"] = self._offset_a[ids]
-        out["count"] = self._count_a[ids]
-        out["nr_values"] = self._nrv_a[ids]
-        out["marks"] = self._marks_a.reshape(-1, 3)[:self.cap][ids]
+        out["parent"] = P._parent_a[ids]
+        out["shift"] = P._shift_a[ids]
+        out["offset"] = P._offset_a[ids]
+        out["count"] = P._count_a[ids]
+        out["nr_values"] = P._nrv_a[ids]
+        out["marks"] = P._marks_a.reshape(-1, 3)[:self.xa.pool.cap][ids]
         for k in range(ids.size):           # first index covered: offsets up the parents
             n = int(ids[k])
             first = 0
-            while self.parent[n] >= 0:
-                first += int(self.offset[n]) << int(self.shift[self.parent[n]])
-                n = self.parent[n]
+            while self.xa.pool.parent[n] >= 0:
+                first += int(self.xa.pool.offset[n]) << int(self.xa.pool.shift[self.xa.pool.parent[n]])
+                n = self.xa.pool.parent[n]
             out["first"][k] = first
         return out
 
@@ -1373,37 +1477,37 @@ cdef class XArray:
         cdef int off, j, run, sh, mark, cnt, nv
         cdef u64 e, canon, mbits
         seen = 0
-        if not xa_is_node(self.head):
-            if self.nr_nodes != 0:
-                raise AssertionError(f"xa_head holds an entry but {self.nr_nodes} nodes are live")
-            if self.head == 0 and self.head_marks:
-                raise AssertionError(f"empty array with xa_flags marks {self.head_marks:#x}")
-            if xa_is_internal(self.head):
-                raise AssertionError(f"xa_head holds internal entry {self.head:#x}")
+        if not xa_is_node(self.xa.head):
+            if self.xa.nr_nodes != 0:
+                raise AssertionError(f"xa_head holds an entry but {self.xa.nr_nodes} nodes are live")
+            if self.xa.head == 0 and self.xa.head_marks:
+                raise AssertionError(f"empty array with xa_flags marks {self.xa.head_marks:#x}")
+            if xa_is_internal(self.xa.head):
+                raise AssertionError(f"xa_head holds internal entry {self.xa.head:#x}")
         else:
-            root = xa_to_node(self.head)
-            if self.parent[root] != -1:
-                raise AssertionError(f"root node {root} has parent {self.parent[root]}")
+            root = xa_to_node(self.xa.head)
+            if self.xa.pool.parent[root] != -1:
+                raise AssertionError(f"root node {root} has parent {self.xa.pool.parent[root]}")
             for mark in range(XA_MAX_MARKS):
-                if bool((self.head_marks >> mark) & 1) != bool(self.marks[<i64>root * 3 + mark]):
-                    raise AssertionError(f"xa_flags mark {mark} = {(self.head_marks >> mark) & 1} but "
-                                         f"root marks {self.marks[<i64>root * 3 + mark]:#x}")
-            e = self.slots[<i64>root * XA_CHUNK_SIZE]
-            if (self.count[root] == 1 and e and (xa_is_node(e) or self.shift[root] == 0)
-                    and not self.root_unshrunk):
-                raise AssertionError(f"root node {root} (shift {self.shift[root]}) holds only slot 0 "
+                if bool((self.xa.head_marks >> mark) & 1) != bool(self.xa.pool.marks[<i64>root * 3 + mark]):
+                    raise AssertionError(f"xa_flags mark {mark} = {(self.xa.head_marks >> mark) & 1} but "
+                                         f"root marks {self.xa.pool.marks[<i64>root * 3 + mark]:#x}")
+            e = self.xa.pool.slots[<i64>root * XA_CHUNK_SIZE]
+            if (self.xa.pool.count[root] == 1 and e and (xa_is_node(e) or self.xa.pool.shift[root] == 0)
+                    and not self.xa.root_unshrunk):
+                raise AssertionError(f"root node {root} (shift {self.xa.pool.shift[root]}) holds only slot 0 "
                                      f"{e:#x}: xas_shrink would have removed it")
             stack = [root]
             while stack:
                 node = stack.pop()
                 seen += 1
-                sh = self.shift[node]
+                sh = self.xa.pool.shift[node]
                 if sh == NODE_FREE or sh % 6 or sh > 60:
                     raise AssertionError(f"node {node} has bad shift {sh}")
                 cnt = 0
                 nv = 0
                 for off in range(XA_CHUNK_SIZE):
-                    e = self.slots[<i64>node * XA_CHUNK_SIZE + off]
+                    e = self.xa.pool.slots[<i64>node * XA_CHUNK_SIZE + off]
                     if e:
                         cnt += 1
                     if xa_is_sibling(e):
@@ -1411,40 +1515,40 @@ cdef class XArray:
                         if canon >= off:
                             raise AssertionError(f"node {node} slot {off}: sibling points forward to {canon}")
                         for j in range(canon + 1, off):
-                            if self.slots[<i64>node * XA_CHUNK_SIZE + j] != e:
+                            if self.xa.pool.slots[<i64>node * XA_CHUNK_SIZE + j] != e:
                                 raise AssertionError(f"node {node} slot {j}: breaks the sibling run of slot {canon}")
                         c = <i32>canon
-                        e = self.slots[<i64>node * XA_CHUNK_SIZE + c]
+                        e = self.xa.pool.slots[<i64>node * XA_CHUNK_SIZE + c]
                         if not e or xa_is_internal(e):
                             raise AssertionError(f"node {node} slot {off}: sibling of slot {canon} "
                                                  f"which holds {e:#x}")
                         if xa_is_value(e):
                             nv += 1
                         for mark in range(XA_MAX_MARKS):
-                            if (self.marks[<i64>node * 3 + mark] >> off) & 1:
+                            if (self.xa.pool.marks[<i64>node * 3 + mark] >> off) & 1:
                                 raise AssertionError(f"node {node} sibling slot {off} carries mark {mark}")
                         continue
                     if not e:
                         for mark in range(XA_MAX_MARKS):
-                            if (self.marks[<i64>node * 3 + mark] >> off) & 1:
+                            if (self.xa.pool.marks[<i64>node * 3 + mark] >> off) & 1:
                                 raise AssertionError(f"node {node} empty slot {off} carries mark {mark}")
                         continue
                     if xa_is_node(e):
                         if sh == 0:
                             raise AssertionError(f"node {node} (shift 0) slot {off} holds a node entry")
                         child = xa_to_node(e)
-                        if child < 0 or child >= self.used or self.shift[child] == NODE_FREE:
+                        if child < 0 or child >= self.xa.pool.used or self.xa.pool.shift[child] == NODE_FREE:
                             raise AssertionError(f"node {node} slot {off} points to dead node {child}")
-                        if self.parent[child] != node or self.offset[child] != off:
-                            raise AssertionError(f"node {child}: parent/offset {self.parent[child]}/"
-                                                 f"{self.offset[child]}, expected {node}/{off}")
-                        if self.shift[child] + 6 != sh:
-                            raise AssertionError(f"node {child}: shift {self.shift[child]} under a shift-{sh} node")
-                        if self.count[child] == 0:
+                        if self.xa.pool.parent[child] != node or self.xa.pool.offset[child] != off:
+                            raise AssertionError(f"node {child}: parent/offset {self.xa.pool.parent[child]}/"
+                                                 f"{self.xa.pool.offset[child]}, expected {node}/{off}")
+                        if self.xa.pool.shift[child] + 6 != sh:
+                            raise AssertionError(f"node {child}: shift {self.xa.pool.shift[child]} under a shift-{sh} node")
+                        if self.xa.pool.count[child] == 0:
                             raise AssertionError(f"node {child} is empty but still in the tree")
                         for mark in range(XA_MAX_MARKS):
-                            if bool((self.marks[<i64>node * 3 + mark] >> off) & 1) != bool(
-                                    self.marks[<i64>child * 3 + mark]):
+                            if bool((self.xa.pool.marks[<i64>node * 3 + mark] >> off) & 1) != bool(
+                                    self.xa.pool.marks[<i64>child * 3 + mark]):
                                 raise AssertionError(f"node {node} slot {off} mark {mark} is not the OR "
                                                      f"of child {child}'s marks")
                         stack.append(child)
@@ -1454,51 +1558,32 @@ cdef class XArray:
                     if xa_is_value(e):
                         nv += 1
                     run = 1
-                    while off + run < XA_CHUNK_SIZE and self.slots[<i64>node * XA_CHUNK_SIZE + off + run] == xa_mk_sibling(off):
+                    while off + run < XA_CHUNK_SIZE and self.xa.pool.slots[<i64>node * XA_CHUNK_SIZE + off + run] == xa_mk_sibling(off):
                         run += 1
                     if run & (run - 1) or off % run or run > 32:
                         raise AssertionError(f"node {node} slot {off}: multi-index run of {run} slots "
                                              "is not a power of two <= 32 aligned to its size")
-                if cnt != self.count[node]:
-                    raise AssertionError(f"node {node}: count {self.count[node]}, recount {cnt}")
-                if nv != self.nr_values[node]:
-                    raise AssertionError(f"node {node}: nr_values {self.nr_values[node]}, recount {nv}")
+                if cnt != self.xa.pool.count[node]:
+                    raise AssertionError(f"node {node}: count {self.xa.pool.count[node]}, recount {cnt}")
+                if nv != self.xa.pool.nr_values[node]:
+                    raise AssertionError(f"node {node}: nr_values {self.xa.pool.nr_values[node]}, recount {nv}")
                 if cnt == 0:
                     raise AssertionError(f"node {node} is empty")
-        if seen != self.nr_nodes:
-            raise AssertionError(f"{seen} nodes reachable, nr_nodes = {self.nr_nodes}")
+        if seen != self.xa.nr_nodes:
+            raise AssertionError(f"{seen} nodes reachable, nr_nodes = {self.xa.nr_nodes}")
         nfree = 0
-        node = self.free_head
+        node = self.xa.pool.free_head
         while node >= 0:
-            if self.shift[node] != NODE_FREE:
+            if self.xa.pool.shift[node] != NODE_FREE:
                 raise AssertionError(f"node {node} on the free list is live")
             nfree += 1
-            if nfree > self.used:
+            if nfree > self.xa.pool.used:
                 raise AssertionError("free list loops")
-            node = self.parent[node]
-        if nfree + self.nr_nodes != self.used:
-            raise AssertionError(f"{nfree} free + {self.nr_nodes} live != {self.used} node ids")
-        if self.nr_nodes_allocated - self.nr_nodes_freed != self.nr_nodes:
+            node = self.xa.pool.parent[node]
+        if self.pool.p.nr_nodes == self.xa.nr_nodes and nfree + self.xa.nr_nodes != self.xa.pool.used:
+            raise AssertionError(f"{nfree} free + {self.xa.nr_nodes} live != {self.xa.pool.used} node ids")
+        self.pool.check()
+        if self.xa.nr_nodes_allocated - self.xa.nr_nodes_freed != self.xa.nr_nodes:
             raise AssertionError("allocated - freed != live nodes")
-        if self.hint >= 0 and (self.shift[self.hint] != 0):
-            raise AssertionError(f"lookup hint {self.hint} is not a live shift-0 node")
-
-
-# A cdef class cannot have a def and a cdef method of the same name: the nogil C interface
-# (xarray.pxd) keeps the kernel names, and the validated Python methods are published
-# under the same names in the type's dict (the vtable is untouched).
-cdef extern from "Python.h":
-    ctypedef struct _PyTypeObj "PyTypeObject":
-        PyObject *tp_dict
-    void PyType_Modified(_PyTypeObj *)
-
-
-def _publish_python_methods():
-    cdef _PyTypeObj *t = <_PyTypeObj *><PyObject *>XArray
-    d = <object>t.tp_dict
-    for name in [k for k in d if k.startswith("_py_")]:
-        d[name[4:]] = d.pop(name)
-    PyType_Modified(t)
-
-
-_publish_python_methods()
+        if self.xa.hint >= 0 and (self.xa.pool.shift[self.xa.hint] != 0):
+            raise AssertionError(f"lookup hint {self.xa.hint} is not a live shift-0 node")
