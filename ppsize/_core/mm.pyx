@@ -225,6 +225,7 @@ cdef class MMCore:
         cdef u64 psize = (<u64>1) << self.pshift
         cdef u64 pva = va & ~(psize - 1)
         cdef int order, pprot, st
+        cdef bint checked
         cdef i64 pfn
         self.minflt += 1
         if write and self.vmas.anon[vi] == 0:
@@ -259,35 +260,25 @@ cdef class MMCore:
             orders &= ((<u64>1) << self.k.pmd_order) - 1
         orders &= ~(((<u64>1) << (self.porder + 1)) - 1)
         order = 63
+        checked = False       # lower orders lie inside the first suitable range
         while orders:
             while not (orders >> order) & 1:
                 order -= 1
             orders &= ~((<u64>1) << order)
             size = (<u64>1) << (order + self.kshift)
             a = va & ~(size - 1)
-            if a < vs or a + size > ve or self.pt.any_mapped(0, 0, a, a + size):
+            if a < vs or a + size > ve:
                 continue
+            if not checked:
+                if self.pt.any_mapped(0, 0, a, a + size):
+                    continue
+                checked = True
             pfn = self.buddy.alloc(order, MIGRATE_MOVABLE)
             if pfn >= 0:
                 self.k.count_fault(order, True)
                 self.map_folio(a, pfn, order, prot | PROT_W, False)
                 return ACC_FAULT
             self.k.count_fault(order, False)
-            # lower orders lie inside this aligned range, which is unmapped
-            while orders:
-                while not (orders >> order) & 1:
-                    order -= 1
-                orders &= ~((<u64>1) << order)
-                size = (<u64>1) << (order + self.kshift)
-                a = va & ~(size - 1)
-                if a < vs or a + size > ve:
-                    continue
-                pfn = self.buddy.alloc(order, MIGRATE_MOVABLE)
-                if pfn >= 0:
-                    self.k.count_fault(order, True)
-                    self.map_folio(a, pfn, order, prot | PROT_W, False)
-                    return ACC_FAULT
-                self.k.count_fault(order, False)
         pfn = self.buddy.alloc(self.porder, MIGRATE_MOVABLE)
         if pfn < 0:
             self.k.count_fault(-1, False)

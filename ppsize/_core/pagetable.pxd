@@ -64,7 +64,6 @@ cdef class PageTableCore:
     cdef void _set_run(self, int l, i64 t, u64 va, bint on) noexcept nogil
     cdef void _unfold_partial(self, int l, i64 t, u64 va, u64 end) noexcept nogil
     cdef bint _run_foldable(self, int l, i64 t, u64 va) noexcept nogil
-    cdef int _unmap_level(self, int l, i64 t, u64 va, u64 end, bint free) except -1 nogil
+    cdef int _change_level(self, int l, i64 t, u64 va, u64 end, int op, u64 prot_bits) except -1 nogil
     cdef int _free_level(self, int l, i64 t, u64 tbase, u64 floor, u64 ceiling) except -1 nogil
     cdef int _copy_level(self, PageTableCore src, int l, i64 dt, i64 st, u64 va, u64 end, u64 clear_bits) except -1 nogil
-    cdef int _protect_level(self, int l, i64 t, u64 va, u64 end, u64 prot_bits) except -1 nogil

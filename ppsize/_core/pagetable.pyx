@@ -15,6 +15,11 @@ cdef extern from *:
     void __builtin_prefetch(const void* p) noexcept nogil
 
 cdef enum:
+    OP_ZAP = 0           # clear leaves, keep tables
+    OP_UNMAP = 1         # clear leaves, free tables left empty
+    OP_PROTECT = 2       # new prot on leaves
+
+cdef enum:
     WALK_GROUP = 64      # walks interleaved by _translate (measured: 64 > 32 > 16)
 
 
@@ -292,13 +297,13 @@ cdef class PageTableCore:
     cdef int unmap_range(self, u64 va, u64 size) except -1 nogil:
         """Clear [va, va+size), splitting partial blocks and unfolding partial
         runs; free every table left empty (free_pgd_range), never the root."""
-        self._unmap_level(0, 0, va, va + size, True)
+        self._change_level(0, 0, va, va + size, OP_UNMAP, 0)
         return 0
 
     cdef int zap_range(self, u64 va, u64 size) except -1 nogil:
         """zap_page_range: clear the leaves of [va, va+size) (splitting partial
         blocks, unfolding partial runs) but keep every table."""
-        self._unmap_level(0, 0, va, va + size, False)
+        self._change_level(0, 0, va, va + size, OP_ZAP, 0)
         return 0
 
     cdef int free_tables(self, u64 floor, u64 ceiling) except -1 nogil:
@@ -405,13 +410,23 @@ cdef class PageTableCore:
             va = nxt
         return 0
 
-    cdef int _unmap_level(self, int l, i64 t, u64 va, u64 end, bint free) except -1 nogil:
+    # ------------------------------------------------------------- protect
+    cdef int protect_range(self, u64 va, u64 size, u64 prot) except -1 nogil:
+        """change_protection over [va, va+size): new prot on every leaf, partial
+        blocks split, partial runs unfolded, whole one-folio runs (re)folded."""
+        self._change_level(0, 0, va, va + size, OP_PROTECT, prot << DESC_PROT_SHIFT)
+        return 0
+
+    cdef int _change_level(self, int l, i64 t, u64 va, u64 end, int op, u64 prot_bits) except -1 nogil:
+        """One table's part of an unmap, zap or protect of [va, end): partial runs
+        unfolded, partial blocks split, leaves cleared or re-protected; unmap
+        frees child tables left empty; protect (re)folds runs afterwards."""
         cdef int s = self.shift[l]
         cdef u64 span = (<u64>1) << s
-        cdef u64 nxt, e, idx
+        cdef u64 va0 = va, nxt, e, idx, run, c
         cdef i64 child, base = t << self.tbits[l]
         if self.cont_n[l] > 1:
-            self._unfold_partial(l, t, va, end)
+            self._unfold_partial(l, t, va, end)   # contpte_try_unfold_partial
         while va < end:
             nxt = _min((va & ~(span - 1)) + span, end)
             idx = (va >> s) & self.imask[l]
@@ -419,50 +434,23 @@ cdef class PageTableCore:
             if e & DESC_VALID:
                 if not (e & DESC_TABLE):
                     if nxt - va == span:
-                        self.tab[l][base + idx] = 0
-                        self.nvalid[l][t] -= 1
+                        if op == OP_PROTECT:
+                            self.tab[l][base + idx] = (e & ~(<u64>DESC_PROT_MASK)) | prot_bits
+                        else:
+                            self.tab[l][base + idx] = 0
+                            self.nvalid[l][t] -= 1
                         va = nxt
                         continue
                     self._split_block(l, t, idx)
                     e = self.tab[l][base + idx]
                 child = <i64>(e >> DESC_ADDR_SHIFT)
-                self._unmap_level(l + 1, child, va, nxt, free)
-                if free and self.nvalid[l + 1][child] == 0:
+                self._change_level(l + 1, child, va, nxt, op, prot_bits)
+                if op == OP_UNMAP and self.nvalid[l + 1][child] == 0:
                     self.free_table(l + 1, child)
                     self.tab[l][base + idx] = 0
                     self.nvalid[l][t] -= 1
             va = nxt
-        return 0
-
-    # ------------------------------------------------------------- protect
-    cdef int protect_range(self, u64 va, u64 size, u64 prot) except -1 nogil:
-        """change_protection over [va, va+size): new prot on every leaf, partial
-        blocks split, partial runs unfolded, whole one-folio runs (re)folded."""
-        self._protect_level(0, 0, va, va + size, prot << DESC_PROT_SHIFT)
-        return 0
-
-    cdef int _protect_level(self, int l, i64 t, u64 va, u64 end, u64 prot_bits) except -1 nogil:
-        cdef int s = self.shift[l]
-        cdef u64 span = (<u64>1) << s
-        cdef u64 va0 = va, nxt, e, idx, run, c
-        cdef i64 base = t << self.tbits[l]
-        if self.cont_n[l] > 1:
-            self._unfold_partial(l, t, va, end)   # modify_prot_start_ptes -> get_and_clear
-        while va < end:
-            nxt = _min((va & ~(span - 1)) + span, end)
-            idx = (va >> s) & self.imask[l]
-            e = self.tab[l][base + idx]
-            if e & DESC_VALID:
-                if not (e & DESC_TABLE):
-                    if nxt - va == span:
-                        self.tab[l][base + idx] = (e & ~(<u64>DESC_PROT_MASK)) | prot_bits
-                        va = nxt
-                        continue
-                    self._split_block(l, t, idx)
-                    e = self.tab[l][base + idx]
-                self._protect_level(l + 1, <i64>(e >> DESC_ADDR_SHIFT), va, nxt, prot_bits)
-            va = nxt
-        if self.cont_n[l] > 1:
+        if op == OP_PROTECT and self.cont_n[l] > 1:
             run = <u64>self.cont_n[l] << s
             # modify_prot_commit_ptes -> set_ptes(nr): contpte_set_ptes sets CONT on
             # whole aligned runs of one folio ...
