@@ -779,6 +779,20 @@ def test_partly_shared_large_folio_not_reused():
     assert p.access([a], True).tolist() == [O.COW]     # the child still maps 15 pages of it
 
 
+@pytest.mark.xfail(strict=True, reason="mprotect makes a private page writable only if "
+                   "PageAnonExclusive (can_change_pte_writable), which fork cleared; the engine "
+                   "tests mapcount == 1, so after the child exits no REUSE fault is taken")
+def test_mprotect_after_fork_keeps_cow_armed():
+    k = ppsize.Kernel("4K", "8M", thp="never")
+    p = k.spawn()
+    a = p.mmap("16K")
+    p.access([a], True)
+    p.fork().exit()
+    p.mprotect(a, "16K", "r")
+    p.mprotect(a, "16K", "rw")
+    assert p.access([a], True).tolist() == [O.REUSE]
+
+
 @pytest.mark.xfail(strict=True, reason="count_mthp_stat ignores order 0 (no hugepages-4kB); the "
                    "engine reports order-0 faults of 4K processes as a '4K' mTHP size")
 def test_mthp_stats_have_no_order0():
