@@ -662,6 +662,21 @@ def test_native_zero_page_larger_than_zero_region():
     assert t.pa[0] >> 12 < k.core.zero_pfn + (1 << k.core.zero_order)
 
 
+@pytest.mark.xfail(strict=True, reason="MMCore._note_anon keeps at most 64 VMAs per batch: "
+                   "later first-write VMAs never get an anon_vma, so fork skips their pages")
+def test_first_writes_in_more_than_64_vmas():
+    k = ppsize.Kernel("4K", "64M", thp="never")
+    p = k.spawn()
+    vas = []
+    for _ in range(70):                       # 70 separate VMAs (a hole after each)
+        a = p.mmap("8K")
+        p.munmap(a + K4, K4)
+        vas.append(a)
+    p.access(vas, True)
+    assert all(anon for *_, anon in p.aspace.vmas)
+    assert p.fork().status()["RssAnon"] == 70 * 4
+
+
 # ------------------------------------------------------------ deviations from Linux (xfail)
 @pytest.mark.xfail(strict=True, reason="do_huge_pmd_anonymous_page calls vmf_anon_prepare before "
                    "the huge-zero read path, so fork copies the huge zero PMD; the engine sets "
@@ -821,6 +836,9 @@ def test_bad_addresses(proc):
         p.access(["0x1000"])
     with pytest.raises(ValueError, match="64 bits"):
         p.access([1 << 70])
+    with pytest.raises(TypeError, match="bool"):
+        p.access(np.array([True]))
+    assert p.access([-K4]).tolist() == [O.SEGV_MAPERR]      # wraps to the top of the VA
     assert p.access(np.array([], dtype=np.uint64)).shape == (0,)
     out = p.access(np.array([[a, a + K4]], dtype=np.int64), True)
     assert out.shape == (1, 2) and out.dtype == np.uint8
@@ -847,6 +865,10 @@ def test_bad_page_sizes_and_settings():
     p = k.spawn("16K")
     with pytest.raises(ValueError, match="4K"):
         p.exec("4K")
+    with pytest.raises(ValueError, match="'flat'"):
+        p.exec(pgtable="flat")
+    with pytest.raises(ValueError, match="8192"):
+        ppsize.Kernel("8K", "8M")
     with pytest.raises(ValueError, match="'sometimes'"):
         ppsize.Kernel("4K", "8M", thp="sometimes")
     with pytest.raises(ValueError, match="'sometimes'"):
