@@ -287,10 +287,9 @@ def random_sequence(data, K, memory, sizes, modes, steps, geometry=None):
         except AssertionError as e:
             raise AssertionError(f"{e}\nafter:\n  " + "\n  ".join(t.log)) from None
         try:
-            t.compare(check=False)
+            t.compare()                   # reference equality and Kernel.check()
         except AssertionError as e:
             raise AssertionError(f"{e}\nafter:\n  " + "\n  ".join(t.log)) from None
-    t.compare()
     return t
 
 
