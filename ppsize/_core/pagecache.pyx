@@ -27,7 +27,8 @@ from libc.string cimport memset
 
 from ppsize._core._types cimport u64, i64, i32, u32, u8
 from ppsize._core.xarray cimport (xarray_t, xa_pool_t, XAPool, xa_init, xa_destroy, xa_load,
-                                  xa_store, xa_add, xa_erase, xa_find_range, xa_try_split)
+                                  xa_store, xa_add, xa_erase, xa_find_range, xa_try_split,
+                                  xa_check_tree)
 from ppsize._core.buddy cimport BuddyAllocator, MIGRATE_MOVABLE
 from ppsize._core.folio cimport (FolioTable, PG_uptodate, PG_dirty, PG_locked, PG_lru,
                                  PG_writeback, PG_mlocked)
@@ -897,6 +898,7 @@ cdef class PageCache:
         cdef u64 e
         cdef int min_o = self.min_order[fi]
         cdef i32 owner = self.mapping_owner(fi)
+        xa_check_tree(&self.xa[fi])
         while True:
             e = xa_find_range(&self.xa[fi], <u64>cur, <u64>0x7fffffffffffffff, -1, <u64 *>&idx, &order)
             if not e:

@@ -96,3 +96,4 @@ cdef void xa_clear_mark(xarray_t *xa, u64 index, int mark) noexcept nogil
 cdef bint xa_get_mark(xarray_t *xa, u64 index, int mark) noexcept nogil
 cdef int xa_split(xarray_t *xa, u64 index, int new_order) noexcept nogil
 cdef int xa_try_split(xarray_t *xa, u64 index, int new_order) noexcept nogil
+cdef object xa_check_tree(xarray_t *xa)     # raises AssertionError (needs the GIL)

@@ -1473,117 +1473,112 @@ cdef class XArray:
         empty node, no root xas_shrink would remove (unless a split left it so, as in
         Linux, where xas_split never shrinks), nothing but sibling/node internal
         entries, node accounting (live + free = allocated ids)."""
-        cdef i32 root, node, child, c
-        cdef int off, j, run, sh, mark, cnt, nv
-        cdef u64 e, canon, mbits
-        seen = 0
-        if not xa_is_node(self.xa.head):
-            if self.xa.nr_nodes != 0:
-                raise AssertionError(f"xa_head holds an entry but {self.xa.nr_nodes} nodes are live")
-            if self.xa.head == 0 and self.xa.head_marks:
-                raise AssertionError(f"empty array with xa_flags marks {self.xa.head_marks:#x}")
-            if xa_is_internal(self.xa.head):
-                raise AssertionError(f"xa_head holds internal entry {self.xa.head:#x}")
-        else:
-            root = xa_to_node(self.xa.head)
-            if self.xa.pool.parent[root] != -1:
-                raise AssertionError(f"root node {root} has parent {self.xa.pool.parent[root]}")
-            for mark in range(XA_MAX_MARKS):
-                if bool((self.xa.head_marks >> mark) & 1) != bool(self.xa.pool.marks[<i64>root * 3 + mark]):
-                    raise AssertionError(f"xa_flags mark {mark} = {(self.xa.head_marks >> mark) & 1} but "
-                                         f"root marks {self.xa.pool.marks[<i64>root * 3 + mark]:#x}")
-            e = self.xa.pool.slots[<i64>root * XA_CHUNK_SIZE]
-            if (self.xa.pool.count[root] == 1 and e and (xa_is_node(e) or self.xa.pool.shift[root] == 0)
-                    and not self.xa.root_unshrunk):
-                raise AssertionError(f"root node {root} (shift {self.xa.pool.shift[root]}) holds only slot 0 "
-                                     f"{e:#x}: xas_shrink would have removed it")
-            stack = [root]
-            while stack:
-                node = stack.pop()
-                seen += 1
-                sh = self.xa.pool.shift[node]
-                if sh == NODE_FREE or sh % 6 or sh > 60:
-                    raise AssertionError(f"node {node} has bad shift {sh}")
-                cnt = 0
-                nv = 0
-                for off in range(XA_CHUNK_SIZE):
-                    e = self.xa.pool.slots[<i64>node * XA_CHUNK_SIZE + off]
-                    if e:
-                        cnt += 1
-                    if xa_is_sibling(e):
-                        canon = xa_to_sibling(e)
-                        if canon >= off:
-                            raise AssertionError(f"node {node} slot {off}: sibling points forward to {canon}")
-                        for j in range(canon + 1, off):
-                            if self.xa.pool.slots[<i64>node * XA_CHUNK_SIZE + j] != e:
-                                raise AssertionError(f"node {node} slot {j}: breaks the sibling run of slot {canon}")
-                        c = <i32>canon
-                        e = self.xa.pool.slots[<i64>node * XA_CHUNK_SIZE + c]
-                        if not e or xa_is_internal(e):
-                            raise AssertionError(f"node {node} slot {off}: sibling of slot {canon} "
-                                                 f"which holds {e:#x}")
-                        if xa_is_value(e):
-                            nv += 1
-                        for mark in range(XA_MAX_MARKS):
-                            if (self.xa.pool.marks[<i64>node * 3 + mark] >> off) & 1:
-                                raise AssertionError(f"node {node} sibling slot {off} carries mark {mark}")
-                        continue
-                    if not e:
-                        for mark in range(XA_MAX_MARKS):
-                            if (self.xa.pool.marks[<i64>node * 3 + mark] >> off) & 1:
-                                raise AssertionError(f"node {node} empty slot {off} carries mark {mark}")
-                        continue
-                    if xa_is_node(e):
-                        if sh == 0:
-                            raise AssertionError(f"node {node} (shift 0) slot {off} holds a node entry")
-                        child = xa_to_node(e)
-                        if child < 0 or child >= self.xa.pool.used or self.xa.pool.shift[child] == NODE_FREE:
-                            raise AssertionError(f"node {node} slot {off} points to dead node {child}")
-                        if self.xa.pool.parent[child] != node or self.xa.pool.offset[child] != off:
-                            raise AssertionError(f"node {child}: parent/offset {self.xa.pool.parent[child]}/"
-                                                 f"{self.xa.pool.offset[child]}, expected {node}/{off}")
-                        if self.xa.pool.shift[child] + 6 != sh:
-                            raise AssertionError(f"node {child}: shift {self.xa.pool.shift[child]} under a shift-{sh} node")
-                        if self.xa.pool.count[child] == 0:
-                            raise AssertionError(f"node {child} is empty but still in the tree")
-                        for mark in range(XA_MAX_MARKS):
-                            if bool((self.xa.pool.marks[<i64>node * 3 + mark] >> off) & 1) != bool(
-                                    self.xa.pool.marks[<i64>child * 3 + mark]):
-                                raise AssertionError(f"node {node} slot {off} mark {mark} is not the OR "
-                                                     f"of child {child}'s marks")
-                        stack.append(child)
-                        continue
-                    if xa_is_internal(e):
-                        raise AssertionError(f"node {node} slot {off} holds internal entry {e:#x}")
+        xa_check_tree(&self.xa)
+        self.pool.check()
+
+
+cdef object xa_check_tree(xarray_t *xa):
+    """XArray.check for any xarray_t (raises AssertionError); pool accounting is
+    XAPool.check."""
+    cdef i32 root, node, child, c
+    cdef int off, j, run, sh, mark, cnt, nv
+    cdef u64 e, canon, mbits
+    seen = 0
+    if not xa_is_node(xa.head):
+        if xa.nr_nodes != 0:
+            raise AssertionError(f"xa_head holds an entry but {xa.nr_nodes} nodes are live")
+        if xa.head == 0 and xa.head_marks:
+            raise AssertionError(f"empty array with xa_flags marks {xa.head_marks:#x}")
+        if xa_is_internal(xa.head):
+            raise AssertionError(f"xa_head holds internal entry {xa.head:#x}")
+    else:
+        root = xa_to_node(xa.head)
+        if xa.pool.parent[root] != -1:
+            raise AssertionError(f"root node {root} has parent {xa.pool.parent[root]}")
+        for mark in range(XA_MAX_MARKS):
+            if bool((xa.head_marks >> mark) & 1) != bool(xa.pool.marks[<i64>root * 3 + mark]):
+                raise AssertionError(f"xa_flags mark {mark} = {(xa.head_marks >> mark) & 1} but "
+                                     f"root marks {xa.pool.marks[<i64>root * 3 + mark]:#x}")
+        e = xa.pool.slots[<i64>root * XA_CHUNK_SIZE]
+        if (xa.pool.count[root] == 1 and e and (xa_is_node(e) or xa.pool.shift[root] == 0)
+                and not xa.root_unshrunk):
+            raise AssertionError(f"root node {root} (shift {xa.pool.shift[root]}) holds only slot 0 "
+                                 f"{e:#x}: xas_shrink would have removed it")
+        stack = [root]
+        while stack:
+            node = stack.pop()
+            seen += 1
+            sh = xa.pool.shift[node]
+            if sh == NODE_FREE or sh % 6 or sh > 60:
+                raise AssertionError(f"node {node} has bad shift {sh}")
+            cnt = 0
+            nv = 0
+            for off in range(XA_CHUNK_SIZE):
+                e = xa.pool.slots[<i64>node * XA_CHUNK_SIZE + off]
+                if e:
+                    cnt += 1
+                if xa_is_sibling(e):
+                    canon = xa_to_sibling(e)
+                    if canon >= off:
+                        raise AssertionError(f"node {node} slot {off}: sibling points forward to {canon}")
+                    for j in range(canon + 1, off):
+                        if xa.pool.slots[<i64>node * XA_CHUNK_SIZE + j] != e:
+                            raise AssertionError(f"node {node} slot {j}: breaks the sibling run of slot {canon}")
+                    c = <i32>canon
+                    e = xa.pool.slots[<i64>node * XA_CHUNK_SIZE + c]
+                    if not e or xa_is_internal(e):
+                        raise AssertionError(f"node {node} slot {off}: sibling of slot {canon} "
+                                             f"which holds {e:#x}")
                     if xa_is_value(e):
                         nv += 1
-                    run = 1
-                    while off + run < XA_CHUNK_SIZE and self.xa.pool.slots[<i64>node * XA_CHUNK_SIZE + off + run] == xa_mk_sibling(off):
-                        run += 1
-                    if run & (run - 1) or off % run or run > 32:
-                        raise AssertionError(f"node {node} slot {off}: multi-index run of {run} slots "
-                                             "is not a power of two <= 32 aligned to its size")
-                if cnt != self.xa.pool.count[node]:
-                    raise AssertionError(f"node {node}: count {self.xa.pool.count[node]}, recount {cnt}")
-                if nv != self.xa.pool.nr_values[node]:
-                    raise AssertionError(f"node {node}: nr_values {self.xa.pool.nr_values[node]}, recount {nv}")
-                if cnt == 0:
-                    raise AssertionError(f"node {node} is empty")
-        if seen != self.xa.nr_nodes:
-            raise AssertionError(f"{seen} nodes reachable, nr_nodes = {self.xa.nr_nodes}")
-        nfree = 0
-        node = self.xa.pool.free_head
-        while node >= 0:
-            if self.xa.pool.shift[node] != NODE_FREE:
-                raise AssertionError(f"node {node} on the free list is live")
-            nfree += 1
-            if nfree > self.xa.pool.used:
-                raise AssertionError("free list loops")
-            node = self.xa.pool.parent[node]
-        if self.pool.p.nr_nodes == self.xa.nr_nodes and nfree + self.xa.nr_nodes != self.xa.pool.used:
-            raise AssertionError(f"{nfree} free + {self.xa.nr_nodes} live != {self.xa.pool.used} node ids")
-        self.pool.check()
-        if self.xa.nr_nodes_allocated - self.xa.nr_nodes_freed != self.xa.nr_nodes:
-            raise AssertionError("allocated - freed != live nodes")
-        if self.xa.hint >= 0 and (self.xa.pool.shift[self.xa.hint] != 0):
-            raise AssertionError(f"lookup hint {self.xa.hint} is not a live shift-0 node")
+                    for mark in range(XA_MAX_MARKS):
+                        if (xa.pool.marks[<i64>node * 3 + mark] >> off) & 1:
+                            raise AssertionError(f"node {node} sibling slot {off} carries mark {mark}")
+                    continue
+                if not e:
+                    for mark in range(XA_MAX_MARKS):
+                        if (xa.pool.marks[<i64>node * 3 + mark] >> off) & 1:
+                            raise AssertionError(f"node {node} empty slot {off} carries mark {mark}")
+                    continue
+                if xa_is_node(e):
+                    if sh == 0:
+                        raise AssertionError(f"node {node} (shift 0) slot {off} holds a node entry")
+                    child = xa_to_node(e)
+                    if child < 0 or child >= xa.pool.used or xa.pool.shift[child] == NODE_FREE:
+                        raise AssertionError(f"node {node} slot {off} points to dead node {child}")
+                    if xa.pool.parent[child] != node or xa.pool.offset[child] != off:
+                        raise AssertionError(f"node {child}: parent/offset {xa.pool.parent[child]}/"
+                                             f"{xa.pool.offset[child]}, expected {node}/{off}")
+                    if xa.pool.shift[child] + 6 != sh:
+                        raise AssertionError(f"node {child}: shift {xa.pool.shift[child]} under a shift-{sh} node")
+                    if xa.pool.count[child] == 0:
+                        raise AssertionError(f"node {child} is empty but still in the tree")
+                    for mark in range(XA_MAX_MARKS):
+                        if bool((xa.pool.marks[<i64>node * 3 + mark] >> off) & 1) != bool(
+                                xa.pool.marks[<i64>child * 3 + mark]):
+                            raise AssertionError(f"node {node} slot {off} mark {mark} is not the OR "
+                                                 f"of child {child}'s marks")
+                    stack.append(child)
+                    continue
+                if xa_is_internal(e):
+                    raise AssertionError(f"node {node} slot {off} holds internal entry {e:#x}")
+                if xa_is_value(e):
+                    nv += 1
+                run = 1
+                while off + run < XA_CHUNK_SIZE and xa.pool.slots[<i64>node * XA_CHUNK_SIZE + off + run] == xa_mk_sibling(off):
+                    run += 1
+                if run & (run - 1) or off % run or run > 32:
+                    raise AssertionError(f"node {node} slot {off}: multi-index run of {run} slots "
+                                         "is not a power of two <= 32 aligned to its size")
+            if cnt != xa.pool.count[node]:
+                raise AssertionError(f"node {node}: count {xa.pool.count[node]}, recount {cnt}")
+            if nv != xa.pool.nr_values[node]:
+                raise AssertionError(f"node {node}: nr_values {xa.pool.nr_values[node]}, recount {nv}")
+            if cnt == 0:
+                raise AssertionError(f"node {node} is empty")
+    if seen != xa.nr_nodes:
+        raise AssertionError(f"{seen} nodes reachable, nr_nodes = {xa.nr_nodes}")
+    if xa.nr_nodes_allocated - xa.nr_nodes_freed != xa.nr_nodes:
+        raise AssertionError("allocated - freed != live nodes")
+    if xa.hint >= 0 and (xa.pool.shift[xa.hint] != 0):
+        raise AssertionError(f"lookup hint {xa.hint} is not a live shift-0 node")

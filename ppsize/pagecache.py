@@ -1,0 +1,257 @@
+"""``ppsize.PageCache``: the page cache of a :class:`ppsize.Kernel`: files (address spaces
+with a min/max folio order), buffered reads with Linux's readahead, truncate, invalidation
+and drop_caches. The work is done by :mod:`ppsize._core.pagecache` (nogil Cython); this
+module validates arguments and shapes results.
+
+    k = Kernel("4K", "1G")
+    pc = PageCache(k)
+    f = pc.create_file("/etc/passwd", 3000)
+    pc.read(f, 0, 3000)        # {'bytes': 3000, 'pages_read': 1, 'folios_added': {0: 1}, ...}
+    pc.meminfo_cached           # kB
+"""
+from __future__ import annotations
+
+import errno
+import os
+from dataclasses import dataclass
+
+import numpy as np
+
+from ._core import pagecache as _pc
+from .units import parse_size
+
+__all__ = ["PageCache", "File"]
+
+
+@dataclass(frozen=True)
+class File:
+    """A file of a PageCache (an inode with its address_space); ``id`` indexes the core."""
+    id: int
+    path: str
+    cache: "PageCache"
+
+    def __int__(self):
+        return self.id
+
+    def __index__(self):
+        return self.id
+
+
+def _int(x, what):
+    if isinstance(x, (bool, np.bool_)) or not isinstance(x, (int, np.integer)):
+        raise TypeError(f"{what} must be an int, got {x!r}")
+    return int(x)
+
+
+class PageCache:
+    """Every file's page cache on ``kernel`` (a :class:`ppsize.Kernel`, or its
+    ``KernelCore``). Folios come from the kernel's buddy allocator and live in its
+    FolioTable (owner ``-2 - file id``, index = page index in the file).
+
+    ``readahead``: bdi read_ahead_kb as bytes or a size string (default 128K =
+    VM_READAHEAD_PAGES); ``io_size``: the bdi's optimal I/O size (io_pages; default =
+    readahead), which lets reads larger than the window read more at once."""
+
+    def __init__(self, kernel, readahead="128K", io_size=None):
+        core = getattr(kernel, "core", kernel)
+        self.kernel = kernel
+        self.page_size = 1 << core.kshift
+        ra = parse_size(readahead, "readahead")
+        io = ra if io_size is None else parse_size(io_size, "io_size")
+        self._c = _pc.PageCache(core, ra_pages=ra // self.page_size, io_pages=io // self.page_size)
+        self._files: list[File] = []
+        self._by_path: dict[str, File] = {}
+
+    # ------------------------------------------------------------ files
+    @property
+    def core(self):
+        return self._c
+
+    @property
+    def max_pagecache_order(self) -> int:
+        """MAX_PAGECACHE_ORDER = min(11, PMD order)."""
+        return self._c.max_pagecache_order
+
+    def create_file(self, path, size, large_folios=True, min_order=0) -> File:
+        """A new inode of ``size`` bytes (int or size string). ``large_folios``:
+        mapping_set_large_folios (max order MAX_PAGECACHE_ORDER) or order-0 folios only;
+        ``min_order``: mapping_set_folio_order_range(min_order, max) as a filesystem with
+        blocks larger than the page does (LBS)."""
+        path = os.fspath(path)
+        if path in self._by_path:
+            raise FileExistsError(errno.EEXIST, "file exists in the model", path)
+        size = parse_size(size, "file size")
+        min_order = _int(min_order, "min_order")
+        if not 0 <= min_order <= self.max_pagecache_order:
+            raise ValueError(f"min_order {min_order} out of range 0..{self.max_pagecache_order}")
+        if not large_folios and min_order:
+            raise ValueError("large_folios=False means order-0 folios only: min_order must be 0")
+        fid = self._c.new_file(size, min_order, -1 if large_folios else 0)
+        f = File(fid, path, self)
+        self._files.append(f)
+        self._by_path[path] = f
+        return f
+
+    @property
+    def files(self) -> list:
+        return list(self._files)
+
+    def file(self, path) -> File:
+        try:
+            return self._by_path[os.fspath(path)]
+        except KeyError:
+            raise FileNotFoundError(errno.ENOENT, "no such file in the model", os.fspath(path)) from None
+
+    def _fid(self, f) -> int:
+        if isinstance(f, File):
+            if f.cache is not self:
+                raise ValueError(f"{f.path!r} belongs to another PageCache")
+            return f.id
+        if isinstance(f, (str, os.PathLike)):
+            return self.file(f).id
+        fid = _int(f, "file")
+        if not 0 <= fid < len(self._files):
+            raise ValueError(f"unknown file id {fid} ({len(self._files)} files)")
+        return fid
+
+    # ------------------------------------------------------------ operations
+    def read(self, f, offset, length) -> dict:
+        """read(2) of ``length`` bytes at ``offset`` (filemap_read): short at EOF, 0 past
+        it. Returns {'bytes', 'pages_read' (from disk), 'folios_added' {order: n},
+        'sync_ra', 'async_ra'}. Negative offset/length: ValueError (EINVAL)."""
+        fid = self._fid(f)
+        offset = parse_size(offset, "offset") if not isinstance(offset, (int, np.integer)) else int(offset)
+        length = parse_size(length, "length") if not isinstance(length, (int, np.integer)) else int(length)
+        if offset < 0:
+            raise ValueError(f"offset {offset} is negative (EINVAL)")
+        if length < 0:
+            raise ValueError(f"length {length} is negative (EINVAL)")
+        if offset + length >= 1 << 62:
+            raise ValueError(f"offset + length {offset + length} beyond the model's s_maxbytes")
+        before = self._c.counters()
+        r = self._c.read(fid, offset, length)
+        if r < 0:
+            raise OSError(-r, os.strerror(-r))
+        after = self._c.counters()
+        added = {o: a - b for o, (a, b) in enumerate(zip(after["added"], before["added"])) if a != b}
+        return {"bytes": r, "pages_read": after["pages_read"] - before["pages_read"],
+                "folios_added": added, "sync_ra": after["sync_ra"] - before["sync_ra"],
+                "async_ra": after["async_ra"] - before["async_ra"]}
+
+    def read_all(self, files=None) -> int:
+        """Read each file (default: all) once in full with one read(2) each; bytes read."""
+        total = 0
+        for f in (self._files if files is None else files):
+            fid = self._fid(f)
+            size = self._c.file_info(fid)["i_size"]
+            if size:
+                r = self._c.read(fid, 0, size)
+                if r < 0:
+                    raise OSError(-r, os.strerror(-r))
+                total += r
+        return total
+
+    def get_folio(self, f, index, create=True, order=0):
+        """__filemap_get_folio(index, FGP_CREAT if create, order): (index, order, pfn) of
+        the folio, or None if absent and not created."""
+        fid = self._fid(f)
+        index = _int(index, "index")
+        order = _int(order, "order")
+        if index < 0:
+            raise ValueError(f"index {index} is negative")
+        if not 0 <= order <= self.max_pagecache_order:
+            raise ValueError(f"order {order} out of range 0..{self.max_pagecache_order}")
+        pfn = self._c.get_folio(fid, index, create, order)
+        if pfn == -_pc.ENOENT:
+            return None
+        if pfn < 0:
+            raise OSError(-pfn, os.strerror(-pfn))
+        fo = self.kernel_folios()
+        return int(fo["index"][pfn]), int(fo["order"][pfn]), int(pfn)
+
+    def kernel_folios(self):
+        return self._c.k.folios.as_numpy()
+
+    def truncate(self, f, size) -> None:
+        """truncate(2) to ``size`` bytes: truncate_setsize + truncate_pagecache."""
+        fid = self._fid(f)
+        size = parse_size(size, "size")
+        self._c.truncate(fid, size)
+
+    def invalidate(self, f, start=0, end=None) -> int:
+        """invalidate_mapping_pages over pages [start, end] (POSIX_FADV_DONTNEED-like):
+        pages removed; locked, dirty, mapped, pinned folios stay."""
+        fid = self._fid(f)
+        start = _int(start, "start")
+        end = -1 if end is None else _int(end, "end")
+        if start < 0:
+            raise ValueError(f"start {start} is negative")
+        return self._c.invalidate(fid, start, end)
+
+    def drop_range(self, f, start, end) -> tuple:
+        """Drop every folio overlapping pages [start, end] unless busy: (dropped, blocked)."""
+        fid = self._fid(f)
+        start, end = _int(start, "start"), _int(end, "end")
+        if start < 0 or end < start:
+            raise ValueError(f"bad page range [{start}, {end}]")
+        return self._c.drop_range(fid, start, end)
+
+    def set_folio_order_range(self, f, min_order, max_order) -> None:
+        """mapping_set_folio_order_range (clamped to MAX_PAGECACHE_ORDER, max >= min)."""
+        fid = self._fid(f)
+        lo, hi = _int(min_order, "min_order"), _int(max_order, "max_order")
+        if lo < 0 or hi < 0:
+            raise ValueError(f"negative folio order ({lo}, {hi})")
+        self._c.set_folio_order_range(fid, lo, hi)
+
+    def drop_caches(self) -> int:
+        """echo 1 > /proc/sys/vm/drop_caches: pages removed."""
+        return self._c.drop_caches()
+
+    # ------------------------------------------------------------ inspection
+    def folios(self, f) -> dict:
+        """Cached folios of a file: {'index', 'order', 'pfn', 'flags'} arrays, ascending."""
+        i, o, p, fl = self._c.folios_of(self._fid(f))
+        return {"index": i, "order": o, "pfn": p, "flags": fl}
+
+    def layout(self, f) -> list:
+        """[(index, order), ...] of a file's folios."""
+        i, o, _, _ = self._c.folios_of(self._fid(f))
+        return list(zip(i.tolist(), o.tolist()))
+
+    def info(self, f) -> dict:
+        """i_size, min/max order, nrpages, pages_read, xa_nodes, file_ra_state (ra_*)."""
+        return self._c.file_info(self._fid(f))
+
+    def nrpages(self, f) -> int:
+        return self._c.file_info(self._fid(f))["nrpages"]
+
+    @property
+    def cached_pages(self) -> int:
+        return self._c.nr_cached
+
+    @property
+    def meminfo_cached(self) -> int:
+        """Cached in /proc/meminfo, kB."""
+        return self._c.nr_cached * self.page_size >> 10
+
+    @property
+    def xa_nodes(self) -> int:
+        return self._c.pool.nr_nodes
+
+    @property
+    def xa_slab_bytes(self) -> int:
+        """radix_tree_node slab: 7 nodes of 576 bytes per 4K slab page (packed bound)."""
+        return -(-self.xa_nodes // 7) * 4096
+
+    def stats(self) -> dict:
+        c = self._c.counters()
+        c["cached_kB"] = self.meminfo_cached
+        c["xa_node_bytes"] = 576 * c["xa_nodes"]
+        c["xa_slab_bytes"] = self.xa_slab_bytes
+        return c
+
+    def check(self) -> bool:
+        """Every invariant: per-file XArray consistent, folios aligned, >= min order,
+        no overlaps, nrpages = recount, FolioTable owner/index, Cached = sum."""
+        return self._c.check()
