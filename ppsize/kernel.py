@@ -13,6 +13,7 @@ from .units import fmt_size, parse_size
 __all__ = ["Kernel", "THP_SETTINGS"]
 
 THP_SETTINGS = ("always", "inherit", "madvise", "never")
+KERNEL_OWNER = 0         # folio owner of memory the kernel keeps (fragment()); MMs are 1..
 _TOP = {"never": 0, "madvise": 1, "always": 2}
 
 
@@ -48,6 +49,7 @@ class Kernel:
         self.core = KernelCore(self.nr_pages, g.page_shift, g.max_page_order,
                                g.pageblock_order, g.pmd_order)
         self.processes: dict = {}
+        self._fragments: list = []
         self._next_pid = 1
         self._next_mm = 1
         self.set_thp(thp, mthp or {}, use_zero_page=use_zero_page)
@@ -130,6 +132,26 @@ class Kernel:
 
     def buddyinfo(self):
         return self.core.buddy.buddyinfo()
+
+    def fragment(self, seed=0, steps=100_000, fill=0.75, **churn):
+        """Age physical memory: a seeded churn of mixed-order allocations and frees
+        (BuddyAllocator.churn, one nogil loop). The blocks still allocated at the
+        end stay, as kernel memory (folios owned by the kernel, never mapped), so
+        high-order allocations fail as on a long-running system; undo with
+        :meth:`release_fragments`. Returns the churn's statistics."""
+        stats = self.core.buddy.churn(seed, steps, fill=fill, **churn)
+        for pfn, order in zip(stats["live_pfns"].tolist(), stats["live_orders"].tolist()):
+            self.core.folios.init(pfn, order, 0, KERNEL_OWNER, 0)
+        self._fragments.append((stats["live_pfns"], stats["live_orders"]))
+        return stats
+
+    def release_fragments(self):
+        """Free every block :meth:`fragment` left allocated."""
+        for pfns, orders in self._fragments:
+            for pfn in pfns.tolist():
+                self.core.folios.free(pfn)
+            self.core.buddy.free_batch(pfns, orders)
+        self._fragments = []
 
     def mthp_stats(self) -> dict:
         """{size: {'anon_fault_alloc': n, 'anon_fault_fallback': n}} (sysfs stats/)."""
