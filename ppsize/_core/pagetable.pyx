@@ -499,27 +499,29 @@ cdef class PageTableCore:
                 m = n - base if n - base < WALK_GROUP else WALK_GROUP
                 for j in range(m):
                     va = vas[base + j]
-                    lvl[j] = 0
                     if va >= limit:
                         ptr[j] = NULL
+                        lvl[j] = -1
                         continue
                     ptr[j] = &tab[0][(va >> shift[0]) & imask[0]]
                     __builtin_prefetch(ptr[j])
                 for l in range(levels):
                     for j in range(m):
-                        if ptr[j] == NULL or lvl[j] != l:
+                        if ptr[j] == NULL:          # finished (or a bad address)
                             continue
                         e = ptr[j][0]
-                        ent[j] = e
                         if (e & (DESC_VALID | DESC_TABLE)) == (DESC_VALID | DESC_TABLE):
-                            lvl[j] = l + 1
                             t = <i64>(e >> DESC_ADDR_SHIFT)
                             ptr[j] = &tab[l + 1][(t << tbits[l + 1]) +
                                                  ((vas[base + j] >> shift[l + 1]) & imask[l + 1])]
                             __builtin_prefetch(ptr[j])
+                        else:
+                            ent[j] = e
+                            lvl[j] = l
+                            ptr[j] = NULL
                 for j in range(m):
                     i = base + j
-                    if ptr[j] == NULL:
+                    if lvl[j] < 0:
                         pa[i] = 0
                         status[i] = TR_BAD_ADDRESS
                         level[i] = -1
