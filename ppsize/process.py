@@ -55,10 +55,16 @@ class Process:
         self.name = name or f"proc{self.pid}"
         kg = kernel.geometry
         if pgtable == "native":
+            zero = kernel.page_size << kernel.core.zero_order
+            if zero < page:
+                raise ValueError(f"a native {fmt_size(page)} process needs a zero page of its size; "
+                                 f"{fmt_size(kernel.nr_pages * kernel.page_size)} of memory reserves "
+                                 f"only {fmt_size(zero)}")
             self.pt_geometry = default_geometry(page, kg.arch)
         else:
             self.pt_geometry = kg
         self.aspace = AddressSpace(kg, page)
+        self._minflt_exec = 0          # faults of earlier images (min_flt is per task)
         self._new_mm()
         kernel.processes[self.pid] = self
 
@@ -86,7 +92,9 @@ class Process:
         shared, fixed, noreplace, populate, ...). Returns the address."""
         self._require_alive()
         try:
-            return self.aspace.mmap(length, addr, prot, **flags)
+            addr = self.aspace.mmap(length, addr, prot, **flags)
+            self._split_at(addr, length)
+            return addr
         finally:
             self._apply()
 
@@ -96,12 +104,14 @@ class Process:
             return self.aspace.munmap(addr, length)
         finally:
             self._apply()
+            self._split_at(addr, length)
 
     def mprotect(self, addr, length, prot):
         self._require_alive()
         try:
             return self.aspace.mprotect(addr, length, prot)
         finally:
+            self._split_at(addr, length)
             self._apply()
 
     def mremap(self, old_addr, old_len, new_len, flags=0, new_addr=None):
@@ -110,6 +120,7 @@ class Process:
             return self.aspace.mremap(old_addr, old_len, new_len, flags, new_addr)
         finally:
             self._apply()
+            self._split_at(old_addr, old_len)
 
     def madvise(self, addr, length, advice):
         """madvise(2): dontneed, hugepage, nohugepage, willneed, normal, random,
@@ -118,14 +129,32 @@ class Process:
         try:
             return self.aspace.madvise(addr, length, advice)
         finally:
-            self._apply()
+            self._split_at(addr, length)
+            self._apply(free_tables=False)
 
-    def _apply(self):
-        """Do the page-table work the last syscall asked for (Effect records)."""
+    def _split_at(self, addr, length):
+        """vma_adjust_trans_huge: where the syscall left a VMA boundary at either
+        end of its range, split a block mapping that the boundary cuts."""
+        try:
+            start = parse_size(addr, "addr")
+            end = start + self.aspace._align_up(parse_size(length, "length"))
+        except (TypeError, ValueError):
+            return                                  # the syscall reported it
+        vmas = self.aspace.vmas
+        for x in (start, end):
+            i = vmas.lookup(x)
+            j = vmas.lookup(x - 1) if x else -1
+            if i != j:                              # a boundary (or a hole's edge)
+                self.mm.split_at(x)
+
+    def _apply(self, free_tables=True):
+        """Do the page-table work the last syscall asked for (Effect records);
+        madvise never frees page tables, unmapping does (free_pgtables)."""
         for eff in self.aspace.drain_effects():
             if eff.kind == "zap":
                 self.mm.zap_range(eff.start, eff.end)
-                self._free_hole(eff.start, eff.end)
+                if free_tables:
+                    self._free_hole(eff.start, eff.end)
             elif eff.kind == "protect":
                 self.mm.protect(eff.start, eff.end, eff.arg)
             elif eff.kind == "move":
@@ -137,13 +166,12 @@ class Process:
                 raise AssertionError(f"unknown effect {eff!r}")
 
     def _free_hole(self, start, end):
-        """free_pgtables: free empty tables lying wholly in the hole around
-        [start, end) between the neighbouring VMAs (none if a VMA still covers it)."""
-        vmas = self.aspace.vmas
-        if vmas.lookup(start) >= 0 or vmas.lookup(end - 1) >= 0:
-            return
+        """free_pgtables(floor, ceiling) after unmapping [start, end): free the empty
+        tables lying wholly between the neighbouring VMAs. A mapping that replaced
+        the range (MAP_FIXED, mremap to a fixed address) came after the unmap, so
+        VMAs inside the range do not count."""
         floor, ceiling = 0, self.mm.pt.va_limit
-        for s, e, *_ in vmas:
+        for s, e, *_ in self.aspace.vmas:
             if e <= start:
                 floor = max(floor, e)
             elif s >= end:
@@ -185,8 +213,13 @@ class Process:
     def _access(self, flat, writes, write_all):
         out = np.empty(flat.shape[0], dtype=np.uint8)
         need_anon = self.mm.access(flat, writes, write_all, out)
+        vmas = self.aspace.vmas
+        if need_anon is None:
+            need_anon = [i for i, row in enumerate(vmas) if row[5] == -1]
+        for vi in need_anon:                 # clear every mark first: none is a real id
+            vmas.set_anon(vi, 0)
         for vi in need_anon:                 # anon_vma_prepare after the batch
-            self.aspace.anon_prepare(self.aspace.vmas.row(vi)[0])
+            self.aspace.anon_prepare(vmas.row(vi)[0])
         return out
 
     # ------------------------------------------------- fork / exec / exit
@@ -201,6 +234,7 @@ class Process:
         child.name = name or self.name
         child.pt_geometry = self.pt_geometry
         child.aspace = AddressSpace(k.geometry, self.page_size)
+        child._minflt_exec = 0
         child._new_mm()
         k.processes[child.pid] = child
         for s, e, flags, pgoff, fid, anon in self.aspace.vmas:
@@ -215,9 +249,11 @@ class Process:
         return child
 
     def exec(self, page_size=None, pgtable=None):
-        """execve(2): a fresh, empty address space; the page size may change."""
+        """execve(2): a fresh, empty address space; the page size may change.
+        Fault counts are the task's and carry over."""
         self._require_alive()
         self.mm.exit_mm()
+        self._minflt_exec += self.mm.minflt
         if page_size is not None:
             page = parse_size(page_size, "page_size")
             if page < self.kernel.page_size or page & (page - 1):
@@ -264,7 +300,7 @@ class Process:
         vmpte = self.mm.pt.vmpte_bytes + self._deposited() * self.pt_geometry.table_sizes[-1]
         return {"VmSize": vm_size >> 10, "VmRSS": rss_anon, "RssAnon": rss_anon,
                 "RssFile": 0, "RssShmem": 0, "VmPTE": vmpte >> 10,
-                "minflt": self.mm.minflt, "majflt": self.mm.majflt}
+                "minflt": self._minflt_exec + self.mm.minflt, "majflt": self.mm.majflt}
 
     def smaps(self) -> list:
         """Per VMA, as /proc/PID/smaps: start, end, perms, Size, KernelPageSize and

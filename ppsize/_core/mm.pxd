@@ -41,6 +41,8 @@ cdef class KernelCore:
     cdef i64 fault_alloc[MAX_ORDERS]     # mthp stats: anon_fault_alloc per order
     cdef i64 fault_fallback[MAX_ORDERS]  # anon_fault_fallback per order
     cdef readonly i64 nr_oom
+    cdef object _anon_excl_a
+    cdef u8* anon_excl                   # per frame: PageAnonExclusive
 
     cdef bint is_zero_pfn(self, i64 pfn) noexcept nogil
     cdef u64 allowable_orders(self, u64 vm_flags) noexcept nogil
@@ -66,6 +68,7 @@ cdef class MMCore:
     cdef object _need_anon_a             # VMA indices that got their first write fault
     cdef i64* need_anon
     cdef i64 n_need_anon
+    cdef bint anon_overflow              # more first-write VMAs than need_anon holds
 
     cdef int fault(self, u64 va, bint write, int st, int level) except -1 nogil
     cdef int do_anonymous(self, i64 vi, u64 va, bint write, int level) except -1 nogil
@@ -74,6 +77,8 @@ cdef class MMCore:
     cdef int map_zero(self, u64 pva, u64 prot) except -1 nogil
     cdef i64 zap(self, u64 va, u64 end) except -1 nogil
     cdef void put_frames(self, i64 pfn, i64 nr) noexcept nogil
-    cdef bint page_exclusive(self, u64 pa, i64 nr) noexcept nogil
+    cdef bint can_reuse(self, u64 pva, u64 pa, i64 nr) noexcept nogil
+    cdef i64 folio_mappings_here(self, i64 head, int order, u64 fva) noexcept nogil
+    cdef void set_exclusive(self, i64 pfn, i64 nr, u8 value) noexcept nogil
     cdef u64 leaf_prot(self, u64 vm_flags) noexcept nogil
     cdef void _note_anon(self, i64 vi) noexcept nogil

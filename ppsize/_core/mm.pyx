@@ -41,6 +41,8 @@ cdef class KernelCore:
         if self.zero_pfn < 0:
             raise MemoryError("no memory for the zero page")
         self.folios.folio_init(self.zero_pfn, order, PG_zero | PG_uptodate, -1, 0)
+        self._anon_excl_a = np.zeros(nr_pages, dtype=np.uint8)
+        self.anon_excl = <u8*>cnp.PyArray_DATA(self._anon_excl_a)
         self.use_zero_page = True
         self.thp_top = THP_ALWAYS
         self.thp_always = 0
@@ -79,7 +81,7 @@ cdef class KernelCore:
     def mthp_stats(self):
         """{order: (anon_fault_alloc, anon_fault_fallback)} for orders with events."""
         return {o: (int(self.fault_alloc[o]), int(self.fault_fallback[o]))
-                for o in range(MAX_ORDERS) if self.fault_alloc[o] or self.fault_fallback[o]}
+                for o in range(1, MAX_ORDERS) if self.fault_alloc[o] or self.fault_fallback[o]}
 
 
 cdef class MMCore:
@@ -98,6 +100,7 @@ cdef class MMCore:
         self.native = native
         self.mm_id = mm_id
         self.read_mask = read_mask
+        pt.zero_pa = (<u64>k.zero_pfn) << k.kshift
         self._need_anon_a = np.zeros(64, dtype=np.int64)
         self.need_anon = <i64*>cnp.PyArray_DATA(self._need_anon_a)
 
@@ -106,20 +109,47 @@ cdef class MMCore:
         """PTE prot bits for the VMA's access flags (without write: private
         mappings get write only from a write fault, as PAGE_COPY)."""
         cdef u64 p = 0
-        if vm_flags & VM_READ:
+        if vm_flags & self.read_mask:     # protection_map: write (x86: exec) implies read
             p |= PROT_R
         if vm_flags & VM_EXEC:
             p |= PROT_X
         return p
 
-    cdef bint page_exclusive(self, u64 pa, i64 nr) noexcept nogil:
-        """Every frame of [pa, pa + nr pages) is mapped once (by this PTE range)
-        and its folio has no extra reference: wp_can_reuse_anon_folio."""
-        cdef i64 pfn = <i64>(pa >> self.kshift), i
+    cdef void set_exclusive(self, i64 pfn, i64 nr, u8 value) noexcept nogil:
+        """PageAnonExclusive of frames pfn .. pfn + nr - 1."""
+        cdef i64 i
         for i in range(nr):
-            if self.folios.mapcount[pfn + i] != 1:
-                return False
-        return self.folios.refcount[self.folios.folio_head(pfn)] <= 1
+            self.k.anon_excl[pfn + i] = value
+
+    cdef i64 folio_mappings_here(self, i64 head, int order, u64 fva) noexcept nogil:
+        """How many frames of the folio this MM maps in [fva, fva + folio size)."""
+        cdef u64 a = fva, end = fva + ((<u64>1) << (order + self.kshift)), desc, span, s, e
+        cdef int level
+        cdef i64 pfn, n = 0, nr = (<i64>1) << order, i, lo, hi
+        while a < end and self.pt.next_leaf(&a, end, &desc, &level):
+            span = (<u64>1) << self.pt.shift[level]
+            s = a if a > fva else fva
+            e = a + span if a + span < end else end
+            pfn = <i64>(((desc & ADDR_MASK) + (s - a)) >> self.kshift)
+            for i in range(<i64>((e - s) >> self.kshift)):
+                if head <= pfn + i < head + nr:
+                    n += 1
+            a += span
+        return n
+
+    cdef bint can_reuse(self, u64 pva, u64 pa, i64 nr) noexcept nogil:
+        """do_wp_page's test for the nr frames at pa mapped at pva: PageAnonExclusive,
+        or wp_can_reuse_anon_folio: every mapping of the folio is this MM's
+        (folio_large_mapcount == refcount, not maybe_mapped_shared) and no pin."""
+        cdef i64 pfn = <i64>(pa >> self.kshift)
+        cdef i64 head = self.folios.folio_head(pfn)
+        cdef int order = self.folios.folio_order(head)
+        if self.k.anon_excl[pfn]:
+            return True
+        if self.folios.refcount[head] > 1:
+            return False
+        return self.folios.folio_mapcount(head) == self.folio_mappings_here(
+            head, order, pva - (<u64>(pfn - head) << self.kshift))
 
     cdef void put_frames(self, i64 pfn, i64 nr) noexcept nogil:
         """Drop one mapping of each frame (folio_remove_rmap_ptes); free folios
@@ -149,6 +179,7 @@ cdef class MMCore:
                                  self.mm_id, <i64>(va >> self.kshift))
         for i in range(nr):
             mapcount[pfn + i] += 1
+        self.set_exclusive(pfn, nr, 1)        # folio_add_new_anon_rmap(RMAP_EXCLUSIVE)
         if block:
             self.pt.map_range(va, (<u64>pfn) << self.kshift, (<u64>nr) << self.kshift, prot, True, True)
         else:
@@ -239,10 +270,11 @@ cdef class MMCore:
                 # pmd_none: the walk of the faulting address stopped at or above
                 # the PMD level (an empty PMD entry covers the whole aligned range)
                 if level <= self.pt.levels - 2:
-                    if not write:
-                        if self.k.use_zero_page and self.k.zero_order >= self.k.pmd_order:
-                            self.pt.map_range(a, (<u64>self.k.zero_pfn) << self.kshift, size, prot, False, True)
-                            return ACC_ZERO
+                    if self.vmas.anon[vi] == 0:
+                        self._note_anon(vi)           # vmf_anon_prepare, reads too
+                    if not write and self.k.use_zero_page and self.k.zero_order >= self.k.pmd_order:
+                        self.pt.map_range(a, (<u64>self.k.zero_pfn) << self.kshift, size, prot, False, True)
+                        return ACC_ZERO
                     else:
                         pfn = self.buddy.alloc(self.k.pmd_order, MIGRATE_MOVABLE)
                         if pfn >= 0:
@@ -310,10 +342,12 @@ cdef class MMCore:
                 return ACC_COW
             self.k.count_fault(self.k.pmd_order, False)
         elif not self.k.is_zero_pfn(pfn):
-            if block and self.page_exclusive(pa & ~(span - 1), <i64>(span >> self.kshift)):
+            if block and self.can_reuse(pva & ~(span - 1), pa & ~(span - 1), <i64>(span >> self.kshift)):
+                self.set_exclusive(<i64>((pa & ~(span - 1)) >> self.kshift), <i64>(span >> self.kshift), 1)
                 self.pt.protect_range(pva & ~(span - 1), span, prot)      # reuse the THP
                 return ACC_REUSE
-            if not block and self.page_exclusive(pa, <i64>(psize >> self.kshift)):
+            if not block and self.can_reuse(pva, pa, <i64>(psize >> self.kshift)):
+                self.set_exclusive(pfn, <i64>(psize >> self.kshift), 1)
                 self.pt.protect_range(pva, psize, prot)                    # wp_page_reuse
                 return ACC_REUSE
         # wp_page_copy at the process page (the zero page, or a shared folio; a
@@ -323,32 +357,33 @@ cdef class MMCore:
             self.k.count_fault(-1, False)
             self.minflt -= 1
             return ACC_OOM
-        self.k.count_fault(self.porder, True)
-        self.zap(pva, pva + psize)
+        self.zap(pva, pva + psize)            # wp_page_copy: no mTHP stat
         self.map_folio(pva, new, self.porder, prot, False)
         return ACC_COW
 
     cdef void _note_anon(self, i64 vi) noexcept nogil:
-        """Remember a VMA whose first write fault needs anon_vma_prepare (done in
-        Python after the batch: it may reuse a neighbour's anon_vma)."""
-        cdef i64 j
-        for j in range(self.n_need_anon):
-            if self.need_anon[j] == vi:
-                return
+        """Mark a VMA whose first write fault needs anon_vma_prepare (anon id -1,
+        so it is noted once); Python prepares it after the batch, as it may reuse
+        a neighbour's anon_vma."""
+        self.vmas.anon[vi] = -1
         if self.n_need_anon < 64:
             self.need_anon[self.n_need_anon] = vi
             self.n_need_anon += 1
+        else:
+            self.anon_overflow = True
 
     # --------------------------------------------------------------- batches
     def access(self, const u64[::1] vas, const u8[::1] writes, bint write_all, u8[::1] out):
         """Fault-or-hit each address (one nogil loop); outcome codes into out.
-        Returns the VMA indices that need anon_vma_prepare."""
+        Returns the VMA indices that need anon_vma_prepare, or None when there
+        were too many to list (then every VMA with anon id -1 does)."""
         cdef Py_ssize_t i, n = vas.shape[0]
         cdef u64 va, pa, unit
         cdef int level, prot, st, r
         cdef bint w, per_access = writes.shape[0] > 0
         cdef u64 limit = self.pt.va_limit
         self.n_need_anon = 0
+        self.anon_overflow = False
         with nogil:
             for i in range(n):
                 va = vas[i]
@@ -363,11 +398,17 @@ cdef class MMCore:
                         r = self.fault(va, w, st, level)
                 out[i] = <u8>r
                 self.outcomes[<int>r] += 1
+        if self.anon_overflow:
+            return None
         return [int(self.need_anon[j]) for j in range(self.n_need_anon)]
 
     def zap_range(self, u64 start, u64 end):
         """Unmap [start, end) (munmap, MADV_DONTNEED, mremap source); returns pages."""
         return self.zap(start, end)
+
+    def split_at(self, u64 x):
+        """Split a block mapping that a new VMA boundary at x cuts (vma_adjust_trans_huge)."""
+        self.pt.split_at(x)
 
     def free_pgtables(self, u64 floor, u64 ceiling):
         self.pt.free_tables(floor, ceiling)
@@ -390,7 +431,7 @@ cdef class MMCore:
                 span = (<u64>1) << self.pt.shift[level]
                 pa = (desc & ADDR_MASK) + (a - s if a > s else 0)
                 if not self.k.is_zero_pfn(<i64>(pa >> self.kshift)) and \
-                        self.page_exclusive(pa, <i64>(psize >> self.kshift)):
+                        self.k.anon_excl[<i64>(pa >> self.kshift)]:
                     if not in_run:
                         run_start = a
                         in_run = True
@@ -412,6 +453,8 @@ cdef class MMCore:
         cdef u64 chunk_va = 0, chunk_pa = 0, chunk_len = 0, chunk_prot = 0
         cdef bint chunk_block = False
         moved = []
+        self.pt.split_at(start)
+        self.pt.split_at(end)
         while a < end and self.pt.next_leaf(&a, end, &desc, &level):
             span = (<u64>1) << self.pt.shift[level]
             moved.append((a, desc, level, span))
@@ -453,6 +496,8 @@ cdef class MMCore:
             if not self.k.is_zero_pfn(pfn):
                 for i in range(nr):
                     self.folios.mapcount[pfn + i] += 1
+                if cow:
+                    self.set_exclusive(pfn, nr, 0)   # folio_try_dup_anon_rmap
                 self.rss_anon += nr
             a += span
 

@@ -41,6 +41,7 @@ cdef class PageTableCore:
     cdef readonly object _tab_arrays      # the NumPy arrays owning the pools
     cdef readonly object _nvalid_arrays
     cdef i64 ntables[MAX_LEVELS]          # live tables per level
+    cdef public u64 zero_pa               # the huge zero folio (~0: none): its split maps ZERO_PAGE
 
     cdef i64 alloc_table(self, int l) except -1 nogil
     cdef void free_table(self, int l, i64 t) noexcept nogil
@@ -54,6 +55,7 @@ cdef class PageTableCore:
     cdef int set_ptes(self, u64 va, u64 pa, u64 size, u64 prot, bint cont) except -1 nogil
     cdef void _write_leaves(self, int l, i64 t, u64 va, u64 pa, u64 n, u64 attrs, bint cont) noexcept nogil
     cdef int zap_range(self, u64 va, u64 size) except -1 nogil
+    cdef int split_at(self, u64 x) except -1 nogil
     cdef int free_tables(self, u64 floor, u64 ceiling) except -1 nogil
     cdef bint next_leaf(self, u64* va, u64 end, u64* desc, int* level) noexcept nogil
     cdef int copy_range(self, PageTableCore src, u64 va, u64 end, u64 clear_bits) except -1 nogil
