@@ -50,28 +50,31 @@ def scenario(draw):
     files = []
     for _ in range(nfiles):
         large = draw(st.booleans())
-        min_order = draw(st.sampled_from([0, 0, 1, 2])) if large else 0
-        size = draw(st.one_of(st.integers(0, 3 * P), st.integers(0, 300 * P)))
+        min_order = draw(st.sampled_from([0, 0, 1, 2, 4])) if large else 0
+        size = draw(st.one_of(st.integers(0, 3 * P), st.integers(0, 300 * P), st.integers(0, 3000 * P)))
         files.append((size, large, min_order))
     ops = []
     for _ in range(draw(st.integers(1, 25))):
-        kind = draw(st.sampled_from(["seq", "seq", "seq", "read", "truncate", "drop", "get"]))
+        kind = draw(st.sampled_from(["seq", "seq", "seq", "read", "truncate", "truncate", "drop",
+                                     "get", "stream"]))
         f = draw(st.integers(0, nfiles - 1))
         if kind == "seq":        # continue where the last read of f stopped
-            ops.append((kind, f, draw(st.sampled_from([1, 4096, P, 3 * P, 16 * P, 200 * P]))))
+            ops.append((kind, f, draw(st.sampled_from([1, 4096, P, 3 * P, 16 * P, 200 * P, 600 * P]))))
         elif kind == "read":
             ops.append((kind, f, draw(st.integers(0, 320 * P)), draw(st.integers(0, 40 * P))))
-        elif kind == "truncate":
-            ops.append((kind, f, draw(st.integers(0, 300 * P))))
+        elif kind == "truncate":        # a fraction of the file's size, often inside a folio
+            ops.append((kind, f, draw(st.floats(0, 1.05)), draw(st.integers(0, P - 1))))
+        elif kind == "stream":          # the whole file front to back
+            ops.append((kind, f, draw(st.sampled_from([4096, P, 16 * P, 64 * P]))))
         elif kind == "get":
             ops.append((kind, f, draw(st.integers(0, 300)), draw(st.integers(0, 6))))
         else:
             ops.append((kind,))
-    ra_kb = draw(st.sampled_from([128, 128, 64, 512]))
+    ra_kb = draw(st.sampled_from([128, 128, 64, 512, 2048, 0]))
     return page, files, ops, ra_kb
 
 
-@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(scenario())
 def test_differential(sc):
     page, files, ops, ra_kb = sc
@@ -93,9 +96,14 @@ def test_differential(sc):
             assert pc.read(f, off, n)["bytes"] == ref.read(f, off, n)
             pos[f] = off + n
         elif op[0] == "truncate":
-            _, f, size = op
+            _, f, frac, extra = op
+            size = int(ref.files[f].size * frac) // 4096 * 4096 + extra
             pc.truncate(f, size)
             ref.truncate(f, size)
+        elif op[0] == "stream":
+            _, f, n = op
+            for off in range(0, ref.files[f].size, n):
+                assert pc.read(f, off, n)["bytes"] == ref.read(f, off, n)
         elif op[0] == "get":
             _, f, index, order = op
             got = pc.get_folio(f, index, create=True, order=order)
@@ -109,16 +117,17 @@ def test_differential(sc):
 
 # ----------------------------------------------------------------------------- directed
 @pytest.mark.parametrize("page,ra_kb,req", [("4K", 128, 4096), ("4K", 128, 16384), ("16K", 128, 16384),
-                                            ("4K", 512, 4096), ("64K", 128, 65536)])
+                                            ("4K", 512, 4096), ("64K", 128, 65536),
+                                            ("4K", 4096, 65536)])   # ilog2 10 > MAX 9
 def test_sequential_window_and_order_growth(page, ra_kb, req):
     """A sequential read in req-byte calls: the window follows get_init_ra_size then
     get_next_ra_size, ra->order grows by 2 per async readahead capped by ilog2(size) and
     MAX_PAGECACHE_ORDER, and the folios reach the capped order."""
     shift = SHIFT[page]
-    k = Kernel(page, "512M")
+    k = Kernel(page, "256M")
     pc = PageCache(k, readahead=ra_kb << 10)
     mx = (ra_kb << 10) >> shift
-    size = 64 * (ra_kb << 10)
+    size = min(64 * (ra_kb << 10), 128 << 20)
     f = pc.create_file("/seq", size)
     req_pages = max(1, req >> shift)
     # the first read: sync readahead at index 0
