@@ -464,3 +464,46 @@ def test_find_and_items_report_first_indices():
     assert len(xa) == 2
     n = xa.nodes()
     assert sorted(zip(n["shift"].tolist(), n["first"].tolist())) == [(0, 576), (6, 0)]
+
+
+# ----------------------------------------------------------------------------- shared pools
+def test_shared_pool_accounting_and_release():
+    """XArrays sharing one XAPool (as the page cache's mappings do): nodes are counted per
+    array and per pool, freed nodes are reused by any array, and an array's nodes go back
+    to the pool when it is destroyed."""
+    from ppsize._core.xarray import XAPool
+    pool = XAPool(4)                       # small: growth (with the GIL) happens below
+    a, b = XArray(pool=pool), XArray(pool=pool)
+    ra, rb = RefXArray(), RefXArray()
+    for i in range(0, 5000, 7):
+        a.store(i, (i + 1) << 2)
+        ra.store(i, (i + 1) << 2)
+    for i in range(0, 1 << 20, 4099):
+        b.store(i, (i + 1) << 2, order=2)
+        rb.store(i, (i + 1) << 2, order=2)
+    assert_same(a, ra)
+    assert_same(b, rb)
+    assert pool.nr_nodes == a.nr_nodes + b.nr_nodes > 0
+    assert pool.capacity >= pool.nr_nodes
+    na = a.nr_nodes
+    for i in range(0, 5000, 7):
+        a.erase(i)
+    assert a.nr_nodes == 0 and pool.nr_nodes == b.nr_nodes
+    a.check()
+    b.check()
+    used_cap = pool.capacity
+    for i in range(0, 5000, 7):         # reuses the freed nodes: no growth
+        a.store(i, (i + 1) << 2)
+    assert a.nr_nodes == na and pool.capacity == used_cap
+    del b
+    assert pool.nr_nodes == a.nr_nodes
+    pool.check()
+    a.check()
+
+
+def test_private_pool_default():
+    xa = XArray()
+    xa.store(1 << 30, 4)
+    assert xa.pool.nr_nodes == xa.nr_nodes == xa.height
+    other = XArray()
+    assert other.pool is not xa.pool
