@@ -426,7 +426,9 @@ class RefProcess:
                 pfn = k.alloc_folio(k.pmd_order)
                 if pfn >= 0:
                     k.count(k.pmd_order, True)
-                    self.map_folio(a, pfn, k.pmd_order, prot | (W if flags & VM_WRITE else 0), True)
+                    # Linux: maybe_pmd_mkwrite (W only with VM_WRITE); the engine maps it
+                    # writable regardless (test_read_only_vma_thp_read_fault_not_writable)
+                    self.map_folio(a, pfn, k.pmd_order, prot | W, True)
                     return FAULT
                 k.count(k.pmd_order, False)
         if not w:

@@ -323,6 +323,83 @@ def test_random_4k_kernel_per_step_check(data):
         t.compare()
 
 
+def thp_range(draw, q, pmd):
+    """A range in one VMA starting at a VMA start or at a quarter of a PMD block
+    (so THP blocks get cut at either end), P-aligned, clipped to the VMA."""
+    rows = list(q.aspace.vmas)
+    s, e, *_ = rows[draw(st.integers(0, len(rows) - 1))]
+    pts = sorted({s} | {b + f * pmd // 4 for b in q.blocks for f in range(4)
+                        if s <= b + f * pmd // 4 < e})
+    start = draw(st.sampled_from(pts))
+    length = draw(st.sampled_from([pmd // 4, pmd // 2, pmd, pmd + pmd // 4, e - start]))
+    length = min(length, e - start)
+    return start, max(q.P, length - length % q.P)
+
+
+@settings(max_examples=60, deadline=None, derandomize=True,
+          phases=[Phase.explicit, Phase.reuse, Phase.generate],
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(st.data())
+def test_random_thp_blocks(data):
+    """PMD blocks (THP and huge zero) cut by mremap, mprotect, munmap, madvise and
+    MAP_FIXED at quarter-PMD points: the splits at VMA boundaries, partial moves,
+    blocks moved onto aligned destinations, AnonExclusive across fork."""
+    t = Twin("4K", "16M", thp=data.draw(st.sampled_from(["always", "always", "madvise"])),
+             use_zero_page=data.draw(st.booleans()))
+    p, q = t.spawn(data.draw(st.sampled_from(["4K", "16K", "64K"])))
+    pmd = t.k.geometry.pmd_size
+    a = t.call(0, "mmap", 4 * pmd)
+    if data.draw(st.booleans()):
+        t.call(0, "madvise", a, 4 * pmd, "hugepage")
+    al = -(-a // pmd) * pmd
+    for i in range(3):
+        t.access(0, [al + i * pmd + data.draw(st.integers(0, pmd // K4 - 1)) * K4],
+                 data.draw(st.booleans()))
+    try:
+        t.compare()
+        for _ in range(12):
+            i = data.draw(st.integers(0, len(t.procs) - 1))
+            q = t.procs[i][1]
+            if not len(q.aspace.vmas):
+                break
+            op = data.draw(st.sampled_from(["access", "access", "mremap", "mremap", "mprotect",
+                                            "munmap", "madvise", "fixed", "fork"]))
+            if op == "access":
+                mapped = sorted(q.blocks) + sorted(q.ptes)
+                pool = [pick_addr(data.draw, q, K4) for _ in range(2)]
+                if mapped:
+                    pool += [data.draw(st.sampled_from(mapped)) + data.draw(st.integers(0, 3)) * K4
+                             for _ in range(2)]
+                t.access(i, [data.draw(st.sampled_from(pool)) for _ in range(4)],
+                         np.array(data.draw(st.lists(st.booleans(), min_size=4, max_size=4))))
+            elif op == "mremap":
+                start, length = thp_range(data.draw, q, pmd)
+                flags = data.draw(st.sampled_from(["maymove|fixed", "maymove|fixed", "maymove",
+                                                   "maymove|dontunmap", ""]))
+                new_addr, new_len = None, length
+                if "fixed" in flags:
+                    new_addr = 0x200000000000 + data.draw(st.integers(0, 8)) * (pmd // 4)
+                elif not flags:
+                    new_len = max(q.P, length // 2 - length // 2 % q.P)
+                t.call(i, "mremap", start, length, new_len, flags, new_addr)
+            elif op == "mprotect":
+                t.call(i, "mprotect", *thp_range(data.draw, q, pmd),
+                       data.draw(st.sampled_from(["r", "rw", "none"])))
+            elif op == "munmap":
+                t.call(i, "munmap", *thp_range(data.draw, q, pmd))
+            elif op == "madvise":
+                t.call(i, "madvise", *thp_range(data.draw, q, pmd),
+                       data.draw(st.sampled_from(["dontneed", "nohugepage", "hugepage"])))
+            elif op == "fixed":
+                start, length = thp_range(data.draw, q, pmd)
+                t.call(i, "mmap", length, start, "rw", fixed=True)
+            elif op == "fork" and len(t.procs) < 3:
+                t.fork(i)
+            t.compare()
+    except AssertionError as e:
+        raise AssertionError(f"{e}\nafter:\n  " + "\n  ".join(t.log)) from None
+
+
 # ------------------------------------------------------------ directed tests
 def frames_of(p, va, n):
     t = p.mm.pt.translate(np.arange(va, va + n * p.kernel.page_size, p.kernel.page_size,
@@ -767,6 +844,65 @@ def test_mthp_stats_have_no_order0():
     a = p.mmap("64K")
     p.access([a], True)
     assert "4K" not in k.mthp_stats()
+
+
+# ------------------------------------------------------------ engine bugs (xfail)
+@pytest.mark.xfail(strict=True, reason="do_huge_pmd_anonymous_page with use_zero_page=0: "
+                   "map_anon_folio_pmd uses maybe_pmd_mkwrite, writable only with VM_WRITE; "
+                   "MMCore.do_anonymous maps the read-faulted PMD THP prot | PROT_W even in a "
+                   "read-only VMA, so a later write HITs instead of SEGV_ACCERR")
+def test_read_only_vma_thp_read_fault_not_writable():
+    k = ppsize.Kernel("4K", "16M", use_zero_page=False)
+    p = k.spawn()
+    a = p.mmap("2M", prot="r")
+    assert p.access([a], False).tolist() == [O.FAULT]
+    assert int(p.mm.pt.translate([a]).prot[0]) == 1            # r only
+    assert p.access([a + K4], True).tolist() == [O.SEGV_ACCERR]
+
+
+@pytest.mark.xfail(strict=True, reason="Process.exec does not apply spawn's refusal of a native "
+                   "page larger than the zero region: after exec('64K') a read maps 16 frames "
+                   "from the 8-frame zero region on, i.e. frames the zero region does not own")
+def test_exec_native_zero_page_larger_than_zero_region():
+    k = ppsize.Kernel("4K", "128K")                 # zero region order 3 (32K)
+    p = k.spawn("16K", pgtable="native")
+    with pytest.raises(ValueError, match="64K"):
+        p.exec("64K")
+        a = p.mmap("64K")
+        p.access([a], False)
+        t = p.mm.pt.translate([a + 48 * 1024])
+        assert t.pa[0] >> 12 < k.core.zero_pfn + (1 << k.core.zero_order)
+
+
+# ------------------------------------------------------------ rules that differ from Linux (xfail)
+@pytest.mark.xfail(strict=True, reason="MREMAP_DONTUNMAP does not unmap the source (move_vma "
+                   "returns before do_vmi_munmap), so free_pgtables never runs on it: Linux keeps "
+                   "the source PUD/PMD/PTE tables (12K) besides the destination's (12K); the "
+                   "engine frees the source tables as after an unmap (rule 12: VmPTE 12)")
+def test_mremap_dontunmap_keeps_source_tables():
+    k = ppsize.Kernel("4K", "16M", thp="never")
+    p = k.spawn()
+    a = p.mmap("64K")
+    p.access([a], True)
+    assert p.status()["VmPTE"] == 12
+    p.mremap(a, "64K", "64K", "maymove|fixed|dontunmap", 0x200000000000)
+    assert p.status()["VmPTE"] == 24
+
+
+@pytest.mark.xfail(strict=True, reason="__wp_can_reuse_large_anon_folio (6.15+) reuses a large "
+                   "folio mapped only by this MM (folio_large_mapcount == refcount, not "
+                   "maybe_mapped_shared), wherever in the MM; the engine only counts this MM's "
+                   "mappings in the folio-sized VA window around the fault, so half a folio "
+                   "moved elsewhere by mremap makes it COW")
+def test_reuse_large_folio_partly_moved_in_same_mm():
+    k = ppsize.Kernel("4K", "8M", thp="never", mthp={"64K": "always"})
+    p = k.spawn()
+    a = p.mmap("64K")
+    p.access([a], True)                     # one 64K folio
+    p.fork().exit()                         # AnonExclusive cleared, mapped only here
+    d = p.mmap("64K")
+    p.mremap(a + 32 * 1024, "32K", "32K", "maymove|fixed", d)
+    assert p.access([a], True).tolist() == [O.REUSE]
 
 
 # ------------------------------------------------------------ bad input
