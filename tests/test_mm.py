@@ -666,37 +666,48 @@ def test_exit_frees_everything():
 
 # ---------------------------------- engine bugs and deviations from Linux, fixed in fca259d
 def test_check_after_dontneed():
-    k = ppsize.Kernel("4K", "8M", thp="never")
-    p = k.spawn()
-    a = p.mmap("64K")
-    p.access([a], True)
-    p.madvise(a, "64K", "dontneed")
-    k.check()
+    """PageTable.check() accepts the empty PTE table that MADV_DONTNEED keeps."""
+    t = Twin("4K", "8M", thp="never")
+    p, q = t.spawn()
+    a = t.call(0, "mmap", "64K")
+    t.access(0, [a], True)
+    t.call(0, "madvise", a, K64, "dontneed")
+    assert p.status()["VmPTE"] == 12 and p.status()["RssAnon"] == 0
+    t.compare()                               # Kernel.check() included
 
 
 def test_mremap_part_of_pmd_block():
-    k = ppsize.Kernel("4K", "16M")
-    p = k.spawn()
-    a = p.mmap("2M")
-    p.access([a], True)
-    d = p.mmap("8M")
-    p.mremap(a + M, M, M, "maymove|fixed", d + 2 * M)
+    """move_page_tables splits a PMD that the moved range cuts, then moves PTEs."""
+    t = Twin("4K", "16M")
+    p, q = t.spawn()
+    a = t.call(0, "mmap", "2M")
+    t.access(0, [a], True)
+    before = frames_of(p, a, 512)
+    d = t.call(0, "mmap", "8M")
+    t.call(0, "mremap", a + M, M, M, "maymove|fixed", d + 2 * M)
     assert p.status()["RssAnon"] == 2048
-    assert p.mm.range_stats(d + 2 * M, d + 3 * M)[0] == 256
-    k.check()
+    assert p.mm.range_stats(a, a + M) == (256, 0, 0)
+    assert p.mm.range_stats(d + 2 * M, d + 3 * M) == (256, 0, 0)
+    assert (frames_of(p, a, 256) == before[:256]).all()
+    assert (frames_of(p, d + 2 * M, 256) == before[256:]).all()
+    t.compare()
 
 
 def test_mremap_fixed_block_onto_kept_table():
-    k = ppsize.Kernel("4K", "16M")
-    p = k.spawn()
-    a = p.mmap("2M")
-    p.access([a], True)
-    d = p.mmap("4M")
+    """MREMAP_FIXED frees the destination's empty tables (free_pgtables after its
+    unmap), so the block moves as a block (move_huge_pmd needs pmd_none)."""
+    t = Twin("4K", "16M")
+    p, q = t.spawn()
+    a = t.call(0, "mmap", "2M")
+    t.access(0, [a], True)
+    d = t.call(0, "mmap", "6M")
     d2 = (d + 2 * M - 1) & ~(2 * M - 1)
-    k.set_thp("never")
-    p.access([d2], True)
-    p.mremap(a, 2 * M, 2 * M, "maymove|fixed", d2)
-    p.mm.pt.check()
+    t.set_thp("never")
+    t.access(0, [d2], True)
+    t.call(0, "mremap", a, 2 * M, 2 * M, "maymove|fixed", d2)
+    assert p.mm.range_stats(d2, d2 + 2 * M) == (512, 512, 0)
+    assert p.status()["RssAnon"] == 2048
+    t.compare()
 
 
 def test_native_zero_page_larger_than_zero_region():
@@ -718,132 +729,176 @@ def test_native_zero_page_larger_than_zero_region():
 
 
 def test_first_writes_in_more_than_64_vmas():
-    k = ppsize.Kernel("4K", "64M", thp="never")
-    p = k.spawn()
+    t = Twin("4K", "64M", thp="never")
+    p, q = t.spawn()
     vas = []
     for _ in range(70):                       # 70 separate VMAs (a hole after each)
-        a = p.mmap("8K")
-        p.munmap(a + K4, K4)
+        a = t.call(0, "mmap", "8K")
+        t.call(0, "munmap", a + K4, K4)
         vas.append(a)
-    p.access(vas, True)
+    t.access(0, sorted(vas), True)            # (ascending: the anon_vma ids match)
     assert all(anon for *_, anon in p.aspace.vmas)
-    assert p.fork().status()["RssAnon"] == 70 * 4
+    c, _ = t.fork(0)
+    assert c.status()["RssAnon"] == 70 * 4
+    t.compare()
 
 
 def test_huge_zero_read_prepares_anon_vma():
-    k = ppsize.Kernel("4K", "16M")
-    p = k.spawn()
-    a = p.mmap("2M")
-    p.access([a], False)
-    c = p.fork()
-    assert c.status()["VmPTE"] == p.status()["VmPTE"]
+    """vmf_anon_prepare comes before the huge zero path: fork copies the zero PMD."""
+    t = Twin("4K", "16M")
+    p, q = t.spawn()
+    a = t.call(0, "mmap", "2M")
+    assert t.access(0, [a], False).tolist() == [O.ZERO]
+    assert p.aspace.vmas.row(0)[5] != 0
+    c, _ = t.fork(0)
+    assert c.status()["VmPTE"] == p.status()["VmPTE"] == 12
+    assert c.mm.range_stats(a, a + 2 * M) == (0, 0, 512)
+    assert t.access(1, [a + K4], False).tolist() == [O.HIT]
+    t.compare()
 
 
 def test_no_huge_zero_read_allocates_thp():
-    k = ppsize.Kernel("4K", "16M", use_zero_page=False)
-    p = k.spawn()
-    a = p.mmap("2M")
-    assert p.access([a], False).tolist() == [O.FAULT]
+    t = Twin("4K", "16M", use_zero_page=False)
+    p, q = t.spawn()
+    a = t.call(0, "mmap", "2M")
+    assert t.access(0, [a], False).tolist() == [O.FAULT]
+    assert p.smaps()[0]["AnonHugePages"] == 2048 and k_stats(t.k) == {"2M": (1, 0)}
+    assert t.access(0, [a + K4], True).tolist() == [O.HIT]          # writable: VM_WRITE
+    t.compare()
 
 
 def test_write_only_vma_reads_hit():
-    k = ppsize.Kernel("4K", "8M")
-    p = k.spawn()
-    a = p.mmap("64K", prot="w")
-    p.access([a, a, a], False)
-    assert p.status()["minflt"] == 1
+    t = Twin("4K", "8M", thp="never")
+    p, q = t.spawn()
+    a = t.call(0, "mmap", "64K", None, "w")
+    assert t.access(0, [a, a], False).tolist() == [O.ZERO, O.HIT]
+    assert t.access(0, [a, a], [True, False]).tolist() == [O.COW, O.HIT]
+    assert p.status()["minflt"] == 2
+    assert int(p.mm.pt.translate([a]).prot[0]) == 3                 # rw
+    t.compare()
 
 
 def test_x86_exec_only_present_page_reads_hit():
-    k = ppsize.Kernel("4K", "8M", geometry="x86_64-4l")
-    p = k.spawn()
-    a = p.mmap("16K")
-    p.access([a], True)
-    p.mprotect(a, "16K", "x")
-    assert p.access([a, a], False).tolist() == [O.HIT, O.HIT]
+    t = Twin("4K", "8M", geometry="x86_64-4l")
+    p, q = t.spawn()
+    a = t.call(0, "mmap", "16K")
+    t.access(0, [a], True)
+    t.call(0, "mprotect", a, K16, "x")
+    assert t.access(0, [a, a], False).tolist() == [O.HIT, O.HIT]
     assert p.status()["minflt"] == 1
+    t.compare()
 
 
 def test_cow_not_counted_as_anon_fault_alloc():
-    k = ppsize.Kernel("4K", "8M", thp="never")
-    p = k.spawn("16K")
-    a = p.mmap("64K")
-    p.access([a], False)
-    p.access([a], True)                  # COW of the zero page
-    assert k.mthp_stats() == {}
+    t = Twin("4K", "8M", thp="never")
+    p, q = t.spawn("16K")
+    a = t.call(0, "mmap", "64K")
+    t.access(0, [a], False)
+    assert t.access(0, [a], True).tolist() == [O.COW]      # COW of the zero page
+    assert t.k.mthp_stats() == {}
+    assert t.access(0, [a + K16], True).tolist() == [O.FAULT]
+    assert k_stats(t.k) == {"16K": (1, 0)}                 # order 2, reported as 16K
+    t.compare()
 
 
 def test_minflt_survives_exec():
-    k = ppsize.Kernel("4K", "8M")
-    p = k.spawn()
-    a = p.mmap("64K")
-    p.access([a], True)
-    p.exec("16K")
+    t = Twin("4K", "8M")
+    p, q = t.spawn()
+    a = t.call(0, "mmap", "64K")
+    t.access(0, [a], True)
+    t.exec(0, "16K")
     assert p.status()["minflt"] == 1
+    a = t.call(0, "mmap", "64K")
+    t.access(0, [a], True)
+    assert p.status()["minflt"] == 2
+    c, _ = t.fork(0)
+    assert c.status()["minflt"] == 0                       # a new task
+    t.compare()
 
 
 def test_map_fixed_frees_page_tables():
-    k = ppsize.Kernel("4K", "16M", thp="never")
-    p = k.spawn()
-    a = p.mmap("2M")
-    p.access([a], True)
-    k.set_thp("always")
+    t = Twin("4K", "16M", thp="never")
+    p, q = t.spawn()
+    a = t.call(0, "mmap", "2M")
+    t.access(0, [a], True)
+    t.set_thp("always")
     # vms_clear_ptes -> free_pgtables(floor = FIRST_USER_ADDRESS, ceiling =
     # USER_PGTABLES_CEILING) with no neighbours: free_pmd_range / free_pud_range
     # free the PMD and PUD tables as well as the PTE table
-    p.mmap("2M", a, fixed=True)
+    t.call(0, "mmap", "2M", a, fixed=True)
     assert p.status()["VmPTE"] == 0 and p.status()["RssAnon"] == 0
-    p.access([a], True)
+    t.compare()
+    t.access(0, [a], True)
     assert p.smaps()[0]["AnonHugePages"] == 2048
     assert p.status()["VmPTE"] == 12                 # PUD, PMD, the deposit
-    k.check()
+    t.compare()
+    # MAP_FIXED over the upper half: the lower half ([a, a + 1M)) is the floor,
+    # so the PTE table left by splitting the block (it spans [a, a + 2M)) stays
+    t.call(0, "mmap", "1M", a + M, fixed=True)
+    assert p.status()["VmPTE"] == 12 and p.status()["RssAnon"] == 1024
+    assert p.mm.range_stats(a, a + M) == (256, 0, 0)
+    t.compare()
 
 
 def test_split_huge_zero_pmd_maps_zero_page():
-    k = ppsize.Kernel("4K", "16M")
-    p = k.spawn()
-    a = p.mmap("2M")
-    p.access([a], False)
-    p.madvise(a, "4K", "dontneed")
-    assert int(p.mm.pt.translate([a + 5 * K4]).pa[0]) >> 12 == k.core.zero_pfn
+    t = Twin("4K", "16M")
+    p, q = t.spawn()
+    a = t.call(0, "mmap", "2M")
+    t.access(0, [a], False)
+    t.call(0, "madvise", a, K4, "dontneed")
+    assert (frames_of(p, a + K4, 511) == t.k.core.zero_pfn).all()
+    assert p.mm.range_stats(a, a + 2 * M) == (0, 0, 511)
+    t.compare()
 
 
 def test_vma_split_splits_pmd_block():
-    k = ppsize.Kernel("4K", "16M")
-    p = k.spawn()
-    a = p.mmap("2M")
-    p.access([a], True)
-    p.madvise(a + M, M, "nohugepage")
+    t = Twin("4K", "16M")
+    p, q = t.spawn()
+    a = t.call(0, "mmap", "2M")
+    t.access(0, [a], True)
+    before = frames_of(p, a, 512)
+    t.call(0, "madvise", a + M, M, "nohugepage")
     assert [v["AnonHugePages"] for v in p.smaps()] == [0, 0]
+    assert (frames_of(p, a, 512) == before).all() and p.status()["RssAnon"] == 2048
+    t.compare()
 
 
 def test_partly_shared_large_folio_not_reused():
-    k = ppsize.Kernel("4K", "8M", thp="never", mthp={"64K": "always"})
-    p = k.spawn()
-    a = p.mmap("64K")
-    p.access([a], True)                     # one 64K folio
-    c = p.fork()
-    assert c.access([a], True).tolist() == [O.COW]
-    assert p.access([a], True).tolist() == [O.COW]     # the child still maps 15 pages of it
+    t = Twin("4K", "8M", thp="never", mthp={"64K": "always"})
+    p, q = t.spawn()
+    a = t.call(0, "mmap", "64K")
+    t.access(0, [a], True)                  # one 64K folio
+    t.fork(0)
+    assert t.access(1, [a], True).tolist() == [O.COW]
+    assert t.access(0, [a], True).tolist() == [O.COW]  # the child still maps 15 pages of it
+    t.exit(1)                               # now only the parent maps it (15 pages)
+    assert t.access(0, [a + K4], True).tolist() == [O.REUSE]
+    t.compare()
 
 
 def test_mprotect_after_fork_keeps_cow_armed():
-    k = ppsize.Kernel("4K", "8M", thp="never")
-    p = k.spawn()
-    a = p.mmap("16K")
-    p.access([a], True)
-    p.fork().exit()
-    p.mprotect(a, "16K", "r")
-    p.mprotect(a, "16K", "rw")
-    assert p.access([a], True).tolist() == [O.REUSE]
+    t = Twin("4K", "8M", thp="never")
+    p, q = t.spawn()
+    a = t.call(0, "mmap", "16K")
+    t.access(0, [a], True)
+    t.fork(0)
+    t.exit(1)
+    t.call(0, "mprotect", a, K16, "r")
+    t.call(0, "mprotect", a, K16, "rw")
+    assert t.access(0, [a], True).tolist() == [O.REUSE]     # REUSE sets AnonExclusive
+    t.call(0, "mprotect", a, K16, "r")
+    t.call(0, "mprotect", a, K16, "rw")
+    assert t.access(0, [a], True).tolist() == [O.HIT]
+    t.compare()
 
 
 def test_mthp_stats_have_no_order0():
-    k = ppsize.Kernel("4K", "8M", thp="never")
-    p = k.spawn()
-    a = p.mmap("64K")
-    p.access([a], True)
-    assert "4K" not in k.mthp_stats()
+    t = Twin("4K", "8M", thp="never")
+    p, q = t.spawn()
+    a = t.call(0, "mmap", "64K")
+    t.access(0, [a], True)
+    assert t.k.mthp_stats() == {}
+    t.compare()
 
 
 # ------------------------------------------------------------ engine bugs (xfail)
@@ -903,6 +958,36 @@ def test_reuse_large_folio_partly_moved_in_same_mm():
     d = p.mmap("64K")
     p.mremap(a + 32 * 1024, "32K", "32K", "maymove|fixed", d)
     assert p.access([a], True).tolist() == [O.REUSE]
+
+
+@pytest.mark.xfail(strict=True, reason="__wp_can_reuse_large_anon_folio starts with "
+                   "'if (folio_large_mapcount(folio) <= 1) return false' (free up a large folio "
+                   "with a single page mapped): Linux copies; the engine's rule (every mapping "
+                   "of the folio is this MM's) reuses the last mapped 4K page of a 64K folio")
+def test_last_mapped_page_of_large_folio_is_copied():
+    k = ppsize.Kernel("4K", "8M", thp="never", mthp={"64K": "always"})
+    p = k.spawn()
+    a = p.mmap("64K")
+    p.access([a], True)                     # one 64K folio
+    p.fork().exit()                         # AnonExclusive cleared
+    p.madvise(a + K4, 15 * K4, "dontneed")  # one page of the folio left mapped
+    assert p.status()["RssAnon"] == 4
+    assert p.access([a], True).tolist() == [O.COW]
+
+
+@pytest.mark.xfail(strict=True, reason="x86-64 with CONFIG_PT_RECLAIM (6.14+, default y, "
+                   "ARCH_SUPPORTS_PT_RECLAIM if X86_64): MADV_DONTNEED of a range >= PMD_SIZE "
+                   "(reclaim_pt_is_enabled) frees a PTE table it leaves empty (try_to_free_pte); "
+                   "the engine never frees tables on MADV_DONTNEED (true of arm64)")
+def test_x86_dontneed_reclaims_empty_pte_table():
+    k = ppsize.Kernel("4K", "16M", thp="never", geometry="x86_64-4l")
+    p = k.spawn()
+    a = p.mmap("2M")
+    assert a % (2 * M) == 0
+    p.access([a], True)
+    assert p.status()["VmPTE"] == 12
+    p.madvise(a, "2M", "dontneed")
+    assert p.status()["VmPTE"] == 8
 
 
 # ------------------------------------------------------------ bad input
