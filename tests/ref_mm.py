@@ -504,7 +504,9 @@ class RefProcess:
     def can_reuse(self, pva, pfn):
         """do_wp_page's test for the page (or block) at pva whose first frame is pfn:
         PageAnonExclusive, else wp_can_reuse_anon_folio: every mapping of the folio
-        is one of this MM's, found where the folio would lie around pva."""
+        is one of this MM's, found where the folio would lie around pva. (Linux
+        6.15+ looks anywhere in the MM and never reuses a large folio with one page
+        mapped: the two xfails after test_mremap_dontunmap_keeps_source_tables.)"""
         k = self.k
         if pfn in k.excl:
             return True
@@ -530,6 +532,8 @@ class RefProcess:
                 self.protect(eff.start, eff.end, eff.arg)
             elif eff.kind == "move":
                 self.move(eff.start, eff.end, eff.arg)
+                # as the engine, also after MREMAP_DONTUNMAP, which Linux never
+                # unmaps (test_mremap_dontunmap_keeps_source_tables, xfail)
                 self.free_hole(eff.start, eff.end)
             elif eff.kind == "populate":
                 self.populate(eff.start, eff.end)
