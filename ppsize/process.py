@@ -37,36 +37,47 @@ class Outcome(enum.IntEnum):
     SIGBUS = 8         # file or shared mapping (not modelled by the anon engine)
 
 
+def _page_and_tables(kernel, page_size, pgtable):
+    """Validate a process page size (a power of two >= the kernel's; default the
+    kernel's) and page-table mode."""
+    page = kernel.page_size if page_size is None else parse_size(page_size, "page_size")
+    if page < kernel.page_size or page & (page - 1):
+        raise ValueError(f"page_size {fmt_size(page)} must be a power of two >= the kernel's "
+                         f"{fmt_size(kernel.page_size)}")
+    if pgtable not in ("emulated", "native"):
+        raise ValueError(f"unknown pgtable {pgtable!r}; choose 'emulated' or 'native'")
+    return page, pgtable
+
+
 class Process:
     """Create with :meth:`Kernel.spawn`. The emulated ABI: every address must be
     aligned to the process page size and lengths are rounded up to it."""
 
     def __init__(self, kernel, page_size=None, pgtable="emulated", name=None, *, _pid=None):
         self.kernel = kernel
-        page = kernel.page_size if page_size is None else parse_size(page_size, "page_size")
-        if page < kernel.page_size or page & (page - 1):
-            raise ValueError(f"page_size {fmt_size(page)} must be a power of two >= the kernel's "
-                             f"{fmt_size(kernel.page_size)}")
-        if pgtable not in ("emulated", "native"):
-            raise ValueError(f"unknown pgtable {pgtable!r}; choose 'emulated' or 'native'")
+        page, pgtable = _page_and_tables(kernel, page_size, pgtable)
         self.page_size = page
         self.pgtable = pgtable
         self.pid = kernel._new_pid() if _pid is None else _pid
         self.name = name or f"proc{self.pid}"
-        kg = kernel.geometry
-        if pgtable == "native":
-            zero = kernel.page_size << kernel.core.zero_order
-            if zero < page:
-                raise ValueError(f"a native {fmt_size(page)} process needs a zero page of its size; "
-                                 f"{fmt_size(kernel.nr_pages * kernel.page_size)} of memory reserves "
-                                 f"only {fmt_size(zero)}")
-            self.pt_geometry = default_geometry(page, kg.arch)
-        else:
-            self.pt_geometry = kg
-        self.aspace = AddressSpace(kg, page)
+        self.pt_geometry = self._pt_geometry(page, pgtable)
+        self.aspace = AddressSpace(kernel.geometry, page)
         self._minflt_exec = 0          # faults of earlier images (min_flt is per task)
         self._new_mm()
         kernel.processes[self.pid] = self
+
+    def _pt_geometry(self, page, pgtable):
+        """The page-table geometry: the kernel's (emulated) or the process granule's
+        (native, which also needs a zero page as large as the process page)."""
+        kernel, kg = self.kernel, self.kernel.geometry
+        if pgtable != "native":
+            return kg
+        zero = kernel.page_size << kernel.core.zero_order
+        if zero < page:
+            raise ValueError(f"a native {fmt_size(page)} process needs a zero page of its size; "
+                             f"{fmt_size(kernel.nr_pages * kernel.page_size)} of memory reserves "
+                             f"only {fmt_size(zero)}")
+        return default_geometry(page, kg.arch)
 
     def _new_mm(self):
         k = self.kernel
@@ -252,21 +263,12 @@ class Process:
         """execve(2): a fresh, empty address space; the page size may change.
         Fault counts are the task's and carry over."""
         self._require_alive()
+        page, pgtable = _page_and_tables(self.kernel, page_size or self.page_size, pgtable or self.pgtable)
+        geometry = self._pt_geometry(page, pgtable)      # refuse before tearing anything down
         self.mm.exit_mm()
         self._minflt_exec += self.mm.minflt
-        if page_size is not None:
-            page = parse_size(page_size, "page_size")
-            if page < self.kernel.page_size or page & (page - 1):
-                raise ValueError(f"page_size {fmt_size(page)} must be a power of two >= the "
-                                 f"kernel's {fmt_size(self.kernel.page_size)}")
-            self.page_size = page
-        if pgtable is not None:
-            if pgtable not in ("emulated", "native"):
-                raise ValueError(f"unknown pgtable {pgtable!r}; choose 'emulated' or 'native'")
-            self.pgtable = pgtable
-        kg = self.kernel.geometry
-        self.pt_geometry = default_geometry(self.page_size, kg.arch) if self.pgtable == "native" else kg
-        self.aspace = AddressSpace(kg, self.page_size)
+        self.page_size, self.pgtable, self.pt_geometry = page, pgtable, geometry
+        self.aspace = AddressSpace(self.kernel.geometry, self.page_size)
         self._new_mm()
 
     def exit(self):

@@ -901,11 +901,7 @@ def test_mthp_stats_have_no_order0():
     t.compare()
 
 
-# ------------------------------------------------------------ engine bugs (xfail)
-@pytest.mark.xfail(strict=True, reason="do_huge_pmd_anonymous_page with use_zero_page=0: "
-                   "map_anon_folio_pmd uses maybe_pmd_mkwrite, writable only with VM_WRITE; "
-                   "MMCore.do_anonymous maps the read-faulted PMD THP prot | PROT_W even in a "
-                   "read-only VMA, so a later write HITs instead of SEGV_ACCERR")
+# ------------------------------------------------------------ engine bugs found (fixed)
 def test_read_only_vma_thp_read_fault_not_writable():
     k = ppsize.Kernel("4K", "16M", use_zero_page=False)
     p = k.spawn()
@@ -915,18 +911,15 @@ def test_read_only_vma_thp_read_fault_not_writable():
     assert p.access([a + K4], True).tolist() == [O.SEGV_ACCERR]
 
 
-@pytest.mark.xfail(strict=True, reason="Process.exec does not apply spawn's refusal of a native "
-                   "page larger than the zero region: after exec('64K') a read maps 16 frames "
-                   "from the 8-frame zero region on, i.e. frames the zero region does not own")
 def test_exec_native_zero_page_larger_than_zero_region():
     k = ppsize.Kernel("4K", "128K")                 # zero region order 3 (32K)
     p = k.spawn("16K", pgtable="native")
+    a = p.mmap("16K")
+    p.access([a], True)
     with pytest.raises(ValueError, match="64K"):
         p.exec("64K")
-        a = p.mmap("64K")
-        p.access([a], False)
-        t = p.mm.pt.translate([a + 48 * 1024])
-        assert t.pa[0] >> 12 < k.core.zero_pfn + (1 << k.core.zero_order)
+    assert p.page_size == 16 * 1024 and p.status()["RssAnon"] == 16   # refused before teardown
+    k.check()
 
 
 # ------------------------------------------------------------ rules that differ from Linux (xfail)

@@ -279,7 +279,9 @@ cdef class MMCore:
                         pfn = self.buddy.alloc(self.k.pmd_order, MIGRATE_MOVABLE)
                         if pfn >= 0:
                             self.k.count_fault(self.k.pmd_order, True)
-                            self.map_folio(a, pfn, self.k.pmd_order, prot | PROT_W, True)
+                            # maybe_pmd_mkwrite: writable when the VMA is, read fault or not
+                            self.map_folio(a, pfn, self.k.pmd_order,
+                                           prot | (PROT_W if flags & VM_WRITE else 0), True)
                             return ACC_FAULT
                         self.k.count_fault(self.k.pmd_order, False)      # THP_FAULT_FALLBACK
         if not write:
