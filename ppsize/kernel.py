@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ._core.folio import FOLIO_FLAGS
-from ._core.mm import KernelCore
+from ._core.kcore import KernelCore
 from .buddy import check_frames
 from .geometry import Geometry, default_geometry, geometry as lookup
 from .units import fmt_size, parse_size

@@ -5,6 +5,7 @@ from .pagetable cimport PageTableCore
 from .vma cimport VmaTable
 from .buddy cimport BuddyAllocator
 from .folio cimport FolioTable
+from .kcore cimport KernelCore, THP_NEVER, THP_MADVISE, THP_ALWAYS, MAX_ORDERS
 
 cdef enum AccessOutcome:
     ACC_HIT = 0            # translated without a fault
@@ -17,37 +18,6 @@ cdef enum AccessOutcome:
     ACC_OOM = 7            # no memory even at the process order: VM_FAULT_OOM
     ACC_SIGBUS = 8         # a file or shared mapping: not modelled by the anon engine
     NR_ACC = 9
-
-cdef enum:
-    THP_NEVER = 0
-    THP_MADVISE = 1
-    THP_ALWAYS = 2
-    MAX_ORDERS = 16
-
-cdef class KernelCore:
-    cdef readonly BuddyAllocator buddy
-    cdef readonly FolioTable folios
-    cdef readonly int kshift             # kernel PAGE_SHIFT
-    cdef readonly int pmd_order          # HPAGE_PMD_ORDER
-    cdef readonly i64 zero_pfn           # reserved zero region (ZERO_PAGE, huge zero folio)
-    cdef readonly int zero_order
-    cdef public u64 thp_always           # order bitmasks of the per-size sysfs settings
-    cdef public u64 thp_inherit
-    cdef public u64 thp_madvise
-    cdef public int thp_top              # transparent_hugepage/enabled
-    cdef public bint use_zero_page       # transparent_hugepage/use_zero_page
-    cdef readonly i64 anon_pages         # NR_ANON_MAPPED (kernel pages)
-    cdef readonly i64 anon_thp_pages     # NR_ANON_THPS: pages of PMD-mapped THPs
-    cdef i64 fault_alloc[MAX_ORDERS]     # mthp stats: anon_fault_alloc per order
-    cdef i64 fault_fallback[MAX_ORDERS]  # anon_fault_fallback per order
-    cdef readonly i64 nr_oom
-    cdef object _anon_excl_a
-    cdef u8* anon_excl                   # per frame: PageAnonExclusive
-
-    cdef bint is_zero_pfn(self, i64 pfn) noexcept nogil
-    cdef u64 allowable_orders(self, u64 vm_flags) noexcept nogil
-    cdef void count_fault(self, int order, bint ok) noexcept nogil
-    cdef void anon_add(self, i64 nr) noexcept nogil
 
 cdef class MMCore:
     cdef readonly KernelCore k
