@@ -8,16 +8,22 @@ protect, move, fork, exit -- implemented here independently of ppsize._core.mm).
 
 Linux sources read (torvalds/linux, 6.12-6.18): mm/memory.c do_anonymous_page,
 alloc_anon_folio, do_wp_page, wp_page_copy, wp_can_reuse_anon_folio,
-copy_page_range / vma_needs_copy, zap_pte_range, free_pgtables / free_pgd_range,
-move_page_tables (mm/mremap.c); mm/huge_memory.c do_huge_pmd_anonymous_page,
-do_huge_pmd_wp_page, do_huge_zero_wp_pmd (6.15+), __split_huge_zero_page_pmd; include/linux/huge_mm.h
-thp_vma_allowable_orders, thp_vma_suitable_order(s).
+copy_page_range / vma_needs_copy / copy_present_ptes (folio_try_dup_anon_rmap clears
+PageAnonExclusive), zap_pte_range, free_pgtables / free_pgd_range / free_pmd_range,
+can_change_pte_writable (mm/mprotect.c), move_page_tables / move_huge_pmd (mm/mremap.c),
+vms_gather_munmap_vmas / vms_clear_ptes (mm/vma.c: floor = prev's end, ceiling =
+next's start, the replacing VMA not counted); mm/huge_memory.c do_huge_pmd_anonymous_page
+(vmf_anon_prepare before the huge zero path), do_huge_pmd_wp_page, do_huge_zero_wp_pmd
+(6.15+), __split_huge_zero_page_pmd, vma_adjust_trans_huge; include/linux/huge_mm.h
+thp_vma_allowable_orders, thp_vma_suitable_order(s), count_mthp_stat (order 0 ignored);
+arch/arm64/mm/mmap.c and arch/x86/mm/pgprot.c protection_map (write, and on x86 exec,
+imply read).
 
 Modelled semantics are the engine's (ppsize/_core/mm.pyx) where it knowingly
-simplifies Linux (per-process-page COW/REUSE by mapcount, tables kept after zaps
-until free_pgtables of a hole); where the engine is wrong in a way the reference
-cannot follow, the reference raises :class:`KnownEngineBug` so a differential test
-can stop the sequence (each such case has a strict-xfail test in test_mm.py).
+simplifies Linux: COW/REUSE decided per process page (PageAnonExclusive of the
+page's first frame, else every mapping of the folio in this MM and refcount <= 1;
+anonymous folios here never hold extra references, so the refcount test always
+passes), tables kept after zaps until free_pgtables of the hole.
 
 Leaves: ``ptes`` maps the VA of each last-level entry (a kernel page when emulated,
 a process page when native) to ``[pfn, prot]`` (pfn of its first frame); ``blocks``
@@ -42,10 +48,6 @@ HIT, FAULT, ZERO, COW, REUSE, SEGV_MAPERR, SEGV_ACCERR, OOM, SIGBUS = range(9)
 OUTCOME_NAMES = ("hit", "fault", "zero", "cow", "reuse", "segv_maperr", "segv_accerr", "oom", "sigbus")
 
 
-class KnownEngineBug(Exception):
-    """The operation reaches an engine bug the reference does not imitate."""
-
-
 class RefKernel:
     def __init__(self, page_size="4K", memory="8G", geometry=None, mthp=None, thp="always",
                  use_zero_page=True):
@@ -68,6 +70,7 @@ class RefKernel:
         self.folio_mapped = {}     # head pfn -> mappings of its frames, summed
         self.head_of = {}          # pfn -> head pfn
         self.mapcount = {}         # pfn -> mappings
+        self.excl = set()          # pfns with PageAnonExclusive
         self.anon_pages = 0
         self.fault_alloc = {}
         self.fault_fallback = {}
@@ -140,15 +143,22 @@ class RefKernel:
                 del self.folio_mapped[head]
                 for j in range(1 << order):
                     del self.head_of[head + j]
+                    self.excl.discard(head + j)
                 self.buddy.free(head, order)
                 self.anon_pages -= 1 << order
 
-    def exclusive(self, pfn, nr):
-        return all(self.mapcount.get(pfn + i, 0) == 1 for i in range(nr))
+    def set_excl(self, pfn, nr, value):
+        """PageAnonExclusive of frames pfn .. pfn + nr - 1."""
+        if value:
+            self.excl.update(range(pfn, pfn + nr))
+        else:
+            self.excl.difference_update(range(pfn, pfn + nr))
 
     # ------------------------------------------------------------ processes
     def spawn(self, page_size=None, pgtable="emulated"):
         P = self.K if page_size is None else parse_size(page_size, "page_size")
+        if pgtable == "native" and P > self.K << self.zero_order:
+            raise ValueError("a native process needs a zero page of its page size")
         return RefProcess(self, P, pgtable)
 
     def meminfo(self):
@@ -165,7 +175,8 @@ class RefKernel:
                 "PageTables": tables >> 10}
 
     def mthp_stats(self):
-        orders = sorted(set(self.fault_alloc) | set(self.fault_fallback))
+        # count_mthp_stat ignores order 0: there is no hugepages-<PAGE_SIZE>kB
+        orders = sorted(o for o in set(self.fault_alloc) | set(self.fault_fallback) if o > 0)
         return {fmt_size(self.K << o): {"anon_fault_alloc": self.fault_alloc.get(o, 0),
                                         "anon_fault_fallback": self.fault_fallback.get(o, 0)}
                 for o in orders}
@@ -178,6 +189,7 @@ class RefProcess:
         self.pgtable = pgtable
         self.pid = k._next_pid
         k._next_pid += 1
+        self.minflt_prev = 0       # min_flt is the task's: earlier images' faults
         self._setup(P)
         if register:
             k.procs[self.pid] = self
@@ -281,6 +293,12 @@ class RefProcess:
             f = self.k.zero_pfn if self.k.is_zero(pfn) else pfn + i * step
             self.ptes[b + i * self.unit] = [f, prot]
 
+    def split_at(self, x):
+        """split_huge_pmd of a block that straddles x (a VMA boundary, a move's end)."""
+        b = x & ~(self.pmd_size - 1)
+        if b != x and b in self.blocks:
+            self.split_block(b)
+
     def _split_partial(self, start, end):
         for b in sorted(self.blocks):
             if b < end and start < b + self.pmd_size and not (start <= b and b + self.pmd_size <= end):
@@ -295,9 +313,11 @@ class RefProcess:
         return sorted(out)
 
     def map_folio(self, va, pfn, order, prot, block):
+        """A new anon folio: folio_add_new_anon_rmap(RMAP_EXCLUSIVE)."""
         k = self.k
         nr = 1 << order
         k.get_frames(pfn, nr)
+        k.set_excl(pfn, nr, True)
         if block:
             self._ensure_tables(va, self.pte_level - 1)
             self.blocks[va] = [pfn, prot]
@@ -331,10 +351,11 @@ class RefProcess:
         for va, size, pfn, _, block in self.leaves_in(start, end):
             (self.blocks if block else self.ptes)[va][1] = prot
 
-    @staticmethod
-    def leaf_prot(vm_flags):
-        """PTE permissions of a VMA without write (PAGE_COPY): r and x only."""
-        return (R if vm_flags & VM_READ else 0) | (X if vm_flags & VM_EXEC else 0)
+    def leaf_prot(self, vm_flags):
+        """PTE permissions of a private VMA before a write fault (protection_map's
+        PAGE_COPY-like entries): readable when the flags meet the arch's read mask
+        (arm64: read or write; x86: read, write or exec), x for exec; no write."""
+        return (R if vm_flags & self.read_mask else 0) | (X if vm_flags & VM_EXEC else 0)
 
     # ------------------------------------------------------------ faults
     def access(self, vas, writes):
@@ -352,7 +373,7 @@ class RefProcess:
         if va >= self.va_limit:
             return SEGV_MAPERR
         leaf = self.lookup(va)
-        if leaf is not None and (leaf[1] & W if w else leaf[1] & (R | W)):
+        if leaf is not None and leaf[1] & (W if w else R):
             return HIT
         return self.fault(va, w, need)
 
@@ -389,23 +410,25 @@ class RefProcess:
         self.minflt += 1
         if w and not anon:
             self._note(vs, need)
-        # create_huge_pmd -> do_huge_pmd_anonymous_page (kernel-granule tables only)
+        # create_huge_pmd -> do_huge_pmd_anonymous_page (kernel-granule tables only):
+        # thp_vma_suitable_order, then vmf_anon_prepare (reads too), then the huge
+        # zero page for a read if use_zero_page, else a PMD THP (maybe_pmd_mkwrite)
         if not self.native and k.pmd_order in orders:
             size = k.K << k.pmd_order
             a = va & ~(size - 1)
             if a >= vs and a + size <= ve and self.pmd_none(a):
-                if not w:
-                    if k.use_zero_page and k.zero_order >= k.pmd_order:
-                        self._ensure_tables(a, self.pte_level - 1)
-                        self.blocks[a] = [k.zero_pfn, prot]
-                        return ZERO
-                else:
-                    pfn = k.alloc_folio(k.pmd_order)
-                    if pfn >= 0:
-                        k.count(k.pmd_order, True)
-                        self.map_folio(a, pfn, k.pmd_order, prot | W, True)
-                        return FAULT
-                    k.count(k.pmd_order, False)
+                if not anon:
+                    self._note(vs, need)
+                if not w and k.use_zero_page and k.zero_order >= k.pmd_order:
+                    self._ensure_tables(a, self.pte_level - 1)
+                    self.blocks[a] = [k.zero_pfn, prot]
+                    return ZERO
+                pfn = k.alloc_folio(k.pmd_order)
+                if pfn >= 0:
+                    k.count(k.pmd_order, True)
+                    self.map_folio(a, pfn, k.pmd_order, prot | (W if flags & VM_WRITE else 0), True)
+                    return FAULT
+                k.count(k.pmd_order, False)
         if not w:
             self.map_zero(pva, prot)
             return ZERO
@@ -457,28 +480,50 @@ class RefProcess:
             k.count(k.pmd_order, False)
         elif not k.is_zero(pfn):
             if block:
-                if k.exclusive(self.blocks[b][0], 1 << k.pmd_order):
+                head = self.blocks[b][0]
+                if self.can_reuse(b, head):
+                    k.set_excl(head, 1 << k.pmd_order, True)
                     self.blocks[b][1] = prot
                     return REUSE
-            elif k.exclusive(pfn, 1 << self.porder):
+            elif self.can_reuse(pva, pfn):
+                k.set_excl(pfn, self.P >> k.kshift, True)
                 self.set_prot(pva, pva + self.P, prot)
                 return REUSE
+        # wp_page_copy: a process page, not counted in the mTHP stats
         new = k.alloc_folio(self.porder)
         if new < 0:
             k.nr_oom += 1
             self.minflt -= 1
             return OOM
-        k.count(self.porder, True)
         self.zap(pva, pva + self.P)
         self.map_folio(pva, new, self.porder, prot, False)
         return COW
 
+    def can_reuse(self, pva, pfn):
+        """do_wp_page's test for the page (or block) at pva whose first frame is pfn:
+        PageAnonExclusive, else wp_can_reuse_anon_folio: every mapping of the folio
+        is one of this MM's, found where the folio would lie around pva."""
+        k = self.k
+        if pfn in k.excl:
+            return True
+        head = k.head_of[pfn]
+        nr = 1 << k.folio_order[head]
+        fva = pva - ((pfn - head) << k.kshift)
+        here = 0
+        for va in range(fva, fva + (nr << k.kshift), k.K):
+            leaf = self.lookup(va)
+            if leaf is not None and head <= leaf[0] < head + nr:
+                here += 1
+        return k.folio_mapped[head] == here
+
     # ------------------------------------------------------------ effects
-    def apply(self):
+    def apply(self, free_tables=True):
+        """The page-table work of the last syscall; madvise never frees tables."""
         for eff in self.aspace.drain_effects():
             if eff.kind == "zap":
                 self.zap(eff.start, eff.end)
-                self.free_hole(eff.start, eff.end)
+                if free_tables:
+                    self.free_hole(eff.start, eff.end)
             elif eff.kind == "protect":
                 self.protect(eff.start, eff.end, eff.arg)
             elif eff.kind == "move":
@@ -490,13 +535,11 @@ class RefProcess:
                 raise AssertionError(eff)
 
     def free_hole(self, start, end):
-        """free_pgtables(floor = previous VMA's end, ceiling = next VMA's start),
-        only when [start, end) is no longer mapped by a VMA."""
-        a = self.aspace
-        if a.vma_at(start) is not None or a.vma_at(end - 1) is not None:
-            return
+        """free_pgtables(floor = end of the last VMA ending at or before start,
+        ceiling = start of the first VMA starting at or after end); VMAs overlapping
+        [start, end) replaced it later (MAP_FIXED, MREMAP_FIXED) and do not count."""
         floor, ceiling = 0, self.va_limit
-        for s, e, *_ in a.vmas:
+        for s, e, *_ in self.aspace.vmas:
             if e <= start:
                 floor = max(floor, e)
             elif s >= end:
@@ -505,7 +548,8 @@ class RefProcess:
 
     def protect(self, start, end, vm_flags):
         """change_protection: new r/x bits everywhere; write only on process pages
-        whose frames are mapped once (exclusive), never on the zero page."""
+        whose first frame is PageAnonExclusive (can_change_pte_writable), never on
+        the zero page."""
         prot = self.leaf_prot(vm_flags)
         self.set_prot(start, end, prot)
         if not vm_flags & VM_WRITE:
@@ -513,8 +557,7 @@ class RefProcess:
         runs = []
         for pva in range(start, end, self.P):
             leaf = self.lookup(pva)
-            ok = leaf is not None and not self.k.is_zero(leaf[0]) and \
-                self.k.exclusive(leaf[0], 1 << self.porder)
+            ok = leaf is not None and not self.k.is_zero(leaf[0]) and leaf[0] in self.k.excl
             if ok:
                 if runs and runs[-1][1] == pva:
                     runs[-1][1] = pva + self.P
@@ -524,12 +567,13 @@ class RefProcess:
             self.set_prot(s, e, prot | W)
 
     def move(self, start, end, new_start):
-        """move_page_tables: leaves of [start, end) to new_start (whole blocks stay
-        blocks where the destination is PMD-aligned, else become PTEs); source
-        tables kept, destination tables allocated."""
-        for b in self.blocks:
-            if b < end and start < b + self.pmd_size and not (start <= b and b + self.pmd_size <= end):
-                raise KnownEngineBug("mremap moves part of a PMD block")
+        """move_page_tables: blocks straddling start or end are split first (a
+        partial PMD extent), then the leaves of [start, end) go to new_start. A whole
+        block stays a block where the destination is PMD-aligned and its PMD entry
+        empty (move_huge_pmd needs pmd_none), else it becomes PTEs; source tables
+        kept, destination tables allocated."""
+        self.split_at(start)
+        self.split_at(end)
         delta = new_start - start
         leaves = self.leaves_in(start, end)
         for va, size, pfn, prot, block in leaves:
@@ -539,9 +583,7 @@ class RefProcess:
                 del self.ptes[va]
         for va, size, pfn, prot, block in leaves:
             nva = va + delta
-            if block and nva % self.pmd_size == 0:
-                if self._table_key(self.pte_level, nva) in self.tables:
-                    raise KnownEngineBug("mremap moves a PMD block over a kept PTE table")
+            if block and nva % self.pmd_size == 0 and self.pmd_none(nva):
                 self._ensure_tables(nva, self.pte_level - 1)
                 self.blocks[nva] = [pfn, prot]
             elif block:
@@ -562,31 +604,47 @@ class RefProcess:
         self.access(vas, [write] * len(vas))
 
     # ------------------------------------------------------------ syscalls
-    def _call(self, fn, *args, **kw):
+    def _call(self, fn, args, rng, free_tables=True):
+        """The syscall on the VMAs, then vma_adjust_trans_huge at both ends of its
+        range (rng(result)) where they are VMA boundaries, then its page-table work."""
         try:
-            return fn(*args, **kw)
+            res = fn(*args)
+            self._split_ends(*rng(res))
+            return res
         finally:
-            self.apply()
+            self.apply(free_tables)
+
+    def _split_ends(self, addr, length):
+        start = parse_size(addr, "addr")
+        end = start + -(-parse_size(length, "length") // self.P) * self.P
+        vma_at = self.aspace.vma_at
+        for x in (start, end):
+            if x < self.va_limit and vma_at(x) != (vma_at(x - 1) if x else None):
+                self.split_at(x)
 
     def mmap(self, length, addr=None, prot="rw", **flags):
-        return self._call(self.aspace.mmap, length, addr, prot, **flags)
+        return self._call(lambda: self.aspace.mmap(length, addr, prot, **flags), (),
+                          lambda res: (res, length))
 
     def munmap(self, addr, length):
-        return self._call(self.aspace.munmap, addr, length)
+        return self._call(self.aspace.munmap, (addr, length), lambda _: (addr, length))
 
     def mprotect(self, addr, length, prot):
-        return self._call(self.aspace.mprotect, addr, length, prot)
+        return self._call(self.aspace.mprotect, (addr, length, prot), lambda _: (addr, length))
 
     def mremap(self, old, old_len, new_len, flags=0, new_addr=None):
-        return self._call(self.aspace.mremap, old, old_len, new_len, flags, new_addr)
+        return self._call(self.aspace.mremap, (old, old_len, new_len, flags, new_addr),
+                          lambda _: (old, old_len))
 
     def madvise(self, addr, length, advice):
-        return self._call(self.aspace.madvise, addr, length, advice)
+        return self._call(self.aspace.madvise, (addr, length, advice), lambda _: (addr, length),
+                          free_tables=False)
 
     # ------------------------------------------------------------ fork / exec / exit
     def fork(self):
         """copy_page_range for each VMA with an anon_vma (vma_needs_copy); COW
-        mappings write-protected in both; the child's tables mirror the parent's."""
+        mappings write-protected in both and their pages lose PageAnonExclusive
+        (folio_try_dup_anon_rmap); the child's tables mirror the parent's."""
         k = self.k
         child = RefProcess(k, self.P, self.pgtable)
         g = self.tg
@@ -609,6 +667,8 @@ class RefProcess:
                 if not k.is_zero(pfn):
                     nr = size >> k.kshift
                     k.get_frames(pfn, nr)
+                    if cow:
+                        k.set_excl(pfn, nr, False)
                     child.rss += nr
         child.aspace._next_anon = self.aspace._next_anon
         return child
@@ -619,6 +679,7 @@ class RefProcess:
 
     def exec(self, page_size=None):
         self.exit_mm()
+        self.minflt_prev += self.minflt
         P = self.P if page_size is None else parse_size(page_size, "page_size")
         self._setup(P)
 
@@ -631,14 +692,14 @@ class RefProcess:
         kb = self.k.K >> 10
         return {"VmSize": sum(e - s for s, e, *_ in self.aspace.vmas) >> 10,
                 "VmRSS": self.rss * kb, "RssAnon": self.rss * kb, "RssFile": 0, "RssShmem": 0,
-                "VmPTE": self.vmpte_bytes() >> 10, "minflt": self.minflt, "majflt": 0}
+                "VmPTE": self.vmpte_bytes() >> 10, "minflt": self.minflt_prev + self.minflt, "majflt": 0}
 
     def outcome_counts(self):
         return dict(zip(OUTCOME_NAMES, self.outcomes))
 
     def range_stats(self, start, end):
-        """(rss, pmd-mapped, zero) kernel pages mapped in [start, end); a block may
-        straddle a VMA boundary (VMA splits do not split blocks), it is clipped."""
+        """(rss, pmd-mapped, zero) kernel pages mapped in [start, end) (a block
+        straddling start or end would be clipped)."""
         rss = pmd = zero = 0
         ks = self.k.kshift
         leaves = [(u, u + self.unit, pfn, False) for u, (pfn, _) in self.ptes.items() if start <= u < end]

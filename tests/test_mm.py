@@ -9,10 +9,9 @@ from hypothesis import strategies as st
 
 import ppsize
 from ppsize import Outcome
-from ppsize.buddy import check_frames
 from ppsize.geometry import default_geometry
 from ppsize.units import fmt_size, parse_size
-from ref_mm import KnownEngineBug, RefKernel
+from ref_mm import RefKernel
 
 K4, K16, K64 = 4 << 10, 16 << 10, 64 << 10
 M = 1 << 20
@@ -20,21 +19,6 @@ O = Outcome
 
 
 # ------------------------------------------------------------------ harness
-def engine_check(k):
-    """Kernel.check(), tolerating only PageTable.check's complaint about empty
-    tables that zap keeps on purpose (see test_check_after_dontneed); then the rest
-    of Kernel.check's frame checks run by hand."""
-    try:
-        k.check()
-    except AssertionError as e:
-        if "empty child table" not in str(e):
-            raise
-        c = k.core
-        check_frames(c.buddy, c.folios)
-        for p in k.processes.values():
-            p.aspace.check()
-
-
 class Twin:
     """An engine kernel and a reference kernel driven with the same calls."""
 
@@ -65,8 +49,6 @@ class Twin:
                 res.append(("ok", getattr(obj, name)(*args, **kw)))
             except OSError as e:
                 res.append(("err", type(e), e.errno))
-            except KnownEngineBug:
-                raise
             except (ValueError, TypeError) as e:
                 res.append(("err", type(e), None))
         assert res[0] == res[1], f"{name}{args}: engine {res[0]} reference {res[1]}"
@@ -119,7 +101,7 @@ class Twin:
         for p, q in self.procs:
             compare_process(p, q)
         if check:
-            engine_check(k)
+            k.check()
 
 
 def compare_process(p, q):
@@ -143,10 +125,7 @@ def compare_process(p, q):
         where = f"pid {p.pid} va {va:#x}"
         assert int(t.prot[i]) == prot, f"{where}: prot {int(t.prot[i])} reference {prot}"
         assert (int(t.level[i]) == q.pte_level - 1) == block, f"{where}: level {int(t.level[i])}"
-        if k.is_zero(pfn):
-            assert k.is_zero(pa >> k.kshift), f"{where}: pa {pa:#x} is not the zero page"
-        else:
-            assert pa == pfn * k.K, f"{where}: pa {pa:#x} reference {pfn * k.K:#x}"
+        assert pa == pfn * k.K, f"{where}: pa {pa:#x} reference {pfn * k.K:#x}"
 
 
 # ------------------------------------------------------------ random sequences
@@ -282,8 +261,6 @@ def random_sequence(data, K, memory, sizes, modes, steps, geometry=None):
                 t.set_thp(data.draw(st.sampled_from(["always", "madvise", "never"])),
                           {size: data.draw(st.sampled_from(["always", "inherit", "madvise", "never"]))},
                           data.draw(st.booleans()))
-        except KnownEngineBug:
-            return t          # see the xfail tests; the rest of this sequence would diverge
         except AssertionError as e:
             raise AssertionError(f"{e}\nafter:\n  " + "\n  ".join(t.log)) from None
         try:
@@ -456,7 +433,7 @@ def test_huge_zero_then_write_cow():
     t2.access(0, [a, a + 2 * M, a + 4 * M], True)
     t2.access(0, [b], False)
     assert t2.access(0, [b + K16], True).tolist() == [O.COW]
-    assert k_stats(t2.k)["2M"] == (3, 1) and k_stats(t2.k)["16K"] == (1, 0)
+    assert k_stats(t2.k) == {"2M": (3, 1)}          # the 16K copy: wp_page_copy, not counted
     assert p.status()["RssAnon"] == 3 * 2048 + 16 and p.status()["VmPTE"] == 6 * 4     # PUD, PMD, 3 deposits, split PTE table
     assert t2.access(0, [b, b + 2 * K16], False).tolist() == [O.HIT, O.HIT]
     t2.compare()
@@ -471,7 +448,7 @@ def test_zero_page_then_write_is_cow():
     assert p.status()["RssAnon"] == 0
     assert t.access(0, [a, a + 8 * K4], [True, False]).tolist() == [O.COW, O.HIT]
     assert p.status()["RssAnon"] == 64 and p.status()["minflt"] == 2
-    assert k_stats(t.k) == {"64K": (1, 0)}
+    assert k_stats(t.k) == {}                # wp_page_copy: no mTHP anon_fault_alloc
     t.compare()
 
 
@@ -580,8 +557,9 @@ def test_mprotect_write_only_on_exclusive_pages():
     t.access(1, [a], True)                          # child copies page 0
     t.call(0, "mprotect", a, 4 * K4, "r")
     t.call(0, "mprotect", a, 4 * K4, "rw")
-    # page 0 is exclusive to the parent again, page 1 shared, page 2 the zero page
-    assert t.access(0, [a, a + K4, a + 2 * K4], True).tolist() == [O.HIT, O.COW, O.COW]
+    # fork cleared PageAnonExclusive: page 0 (mapped only by the parent again) stays
+    # read-only and is reused on the write; page 1 is shared, page 2 the zero page
+    assert t.access(0, [a, a + K4, a + 2 * K4], True).tolist() == [O.REUSE, O.COW, O.COW]
     t.compare()
 
 
@@ -609,9 +587,7 @@ def test_exit_frees_everything():
     t.compare()
 
 
-# ------------------------------------------------------------ engine bugs (xfail)
-@pytest.mark.xfail(strict=True, reason="PageTable.check() rejects the empty PTE tables that "
-                   "zap_range keeps on purpose (tables live until free_pgtables)")
+# ---------------------------------- engine bugs and deviations from Linux, fixed in fca259d
 def test_check_after_dontneed():
     k = ppsize.Kernel("4K", "8M", thp="never")
     p = k.spawn()
@@ -621,8 +597,6 @@ def test_check_after_dontneed():
     k.check()
 
 
-@pytest.mark.xfail(strict=True, reason="MMCore.move re-maps a whole PMD block when the "
-                   "mremap source covers only part of it (next_leaf returns the block start)")
 def test_mremap_part_of_pmd_block():
     k = ppsize.Kernel("4K", "16M")
     p = k.spawn()
@@ -635,8 +609,6 @@ def test_mremap_part_of_pmd_block():
     k.check()
 
 
-@pytest.mark.xfail(strict=True, reason="MREMAP_FIXED: the destination's zap keeps its PTE table "
-                   "(the new VMA already covers it), then move writes a block over the table pointer")
 def test_mremap_fixed_block_onto_kept_table():
     k = ppsize.Kernel("4K", "16M")
     p = k.spawn()
@@ -650,19 +622,24 @@ def test_mremap_fixed_block_onto_kept_table():
     p.mm.pt.check()
 
 
-@pytest.mark.xfail(strict=True, reason="a native PTE of the process page maps the zero region "
-                   "even when the region (memory // 4) is smaller than the process page")
 def test_native_zero_page_larger_than_zero_region():
+    """A native PTE maps a whole process page: its zero page must fit in the zero
+    region, so a native process with a larger page is refused at spawn."""
     k = ppsize.Kernel("4K", "128K")                 # 32 frames: zero region order 3 (32K)
-    p = k.spawn("64K", pgtable="native")
-    a = p.mmap("64K")
-    p.access([a], False)
-    t = p.mm.pt.translate([a + 32 * 1024])
-    assert t.pa[0] >> 12 < k.core.zero_pfn + (1 << k.core.zero_order)
+    with pytest.raises(ValueError, match="64K"):
+        k.spawn("64K", pgtable="native")
+    assert not k.processes
+    with pytest.raises(ValueError):
+        RefKernel("4K", "128K").spawn("64K", "native")
+    t = Twin("4K", "128K")
+    p, q = t.spawn("16K", "native")                 # 16K <= 32K: fine
+    a = t.call(0, "mmap", "64K")
+    assert t.access(0, [a + K16 + 8], False).tolist() == [O.ZERO]
+    tr = p.mm.pt.translate([a + K16 + 3 * K4])
+    assert tr.status[0] == 0 and int(tr.pa[0]) == (t.k.core.zero_pfn + 3) * K4
+    t.compare()
 
 
-@pytest.mark.xfail(strict=True, reason="MMCore._note_anon keeps at most 64 VMAs per batch: "
-                   "later first-write VMAs never get an anon_vma, so fork skips their pages")
 def test_first_writes_in_more_than_64_vmas():
     k = ppsize.Kernel("4K", "64M", thp="never")
     p = k.spawn()
@@ -676,10 +653,6 @@ def test_first_writes_in_more_than_64_vmas():
     assert p.fork().status()["RssAnon"] == 70 * 4
 
 
-# ------------------------------------------------------------ deviations from Linux (xfail)
-@pytest.mark.xfail(strict=True, reason="do_huge_pmd_anonymous_page calls vmf_anon_prepare before "
-                   "the huge-zero read path, so fork copies the huge zero PMD; the engine sets "
-                   "anon_vma only on write faults")
 def test_huge_zero_read_prepares_anon_vma():
     k = ppsize.Kernel("4K", "16M")
     p = k.spawn()
@@ -689,9 +662,6 @@ def test_huge_zero_read_prepares_anon_vma():
     assert c.status()["VmPTE"] == p.status()["VmPTE"]
 
 
-@pytest.mark.xfail(strict=True, reason="with use_zero_page=0 Linux's read fault on a PMD range "
-                   "allocates a PMD THP (do_huge_pmd_anonymous_page); the engine maps the small "
-                   "zero page")
 def test_no_huge_zero_read_allocates_thp():
     k = ppsize.Kernel("4K", "16M", use_zero_page=False)
     p = k.spawn()
@@ -699,8 +669,6 @@ def test_no_huge_zero_read_allocates_thp():
     assert p.access([a], False).tolist() == [O.FAULT]
 
 
-@pytest.mark.xfail(strict=True, reason="leaf_prot drops read for PROT_WRITE-only VMAs "
-                   "(arm64/x86 protection_map make them readable): every read faults spuriously")
 def test_write_only_vma_reads_hit():
     k = ppsize.Kernel("4K", "8M")
     p = k.spawn()
@@ -709,8 +677,6 @@ def test_write_only_vma_reads_hit():
     assert p.status()["minflt"] == 1
 
 
-@pytest.mark.xfail(strict=True, reason="x86-64 has no exec-only PTEs (PROT_EXEC maps readable); "
-                   "leaf_prot gives x only, so every read of a present page faults spuriously")
 def test_x86_exec_only_present_page_reads_hit():
     k = ppsize.Kernel("4K", "8M", geometry="x86_64-4l")
     p = k.spawn()
@@ -721,8 +687,6 @@ def test_x86_exec_only_present_page_reads_hit():
     assert p.status()["minflt"] == 1
 
 
-@pytest.mark.xfail(strict=True, reason="wp_page_copy does not count mTHP anon_fault_alloc; the "
-                   "engine counts COW copies at the process order")
 def test_cow_not_counted_as_anon_fault_alloc():
     k = ppsize.Kernel("4K", "8M", thp="never")
     p = k.spawn("16K")
@@ -732,8 +696,6 @@ def test_cow_not_counted_as_anon_fault_alloc():
     assert k.mthp_stats() == {}
 
 
-@pytest.mark.xfail(strict=True, reason="min_flt is per task and survives execve; the engine "
-                   "keeps minflt in the MM, so exec resets it")
 def test_minflt_survives_exec():
     k = ppsize.Kernel("4K", "8M")
     p = k.spawn()
@@ -743,23 +705,23 @@ def test_minflt_survives_exec():
     assert p.status()["minflt"] == 1
 
 
-@pytest.mark.xfail(strict=True, reason="MAP_FIXED over a mapping frees its page tables "
-                   "(vms_clear_ptes -> free_pgtables); the engine keeps them, so no PMD THP "
-                   "until munmap")
 def test_map_fixed_frees_page_tables():
     k = ppsize.Kernel("4K", "16M", thp="never")
     p = k.spawn()
     a = p.mmap("2M")
     p.access([a], True)
     k.set_thp("always")
+    # vms_clear_ptes -> free_pgtables(floor = FIRST_USER_ADDRESS, ceiling =
+    # USER_PGTABLES_CEILING) with no neighbours: free_pmd_range / free_pud_range
+    # free the PMD and PUD tables as well as the PTE table
     p.mmap("2M", a, fixed=True)
-    assert p.status()["VmPTE"] == 8
+    assert p.status()["VmPTE"] == 0 and p.status()["RssAnon"] == 0
     p.access([a], True)
     assert p.smaps()[0]["AnonHugePages"] == 2048
+    assert p.status()["VmPTE"] == 12                 # PUD, PMD, the deposit
+    k.check()
 
 
-@pytest.mark.xfail(strict=True, reason="__split_huge_zero_page_pmd maps every PTE to ZERO_PAGE; "
-                   "the engine's split maps consecutive frames of the huge zero region")
 def test_split_huge_zero_pmd_maps_zero_page():
     k = ppsize.Kernel("4K", "16M")
     p = k.spawn()
@@ -769,8 +731,6 @@ def test_split_huge_zero_pmd_maps_zero_page():
     assert int(p.mm.pt.translate([a + 5 * K4]).pa[0]) >> 12 == k.core.zero_pfn
 
 
-@pytest.mark.xfail(strict=True, reason="split_vma -> vma_adjust_trans_huge splits a PMD mapping "
-                   "that a new VMA boundary cuts; the engine leaves the block straddling two VMAs")
 def test_vma_split_splits_pmd_block():
     k = ppsize.Kernel("4K", "16M")
     p = k.spawn()
@@ -780,9 +740,6 @@ def test_vma_split_splits_pmd_block():
     assert [v["AnonHugePages"] for v in p.smaps()] == [0, 0]
 
 
-@pytest.mark.xfail(strict=True, reason="__wp_can_reuse_large_anon_folio (6.15+; never before) "
-                   "reuses only a folio exclusive to this MM; the engine reuses a process page "
-                   "whose frames are mapped once even while the rest of its large folio is shared")
 def test_partly_shared_large_folio_not_reused():
     k = ppsize.Kernel("4K", "8M", thp="never", mthp={"64K": "always"})
     p = k.spawn()
@@ -793,9 +750,6 @@ def test_partly_shared_large_folio_not_reused():
     assert p.access([a], True).tolist() == [O.COW]     # the child still maps 15 pages of it
 
 
-@pytest.mark.xfail(strict=True, reason="mprotect makes a private page writable only if "
-                   "PageAnonExclusive (can_change_pte_writable), which fork cleared; the engine "
-                   "tests mapcount == 1, so after the child exits no REUSE fault is taken")
 def test_mprotect_after_fork_keeps_cow_armed():
     k = ppsize.Kernel("4K", "8M", thp="never")
     p = k.spawn()
@@ -807,8 +761,6 @@ def test_mprotect_after_fork_keeps_cow_armed():
     assert p.access([a], True).tolist() == [O.REUSE]
 
 
-@pytest.mark.xfail(strict=True, reason="count_mthp_stat ignores order 0 (no hugepages-4kB); the "
-                   "engine reports order-0 faults of 4K processes as a '4K' mTHP size")
 def test_mthp_stats_have_no_order0():
     k = ppsize.Kernel("4K", "8M", thp="never")
     p = k.spawn()
