@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 
 from ._core.folio import FOLIO_FLAGS
-from ._core.mm import KernelCore
+from ._core.kcore import KernelCore
 from .buddy import check_frames
+from .pagecache import File, PageCache
 from .geometry import Geometry, default_geometry, geometry as lookup
 from .units import fmt_size, parse_size
 
@@ -30,7 +31,7 @@ class Kernel:
     """
 
     def __init__(self, page_size="4K", memory="8G", geometry=None, mthp=None, thp="always",
-                 use_zero_page=True):
+                 use_zero_page=True, readahead="128K"):
         page = parse_size(page_size, "page_size")
         if geometry is None:
             g = default_geometry(page)
@@ -48,7 +49,9 @@ class Kernel:
         self.nr_pages = mem // page
         self.core = KernelCore(self.nr_pages, g.page_shift, g.max_page_order,
                                g.pageblock_order, g.pmd_order)
+        self.pagecache = PageCache(self, readahead=readahead)
         self.processes: dict = {}
+        self.transitions: list = []         # min-order transitions of files (file_min_order)
         self._fragments: list = []
         self._next_pid = 1
         self._next_mm = 1
@@ -93,6 +96,43 @@ class Kernel:
                                    else "madvise" if c.thp_madvise & bit else "never")
         return out
 
+    # ------------------------------------------------------------------- files
+    def create_file(self, path, size, large_folios=True) -> File:
+        """A file of ``size`` bytes in the page cache (nothing cached yet);
+        ``large_folios``: the file system supports large folios."""
+        return self.pagecache.create_file(path, size, large_folios=large_folios)
+
+    def file_min_order(self, file, order):
+        """Give ``file`` folios of at least ``order`` (a process with a larger page
+        maps it): the thread's "drop-all" transition, bump the mapping's min folio
+        order, unmap the file's pages from every process (private COW copies stay),
+        then drop its whole cache (__filemap_add_folio refuses smaller folios; they
+        are read again at the new order). Busy folios (dirty, locked, pinned)
+        cannot be dropped and are reported as blocked. Returns the
+        transition's report (also kept in ``transitions``), or None if the file's
+        folios are already large enough."""
+        pc = self.pagecache
+        info = pc.info(file)
+        if info["min_order"] >= order:
+            return None
+        kb = self.page_size >> 10
+        before = pc.nrpages(file)
+        pc.set_folio_order_range(file, order, max(order, info["max_order"]))
+        # truncate_inode_pages_range unmaps first (unmap_mapping_range, even_cows=0)
+        unmapped = sum(p.mm.unmap_file(file.id) for p in self.processes.values())
+        last = max(0, -(-info["i_size"] // self.page_size) - 1)
+        dropped, blocked = pc.drop_range(file, 0, last)
+        report = {"file": file.path, "policy": "drop-all", "min_order": (info["min_order"], order),
+                  "pages_unmapped": unmapped, "pages_dropped": dropped, "pages_blocked": blocked,
+                  "cached_before_kb": before * kb, "cached_after_kb": pc.nrpages(file) * kb}
+        self.transitions.append(report)
+        return report
+
+    def drop_caches(self) -> int:
+        """echo 1 > /proc/sys/vm/drop_caches: invalidate every clean, unmapped
+        folio; returns pages dropped."""
+        return self.pagecache.drop_caches()
+
     # --------------------------------------------------------------- processes
     def spawn(self, page_size=None, pgtable="emulated", name=None):
         """Start a process with its own page size (>= the kernel's; default the
@@ -114,7 +154,9 @@ class Kernel:
     # -------------------------------------------------------------- accounting
     def meminfo(self) -> dict:
         """/proc/meminfo fields in kB: MemTotal (memory less the reserved zero
-        region), MemFree, AnonPages, AnonHugePages, PageTables."""
+        region), MemFree, Cached (the page cache), AnonPages, AnonHugePages,
+        PageTables, and XArrayNodes (the page cache's radix_tree_node slab, part
+        of SReclaimable)."""
         c, kb = self.core, self.page_size >> 10
         reserved = 1 << c.zero_order
         thp_heads = set()
@@ -125,9 +167,11 @@ class Kernel:
         return {
             "MemTotal": (self.nr_pages - reserved) * kb,
             "MemFree": c.buddy.nr_free_pages * kb,
+            "Cached": self.pagecache.meminfo_cached,
             "AnonPages": c.anon_pages * kb,
             "AnonHugePages": len(thp_heads) * (1 << self.geometry.pmd_order) * kb,
             "PageTables": tables >> 10,
+            "XArrayNodes": self.pagecache.xa_slab_bytes >> 10,
         }
 
     def buddyinfo(self):
@@ -170,6 +214,7 @@ class Kernel:
         c = self.core
         c.buddy.check()
         c.folios.check()
+        self.pagecache.check()
         check_frames(c.buddy, c.folios)
         counts = np.zeros(self.nr_pages, dtype=np.int32)
         for p in self.processes.values():

@@ -13,7 +13,8 @@ import numpy as np
 from ._core.mm import MMCore
 from ._core.vma import VM_FLAGS
 from .abi import AddressSpace, vm_flags_str
-from .geometry import default_geometry
+from .geometry import FAULT_AROUND_BYTES, default_geometry
+from .pagecache import File
 from .pagetable import PageTable, as_addresses
 from .units import fmt_size, parse_size
 
@@ -34,7 +35,8 @@ class Outcome(enum.IntEnum):
     SEGV_MAPERR = 5    # no VMA there
     SEGV_ACCERR = 6    # the VMA forbids the access
     OOM = 7            # no memory, even at the process order
-    SIGBUS = 8         # file or shared mapping (not modelled by the anon engine)
+    SIGBUS = 8         # beyond the end of a file, or shared anonymous memory (not modelled)
+    MAJOR = 9          # file fault that read from disk (a major fault)
 
 
 def _page_and_tables(kernel, page_size, pgtable):
@@ -81,10 +83,14 @@ class Process:
 
     def _new_mm(self):
         k = self.kernel
-        read_mask = VM_READ | VM_WRITE | (VM_EXEC if k.geometry.arch == "x86_64" else 0)
+        x86 = k.geometry.arch == "x86_64"
+        read_mask = VM_READ | VM_WRITE | (VM_EXEC if x86 else 0)
+        # arm64 exec_folio_order(): 64K folios for executable file mappings
+        exec_order = -1 if x86 else (65536 // k.page_size).bit_length() - 1
         self.mm = MMCore(k.core, PageTable(self.pt_geometry), self.aspace.vmas,
                          self.page_size.bit_length() - 1, self.pgtable == "native",
-                         k._new_mm_id(), read_mask)
+                         k._new_mm_id(), read_mask, k.pagecache.core,
+                         FAULT_AROUND_BYTES, exec_order)
 
     @property
     def alive(self) -> bool:
@@ -98,16 +104,42 @@ class Process:
         return self.page_size
 
     # ------------------------------------------------------------- syscalls
-    def mmap(self, length, addr=None, prot="rw", **flags) -> int:
-        """mmap(2) of anonymous memory (see :meth:`AddressSpace.mmap` for flags:
-        shared, fixed, noreplace, populate, ...). Returns the address."""
+    def mmap(self, length, addr=None, prot="rw", file=None, offset=0, **flags) -> int:
+        """mmap(2): anonymous memory, or ``file`` (a :class:`~ppsize.pagecache.File`
+        of this kernel) from ``offset`` (aligned to the process page). Flags as
+        :meth:`AddressSpace.mmap`: shared, fixed, noreplace, populate, ...
+        Returns the address. A process whose page is larger than the file's
+        smallest folio first raises the file's min folio order (the page-cache
+        transition)."""
         self._require_alive()
+        if file is not None:
+            file = self._open(file)
         try:
-            addr = self.aspace.mmap(length, addr, prot, **flags)
+            addr = self.aspace.mmap(length, addr, prot, file=file, offset=offset, **flags)
             self._split_at(addr, length)
             return addr
         finally:
             self._apply()
+
+    def _open(self, file) -> int:
+        """The address-space file id of a page-cache File (its id), after the
+        min-order transition a larger process page needs."""
+        if not isinstance(file, File) or file.cache is not self.kernel.pagecache:
+            raise TypeError(f"file must be a File of this kernel (Kernel.create_file), not {file!r}")
+        self.aspace._files[file.id] = True
+        porder = (self.page_size // self.kernel.page_size).bit_length() - 1
+        self.kernel.file_min_order(file, porder)
+        return file.id
+
+    def read(self, file, offset=0, length=None) -> dict:
+        """read(2) of ``file`` through the page cache (filemap_read with the file's
+        readahead state); the whole file by default. Returns the read's statistics."""
+        self._require_alive()
+        if not isinstance(file, File) or file.cache is not self.kernel.pagecache:
+            raise TypeError(f"file must be a File of this kernel (Kernel.create_file), not {file!r}")
+        if length is None:
+            length = max(0, self.kernel.pagecache.info(file)["i_size"] - parse_size(offset, "offset"))
+        return self.kernel.pagecache.read(file, offset, length)
 
     def munmap(self, addr, length):
         self._require_alive()
@@ -299,9 +331,10 @@ class Process:
         kb = self.kernel.page_size >> 10
         vm_size = sum(e - s for s, e, *_ in self.aspace.vmas)
         rss_anon = self.mm.rss_anon * kb
+        rss_file = self.mm.rss_file * kb
         vmpte = self.mm.pt.vmpte_bytes + self._deposited() * self.pt_geometry.table_sizes[-1]
-        return {"VmSize": vm_size >> 10, "VmRSS": rss_anon, "RssAnon": rss_anon,
-                "RssFile": 0, "RssShmem": 0, "VmPTE": vmpte >> 10,
+        return {"VmSize": vm_size >> 10, "VmRSS": rss_anon + rss_file, "RssAnon": rss_anon,
+                "RssFile": rss_file, "RssShmem": 0, "VmPTE": vmpte >> 10,
                 "minflt": self._minflt_exec + self.mm.minflt, "majflt": self.mm.majflt}
 
     def smaps(self) -> list:
@@ -317,13 +350,14 @@ class Process:
             mmu = self.page_size if self.page_size < g.cont_pte_size else g.cont_pte_size
         out = []
         for s, e, flags, pgoff, fid, anon in self.aspace.vmas:
-            rss, pmd, _zero = self.mm.range_stats(s, e)
+            rss, pmd, _zero, file, pss = self.mm.mapped_stats(s, e)
             out.append({
                 "start": s, "end": e, "perms": vm_flags_str(flags),
                 "Size": (e - s) >> 10, "KernelPageSize": self.kernel.page_size >> 10,
                 "MMUPageSize": self.kernel.page_size >> 10,
                 "ProcessPageSize": self.page_size >> 10, "ProcessMMUPageSize": mmu >> 10,
-                "Rss": rss * kb, "Anonymous": rss * kb, "AnonHugePages": pmd * kb,
+                "Rss": (rss + file) * kb, "Pss": pss >> 10, "Anonymous": rss * kb,
+                "AnonHugePages": pmd * kb,
             })
         return out
 
@@ -335,12 +369,16 @@ class Process:
         """Page table and VMA invariants, and RSS equal to a recount."""
         self.mm.pt.check()
         self.aspace.check()
-        rss = sum(self.mm.range_stats(s, e)[0] for s, e, *_ in self.aspace.vmas)
-        if rss != self.mm.rss_anon:
-            raise AssertionError(f"pid {self.pid}: RssAnon {self.mm.rss_anon} pages, {rss} mapped")
-        outside, _, _ = self.mm.range_stats(0, self.mm.pt.va_limit)
-        if outside != rss:
-            raise AssertionError(f"pid {self.pid}: {outside - rss} pages mapped outside any VMA")
+        anon = file = 0
+        for s, e, *_ in self.aspace.vmas:
+            a, _pmd, _zero, f, _pss = self.mm.mapped_stats(s, e)
+            anon, file = anon + a, file + f
+        if (anon, file) != (self.mm.rss_anon, self.mm.rss_file):
+            raise AssertionError(f"pid {self.pid}: RssAnon/RssFile {self.mm.rss_anon}/{self.mm.rss_file} "
+                                 f"pages, {anon}/{file} mapped")
+        a, _pmd, _zero, f, _pss = self.mm.mapped_stats(0, self.mm.pt.va_limit)
+        if (a, f) != (anon, file):
+            raise AssertionError(f"pid {self.pid}: {a + f - anon - file} pages mapped outside any VMA")
         return True
 
     def __repr__(self):

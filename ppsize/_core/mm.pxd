@@ -5,6 +5,8 @@ from .pagetable cimport PageTableCore
 from .vma cimport VmaTable
 from .buddy cimport BuddyAllocator
 from .folio cimport FolioTable
+from .kcore cimport KernelCore, THP_NEVER, THP_MADVISE, THP_ALWAYS, MAX_ORDERS
+from .pagecache cimport PageCache
 
 cdef enum AccessOutcome:
     ACC_HIT = 0            # translated without a fault
@@ -15,39 +17,9 @@ cdef enum AccessOutcome:
     ACC_SEGV_MAPERR = 5    # no VMA: SIGSEGV (SEGV_MAPERR)
     ACC_SEGV_ACCERR = 6    # VMA forbids the access: SIGSEGV (SEGV_ACCERR)
     ACC_OOM = 7            # no memory even at the process order: VM_FAULT_OOM
-    ACC_SIGBUS = 8         # a file or shared mapping: not modelled by the anon engine
-    NR_ACC = 9
-
-cdef enum:
-    THP_NEVER = 0
-    THP_MADVISE = 1
-    THP_ALWAYS = 2
-    MAX_ORDERS = 16
-
-cdef class KernelCore:
-    cdef readonly BuddyAllocator buddy
-    cdef readonly FolioTable folios
-    cdef readonly int kshift             # kernel PAGE_SHIFT
-    cdef readonly int pmd_order          # HPAGE_PMD_ORDER
-    cdef readonly i64 zero_pfn           # reserved zero region (ZERO_PAGE, huge zero folio)
-    cdef readonly int zero_order
-    cdef public u64 thp_always           # order bitmasks of the per-size sysfs settings
-    cdef public u64 thp_inherit
-    cdef public u64 thp_madvise
-    cdef public int thp_top              # transparent_hugepage/enabled
-    cdef public bint use_zero_page       # transparent_hugepage/use_zero_page
-    cdef readonly i64 anon_pages         # NR_ANON_MAPPED (kernel pages)
-    cdef readonly i64 anon_thp_pages     # NR_ANON_THPS: pages of PMD-mapped THPs
-    cdef i64 fault_alloc[MAX_ORDERS]     # mthp stats: anon_fault_alloc per order
-    cdef i64 fault_fallback[MAX_ORDERS]  # anon_fault_fallback per order
-    cdef readonly i64 nr_oom
-    cdef object _anon_excl_a
-    cdef u8* anon_excl                   # per frame: PageAnonExclusive
-
-    cdef bint is_zero_pfn(self, i64 pfn) noexcept nogil
-    cdef u64 allowable_orders(self, u64 vm_flags) noexcept nogil
-    cdef void count_fault(self, int order, bint ok) noexcept nogil
-    cdef void anon_add(self, i64 nr) noexcept nogil
+    ACC_SIGBUS = 8         # beyond EOF, or a shared anonymous (shmem) mapping: not modelled
+    ACC_MAJOR = 9          # file fault that read the page from disk (VM_FAULT_MAJOR)
+    NR_ACC = 10
 
 cdef class MMCore:
     cdef readonly KernelCore k
@@ -55,6 +27,11 @@ cdef class MMCore:
     cdef readonly VmaTable vmas
     cdef BuddyAllocator buddy            # the kernel's (direct references for nogil code)
     cdef FolioTable folios
+    cdef PageCache pc                    # the kernel's page cache (file mappings)
+    cdef bint has_pc
+    cdef readonly i64 rss_file           # MM_FILEPAGES (kernel pages)
+    cdef readonly u64 fault_around_bytes
+    cdef readonly int exec_order         # arm64 exec_folio_order(); -1 where none
     cdef readonly int kshift             # kernel page shift
     cdef readonly int pshift             # process page shift
     cdef readonly int porder             # process order (pshift - kshift)
@@ -82,3 +59,10 @@ cdef class MMCore:
     cdef void set_exclusive(self, i64 pfn, i64 nr, u8 value) noexcept nogil
     cdef u64 leaf_prot(self, u64 vm_flags) noexcept nogil
     cdef void _note_anon(self, i64 vi) noexcept nogil
+    # file faults (mm/filemap.c, mm/memory.c)
+    cdef int do_file_fault(self, i64 vi, u64 va, bint write) except -1 nogil
+    cdef void folio_mark_dirty(self, i64 f, i64 head) noexcept nogil
+    cdef i64 file_folio(self, i64 vi, i64 f, i64 pgoff, bint* major) noexcept nogil
+    cdef void sync_mmap_readahead(self, i64 vi, i64 f, i64 pgoff) noexcept nogil
+    cdef i64 map_file_pages(self, i64 vi, i64 f, i64 head, u64 lo, u64 hi, bint writable) except -1 nogil
+    cdef i64 fault_around(self, i64 vi, i64 f, u64 va) except -1 nogil

@@ -10,85 +10,29 @@ from .pagetable cimport (PageTableCore, DESC_VALID, DESC_TABLE, DESC_CONT, DESC_
                          DESC_X, DESC_PROT_MASK, DESC_PROT_SHIFT, TR_OK)
 from .vma cimport VmaTable, VM_READ, VM_WRITE, VM_EXEC, VM_SHARED, VM_HUGEPAGE, VM_NOHUGEPAGE
 from .buddy cimport BuddyAllocator, MIGRATE_MOVABLE, MIGRATE_UNMOVABLE
-from .folio cimport FolioTable, PG_anon, PG_uptodate, PG_swapbacked, PG_zero
+from .folio cimport FolioTable, PG_anon, PG_uptodate, PG_swapbacked, PG_zero, PG_dirty, PG_locked
+from .vma cimport VM_RAND_READ, VM_SEQ_READ
+from .pagecache cimport PageCache, FGP_CREAT, PG_readahead, file_ra_state
+from .xarray cimport xa_load, xa_find_range, xa_set_mark
 
 cnp.import_array()
 
 cdef u64 ADDR_MASK = ~(<u64>0xfff)
+cdef enum:
+    MMAP_LOTSAMISS = 100       # mm/filemap.c
+    PAGECACHE_TAG_DIRTY = 0    # XA_MARK_0
 cdef enum:
     PROT_R = 1
     PROT_W = 2
     PROT_X = 4
 
 
-cdef class KernelCore:
-    """Frames, folios, the zero page and the THP policy shared by all MMs."""
-
-    def __cinit__(self, i64 nr_pages, int kshift, int max_order, int pageblock_order, int pmd_order):
-        cdef int order
-        self.buddy = BuddyAllocator(nr_pages, max_order, pageblock_order)
-        self.folios = FolioTable(nr_pages)
-        self.kshift = kshift
-        self.pmd_order = pmd_order
-        # The zero page and the huge zero folio share one reserved, naturally
-        # aligned region (Linux: empty_zero_page in the image; the huge zero
-        # folio allocated on first use), so a native 16K/64K PTE can map it too.
-        order = pmd_order
-        while order > 0 and (<i64>1 << order) > nr_pages // 4:
-            order -= 1
-        self.zero_order = order
-        self.zero_pfn = self.buddy.alloc(order, MIGRATE_UNMOVABLE)
-        if self.zero_pfn < 0:
-            raise MemoryError("no memory for the zero page")
-        self.folios.folio_init(self.zero_pfn, order, PG_zero | PG_uptodate, -1, 0)
-        self._anon_excl_a = np.zeros(nr_pages, dtype=np.uint8)
-        self.anon_excl = <u8*>cnp.PyArray_DATA(self._anon_excl_a)
-        self.use_zero_page = True
-        self.thp_top = THP_ALWAYS
-        self.thp_always = 0
-        self.thp_madvise = 0
-        self.thp_inherit = (<u64>1) << pmd_order     # default: only PMD size, inherit
-
-    cdef bint is_zero_pfn(self, i64 pfn) noexcept nogil:
-        return self.zero_pfn <= pfn < self.zero_pfn + ((<i64>1) << self.zero_order)
-
-    cdef u64 allowable_orders(self, u64 vm_flags) noexcept nogil:
-        """thp_vma_allowable_orders for an anonymous VMA: the per-size settings
-        (always | madvise with VM_HUGEPAGE | inherit when the top level allows),
-        none with VM_NOHUGEPAGE; anon orders are 2..PMD order."""
-        cdef u64 mask
-        if vm_flags & VM_NOHUGEPAGE:
-            return 0
-        mask = self.thp_always
-        if vm_flags & VM_HUGEPAGE:
-            mask |= self.thp_madvise
-        if self.thp_top == THP_ALWAYS or (self.thp_top == THP_MADVISE and vm_flags & VM_HUGEPAGE):
-            mask |= self.thp_inherit
-        return mask & ((((<u64>1) << (self.pmd_order + 1)) - 1) & ~(<u64>3))
-
-    cdef void count_fault(self, int order, bint ok) noexcept nogil:
-        """mthp stats: anon_fault_alloc / anon_fault_fallback; order -1 is an OOM."""
-        if order < 0:
-            self.nr_oom += 1
-        elif ok:
-            self.fault_alloc[order] += 1
-        else:
-            self.fault_fallback[order] += 1
-
-    cdef void anon_add(self, i64 nr) noexcept nogil:
-        self.anon_pages += nr
-
-    def mthp_stats(self):
-        """{order: (anon_fault_alloc, anon_fault_fallback)} for orders with events."""
-        return {o: (int(self.fault_alloc[o]), int(self.fault_fallback[o]))
-                for o in range(1, MAX_ORDERS) if self.fault_alloc[o] or self.fault_fallback[o]}
-
-
 cdef class MMCore:
     """One process's page table and VMAs, faulted through the kernel's frames."""
 
     def __cinit__(self, KernelCore k, PageTableCore pt, VmaTable vmas, int pshift,
-                  bint native, int mm_id, u64 read_mask):
+                  bint native, int mm_id, u64 read_mask, PageCache pc=None,
+                  u64 fault_around_bytes=65536, int exec_order=-1):
         self.k = k
         self.buddy = k.buddy
         self.folios = k.folios
@@ -100,6 +44,10 @@ cdef class MMCore:
         self.native = native
         self.mm_id = mm_id
         self.read_mask = read_mask
+        self.pc = pc
+        self.has_pc = pc is not None
+        self.fault_around_bytes = fault_around_bytes
+        self.exec_order = exec_order
         pt.zero_pa = (<u64>k.zero_pfn) << k.kshift
         self._need_anon_a = np.zeros(64, dtype=np.int64)
         self.need_anon = <i64*>cnp.PyArray_DATA(self._need_anon_a)
@@ -163,7 +111,7 @@ cdef class MMCore:
         while i < nr:
             head = self.folios.folio_head(pfn + i)
             order = self.folios.folio_order(head)
-            if head != last and self.folios.folio_mapcount(head) == 0:
+            if head != last and self.folios.flags[head] & PG_anon and self.folios.folio_mapcount(head) == 0:
                 self.folios.folio_free(head)
                 self.buddy.free(head, order)
                 self.k.anon_add(-((<i64>1) << order))
@@ -213,8 +161,11 @@ cdef class MMCore:
             pfn = <i64>(((desc & ADDR_MASK) + (s - a)) >> self.kshift)
             nr = <i64>((e - s) >> self.kshift)
             if not self.k.is_zero_pfn(pfn):
+                if self.folios.flags[self.folios.folio_head(pfn)] & PG_anon:
+                    self.rss_anon -= nr
+                else:
+                    self.rss_file -= nr
                 self.put_frames(pfn, nr)
-                self.rss_anon -= nr
                 total += nr
             a += span
         self.pt.zap_range(va, end - va)
@@ -236,7 +187,10 @@ cdef class MMCore:
                 return ACC_SEGV_ACCERR
         elif not (flags & self.read_mask):
             return ACC_SEGV_ACCERR
-        if self.vmas.file[vi] >= 0 or flags & VM_SHARED:
+        if self.vmas.file[vi] >= 0:
+            if not self.has_pc or self.vmas.file[vi] >= self.pc.nr_files:
+                return ACC_SIGBUS                   # shmem: not modelled
+        elif flags & VM_SHARED:
             return ACC_SIGBUS
         pva = va & ~(((<u64>1) << self.pshift) - 1)
         if st == TR_OK or pva != (va & ~(((<u64>1) << self.kshift) - 1)):
@@ -246,6 +200,8 @@ cdef class MMCore:
                 return self.do_wp(vi, pva, pa, level)
             self.minflt += 1          # a spurious read fault (e.g. prot changed)
             return ACC_HIT
+        if self.vmas.file[vi] >= 0:
+            return self.do_file_fault(vi, va, write)
         return self.do_anonymous(vi, va, write, level)
 
     cdef int do_anonymous(self, i64 vi, u64 va, bint write, int level) except -1 nogil:
@@ -331,8 +287,13 @@ cdef class MMCore:
         cdef i64 pfn = <i64>(pa >> self.kshift), new
         cdef bint block = level < self.pt.levels - 1
         self.minflt += 1
+        if flags & VM_SHARED and not self.k.is_zero_pfn(pfn):
+            # wp_page_shared: page_mkwrite, the folio dirty, the page writable
+            self.folio_mark_dirty(self.vmas.file[vi], self.folios.folio_head(pfn))
+            self.pt.protect_range(pva, psize, prot)
+            return ACC_FAULT
         if self.vmas.anon[vi] == 0:
-            self._note_anon(vi)
+            self._note_anon(vi)               # wp_page_copy: vmf_anon_prepare
         if self.k.is_zero_pfn(pfn) and block and level == self.pt.levels - 2 and not self.native:
             # do_huge_zero_wp_pmd: replace the huge zero PMD by a new THP; on
             # failure split it and fall back to a PTE-level copy below
@@ -343,7 +304,7 @@ cdef class MMCore:
                 self.map_folio(pva & ~(span - 1), new, self.k.pmd_order, prot, True)
                 return ACC_COW
             self.k.count_fault(self.k.pmd_order, False)
-        elif not self.k.is_zero_pfn(pfn):
+        elif not self.k.is_zero_pfn(pfn) and self.folios.flags[self.folios.folio_head(pfn)] & PG_anon:
             if block and self.can_reuse(pva & ~(span - 1), pa & ~(span - 1), <i64>(span >> self.kshift)):
                 self.set_exclusive(<i64>((pa & ~(span - 1)) >> self.kshift), <i64>(span >> self.kshift), 1)
                 self.pt.protect_range(pva & ~(span - 1), span, prot)      # reuse the THP
@@ -373,6 +334,235 @@ cdef class MMCore:
             self.n_need_anon += 1
         else:
             self.anon_overflow = True
+
+    # ----------------------------------------------------------- file faults
+    cdef int do_file_fault(self, i64 vi, u64 va, bint write) except -1 nogil:
+        """do_fault on a file VMA: do_read_fault (fault-around, then filemap_fault
+        and finish_fault), do_cow_fault (private write: a copy in a new anon folio)
+        or do_shared_fault (the page mapped writable, the folio dirty). The whole
+        process page is mapped."""
+        cdef i64 f = self.vmas.file[vi]
+        cdef u64 flags = self.vmas.flags[vi], vs = self.vmas.start[vi]
+        cdef u64 kpage = (<u64>1) << self.kshift, psize = (<u64>1) << self.pshift
+        cdef u64 pva = va & ~(psize - 1), cur, pa, unit
+        cdef i64 pgoff, head, new, nr_file
+        cdef int level, prot
+        cdef bint major = False, shared = (flags & VM_SHARED) != 0
+        nr_file = (self.pc.i_size[f] + <i64>kpage - 1) >> self.kshift
+        pgoff = <i64>self.vmas.pgoff[vi] + <i64>((va - vs) >> self.kshift)
+        if pgoff >= nr_file:
+            return ACC_SIGBUS                          # beyond EOF
+        if write and not shared:                       # do_cow_fault
+            head = self.file_folio(vi, f, pgoff, &major)
+            if head < 0:
+                self.k.count_fault(-1, False)
+                return ACC_OOM
+            if self.vmas.anon[vi] == 0:
+                self._note_anon(vi)
+            new = self.buddy.alloc(self.porder, MIGRATE_MOVABLE)
+            if new < 0:
+                self.k.count_fault(-1, False)
+                return ACC_OOM
+            self.map_folio(pva, new, self.porder, self.leaf_prot(flags) | PROT_W, False)
+            if major:
+                self.majflt += 1
+                return ACC_MAJOR
+            self.minflt += 1
+            return ACC_COW
+        if not write and self.fault_around(vi, f, va) > 0 and \
+                self.pt.walk(va, &pa, &level, &unit, &prot) == TR_OK and \
+                self.pt.walk(pva + psize - kpage, &pa, &level, &unit, &prot) == TR_OK:
+            self.minflt += 1                           # VM_FAULT_NOPAGE: fault-around did it
+            return ACC_FAULT
+        # __do_fault -> filemap_fault, then finish_fault for each page of the
+        # process page (one page on a per-process page size of the kernel's)
+        cur = pva
+        while cur < pva + psize:
+            pgoff = <i64>self.vmas.pgoff[vi] + <i64>((cur - vs) >> self.kshift)
+            if pgoff >= nr_file:
+                break
+            if self.pt.walk(cur, &pa, &level, &unit, &prot) != TR_OK:
+                head = self.file_folio(vi, f, pgoff, &major)
+                if head < 0:
+                    self.k.count_fault(-1, False)
+                    return ACC_OOM
+                self.map_file_pages(vi, f, head, cur, cur + kpage, write)
+                if write:                              # do_shared_fault: folio dirty
+                    self.folio_mark_dirty(f, head)
+            cur += kpage
+        if major:
+            self.majflt += 1
+            return ACC_MAJOR
+        self.minflt += 1
+        return ACC_FAULT
+
+    cdef void folio_mark_dirty(self, i64 f, i64 head) noexcept nogil:
+        """folio_mark_dirty: PG_dirty and the PAGECACHE_TAG_DIRTY mark."""
+        cdef u16* flags = self.folios.flags
+        flags[head] |= PG_dirty
+        xa_set_mark(&self.pc.xa[f], <u64>self.folios.index[head], PAGECACHE_TAG_DIRTY)
+
+    cdef i64 file_folio(self, i64 vi, i64 f, i64 pgoff, bint* major) noexcept nogil:
+        """filemap_fault's folio for pgoff: a cache hit (do_async_mmap_readahead) or
+        a miss (major: do_sync_mmap_readahead, then __filemap_get_folio(FGP_CREAT))."""
+        cdef u64 e = xa_load(&self.pc.xa[f], <u64>pgoff)
+        cdef i64 head
+        cdef file_ra_state* ra
+        if e and not (e & 1):
+            head = <i64>(e >> 2)
+            if not (self.vmas.flags[vi] & VM_RAND_READ) and self.pc.ra[f].ra_pages:
+                ra = &self.pc.ra[f]
+                if ra.mmap_miss > 0:
+                    ra.mmap_miss -= 1
+                if self.folios.flags[head] & PG_readahead:
+                    self.pc.page_cache_async_ra(f, pgoff, head, self.pc.ra[f].ra_pages)
+            return head
+        major[0] = True
+        self.sync_mmap_readahead(vi, f, pgoff)
+        return self.pc.filemap_get_folio(f, pgoff, FGP_CREAT, 0)
+
+    cdef void sync_mmap_readahead(self, i64 vi, i64 f, i64 pgoff) noexcept nogil:
+        """do_sync_mmap_readahead: VM_HUGEPAGE reads two PMD folios; VM_SEQ_READ the
+        sequential window; after MMAP_LOTSAMISS misses nothing; VM_EXEC (arm64)
+        exec_folio_order() folios within the VMA; else read-around."""
+        cdef u64 flags = self.vmas.flags[vi]
+        cdef i64 ra_pages = self.pc.ra[f].ra_pages, start, end, vstart, vend, nr
+        cdef file_ra_state* ra
+        if flags & VM_RAND_READ or ra_pages == 0:
+            return
+        if flags & VM_HUGEPAGE:
+            nr = (<i64>1) << self.k.pmd_order
+            self.pc.ra[f].size = nr if flags & VM_RAND_READ else 2 * nr
+            self.pc.ra[f].async_size = nr
+            self.pc.ra[f].order = <u32>self.k.pmd_order
+            self.pc.ra[f].start = pgoff & ~(nr - 1)
+            self.pc.page_cache_ra_order(f, pgoff & ~(nr - 1))
+            return
+        if flags & VM_SEQ_READ:
+            self.pc.page_cache_sync_ra(f, pgoff, ra_pages)
+            return
+        ra = &self.pc.ra[f]
+        if ra.mmap_miss < MMAP_LOTSAMISS * 10:
+            ra.mmap_miss += 1
+        if ra.mmap_miss > MMAP_LOTSAMISS:
+            return
+        if flags & VM_EXEC and self.exec_order >= 0:
+            nr = (<i64>1) << self.exec_order
+            vstart = <i64>self.vmas.pgoff[vi]
+            vend = vstart + <i64>((self.vmas.end[vi] - self.vmas.start[vi]) >> self.kshift)
+            start = pgoff & ~(nr - 1)
+            if start < vstart:
+                start = vstart
+            end = (start + ra_pages + nr - 1) & ~(nr - 1)
+            if end > vend:
+                end = vend
+            self.pc.ra[f].order = <u32>self.exec_order
+            self.pc.ra[f].start = start
+            self.pc.ra[f].size = end - start
+            self.pc.ra[f].async_size = 0
+        else:
+            self.pc.ra[f].start = pgoff - ra_pages // 2 if pgoff > ra_pages // 2 else 0
+            self.pc.ra[f].size = ra_pages
+            self.pc.ra[f].async_size = ra_pages // 4
+            self.pc.ra[f].order = 0
+        self.pc.page_cache_ra_order(f, self.pc.ra[f].start)
+
+    cdef i64 map_file_pages(self, i64 vi, i64 f, i64 head, u64 lo, u64 hi, bint writable) except -1 nogil:
+        """set_pte_range for the pages of the folio at head that lie in [lo, hi) and
+        in the VMA and below i_size; present PTEs are left alone. Returns pages mapped."""
+        cdef int order = self.folios.folio_order(head)
+        cdef u64 kpage = (<u64>1) << self.kshift
+        cdef u64 vs = self.vmas.start[vi], ve = self.vmas.end[vi]
+        cdef i64 fidx = self.folios.index[head], rel = fidx - <i64>self.vmas.pgoff[vi]
+        cdef i64 nr_file = (self.pc.i_size[f] + <i64>kpage - 1) >> self.kshift
+        cdef u64 fva, fend, a, run, pa, unit
+        cdef u64 prot = self.leaf_prot(self.vmas.flags[vi]) | (PROT_W if writable else 0)
+        cdef i64 n = 0, i, pfn
+        cdef int level, pprot
+        cdef i32* mapcount
+        if rel < 0 and <u64>(-rel) << self.kshift > vs:
+            return 0
+        fva = <u64>(<i64>vs + (rel << self.kshift))
+        fend = fva + ((<u64>1) << (order + self.kshift))
+        if nr_file - fidx < ((<i64>1) << order):
+            fend = fva + (<u64>(nr_file - fidx) << self.kshift)
+        if lo < fva:
+            lo = fva
+        if lo < vs:
+            lo = vs
+        if hi > fend:
+            hi = fend
+        if hi > ve:
+            hi = ve
+        a = lo
+        while a < hi:
+            # a run of absent PTEs, mapped by one set_ptes (CONT where it allows)
+            run = a
+            while run < hi and self.pt.walk(run, &pa, &level, &unit, &pprot) != TR_OK:
+                run += kpage
+            if run > a:
+                pfn = head + <i64>((a - fva) >> self.kshift)
+                self.pt.set_ptes(a, (<u64>pfn) << self.kshift, run - a, prot, True)
+                mapcount = self.folios.mapcount
+                for i in range(<i64>((run - a) >> self.kshift)):
+                    mapcount[pfn + i] += 1
+                n += <i64>((run - a) >> self.kshift)
+                a = run
+            a += kpage
+        self.rss_file += n
+        return n
+
+    cdef i64 fault_around(self, i64 vi, i64 f, u64 va) except -1 nogil:
+        """do_fault_around -> filemap_map_pages: map the uptodate, unlocked cache
+        folios in the fault-around window (fault_around_bytes, within the VMA and
+        the PTE table); a large folio wholly inside the VMA and the table is mapped
+        in full (6.18). Returns pages mapped."""
+        cdef u64 window = self.fault_around_bytes, kpage = (<u64>1) << self.kshift
+        cdef u64 tspan = (<u64>1) << self.pt.shift[self.pt.levels - 2]
+        cdef u64 vs = self.vmas.start[vi], ve = self.vmas.end[vi]
+        cdef u64 start, end, t0, fva, fsize, e, idx
+        cdef i64 first, last, nr_file, head, rel, n = 0, mapped
+        cdef int order
+        cdef file_ra_state* ra
+        if window <= ((<u64>1) << self.pshift) or window <= kpage:
+            return 0                               # fault_around_pages == 1: off
+        t0 = va & ~(tspan - 1)
+        start = va & ~(window - 1)
+        if start < vs:
+            start = vs
+        if start < t0:
+            start = t0
+        end = start + window
+        if end > t0 + tspan:
+            end = t0 + tspan
+        if end > ve:
+            end = ve
+        nr_file = (self.pc.i_size[f] + <i64>kpage - 1) >> self.kshift
+        first = <i64>self.vmas.pgoff[vi] + <i64>((start - vs) >> self.kshift)
+        last = <i64>self.vmas.pgoff[vi] + <i64>((end - vs) >> self.kshift) - 1
+        if last >= nr_file:
+            last = nr_file - 1
+        while first <= last:
+            e = xa_find_range(&self.pc.xa[f], <u64>first, <u64>last, -1, &idx, &order)
+            if not e:
+                break
+            first = <i64>idx + ((<i64>1) << order)
+            if e & 1:
+                continue                           # a shadow entry
+            head = <i64>(e >> 2)
+            if not (self.folios.flags[head] & PG_uptodate) or self.folios.flags[head] & PG_locked:
+                continue
+            rel = <i64>idx - <i64>self.vmas.pgoff[vi]
+            fva = <u64>(<i64>vs + (rel << self.kshift))
+            fsize = (<u64>1) << (order + self.kshift)
+            if rel >= 0 and fva + fsize <= ve and (fva & ~(tspan - 1)) == ((fva + fsize - 1) & ~(tspan - 1)):
+                mapped = self.map_file_pages(vi, f, head, fva, fva + fsize, False)
+            else:
+                mapped = self.map_file_pages(vi, f, head, start, end, False)
+            n += mapped
+        ra = &self.pc.ra[f]
+        ra.mmap_miss = ra.mmap_miss - <i32>n if ra.mmap_miss > n else 0
+        return n
 
     # --------------------------------------------------------------- batches
     def access(self, const u64[::1] vas, const u8[::1] writes, bint write_all, u8[::1] out):
@@ -411,6 +601,25 @@ cdef class MMCore:
     def split_at(self, u64 x):
         """Split a block mapping that a new VMA boundary at x cuts (vma_adjust_trans_huge)."""
         self.pt.split_at(x)
+
+    def unmap_file(self, i64 f):
+        """unmap_mapping_range(mapping, 0, 0, even_cows=0): zap every page of file f
+        this MM maps; private COW copies (anon) stay. Returns pages unmapped."""
+        cdef i64 i, total = 0, pfn
+        cdef u64 a, end, desc, span
+        cdef int level
+        for i in range(self.vmas.n):
+            if self.vmas.file[i] != f:
+                continue
+            a = self.vmas.start[i]
+            end = self.vmas.end[i]
+            while a < end and self.pt.next_leaf(&a, end, &desc, &level):
+                span = (<u64>1) << self.pt.shift[level]
+                pfn = <i64>((desc & ADDR_MASK) >> self.kshift)
+                if not self.k.is_zero_pfn(pfn) and not (self.folios.flags[self.folios.folio_head(pfn)] & PG_anon):
+                    total += self.zap(a, a + span)
+                a += span
+        return total
 
     def free_pgtables(self, u64 floor, u64 ceiling):
         self.pt.free_tables(floor, ceiling)
@@ -498,9 +707,12 @@ cdef class MMCore:
             if not self.k.is_zero_pfn(pfn):
                 for i in range(nr):
                     self.folios.mapcount[pfn + i] += 1
-                if cow:
-                    self.set_exclusive(pfn, nr, 0)   # folio_try_dup_anon_rmap
-                self.rss_anon += nr
+                if self.folios.flags[self.folios.folio_head(pfn)] & PG_anon:
+                    if cow:
+                        self.set_exclusive(pfn, nr, 0)   # folio_try_dup_anon_rmap
+                    self.rss_anon += nr
+                else:
+                    self.rss_file += nr
             a += span
 
     def exit_mm(self):
@@ -513,23 +725,38 @@ cdef class MMCore:
         return [int(self.outcomes[i]) for i in range(<int>NR_ACC)]
 
     def range_stats(self, u64 start, u64 end):
-        """(rss pages, pmd-mapped pages, zero-page pages) mapped in [start, end)."""
+        """(anon pages, PMD-mapped anon pages, zero-page pages) mapped in [start, end)."""
+        anon, pmd, zero, _file, _pss = self.mapped_stats(start, end)
+        return anon, pmd, zero
+
+    def mapped_stats(self, u64 start, u64 end):
+        """(anon pages, PMD-mapped anon pages, zero-page pages, file pages, PSS in
+        bytes) mapped in [start, end); PSS divides each page by its mapcount
+        (smaps_account with per-page mapcounts)."""
         cdef u64 a = start, desc, span, s, e
         cdef int level
-        cdef i64 rss = 0, pmd = 0, zero = 0, nr
+        cdef i64 anon = 0, pmd = 0, zero = 0, file = 0, nr, pfn, i
+        cdef double pss = 0.0
+        cdef double kpage = <double>((<u64>1) << self.kshift)
         while a < end and self.pt.next_leaf(&a, end, &desc, &level):
             span = (<u64>1) << self.pt.shift[level]
             s = a if a > start else start
             e = a + span if a + span < end else end
             nr = <i64>((e - s) >> self.kshift)
-            if self.k.is_zero_pfn(<i64>((desc & ADDR_MASK) >> self.kshift)):
+            pfn = <i64>(((desc & ADDR_MASK) + (s - a)) >> self.kshift)
+            if self.k.is_zero_pfn(pfn):
                 zero += nr
             else:
-                rss += nr
-                if level < self.pt.levels - 1:
-                    pmd += nr
+                for i in range(nr):
+                    pss += kpage / self.folios.mapcount[pfn + i]
+                if self.folios.flags[self.folios.folio_head(pfn)] & PG_anon:
+                    anon += nr
+                    if level < self.pt.levels - 1:
+                        pmd += nr
+                else:
+                    file += nr
             a += span
-        return rss, pmd, zero
+        return anon, pmd, zero, file, int(pss)
 
     def block_heads(self):
         """pfns mapped by block (PMD) leaves, the zero folio excepted (AnonHugePages)."""
@@ -539,7 +766,8 @@ cdef class MMCore:
         out = []
         while a < end and self.pt.next_leaf(&a, end, &desc, &level):
             pfn = <i64>((desc & ADDR_MASK) >> self.kshift)
-            if level < self.pt.levels - 1 and not self.k.is_zero_pfn(pfn):
+            if level < self.pt.levels - 1 and not self.k.is_zero_pfn(pfn) and \
+                    self.folios.flags[self.folios.folio_head(pfn)] & PG_anon:
                 out.append(pfn)
             a += (<u64>1) << self.pt.shift[level]
         return out

@@ -16,7 +16,7 @@ from ppsize._core._types cimport u64, i64, i32, u32, u8
 from ppsize._core.xarray cimport xarray_t, XAPool
 from ppsize._core.buddy cimport BuddyAllocator
 from ppsize._core.folio cimport FolioTable
-from ppsize._core.mm cimport KernelCore
+from ppsize._core.kcore cimport KernelCore
 
 cdef enum:
     PC_ENOENT = 2

@@ -32,7 +32,7 @@ from ppsize._core.xarray cimport (xarray_t, xa_pool_t, XAPool, xa_init, xa_destr
 from ppsize._core.buddy cimport BuddyAllocator, MIGRATE_MOVABLE
 from ppsize._core.folio cimport (FolioTable, PG_uptodate, PG_dirty, PG_locked, PG_lru,
                                  PG_writeback, PG_mlocked)
-from ppsize._core.mm cimport KernelCore
+from ppsize._core.kcore cimport KernelCore
 
 cnp.import_array()
 
