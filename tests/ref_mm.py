@@ -45,7 +45,7 @@ VM_DONTCOPY = VM_FLAGS["VM_DONTCOPY"]
 VM_HUGEPAGE, VM_NOHUGEPAGE = VM_FLAGS["VM_HUGEPAGE"], VM_FLAGS["VM_NOHUGEPAGE"]
 R, W, X = 1, 2, 4
 HIT, FAULT, ZERO, COW, REUSE, SEGV_MAPERR, SEGV_ACCERR, OOM, SIGBUS = range(9)
-OUTCOME_NAMES = ("hit", "fault", "zero", "cow", "reuse", "segv_maperr", "segv_accerr", "oom", "sigbus")
+OUTCOME_NAMES = ("hit", "fault", "zero", "cow", "reuse", "segv_maperr", "segv_accerr", "oom", "sigbus", "major")   # major: file faults only
 
 
 class RefKernel:
@@ -172,7 +172,8 @@ class RefKernel:
                 "MemFree": self.buddy.nr_free_pages * kb,
                 "AnonPages": self.anon_pages * kb,
                 "AnonHugePages": len(heads) * (1 << self.pmd_order) * kb,
-                "PageTables": tables >> 10}
+                "PageTables": tables >> 10,
+                "Cached": 0, "XArrayNodes": 0}         # anonymous workloads: no page cache
 
     def mthp_stats(self):
         # count_mthp_stat ignores order 0: there is no hugepages-<PAGE_SIZE>kB
@@ -210,7 +211,7 @@ class RefProcess:
         self.tables = set()
         self.rss = 0
         self.minflt = 0
-        self.outcomes = [0] * 9
+        self.outcomes = [0] * len(OUTCOME_NAMES)
 
     # ------------------------------------------------------------ tables
     def _table_key(self, level, va):
