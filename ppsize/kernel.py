@@ -63,6 +63,7 @@ class Kernel:
         self._switched: set = set()         # max-order-on-mmap: files already switched
         self._largest_page = page           # the largest process page size in use so far
         self._large_folio_size = None
+        self._any_mlocked = False           # some folio may carry PG_mlocked
         self._fragments: list = []
         self._next_pid = 1
         self._next_mm = 1
@@ -197,19 +198,21 @@ class Kernel:
         transition's report or None."""
         pc = self.pagecache
         porder = (proc.page_size // self.page_size).bit_length() - 1
-        info = pc.info(file)
         policy = self._file_policy
-        if policy == "large-unless-eof":
-            return None
+        if policy == "large-unless-eof" or (porder == 0 and policy != "max-order-on-mmap"):
+            return None                      # kernel-page processes need nothing
+        info = pc.info(file)
         if policy == "max-order-on-mmap":
             if file.id not in self._switched:
-                self._switched.add(file.id)
                 nr = max(1, -(-info["i_size"] // self.page_size))
                 fit = min(info["max_order"], nr.bit_length() - 1)
                 target = max(porder, fit)
+                rep = None
                 if target > info["min_order"]:
-                    return self._transition(file, target, policy, reason="first mmap")
-                return None
+                    rep = self._transition(file, target, policy, reason="first mmap")
+                if rep is None or rep["status"] == "done":
+                    self._switched.add(file.id)
+                return rep
             if porder > info["min_order"]:
                 return self._transition(file, porder, policy, reason="larger process page")
             return None
@@ -408,13 +411,14 @@ class Kernel:
         """PG_mlocked on exactly the folios some VM_LOCKED VMA maps (mlock_folio /
         munlock_folio with mlock_count: the flag stays while any locked mapping
         does)."""
+        users = [p for p in self.processes.values() if p._locked]
+        if not users and not self._any_mlocked:
+            return
         folios = self.core.folios
         arr = folios.as_numpy()
         have = set(np.flatnonzero((arr["order"] >= 0) & ((arr["flags"] & PG_MLOCKED) != 0)).tolist())
         want = set()
-        for p in self.processes.values():
-            if not p._locked:
-                continue
+        for p in users:
             for s, e, flags, *_ in p.aspace.vmas:
                 if flags & VM_LOCKED:
                     want.update(p._mapped_heads(s, e).tolist())
@@ -422,6 +426,7 @@ class Kernel:
             folios.clear(h, PG_MLOCKED)
         for h in want - have:
             folios.set(h, PG_MLOCKED)
+        self._any_mlocked = bool(want)
 
     def drop_caches(self) -> int:
         """echo 1 > /proc/sys/vm/drop_caches: invalidate every clean, unmapped

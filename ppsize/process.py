@@ -103,9 +103,10 @@ class Process:
         """mmap(2): anonymous memory, or ``file`` (a :class:`~ppsize.pagecache.File`
         of this kernel) from ``offset`` (aligned to the process page). Flags as
         :meth:`AddressSpace.mmap`: shared, fixed, noreplace, populate, ...
-        Returns the address. A process whose page is larger than the file's
-        smallest folio first raises the file's min folio order (the page-cache
-        transition)."""
+        Returns the address. For a file, the kernel's file policy then runs
+        (Kernel.file_policy: a process whose page is larger than the file's min
+        folio order raises it, dropping and re-reading cache); a transition
+        blocked by pinned, mlocked or dirty folios fails the mmap with EBUSY."""
         self._require_alive()
         f = file
         if file is not None:
@@ -117,21 +118,21 @@ class Process:
             if vma[2] & VM_LOCKED:
                 self._locked = True
             if f is not None:
-                self._mmap_file_hook(f, addr, vma)
+                self._mmap_file_hook(f, addr, self.aspace._align_up(parse_size(length, "length")),
+                                     parse_size(offset, "offset"))
             return addr
         finally:
             self._apply()
 
-    def _mmap_file_hook(self, f, addr, vma):
+    def _mmap_file_hook(self, f, addr, length, offset):
         """The file's ->mmap (after the VMA is set up, as __mmap_region calls it):
         the kernel's file policy may raise the file's min folio order for this
         process page (Kernel.mmap_transition). A blocked transition fails the mmap
         with EBUSY (as invalidate_inode_pages2_range does): the new VMA is unmapped
         again (a mapping MAP_FIXED replaced stays gone, as in Linux)."""
-        start, end, _flags, pgoff, *_ = vma
-        first = pgoff + ((addr - start) >> self.kernel.geometry.page_shift)
-        length = end - addr if end - addr else self.page_size
-        last = first + (length >> self.kernel.geometry.page_shift) - 1
+        shift = self.kernel.geometry.page_shift
+        first = offset >> shift
+        last = first + (length >> shift) - 1
         rep = self.kernel.mmap_transition(self, f, first, last)
         if rep is not None and rep["status"] == "blocked":
             self.aspace.effects = [e for e in self.aspace.effects if e.kind != "populate"]
@@ -424,7 +425,10 @@ class Process:
         for s, e, flags, pgoff, fid, anon in self.aspace.vmas:
             if flags & VM_DONTCOPY:
                 continue
-            # dup_mmap: the child does not inherit mlock (VM_LOCKED_MASK cleared)
+            # dup_mmap: the child does not inherit mlock (VM_LOCKED_MASK cleared, no
+            # merge: neighbours that differed only in VM_LOCKED stay apart, as in Linux)
+            if flags & VM_LOCKED_MASK:
+                child.aspace.split_left = True
             child.aspace.vmas.insert(s, e, flags & ~VM_LOCKED_MASK, pgoff, fid, anon, merge=False)
             # vma_needs_copy: only VMAs with an anon_vma have PTEs worth copying
             if anon:
