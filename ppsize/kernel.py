@@ -307,7 +307,7 @@ class Kernel:
                "pages_blocked": sum(1 << f["order"] for f in blocked["folios"])}
         if blocked["folios"]:
             rec.update(status="blocked", folios_dropped=0, pages_dropped=0, pages_unmapped=0,
-                       reread_pages=0, leftover_folios=[],
+                       reread_pages=0, leftover_folios=[], leftover_pages=0,
                        cached_after_kb=rec["cached_before_kb"],
                        meminfo_cached_after_kb=rec["meminfo_cached_before_kb"])
             return self._record(file, rec)
@@ -338,7 +338,7 @@ class Kernel:
         left = pc.below_min(file)
         rec.update(status="done", folios_dropped=int(sel.size), pages_dropped=dropped,
                    pages_unmapped=unmapped, reread_pages=reread,
-                   leftover_folios=left,
+                   leftover_folios=left, leftover_pages=sum(1 << o for _, o in left),
                    cached_after_kb=pc.nrpages(file) * kb,
                    meminfo_cached_after_kb=pc.meminfo_cached)
         return self._record(file, rec)
@@ -369,7 +369,7 @@ class Kernel:
         status ("done" or "blocked"), range (pages), min_order (before, after),
         folios_dropped, pages_dropped, pages_unmapped, reread_pages (re-read inside
         the transition: `range` only), leftover_folios ([(index, order)] below the
-        new min order left in the file: `range`), cached_before_kb /
+        new min order left in the file: `range`) and leftover_pages, cached_before_kb /
         cached_after_kb (the file's cache around the transition), cached_now_kb,
         meminfo_cached_before_kb / _after_kb (Cached), blocked ({'pinned',
         'mlocked', 'dirty', 'writeback', 'locked': pages, 'folios': [{index, order,
