@@ -14,7 +14,7 @@ import json
 import os
 import sys
 
-from .compare import CONFIGS, DEFAULT_TREES, ERROR_REASONS, Progress, compare
+from .compare import CONFIGS, DEFAULT_TREES, ERROR_REASONS, FILE_POLICIES, Progress, compare
 
 
 def add_parser(sub):
@@ -35,6 +35,9 @@ def add_parser(sub):
                    help=f"configurations to run (repeatable; default all: {', '.join(c.key for c in CONFIGS)})")
     p.add_argument("--thp", default="madvise", choices=("always", "madvise", "never"),
                    help="transparent_hugepage/enabled of every kernel (default madvise)")
+    p.add_argument("--policy", default="drop-all", choices=FILE_POLICIES,
+                   help="how a file gets folios >= a larger process page (Kernel.file_policy; "
+                        "default drop-all, the thread's proposal)")
     p.add_argument("--cross-mounts", action="store_true",
                    help="descend into directories on other file systems (default: skip them)")
     p.add_argument("--check", action="store_true",
@@ -55,7 +58,8 @@ def run(args) -> int:
     progress = Progress(enabled=False if args.quiet else None)
     try:
         result = compare(trees, seed=args.seed, processes=args.processes, chosen=args.chosen,
-                         configs=args.config, thp=args.thp, cross_mounts=args.cross_mounts,
+                         configs=args.config, thp=args.thp, policy=args.policy,
+                         cross_mounts=args.cross_mounts,
                          check=args.check, progress=progress)
     except (FileNotFoundError, NotADirectoryError, PermissionError) as e:
         progress.close()

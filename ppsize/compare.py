@@ -52,9 +52,11 @@ from .units import fmt_size, parse_size
 
 __all__ = ["scan_trees", "ScanResult", "make_workload", "Workload", "ProcSpec", "CONFIGS",
            "Config", "run_config", "ConfigResult", "compare", "CompareResult", "Progress",
-           "DEFAULT_TREES"]
+           "DEFAULT_TREES", "FILE_POLICIES"]
 
 DEFAULT_TREES = ("/usr", "/etc")
+# Kernel.file_policy values (ppsize.kernel.FILE_POLICIES), default first
+FILE_POLICIES = ("drop-all", "range", "max-order-on-mmap", "large-unless-eof")
 TOUCH = 4096                      # the workload's touch granularity (bytes)
 _KB = 1024
 
@@ -498,10 +500,12 @@ class ConfigResult:
     procs: list                   # per process: name, page size, pgtable, status()
     outcomes: dict                # access outcomes summed over processes
     seconds: dict
-    expected_cached_kB: int       # the rounding identity's prediction
+    expected_cached_kB: int       # the rounding identity's prediction (None: no closed form)
     oom: int = 0
     check: str = None             # Kernel.check(): None (not run), "passed", "skipped: why"
     alloc_fail: int = 0           # page-cache folio allocations that failed (fell back)
+    blocked: int = 0              # transitions blocked (pinned, mlocked, dirty... folios)
+    policy: str = "drop-all"      # the kernel's file policy
 
     @property
     def cached_kB(self) -> int:
@@ -537,7 +541,8 @@ class ConfigResult:
                 "total_kB": self.total_kB, "cached_after_read_kB": self.cached_after_read_kB,
                 "expected_page_cache_kB": self.expected_cached_kB,
                 "transitions": self.transitions, "pages_reread": self.pages_reread,
-                "reread_kB": self.reread_kB, "oom": self.oom, "alloc_fail": self.alloc_fail, "meminfo": dict(self.meminfo),
+                "reread_kB": self.reread_kB, "oom": self.oom, "alloc_fail": self.alloc_fail,
+                "transitions_blocked": self.blocked, "file_policy": self.policy, "meminfo": dict(self.meminfo),
                 "outcomes": dict(self.outcomes), "processes": self.procs, "check": self.check,
                 "seconds": {k: round(v, 3) for k, v in self.seconds.items()}}
 
@@ -564,12 +569,33 @@ NATIVE_FILE_NOTE = ("native 16K/64K file mappings: the engine counts RssFile and
                     "but maps no PTE (map_file_pages uses kernel-page set_ptes)")
 
 
+def _read_full(pc, files, sizes):
+    """read(2) of each file once in full, as ``PageCache.read_all(files)`` but
+    with the sizes we already have: read_all asks the core for file_info() (a dict)
+    per file, 6x the cost of the read itself on small files."""
+    rd = getattr(pc.core, "read", None)
+    if rd is None:
+        return pc.read_all(files)
+    total = 0
+    for f, size in zip(files, sizes):
+        if size:
+            r = rd(f.id, 0, size)
+            if r < 0:
+                raise OSError(-r, os.strerror(-r), f.path)
+            total += r
+    return total
+
+
 def run_config(cfg, scan: ScanResult, workload: Workload, memory=None, thp="madvise",
-               check=False, progress=None, base=0.0, span=1.0) -> ConfigResult:
+               policy="drop-all", check=False, progress=None, base=0.0, span=1.0) -> ConfigResult:
     """Build a Kernel for ``cfg``, create every scanned file, read each once in
-    full (read(2) via ``PageCache.read_all``, in chunks), run the workload, then
-    read once more in full every file a min-order transition dropped. ``progress``
-    spans [base, base + span] of the bar."""
+    full (read(2) through the page cache, in chunks), run the workload, then
+    read once more in full every file a min-order transition dropped. ``policy``:
+    the kernel's file policy (``Kernel.file_policy``: how a file gets folios of at
+    least a larger process page); with "large-unless-eof" the per-process
+    configurations use their process page as ``large_folio_size`` from the start
+    (the files are read before the processes exist). ``progress`` spans
+    [base, base + span] of the bar."""
     from .kernel import Kernel
     if isinstance(cfg, str):
         cfg = config(cfg)
@@ -577,7 +603,14 @@ def run_config(cfg, scan: ScanResult, workload: Workload, memory=None, thp="madv
     memory = memory_for(scan, workload) if memory is None else parse_size(memory, "memory")
     secs = {}
     t = time.perf_counter()
-    k = Kernel(cfg.kernel_page, memory=memory, thp=thp)
+    if policy not in FILE_POLICIES:
+        raise ValueError(f"unknown file policy {policy!r}; choose one of {', '.join(FILE_POLICIES)}")
+    kw = {}
+    if policy != "drop-all":
+        kw["file_policy"] = policy
+        if policy == "large-unless-eof" and cfg.per_process:
+            kw["large_folio_size"] = cfg.proc_page
+    k = Kernel(cfg.kernel_page, memory=memory, thp=thp, **kw)
     pc = k.pagecache
     sizes = scan.sizes.tolist()
     n = len(sizes)
@@ -590,7 +623,7 @@ def run_config(cfg, scan: ScanResult, workload: Workload, memory=None, thp="madv
     secs["create"] = time.perf_counter() - t
     t = time.perf_counter()
     for a in range(0, n, _READ_CHUNK):
-        pc.read_all(files[a:a + _READ_CHUNK])
+        _read_full(pc, files[a:a + _READ_CHUNK], sizes[a:a + _READ_CHUNK])
         progress.update(f"{cfg.label}: reading files {a:,}/{n:,}", base + span * (0.2 + 0.5 * a / max(n, 1)))
     secs["read"] = time.perf_counter() - t
     cached_after_read = k.meminfo()["Cached"]
@@ -619,7 +652,8 @@ def run_config(cfg, scan: ScanResult, workload: Workload, memory=None, thp="madv
             for code, cnt in zip(*np.unique(out, return_counts=True)):
                 outcomes[int(code)] += int(cnt)
     # the premise "every file read once in full" again: re-read what transitions dropped
-    dropped = sorted({pc.file(tr["file"]).id for tr in k.transitions})
+    done = [tr for tr in k.transitions if tr.get("status", "done") == "done"]
+    dropped = sorted({pc.file(tr["file"]).id for tr in done})
     pc.read_all([files[i] for i in dropped])
     secs["workload"] = time.perf_counter() - t
     stats = pc.stats()
@@ -640,10 +674,11 @@ def run_config(cfg, scan: ScanResult, workload: Workload, memory=None, thp="madv
            if Outcome(c) in (Outcome.SEGV_MAPERR, Outcome.SEGV_ACCERR, Outcome.SIGBUS)}
     if bad:
         raise AssertionError(f"{cfg.key}: the workload faulted: {bad}")
-    # the rounding identity's prediction
+    # the rounding identity's prediction (the other policies choose folio sizes
+    # of their own: no closed form)
     page = cfg.kernel_page
-    expected = scan.cache_bytes(page)
-    if cfg.per_process and dropped:
+    expected = scan.cache_bytes(page) if policy in ("drop-all", "range") else None
+    if expected is not None and cfg.per_process and dropped:
         big = cfg.proc_page
         d = scan.sizes[np.array(dropped, dtype=np.int64)]
         expected += int(((d + big - 1) // big * big).sum() - ((d + page - 1) // page * page).sum())
@@ -657,10 +692,12 @@ def run_config(cfg, scan: ScanResult, workload: Workload, memory=None, thp="madv
             row["RssFile"] = None            # unreliable: see NATIVE_FILE_NOTE
             row["note"] = NATIVE_FILE_NOTE
         proc_rows.append(row)
-    res = ConfigResult(cfg, k.meminfo(), cached_after_read, len(k.transitions), int(reread),
+    blocked = sum(1 for tr in k.transitions if tr.get("status") == "blocked")
+    res = ConfigResult(cfg, k.meminfo(), cached_after_read, len(done), int(reread),
                        proc_rows, {Outcome(c).name.lower(): v for c, v in sorted(outcomes.items())},
-                       secs, expected >> 10, oom=k.oom_count, check=check_note,
-                       alloc_fail=stats["alloc_fail"])
+                       secs, None if expected is None else expected >> 10, oom=k.oom_count,
+                       check=check_note, alloc_fail=stats["alloc_fail"], blocked=blocked,
+                       policy=policy)
     progress.update(f"{cfg.label}: done", base + span, force=True)
     return res
 
@@ -678,6 +715,7 @@ class CompareResult:
     thp: str
     results: list
     seconds: float
+    policy: str = "drop-all"
 
     def __getitem__(self, key) -> ConfigResult:
         for r in self.results:
@@ -714,28 +752,35 @@ class CompareResult:
             f"workload (seed {w.seed}): {len(w.procs)} processes, chosen {w.chosen or 'none'}; "
             f"{len(w.mapped_files()):,} files mapped ({touched >> 20:,} MiB touched), "
             f"anon {sum(p.touched_anon_bytes for p in w.procs) >> 20:,} MiB written "
-            f"of {w.anon_bytes >> 20:,} MiB mapped; THP {self.thp}; memory {fmt_size(self.memory)}",
+            f"of {w.anon_bytes >> 20:,} MiB mapped; THP {self.thp}; file policy {self.policy}; "
+            f"model memory {fmt_size(self.memory)}",
         ])
 
     def as_dict(self) -> dict:
         base = self.baseline
         return {"trees": list(self.scan.trees), "scan": self.scan.as_dict(),
                 "workload": self.workload.as_dict(), "memory": self.memory, "thp": self.thp,
+                "file_policy": self.policy,
                 "units": "kB (1024 bytes)", "baseline": base.config.key if base else None,
                 "configs": [dict(r.as_dict(), ratio=round(self.ratio(r), 6)) for r in self.results],
                 "seconds": round(self.seconds, 3)}
 
 
 def compare(trees=DEFAULT_TREES, seed=0, processes=12, chosen=None, configs=None, thp="madvise",
-            memory=None, cross_mounts=False, check=False, progress=None, scan=None) -> CompareResult:
+            policy="drop-all", memory=None, cross_mounts=False, check=False, progress=None,
+            scan=None) -> CompareResult:
     """Scan ``trees``, build the seeded workload, and run it on every configuration
-    (default all of :data:`CONFIGS`; keys or Config objects). ``scan``: reuse a
+    (default all of :data:`CONFIGS`; keys or Config objects). ``thp``: every
+    kernel's transparent_hugepage/enabled; ``policy``: the file policy
+    (:data:`FILE_POLICIES`, see :func:`run_config`). ``scan``: reuse a
     :class:`ScanResult`. ``check``: verify every Kernel invariant after each run
     (slow on big trees). Returns a :class:`CompareResult`."""
     t0 = time.perf_counter()
     progress = progress or _NO_PROGRESS
     if thp not in ("always", "madvise", "never"):
         raise ValueError(f"unknown THP setting {thp!r}; choose always, madvise or never")
+    if policy not in FILE_POLICIES:
+        raise ValueError(f"unknown file policy {policy!r}; choose one of {', '.join(FILE_POLICIES)}")
     cfgs = [c if isinstance(c, Config) else config(c) for c in (configs or CONFIGS)]
     if scan is None:
         scan = scan_trees(trees, cross_mounts=cross_mounts, progress=progress)
@@ -743,7 +788,7 @@ def compare(trees=DEFAULT_TREES, seed=0, processes=12, chosen=None, configs=None
     mem = memory_for(scan, workload) if memory is None else parse_size(memory, "memory")
     results = []
     for i, cfg in enumerate(cfgs):
-        results.append(run_config(cfg, scan, workload, memory=mem, thp=thp, check=check,
+        results.append(run_config(cfg, scan, workload, memory=mem, thp=thp, policy=policy, check=check,
                                   progress=progress, base=i / len(cfgs), span=1 / len(cfgs)))
     progress.close()
-    return CompareResult(scan, workload, mem, thp, results, time.perf_counter() - t0)
+    return CompareResult(scan, workload, mem, thp, results, time.perf_counter() - t0, policy)
