@@ -395,3 +395,10 @@ def test_cli_policy_option(tree, capsys):
     with pytest.raises(SystemExit) as e:
         main(["compare", "--tree", tree[0], "--policy", "sometimes"])
     assert e.value.code == 2
+
+
+def test_refuses_a_tree_too_big_to_model(tmp_path, capsys):
+    with open(tmp_path / "sparse", "wb") as f:
+        f.truncate(1 << 42)                 # 4 TiB, sparse
+    assert main(["compare", "--tree", str(tmp_path), "-q"]) == 2
+    assert "model memory" in capsys.readouterr().err
