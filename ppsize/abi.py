@@ -42,7 +42,10 @@ apply to the mapped parts before returning ENOMEM, as Linux):
 * ``Effect("move", start, end, new_start)``: move the PTEs of [start, end) to
   new_start (mremap: move_page_tables);
 * ``Effect("populate", start, end, 0)``: fault the range in (MAP_POPULATE,
-  MAP_LOCKED, growing a VM_LOCKED mapping).
+  MAP_LOCKED, growing a VM_LOCKED mapping, mlock).
+* ``Effect("mlock", start, end, vm_flags)``: the VMAs of [start, end) changed
+  VM_LOCKED (mlock_fixup -> mlock_vma_pages_range: PG_mlocked of the mapped folios
+  set or cleared).
 
 Checked against Linux 6.18 on x86-64 (P = K = 4K) by tests/test_abi_live.py:
 return values, errnos, /proc/self/maps VMAs and top-down placement all agree.
@@ -66,7 +69,7 @@ from .geometry import Geometry, geometry as _geometry
 from .units import fmt_size, parse_size
 
 __all__ = [
-    "AddressSpace", "Effect", "PROT", "MAP", "MREMAP", "MADV",
+    "AddressSpace", "Effect", "PROT", "MAP", "MREMAP", "MADV", "MLOCK_ONFAULT",
     "PROT_NONE", "PROT_READ", "PROT_WRITE", "PROT_EXEC", "PROT_SEM",
     "PROT_GROWSDOWN", "PROT_GROWSUP",
     "MAP_SHARED", "MAP_PRIVATE", "MAP_SHARED_VALIDATE", "MAP_TYPE", "MAP_FIXED",
@@ -90,6 +93,7 @@ MAP_NONBLOCK, MAP_STACK, MAP_HUGETLB, MAP_FIXED_NOREPLACE = 0x10000, 0x20000, 0x
 MREMAP_MAYMOVE, MREMAP_FIXED, MREMAP_DONTUNMAP = 1, 2, 4
 MADV_NORMAL, MADV_RANDOM, MADV_SEQUENTIAL, MADV_WILLNEED, MADV_DONTNEED = 0, 1, 2, 3, 4
 MADV_HUGEPAGE, MADV_NOHUGEPAGE = 14, 15
+MLOCK_ONFAULT = 0x01            # mlock2(2) flag (include/uapi/asm-generic/mman-common.h)
 
 MAX_MAP_COUNT = 65530           # DEFAULT_MAX_MAP_COUNT (include/linux/mm.h)
 MMAP_MIN_ADDR = 65536           # CONFIG_DEFAULT_MMAP_MIN_ADDR on arm64 and x86
@@ -724,6 +728,91 @@ class AddressSpace:
         if key not in MADV:
             raise ValueError(f"unknown madvise advice {advice!r}; choose one of {', '.join(MADV)}")
         return self.sys_madvise(parse_size(addr, "addr"), parse_size(length, "length"), MADV[key])
+
+    # ------------------------------------------------------------ mlock
+    def sys_mlock(self, start, length, flags=0):
+        """mlock2(2) (do_mlock): VM_LOCKED (VM_LOCKONFAULT too with MLOCK_ONFAULT)
+        on every VMA of the range, then __mm_populate unless on-fault. start need not
+        be aligned (the range is widened to the process page, as Linux does with
+        PAGE_MASK); ENOMEM for unmapped parts, after locking the VMAs below the first
+        hole. No RLIMIT_MEMLOCK (CAP_IPC_LOCK assumed)."""
+        if flags & ~MLOCK_ONFAULT:
+            raise _err(_errno.EINVAL, f"mlock2: bad flags {flags:#x}")
+        vm_flags = VM_LOCKED | (VM_LOCKONFAULT if flags & MLOCK_ONFAULT else 0)
+        start, length = self._mlock_range(start, length)
+        self._apply_vma_lock_flags(start, length, vm_flags)
+        if not flags & MLOCK_ONFAULT:
+            # __mm_populate: per VMA, skipping VM_IO | VM_PFNMAP
+            for s, e, vf, *_ in self.vmas.rows(start, start + length):
+                if not vf & (VM_IO | VM_PFNMAP):
+                    self.effects.append(Effect("populate", max(s, start), min(e, start + length)))
+        return 0
+
+    def sys_munlock(self, start, length):
+        """munlock(2): VM_LOCKED and VM_LOCKONFAULT cleared over the range."""
+        start, length = self._mlock_range(start, length)
+        self._apply_vma_lock_flags(start, length, 0)
+        return 0
+
+    def _mlock_range(self, start, length):
+        # do_mlock / munlock: len = PAGE_ALIGN(len + offset_in_page(start)); start &= PAGE_MASK
+        P = self.page_size
+        start &= _M64
+        length &= _M64
+        off = start & (P - 1)
+        alen = self._align_up(length + off)
+        if length + off and not alen:
+            raise _err(_errno.ENOMEM, "mlock: length wraps")
+        return start - off, alen
+
+    def _apply_vma_lock_flags(self, start, length, flags):
+        """apply_vma_lock_flags (mm/mlock.c, 6.x): mlock_fixup on each VMA of the
+        range; a hole (or nothing at start) is ENOMEM."""
+        end = start + length
+        if end > _M64:
+            raise _err(_errno.EINVAL, "mlock: range wraps")
+        if end == start:
+            return
+        i = self.vmas.lookup(start)                  # vma_iter_load
+        if i < 0:
+            raise _err(_errno.ENOMEM, f"mlock: {start:#x} not mapped")
+        nstart = start
+        tmp = self.vmas.row(i)[0]
+        while i < len(self.vmas):
+            vs, ve, vf, *_ = self.vmas.row(i)
+            if vs >= end:
+                break
+            if vs != tmp:
+                raise _err(_errno.ENOMEM, f"mlock: hole at {tmp:#x}")
+            newflags = (vf & ~VM_LOCKED_MASK) | flags
+            tmp = min(ve, end)
+            i = self._mlock_fixup(i, nstart, tmp, newflags)
+            tmp = self.vmas.row(i)[1]                # vma_iter_end
+            nstart = tmp
+            i += 1
+        if tmp < end:
+            raise _err(_errno.ENOMEM, f"mlock: [{tmp:#x}, {end:#x}) not mapped")
+
+    def _mlock_fixup(self, i, start, end, newflags):
+        """mlock_fixup: special VMAs are left alone; else vma_modify_flags and
+        mlock_vma_pages_range (an Effect). Returns the index of *prev."""
+        oldflags = self.vmas.row(i)[2]
+        if newflags == oldflags or oldflags & VM_SPECIAL:
+            return i
+        i = self._modify(i, start, end, newflags)
+        self.vmas.set_flags(i, newflags)
+        if (newflags & VM_LOCKED) and (oldflags & VM_LOCKED):
+            return i                                 # VM_LOCKONFAULT changed only
+        self.effects.append(Effect("mlock", start, end, newflags))
+        return i
+
+    def mlock(self, addr, length, onfault=False):
+        """mlock(2) (mlock2 with MLOCK_ONFAULT if ``onfault``)."""
+        return self.sys_mlock(parse_size(addr, "addr"), parse_size(length, "length"),
+                              MLOCK_ONFAULT if onfault else 0)
+
+    def munlock(self, addr, length):
+        return self.sys_munlock(parse_size(addr, "addr"), parse_size(length, "length"))
 
     # ------------------------------------------------------------ mremap
     def sys_mremap(self, addr, old_len, new_len, flags=0, new_addr=0):

@@ -8,6 +8,7 @@ import sys
 
 # subcommand -> module (imported only when needed)
 SUBCOMMANDS = {
+    "compare": "ppsize.cmd_compare",
     "geometry": "ppsize.cmd_geometry",
     "race": "ppsize.race.cli",
 }

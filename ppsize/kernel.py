@@ -6,14 +6,20 @@ import numpy as np
 
 from ._core.folio import FOLIO_FLAGS
 from ._core.kcore import KernelCore
+from ._core.vma import VM_FLAGS
 from .buddy import check_frames
 from .pagecache import File, PageCache
 from .geometry import Geometry, default_geometry, geometry as lookup
 from .units import fmt_size, parse_size
 
-__all__ = ["Kernel", "THP_SETTINGS"]
+__all__ = ["Kernel", "THP_SETTINGS", "FILE_POLICIES"]
 
 THP_SETTINGS = ("always", "inherit", "madvise", "never")
+# The page-cache min-order transition policies of the thread (see Kernel.file_policy)
+FILE_POLICIES = ("range", "drop-all", "max-order-on-mmap", "large-unless-eof")
+PG_MLOCKED, PG_DIRTY = FOLIO_FLAGS["mlocked"], FOLIO_FLAGS["dirty"]
+PG_WRITEBACK, PG_LOCKED = FOLIO_FLAGS["writeback"], FOLIO_FLAGS["locked"]
+VM_LOCKED, VM_SHARED, VM_WRITE = VM_FLAGS["VM_LOCKED"], VM_FLAGS["VM_SHARED"], VM_FLAGS["VM_WRITE"]
 KERNEL_OWNER = 0         # folio owner of memory the kernel keeps (fragment()); MMs are 1..
 _TOP = {"never": 0, "madvise": 1, "always": 2}
 
@@ -31,7 +37,8 @@ class Kernel:
     """
 
     def __init__(self, page_size="4K", memory="8G", geometry=None, mthp=None, thp="always",
-                 use_zero_page=True, readahead="128K"):
+                 use_zero_page=True, readahead="128K", file_policy="drop-all",
+                 large_folio_size=None):
         page = parse_size(page_size, "page_size")
         if geometry is None:
             g = default_geometry(page)
@@ -51,11 +58,19 @@ class Kernel:
                                g.pageblock_order, g.pmd_order)
         self.pagecache = PageCache(self, readahead=readahead)
         self.processes: dict = {}
-        self.transitions: list = []         # min-order transitions of files (file_min_order)
+        self._transitions: list = []        # min-order transitions of files (see transitions)
+        self._last_transition: dict = {}    # file id -> its latest transition record
+        self._switched: set = set()         # max-order-on-mmap: files already switched
+        self._largest_page = page           # the largest process page size in use so far
+        self._large_folio_size = None
+        self._any_mlocked = False           # some folio may carry PG_mlocked
         self._fragments: list = []
         self._next_pid = 1
         self._next_mm = 1
         self.set_thp(thp, mthp or {}, use_zero_page=use_zero_page)
+        self._file_policy = "drop-all"
+        self.file_policy = file_policy
+        self.large_folio_size = large_folio_size
 
     # ------------------------------------------------------------- THP policy
     @property
@@ -102,31 +117,316 @@ class Kernel:
         ``large_folios``: the file system supports large folios."""
         return self.pagecache.create_file(path, size, large_folios=large_folios)
 
-    def file_min_order(self, file, order):
-        """Give ``file`` folios of at least ``order`` (a process with a larger page
-        maps it): the thread's "drop-all" transition, bump the mapping's min folio
-        order, unmap the file's pages from every process (private COW copies stay),
-        then drop its whole cache (__filemap_add_folio refuses smaller folios; they
-        are read again at the new order). Busy folios (dirty, locked, pinned)
-        cannot be dropped and are reported as blocked. Returns the
-        transition's report (also kept in ``transitions``), or None if the file's
-        folios are already large enough."""
+    # ------------------------------------------------- min-order transitions
+    @property
+    def file_policy(self) -> str:
+        """How the page cache gives a process with page size P folios >= P in the
+        files it maps (the thread's options), one of FILE_POLICIES:
+
+        * ``"drop-all"`` (default): when a process whose page order exceeds the
+          file's min folio order mmaps it, bump the min order, unmap the file from
+          every process and drop its whole cache; __filemap_add_folio refuses
+          smaller folios, the faults that follow re-read at the new order.
+        * ``"range"``: when the mapped range holds folios below the process order,
+          unmap and drop only that range, bump the min order and re-read what was
+          dropped at the new order. Folios below the new min order outside the range
+          stay: the file is recorded as *mixed* (see :meth:`mixed_files`), and a
+          later read or fault in a partially populated block of the new order
+          livelocks on -EEXIST (ELOOP here), the thread's objection.
+        * ``"max-order-on-mmap"``: the first mmap of a file by anyone raises its min
+          order to the largest order that fits the file: min(max folio order,
+          floor(log2(pages of i_size))), at least the process order; a later
+          process with a larger page than that gets the drop-all transition.
+        * ``"large-unless-eof"``: no transition; every new folio of every file
+          (with large folio support) is :attr:`large_folio_size` unless it would
+          run past EOF, where readahead's order shrinking applies (set in the page
+          cache's folio-order choice: readahead, __filemap_get_folio,
+          filemap_create_folio). Folios cached before the policy was chosen stay.
+
+        A transition that would have to drop a pinned, mlocked, dirty, under
+        writeback or locked folio is not done (status "blocked"); the mmap that
+        wanted it fails with EBUSY. Each transition is reported in
+        :attr:`transitions`."""
+        return self._file_policy
+
+    @file_policy.setter
+    def file_policy(self, policy):
+        if policy not in FILE_POLICIES:
+            raise ValueError(f"unknown file policy {policy!r}; choose one of {', '.join(FILE_POLICIES)}")
+        self._file_policy = policy
+        self._sync_eof_order()
+
+    @property
+    def large_folio_size(self) -> int:
+        """Folio size of the large-unless-eof policy (bytes): set explicitly (a size
+        >= the kernel page, a power of two), or None (the default) for the largest
+        process page size in use so far."""
+        return self._large_folio_size or self._largest_page
+
+    @large_folio_size.setter
+    def large_folio_size(self, size):
+        if size is None:
+            self._large_folio_size = None
+        else:
+            n = parse_size(size, "large_folio_size")
+            if n < self.page_size or n & (n - 1):
+                raise ValueError(f"large_folio_size {fmt_size(n)} must be a power of two >= the "
+                                 f"kernel's {fmt_size(self.page_size)}")
+            order = (n // self.page_size).bit_length() - 1
+            if order > self.pagecache.max_pagecache_order:
+                raise ValueError(f"large_folio_size {fmt_size(n)} above MAX_PAGECACHE_ORDER "
+                                 f"({fmt_size(self.page_size << self.pagecache.max_pagecache_order)})")
+            self._large_folio_size = n
+        self._sync_eof_order()
+
+    def _page_size_in_use(self, page):
+        if page > self._largest_page:
+            self._largest_page = page
+            self._sync_eof_order()
+
+    def _sync_eof_order(self):
+        if not hasattr(self, "pagecache"):
+            return
+        order = (self.large_folio_size // self.page_size).bit_length() - 1
+        order = min(order, self.pagecache.max_pagecache_order)
+        on = self._file_policy == "large-unless-eof" and order > 0
+        self.pagecache.core.eof_order = order if on else -1
+
+    def mmap_transition(self, proc, file, first, last):
+        """The file policy's step when ``proc`` mmaps pages [first, last] of
+        ``file`` (called by Process.mmap after the VMA exists). Returns the
+        transition's report or None."""
+        pc = self.pagecache
+        porder = (proc.page_size // self.page_size).bit_length() - 1
+        policy = self._file_policy
+        if policy == "large-unless-eof" or (porder == 0 and policy != "max-order-on-mmap"):
+            return None                      # kernel-page processes need nothing
+        info = pc.info(file)
+        if policy == "max-order-on-mmap":
+            if file.id not in self._switched:
+                nr = max(1, -(-info["i_size"] // self.page_size))
+                fit = min(info["max_order"], nr.bit_length() - 1)
+                target = max(porder, fit)
+                rep = None
+                if target > info["min_order"]:
+                    rep = self._transition(file, target, policy, reason="first mmap")
+                if rep is None or rep["status"] == "done":
+                    self._switched.add(file.id)
+                return rep
+            if porder > info["min_order"]:
+                return self._transition(file, porder, policy, reason="larger process page")
+            return None
+        if policy == "range":
+            nr = -(-info["i_size"] // self.page_size)
+            last = min(last, nr - 1)
+            small = any(o < porder and i <= last and i + (1 << o) > first
+                        for i, o in pc.layout(file))
+            if porder > info["min_order"] or small:
+                return self._transition(file, porder, policy, first, last, reason="mmap")
+            return None
+        if porder > info["min_order"]:
+            return self._transition(file, porder, policy, reason="mmap")
+        return None
+
+    def file_min_order(self, file, order, policy=None, first=0, last=None):
+        """Give ``file`` folios of at least ``order`` by the transition of
+        ``policy`` (default: the kernel's; "range" over pages [first, last],
+        "drop-all" and "max-order-on-mmap" over the whole file). Returns the
+        report (also in :attr:`transitions`), or None if the min order is already
+        >= order (and, for "range", the range holds no smaller folio)."""
+        policy = self._file_policy if policy is None else policy
+        if policy not in FILE_POLICIES:
+            raise ValueError(f"unknown file policy {policy!r}; choose one of {', '.join(FILE_POLICIES)}")
+        if policy == "large-unless-eof":
+            raise ValueError("large-unless-eof has no transition: it chooses folio sizes when "
+                             "files are read (Kernel.large_folio_size)")
         pc = self.pagecache
         info = pc.info(file)
+        if isinstance(order, bool) or not isinstance(order, (int, np.integer)):
+            raise TypeError(f"order must be an int, not {order!r}")
+        if not 0 <= order <= pc.max_pagecache_order:
+            raise ValueError(f"order {order} out of range 0..{pc.max_pagecache_order}")
+        if policy == "range":
+            nr = -(-info["i_size"] // self.page_size)
+            last = nr - 1 if last is None else min(int(last), nr - 1)
+            if first < 0:
+                raise ValueError(f"first page {first} is negative")
+            small = any(o < order and i <= last and i + (1 << o) > first for i, o in pc.layout(file))
+            if info["min_order"] >= order and not small:
+                return None
+            return self._transition(file, order, policy, int(first), last, reason="explicit")
         if info["min_order"] >= order:
             return None
+        return self._transition(file, order, policy, reason="explicit")
+
+    def _transition(self, file, order, policy, first=None, last=None, reason=""):
+        """One min-order transition (under invalidate_lock in Linux; atomic here).
+        drop-all / max-order-on-mmap: the whole file; range: pages [first, last]
+        rounded out to the new order. First the folios to drop are checked: a
+        pinned (refcount > 1), mlocked, dirty, writeback or locked one blocks the
+        transition and nothing changes. Else: mapping_set_folio_order_range(order,
+        max), unmap_mapping_pages over the range in every process (even_cows=0),
+        drop the range's folios (truncate_inode_pages_range-like, nothing busy is
+        left), and for "range" re-read the dropped pages at the new order
+        (__filemap_get_folio(FGP_CREAT) per new-order block, as the re-read
+        page_cache_ra_unbounded would)."""
+        pc = self.pagecache
         kb = self.page_size >> 10
-        before = pc.nrpages(file)
-        pc.set_folio_order_range(file, order, max(order, info["max_order"]))
-        # truncate_inode_pages_range unmaps first (unmap_mapping_range, even_cows=0)
-        unmapped = sum(p.mm.unmap_file(file.id) for p in self.processes.values())
-        last = max(0, -(-info["i_size"] // self.page_size) - 1)
-        dropped, blocked = pc.drop_range(file, 0, last)
-        report = {"file": file.path, "policy": "drop-all", "min_order": (info["min_order"], order),
-                  "pages_unmapped": unmapped, "pages_dropped": dropped, "pages_blocked": blocked,
-                  "cached_before_kb": before * kb, "cached_after_kb": pc.nrpages(file) * kb}
-        self.transitions.append(report)
-        return report
+        info = pc.info(file)
+        old_min = info["min_order"]
+        new_min = max(order, old_min)
+        nr_file = -(-info["i_size"] // self.page_size)
+        whole = policy != "range"
+        step = 1 << new_min
+        if whole:
+            lo, hi = 0, max(nr_file, 1) - 1
+        else:
+            lo = first & ~(step - 1)
+            hi = ((last + step) & ~(step - 1)) - 1 if last >= 0 else lo - 1
+        self._update_mlocked()
+        fo = pc.folios(file)
+        refcount = self.core.folios.as_numpy()["refcount"]
+        sel = np.flatnonzero((fo["index"] <= hi) & (fo["index"] + (1 << fo["order"].astype(np.int64)) > lo)) \
+            if fo["index"].size else np.zeros(0, np.int64)
+        blocked = {"pinned": 0, "mlocked": 0, "dirty": 0, "writeback": 0, "locked": 0, "folios": []}
+        for k in sel.tolist():
+            pfn, fl, nr = int(fo["pfn"][k]), int(fo["flags"][k]), 1 << int(fo["order"][k])
+            why = [name for name, bad in (("pinned", refcount[pfn] > 1), ("mlocked", fl & PG_MLOCKED),
+                                          ("dirty", fl & PG_DIRTY), ("writeback", fl & PG_WRITEBACK),
+                                          ("locked", fl & PG_LOCKED)) if bad]
+            for w in why:
+                blocked[w] += nr
+            if why:
+                blocked["folios"].append({"index": int(fo["index"][k]), "order": int(fo["order"][k]),
+                                          "pfn": pfn, "why": why})
+        rec = {"policy": policy, "file": file.path, "reason": reason,
+               "range": (lo, hi), "target_order": new_min,
+               "min_order": (old_min, new_min if not blocked["folios"] else old_min),
+               "cached_before_kb": info["nrpages"] * kb, "meminfo_cached_before_kb": pc.meminfo_cached,
+               "blocked": blocked,
+               "pages_blocked": sum(1 << f["order"] for f in blocked["folios"])}
+        if blocked["folios"]:
+            rec.update(status="blocked", folios_dropped=0, pages_dropped=0, pages_unmapped=0,
+                       reread_pages=0, leftover_folios=[], leftover_pages=0,
+                       cached_after_kb=rec["cached_before_kb"],
+                       meminfo_cached_after_kb=rec["meminfo_cached_before_kb"])
+            return self._record(file, rec)
+        pc.set_folio_order_range(file, new_min, max(new_min, info["max_order"]))
+        # truncate_inode_pages_range / the range drop unmap first (even_cows=0)
+        if whole:
+            unmapped = sum(p.mm.unmap_file(file.id) for p in self.processes.values())
+        else:
+            unmapped = sum(p.mm.unmap_file(file.id, lo, hi) for p in self.processes.values()) \
+                if hi >= lo else 0
+        dropped, still = pc.drop_range(file, lo, hi) if hi >= lo else (0, 0)
+        if still:
+            raise AssertionError(f"{still} pages of {file.path} stayed busy after the checks")
+        reread = 0
+        if not whole and sel.size:
+            # re-read what was dropped, at the new order (one folio per block)
+            starts = np.unique(np.concatenate([
+                np.arange(int(fo["index"][k]) & ~(step - 1),
+                          int(fo["index"][k]) + (1 << int(fo["order"][k])), step)
+                for k in sel.tolist()]))
+            starts = starts[(starts >= lo) & (starts <= hi) & (starts < nr_file)]
+            before = pc.info(file)["pages_read"]
+            got = pc.core.get_folio_batch(file.id, starts, True, new_min)
+            if (got < 0).any():
+                raise OSError(-int(got[got < 0][0]), f"range re-read of {file.path} failed")
+            reread = pc.info(file)["pages_read"] - before
+        pc.mark_mixed(file)
+        left = pc.below_min(file)
+        rec.update(status="done", folios_dropped=int(sel.size), pages_dropped=dropped,
+                   pages_unmapped=unmapped, reread_pages=reread,
+                   leftover_folios=left, leftover_pages=sum(1 << o for _, o in left),
+                   cached_after_kb=pc.nrpages(file) * kb,
+                   meminfo_cached_after_kb=pc.meminfo_cached)
+        return self._record(file, rec)
+
+    def _record(self, file, rec):
+        prev = self._last_transition.get(file.id)
+        now = self.pagecache.info(file)["pages_read"]
+        if prev is not None and prev["_read_end"] is None:
+            prev["_read_end"] = now                  # the previous window closes
+        rec["_fid"], rec["_read_start"], rec["_read_end"] = file.id, now, None
+        self._transitions.append(rec)
+        self._last_transition[file.id] = rec
+        return self._public(rec)
+
+    def _public(self, rec):
+        out = {k: v for k, v in rec.items() if not k.startswith("_")}
+        end = rec["_read_end"]
+        if end is None:
+            end = self.pagecache.core.file_info(rec["_fid"])["pages_read"]
+        out["pages_read_after"] = end - rec["_read_start"]
+        out["bytes_read_after"] = out["pages_read_after"] * self.page_size
+        out["cached_now_kb"] = self.pagecache.core.file_info(rec["_fid"])["nrpages"] * (self.page_size >> 10)
+        return out
+
+    @property
+    def transitions(self) -> list:
+        """Every min-order transition so far, as dicts: policy, file, reason,
+        status ("done" or "blocked"), range (pages), min_order (before, after),
+        folios_dropped, pages_dropped, pages_unmapped, reread_pages (re-read inside
+        the transition: `range` only), leftover_folios ([(index, order)] below the
+        new min order left in the file: `range`) and leftover_pages, cached_before_kb /
+        cached_after_kb (the file's cache around the transition), cached_now_kb,
+        meminfo_cached_before_kb / _after_kb (Cached), blocked ({'pinned',
+        'mlocked', 'dirty', 'writeback', 'locked': pages, 'folios': [{index, order,
+        pfn, why}]}), pages_blocked, and pages_read_after / bytes_read_after: what
+        the file's later reads and faults read from disk, counted as they happen
+        (live, until the file's next transition; readahead beyond the dropped pages
+        included)."""
+        return [self._public(r) for r in self._transitions]
+
+    def mixed_files(self) -> dict:
+        """Files the `range` policy left with folios below their min order:
+        {path: {'min_order', 'folios': [(index, order)], 'pages'}}."""
+        return self.pagecache.mixed()
+
+    def writeback(self, file=None) -> int:
+        """Write back every dirty folio (of ``file``, default all files), I/O
+        instant (filemap_fdatawrite + folio_end_writeback): PG_dirty and the dirty
+        mark cleared, and the shared mappings write-protected (folio_mkclean), so
+        the next write faults and dirties again. Returns pages cleaned."""
+        pc = self.pagecache
+        files = pc.files if file is None else [file]
+        n = 0
+        for f in files:
+            cleaned = pc.core.writeback(pc._fid(f))
+            if cleaned:
+                n += cleaned
+                fid = pc._fid(f)
+                for p in self.processes.values():     # folio_mkclean -> page_mkclean_one
+                    for s, e, flags, _pgoff, vfid, _anon in p.aspace.vmas:
+                        if vfid == fid and flags & VM_SHARED and flags & VM_WRITE:
+                            p.mm.protect(s, e, flags & ~VM_WRITE)
+        return n
+
+    def sync(self) -> int:
+        """sync(2): :meth:`writeback` of every file."""
+        return self.writeback()
+
+    def _update_mlocked(self):
+        """PG_mlocked on exactly the folios some VM_LOCKED VMA maps (mlock_folio /
+        munlock_folio with mlock_count: the flag stays while any locked mapping
+        does)."""
+        users = [p for p in self.processes.values() if p._locked]
+        if not users and not self._any_mlocked:
+            return
+        folios = self.core.folios
+        arr = folios.as_numpy()
+        have = set(np.flatnonzero((arr["order"] >= 0) & ((arr["flags"] & PG_MLOCKED) != 0)).tolist())
+        want = set()
+        for p in users:
+            for s, e, flags, *_ in p.aspace.vmas:
+                if flags & VM_LOCKED:
+                    want.update(p._mapped_heads(s, e).tolist())
+        for h in have - want:
+            folios.clear(h, PG_MLOCKED)
+        for h in want - have:
+            folios.set(h, PG_MLOCKED)
+        self._any_mlocked = bool(want)
 
     def drop_caches(self) -> int:
         """echo 1 > /proc/sys/vm/drop_caches: invalidate every clean, unmapped
@@ -206,15 +506,26 @@ class Kernel:
     def oom_count(self) -> int:
         return self.core.nr_oom
 
-    def check(self):
+    def check(self, strict=False):
         """Verify every invariant: buddy lists and folio table consistent, every
         frame free xor in exactly one folio, each frame's mapcount equal to the
         mappings of it in all page tables, RSS and AnonPages equal to a recount,
-        every process's page table and VMAs consistent."""
+        every process's page table and VMAs consistent, every page-cache folio
+        aligned and >= its file's min order. Files the `range` policy left mixed
+        are the one exception: their folios below the min order must be ones the
+        transition left behind (no new ones; see :meth:`mixed_files`); with
+        ``strict`` a mixed file fails the check too."""
         c = self.core
         c.buddy.check()
         c.folios.check()
         self.pagecache.check()
+        if strict:
+            mixed = self.pagecache.mixed()
+            if mixed:
+                path, m = next(iter(mixed.items()))
+                raise AssertionError(f"{len(mixed)} file(s) hold folios below their min order "
+                                     f"(left by the range policy); {path}: min order "
+                                     f"{m['min_order']}, folios {m['folios'][:8]}")
         check_frames(c.buddy, c.folios)
         counts = np.zeros(self.nr_pages, dtype=np.int32)
         for p in self.processes.values():
@@ -233,6 +544,7 @@ class Kernel:
             raise AssertionError(f"AnonPages {c.anon_pages} pages, anon folios hold {int(sizes.sum())}")
         mapped = np.concatenate(([0], np.cumsum(counts, dtype=np.int64)))
         per_folio = mapped[anon + sizes] - mapped[anon]
+        per_folio[arrays["refcount"][anon] > 1] = 1     # pinned: kept until unpin
         if (per_folio == 0).any():
             pfn = int(anon[np.flatnonzero(per_folio == 0)[0]])
             raise AssertionError(f"anon folio at pfn {pfn} is mapped nowhere but not freed")

@@ -37,6 +37,14 @@ class File:
         return self.id
 
 
+def _errno_error(code, path, offset):
+    if code == _pc.ELOOP:
+        return OSError(code, f"read of {path} at {offset} livelocked: adding a folio at the "
+                             f"min order kept failing with EEXIST (smaller folios in the way, "
+                             f"as the range policy leaves them)")
+    return OSError(code, f"read of {path} at {offset}: {os.strerror(code)}")
+
+
 def _int(x, what):
     if isinstance(x, (bool, np.bool_)) or not isinstance(x, (int, np.integer)):
         raise TypeError(f"{what} must be an int, got {x!r}")
@@ -61,6 +69,7 @@ class PageCache:
         self._c = _pc.PageCache(core, ra_pages=ra // self.page_size, io_pages=io // self.page_size)
         self._files: list[File] = []
         self._by_path: dict[str, File] = {}
+        self._mixed: dict[int, set] = {}   # file id -> {(index, order)} left below min order
 
     # ------------------------------------------------------------ files
     @property
@@ -131,7 +140,7 @@ class PageCache:
         before = self._c.counters()
         r = self._c.read(fid, offset, length)
         if r < 0:
-            raise OSError(-r, os.strerror(-r))
+            raise _errno_error(-r, self._files[fid].path, offset)
         after = self._c.counters()
         added = {o: a - b for o, (a, b) in enumerate(zip(after["added"], before["added"])) if a != b}
         return {"bytes": r, "pages_read": after["pages_read"] - before["pages_read"],
@@ -251,7 +260,53 @@ class PageCache:
         c["xa_slab_bytes"] = self.xa_slab_bytes
         return c
 
+    @property
+    def eof_order(self) -> int:
+        """The large-unless-eof folio order (-1: off); Kernel.file_policy sets it."""
+        return self._c.eof_order
+
+    # ------------------------------------------------------------ mixed files
+    def below_min(self, f) -> list:
+        """[(index, order)] of the file's folios below its min order (only the
+        `range` transition leaves any)."""
+        i, o, _, _ = self._c.folios_of(self._fid(f))
+        m = self._c.file_info(self._fid(f))["min_order"]
+        keep = o < m
+        return list(zip(i[keep].tolist(), o[keep].tolist()))
+
+    def mark_mixed(self, f) -> None:
+        """Record the folios below the min order a transition left in the file
+        (the `range` policy's leftovers): check() then accepts exactly these (and
+        no new ones); none left: the file is no longer mixed."""
+        fid = self._fid(f)
+        left = set(self.below_min(fid))
+        if left:
+            self._mixed[fid] = left
+        else:
+            self._mixed.pop(fid, None)
+
+    def mixed(self) -> dict:
+        """{path: {'min_order', 'folios': [(index, order)], 'pages'}} of the files
+        holding folios below their min order now."""
+        out = {}
+        for fid in sorted(self._mixed):
+            left = self.below_min(fid)
+            if not left:
+                del self._mixed[fid]
+                continue
+            out[self._files[fid].path] = {"min_order": self._c.file_info(fid)["min_order"],
+                                          "folios": left, "pages": sum(1 << o for _, o in left)}
+        return out
+
     def check(self) -> bool:
         """Every invariant: per-file XArray consistent, folios aligned, >= min order,
-        no overlaps, nrpages = recount, FolioTable owner/index, Cached = sum."""
-        return self._c.check()
+        no overlaps, nrpages = recount, FolioTable owner/index, Cached = sum. A
+        mixed file (mark_mixed) may hold folios below its min order, but only
+        those recorded."""
+        self._c.check(mixed=set(self._mixed))
+        for fid, allowed in self._mixed.items():
+            extra = set(self.below_min(fid)) - allowed
+            if extra:
+                raise AssertionError(f"file {fid} ({self._files[fid].path}): folios below the min "
+                                     f"order that no transition left: {sorted(extra)[:8]}")
+        return True

@@ -7,6 +7,8 @@ through the Cython fault engine in one call per batch.
 from __future__ import annotations
 
 import enum
+import errno
+import os
 
 import numpy as np
 
@@ -23,6 +25,7 @@ __all__ = ["Process", "Outcome"]
 VM_READ, VM_WRITE, VM_EXEC = VM_FLAGS["VM_READ"], VM_FLAGS["VM_WRITE"], VM_FLAGS["VM_EXEC"]
 VM_SHARED, VM_MAYWRITE = VM_FLAGS["VM_SHARED"], VM_FLAGS["VM_MAYWRITE"]
 VM_DONTCOPY, VM_HUGEPAGE = VM_FLAGS["VM_DONTCOPY"], VM_FLAGS["VM_HUGEPAGE"]
+VM_LOCKED, VM_LOCKED_MASK = VM_FLAGS["VM_LOCKED"], VM_FLAGS["VM_LOCKED_MASK"]
 
 
 class Outcome(enum.IntEnum):
@@ -65,8 +68,11 @@ class Process:
         self.pt_geometry = self._pt_geometry(page, pgtable)
         self.aspace = AddressSpace(kernel.geometry, page)
         self._minflt_exec = 0          # faults of earlier images (min_flt is per task)
+        self._pins: list = []          # long-term pins: (start, end, {folio head: pages})
+        self._locked = False           # may have VM_LOCKED VMAs (PG_mlocked upkeep)
         self._new_mm()
         kernel.processes[self.pid] = self
+        kernel._page_size_in_use(page)
 
     def _pt_geometry(self, page, pgtable):
         """The page-table geometry: the kernel's (emulated) or the process granule's
@@ -108,27 +114,50 @@ class Process:
         """mmap(2): anonymous memory, or ``file`` (a :class:`~ppsize.pagecache.File`
         of this kernel) from ``offset`` (aligned to the process page). Flags as
         :meth:`AddressSpace.mmap`: shared, fixed, noreplace, populate, ...
-        Returns the address. A process whose page is larger than the file's
-        smallest folio first raises the file's min folio order (the page-cache
-        transition)."""
+        Returns the address. For a file, the kernel's file policy then runs
+        (Kernel.file_policy: a process whose page is larger than the file's min
+        folio order raises it, dropping and re-reading cache); a transition
+        blocked by pinned, mlocked or dirty folios fails the mmap with EBUSY."""
         self._require_alive()
+        f = file
         if file is not None:
             file = self._open(file)
         try:
             addr = self.aspace.mmap(length, addr, prot, file=file, offset=offset, **flags)
             self._split_at(addr, length)
+            vma = self.aspace.vma_at(addr)
+            if vma[2] & VM_LOCKED:
+                self._locked = True
+            if f is not None:
+                self._mmap_file_hook(f, addr, self.aspace._align_up(parse_size(length, "length")),
+                                     parse_size(offset, "offset"))
             return addr
         finally:
             self._apply()
 
+    def _mmap_file_hook(self, f, addr, length, offset):
+        """The file's ->mmap (after the VMA is set up, as __mmap_region calls it):
+        the kernel's file policy may raise the file's min folio order for this
+        process page (Kernel.mmap_transition). A blocked transition fails the mmap
+        with EBUSY (as invalidate_inode_pages2_range does): the new VMA is unmapped
+        again (a mapping MAP_FIXED replaced stays gone, as in Linux)."""
+        shift = self.kernel.geometry.page_shift
+        first = offset >> shift
+        last = first + (length >> shift) - 1
+        rep = self.kernel.mmap_transition(self, f, first, last)
+        if rep is not None and rep["status"] == "blocked":
+            self.aspace.effects = [e for e in self.aspace.effects if e.kind != "populate"]
+            self.aspace.munmap(addr, length)
+            b = rep["blocked"]
+            raise OSError(errno.EBUSY, f"mmap: {rep['policy']} transition of {f.path} to order "
+                          f"{rep['target_order']} blocked by {b['pinned']} pinned, {b['mlocked']} "
+                          f"mlocked, {b['dirty']} dirty pages ({os.strerror(errno.EBUSY)})")
+
     def _open(self, file) -> int:
-        """The address-space file id of a page-cache File (its id), after the
-        min-order transition a larger process page needs."""
+        """The address-space file id of a page-cache File (its id)."""
         if not isinstance(file, File) or file.cache is not self.kernel.pagecache:
             raise TypeError(f"file must be a File of this kernel (Kernel.create_file), not {file!r}")
         self.aspace._files[file.id] = True
-        porder = (self.page_size // self.kernel.page_size).bit_length() - 1
-        self.kernel.file_min_order(file, porder)
         return file.id
 
     def read(self, file, offset=0, length=None) -> dict:
@@ -175,6 +204,119 @@ class Process:
             self._split_at(addr, length)
             self._apply(free_tables=False)
 
+    def mlock(self, addr, length, onfault=False):
+        """mlock(2) / mlock2(MLOCK_ONFAULT): VM_LOCKED on the range, every page
+        faulted in (__mm_populate) unless ``onfault``, and PG_mlocked on the folios
+        mapped there (mlock_vma_pages_range -> mlock_folio). Mlocked file folios
+        block the page-cache min-order transitions."""
+        self._require_alive()
+        self._locked = True
+        try:
+            return self.aspace.mlock(addr, length, onfault)
+        finally:
+            self._split_at(addr, length)
+            self._apply(free_tables=False)
+
+    def munlock(self, addr, length):
+        """munlock(2): VM_LOCKED cleared; folios no VM_LOCKED VMA maps any more
+        lose PG_mlocked (munlock_folio, mlock_count down to 0)."""
+        self._require_alive()
+        try:
+            return self.aspace.munlock(addr, length)
+        finally:
+            self._split_at(addr, length)
+            self._apply(free_tables=False)
+
+    def pin(self, addr, length, write=False) -> int:
+        """pin_user_pages(FOLL_PIN | FOLL_LONGTERM [| FOLL_WRITE]) of [addr, addr +
+        length) (addr aligned to the process page, length rounded up): each page
+        faulted in (a write fault if ``write``: COW broken, shared folios dirtied),
+        then each folio's refcount += the pages of it pinned (the zero page is not
+        pinned). Pinned folios cannot be dropped (folio_busy) or reused by COW.
+        EFAULT if part of the range is unmapped or cannot be faulted (nothing is
+        pinned then). Returns pages pinned. Release with :meth:`unpin`."""
+        self._require_alive()
+        from .units import parse_size as _ps
+        start = _ps(addr, "addr")
+        n = _ps(length, "length")
+        if start % self.page_size:
+            raise ValueError(f"pin: addr {start:#x} not aligned to {fmt_size(self.page_size)}")
+        if n <= 0:
+            raise ValueError(f"pin: length {n} must be positive")
+        end = start + self.aspace._align_up(n)
+        cur = start
+        for s, e, *_ in self.aspace.vmas.rows(start, end):       # check_vma_flags: no holes
+            if s > cur:
+                break
+            cur = e
+        if cur < end:
+            raise OSError(errno.EFAULT, f"pin: [{max(cur, start):#x}, {end:#x}) not mapped "
+                          f"({os.strerror(errno.EFAULT)})")
+        out = self._access(np.arange(start, end, self.page_size, dtype=np.uint64),
+                           np.zeros(0, np.uint8), bool(write))
+        bad = np.isin(out, (Outcome.SEGV_MAPERR, Outcome.SEGV_ACCERR, Outcome.OOM, Outcome.SIGBUS))
+        if bad.any():
+            raise OSError(errno.EFAULT, f"pin: page {start + int(np.flatnonzero(bad)[0]) * self.page_size:#x} "
+                          f"could not be faulted in ({Outcome(int(out[bad][0])).name})")
+        heads = self._mapped_heads(start, end)
+        refs = {}
+        for h in heads.tolist():
+            refs[h] = refs.get(h, 0) + 1
+        folios = self.kernel.core.folios
+        for h, r in refs.items():
+            folios.get(h, r)                          # try_grab_folio(FOLL_PIN)
+        self._pins.append((start, end, refs))
+        return int(heads.size)
+
+    def unpin(self, addr, length) -> int:
+        """unpin_user_pages of every pin taken by :meth:`pin` inside [addr, addr +
+        length): the folios it pinned (even if unmapped since) lose those
+        references; an unmapped anonymous folio or a truncated cache folio whose
+        last reference goes is freed. Returns pages unpinned; ValueError if no pin
+        lies in the range."""
+        self._require_alive()
+        from .units import parse_size as _ps
+        start = _ps(addr, "addr")
+        end = start + self.aspace._align_up(_ps(length, "length"))
+        keep, n = [], 0
+        for pin in self._pins:
+            if pin[0] >= start and pin[1] <= end:
+                n += self._release_pin(pin)
+            else:
+                keep.append(pin)
+        if len(keep) == len(self._pins):
+            raise ValueError(f"unpin: no pin inside [{start:#x}, {end:#x})")
+        self._pins = keep
+        return n
+
+    def _release_pin(self, pin) -> int:
+        n = 0
+        for h, r in pin[2].items():
+            self.mm.unpin_folio(h, r)
+            n += r
+        return n
+
+    @property
+    def pins(self) -> list:
+        """[(start, end, pages pinned)] of this process's long-term pins."""
+        return [(s, e, sum(r.values())) for s, e, r in self._pins]
+
+    def _mapped_heads(self, start, end) -> np.ndarray:
+        """Folio head pfn of each kernel page mapped in [start, end) (the zero page
+        left out), in address order."""
+        kp = self.kernel.page_size
+        vas = np.arange(start, end, kp, dtype=np.uint64)
+        tr = self.mm.pt.translate(vas)
+        ok = np.asarray(tr.status) == 0
+        pfns = (np.asarray(tr.pa)[ok] >> np.uint64(self.kernel.geometry.page_shift)).astype(np.int64)
+        c = self.kernel.core
+        zero = (pfns >= c.zero_pfn) & (pfns < c.zero_pfn + (1 << c.zero_order))
+        pfns = pfns[~zero]
+        order = c.folios.as_numpy()["order"][pfns].astype(np.int64)
+        tail = order < -1                           # FOLIO_TAIL_BASE - o
+        o = np.where(tail, -2 - order, order)
+        return pfns & ~((np.int64(1) << o) - 1)
+
     def _split_at(self, addr, length):
         """vma_adjust_trans_huge: where the syscall left a VMA boundary at either
         end of its range, split a block mapping that the boundary cuts."""
@@ -205,8 +347,16 @@ class Process:
                 self._free_hole(eff.start, eff.end)
             elif eff.kind == "populate":
                 self._populate(eff.start, eff.end)
+            elif eff.kind == "mlock":
+                self._locked = True
             else:
                 raise AssertionError(f"unknown effect {eff!r}")
+        self._update_mlocked()
+
+    def _update_mlocked(self):
+        if self._locked:
+            self._locked = any(f & VM_LOCKED for _s, _e, f, *_ in self.aspace.vmas)
+            self.kernel._update_mlocked()
 
     def _free_hole(self, start, end):
         """free_pgtables(floor, ceiling) after unmapping [start, end): free the empty
@@ -263,6 +413,8 @@ class Process:
             vmas.set_anon(vi, 0)
         for vi in need_anon:                 # anon_vma_prepare after the batch
             self.aspace.anon_prepare(vmas.row(vi)[0])
+        if self._locked:                     # faults in VM_LOCKED VMAs: mlock_vma_folio
+            self.kernel._update_mlocked()
         return out
 
     # ------------------------------------------------- fork / exec / exit
@@ -278,12 +430,17 @@ class Process:
         child.pt_geometry = self.pt_geometry
         child.aspace = AddressSpace(k.geometry, self.page_size)
         child._minflt_exec = 0
+        child._pins, child._locked = [], False       # VM_LOCKED is not inherited (VM_LOCKED_MASK cleared)
         child._new_mm()
         k.processes[child.pid] = child
         for s, e, flags, pgoff, fid, anon in self.aspace.vmas:
             if flags & VM_DONTCOPY:
                 continue
-            child.aspace.vmas.insert(s, e, flags, pgoff, fid, anon, merge=False)
+            # dup_mmap: the child does not inherit mlock (VM_LOCKED_MASK cleared, no
+            # merge: neighbours that differed only in VM_LOCKED stay apart, as in Linux)
+            if flags & VM_LOCKED_MASK:
+                child.aspace.split_left = True
+            child.aspace.vmas.insert(s, e, flags & ~VM_LOCKED_MASK, pgoff, fid, anon, merge=False)
             # vma_needs_copy: only VMAs with an anon_vma have PTEs worth copying
             if anon:
                 cow = (flags & (VM_SHARED | VM_MAYWRITE)) == VM_MAYWRITE
@@ -302,12 +459,23 @@ class Process:
         self.page_size, self.pgtable, self.pt_geometry = page, pgtable, geometry
         self.aspace = AddressSpace(self.kernel.geometry, self.page_size)
         self._new_mm()
+        self.kernel._page_size_in_use(self.page_size)
+        if self._locked:
+            self._locked = False
+            self.kernel._update_mlocked()
 
     def exit(self):
-        """exit(2): every page and table freed."""
+        """exit(2): every page and table freed; the process's long-term pins are
+        released (the pinning driver's file is closed)."""
         self._require_alive()
         self.mm.exit_mm()
+        for pin in self._pins:
+            self._release_pin(pin)
+        self._pins = []
         del self.kernel.processes[self.pid]
+        if self._locked:
+            self._locked = False
+            self.kernel._update_mlocked()
 
     # ----------------------------------------------------------- accounting
     def page_table_bytes(self) -> int:

@@ -111,7 +111,9 @@ cdef class MMCore:
         while i < nr:
             head = self.folios.folio_head(pfn + i)
             order = self.folios.folio_order(head)
-            if head != last and self.folios.flags[head] & PG_anon and self.folios.folio_mapcount(head) == 0:
+            # a long-term pin (refcount > 1) keeps the unmapped folio until unpinned
+            if head != last and self.folios.flags[head] & PG_anon and self.folios.folio_mapcount(head) == 0 \
+                    and self.folios.refcount[head] <= 1:
                 self.folios.folio_free(head)
                 self.buddy.free(head, order)
                 self.k.anon_add(-((<i64>1) << order))
@@ -602,10 +604,12 @@ cdef class MMCore:
         """Split a block mapping that a new VMA boundary at x cuts (vma_adjust_trans_huge)."""
         self.pt.split_at(x)
 
-    def unmap_file(self, i64 f):
-        """unmap_mapping_range(mapping, 0, 0, even_cows=0): zap every page of file f
-        this MM maps; private COW copies (anon) stay. Returns pages unmapped."""
-        cdef i64 i, total = 0, pfn
+    def unmap_file(self, i64 f, i64 first=0, i64 last=-1):
+        """unmap_mapping_pages(mapping, first, last - first + 1, even_cows=0) (all of
+        the file by default, as unmap_mapping_range(mapping, 0, 0, 0)): zap every page
+        of file f in pages [first, last] this MM maps; private COW copies (anon) stay.
+        Returns pages unmapped."""
+        cdef i64 i, total = 0, pfn, pgoff, npages
         cdef u64 a, end, desc, span
         cdef int level
         for i in range(self.vmas.n):
@@ -613,6 +617,15 @@ cdef class MMCore:
                 continue
             a = self.vmas.start[i]
             end = self.vmas.end[i]
+            pgoff = <i64>self.vmas.pgoff[i]
+            npages = <i64>((end - a) >> self.kshift)
+            if last >= 0:                       # vma_interval_tree_foreach clip
+                if last < pgoff or first >= pgoff + npages:
+                    continue
+                if last < pgoff + npages - 1:
+                    end = a + (<u64>(last + 1 - pgoff) << self.kshift)
+                if first > pgoff:
+                    a = a + (<u64>(first - pgoff) << self.kshift)
             while a < end and self.pt.next_leaf(&a, end, &desc, &level):
                 span = (<u64>1) << self.pt.shift[level]
                 pfn = <i64>((desc & ADDR_MASK) >> self.kshift)
@@ -620,6 +633,29 @@ cdef class MMCore:
                     total += self.zap(a, a + span)
                 a += span
         return total
+
+    def unpin_folio(self, i64 head, int refs):
+        """unpin_user_page(s) of refs pages of the folio at head (gup_put_folio):
+        refcount -= refs; the last reference of an unmapped anonymous folio, or of a
+        cache folio truncated while pinned (owner -1), frees it. Returns the
+        refcount left (0 when freed)."""
+        cdef int order = self.folios.folio_order(head)
+        cdef i32 left
+        if order < 0 or self.folios.folio_head(head) != head:
+            raise ValueError(f"pfn {head} is not a folio head")
+        if self.folios.refcount[head] - refs < 0:
+            raise ValueError(f"folio {head}: refcount {self.folios.refcount[head]} < {refs} pins")
+        left = self.folios.ref_add(head, -refs)
+        if self.folios.flags[head] & PG_anon:
+            if left <= 1 and self.folios.folio_mapcount(head) == 0:
+                self.folios.folio_free(head)
+                self.buddy.free(head, order)
+                self.k.anon_add(-((<i64>1) << order))
+                return 0
+        elif self.folios.owner[head] == -1 and left == 0:
+            self.folios.folio_free(head)
+            self.buddy.free(head, order)
+        return left
 
     def free_pgtables(self, u64 floor, u64 ceiling):
         self.pt.free_tables(floor, ceiling)

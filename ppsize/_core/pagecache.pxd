@@ -74,6 +74,8 @@ cdef class PageCache:
     cdef readonly i64 nr_alloc_fail            # folio allocations that failed
     cdef readonly i64 nr_livelock              # __filemap_get_folio repeat bound hit
     cdef readonly i64 nr_refused_min_order     # adds refused: order < mapping min order
+    cdef public int eof_order                  # large-unless-eof: folio order of every file
+                                               # except where it would pass EOF; -1 off
     cdef i64 added[PC_MAX_ORDERS]              # folios added per order
     cdef i64 removed[PC_MAX_ORDERS]            # folios removed per order
 
@@ -84,6 +86,8 @@ cdef class PageCache:
     cdef void put_new_folio(self, i64 pfn) noexcept nogil
     cdef void remove_folio(self, i64 f, i64 pfn) noexcept nogil
     cdef bint folio_busy(self, i64 pfn) noexcept nogil
+    cdef int eof_pick_order(self, i64 f, i64 index, int order) noexcept nogil
+    cdef i64 eof_add_folio(self, i64 f, i64 index, int order, u32 flags, i64 *start, int *o_out) noexcept nogil
     # mm/filemap.c
     cdef int filemap_add_folio(self, i64 f, i64 pfn, i64 index, int order, u32 flags) noexcept nogil
     cdef i64 filemap_get_folio(self, i64 f, i64 index, int fgp_flags, int order) noexcept nogil

@@ -28,7 +28,7 @@ from libc.string cimport memset
 from ppsize._core._types cimport u64, i64, i32, u32, u8
 from ppsize._core.xarray cimport (xarray_t, xa_pool_t, XAPool, xa_init, xa_destroy, xa_load,
                                   xa_store, xa_add, xa_erase, xa_find_range, xa_try_split,
-                                  xa_check_tree)
+                                  xa_check_tree, xa_clear_mark)
 from ppsize._core.buddy cimport BuddyAllocator, MIGRATE_MOVABLE
 from ppsize._core.folio cimport (FolioTable, PG_uptodate, PG_dirty, PG_locked, PG_lru,
                                  PG_writeback, PG_mlocked)
@@ -115,6 +115,7 @@ cdef class PageCache:
         if self.ra_pages < 0 or self.io_pages < 0:
             raise ValueError("ra_pages and io_pages must be >= 0")
         self.pool = XAPool(64)
+        self.eof_order = -1
         self.nr_files = 0
         self.cap = 0
         self._grow(max(capacity, 4))
@@ -214,7 +215,9 @@ cdef class PageCache:
             self.buddy.free(pfn, order)
 
     cdef void remove_folio(self, i64 f, i64 pfn) noexcept nogil:
-        # filemap_remove_folio -> __filemap_remove_folio (no shadow) + folio_put
+        # filemap_remove_folio -> __filemap_remove_folio (no shadow) + folio_put. A
+        # folio with more references (long-term pins) leaves the cache but lives on,
+        # owned by no mapping, until the last unpin_user_page frees it.
         cdef int order = self.folios.order_[pfn]
         cdef i64 nr = (<i64>1) << order
         xa_erase(&self.xa[f], self.folios.index[pfn])
@@ -222,6 +225,11 @@ cdef class PageCache:
         self.nr_cached -= nr
         if order < PC_MAX_ORDERS:
             self.removed[order] += 1
+        if self.folios.refcount[pfn] > 1:
+            self.folios.ref_add(pfn, -1)
+            self.folios.owner[pfn] = -1
+            self.folios.flags[pfn] = self.folios.flags[pfn] & ~(PG_lru | PG_dirty)
+            return
         self.folios.folio_free(pfn)
         self.buddy.free(pfn, order)
 
@@ -234,6 +242,48 @@ cdef class PageCache:
         if self.folios.refcount[pfn] > 1:
             return True
         return self.folios.folio_mapcount(pfn) > 0
+
+    cdef int eof_pick_order(self, i64 f, i64 index, int order) noexcept nogil:
+        # The large-unless-eof policy (the thread's alternative; no Linux function):
+        # a new folio holding index gets max(order, eof_order), clamped to the
+        # mapping's max order, lowered while the aligned folio would pass the page
+        # holding EOF (as page_cache_ra_order's "Don't allocate pages past EOF"),
+        # never below the mapping's min order.
+        cdef int o = order
+        cdef i64 nr_file = (self.i_size[f] + ((<i64>1) << self.kshift) - 1) >> self.kshift
+        if self.eof_order > o:
+            o = self.eof_order
+        if o > self.max_order[f]:
+            o = self.max_order[f]
+        if o < self.min_order[f]:
+            o = self.min_order[f]
+        while o > self.min_order[f] and round_down(index, (<i64>1) << o) + ((<i64>1) << o) > nr_file:
+            o -= 1
+        return o
+
+    cdef i64 eof_add_folio(self, i64 f, i64 index, int order, u32 flags, i64 *start, int *o_out) noexcept nogil:
+        # large-unless-eof: add the folio eof_pick_order chose at the aligned start,
+        # else (-EEXIST from smaller folios cached before, or no memory) the next
+        # smaller order down to the min order, always holding index (as
+        # __filemap_get_folio's order loop); read at once. pfn, or -errno.
+        cdef int o = self.eof_pick_order(f, index, order), err = -PC_ENOMEM
+        cdef i64 pfn, s
+        while True:
+            s = round_down(index, (<i64>1) << o)
+            pfn = self.alloc_folio(o)
+            if pfn >= 0:
+                err = self.filemap_add_folio(f, pfn, s, o, flags)
+                if not err:
+                    self.folios.flags[pfn] = (self.folios.flags[pfn] & ~PG_locked) | PG_uptodate
+                    self.pages_read[f] += (<i64>1) << o
+                    self.nr_pages_read += (<i64>1) << o
+                    start[0] = s
+                    o_out[0] = o
+                    return pfn
+                self.put_new_folio(pfn)
+            if o <= self.min_order[f]:
+                return err
+            o -= 1
 
     # ------------------------------------------------------------ mm/filemap.c
     cdef int filemap_add_folio(self, i64 f, i64 pfn, i64 index, int order, u32 flags) noexcept nogil:
@@ -268,7 +318,7 @@ cdef class PageCache:
         end -> goto repeat). The new folio is read at once (uptodate, pages_read).
         -PC_ENOENT without FGP_CREAT; -PC_ENOMEM; -PC_ELOOP when repeat does not end."""
         cdef u64 e
-        cdef i64 pfn = -1
+        cdef i64 pfn = -1, cidx
         cdef int min_o, o, err, repeats = 0
         while True:                                  # repeat:
             e = xa_load(&self.xa[f], <u64>index)
@@ -279,6 +329,20 @@ cdef class PageCache:
             min_o = self.min_order[f]
             o = order if order > min_o else min_o
             index = round_down(index, (<i64>1) << min_o)      # mapping_align_index
+            if self.eof_order >= 0:
+                # large-unless-eof: the folio aligned around index, order chosen by
+                # eof_pick_order; -EEXIST at every order: goto repeat as below
+                pfn = self.eof_add_folio(f, index, o, 0, &cidx, &o)
+                if pfn >= 0:
+                    return pfn
+                err = <int>pfn
+                if err == -PC_EEXIST:
+                    repeats += 1
+                    if repeats > GET_FOLIO_MAX_REPEAT:
+                        self.nr_livelock += 1
+                        return -PC_ELOOP
+                    continue
+                return err
             if o > self.max_order[f]:
                 o = self.max_order[f]
             if index & (((<i64>1) << o) - 1):
@@ -379,6 +443,21 @@ cdef class PageCache:
                 if n == 0:
                     self.page_cache_sync_ra(f, index, last_index - index)
                     n = self.filemap_get_read_batch(f, index, last_index - 1, batch)
+                if n == 0 and self.eof_order >= 0:
+                    # filemap_create_folio under large-unless-eof
+                    pfn = self.eof_add_folio(f, pos >> self.kshift, self.min_order[f], 0, &cidx, &i)
+                    if pfn < 0:
+                        err = <int>pfn
+                        retries += 1
+                        if err == -PC_EEXIST and retries <= GET_FOLIO_MAX_REPEAT:
+                            err = 0
+                            continue
+                        if err == -PC_EEXIST:
+                            self.nr_livelock += 1
+                            err = -PC_ELOOP
+                        break
+                    batch[0] = pfn
+                    n = 1
                 if n == 0:
                     # filemap_create_folio: one min-order folio at the aligned index
                     pfn = self.alloc_folio(self.min_order[f])
@@ -465,9 +544,9 @@ cdef class PageCache:
         cdef i64 min_nr = (<i64>1) << min_o
         cdef i64 ra_index = r_index[0]
         cdef i64 index = round_down(ra_index, min_nr)     # mapping_align_index
-        cdef i64 mark = -1, i = 0, r_nr = 0, r_idx
+        cdef i64 mark = -1, i = 0, r_nr = 0, r_idx, pfn, s
         cdef u64 e
-        cdef int ret
+        cdef int ret, o
         if lookahead <= nr_to_read:
             mark = round_up(ra_index + nr_to_read - lookahead, min_nr) - index
         nr_to_read += ra_index - index
@@ -478,6 +557,22 @@ cdef class PageCache:
                 self.read_pages(&r_idx, &r_nr)
                 r_idx += min_nr
                 i = r_idx + r_nr - index
+                continue
+            if self.eof_order >= 0:
+                # large-unless-eof: the chosen folio around index + i (its start may
+                # lie before it: a gap the window did not cover)
+                pfn = self.eof_add_folio(f, index + i, min_o, 0, &s, &o)
+                if pfn < 0:
+                    if pfn == -PC_ENOMEM:
+                        break
+                    self.read_pages(&r_idx, &r_nr)
+                    r_idx += min_nr
+                    i = r_idx + r_nr - index
+                    continue
+                if mark >= 0 and s <= index + mark < s + ((<i64>1) << o):
+                    self.folios.flags[pfn] = self.folios.flags[pfn] | PG_readahead
+                r_nr += s + ((<i64>1) << o) - (index + i)
+                i = s + ((<i64>1) << o) - index
                 continue
             ret = self._ra_add(f, index + i, min_o, i == mark)
             if ret < 0:
@@ -543,6 +638,15 @@ cdef class PageCache:
                 new_order = min_o
             ra.order = new_order
             index = round_down(index, (<i64>1) << min_o)
+            if self.eof_order > new_order and self.max_order[f] > new_order:
+                # large-unless-eof: eof_order folios over the window rounded out to
+                # them; only EOF (the loop below) makes a folio smaller
+                new_order = self.eof_order if self.eof_order < self.max_order[f] else self.max_order[f]
+                index = round_down(index, (<i64>1) << new_order)
+                r_index = round_up(start + ra.size, (<i64>1) << new_order) - 1
+                limit = (isize - 1) >> self.kshift if isize > 0 else (<i64>1 << 62)
+                if r_index < limit:
+                    limit = r_index
             r_index = index
             while index <= limit:
                 order = new_order
@@ -840,6 +944,28 @@ cdef class PageCache:
             self.folios.clear_flags(<i64>(e >> 2), mask)
         return True
 
+    def writeback(self, f):
+        """Write back file f's dirty folios (the write_cache_pages loop of
+        filemap_fdatawrite + folio_end_writeback, I/O instant): PG_dirty and the
+        PAGECACHE_TAG_DIRTY mark cleared. Returns pages cleaned. (folio_mkclean of
+        the mappings is the caller's: Kernel.writeback.)"""
+        cdef i64 fi = self._check_file(f), idx, pfn, n = 0
+        cdef u64 cur = 0, e
+        cdef int order
+        while True:
+            e = xa_find_range(&self.xa[fi], cur, <u64>0x7fffffffffffffff, 0, <u64 *>&idx, &order)
+            if not e:
+                break
+            cur = <u64>idx + ((<u64>1) << order)
+            if e & 1:
+                continue
+            pfn = <i64>(e >> 2)
+            if self.folios.flags[pfn] & PG_dirty:
+                self.folios.flags[pfn] = self.folios.flags[pfn] & ~PG_dirty
+                n += (<i64>1) << order
+            xa_clear_mark(&self.xa[fi], <u64>idx, 0)
+        return n
+
     def file_info(self, f):
         """dict: i_size, min_order, max_order, large_folios, nrpages, pages_read,
         xa_nodes, and the file_ra_state fields (ra_*)."""
@@ -887,11 +1013,12 @@ cdef class PageCache:
                 "removed": [self.removed[o] for o in range(PC_MAX_ORDERS)],
                 "xa_nodes": self.pool.p.nr_nodes}
 
-    def check_file(self, f):
+    def check_file(self, f, bint strict_min=True):
         """Raise AssertionError on the first broken invariant of file f's cache: its
-        XArray consistent, entries real, each folio aligned to its order, >= the min order,
-        no overlaps, in the FolioTable as a head of that order with this mapping as owner
-        and the right index, nrpages = recount, node count = tree's."""
+        XArray consistent, entries real, each folio aligned to its order, >= the min order
+        (unless not strict_min: a file the `range` policy left mixed), no overlaps, in
+        the FolioTable as a head of that order with this mapping as owner and the right
+        index, nrpages = recount, node count = tree's."""
         cdef i64 fi = self._check_file(f)
         cdef i64 cur = 0, idx, pfn, total = 0, prev_end = 0, nr
         cdef int order
@@ -909,7 +1036,7 @@ cdef class PageCache:
             pfn = <i64>(e >> 2)
             if idx & (nr - 1):
                 raise AssertionError(f"file {fi}: folio at index {idx} of order {order} unaligned")
-            if order < min_o:
+            if order < min_o and strict_min:
                 raise AssertionError(f"file {fi}: folio at {idx} of order {order} < min order {min_o}")
             if idx < prev_end:
                 raise AssertionError(f"file {fi}: folio at {idx} overlaps the previous one")
@@ -930,12 +1057,13 @@ cdef class PageCache:
             raise AssertionError(f"file {fi}: nrpages {self.nrpages[fi]}, recount {total}")
         return total
 
-    def check(self):
-        """check_file for every file, node pool accounting, Cached = sum of nrpages, every
-        FolioTable folio owned by a mapping is in that mapping."""
+    def check(self, mixed=()):
+        """check_file for every file (files in `mixed` without the min-order test),
+        node pool accounting, Cached = sum of nrpages, every FolioTable folio owned by a
+        mapping is in that mapping."""
         cdef i64 f, total = 0, nodes = 0
         for f in range(self.nr_files):
-            total += self.check_file(f)
+            total += self.check_file(f, f not in mixed)
             nodes += self.xa[f].nr_nodes
         if total != self.nr_cached:
             raise AssertionError(f"Cached {self.nr_cached} pages, files hold {total}")

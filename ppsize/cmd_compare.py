@@ -1,0 +1,103 @@
+"""``ppsize compare``: the memory one workload needs on a 4K, a 16K and a 64K kernel,
+and on a 4K kernel whose chosen processes run with 16K or 64K pages (emulated and
+native page tables): page cache, anonymous memory, page tables, XArray nodes, the
+total and its ratio to the 4K kernel.
+
+The workload: every regular file of the trees (default /usr and /etc; once per
+inode, st_size as the size, symlinks not followed) read once in full, plus a
+seeded mix of processes mapping some of those files (executables, shared
+libraries, data) and writing anonymous memory. A progress bar shows on stderr
+when it is a terminal (not with --quiet)."""
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+from .compare import CONFIGS, DEFAULT_TREES, ERROR_REASONS, FILE_POLICIES, Progress, compare
+
+
+def add_parser(sub):
+    p = sub.add_parser("compare", help="memory of one workload on 4K/16K/64K kernels and with "
+                                       "per-process 16K/64K pages, side by side",
+                       description=__doc__)
+    p.add_argument("--tree", action="append", metavar="DIR",
+                   help=f"a file tree to read (repeatable; default {' and '.join(DEFAULT_TREES)})")
+    p.add_argument("--json", metavar="FILE", help="write every figure as JSON to FILE ('-': stdout)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the process mix (default 0)")
+    p.add_argument("--processes", type=int, default=12, metavar="N",
+                   help="number of processes in the mix (default 12)")
+    p.add_argument("--chosen", default="alternate", metavar="WHICH",
+                   help="processes that run with the large page in the per-process "
+                        "configurations: 'alternate' (1, 3, 5, ...; default), 'all', 'none', "
+                        "or comma-separated indices")
+    p.add_argument("--config", action="append", metavar="KEY",
+                   help=f"configurations to run (repeatable; default all: {', '.join(c.key for c in CONFIGS)})")
+    p.add_argument("--thp", default="madvise", choices=("always", "madvise", "never"),
+                   help="transparent_hugepage/enabled of every kernel (default madvise)")
+    p.add_argument("--policy", default="drop-all", choices=FILE_POLICIES,
+                   help="how a file gets folios >= a larger process page (Kernel.file_policy; "
+                        "default drop-all, the thread's proposal)")
+    p.add_argument("--cross-mounts", action="store_true",
+                   help="descend into directories on other file systems (default: skip them)")
+    p.add_argument("--check", action="store_true",
+                   help="verify every Kernel invariant after each run (slow on big trees)")
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress bar, no summary lines")
+    return p
+
+
+def run(args) -> int:
+    trees = args.tree or list(DEFAULT_TREES)
+    for t in trees:
+        if not os.path.exists(t):
+            print(f"ppsize compare: tree {t!r} does not exist", file=sys.stderr)
+            return 2
+    if args.processes < 1:
+        print(f"ppsize compare: --processes must be at least 1, not {args.processes}", file=sys.stderr)
+        return 2
+    progress = Progress(enabled=False if args.quiet else None)
+    try:
+        result = compare(trees, seed=args.seed, processes=args.processes, chosen=args.chosen,
+                         configs=args.config, thp=args.thp, policy=args.policy,
+                         cross_mounts=args.cross_mounts,
+                         check=args.check, progress=progress)
+    except (FileNotFoundError, NotADirectoryError, PermissionError) as e:
+        progress.close()
+        print(f"ppsize compare: cannot read tree: {e}", file=sys.stderr)
+        return 2
+    except ValueError as e:
+        progress.close()
+        print(f"ppsize compare: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        progress.close()
+        print("ppsize compare: interrupted", file=sys.stderr)
+        return 130
+    if args.json:
+        data = json.dumps(result.as_dict(), indent=2)
+        if args.json == "-":
+            print(data)
+        else:
+            try:
+                with open(args.json, "w") as f:
+                    f.write(data + "\n")
+            except OSError as e:
+                print(f"ppsize compare: cannot write {args.json}: {e}", file=sys.stderr)
+                return 2
+    if args.json != "-":
+        if not args.quiet:
+            print(result.summary())
+            print()
+        print(result.table())
+        if not args.quiet:
+            print()
+            print("MiB; total = page cache + anon + page tables + XArray nodes; ratio = total / "
+                  "the 4K kernel's; transitions = files whose cache a larger-page process "
+                  "dropped (min folio order raised); re-read = cache read again after the first "
+                  f"full read. {result.seconds:.1f} s.")
+    errors = result.scan.errors
+    if errors and not args.quiet:
+        kinds = ", ".join(f"{k} {result.scan.skipped[k]}" for k in ERROR_REASONS if result.scan.skipped.get(k))
+        print(f"ppsize compare: {errors} entries could not be read and were skipped ({kinds})",
+              file=sys.stderr)
+    return 0
