@@ -547,6 +547,9 @@ class ConfigResult:
                 "seconds": {k: round(v, 3) for k, v in self.seconds.items()}}
 
 
+_READ_CHUNK = 4096         # files per read_all call (progress updates between)
+
+
 def memory_for(scan: ScanResult, workload: Workload) -> int:
     """Kernel memory big enough for the whole tree on a 64K kernel: 1.25 x the
     64K-rounded page cache (the largest of every configuration), plus the
@@ -555,35 +558,6 @@ def memory_for(scan: ScanResult, workload: Workload) -> int:
     anon = sum(-(-m.length // 65536) * 65536 for p in workload.procs for m in p.mappings if m.file < 0)
     need = scan.cache_bytes(65536) * 5 // 4 + anon + (256 << 20)
     return -(-need // (256 << 20)) * (256 << 20)
-
-
-_READ_CHUNK = 4096
-
-# A limitation of the fault engine at the time of writing (ppsize/_core/mm.pyx,
-# map_file_pages): file pages are mapped with set_ptes over kernel-page runs, which
-# write no leaf in a native table of a larger granule (size >> PAGE_SHIFT == 0) but
-# do allocate the tables on the way down and count RssFile and mapcounts. So for a
-# native 16K/64K process: PageTables is right (the tables exist), Cached is right,
-# every touch of a file page faults again, and RssFile / mapcounts are too high.
-NATIVE_FILE_NOTE = ("native 16K/64K file mappings: the engine counts RssFile and mapcounts "
-                    "but maps no PTE (map_file_pages uses kernel-page set_ptes)")
-
-
-def _read_full(pc, files, sizes):
-    """read(2) of each file once in full, as ``PageCache.read_all(files)`` but
-    with the sizes we already have: read_all asks the core for file_info() (a dict)
-    per file, 6x the cost of the read itself on small files."""
-    rd = getattr(pc.core, "read", None)
-    if rd is None:
-        return pc.read_all(files)
-    total = 0
-    for f, size in zip(files, sizes):
-        if size:
-            r = rd(f.id, 0, size)
-            if r < 0:
-                raise OSError(-r, os.strerror(-r), f.path)
-            total += r
-    return total
 
 
 def run_config(cfg, scan: ScanResult, workload: Workload, memory=None, thp="madvise",
@@ -623,7 +597,7 @@ def run_config(cfg, scan: ScanResult, workload: Workload, memory=None, thp="madv
     secs["create"] = time.perf_counter() - t
     t = time.perf_counter()
     for a in range(0, n, _READ_CHUNK):
-        _read_full(pc, files[a:a + _READ_CHUNK], sizes[a:a + _READ_CHUNK])
+        pc.read_all(files[a:a + _READ_CHUNK])
         progress.update(f"{cfg.label}: reading files {a:,}/{n:,}", base + span * (0.2 + 0.5 * a / max(n, 1)))
     secs["read"] = time.perf_counter() - t
     cached_after_read = k.meminfo()["Cached"]
@@ -631,7 +605,6 @@ def run_config(cfg, scan: ScanResult, workload: Workload, memory=None, thp="madv
     t = time.perf_counter()
     outcomes: Counter = Counter()
     procs = []
-    native_file_maps = False
     for j, spec in enumerate(workload.procs):
         progress.update(f"{cfg.label}: process {spec.name}",
                         base + span * (0.7 + 0.25 * j / len(workload.procs)))
@@ -641,7 +614,6 @@ def run_config(cfg, scan: ScanResult, workload: Workload, memory=None, thp="madv
             p = k.spawn(name=spec.name)
         procs.append((spec, p))
         native = p.pgtable == "native" and p.page_size > k.page_size
-        native_file_maps |= native and any(m.file >= 0 for m in spec.mappings)
         for m in spec.mappings:
             if m.file >= 0:
                 addr = p.mmap(m.length, file=files[m.file], prot=m.prot)
@@ -661,13 +633,8 @@ def run_config(cfg, scan: ScanResult, workload: Workload, memory=None, thp="madv
     check_note = None
     if check:
         t = time.perf_counter()
-        if cfg.pgtable == "native" and cfg.per_process and native_file_maps:
-            # Engine limitation (see NATIVE_FILE_NOTE): RssFile and mapcounts of a
-            # native process's file pages are wrong, so Kernel.check() cannot pass.
-            check_note = "skipped: " + NATIVE_FILE_NOTE
-        else:
-            k.check()
-            check_note = "passed"
+        k.check()
+        check_note = "passed"
         secs["check"] = time.perf_counter() - t
     from .process import Outcome
     bad = {Outcome(c).name.lower(): v for c, v in outcomes.items()
@@ -688,9 +655,6 @@ def run_config(cfg, scan: ScanResult, workload: Workload, memory=None, thp="madv
         row = {"name": spec.name, "chosen": spec.chosen, "page": fmt_size(p.page_size),
                "pgtable": p.pgtable, "RssAnon": st["RssAnon"], "RssFile": st["RssFile"],
                "VmPTE": st["VmPTE"], "minflt": st["minflt"], "majflt": st["majflt"]}
-        if p.pgtable == "native" and p.page_size > k.page_size:
-            row["RssFile"] = None            # unreliable: see NATIVE_FILE_NOTE
-            row["note"] = NATIVE_FILE_NOTE
         proc_rows.append(row)
     blocked = sum(1 for tr in k.transitions if tr.get("status") == "blocked")
     res = ConfigResult(cfg, k.meminfo(), cached_after_read, len(done), int(reread),

@@ -149,16 +149,12 @@ class PageCache:
 
     def read_all(self, files=None) -> int:
         """Read each file (default: all) once in full with one read(2) each; bytes read."""
-        total = 0
-        for f in (self._files if files is None else files):
-            fid = self._fid(f)
-            size = self._c.file_info(fid)["i_size"]
-            if size:
-                r = self._c.read(fid, 0, size)
-                if r < 0:
-                    raise OSError(-r, os.strerror(-r))
-                total += r
-        return total
+        fids = np.fromiter((self._fid(f) for f in (self._files if files is None else files)),
+                           dtype=np.int64)
+        r = self._c.read_files(fids)
+        if r < 0:
+            raise OSError(-r, os.strerror(-r))
+        return r
 
     def get_folio(self, f, index, create=True, order=0):
         """__filemap_get_folio(index, FGP_CREAT if create, order): (index, order, pfn) of

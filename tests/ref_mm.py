@@ -41,7 +41,7 @@ from ref_buddy import MOVABLE, UNMOVABLE, RefBuddy
 
 VM_READ, VM_WRITE, VM_EXEC = VM_FLAGS["VM_READ"], VM_FLAGS["VM_WRITE"], VM_FLAGS["VM_EXEC"]
 VM_SHARED, VM_MAYWRITE = VM_FLAGS["VM_SHARED"], VM_FLAGS["VM_MAYWRITE"]
-VM_DONTCOPY = VM_FLAGS["VM_DONTCOPY"]
+VM_DONTCOPY, VM_LOCKED_MASK = VM_FLAGS["VM_DONTCOPY"], VM_FLAGS["VM_LOCKED_MASK"]
 VM_HUGEPAGE, VM_NOHUGEPAGE = VM_FLAGS["VM_HUGEPAGE"], VM_FLAGS["VM_NOHUGEPAGE"]
 R, W, X = 1, 2, 4
 HIT, FAULT, ZERO, COW, REUSE, SEGV_MAPERR, SEGV_ACCERR, OOM, SIGBUS = range(9)
@@ -658,7 +658,8 @@ class RefProcess:
         for s, e, flags, pgoff, fid, anon in self.aspace.vmas:
             if flags & VM_DONTCOPY:
                 continue
-            child.aspace.vmas.insert(s, e, flags, pgoff, fid, anon, merge=False)
+            # dup_mmap: mlock is not inherited (VM_LOCKED_MASK cleared), no merging
+            child.aspace.vmas.insert(s, e, flags & ~VM_LOCKED_MASK, pgoff, fid, anon, merge=False)
             if not anon:
                 continue
             cow = (flags & (VM_SHARED | VM_MAYWRITE)) == VM_MAYWRITE

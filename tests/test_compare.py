@@ -303,16 +303,16 @@ def test_kernel_memory_fits_the_64k_kernel(result):
     assert result.memory % (256 << 20) == 0
 
 
-@pytest.mark.xfail(strict=True, reason="engine: a native 16K/64K process's file pages are counted "
-                                       "(RssFile, mapcount) but no PTE is written (map_file_pages)")
-def test_native_file_mapping_engine():
-    """When this passes, drop NATIVE_FILE_NOTE and run Kernel.check() on native configs."""
+def test_native_file_mapping():
+    """A native 64K process maps file folios with 64K PTEs (the last one past EOF)."""
     k = ppsize.Kernel("4K", "256M", thp="madvise")
     f = k.create_file("A", 100_000)
     k.pagecache.read_all()
     p = k.spawn(page_size="64K", pgtable="native")
     a = p.mmap(100_000, file=f, prot="r")
-    p.access(np.arange(a, a + 100_000, 4096))
+    out = p.access(np.arange(a, a + 100_000, 4096))
+    assert (out != ppsize.Outcome.HIT).sum() == 2                 # one fault per 64K page
+    assert p.status()["RssFile"] == 128
     k.check()
 
 

@@ -388,7 +388,8 @@ cdef class MMCore:
                 if head < 0:
                     self.k.count_fault(-1, False)
                     return ACC_OOM
-                self.map_file_pages(vi, f, head, cur, cur + kpage, write)
+                if self.map_file_pages(vi, f, head, cur, cur + kpage, write) == 0:
+                    return ACC_SIGBUS                  # a native PTE needs a folio >= the page
                 if write:                              # do_shared_fault: folio dirty
                     self.folio_mark_dirty(f, head)
             cur += kpage
@@ -471,23 +472,29 @@ cdef class MMCore:
 
     cdef i64 map_file_pages(self, i64 vi, i64 f, i64 head, u64 lo, u64 hi, bint writable) except -1 nogil:
         """set_pte_range for the pages of the folio at head that lie in [lo, hi) and
-        in the VMA and below i_size; present PTEs are left alone. Returns pages mapped."""
+        in the VMA and below i_size (rounded up to the mapping unit: the kernel page,
+        or the process page with native tables); present PTEs are left alone.
+        Returns kernel pages mapped (0 when the folio is smaller than one PTE)."""
         cdef int order = self.folios.folio_order(head)
         cdef u64 kpage = (<u64>1) << self.kshift
+        cdef u64 step = (<u64>1) << self.pt.shift[self.pt.levels - 1]
         cdef u64 vs = self.vmas.start[vi], ve = self.vmas.end[vi]
         cdef i64 fidx = self.folios.index[head], rel = fidx - <i64>self.vmas.pgoff[vi]
         cdef i64 nr_file = (self.pc.i_size[f] + <i64>kpage - 1) >> self.kshift
-        cdef u64 fva, fend, a, run, pa, unit
+        cdef u64 fva, fend, eof, a, run, pa, unit
         cdef u64 prot = self.leaf_prot(self.vmas.flags[vi]) | (PROT_W if writable else 0)
         cdef i64 n = 0, i, pfn
         cdef int level, pprot
         cdef i32* mapcount
-        if rel < 0 and <u64>(-rel) << self.kshift > vs:
+        if (rel < 0 and <u64>(-rel) << self.kshift > vs) or step > ((<u64>1) << (order + self.kshift)):
             return 0
         fva = <u64>(<i64>vs + (rel << self.kshift))
         fend = fva + ((<u64>1) << (order + self.kshift))
-        if nr_file - fidx < ((<i64>1) << order):
-            fend = fva + (<u64>(nr_file - fidx) << self.kshift)
+        eof = (fva + (<u64>(nr_file - fidx) << self.kshift) + step - 1) & ~(step - 1)
+        if eof < fend:
+            fend = eof
+        lo &= ~(step - 1)
+        hi = (hi + step - 1) & ~(step - 1)
         if lo < fva:
             lo = fva
         if lo < vs:
@@ -501,7 +508,7 @@ cdef class MMCore:
             # a run of absent PTEs, mapped by one set_ptes (CONT where it allows)
             run = a
             while run < hi and self.pt.walk(run, &pa, &level, &unit, &pprot) != TR_OK:
-                run += kpage
+                run += step
             if run > a:
                 pfn = head + <i64>((a - fva) >> self.kshift)
                 self.pt.set_ptes(a, (<u64>pfn) << self.kshift, run - a, prot, True)
@@ -510,7 +517,7 @@ cdef class MMCore:
                     mapcount[pfn + i] += 1
                 n += <i64>((run - a) >> self.kshift)
                 a = run
-            a += kpage
+            a += step
         self.rss_file += n
         return n
 
