@@ -16,6 +16,8 @@ frames (include/linux/mm_types.h, include/linux/page-flags.h):
 """
 import numpy as np
 
+from libc.string cimport memset
+
 from ppsize._core._types cimport i64, i32, i8, u16
 
 FOLIO_FLAGS = {
@@ -113,8 +115,8 @@ cdef class FolioTable:
         self.flags[pfn] = flags
         self.owner[pfn] = owner
         self.index[pfn] = index
-        for i in range(pfn + 1, pfn + nr):
-            self.order_[i] = <i8>(FOLIO_TAIL_BASE - order)     # prep_compound_tail
+        if nr > 1:                                           # prep_compound_tail
+            memset(&self.order_[pfn + 1], <i8>(FOLIO_TAIL_BASE - order), <size_t>(nr - 1))
         self.nr_folios += 1
         self.nr_folio_pages += nr
         return FOLIO_OK

@@ -2,6 +2,7 @@
 # buddy allocator, folio table and VMA table kernels. One nogil loop per batch of
 # accesses; no Python object is touched per access.
 cimport numpy as cnp
+from libc.string cimport memset
 
 import numpy as np
 
@@ -65,9 +66,7 @@ cdef class MMCore:
 
     cdef void set_exclusive(self, i64 pfn, i64 nr, u8 value) noexcept nogil:
         """PageAnonExclusive of frames pfn .. pfn + nr - 1."""
-        cdef i64 i
-        for i in range(nr):
-            self.k.anon_excl[pfn + i] = value
+        memset(&self.k.anon_excl[pfn], value, <size_t>nr)
 
     cdef i64 folio_mappings_here(self, i64 head, int order, u64 fva) noexcept nogil:
         """How many frames of the folio this MM maps in [fva, fva + folio size)."""

@@ -198,7 +198,7 @@ cdef class PageTableCore:
         cdef int s = self.shift[l]
         cdef u64* p = &self.tab[l][(t << self.tbits[l]) + ((va >> s) & self.imask[l])]
         cdef u64 run_mask = ((<u64>self.cont_n[l]) << s) - 1, end = va + (n << s)
-        cdef u64 i = 0, j, run, c, cbits
+        cdef u64 i = 0, j, run, c, cbits, desc, step = (<u64>1) << s
         cdef bint try_cont = cont and self.cont_n[l] > 1
         while i < n:
             c = va + (i << s)
@@ -208,8 +208,10 @@ cdef class PageTableCore:
             else:
                 cbits = 0
                 run = 1
+            desc = (pa + (i << s)) | attrs | cbits
             for j in range(i, i + run):
-                p[j] = (pa + (j << s)) | attrs | cbits
+                p[j] = desc
+                desc += step
             i += run
         self.nvalid[l][t] += <u32>n
 
@@ -519,8 +521,6 @@ cdef class PageTableCore:
             offmask[l] = ((<u64>1) << self.shift[l]) - 1
             cont_shift[l] = <u8>(self.shift[l] + (self.cont_n[l].bit_length() - 1))
         cdef const u64* ptr[WALK_GROUP]
-        cdef u64 ent[WALK_GROUP]
-        cdef int lvl[WALK_GROUP]
         cdef Py_ssize_t base, j, m
         with nogil:
             # Walks of WALK_GROUP addresses advance together one level per round,
@@ -533,7 +533,12 @@ cdef class PageTableCore:
                     va = vas[base + j]
                     if va >= limit:
                         ptr[j] = NULL
-                        lvl[j] = -1
+                        i = base + j
+                        pa[i] = 0
+                        status[i] = TR_BAD_ADDRESS
+                        level[i] = -1
+                        unit_shift[i] = 0
+                        prot[i] = 0
                         continue
                     ptr[j] = &tab[0][(va >> shift[0]) & imask[0]]
                     __builtin_prefetch(ptr[j])
@@ -547,32 +552,21 @@ cdef class PageTableCore:
                             ptr[j] = &tab[l + 1][(t << tbits[l + 1]) +
                                                  ((vas[base + j] >> shift[l + 1]) & imask[l + 1])]
                             __builtin_prefetch(ptr[j])
+                            continue
+                        # the walk ends here: write its outputs now
+                        ptr[j] = NULL
+                        i = base + j
+                        level[i] = <i8>l
+                        if e & DESC_VALID:
+                            pa[i] = (e & ADDR_MASK) | (vas[i] & offmask[l])
+                            status[i] = TR_OK
+                            unit_shift[i] = cont_shift[l] if e & DESC_CONT else <u8>shift[l]
+                            prot[i] = <u8>((e & DESC_PROT_MASK) >> DESC_PROT_SHIFT)
                         else:
-                            ent[j] = e
-                            lvl[j] = l
-                            ptr[j] = NULL
-                for j in range(m):
-                    i = base + j
-                    if lvl[j] < 0:
-                        pa[i] = 0
-                        status[i] = TR_BAD_ADDRESS
-                        level[i] = -1
-                        unit_shift[i] = 0
-                        prot[i] = 0
-                        continue
-                    e = ent[j]
-                    lv = lvl[j]
-                    level[i] = <i8>lv
-                    if e & DESC_VALID:
-                        pa[i] = (e & ADDR_MASK) | (vas[i] & offmask[lv])
-                        status[i] = TR_OK
-                        unit_shift[i] = cont_shift[lv] if e & DESC_CONT else <u8>shift[lv]
-                        prot[i] = <u8>((e & DESC_PROT_MASK) >> DESC_PROT_SHIFT)
-                    else:
-                        pa[i] = 0
-                        status[i] = TR_NOT_MAPPED
-                        unit_shift[i] = 0
-                        prot[i] = 0
+                            pa[i] = 0
+                            status[i] = TR_NOT_MAPPED
+                            unit_shift[i] = 0
+                            prot[i] = 0
                 base += m
 
     def _range_mapped(self, u64 va, u64 size):
