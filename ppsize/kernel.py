@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._core.folio import FOLIO_FLAGS
+from ._core.folio import FOLIO_FLAGS, PY_FOLIO_TAIL_BASE
 from ._core.kcore import KernelCore
 from ._core.vma import VM_FLAGS
 from .buddy import check_frames
@@ -428,6 +428,17 @@ class Kernel:
             folios.set(h, PG_MLOCKED)
         self._any_mlocked = bool(want)
 
+    def truncate(self, file, size):
+        """truncate(2) / truncate_setsize: the new i_size; pages beyond it unmapped
+        from every process, private COW copies included (truncate_pagecache:
+        unmap_mapping_range(holebegin, 0, even_cows=1)), then dropped from the cache
+        (truncate_inode_pages). Returns pages unmapped."""
+        size = parse_size(size, "size")
+        first = -(-size // self.page_size)
+        unmapped = sum(p.mm.unmap_file(file.id, first, 1 << 62, True) for p in self.processes.values())
+        self.pagecache.truncate(file, size)
+        return unmapped
+
     def drop_caches(self) -> int:
         """echo 1 > /proc/sys/vm/drop_caches: invalidate every clean, unmapped
         folio; returns pages dropped."""
@@ -548,6 +559,19 @@ class Kernel:
         if (per_folio == 0).any():
             pfn = int(anon[np.flatnonzero(per_folio == 0)[0]])
             raise AssertionError(f"anon folio at pfn {pfn} is mapped nowhere but not freed")
+        # every mapped file folio is in its mapping, at its index
+        frames = np.flatnonzero(counts)
+        o = arrays["order"][frames].astype(np.int64)
+        o = np.where(o >= 0, o, PY_FOLIO_TAIL_BASE - o)
+        file_heads = np.unique(frames & ~((np.int64(1) << o) - 1))
+        file_heads = file_heads[(arrays["flags"][file_heads] & FOLIO_FLAGS["anon"]) == 0]
+        for head in file_heads.tolist():
+            owner, index = int(arrays["owner"][head]), int(arrays["index"][head])
+            f = -2 - owner                              # mapping_owner(file) = -2 - file
+            if not 0 <= f < self.pagecache.core.nr_files or \
+                    self.pagecache.core.get_folio(f, index, False) != head:
+                raise AssertionError(f"mapped file folio at pfn {head} (owner {owner}, index {index}) "
+                                     f"is not in its mapping")
         return True
 
     def __repr__(self):

@@ -610,13 +610,13 @@ cdef class MMCore:
         """Split a block mapping that a new VMA boundary at x cuts (vma_adjust_trans_huge)."""
         self.pt.split_at(x)
 
-    def unmap_file(self, i64 f, i64 first=0, i64 last=-1):
-        """unmap_mapping_pages(mapping, first, last - first + 1, even_cows=0) (all of
+    def unmap_file(self, i64 f, i64 first=0, i64 last=-1, bint even_cows=False):
+        """unmap_mapping_pages(mapping, first, last - first + 1, even_cows) (all of
         the file by default, as unmap_mapping_range(mapping, 0, 0, 0)): zap every page
-        of file f in pages [first, last] this MM maps; private COW copies (anon) stay.
-        Returns pages unmapped."""
+        of file f in pages [first, last] this MM maps; private COW copies (anon) stay
+        unless even_cows (truncation). Returns pages unmapped."""
         cdef i64 i, total = 0, pfn, pgoff, npages
-        cdef u64 a, end, desc, span
+        cdef u64 a, lo, end, desc, span
         cdef int level
         for i in range(self.vmas.n):
             if self.vmas.file[i] != f:
@@ -632,11 +632,13 @@ cdef class MMCore:
                     end = a + (<u64>(last + 1 - pgoff) << self.kshift)
                 if first > pgoff:
                     a = a + (<u64>(first - pgoff) << self.kshift)
+            lo = a
             while a < end and self.pt.next_leaf(&a, end, &desc, &level):
                 span = (<u64>1) << self.pt.shift[level]
                 pfn = <i64>((desc & ADDR_MASK) >> self.kshift)
-                if not self.k.is_zero_pfn(pfn) and not (self.folios.flags[self.folios.folio_head(pfn)] & PG_anon):
-                    total += self.zap(a, a + span)
+                if not self.k.is_zero_pfn(pfn) and (even_cows or not (self.folios.flags[self.folios.folio_head(pfn)] & PG_anon)):
+                    # a block may start before the range: zap only its part inside
+                    total += self.zap(a if a > lo else lo, a + span if a + span < end else end)
                 a += span
         return total
 
@@ -790,7 +792,8 @@ cdef class MMCore:
                 zero += nr
             else:
                 for i in range(nr):
-                    pss += kpage / self.folios.mapcount[pfn + i]
+                    if self.folios.mapcount[pfn + i] > 0:     # <= 0 only in a corrupt state
+                        pss += kpage / self.folios.mapcount[pfn + i]
                 if self.folios.flags[self.folios.folio_head(pfn)] & PG_anon:
                     anon += nr
                     if level < self.pt.levels - 1:
