@@ -227,6 +227,7 @@ class AddressSpace:
         self.vmas = table(align=P, pgoff_shift=self.kshift)
         self.effects: list = []
         self._files: dict = {}
+        self.thp_files: set = set()      # files whose file system THP-aligns mappings
         self._next_file = 1 << 20      # shmem files of shared anonymous mappings
         self._next_anon = 1
         self.split_left = False        # a failed vma_modify kept a split (see check)
@@ -375,30 +376,34 @@ class AddressSpace:
             raise _err(_errno.ENOMEM, f"get_unmapped_area: no free range of {fmt_size(length)}")
         return res
 
-    def _thp_get_unmapped_area(self, addr, length, flags):
-        """thp_get_unmapped_area_vmflags -> __thp_get_unmapped_area (mm/huge_memory.c)
-        for anonymous memory (off = 0): search length + PMD, then align."""
+    def _thp_get_unmapped_area(self, addr, length, flags, off=0):
+        """thp_get_unmapped_area_vmflags -> __thp_get_unmapped_area (mm/huge_memory.c):
+        when at least one PMD of [off, off + length) lies past the first PMD-aligned
+        offset, search length + PMD, then align the address to off modulo PMD."""
         size = self.thp_size
-        ret = 0
-        if length >= size and length + size <= _M64:
+        off_end, off_align = off + length, -(-off // size) * size
+        if off_end > off_align and off_end - off_align >= size and length + size <= _M64:
             try:
                 ret = self._arch_get_unmapped_area_topdown(addr, length + size, flags)
             except OSError:
-                ret = 0          # the failure may be due to the padding: retry without
-            else:
+                ret = None       # the failure may be due to the padding: retry without
+            if ret is not None:
                 if ret == addr:
                     return addr
-                off_sub = (0 - ret) & (size - 1)
+                off_sub = (off - ret) & (size - 1)
                 if not off_sub:                  # MMF_TOPDOWN
                     return ret + size
                 return ret + off_sub
         return self._arch_get_unmapped_area_topdown(addr, length, flags)
 
-    def _get_unmapped_area(self, file, addr, length, flags):
+    def _get_unmapped_area(self, file, addr, length, flags, off=0):
         """__get_unmapped_area (mm/mmap.c)."""
         if length > self.task_size:
             raise _err(_errno.ENOMEM, f"get_unmapped_area: length {length:#x} > TASK_SIZE")
-        if (self.thp and file is None and not (flags & MAP_SHARED) and not addr
+        if file is not None and file in self.thp_files:
+            # file->f_op->get_unmapped_area = thp_get_unmapped_area (ext4, xfs, ...)
+            addr = self._thp_get_unmapped_area(addr, length, flags, off)
+        elif (self.thp and file is None and not (flags & MAP_SHARED) and not addr
                 and length % self.thp_size == 0):
             # "Ensures that larger anonymous mappings are THP aligned."
             addr = self._thp_get_unmapped_area(addr, length, flags)
@@ -479,7 +484,7 @@ class AddressSpace:
             vm_flags |= VM_LOCKED
         if flags & MAP_STACK and self.thp:
             vm_flags |= VM_NOHUGEPAGE
-        addr = self._get_unmapped_area(file, addr, length, flags)
+        addr = self._get_unmapped_area(file, addr, length, flags, pgoff << self.kshift)
         if flags & MAP_FIXED_NOREPLACE and self._first_in(addr, addr + length) >= 0:
             raise _err(_errno.EEXIST, f"mmap: [{addr:#x}, {addr + length:#x}) already mapped "
                                       "(MAP_FIXED_NOREPLACE)")

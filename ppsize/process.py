@@ -153,19 +153,26 @@ class Process:
                           f"{rep['target_order']} blocked by {b['pinned']} pinned, {b['mlocked']} "
                           f"mlocked, {b['dirty']} dirty pages ({os.strerror(errno.EBUSY)})")
 
-    def _open(self, file) -> int:
-        """The address-space file id of a page-cache File (its id)."""
+    def _file(self, file) -> File:
         if not isinstance(file, File) or file.cache is not self.kernel.pagecache:
             raise TypeError(f"file must be a File of this kernel (Kernel.create_file), not {file!r}")
-        self.aspace._files[file.id] = True
-        return file.id
+        return file
+
+    def _open(self, file) -> int:
+        """The address-space file id of a page-cache File (its id). A file with
+        large folios is on a file system like ext4 or xfs, whose mappings are
+        THP-aligned (get_unmapped_area = thp_get_unmapped_area)."""
+        fid = self._file(file).id
+        self.aspace._files[fid] = True
+        if self.kernel.pagecache.info(file)["large_folios"]:
+            self.aspace.thp_files.add(fid)
+        return fid
 
     def read(self, file, offset=0, length=None) -> dict:
         """read(2) of ``file`` through the page cache (filemap_read with the file's
         readahead state); the whole file by default. Returns the read's statistics."""
         self._require_alive()
-        if not isinstance(file, File) or file.cache is not self.kernel.pagecache:
-            raise TypeError(f"file must be a File of this kernel (Kernel.create_file), not {file!r}")
+        self._file(file)
         if length is None:
             length = max(0, self.kernel.pagecache.info(file)["i_size"] - parse_size(offset, "offset"))
         return self.kernel.pagecache.read(file, offset, length)
@@ -483,12 +490,9 @@ class Process:
         return self.mm.pt.table_bytes + self._deposited() * self.pt_geometry.table_sizes[-1]
 
     def _deposited(self) -> int:
-        """PTE tables deposited for PMD-mapped THPs (pgtable_trans_huge_deposit):
-        one per PMD block, counted in VmPTE as Linux does."""
-        if self.pt_geometry.levels < 2:
-            return 0
-        leaves, _ = self.mm.pt.leaf_counts()
-        return leaves[self.pt_geometry.levels - 2]
+        """PTE tables deposited for PMD-mapped anon THPs and huge zero PMDs
+        (pgtable_trans_huge_deposit), counted in VmPTE as Linux does."""
+        return self.mm.deposited_tables() if self.pt_geometry.levels >= 2 else 0
 
     def _pmd_mapped_heads(self) -> set:
         return set(self.mm.block_heads())

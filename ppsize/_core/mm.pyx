@@ -492,6 +492,19 @@ cdef class MMCore:
         eof = (fva + (<u64>(nr_file - fidx) << self.kshift) + step - 1) & ~(step - 1)
         if eof < fend:
             fend = eof
+        if order == self.k.pmd_order and not self.native and (fva & (fend - fva - 1)) == 0 \
+                and fva >= vs and fva + ((<u64>1) << (order + self.kshift)) <= ve \
+                and fend - fva == ((<u64>1) << (order + self.kshift)) \
+                and not (self.vmas.flags[vi] & VM_NOHUGEPAGE) \
+                and self.pt.walk(fva, &pa, &level, &unit, &pprot) != TR_OK and level <= self.pt.levels - 2:
+            # filemap_map_pmd / do_set_pmd: a PMD-size folio in an aligned VMA, PMD empty
+            self.pt.map_range(fva, (<u64>head) << self.kshift, fend - fva, prot, False, True)
+            n = (<i64>1) << order
+            mapcount = self.folios.mapcount
+            for i in range(n):
+                mapcount[head + i] += 1
+            self.rss_file += n
+            return n
         lo &= ~(step - 1)
         hi = (hi + step - 1) & ~(step - 1)
         if lo < fva:
@@ -503,6 +516,15 @@ cdef class MMCore:
         if hi > ve:
             hi = ve
         a = lo
+        if a < hi and not self.pt.any_mapped(0, 0, a, hi):
+            run = hi                               # all absent: one set_ptes
+            pfn = head + <i64>((a - fva) >> self.kshift)
+            self.pt.set_ptes(a, (<u64>pfn) << self.kshift, run - a, prot, True)
+            mapcount = self.folios.mapcount
+            for i in range(<i64>((run - a) >> self.kshift)):
+                mapcount[pfn + i] += 1
+            n = <i64>((run - a) >> self.kshift)
+            a = hi
         while a < hi:
             # a run of absent PTEs, mapped by one set_ptes (CONT where it allows)
             run = a
@@ -802,6 +824,20 @@ cdef class MMCore:
                     file += nr
             a += span
         return anon, pmd, zero, file, int(pss)
+
+    def deposited_tables(self):
+        """PTE tables deposited for PMD leaves (pgtable_trans_huge_deposit): one per
+        anonymous THP or huge zero PMD; file PMD mappings deposit none (x86, arm64)."""
+        cdef u64 a = 0, desc, end = self.pt.va_limit
+        cdef int level
+        cdef i64 pfn, n = 0
+        while a < end and self.pt.next_leaf(&a, end, &desc, &level):
+            pfn = <i64>((desc & ADDR_MASK) >> self.kshift)
+            if level == self.pt.levels - 2 and (self.k.is_zero_pfn(pfn) or
+                                               self.folios.flags[self.folios.folio_head(pfn)] & PG_anon):
+                n += 1
+            a += (<u64>1) << self.pt.shift[level]
+        return n
 
     def block_heads(self):
         """pfns mapped by block (PMD) leaves, the zero folio excepted (AnonHugePages)."""
