@@ -613,7 +613,6 @@ def run_config(cfg, scan: ScanResult, workload: Workload, memory=None, thp="madv
         else:
             p = k.spawn(name=spec.name)
         procs.append((spec, p))
-        native = p.pgtable == "native" and p.page_size > k.page_size
         for m in spec.mappings:
             if m.file >= 0:
                 addr = p.mmap(m.length, file=files[m.file], prot=m.prot)

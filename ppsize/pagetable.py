@@ -9,7 +9,6 @@ import numbers
 import numpy as np
 
 from ._core.pagetable import PageTableCore
-from .geometry import Geometry
 from .units import fmt_size, parse_size
 
 __all__ = ["PageTable", "Translation", "TranslateStatus", "parse_prot", "prot_str",

@@ -1,6 +1,5 @@
 """Emulated vs native page tables for a per-process page size."""
 import json
-import os
 
 import numpy as np
 import pytest

@@ -23,7 +23,7 @@ index cursor; ``chk`` whether the early min-order check of ``__filemap_add_folio
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 POLICIES = ("range", "drop-all", "max-order-on-mmap")
 #: paths whose use of invalidate_lock can be switched off with ``unlocked``
