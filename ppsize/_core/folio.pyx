@@ -16,9 +16,9 @@ frames (include/linux/mm_types.h, include/linux/page-flags.h):
 """
 import numpy as np
 
-from libc.string cimport memset
+from libc.string cimport memcpy, memset
 
-from ppsize._core._types cimport i64, i32, i8, u16
+from ppsize._core._types cimport i64, i32, i8, u16, u64
 
 FOLIO_FLAGS = {
     "locked": PG_locked, "uptodate": PG_uptodate, "dirty": PG_dirty, "lru": PG_lru,
@@ -102,14 +102,25 @@ cdef class FolioTable:
         folio_ref 1). FOLIO_EINVAL if misaligned / out of range, FOLIO_EEXIST if a
         frame already belongs to a folio (nothing is changed then)."""
         cdef i64 i, nr
+        cdef u64 word
         if order < 0 or order > 30 or pfn < 0:
             return FOLIO_EINVAL
         nr = <i64>1 << order
         if pfn & (nr - 1) or pfn + nr > self.nr_pages:
             return FOLIO_EINVAL
-        for i in range(pfn, pfn + nr):
-            if self.order_[i] != FOLIO_NONE:
-                return FOLIO_EEXIST
+        # every frame free of folios: FOLIO_NONE (-1) is all-ones, 8 frames a word
+        # (an aligned folio of 8 or more frames starts on a word)
+        i = pfn
+        if nr >= 8:
+            while i < pfn + nr:
+                memcpy(&word, &self.order_[i], 8)       # one load, no aliasing games
+                if word != ~(<u64>0):
+                    return FOLIO_EEXIST
+                i += 8
+        else:
+            for i in range(pfn, pfn + nr):
+                if self.order_[i] != FOLIO_NONE:
+                    return FOLIO_EEXIST
         self.order_[pfn] = <i8>order
         self.refcount[pfn] = 1
         self.flags[pfn] = flags

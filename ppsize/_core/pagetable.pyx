@@ -200,6 +200,14 @@ cdef class PageTableCore:
         cdef u64 run_mask = ((<u64>self.cont_n[l]) << s) - 1, end = va + (n << s)
         cdef u64 i = 0, j, run, c, cbits, desc, step = (<u64>1) << s
         cdef bint try_cont = cont and self.cont_n[l] > 1
+        if try_cont and ((va | pa | (n << s)) & run_mask) == 0:
+            # one folio made of whole aligned runs: every entry CONT (the usual case)
+            desc = pa | attrs | DESC_CONT | DESC_SW_FOLIO
+            for j in range(n):
+                p[j] = desc
+                desc += step
+            self.nvalid[l][t] += <u32>n
+            return
         while i < n:
             c = va + (i << s)
             if try_cont and (c & run_mask) == 0 and c + run_mask < end and ((pa + (i << s)) & run_mask) == 0:
