@@ -59,6 +59,7 @@ cdef extern from *:
     void ppsize_prefetchw(const void *p) nogil
 
 DEF PREFETCH_DISTANCE = 16
+DEF LOAD_GROUP = 32          # lookups interleaved by load_batch
 
 
 cdef enum:
@@ -1280,18 +1281,78 @@ cdef class XArray:
         return xa_load(&self.xa, <u64>_as_u64(index, "index"))
 
     def load_batch(self, indices):
-        """load() for every index, one nogil loop: uint64 array in, uint64 array out."""
+        """load() for every index, one nogil loop: uint64 array in, uint64 array out.
+
+        Lookups advance in groups of LOAD_GROUP, one tree level per round, each
+        next slot prefetched a round before it is read, so the cache misses of
+        independent lookups overlap; the lookup cache (a leaf hit) short-cuts."""
         idx = _as_index_array(indices)
         out = np.empty(idx.shape[0], dtype=np.uint64)
         cdef const u64[::1] iv = idx
         cdef u64[::1] ov = out
-        cdef i64 k, n = idx.shape[0]
+        cdef i64 k = 0, n = idx.shape[0], m, j
+        cdef i32 cur[LOAD_GROUP]
+        cdef u64 index, e, base
+        cdef i32 node
+        cdef int sh
+        cdef xarray_t *xa = &self.xa
+        cdef xa_pool_t *pool = xa.pool
+        cdef bint active
         with nogil:
-            for k in range(n):
-                if k + PREFETCH_DISTANCE < n and (   # once per new leaf
-                        (iv[k + PREFETCH_DISTANCE] ^ iv[k + PREFETCH_DISTANCE - 1]) >= XA_CHUNK_SIZE):
-                    xa_prefetch(&self.xa, iv[k + PREFETCH_DISTANCE], False)
-                ov[k] = xa_load(&self.xa, iv[k])
+            while k < n:
+                m = n - k if n - k < LOAD_GROUP else LOAD_GROUP
+                if iv[k + m - 1] >= iv[k] and iv[k + m - 1] - iv[k] < 2 * XA_CHUNK_SIZE:
+                    for j in range(m):          # a near-sequential run: the lookup cache hits
+                        ov[k + j] = xa_load(xa, iv[k + j])
+                    k += m
+                    continue
+                active = False
+                for j in range(m):
+                    index = iv[k + j]
+                    cur[j] = -1
+                    if xa.hint >= 0 and (index ^ xa.hint_base) < XA_CHUNK_SIZE:
+                        e = pool.slots[<i64>xa.hint * XA_CHUNK_SIZE + (index & XA_CHUNK_MASK)]
+                        if xa_is_sibling(e):
+                            e = pool.slots[<i64>xa.hint * XA_CHUNK_SIZE + xa_to_sibling(e)]
+                        ov[k + j] = e
+                        continue
+                    e = xa.head
+                    if not xa_is_node(e):
+                        ov[k + j] = e if index == 0 else 0
+                        continue
+                    node = xa_to_node(e)
+                    if (index >> pool.shift[node]) > XA_CHUNK_MASK:
+                        ov[k + j] = 0
+                        continue
+                    cur[j] = node
+                    active = True
+                    ppsize_prefetch(&pool.slots[<i64>node * XA_CHUNK_SIZE +
+                                                   ((index >> pool.shift[node]) & XA_CHUNK_MASK)])
+                while active:                   # xa_load, a level per round
+                    active = False
+                    for j in range(m):
+                        node = cur[j]
+                        if node < 0:
+                            continue
+                        index = iv[k + j]
+                        sh = pool.shift[node]
+                        base = <u64>node * XA_CHUNK_SIZE
+                        e = pool.slots[base + ((index >> sh) & XA_CHUNK_MASK)]
+                        if xa_is_sibling(e):
+                            e = pool.slots[base + xa_to_sibling(e)]
+                        if sh == 0 or not xa_is_node(e):
+                            ov[k + j] = e
+                            cur[j] = -1
+                            if sh == 0:
+                                xa.hint = node
+                                xa.hint_base = index & ~(<u64>XA_CHUNK_MASK)
+                            continue
+                        node = xa_to_node(e)
+                        cur[j] = node
+                        active = True
+                        ppsize_prefetch(&pool.slots[<i64>node * XA_CHUNK_SIZE +
+                                                       ((index >> pool.shift[node]) & XA_CHUNK_MASK)])
+                k += m
         return out
 
     def erase(self, index):
