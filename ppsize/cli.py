@@ -21,7 +21,8 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="ppsize", description=__doc__.splitlines()[0])
+    parser = _Parser(prog="ppsize", description="Memory model of Linux with a per-process page size: "
+                     "compare kernel configurations, page-table geometries and page-cache races.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
     for name, module in SUBCOMMANDS.items():
