@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._core.folio import FOLIO_FLAGS, PY_FOLIO_TAIL_BASE
+from ._core.folio import FOLIO_FLAGS
 from ._core.kcore import KernelCore
 from ._core.vma import VM_FLAGS
 from .buddy import check_frames
@@ -560,10 +560,7 @@ class Kernel:
             pfn = int(anon[np.flatnonzero(per_folio == 0)[0]])
             raise AssertionError(f"anon folio at pfn {pfn} is mapped nowhere but not freed")
         # every mapped file folio is in its mapping, at its index
-        frames = np.flatnonzero(counts)
-        o = arrays["order"][frames].astype(np.int64)
-        o = np.where(o >= 0, o, PY_FOLIO_TAIL_BASE - o)
-        file_heads = np.unique(frames & ~((np.int64(1) << o) - 1))
+        file_heads = np.unique(c.folios.head_of(np.flatnonzero(counts)))
         file_heads = file_heads[(arrays["flags"][file_heads] & FOLIO_FLAGS["anon"]) == 0]
         for head in file_heads.tolist():
             owner, index = int(arrays["owner"][head]), int(arrays["index"][head])

@@ -318,11 +318,7 @@ class Process:
         pfns = (np.asarray(tr.pa)[ok] >> np.uint64(self.kernel.geometry.page_shift)).astype(np.int64)
         c = self.kernel.core
         zero = (pfns >= c.zero_pfn) & (pfns < c.zero_pfn + (1 << c.zero_order))
-        pfns = pfns[~zero]
-        order = c.folios.as_numpy()["order"][pfns].astype(np.int64)
-        tail = order < -1                           # FOLIO_TAIL_BASE - o
-        o = np.where(tail, -2 - order, order)
-        return pfns & ~((np.int64(1) << o) - 1)
+        return c.folios.head_of(pfns[~zero])
 
     def _split_at(self, addr, length):
         """vma_adjust_trans_huge: where the syscall left a VMA boundary at either

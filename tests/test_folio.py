@@ -242,3 +242,13 @@ def test_against_reference(seq):
         t.check()
     assert_same(t, r)
     assert set(FOLIO_FLAGS.values()) == {1 << i for i in range(13)}
+
+
+def test_head_of_matches_head():
+    t = FolioTable(64)
+    t.init(0, 3)
+    t.init(16, 4)
+    t.init(40, 0)
+    pfns = np.array([0, 5, 7, 8, 16, 31, 40, 41, 63, 64, -1], dtype=np.int64)
+    expect = [t.head(int(p)) if 0 <= p < 64 and t.order(int(p)) >= 0 else -1 for p in pfns]
+    assert t.head_of(pfns).tolist() == expect == [0, 0, 0, -1, 16, 16, 40, -1, -1, -1, -1]

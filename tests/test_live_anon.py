@@ -81,7 +81,7 @@ class ModelRun:
         core = self.k.core
         zero = (pfns >= core.zero_pfn) & (pfns < core.zero_pfn + (1 << core.zero_order))
         folios = {}
-        for pfn in np.unique([core.folios.head(int(x)) for x in pfns[~zero]]):
+        for pfn in np.unique(core.folios.head_of(pfns[~zero])):
             o = str(core.folios.order(int(pfn)))
             folios[o] = folios.get(o, 0) + 1
         huge_zero = int(((tr.level[ok] == 2) & zero).sum())

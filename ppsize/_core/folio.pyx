@@ -382,6 +382,18 @@ cdef class FolioTable:
         """pfns of all folio heads, ascending."""
         return np.flatnonzero(self._order_a >= 0)
 
+    def head_of(self, pfns):
+        """compound_head() of every pfn of an integer array (one nogil loop): the
+        head pfn of its folio, -1 where the frame is in no folio or out of range."""
+        cdef const i64[::1] src = np.ascontiguousarray(pfns, dtype=np.int64)
+        out = np.empty(src.shape[0], dtype=np.int64)
+        cdef i64[::1] dst = out
+        cdef Py_ssize_t i
+        with nogil:
+            for i in range(src.shape[0]):
+                dst[i] = self.folio_head(src[i])
+        return out
+
     @property
     def bytes_per_frame(self):
         return 1 + 4 + 4 + 2 + 4 + 8
