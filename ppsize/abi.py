@@ -933,7 +933,9 @@ class AddressSpace:
         vs, ve, vf, vpg, fid, anon = self.vmas.row(i)
         hint = r.new_addr if r.flags & (MREMAP_FIXED | MREMAP_DONTUNMAP) else 0
         map_flags = (MAP_FIXED if r.flags & MREMAP_FIXED else 0) | (MAP_SHARED if vf & VM_MAYSHARE else 0)
-        r.new_addr = self._get_unmapped_area(None if fid == -1 else fid, hint, r.new_len, map_flags)
+        pgoff = vpg + ((r.addr - vs) >> self.kshift)      # the file offset of the moved range
+        r.new_addr = self._get_unmapped_area(None if fid == -1 else fid, hint, r.new_len, map_flags,
+                                             pgoff << self.kshift)
 
     def _mremap_to(self, r):
         """mremap_to: clear the target (MREMAP_FIXED), shrink, then move."""

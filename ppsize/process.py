@@ -432,6 +432,8 @@ class Process:
         child.name = name or self.name
         child.pt_geometry = self.pt_geometry
         child.aspace = AddressSpace(k.geometry, self.page_size)
+        child.aspace._files = dict(self.aspace._files)             # the open files are shared
+        child.aspace.thp_files = set(self.aspace.thp_files)
         child._minflt_exec = 0
         child._pins, child._locked = [], False       # VM_LOCKED is not inherited (VM_LOCKED_MASK cleared)
         child._new_mm()

@@ -148,3 +148,17 @@ def test_check_finds_mapped_folio_missing_from_its_mapping():
     k.pagecache.core.truncate(f.id, 0)                   # the cache only: no unmap (a bug)
     with pytest.raises(AssertionError, match="mapcount 0, mapped 1 times|not in its mapping"):
         k.check()
+
+
+def test_moved_file_mapping_keeps_thp_alignment_by_offset():
+    """thp_get_unmapped_area with the moved range's file offset (vrm_set_new_addr),
+    in the parent and in a fork child, which shares the open file."""
+    k, f = setup(size=16 * M)
+    p = k.spawn()
+    a = p.mmap(2 * M, file=f, prot="r", offset=1 * M)
+    assert a % (2 * M) == 1 * M                        # address congruent to the offset
+    p.mmap(64 * K, addr=a + 2 * M, fixed=True)          # a neighbour: no growing in place
+    c = p.fork()
+    for proc in (c, p):
+        b = proc.mremap(a, 2 * M, 4 * M, "maymove")
+        assert b != a and b % (2 * M) == 1 * M
