@@ -58,12 +58,12 @@ class Process:
     """Create with :meth:`Kernel.spawn`. The emulated ABI: every address must be
     aligned to the process page size and lengths are rounded up to it."""
 
-    def __init__(self, kernel, page_size=None, pgtable="emulated", name=None, *, _pid=None):
+    def __init__(self, kernel, page_size=None, pgtable="emulated", name=None):
         self.kernel = kernel
         page, pgtable = _page_and_tables(kernel, page_size, pgtable)
         self.page_size = page
         self.pgtable = pgtable
-        self.pid = kernel._new_pid() if _pid is None else _pid
+        self.pid = kernel._new_pid()
         self.name = name or f"proc{self.pid}"
         self.pt_geometry = self._pt_geometry(page, pgtable)
         self.aspace = AddressSpace(kernel.geometry, page)
@@ -425,19 +425,9 @@ class Process:
         """fork(2): a child with a copy of the address space; private anonymous
         memory shared copy-on-write (copy_page_range), page size inherited."""
         self._require_alive()
-        k = self.kernel
-        child = Process.__new__(Process)
-        child.kernel, child.page_size, child.pgtable = k, self.page_size, self.pgtable
-        child.pid = k._new_pid()
-        child.name = name or self.name
-        child.pt_geometry = self.pt_geometry
-        child.aspace = AddressSpace(k.geometry, self.page_size)
+        child = Process(self.kernel, self.page_size, self.pgtable, name or self.name)
         child.aspace._files = dict(self.aspace._files)             # the open files are shared
         child.aspace.thp_files = set(self.aspace.thp_files)
-        child._minflt_exec = 0
-        child._pins, child._locked = [], False       # VM_LOCKED is not inherited (VM_LOCKED_MASK cleared)
-        child._new_mm()
-        k.processes[child.pid] = child
         for s, e, flags, pgoff, fid, anon in self.aspace.vmas:
             if flags & VM_DONTCOPY:
                 continue
