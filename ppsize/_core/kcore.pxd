@@ -33,5 +33,6 @@ cdef class KernelCore:
     cdef bint is_zero_pfn(self, i64 pfn) noexcept nogil
     cdef u64 allowable_orders(self, u64 vm_flags) noexcept nogil
     cdef void count_fault(self, int order, bint ok) noexcept nogil
+    cdef void count_oom(self) noexcept nogil
     cdef void anon_add(self, i64 nr) noexcept nogil
 

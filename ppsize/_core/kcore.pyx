@@ -57,13 +57,15 @@ cdef class KernelCore:
         return mask & ((((<u64>1) << (self.pmd_order + 1)) - 1) & ~(<u64>3))
 
     cdef void count_fault(self, int order, bint ok) noexcept nogil:
-        """mthp stats: anon_fault_alloc / anon_fault_fallback; order -1 is an OOM."""
-        if order < 0:
-            self.nr_oom += 1
-        elif ok:
+        """mthp stats: anon_fault_alloc (ok) or anon_fault_fallback at an order."""
+        if ok:
             self.fault_alloc[order] += 1
         else:
             self.fault_fallback[order] += 1
+
+    cdef void count_oom(self) noexcept nogil:
+        """A fault that ended in VM_FAULT_OOM."""
+        self.nr_oom += 1
 
     cdef void anon_add(self, i64 nr) noexcept nogil:
         self.anon_pages += nr

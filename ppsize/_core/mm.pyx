@@ -272,7 +272,7 @@ cdef class MMCore:
             self.k.count_fault(order, False)
         pfn = self.buddy.alloc(self.porder, MIGRATE_MOVABLE)
         if pfn < 0:
-            self.k.count_fault(-1, False)
+            self.k.count_oom()
             self.minflt -= 1              # VM_FAULT_OOM is not a completed fault
             return ACC_OOM
         self.k.count_fault(self.porder, True)
@@ -318,7 +318,7 @@ cdef class MMCore:
         # PMD block is split first, as do_huge_pmd_wp_page falls back to PTEs)
         new = self.buddy.alloc(self.porder, MIGRATE_MOVABLE)
         if new < 0:
-            self.k.count_fault(-1, False)
+            self.k.count_oom()
             self.minflt -= 1
             return ACC_OOM
         self.zap(pva, pva + psize)            # wp_page_copy: no mTHP stat
@@ -356,13 +356,13 @@ cdef class MMCore:
         if write and not shared:                       # do_cow_fault
             head = self.file_folio(vi, f, pgoff, &major)
             if head < 0:
-                self.k.count_fault(-1, False)
+                self.k.count_oom()
                 return ACC_OOM
             if self.vmas.anon[vi] == 0:
                 self._note_anon(vi)
             new = self.buddy.alloc(self.porder, MIGRATE_MOVABLE)
             if new < 0:
-                self.k.count_fault(-1, False)
+                self.k.count_oom()
                 return ACC_OOM
             self.map_folio(pva, new, self.porder, self.leaf_prot(flags) | PROT_W, False)
             if major:
@@ -385,7 +385,7 @@ cdef class MMCore:
             if self.pt.walk(cur, &pa, &level, &unit, &prot) != TR_OK:
                 head = self.file_folio(vi, f, pgoff, &major)
                 if head < 0:
-                    self.k.count_fault(-1, False)
+                    self.k.count_oom()
                     return ACC_OOM
                 if self.map_file_pages(vi, f, head, cur, cur + kpage, write) == 0:
                     return ACC_SIGBUS                  # a native PTE needs a folio >= the page
