@@ -192,10 +192,12 @@ class Kernel:
         on = self._file_policy == "large-unless-eof" and order > 0
         self.pagecache.core.eof_order = order if on else -1
 
-    def mmap_transition(self, proc, file, first, last):
-        """The file policy's step when ``proc`` mmaps pages [first, last] of
-        ``file`` (called by Process.mmap after the VMA exists). Returns the
-        transition's report or None."""
+    def mmap_transition(self, proc, file, first, last, dry_run=False):
+        """The file policy's step when ``proc`` maps pages [first, last] of
+        ``file`` (called by Process.mmap after the VMA exists, and by
+        Process.mremap for the pages a file mapping grows over). Returns the
+        transition's report or None. ``dry_run``: change nothing, return the
+        blocked report if the transition would be blocked, else None."""
         pc = self.pagecache
         porder = (proc.page_size // self.page_size).bit_length() - 1
         policy = self._file_policy
@@ -209,12 +211,12 @@ class Kernel:
                 target = max(porder, fit)
                 rep = None
                 if target > info["min_order"]:
-                    rep = self._transition(file, target, policy, reason="first mmap")
-                if rep is None or rep["status"] == "done":
+                    rep = self._transition(file, target, policy, reason="first mmap", dry_run=dry_run)
+                if not dry_run and (rep is None or rep["status"] == "done"):
                     self._switched.add(file.id)
                 return rep
             if porder > info["min_order"]:
-                return self._transition(file, porder, policy, reason="larger process page")
+                return self._transition(file, porder, policy, reason="larger process page", dry_run=dry_run)
             return None
         if policy == "range":
             nr = -(-info["i_size"] // self.page_size)
@@ -222,10 +224,10 @@ class Kernel:
             small = any(o < porder and i <= last and i + (1 << o) > first
                         for i, o in pc.layout(file))
             if porder > info["min_order"] or small:
-                return self._transition(file, porder, policy, first, last, reason="mmap")
+                return self._transition(file, porder, policy, first, last, reason="mmap", dry_run=dry_run)
             return None
         if porder > info["min_order"]:
-            return self._transition(file, porder, policy, reason="mmap")
+            return self._transition(file, porder, policy, reason="mmap", dry_run=dry_run)
         return None
 
     def file_min_order(self, file, order, policy=None, first=0, last=None):
@@ -259,7 +261,7 @@ class Kernel:
             return None
         return self._transition(file, order, policy, reason="explicit")
 
-    def _transition(self, file, order, policy, first=None, last=None, reason=""):
+    def _transition(self, file, order, policy, first=None, last=None, reason="", dry_run=False):
         """One min-order transition (under invalidate_lock in Linux; atomic here).
         drop-all / max-order-on-mmap: the whole file; range: pages [first, last]
         rounded out to the new order. First the folios to drop are checked: a
@@ -305,6 +307,8 @@ class Kernel:
                "cached_before_kb": info["nrpages"] * kb, "meminfo_cached_before_kb": pc.meminfo_cached,
                "blocked": blocked,
                "pages_blocked": sum(1 << f["order"] for f in blocked["folios"])}
+        if dry_run:
+            return dict(rec, status="blocked") if blocked["folios"] else None
         if blocked["folios"]:
             rec.update(status="blocked", folios_dropped=0, pages_dropped=0, pages_unmapped=0,
                        reread_pages=0, leftover_folios=[], leftover_pages=0,

@@ -148,10 +148,28 @@ class Process:
         if rep is not None and rep["status"] == "blocked":
             self.aspace.effects = [e for e in self.aspace.effects if e.kind != "populate"]
             self.aspace.munmap(addr, length)
-            b = rep["blocked"]
-            raise OSError(errno.EBUSY, f"mmap: {rep['policy']} transition of {f.path} to order "
-                          f"{rep['target_order']} blocked by {b['pinned']} pinned, {b['mlocked']} "
-                          f"mlocked, {b['dirty']} dirty pages ({os.strerror(errno.EBUSY)})")
+            raise self._ebusy("mmap", f, rep)
+
+    @staticmethod
+    def _ebusy(call, f, rep):
+        b = rep["blocked"]
+        return OSError(errno.EBUSY, f"{call}: {rep['policy']} transition of {f.path} to order "
+                       f"{rep['target_order']} blocked by {b['pinned']} pinned, {b['mlocked']} "
+                       f"mlocked, {b['dirty']} dirty pages ({os.strerror(errno.EBUSY)})")
+
+    def _mremap_growth(self, old_addr, old_len, new_len):
+        """(File, first, last): the file pages a mremap of a file VMA would newly
+        map (growth, or old_len 0 duplicating a shared mapping), or None (shared
+        anonymous memory is a shmem file, not one of the page cache's)."""
+        vma = self.aspace.vma_at(old_addr)
+        if vma is None or vma[4] not in self.aspace._files or new_len <= old_len or (
+                not old_len and not vma[2] & (VM_SHARED | VM_FLAGS["VM_MAYSHARE"])):    # EINVAL follows
+            return None
+        s, _e, _f, pgoff, fid = vma[:5]
+        shift = self.kernel.geometry.page_shift
+        base = pgoff + ((old_addr - s) >> shift)
+        return (self.kernel.pagecache.files[fid], base + (old_len >> shift),
+                base + (new_len >> shift) - 1)
 
     def _file(self, file) -> File:
         if not isinstance(file, File) or file.cache is not self.kernel.pagecache:
@@ -194,9 +212,26 @@ class Process:
             self._apply()
 
     def mremap(self, old_addr, old_len, new_len, flags=0, new_addr=None):
+        """mremap(2). A file mapping that grows maps new pages of its file: the
+        kernel's file policy runs for them as for an mmap (the proposal has to
+        give a grown mapping folios >= the process page too; Linux's mremap calls
+        no ->mmap). A transition that would be blocked fails the call with EBUSY
+        before anything changes."""
         self._require_alive()
+        start = parse_size(old_addr, "old_addr")
+        grow = None
+        if start % self.page_size == 0:
+            grow = self._mremap_growth(start, self.aspace._align_up(parse_size(old_len, "old_len")),
+                                       self.aspace._align_up(parse_size(new_len, "new_len")))
+        if grow is not None:
+            rep = self.kernel.mmap_transition(self, *grow, dry_run=True)
+            if rep is not None:
+                raise self._ebusy("mremap", grow[0], rep)
         try:
-            return self.aspace.mremap(old_addr, old_len, new_len, flags, new_addr)
+            addr = self.aspace.mremap(old_addr, old_len, new_len, flags, new_addr)
+            if grow is not None:
+                self.kernel.mmap_transition(self, *grow)
+            return addr
         finally:
             self._apply()
             self._split_at(old_addr, old_len)

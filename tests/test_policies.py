@@ -462,3 +462,52 @@ def test_bad_input():
     r = k.file_min_order(f, 2, policy="range", first=0, last=3)
     assert r["range"] == (0, 3) and r["min_order"] == (0, 2)
     k.check()
+
+
+# ------------------------------------------------------------------ mremap
+@pytest.mark.parametrize("flags", [0, "maymove"])
+def test_range_mremap_growth_transitions_the_new_pages(flags):
+    k, f = setup("range")
+    small, a = order0_cache(k, f, mapped=FILE)
+    big = k.spawn(page_size="64K")
+    b = big.mmap(BIG, file=f, offset=16 * KP, prot="r")           # pages 16..31
+    if flags:
+        big.mmap(BIG, addr=b + BIG, prot="r", fixed=True)         # in-place growth impossible
+    assert len(k.transitions) == 1
+    c = big.mremap(b, BIG, 2 * BIG, flags)                        # now also pages 32..47
+    assert (c != b) == bool(flags)
+    t = k.transitions[-1]
+    assert len(k.transitions) == 2 and t["status"] == "done" and t["range"] == (32, 47)
+    assert t["folios_dropped"] == 16 and t["reread_pages"] == 16
+    assert big.access([c + BIG]).tolist() == [Outcome.FAULT]      # minor: the re-read folio
+    assert [x for x in k.pagecache.layout(f) if 16 <= x[0] < 48] == [(16, PORD), (32, PORD)]
+    big.mremap(c, 2 * BIG, BIG)                                   # shrinking maps nothing new
+    assert len(k.transitions) == 2
+    k.check()
+
+
+def test_mremap_growth_blocked_fails_with_ebusy_changing_nothing():
+    k, f = setup("range")
+    small, a = order0_cache(k, f, mapped=FILE)
+    small.pin(a + 40 * KP, KP)
+    big = k.spawn(page_size="64K")
+    b = big.mmap(BIG, file=f, offset=16 * KP, prot="r")
+    before = big.aspace.vmas.rows()
+    with pytest.raises(OSError, match="mremap: range transition .* 1 pinned") as e:
+        big.mremap(b, BIG, 2 * BIG)
+    assert e.value.errno == errno.EBUSY
+    assert big.aspace.vmas.rows() == before and len(k.transitions) == 1
+    assert [x for x in k.pagecache.layout(f) if 32 <= x[0] < 48] == [(i, 0) for i in range(32, 48)]
+    small.unpin(a + 40 * KP, KP)
+    assert big.mremap(b, BIG, 2 * BIG) == b and k.transitions[-1]["range"] == (32, 47)
+    k.check()
+
+
+def test_drop_all_mremap_growth_needs_no_transition():
+    k, f = setup("drop-all")
+    order0_cache(k, f)
+    big = k.spawn(page_size="64K")
+    b = big.mmap(BIG, file=f, prot="r")
+    big.mremap(b, BIG, 2 * BIG)
+    assert len(k.transitions) == 1                                # the min order is already 4
+    k.check(strict=True)
