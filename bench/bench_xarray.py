@@ -2,28 +2,36 @@
 Python dict doing the same work in the same run.
 
 Workloads, N = 2**20 order-0 entries (pfn << 2), NumPy arrays in and out on both sides:
-- seq:  indices 0..N-1 (a densely cached file read front to back: the page cache case)
-- rand: N distinct random indices in [0, 16 N) (a sparse file: ~4 entries per leaf node,
-        the tree is memory-latency bound, like Linux's)
-ppsize: XArray.store_batch / XArray.load_batch (one nogil loop each; stores into a fresh
-        XArray so node allocation and tree growth are included).
-dict:   the obvious Python: `for i, e in zip(idx.tolist(), ent.tolist()): d[i] = e` and
-        `np.array([d.get(i, 0) for i in idx.tolist()], np.uint64)`.
-The ratio table printed at the end (bench/conftest.py) is dict time / ppsize time.
+- seq:    indices 0..N-1 (a densely cached file read front to back: the page cache case)
+- perm:   the same indices in random order (random reads of a cached 4 GiB file)
+- sparse: N distinct random indices in [0, 16 N): ~4 entries per leaf node, so a store
+          allocates a 576-byte node every 4 entries (147 MB of nodes for 8 MB of entries)
+          and the tree is memory-bound, like Linux's
+ppsize:   XArray.store_batch / XArray.load_batch (one nogil loop each; stores into a fresh
+          XArray so node allocation and tree growth are included).
+dict:     the obvious Python: `for i, e in zip(idx.tolist(), ent.tolist()): d[i] = e` and
+          `np.array([d.get(i, 0) for i in idx.tolist()], np.uint64)`.
+plain-C:  bench/c/radix_store.c, the least a radix-tree store with XArray-sized nodes can
+          do (calloc'ed nodes, no marks or multi-index entries): the bound on the store.
+The ratio table printed at the end (bench/conftest.py) is dict (or C) time / ppsize time.
 """
+import ctypes
+
 import numpy as np
 import pytest
 
-from conftest import record
+from conftest import build_c, record
 from ppsize._core.xarray import XArray
 
 N = 1 << 20
-PATTERNS = ["seq", "rand"]
+PATTERNS = ["seq", "perm", "sparse"]
 
 
 def workload(pattern):
     if pattern == "seq":
         idx = np.arange(N, dtype=np.uint64)
+    elif pattern == "perm":
+        idx = np.random.default_rng(42).permutation(N).astype(np.uint64)
     else:
         idx = np.random.default_rng(42).choice(16 * N, N, replace=False).astype(np.uint64)
     ent = (np.arange(1, N + 1, dtype=np.uint64)) << np.uint64(2)
@@ -66,11 +74,39 @@ def test_store_dict(benchmark, pattern):
 
 
 @pytest.mark.parametrize("pattern", PATTERNS)
+def test_store_plain_c(benchmark, pattern, c_compiler):
+    idx, ent = workload(pattern)
+    lib = build_c(c_compiler, "radix_store.c", "radix_store")
+    lib.rs_new.restype = ctypes.c_void_p
+    lib.rs_nodes.restype = ctypes.c_size_t
+    lib.rs_load.restype = ctypes.c_uint64
+    u64p = ctypes.POINTER(ctypes.c_uint64)
+    trees = []
+
+    def setup():
+        trees.append(lib.rs_new())
+        return (ctypes.c_void_p(trees[-1]),), {}
+
+    def run(t):
+        lib.rs_store_batch(t, idx.ctypes.data_as(u64p), ent.ctypes.data_as(u64p), ctypes.c_size_t(N))
+
+    benchmark.pedantic(run, setup=setup, rounds=5, iterations=1)
+    t = ctypes.c_void_p(trees[-1])
+    xa = XArray()
+    xa.store_batch(idx, ent)
+    assert lib.rs_nodes(t) == xa.nr_nodes                    # the same tree shape
+    assert [lib.rs_load(t, ctypes.c_uint64(int(i))) for i in idx[:1000]] == ent[:1000].tolist()
+    for tr in trees:
+        lib.rs_free(ctypes.c_void_p(tr))
+    record(benchmark, "xarray", f"store {pattern} 1M", "plain-C", N)
+
+
+@pytest.mark.parametrize("pattern", PATTERNS)
 def test_load_ppsize(benchmark, pattern):
     idx, ent = workload(pattern)
     xa = XArray()
     xa.store_batch(idx, ent)
-    q = np.random.default_rng(7).permutation(idx) if pattern == "rand" else idx
+    q = np.random.default_rng(7).permutation(idx) if pattern != "seq" else idx
     out = benchmark.pedantic(xa.load_batch, args=(q,), rounds=5, iterations=1)
     assert (out[np.argsort(q)] == ent[np.argsort(idx)]).all()
     record(benchmark, "xarray", f"load {pattern} 1M", "ppsize", N)
@@ -80,7 +116,7 @@ def test_load_ppsize(benchmark, pattern):
 def test_load_dict(benchmark, pattern):
     idx, ent = workload(pattern)
     d = dict(zip(idx.tolist(), ent.tolist()))
-    q = np.random.default_rng(7).permutation(idx) if pattern == "rand" else idx
+    q = np.random.default_rng(7).permutation(idx) if pattern != "seq" else idx
 
     def run():
         return np.array([d.get(i, 0) for i in q.tolist()], dtype=np.uint64)

@@ -409,6 +409,49 @@ def test_load_batch_and_store_batch_match_scalar():
     assert xa.load_batch([]).shape == (0,)
 
 
+batch_index = st.one_of(
+    index_in(),
+    st.integers(0, 300),                                       # a few shared leaves
+    st.tuples(st.sampled_from([0, 1 << 20]), st.integers(0, 40)).map(lambda t: t[0] + 64 * t[1]),
+)
+
+
+@settings(max_examples=400, deadline=None, database=None,
+          suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(op, max_size=15),
+       st.lists(st.tuples(batch_index, entries), min_size=1, max_size=200),
+       st.integers(0, 2))
+def test_store_batch_matches_reference(ops, batch, order):
+    """store_batch (grouped walks, leaf fast path, node creation from where each walk
+    stopped; erases fall back to xa_store) against the reference storing one by one,
+    over a tree with multi-index entries, marks and shadows already in it."""
+    xa, ref = XArray(), RefXArray()
+    for o in ops:
+        apply(xa, ref, o)
+    idx = np.array([i for i, _ in batch], dtype=np.uint64)
+    ent = np.array([e for _, e in batch], dtype=np.uint64)
+    xa.store_batch(idx, ent, order=order)
+    for i, e in batch:
+        ref.store(i, e, order)
+    assert_same(xa, ref, extra=[i for i, _ in batch])
+    xa.pool.check()
+
+
+def test_store_batch_erase_frees_a_node_later_stores_of_the_group_walked_to():
+    # the first pass of a group finds leaf (64, 128) for both stores; the erase frees
+    # it (and shrinks the tree), so the second store must not use what the pass found
+    for first in (64, 5):
+        xa, ref = XArray(), RefXArray()
+        for x in (xa, ref):
+            x.store(first, 4, 0)
+            x.store(70, 8, 0)
+        xa.store_batch([70, first, 71], [0, 0, 12])
+        for i, e in ((70, 0), (first, 0), (71, 12)):
+            ref.store(i, e, 0)
+        assert_same(xa, ref, extra=[first, 70, 71])
+        xa.pool.check()
+
+
 # ----------------------------------------------------------------------------- bad input
 @pytest.mark.parametrize("call, exc, text", [
     (lambda x: x.store(-1, 4), ValueError, "-1"),

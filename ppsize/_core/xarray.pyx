@@ -58,7 +58,7 @@ cdef extern from *:
     void ppsize_prefetch(const void *p) nogil
     void ppsize_prefetchw(const void *p) nogil
 
-DEF PREFETCH_DISTANCE = 16
+DEF STORE_GROUP = 32         # stores interleaved by store_batch
 DEF LOAD_GROUP = 32          # lookups interleaved by load_batch
 
 
@@ -245,7 +245,8 @@ cdef class XAPool:
         return self.p.cap * (XA_CHUNK_SIZE * 8 + XA_MAX_MARKS * 8 + 4 + 4)
 
     def check(self):
-        """Pool accounting: free list sane, live + free = node ids used."""
+        """Pool accounting: free list sane, live + free = node ids used, nodes never
+        used still zero."""
         cdef i64 nfree = 0, live = 0, k
         cdef i32 node = self.p.free_head
         while node >= 0:
@@ -261,6 +262,9 @@ cdef class XAPool:
             raise AssertionError(f"pool: {live} live nodes, nr_nodes = {self.p.nr_nodes}")
         if nfree + live != self.p.used:
             raise AssertionError(f"{nfree} free + {live} live != {self.p.used} node ids")
+        if self.p.cap and (self._slots_a[self.p.used * XA_CHUNK_SIZE:].any()
+                           or self._marks_a[self.p.used * XA_MAX_MARKS:].any()):
+            raise AssertionError("a never-used node is not zero (xa_node_alloc relies on it)")
 
 
 cdef void xa_init(xarray_t *xa, xa_pool_t *pool) noexcept nogil:
@@ -302,13 +306,15 @@ cdef i32 xa_node_alloc(xarray_t *xa) noexcept nogil:
     if xa.pool.free_head >= 0:
         node = xa.pool.free_head
         xa.pool.free_head = xa.pool.parent[node]
+        memset(&xa.pool.slots[<i64>node * XA_CHUNK_SIZE], 0, XA_CHUNK_SIZE * sizeof(u64))
+        memset(&xa.pool.marks[<i64>node * XA_MAX_MARKS], 0, XA_MAX_MARKS * sizeof(u64))
     else:
+        # a node never used: its slots and marks are still the zeros the pool was
+        # created or grown with (np.zeros, ndarray.resize zero-fills)
         if xa.pool.used == xa.pool.cap and xa_grow(xa) != 0:
             return -1
         node = <i32>xa.pool.used
         xa.pool.used = xa.pool.used + 1
-    memset(&xa.pool.slots[<i64>node * XA_CHUNK_SIZE], 0, XA_CHUNK_SIZE * sizeof(u64))
-    memset(&xa.pool.marks[<i64>node * XA_MAX_MARKS], 0, XA_MAX_MARKS * sizeof(u64))
     xa.pool.parent[node] = -1
     xa.pool.shift[node] = 0
     xa.pool.offset[node] = 0
@@ -902,31 +908,32 @@ cdef u64 xa_load(xarray_t *xa, u64 index) noexcept nogil:
             return e
         node = xa_to_node(e)
 
+cdef inline bint xa_store_leaf_slot(xarray_t *xa, i32 leaf, u64 index, u64 entry) noexcept nogil:
+    # Exactly what xas_store does for one non-sibling slot of a leaf: write, count +=
+    # !old, nr_values += is_value(entry) - is_value(old); marks unchanged (no squash
+    # for a single slot). False (nothing done) if the slot belongs to a multi-index
+    # entry: xas_store's general path handles that.
+    cdef u64 *p = &xa.pool.slots[<i64>leaf * XA_CHUNK_SIZE + (index & XA_CHUNK_MASK)]
+    cdef u64 old = p[0]
+    if xa_is_sibling(old) or ((index & XA_CHUNK_MASK) < XA_CHUNK_MASK and xa_is_sibling(p[1])):
+        return False
+    p[0] = entry
+    if not old:
+        xa.pool.count[leaf] = xa.pool.count[leaf] + 1
+    xa.pool.nr_values[leaf] = xa.pool.nr_values[leaf] + (<int>xa_is_value(entry) - <int>xa_is_value(old))
+    return True
+
 cdef int xa_store(xarray_t *xa, u64 index, int order, u64 entry) noexcept nogil:
     """xa_store_order: store entry (0 = erase) of 2**order indices at index rounded down.
 
     Returns 0, or -XA_EINVAL for an internal entry or a bad order (as xa_store)."""
     cdef xa_state xas
-    cdef u64 *p
-    cdef u64 old
     cdef i32 hint = xa.hint
     if xa_is_internal(entry) or order < 0 or order > 63:
         return -XA_EINVAL
-    if order == 0 and entry and hint >= 0 and (index ^ xa.hint_base) < XA_CHUNK_SIZE:
-        # fast path, exactly what xas_store does for one non-sibling slot of a leaf:
-        # write, count += !old, nr_values += !is_value(old) - !is_value(entry);
-        # marks unchanged (no squash for a single slot)
-        p = &xa.pool.slots[<i64>hint * XA_CHUNK_SIZE + (index & XA_CHUNK_MASK)]
-        old = p[0]
-        if not xa_is_sibling(old) and not (
-                (index & XA_CHUNK_MASK) < XA_CHUNK_MASK and xa_is_sibling(p[1])):
-            p[0] = entry
-            if not old:
-                xa.pool.count[hint] = xa.pool.count[hint] + (1)
-                xa.pool.nr_values[hint] = xa.pool.nr_values[hint] + (xa_is_value(entry))
-            else:
-                xa.pool.nr_values[hint] = xa.pool.nr_values[hint] + (<int>xa_is_value(entry) - <int>xa_is_value(old))
-            return 0
+    if (order == 0 and entry and hint >= 0 and (index ^ xa.hint_base) < XA_CHUNK_SIZE
+            and xa_store_leaf_slot(xa, hint, index, entry)):
+        return 0
     xas_set_order(&xas, index, order)
     xas_store(xa, &xas, entry)
     if entry and xas.xa_node >= 0 and xa.pool.shift[xas.xa_node] == 0:
@@ -1135,60 +1142,110 @@ cdef int xa_try_split(xarray_t *xa, u64 index, int new_order) noexcept nogil:
     xas_try_split(xa, &xas, entry, order)
     return xas.err
 
-cdef void xa_prefetch(xarray_t *xa, u64 index, bint write) noexcept nogil:
-    # Batched loops: walk the (cache-hot) upper levels for a later index and prefetch
-    # the slot its walk will miss on, so several misses are in flight at once.
-    cdef u64 e = xa.head
+cdef i32 xa_walk_existing(xarray_t *xa, u64 index) noexcept nogil:
+    # store_batch, first pass: follow the existing tree (read only) towards index, to
+    # its leaf or the deepest node on the way, and prefetch the slot (and the node's
+    # counters) the store will write: the misses of a group of stores overlap.
+    # -1: index lies outside the tree (xas_expand's business).
+    cdef xa_pool_t *pool = xa.pool
+    cdef u64 e
     cdef i32 node
     cdef int sh
-    cdef u64 *p
-    if not xa_is_node(e):
-        return
-    node = xa_to_node(e)
-    sh = xa.pool.shift[node]
-    if (index >> sh) > XA_CHUNK_MASK:
-        return
-    while True:
-        p = &xa.pool.slots[<i64>node * XA_CHUNK_SIZE + ((index >> sh) & XA_CHUNK_MASK)]
-        e = p[0]
-        if sh == 0 or not xa_is_node(e):
-            break
-        node = xa_to_node(e)
-        sh = xa.pool.shift[node]
-    if write:
-        ppsize_prefetchw(p)
+    if xa.hint >= 0 and (index ^ xa.hint_base) < XA_CHUNK_SIZE:
+        node = xa.hint
     else:
-        ppsize_prefetch(p)
+        e = xa.head
+        if not xa_is_node(e):
+            return -1
+        node = xa_to_node(e)
+        if (index >> pool.shift[node]) > XA_CHUNK_MASK:
+            return -1
+        while True:
+            sh = pool.shift[node]
+            if sh == 0:
+                break
+            e = pool.slots[<i64>node * XA_CHUNK_SIZE + ((index >> sh) & XA_CHUNK_MASK)]
+            if not xa_is_node(e):
+                break
+            node = xa_to_node(e)
+    ppsize_prefetchw(&pool.slots[<i64>node * XA_CHUNK_SIZE +
+                                 ((index >> pool.shift[node]) & XA_CHUNK_MASK)])
+    ppsize_prefetchw(&pool.count[node])
+    ppsize_prefetchw(&pool.nr_values[node])
+    return node
+
+cdef i32 xa_create_path(xarray_t *xa, i32 node, u64 index) noexcept nogil:
+    # xas_create from node down to the leaf of index, allocating the missing nodes
+    # (xas_alloc: offset, parent, count[parent]++; no marks). -1 if a non-node entry
+    # is on the way (a multi-index entry above the leaves: xas_store's general path)
+    # or a node cannot be allocated.
+    cdef xa_pool_t *pool
+    cdef i32 child
+    cdef int sh = xa.pool.shift[node], off
+    cdef u64 e
+    while sh > 0:
+        pool = xa.pool                          # (xa_node_alloc may grow the pool)
+        off = (index >> sh) & XA_CHUNK_MASK
+        e = pool.slots[<i64>node * XA_CHUNK_SIZE + off]
+        if not e:
+            child = xa_node_alloc(xa)
+            if child < 0:
+                return -1
+            pool = xa.pool
+            pool.shift[child] = sh - XA_CHUNK_SHIFT
+            pool.offset[child] = off
+            pool.parent[child] = node
+            pool.count[node] = pool.count[node] + 1
+            pool.slots[<i64>node * XA_CHUNK_SIZE + off] = xa_mk_node(child)
+            node = child
+        elif xa_is_node(e):
+            node = xa_to_node(e)
+        else:
+            return -1
+        sh = pool.shift[node]
+    return node
 
 cdef void xa_store_batch(xarray_t *xa, const u64 *idx, const u64 *ent, i64 n, int order, i64 *nerr) noexcept nogil:
-    cdef i64 i
-    cdef u64 index, entry, old
-    cdef u64 *p
-    cdef i32 hint
-    for i in range(n):
-        index = idx[i]
-        entry = ent[i]
-        if i + PREFETCH_DISTANCE < n and (   # once per new leaf
-                (idx[i + PREFETCH_DISTANCE] ^ idx[i + PREFETCH_DISTANCE - 1]) >= XA_CHUNK_SIZE):
-            xa_prefetch(xa, idx[i + PREFETCH_DISTANCE], True)
-        hint = xa.hint
-        if (order == 0 and hint >= 0 and (index ^ xa.hint_base) < XA_CHUNK_SIZE
-                and entry and not xa_is_internal(entry)):
-            # store()'s leaf fast path, inlined for runs of stores into one leaf
-            p = &xa.pool.slots[<i64>hint * XA_CHUNK_SIZE + (index & XA_CHUNK_MASK)]
-            old = p[0]
-            if not xa_is_sibling(old) and not (
-                    (index & XA_CHUNK_MASK) < XA_CHUNK_MASK and xa_is_sibling(p[1])):
-                p[0] = entry
-                if not old:
-                    xa.pool.count[hint] = xa.pool.count[hint] + 1
-                    xa.pool.nr_values[hint] = xa.pool.nr_values[hint] + xa_is_value(entry)
-                else:
-                    xa.pool.nr_values[hint] = xa.pool.nr_values[hint] + (
-                        <int>xa_is_value(entry) - <int>xa_is_value(old))
-                continue
-        if xa_store(xa, index, order, entry) != 0:
-            nerr[0] += 1
+    # xa_store for every (idx[k], ent[k]) in order. Order-0 stores go in groups of
+    # STORE_GROUP: a read-only pass walks and prefetches every store's path, then the
+    # stores are done in order from where each walk stopped. An order-0 store of an
+    # entry never frees a node, so the nodes the pass found stay valid; an erase
+    # (entry 0) may, and sends the rest of its group back to the full xa_store.
+    cdef i64 k = 0, j, m, m2
+    cdef i32 cur[STORE_GROUP]
+    cdef i32 node
+    cdef u64 index, entry
+    if order != 0:
+        for k in range(n):
+            if xa_store(xa, idx[k], order, ent[k]) != 0:
+                nerr[0] += 1
+        return
+    while k < n:
+        m = n - k if n - k < STORE_GROUP else STORE_GROUP
+        for j in range(m):
+            if j and (idx[k + j] ^ idx[k + j - 1]) < XA_CHUNK_SIZE:
+                cur[j] = cur[j - 1]             # same leaf as the previous store
+            else:
+                cur[j] = xa_walk_existing(xa, idx[k + j])
+        for j in range(m):
+            index = idx[k + j]
+            entry = ent[k + j]
+            if entry and not xa_is_internal(entry):
+                node = xa.hint                  # the leaf the previous store wrote
+                if node < 0 or (index ^ xa.hint_base) >= XA_CHUNK_SIZE:
+                    node = cur[j]
+                    if node >= 0:
+                        node = xa_create_path(xa, node, index)
+                if node >= 0 and xa_store_leaf_slot(xa, node, index, entry):
+                    xa.hint = node
+                    xa.hint_base = index & ~(<u64>XA_CHUNK_MASK)
+                    continue
+            if xa_store(xa, index, 0, entry) != 0:
+                nerr[0] += 1
+            if not entry:
+                for m2 in range(j + 1, m):
+                    cur[m2] = -1
+        k += m
 
 
 cdef class XArray:
