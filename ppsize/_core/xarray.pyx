@@ -203,24 +203,26 @@ cdef class XAPool:
             self._resize(capacity)
 
     def _resize(self, i64 newcap):
-        # Grow the pools in place: ndarray.resize reallocs (mremap for large blocks, so
-        # no copy of the slots); nothing else holds a view of these arrays.
+        # Grow by allocating zeroed arrays and copying the used part: np.zeros gets
+        # lazily zeroed memory (and, for large arrays, NumPy's madvise(MADV_HUGEPAGE),
+        # so big pools are THP-backed where THP is in "madvise" mode), which
+        # xa_node_alloc relies on for never-used nodes. Nothing else holds a view.
         cdef i64 old = self.p.cap
-        if not old:
-            self._slots_a = np.zeros(newcap * XA_CHUNK_SIZE, dtype=np.uint64)
-            self._marks_a = np.zeros(newcap * XA_MAX_MARKS, dtype=np.uint64)
-            self._parent_a = np.full(newcap, -1, dtype=np.int32)
-            self._shift_a = np.full(newcap, NODE_FREE, dtype=np.uint8)
-            self._offset_a = np.zeros(newcap, dtype=np.uint8)
-            self._count_a = np.zeros(newcap, dtype=np.uint8)
-            self._nrv_a = np.zeros(newcap, dtype=np.uint8)
-        else:
-            self._slots_a.resize(newcap * XA_CHUNK_SIZE, refcheck=False)
-            self._marks_a.resize(newcap * XA_MAX_MARKS, refcheck=False)
-            for a in (self._parent_a, self._shift_a, self._offset_a, self._count_a, self._nrv_a):
-                a.resize(newcap, refcheck=False)
-            self._parent_a[old:] = -1
-            self._shift_a[old:] = NODE_FREE
+        slots = np.zeros(newcap * XA_CHUNK_SIZE, dtype=np.uint64)
+        marks = np.zeros(newcap * XA_MAX_MARKS, dtype=np.uint64)
+        parent = np.full(newcap, -1, dtype=np.int32)
+        shift = np.full(newcap, NODE_FREE, dtype=np.uint8)
+        offset = np.zeros(newcap, dtype=np.uint8)
+        count = np.zeros(newcap, dtype=np.uint8)
+        nrv = np.zeros(newcap, dtype=np.uint8)
+        if old:
+            slots[:self.p.used * XA_CHUNK_SIZE] = self._slots_a[:self.p.used * XA_CHUNK_SIZE]
+            marks[:self.p.used * XA_MAX_MARKS] = self._marks_a[:self.p.used * XA_MAX_MARKS]
+            for new, cur in ((parent, self._parent_a), (shift, self._shift_a),
+                             (offset, self._offset_a), (count, self._count_a), (nrv, self._nrv_a)):
+                new[:old] = cur
+        self._slots_a, self._marks_a, self._parent_a, self._shift_a = slots, marks, parent, shift
+        self._offset_a, self._count_a, self._nrv_a = offset, count, nrv
         self.p.slots = <u64 *>cnp.PyArray_DATA(self._slots_a)
         self.p.marks = <u64 *>cnp.PyArray_DATA(self._marks_a)
         self.p.parent = <i32 *>cnp.PyArray_DATA(self._parent_a)
