@@ -1207,6 +1207,30 @@ cdef i32 xa_create_path(xarray_t *xa, i32 node, u64 index) noexcept nogil:
         sh = pool.shift[node]
     return node
 
+cdef i64 xa_store_leaf_run(xarray_t *xa, i32 leaf, const u64 *idx, const u64 *ent, i64 n) noexcept nogil:
+    # The stores that follow one into leaf, while they stay in it: xa_store_leaf_slot
+    # with the leaf's slots and counters held locally. Returns how many were done.
+    cdef u64 base = idx[-1] & ~(<u64>XA_CHUNK_MASK)
+    cdef u64 *slots = &xa.pool.slots[<i64>leaf * XA_CHUNK_SIZE]
+    cdef u64 old, entry
+    cdef int off, added = 0, values = 0
+    cdef i64 i = 0
+    while i < n:
+        entry = ent[i]
+        if (idx[i] ^ base) >= XA_CHUNK_SIZE or not entry or xa_is_internal(entry):
+            break
+        off = idx[i] & XA_CHUNK_MASK
+        old = slots[off]
+        if xa_is_sibling(old) or (off < XA_CHUNK_MASK and xa_is_sibling(slots[off + 1])):
+            break
+        slots[off] = entry
+        added += old == 0
+        values += <int>xa_is_value(entry) - <int>xa_is_value(old)
+        i += 1
+    xa.pool.count[leaf] = xa.pool.count[leaf] + added
+    xa.pool.nr_values[leaf] = xa.pool.nr_values[leaf] + values
+    return i
+
 cdef void xa_store_batch(xarray_t *xa, const u64 *idx, const u64 *ent, i64 n, int order, i64 *nerr) noexcept nogil:
     # xa_store for every (idx[k], ent[k]) in order. Order-0 stores go in groups of
     # STORE_GROUP: a read-only pass walks and prefetches every store's path, then the
@@ -1229,7 +1253,8 @@ cdef void xa_store_batch(xarray_t *xa, const u64 *idx, const u64 *ent, i64 n, in
                 cur[j] = cur[j - 1]             # same leaf as the previous store
             else:
                 cur[j] = xa_walk_existing(xa, idx[k + j])
-        for j in range(m):
+        j = 0
+        while j < m:
             index = idx[k + j]
             entry = ent[k + j]
             if entry and not xa_is_internal(entry):
@@ -1241,12 +1266,16 @@ cdef void xa_store_batch(xarray_t *xa, const u64 *idx, const u64 *ent, i64 n, in
                 if node >= 0 and xa_store_leaf_slot(xa, node, index, entry):
                     xa.hint = node
                     xa.hint_base = index & ~(<u64>XA_CHUNK_MASK)
+                    j += 1
+                    if j < m and (idx[k + j] ^ index) < XA_CHUNK_SIZE:
+                        j += xa_store_leaf_run(xa, node, idx + k + j, ent + k + j, m - j)
                     continue
             if xa_store(xa, index, 0, entry) != 0:
                 nerr[0] += 1
             if not entry:
                 for m2 in range(j + 1, m):
                     cur[m2] = -1
+            j += 1
         k += m
 
 
