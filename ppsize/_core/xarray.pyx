@@ -311,8 +311,8 @@ cdef i32 xa_node_alloc(xarray_t *xa) noexcept nogil:
         memset(&xa.pool.slots[<i64>node * XA_CHUNK_SIZE], 0, XA_CHUNK_SIZE * sizeof(u64))
         memset(&xa.pool.marks[<i64>node * XA_MAX_MARKS], 0, XA_MAX_MARKS * sizeof(u64))
     else:
-        # a node never used: its slots and marks are still the zeros the pool was
-        # created or grown with (np.zeros, ndarray.resize zero-fills)
+        # a node never used: its slots and marks are still the zeros XAPool._resize
+        # allocated them with
         if xa.pool.used == xa.pool.cap and xa_grow(xa) != 0:
             return -1
         node = <i32>xa.pool.used
@@ -1207,10 +1207,11 @@ cdef i32 xa_create_path(xarray_t *xa, i32 node, u64 index) noexcept nogil:
         sh = pool.shift[node]
     return node
 
-cdef i64 xa_store_leaf_run(xarray_t *xa, i32 leaf, const u64 *idx, const u64 *ent, i64 n) noexcept nogil:
-    # The stores that follow one into leaf, while they stay in it: xa_store_leaf_slot
-    # with the leaf's slots and counters held locally. Returns how many were done.
-    cdef u64 base = idx[-1] & ~(<u64>XA_CHUNK_MASK)
+cdef i64 xa_store_leaf_run(xarray_t *xa, i32 leaf, u64 base, const u64 *idx, const u64 *ent,
+                           i64 n) noexcept nogil:
+    # The stores that follow one into leaf (first index base), while they stay in it:
+    # xa_store_leaf_slot with the leaf's slots and counters held locally. Returns how
+    # many were done.
     cdef u64 *slots = &xa.pool.slots[<i64>leaf * XA_CHUNK_SIZE]
     cdef u64 old, entry
     cdef int off, added = 0, values = 0
@@ -1268,7 +1269,7 @@ cdef void xa_store_batch(xarray_t *xa, const u64 *idx, const u64 *ent, i64 n, in
                     xa.hint_base = index & ~(<u64>XA_CHUNK_MASK)
                     j += 1
                     if j < m and (idx[k + j] ^ index) < XA_CHUNK_SIZE:
-                        j += xa_store_leaf_run(xa, node, idx + k + j, ent + k + j, m - j)
+                        j += xa_store_leaf_run(xa, node, xa.hint_base, idx + k + j, ent + k + j, m - j)
                     continue
             if xa_store(xa, index, 0, entry) != 0:
                 nerr[0] += 1
