@@ -12,8 +12,9 @@ struct node {
     struct node *parent;
     void *slots[64];
     uint64_t marks[3];
-    uint64_t pad[2];
+    uint64_t pad[3];        /* struct xa_node's array and private_list/rcu_head */
 };
+_Static_assert(sizeof(struct node) == 576, "sizeof(struct xa_node)");
 
 struct tree {
     struct node *root;      /* NULL: empty */
