@@ -176,9 +176,11 @@ class PageCacheSystem:
         if loc[PC] == "done":
             return None
         w = _World(state)
-        r = self.handlers[self.kinds[i]](w, i, list(loc))
+        loc = list(loc)                 # the handler changes it; stored back after the step
+        r = self.handlers[self.kinds[i]](w, i, loc)
         if r is None:
             return None
+        w.acts[i] = tuple(loc)
         func, saw, viol = r
         if w.viol:
             viol = list(viol) + [v.format(actor=self.actor_names[i]) for v in w.viol]
@@ -234,7 +236,7 @@ class PageCacheSystem:
             elif check_order and o < loc[SMIN]:
                 viol.append(f"{self.actor_names[i]} started after the transition, yet finished "
                             f"with folio {st}/o{o} below the min order {loc[SMIN]}")
-        w.acts[i] = ("done", None, loc[SMIN], 0, 0, 0, -1)
+        loc[:] = ("done", None, loc[SMIN], 0, 0, 0, -1)
         return viol
 
     def _add(self, w, i, loc, start, order):
@@ -357,17 +359,14 @@ class PageCacheSystem:
                 loc[PC] = "bump"
                 if loc[SMIN] < 0:
                     loc[SMIN] = w.minord
-            w.acts[i] = tuple(loc)
             return "filemap_invalidate_lock", saw, []
         if pc == "bump":
             old = w.minord
             if sc.policy == "max-order-on-mmap" and old >= self.target:
                 loc[PC] = "unlock"
-                w.acts[i] = tuple(loc)
                 return "mapping_set_folio_order_range", "already switched", []
             w.minord = max(old, self.target)
             loc[PC], loc[CUR] = "walk", lo
-            w.acts[i] = tuple(loc)
             return ("mapping_set_folio_min_order",
                     f"min order {old} -> {w.minord}", [])
         if pc in ("walk", "trunc"):
@@ -377,7 +376,6 @@ class PageCacheSystem:
                 return None
             if loc[PC] == "reread":
                 loc[CUR] = lo
-            w.acts[i] = tuple(loc)
             return r
         if pc == "reread":
             # page_cache_ra_unbounded over the range, min-order folios, skipping present ones
@@ -385,26 +383,22 @@ class PageCacheSystem:
             nr = 1 << w.minord
             if cur >= hi:
                 loc[PC] = "rr_io"
-                w.acts[i] = tuple(loc)
                 return "page_cache_ra_unbounded", "window filled", []
             loc[CUR] = cur + nr
             if w.find(cur) is not None:
-                w.acts[i] = tuple(loc)
                 return "page_cache_ra_unbounded", f"xa_load({cur}): present, skip", []
             start = self._align(cur, w.minord)
             res, saw, viol = self._add(w, i, loc, start, w.minord)
             if res == "checked":
                 loc[CUR] = cur
-            w.acts[i] = tuple(loc)
             return "filemap_add_folio", saw, viol
         if pc == "rr_io":
             n = w.complete_io(i)
             loc[PC] = "unlock"
-            w.acts[i] = tuple(loc)
             return "read_pages", f"{n} folio(s) read, uptodate, unlocked", []
         if pc == "unlock":
             w.writer = FREE
-            w.acts[i] = ("done", None, loc[SMIN], 0, 0, 0, -1)
+            loc[:] = ("done", None, loc[SMIN], 0, 0, 0, -1)
             return "filemap_invalidate_unlock", "transition complete", []
         raise AssertionError(pc)
 
@@ -418,17 +412,15 @@ class PageCacheSystem:
             got, saw = r
             if got:
                 loc[PC], loc[CUR] = "walk", 0
-            w.acts[i] = tuple(loc)
             return "filemap_invalidate_lock", saw, []
         if pc in ("walk", "trunc"):
             r = self._drop_step(w, i, loc, "truncate", 0, self.npages, "unlock")
             if r is None:
                 return None
-            w.acts[i] = tuple(loc)
             return r
         if pc == "unlock":
             w.writer = FREE
-            w.acts[i] = ("done", None, loc[SMIN], 0, 0, 0, -1)
+            loc[:] = ("done", None, loc[SMIN], 0, 0, 0, -1)
             return "filemap_invalidate_unlock", "hole punched", []
         raise AssertionError(pc)
 
@@ -454,14 +446,12 @@ class PageCacheSystem:
             else:
                 loc[PC] = "ra" if self.sc.readahead != "none" else "inv_lock"
                 saw = "miss: major fault"
-            w.acts[i] = tuple(loc)
             return "filemap_get_folio", saw, []
         if pc in ("inv_lock", "inv_lock_found"):
             saw = self._inv_read(w, i, "filemap_fault")
             if saw is None:
                 return None
             loc[PC] = "get" if pc == "inv_lock" else "lock"
-            w.acts[i] = tuple(loc)
             return "filemap_invalidate_lock_shared", saw, []
         if pc.startswith("ra"):
             return self._ra(w, i, loc, x, "inv_lock")
@@ -472,7 +462,6 @@ class PageCacheSystem:
             if f is not None:
                 loc[REF] = (f[0], f[1], False)
                 loc[PC], loc[LIDX] = "lock", -1
-                w.acts[i] = tuple(loc)
                 return ("__filemap_get_folio -> filemap_get_entry",
                         f"index {li}: found {f[0]}/o{f[1]}", [])
             m = w.minord
@@ -481,7 +470,6 @@ class PageCacheSystem:
             loc[ORD], loc[CUR] = order, self._align(li, m)
             loc[LIDX] = -1 if self.sc.keep_index else loc[CUR]
             loc[PC] = "add"
-            w.acts[i] = tuple(loc)
             return ("__filemap_get_folio -> filemap_get_entry",
                     f"index {li}: miss; min order {m}: allocate order {order} at {loc[CUR]}", [])
         if pc == "add":
@@ -492,13 +480,11 @@ class PageCacheSystem:
             elif res == "EEXIST":
                 loc[PC] = "get"               # order loop ends at min order; goto repeat
                 saw += "; goto repeat"
-            w.acts[i] = tuple(loc)
             return "filemap_add_folio", saw, viol
         if pc == "unlock_mmap":
             st, o, _ = loc[REF]
             w.unlock(st, o, i)
             loc[PC] = "lock"
-            w.acts[i] = tuple(loc)
             return "folio_unlock (FGP_FOR_MMAP)", f"{st}/o{o}", []
         if pc == "lock":
             # lock_folio_maybe_drop_mmap + "Did it get truncated?" + uptodate check
@@ -510,7 +496,6 @@ class PageCacheSystem:
             else:
                 loc[REF] = None
                 loc[PC] = "get" if held else "inv_lock"
-                w.acts[i] = tuple(loc)
                 return "folio_lock", f"{st}/o{o} truncated (folio->mapping != mapping): retry_find", []
             f = w.cache[pos]
             w.cache[pos] = (f[0], f[1], i, f[3], f[4], f[5])
@@ -523,24 +508,19 @@ class PageCacheSystem:
                 if not held:
                     w.cache[pos] = f
                     loc[REF], loc[PC] = None, "inv_lock"
-                    w.acts[i] = tuple(loc)
                     return "folio_lock", f"{st}/o{o} not uptodate, no invalidate_lock: retry_find", []
                 loc[PC] = "read"
-                w.acts[i] = tuple(loc)
                 return "folio_lock", f"{st}/o{o} locked, not uptodate: page_not_uptodate", bug
             loc[PC] = "inv_unlock" if held else "map"
-            w.acts[i] = tuple(loc)
             return "folio_lock", f"{st}/o{o} locked, uptodate", bug
         if pc == "read":
             st, o, _ = loc[REF]
             w.complete_one(st, o)
             loc[REF], loc[PC] = None, "get"
-            w.acts[i] = tuple(loc)
             return "filemap_read_folio", f"{st}/o{o} uptodate, unlocked; retry_find", []
         if pc == "inv_unlock":
             w.readers &= ~(1 << i)
             loc[PC] = "map"
-            w.acts[i] = tuple(loc)
             return "filemap_invalidate_unlock_shared", "", []
         if pc == "map":
             # do_read_fault -> finish_fault -> set_pte_range; folio_unlock
@@ -566,7 +546,6 @@ class PageCacheSystem:
             # min_order is read before invalidate_lock is taken
             loc[ORD] = w.minord
             loc[PC] = "ra_lock"
-            w.acts[i] = tuple(loc)
             return "page_cache_ra_order", f"new_order = min order {w.minord}", []
         if pc == "ra_lock":
             saw = self._inv_read(w, i, "page_cache_ra_order")
@@ -575,7 +554,6 @@ class PageCacheSystem:
             rs = self._align(x, self.P)
             loc[CUR] = self._align(rs, w.minord)      # mapping_align_index, under the lock
             loc[PC] = "ra_add"
-            w.acts[i] = tuple(loc)
             return "filemap_invalidate_lock_shared", saw, []
         if pc == "ra_add":
             cur, order = loc[CUR], loc[ORD]
@@ -588,14 +566,12 @@ class PageCacheSystem:
                     loc[PC] = "ra_io"
             elif res == "EEXIST":
                 loc[PC] = "ra_io"
-            w.acts[i] = tuple(loc)
             return "ra_alloc_folio -> filemap_add_folio", saw, viol
         if pc == "ra_io":
             n = w.complete_io(i)
             if held:
                 w.readers &= ~(1 << i)
             loc[PC] = after
-            w.acts[i] = tuple(loc)
             return "read_pages; filemap_invalidate_unlock_shared", f"{n} folio(s) read", []
         raise AssertionError(pc)
 
@@ -612,30 +588,25 @@ class PageCacheSystem:
             if f is None:
                 if pc == "batch" and self.sc.readahead == "all":
                     loc[PC] = "ra"
-                    w.acts[i] = tuple(loc)
                     return "filemap_get_read_batch", "miss: page_cache_sync_ra", []
                 loc[PC] = "create"
-                w.acts[i] = tuple(loc)
                 return "filemap_get_read_batch", "miss", []
             loc[REF] = (f[0], f[1], False)
             if f[3]:
                 viol = self._finish(w, i, loc, loc[REF])
                 return "filemap_get_read_batch", f"{f[0]}/o{f[1]} uptodate: copy_folio_to_iter", viol
             loc[PC] = "upd_lock"
-            w.acts[i] = tuple(loc)
             return "filemap_get_read_batch", f"{f[0]}/o{f[1]} not uptodate", []
         if pc == "create":
             # filemap_create_folio: min_order is read before invalidate_lock is taken
             loc[ORD] = w.minord
             loc[PC] = "c_lock"
-            w.acts[i] = tuple(loc)
             return "filemap_create_folio -> filemap_alloc_folio", f"order {w.minord}", []
         if pc == "c_lock":
             saw = self._inv_read(w, i, "filemap_read")
             if saw is None:
                 return None
             loc[PC] = "c_add"
-            w.acts[i] = tuple(loc)
             return "filemap_invalidate_lock_shared", saw, []
         if pc == "c_add":
             o = loc[ORD]
@@ -648,7 +619,6 @@ class PageCacheSystem:
                 w.readers &= ~(1 << i)
                 loc[PC] = "batch"
                 saw += "; AOP_TRUNCATED_PAGE: filemap_invalidate_unlock_shared, retry"
-            w.acts[i] = tuple(loc)
             return "filemap_add_folio", saw, viol
         if pc == "c_read":
             st, o, _ = loc[REF]
@@ -661,7 +631,6 @@ class PageCacheSystem:
             if saw is None:
                 return None
             loc[PC] = "upd_try"
-            w.acts[i] = tuple(loc)
             return "filemap_update_page -> filemap_invalidate_lock_shared", saw, []
         if pc == "upd_try":
             st, o, det = loc[REF]
@@ -669,12 +638,10 @@ class PageCacheSystem:
             if pos is not None and w.cache[pos][2] != FREE:
                 w.readers &= ~(1 << i)
                 loc[PC] = "upd_wait"
-                w.acts[i] = tuple(loc)
                 return "folio_trylock", f"{st}/o{o} busy: unlock invalidate_lock, wait", []
             w.readers &= ~(1 << i)
             if pos is None:
                 loc[REF], loc[PC] = None, "batch"
-                w.acts[i] = tuple(loc)
                 return "folio_trylock", f"{st}/o{o} !folio->mapping: AOP_TRUNCATED_PAGE", []
             f = w.cache[pos]
             saw = f"{st}/o{o} uptodate" if f[3] else f"{st}/o{o} filemap_read_folio"
@@ -688,7 +655,6 @@ class PageCacheSystem:
                 if w.cache[pos][2] != FREE:
                     return None
             loc[REF], loc[PC] = None, "batch"
-            w.acts[i] = tuple(loc)
             return "folio_put_wait_locked", "unlocked: AOP_TRUNCATED_PAGE, retry", []
         raise AssertionError(pc)
 
@@ -703,26 +669,22 @@ class PageCacheSystem:
                 return None
             loc[SMIN] = self._start_min(w)
             loc[PC] = "lookup"
-            w.acts[i] = tuple(loc)
             return "filemap_invalidate_lock_shared (caller)", saw, []
         if pc == "lookup":
             li = x if loc[LIDX] < 0 else loc[LIDX]
             f = w.find(li)
             if f is None:
                 loc[PC] = "alloc"
-                w.acts[i] = tuple(loc)
                 return "filemap_get_folio", f"index {li}: miss", []
             loc[REF] = (f[0], f[1], False)
             if f[3]:
                 return self._rcf_out(w, i, loc, "filemap_get_folio",
                                      f"index {li}: {f[0]}/o{f[1]} uptodate")
             loc[PC] = "trylock"
-            w.acts[i] = tuple(loc)
             return "filemap_get_folio", f"index {li}: {f[0]}/o{f[1]} not uptodate", []
         if pc == "alloc":
             loc[ORD] = w.minord
             loc[PC] = "add"
-            w.acts[i] = tuple(loc)
             return "filemap_alloc_folio(mapping_min_folio_order)", f"order {w.minord}", []
         if pc == "add":
             if not loc[CHK]:
@@ -738,7 +700,6 @@ class PageCacheSystem:
             elif res == "EEXIST":
                 loc[PC] = "lookup"
                 saw += "; goto repeat"
-            w.acts[i] = tuple(loc)
             return "filemap_add_folio", saw, viol
         if pc == "filler":
             st, o, _ = loc[REF]
@@ -750,18 +711,15 @@ class PageCacheSystem:
             pos = None if det else w.find_exact(st, o)
             if pos is not None and w.cache[pos][2] != FREE:
                 loc[PC] = "wait"
-                w.acts[i] = tuple(loc)
                 return "folio_trylock", f"{st}/o{o} busy", []
             if pos is None:
                 loc[REF], loc[PC] = None, "lookup"
-                w.acts[i] = tuple(loc)
                 return "folio_trylock", f"{st}/o{o} truncated: goto repeat", []
             f = w.cache[pos]
             if f[3]:
                 return self._rcf_out(w, i, loc, "folio_trylock", f"{st}/o{o} filled meanwhile")
             w.cache[pos] = (f[0], f[1], i, f[3], f[4], f[5])
             loc[PC] = "filler"
-            w.acts[i] = tuple(loc)
             return "folio_trylock", f"{st}/o{o} locked", []
         if pc == "wait":
             st, o, det = loc[REF]
@@ -770,7 +728,6 @@ class PageCacheSystem:
                 if w.cache[pos][2] != FREE:
                     return None
             loc[REF], loc[PC] = None, "lookup"
-            w.acts[i] = tuple(loc)
             return "folio_put_wait_locked", "unlocked: goto repeat", []
         raise AssertionError(pc)
 
