@@ -182,16 +182,12 @@ cdef class FolioTable:
         return FOLIO_OK
 
     cdef i64 folio_head(self, i64 pfn) noexcept nogil:
-        """compound_head(): head pfn of the folio holding pfn, or -1."""
-        cdef i8 o
-        if pfn < 0 or pfn >= self.nr_pages:
+        """compound_head(): head pfn of the folio holding pfn, or -1 (folios are
+        aligned to their order, so the head is pfn rounded down to it)."""
+        cdef int o = self.folio_order(pfn)
+        if o < 0:
             return -1
-        o = self.order_[pfn]
-        if o >= 0:
-            return pfn
-        if o == FOLIO_NONE:
-            return -1
-        return pfn & ~((<i64>1 << (FOLIO_TAIL_BASE - o)) - 1)
+        return pfn & ~((<i64>1 << o) - 1)
 
     cdef int folio_order(self, i64 pfn) noexcept nogil:
         """folio_order(page_folio(pfn)), or -1 if pfn is in no folio."""
