@@ -168,7 +168,7 @@ class Process:
         s, _e, _f, pgoff, fid = vma[:5]
         shift = self.kernel.geometry.page_shift
         base = pgoff + ((old_addr - s) >> shift)
-        return (self.kernel.pagecache.files[fid], base + (old_len >> shift),
+        return (self.kernel.pagecache._files[fid], base + (old_len >> shift),
                 base + (new_len >> shift) - 1)
 
     def _file(self, file) -> File:
