@@ -1,4 +1,5 @@
-# Buddy allocator of physical frames (mm/page_alloc.c), for cimport by other kernels.
+# INTERNAL to ppsize (may change without notice; public: _types, xarray, folio).
+# Buddy allocator of physical frames (mm/page_alloc.c), cimported by the other kernels.
 #
 #   from ppsize._core.buddy cimport BuddyAllocator, MIGRATE_MOVABLE
 #   cdef i64 pfn = buddy.alloc(order, MIGRATE_MOVABLE)   # -1: no block (counted)
@@ -9,7 +10,7 @@
 # and counted in nr_bad_free, which check() reports.
 cimport cython
 
-from ppsize._core._types cimport i64, i32, u8
+from ppsize._core._types cimport i64, i32, u8, NR_ORDERS
 
 cdef enum:
     # include/linux/mmzone.h enum migratetype (no CMA, no ISOLATE in the model)
@@ -25,7 +26,7 @@ cdef enum:
     BUDDY_ORDER_MASK = 0x0F
     BUDDY_MT_SHIFT = 4
     BUDDY_MT_MASK = 0x30
-    BUDDY_ORDER_LIMIT = 15          # max_order must fit the 4-bit order field
+    BUDDY_ORDER_LIMIT = NR_ORDERS - 1   # max_order must fit the 4-bit order field
 
 
 # final: C-level methods are called directly (no vtable), so the C compiler can

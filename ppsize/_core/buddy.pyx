@@ -21,6 +21,8 @@ import numpy as np
 
 from libc.stdint cimport uint64_t
 
+from ppsize._validate import as_int
+
 from ppsize._core._types cimport i64, i32, u8, u64
 
 
@@ -62,12 +64,6 @@ def migratetype_index(mt):
     raise TypeError(f"migratetype must be a str or int, not {type(mt).__name__} ({mt!r})")
 
 
-def _as_int(value, what):
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{what} must be an int, not {type(value).__name__} ({value!r})")
-    return int(value)
-
-
 # ------------------------------------------------------------ PRNG for churn
 cdef inline u64 _splitmix64(u64 *s) noexcept nogil:
     s[0] += <u64>0x9E3779B97F4A7C15ULL
@@ -97,9 +93,9 @@ cdef class BuddyAllocator:
     """
 
     def __cinit__(self, nr_pages, max_order, pageblock_order):
-        nr_pages = _as_int(nr_pages, "nr_pages")
-        max_order = _as_int(max_order, "max_order")
-        pageblock_order = _as_int(pageblock_order, "pageblock_order")
+        nr_pages = as_int(nr_pages, "nr_pages")
+        max_order = as_int(max_order, "max_order")
+        pageblock_order = as_int(pageblock_order, "pageblock_order")
         if nr_pages < 1 or nr_pages > 0x7FFFFFFF:
             raise ValueError(f"nr_pages must be in 1..{0x7FFFFFFF} (int32 free-list links), got {nr_pages}")
         if max_order < 0 or max_order > BUDDY_ORDER_LIMIT:
@@ -493,13 +489,13 @@ cdef class BuddyAllocator:
 
     # ============================================================ Python API
     def _check_order(self, order):
-        order = _as_int(order, "order")
+        order = as_int(order, "order")
         if order < 0 or order > self.max_order:
             raise ValueError(f"order {order} out of range 0..{self.max_order} (MAX_PAGE_ORDER)")
         return order
 
     def _check_pfn(self, pfn):
-        pfn = _as_int(pfn, "pfn")
+        pfn = as_int(pfn, "pfn")
         if pfn < 0 or pfn >= self.nr_pages:
             raise ValueError(f"pfn {pfn} outside memory (0..{self.nr_pages - 1})")
         return pfn
@@ -817,8 +813,8 @@ cdef class BuddyAllocator:
         (``live_pfns``, ``live_orders``) so they can be freed with free_batch().
         Returns a dict with allocs, failures, frees and failures_per_order.
         """
-        seed = _as_int(seed, "seed")
-        steps = _as_int(steps, "steps")
+        seed = as_int(seed, "seed")
+        steps = as_int(steps, "steps")
         if steps < 0:
             raise ValueError(f"steps must be >= 0, got {steps}")
         if orders is None:
@@ -828,7 +824,7 @@ cdef class BuddyAllocator:
         ol = [self._check_order(x) for x in orders]
         if not ol:
             raise ValueError("orders must not be empty")
-        wl = [1] * len(ol) if weights is None else [_as_int(w, "weight") for w in weights]
+        wl = [1] * len(ol) if weights is None else [as_int(w, "weight") for w in weights]
         if len(wl) != len(ol) or any(w < 0 for w in wl) or sum(wl) == 0:
             raise ValueError(f"weights {weights!r} must be non-negative ints, one per order, not all 0")
         if isinstance(migratetypes, (str, int, np.integer)):
@@ -836,7 +832,7 @@ cdef class BuddyAllocator:
         ml = [migratetype_index(x) for x in migratetypes]
         if not ml:
             raise ValueError("migratetypes must not be empty")
-        mwl = [1] * len(ml) if mt_weights is None else [_as_int(w, "mt_weight") for w in mt_weights]
+        mwl = [1] * len(ml) if mt_weights is None else [as_int(w, "mt_weight") for w in mt_weights]
         if len(mwl) != len(ml) or any(w < 0 for w in mwl) or sum(mwl) == 0:
             raise ValueError(f"mt_weights {mt_weights!r} must be non-negative ints, one per migratetype, not all 0")
         if not (0.0 <= fill <= 1.0):

@@ -1,10 +1,12 @@
-# Struct-of-arrays folio metadata per frame (include/linux/mm_types.h struct folio),
-# for cimport by other kernels:
+# PUBLIC C interface of ppsize (stable; an extension may cimport it, see examples/cython/).
+# Struct-of-arrays folio metadata per frame (include/linux/mm_types.h struct folio):
 #
 #   from ppsize._core.folio cimport FolioTable, PG_anon, PG_uptodate
 #   if folios.folio_init(pfn, order, PG_anon | PG_uptodate, owner, va >> PAGE_SHIFT) < 0: ...
 #   head = folios.folio_head(pfn)
 #
+# folio_init / folio_free / folio_split fail with -EINVAL (bad pfn, order or alignment;
+# not a head) or -EEXIST (a frame already belongs to a folio), libc.errno values.
 # Per frame: order marker (i8), refcount (i32), mapcount (i32), flags (u16),
 # owner (i32), index (i64) = 23 bytes.
 cimport cython
@@ -27,15 +29,12 @@ cdef enum:
     PG_mlocked = 1 << 10
     PG_reclaim = 1 << 11
     PG_workingset = 1 << 12
+    PG_readahead = PG_reclaim       # page-flags.h: PG_readahead aliases PG_reclaim
     # order marker values
     FOLIO_NONE = -1                 # frame not in any folio
     # head: order (>= 0); tail of an order-o folio: FOLIO_TAIL_BASE - o (<= -2), so
     # compound_head(pfn) = pfn & ~((1 << o) - 1) in O(1) without a per-frame pointer
     FOLIO_TAIL_BASE = -2
-    # folio_init / folio_split results
-    FOLIO_OK = 0
-    FOLIO_EINVAL = -1               # bad pfn/order/alignment or not a head
-    FOLIO_EEXIST = -2               # a frame of the range already belongs to a folio
 
 
 # final: C-level methods are called directly (no vtable), so the C compiler can

@@ -16,7 +16,10 @@ frames (include/linux/mm_types.h, include/linux/page-flags.h):
 """
 import numpy as np
 
+from libc.errno cimport EEXIST, EINVAL
 from libc.string cimport memcpy, memset
+
+from ppsize._validate import as_int, as_order
 
 from ppsize._core._types cimport i64, i32, i8, u16, u64
 
@@ -34,12 +37,6 @@ PY_FOLIO_NONE = FOLIO_NONE
 
 FOLIO_DTYPE = np.dtype([("order", np.int8), ("refcount", np.int32), ("mapcount", np.int32),
                         ("flags", np.uint16), ("owner", np.int32), ("index", np.int64)])
-
-
-def _as_int(value, what):
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{what} must be an int, not {type(value).__name__} ({value!r})")
-    return int(value)
 
 
 def flag_mask(flags):
@@ -73,7 +70,7 @@ cdef class FolioTable:
     """FolioTable(nr_pages): folio metadata for frames 0..nr_pages-1, all free."""
 
     def __cinit__(self, nr_pages):
-        nr_pages = _as_int(nr_pages, "nr_pages")
+        nr_pages = as_int(nr_pages, "nr_pages")
         if nr_pages < 1:
             raise ValueError(f"nr_pages must be >= 1, got {nr_pages}")
         self.nr_pages = nr_pages
@@ -99,15 +96,15 @@ cdef class FolioTable:
     # ---------------------------------------------------------------- C level
     cdef int folio_init(self, i64 pfn, int order, u16 flags, i32 owner, i64 index) noexcept nogil:
         """Make frames pfn .. pfn + 2**order - 1 one folio (prep_compound_page +
-        folio_ref 1). FOLIO_EINVAL if misaligned / out of range, FOLIO_EEXIST if a
+        folio_ref 1). -EINVAL if misaligned / out of range, -EEXIST if a
         frame already belongs to a folio (nothing is changed then)."""
         cdef i64 i, nr
         cdef u64 word
         if order < 0 or order > 30 or pfn < 0:
-            return FOLIO_EINVAL
+            return -EINVAL
         nr = <i64>1 << order
         if pfn & (nr - 1) or pfn + nr > self.nr_pages:
-            return FOLIO_EINVAL
+            return -EINVAL
         # every frame free of folios: FOLIO_NONE (-1) is all-ones, 8 frames a word
         # (an aligned folio of 8 or more frames starts on a word)
         i = pfn
@@ -115,12 +112,12 @@ cdef class FolioTable:
             while i < pfn + nr:
                 memcpy(&word, &self.order_[i], 8)       # one load, no aliasing games
                 if word != ~(<u64>0):
-                    return FOLIO_EEXIST
+                    return -EEXIST
                 i += 8
         else:
             for i in range(pfn, pfn + nr):
                 if self.order_[i] != FOLIO_NONE:
-                    return FOLIO_EEXIST
+                    return -EEXIST
         self.order_[pfn] = <i8>order
         self.refcount[pfn] = 1
         self.flags[pfn] = flags
@@ -130,15 +127,15 @@ cdef class FolioTable:
             memset(&self.order_[pfn + 1], <i8>(FOLIO_TAIL_BASE - order), <size_t>(nr - 1))
         self.nr_folios += 1
         self.nr_folio_pages += nr
-        return FOLIO_OK
+        return 0
 
     cdef int folio_free(self, i64 pfn) noexcept nogil:
         """Clear the folio whose head is pfn (free_pages_prepare); returns its order,
-        or FOLIO_EINVAL if pfn is not a folio head."""
+        or -EINVAL if pfn is not a folio head."""
         cdef int order
         cdef i64 i, nr
         if pfn < 0 or pfn >= self.nr_pages or self.order_[pfn] < 0:
-            return FOLIO_EINVAL
+            return -EINVAL
         order = self.order_[pfn]
         nr = <i64>1 << order
         for i in range(pfn, pfn + nr):
@@ -159,10 +156,10 @@ cdef class FolioTable:
         cdef int order
         cdef i64 i, j, nr, step
         if pfn < 0 or pfn >= self.nr_pages or self.order_[pfn] < 0:
-            return FOLIO_EINVAL
+            return -EINVAL
         order = self.order_[pfn]
         if new_order < 0 or new_order > order:
-            return FOLIO_EINVAL
+            return -EINVAL
         nr = <i64>1 << order
         step = <i64>1 << new_order
         i = pfn + step
@@ -179,7 +176,7 @@ cdef class FolioTable:
         for j in range(pfn + 1, pfn + step):
             self.order_[j] = <i8>(FOLIO_TAIL_BASE - new_order)
         self.nr_folios += (nr >> new_order) - 1
-        return FOLIO_OK
+        return 0
 
     cdef i64 folio_head(self, i64 pfn) noexcept nogil:
         """compound_head(): head pfn of the folio holding pfn, or -1 (folios are
@@ -242,7 +239,7 @@ cdef class FolioTable:
 
     # ---------------------------------------------------------- Python level
     def _pfn(self, pfn):
-        pfn = _as_int(pfn, "pfn")
+        pfn = as_int(pfn, "pfn")
         if pfn < 0 or pfn >= self.nr_pages:
             raise ValueError(f"pfn {pfn} outside memory (0..{self.nr_pages - 1})")
         return pfn
@@ -258,22 +255,20 @@ cdef class FolioTable:
         """Create a folio of 2**order frames at pfn (ValueError naming the pfn if it
         is misaligned, runs past memory or overlaps another folio)."""
         pfn = self._pfn(pfn)
-        order = _as_int(order, "order")
-        if order < 0 or order > 30:
-            raise ValueError(f"order {order} out of range 0..30")
+        order = as_order(order, "order", 30)
         if pfn & ((1 << order) - 1):
             raise ValueError(f"pfn {pfn} is not aligned to order {order}")
         if pfn + (1 << order) > self.nr_pages:
             raise ValueError(f"folio at pfn {pfn} of order {order} runs past memory ({self.nr_pages} pages)")
         m = flag_mask(flags)
-        owner = _as_int(owner, "owner")
+        owner = as_int(owner, "owner")
         if not -1 <= owner < 2**31:
             raise ValueError(f"owner {owner} out of range -1..2**31-1")
-        index = _as_int(index, "index")
+        index = as_int(index, "index")
         if not -2**63 <= index < 2**63:
             raise ValueError(f"index {index} does not fit int64")
         r = self.folio_init(pfn, order, m, owner, index)
-        if r == FOLIO_EEXIST:
+        if r == -EEXIST:
             busy = next(i for i in range(pfn, pfn + (1 << order)) if self._order_a[i] != FOLIO_NONE)
             raise ValueError(f"cannot create an order-{order} folio at pfn {pfn}: pfn {busy} "
                              f"already belongs to the folio at pfn {self.folio_head(busy)}")
@@ -291,7 +286,7 @@ cdef class FolioTable:
     def split(self, pfn, new_order):
         """Split the folio at head pfn into folios of new_order."""
         pfn = self._pfn(pfn)
-        new_order = _as_int(new_order, "new_order")
+        new_order = as_int(new_order, "new_order")
         if self.order_[pfn] < 0:
             raise ValueError(f"cannot split pfn {pfn}: not a folio head")
         if new_order < 0 or new_order > self.order_[pfn]:
@@ -310,12 +305,12 @@ cdef class FolioTable:
     def get(self, pfn, n=1):
         """folio_ref_add(n); returns the new refcount."""
         h = self._head(pfn)
-        return self.ref_add(h, _as_int(n, "n"))
+        return self.ref_add(h, as_int(n, "n"))
 
     def put(self, pfn, n=1):
         """folio_ref_sub(n); returns the new refcount (ValueError below zero)."""
         h = self._head(pfn)
-        n = _as_int(n, "n")
+        n = as_int(n, "n")
         if self.refcount[h] - n < 0:
             raise ValueError(f"refcount of the folio at pfn {h} would drop below 0 "
                              f"({self.refcount[h]} - {n})")
@@ -324,7 +319,7 @@ cdef class FolioTable:
     def map(self, pfn, n=1):
         """Page mapcount of pfn += n (ValueError outside a folio or below 0)."""
         self._head(pfn)
-        n = _as_int(n, "n")
+        n = as_int(n, "n")
         if self.mapcount[pfn] + n < 0:
             raise ValueError(f"mapcount of pfn {pfn} would drop below 0 ({self.mapcount[pfn]} + {n})")
         return self.mapcount_add(pfn, n)

@@ -1,6 +1,7 @@
+# INTERNAL to ppsize (may change without notice; public: _types, xarray, folio).
 # The kernel's shared state: physical frames (buddy), folios, the zero page, the
 # THP policy and fault counters; cimported by the fault engine (mm) and the page cache.
-from ._types cimport u64, i64, u8
+from ._types cimport u64, i64, u8, NR_ORDERS
 from .buddy cimport BuddyAllocator
 from .folio cimport FolioTable
 
@@ -8,7 +9,6 @@ cdef enum:
     THP_NEVER = 0
     THP_MADVISE = 1
     THP_ALWAYS = 2
-    MAX_ORDERS = 16
 
 cdef class KernelCore:
     cdef readonly BuddyAllocator buddy
@@ -24,8 +24,8 @@ cdef class KernelCore:
     cdef public bint use_zero_page       # transparent_hugepage/use_zero_page
     cdef readonly i64 anon_pages         # NR_ANON_MAPPED (kernel pages)
     cdef readonly i64 anon_thp_pages     # NR_ANON_THPS: pages of PMD-mapped THPs
-    cdef i64 fault_alloc[MAX_ORDERS]     # mthp stats: anon_fault_alloc per order
-    cdef i64 fault_fallback[MAX_ORDERS]  # anon_fault_fallback per order
+    cdef i64 fault_alloc[NR_ORDERS]     # mthp stats: anon_fault_alloc per order
+    cdef i64 fault_fallback[NR_ORDERS]  # anon_fault_fallback per order
     cdef readonly i64 nr_oom
     cdef object _anon_excl_a
     cdef u8* anon_excl                   # per frame: PageAnonExclusive

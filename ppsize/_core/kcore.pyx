@@ -3,7 +3,7 @@ cimport numpy as cnp
 
 import numpy as np
 
-from ._types cimport u64, i64, u8
+from ._types cimport u64, i64, u8, NR_ORDERS
 from .buddy cimport BuddyAllocator, MIGRATE_UNMOVABLE
 from .folio cimport FolioTable, PG_uptodate, PG_zero
 from .vma cimport VM_HUGEPAGE, VM_NOHUGEPAGE
@@ -73,6 +73,6 @@ cdef class KernelCore:
     def mthp_stats(self):
         """{order: (anon_fault_alloc, anon_fault_fallback)} for orders with events."""
         return {o: (int(self.fault_alloc[o]), int(self.fault_fallback[o]))
-                for o in range(1, MAX_ORDERS) if self.fault_alloc[o] or self.fault_fallback[o]}
+                for o in range(1, NR_ORDERS) if self.fault_alloc[o] or self.fault_fallback[o]}
 
 

@@ -1,3 +1,4 @@
+# INTERNAL to ppsize (may change without notice; public: _types, xarray, folio).
 # The fault engine: a kernel (frames, folios, THP policy, counters) and the MMs of
 # its processes, each with its own page size and page-table mode.
 from ._types cimport u64, i64, u32, i32, u8, u16
@@ -5,7 +6,7 @@ from .pagetable cimport PageTableCore
 from .vma cimport VmaTable
 from .buddy cimport BuddyAllocator
 from .folio cimport FolioTable
-from .kcore cimport KernelCore, THP_NEVER, THP_MADVISE, THP_ALWAYS, MAX_ORDERS
+from .kcore cimport KernelCore, THP_NEVER, THP_MADVISE, THP_ALWAYS
 from .pagecache cimport PageCache
 
 cdef enum AccessOutcome:

@@ -1,6 +1,8 @@
-# The anonymous fault engine (mm/memory.c, mm/huge_memory.c) over the page table,
-# buddy allocator, folio table and VMA table kernels. One nogil loop per batch of
-# accesses; no Python object is touched per access.
+# The fault engine (mm/memory.c, mm/huge_memory.c, mm/filemap.c): anonymous faults (mTHP,
+# PMD THP, the zero page, COW), file faults (filemap_fault, read-around, fault-around,
+# PMD-mapped file folios) and the page-table side of munmap/mprotect/mremap/fork, over
+# the page table, buddy allocator, folio table, VMA table and page cache kernels. One
+# nogil loop per batch of accesses; no Python object is touched per access.
 cimport numpy as cnp
 from libc.string cimport memset
 
@@ -13,15 +15,15 @@ from .vma cimport VmaTable, VM_READ, VM_WRITE, VM_EXEC, VM_SHARED, VM_HUGEPAGE, 
 from .buddy cimport BuddyAllocator, MIGRATE_MOVABLE, MIGRATE_UNMOVABLE
 from .folio cimport FolioTable, PG_anon, PG_uptodate, PG_swapbacked, PG_zero, PG_dirty, PG_locked
 from .vma cimport VM_RAND_READ, VM_SEQ_READ
-from .pagecache cimport PageCache, FGP_CREAT, PG_readahead, file_ra_state
-from .xarray cimport xa_load, xa_find_range, xa_set_mark
+from .pagecache cimport PageCache, FGP_CREAT, PAGECACHE_TAG_DIRTY, file_ra_state
+from .folio cimport PG_readahead
+from .xarray cimport xa_load, xa_find_range, xa_set_mark, xa_is_pfn, xa_is_value, xa_to_pfn
 
 cnp.import_array()
 
 cdef u64 ADDR_MASK = ~(<u64>0xfff)
 cdef enum:
     MMAP_LOTSAMISS = 100       # mm/filemap.c
-    PAGECACHE_TAG_DIRTY = 0    # XA_MARK_0
 cdef enum:
     PROT_R = 1
     PROT_W = 2
@@ -410,8 +412,8 @@ cdef class MMCore:
         cdef u64 e = xa_load(&self.pc.xa[f], <u64>pgoff)
         cdef i64 head
         cdef file_ra_state* ra
-        if e and not (e & 1):
-            head = <i64>(e >> 2)
+        if xa_is_pfn(e):
+            head = xa_to_pfn(e)
             if not (self.vmas.flags[vi] & VM_RAND_READ) and self.pc.ra[f].ra_pages:
                 ra = &self.pc.ra[f]
                 if ra.mmap_miss > 0:
@@ -577,9 +579,9 @@ cdef class MMCore:
             if not e:
                 break
             first = <i64>idx + ((<i64>1) << order)
-            if e & 1:
+            if xa_is_value(e):
                 continue                           # a shadow entry
-            head = <i64>(e >> 2)
+            head = xa_to_pfn(e)
             if not (self.folios.flags[head] & PG_uptodate) or self.folios.flags[head] & PG_locked:
                 continue
             rel = <i64>idx - <i64>self.vmas.pgoff[vi]

@@ -1,4 +1,5 @@
-# The page cache (mm/filemap.c, mm/readahead.c, mm/truncate.c), for cimport by the fault
+# INTERNAL to ppsize (may change without notice; public: _types, xarray, folio).
+# The page cache (mm/filemap.c, mm/readahead.c, mm/truncate.c), cimported by the fault
 # engine:
 #
 #   from ppsize._core.pagecache cimport PageCache
@@ -9,25 +10,23 @@
 # min/max folio order, nrpages, file_ra_state, xarray_t); all XArrays share one node pool.
 # Cache folios are folios of the kernel's FolioTable with owner = mapping_owner(file)
 # (-2 - file) and index = file page index; their frames come from the kernel's buddy.
-# Everything here is nogil; failures are negative errno values, never exceptions.
+# Everything here is nogil; failures are negative errno values (libc.errno: -ENOENT,
+# -ENOMEM, -EEXIST, -EINVAL, and -ELOOP when __filemap_get_folio's -EEXIST retry loop
+# does not end), never exceptions.
 cimport cython
 
-from ppsize._core._types cimport u64, i64, i32, u32, u8
-from ppsize._core.xarray cimport xarray_t, XAPool
+from ppsize._core._types cimport u64, i64, i32, u32, u8, NR_ORDERS
+from ppsize._core.xarray cimport xarray_t, XAPool, XA_MARK_0, XA_MARK_1, XA_MARK_2
 from ppsize._core.buddy cimport BuddyAllocator
 from ppsize._core.folio cimport FolioTable
 from ppsize._core.kcore cimport KernelCore
 
 cdef enum:
-    PC_ENOENT = 2
-    PC_ENOMEM = 12
-    PC_EEXIST = 17
-    PC_EINVAL = 22
-    PC_ELOOP = 40              # __filemap_get_folio's -EEXIST retry loop did not end
     FGP_ACCESSED = 0x1         # include/linux/pagemap.h fgf_t (subset)
     FGP_CREAT = 0x4
-    PC_MAX_ORDERS = 16
-    PG_readahead = 1 << 11     # PG_readahead is PG_reclaim (include/linux/page-flags.h)
+    PAGECACHE_TAG_DIRTY = XA_MARK_0        # include/linux/fs.h
+    PAGECACHE_TAG_WRITEBACK = XA_MARK_1
+    PAGECACHE_TAG_TOWRITE = XA_MARK_2
     FOLIO_BATCH_SIZE = 31      # PAGEVEC_SIZE
     GET_FOLIO_MAX_REPEAT = 64  # model-only bound on "goto repeat" (livelock detector)
 
@@ -76,8 +75,8 @@ cdef class PageCache:
     cdef readonly i64 nr_refused_min_order     # adds refused: order < mapping min order
     cdef public int eof_order                  # large-unless-eof: folio order of every file
                                                # except where it would pass EOF; -1 off
-    cdef i64 added[PC_MAX_ORDERS]              # folios added per order
-    cdef i64 removed[PC_MAX_ORDERS]            # folios removed per order
+    cdef i64 added[NR_ORDERS]              # folios added per order
+    cdef i64 removed[NR_ORDERS]            # folios removed per order
 
     # mapping helpers
     cdef i32 mapping_owner(self, i64 f) noexcept nogil

@@ -12,7 +12,7 @@ v6.16+), lib/xarray.c through ppsize._core.xarray.
 State (struct-of-arrays, indexed by file id): i_size, min/max folio order
 (mapping_set_folio_order_range), nrpages, file_ra_state, the mapping's xarray_t (all
 mappings share one XAPool, like the one radix_tree_node slab cache) and pages read.
-Entries in i_pages are real entries pfn << 2 of the folio's head frame. Cache folios are
+Entries in i_pages are real entries xa_mk_pfn(pfn) of the folio's head frame. Cache folios are
 folios of the kernel's FolioTable (owner -2 - file, index = file page index), their frames
 a buddy block allocated MIGRATE_MOVABLE, freed back when the folio leaves the cache.
 
@@ -25,16 +25,20 @@ cimport numpy as cnp
 cimport cython
 from libc.string cimport memset
 
-from ppsize._core._types cimport u64, i64, i32, u32, u8
+from ppsize._core._types cimport u64, i64, i32, u32, u8, NR_ORDERS
+from libc cimport errno as cerrno
 from ppsize._core.xarray cimport (xarray_t, xa_pool_t, XAPool, xa_init, xa_destroy, xa_load,
                                   xa_store, xa_add, xa_erase, xa_find_range, xa_try_split,
-                                  xa_check_tree, xa_clear_mark)
+                                  xa_check_tree, xa_clear_mark, xa_is_value, xa_is_pfn,
+                                  xa_mk_pfn, xa_to_pfn)
 from ppsize._core.buddy cimport BuddyAllocator, MIGRATE_MOVABLE
 from ppsize._core.folio cimport (FolioTable, PG_uptodate, PG_dirty, PG_locked, PG_lru,
-                                 PG_writeback, PG_mlocked)
+                                 PG_writeback, PG_mlocked, PG_readahead)
 from ppsize._core.kcore cimport KernelCore
 
 cnp.import_array()
+
+from ppsize._validate import as_int
 
 cdef extern from *:
     """
@@ -44,11 +48,12 @@ cdef extern from *:
     int ppsize_pc_ffs(unsigned long long x) nogil      # __ffs (x != 0)
     int ppsize_pc_ilog2(unsigned long long x) nogil    # ilog2 (x != 0)
 
-ENOENT = PC_ENOENT
-ENOMEM = PC_ENOMEM
-EEXIST = PC_EEXIST
-EINVAL = PC_EINVAL
-ELOOP = PC_ELOOP
+# the errnos the C interface returns negated (libc.errno: Python's errno values)
+ENOENT = cerrno.ENOENT
+ENOMEM = cerrno.ENOMEM
+EEXIST = cerrno.EEXIST
+EINVAL = cerrno.EINVAL
+ELOOP = cerrno.ELOOP
 FOLIO_FLAG_READAHEAD = PG_readahead
 RA_DTYPE = np.dtype([("start", np.int64), ("size", np.int64), ("async_size", np.int64),
                      ("order", np.uint32), ("mmap_miss", np.int32), ("prev_pos", np.int64),
@@ -223,7 +228,7 @@ cdef class PageCache:
         xa_erase(&self.xa[f], self.folios.index[pfn])
         self.nrpages[f] -= nr
         self.nr_cached -= nr
-        if order < PC_MAX_ORDERS:
+        if order < NR_ORDERS:
             self.removed[order] += 1
         if self.folios.refcount[pfn] > 1:
             self.folios.ref_add(pfn, -1)
@@ -266,7 +271,7 @@ cdef class PageCache:
         # else (-EEXIST from smaller folios cached before, or no memory) the next
         # smaller order down to the min order, always holding index (as
         # __filemap_get_folio's order loop); read at once. pfn, or -errno.
-        cdef int o = self.eof_pick_order(f, index, order), err = -PC_ENOMEM
+        cdef int o = self.eof_pick_order(f, index, order), err = -cerrno.ENOMEM
         cdef i64 pfn, s
         while True:
             s = round_down(index, (<i64>1) << o)
@@ -287,26 +292,26 @@ cdef class PageCache:
 
     # ------------------------------------------------------------ mm/filemap.c
     cdef int filemap_add_folio(self, i64 f, i64 pfn, i64 index, int order, u32 flags) noexcept nogil:
-        """__filemap_add_folio (+ the LRU add of filemap_add_folio): 0, -PC_EINVAL if the
+        """__filemap_add_folio (+ the LRU add of filemap_add_folio): 0, -EINVAL if the
         order is below the mapping's min order (the proposal's bail-out; a VM_BUG_ON in
-        Linux) or the index is not aligned to it, -PC_EEXIST if a folio overlaps (nothing
+        Linux) or the index is not aligned to it, -EEXIST if a folio overlaps (nothing
         stored), value entries in the range replaced. nrpages += nr on success."""
         cdef int err
         cdef i64 nr = (<i64>1) << order
         if order < self.min_order[f]:
             self.nr_refused_min_order += 1
-            return -PC_EINVAL
+            return -cerrno.EINVAL
         if index & (nr - 1):
-            return -PC_EINVAL
-        err = xa_add(&self.xa[f], <u64>index, order, (<u64>pfn) << 2)
+            return -cerrno.EINVAL
+        err = xa_add(&self.xa[f], <u64>index, order, xa_mk_pfn(pfn))
         if err:
-            return -PC_EEXIST if err == -17 else err
+            return err
         self.folios.owner[pfn] = self.mapping_owner(f)
         self.folios.index[pfn] = index
         self.folios.flags[pfn] = self.folios.flags[pfn] | flags | PG_lru
         self.nrpages[f] += nr
         self.nr_cached += nr
-        if order < PC_MAX_ORDERS:
+        if order < NR_ORDERS:
             self.added[order] += 1
         return 0
 
@@ -316,16 +321,16 @@ cdef class PageCache:
         (order = max(min, order) clamped to max, index aligned to the min order, order
         lowered to __ffs(index) if unaligned, tried down to the min order; -EEXIST at the
         end -> goto repeat). The new folio is read at once (uptodate, pages_read).
-        -PC_ENOENT without FGP_CREAT; -PC_ENOMEM; -PC_ELOOP when repeat does not end."""
+        -ENOENT without FGP_CREAT; -ENOMEM; -ELOOP when repeat does not end."""
         cdef u64 e
         cdef i64 pfn = -1, cidx
         cdef int min_o, o, err, repeats = 0
         while True:                                  # repeat:
             e = xa_load(&self.xa[f], <u64>index)
-            if e and not (e & 1):
-                return <i64>(e >> 2)
+            if xa_is_pfn(e):
+                return xa_to_pfn(e)
             if not (fgp_flags & FGP_CREAT):
-                return -PC_ENOENT
+                return -cerrno.ENOENT
             min_o = self.min_order[f]
             o = order if order > min_o else min_o
             index = round_down(index, (<i64>1) << min_o)      # mapping_align_index
@@ -336,11 +341,11 @@ cdef class PageCache:
                 if pfn >= 0:
                     return pfn
                 err = <int>pfn
-                if err == -PC_EEXIST:
+                if err == -cerrno.EEXIST:
                     repeats += 1
                     if repeats > GET_FOLIO_MAX_REPEAT:
                         self.nr_livelock += 1
-                        return -PC_ELOOP
+                        return -cerrno.ELOOP
                     continue
                 return err
             if o > self.max_order[f]:
@@ -348,7 +353,7 @@ cdef class PageCache:
             if index & (((<i64>1) << o) - 1):
                 o = ppsize_pc_ffs(<u64>index)
             while True:
-                err = -PC_ENOMEM
+                err = -cerrno.ENOMEM
                 pfn = self.alloc_folio(o)               # __GFP_NORETRY above min: same here
                 if pfn >= 0:
                     err = self.filemap_add_folio(f, pfn, index, o, 0)
@@ -358,11 +363,11 @@ cdef class PageCache:
                 if o <= min_o:
                     break
                 o -= 1
-            if err == -PC_EEXIST:
+            if err == -cerrno.EEXIST:
                 repeats += 1
                 if repeats > GET_FOLIO_MAX_REPEAT:
                     self.nr_livelock += 1
-                    return -PC_ELOOP
+                    return -cerrno.ELOOP
                 continue
             if err:
                 return err
@@ -379,9 +384,9 @@ cdef class PageCache:
         cdef i64 pfn
         while True:
             e = xa_load(&self.xa[f], <u64>index)
-            if not e or (e & 1) or index > max:
+            if not xa_is_pfn(e) or index > max:
                 break
-            pfn = <i64>(e >> 2)
+            pfn = xa_to_pfn(e)
             batch[n] = pfn
             n += 1
             if n == FOLIO_BATCH_SIZE:
@@ -398,7 +403,7 @@ cdef class PageCache:
         cdef u64 e
         for i in range(index, index + max_scan):
             e = xa_load(&self.xa[f], <u64>i)
-            if not e or (e & 1):
+            if not xa_is_pfn(e):
                 return i
         return index + max_scan
 
@@ -411,7 +416,7 @@ cdef class PageCache:
             if index - k < 0:
                 return -1
             e = xa_load(&self.xa[f], <u64>(index - k))
-            if not e or (e & 1):
+            if not xa_is_pfn(e):
                 return index - k
         return index - max_scan
 
@@ -426,7 +431,7 @@ cdef class PageCache:
         cdef int n, i, err = 0, retries
         cdef u64 e
         if pos < 0:
-            return -PC_EINVAL
+            return -cerrno.EINVAL
         if count <= 0:
             return 0
         while True:
@@ -449,12 +454,12 @@ cdef class PageCache:
                     if pfn < 0:
                         err = <int>pfn
                         retries += 1
-                        if err == -PC_EEXIST and retries <= GET_FOLIO_MAX_REPEAT:
+                        if err == -cerrno.EEXIST and retries <= GET_FOLIO_MAX_REPEAT:
                             err = 0
                             continue
-                        if err == -PC_EEXIST:
+                        if err == -cerrno.EEXIST:
                             self.nr_livelock += 1
-                            err = -PC_ELOOP
+                            err = -cerrno.ELOOP
                         break
                     batch[0] = pfn
                     n = 1
@@ -462,19 +467,19 @@ cdef class PageCache:
                     # filemap_create_folio: one min-order folio at the aligned index
                     pfn = self.alloc_folio(self.min_order[f])
                     if pfn < 0:
-                        err = -PC_ENOMEM
+                        err = -cerrno.ENOMEM
                         break
                     cidx = (pos >> (self.kshift + self.min_order[f])) << self.min_order[f]
                     err = self.filemap_add_folio(f, pfn, cidx, self.min_order[f], 0)
                     if err:
                         self.put_new_folio(pfn)
                         retries += 1
-                        if err == -PC_EEXIST and retries <= GET_FOLIO_MAX_REPEAT:
+                        if err == -cerrno.EEXIST and retries <= GET_FOLIO_MAX_REPEAT:
                             err = 0
                             continue                         # AOP_TRUNCATED_PAGE: retry
-                        if err == -PC_EEXIST:
+                        if err == -cerrno.EEXIST:
                             self.nr_livelock += 1
-                            err = -PC_ELOOP
+                            err = -cerrno.ELOOP
                         break
                     self.folios.flags[pfn] = (self.folios.flags[pfn] & ~PG_locked) | PG_uptodate
                     self.pages_read[f] += (<i64>1) << self.min_order[f]
@@ -526,7 +531,7 @@ cdef class PageCache:
         cdef i64 pfn = self.alloc_folio(order)
         cdef int err
         if pfn < 0:
-            return -PC_ENOMEM
+            return -cerrno.ENOMEM
         err = self.filemap_add_folio(f, pfn, index, order, PG_readahead if readahead else 0)
         if err:
             self.put_new_folio(pfn)
@@ -553,7 +558,7 @@ cdef class PageCache:
         r_idx = index
         while i < nr_to_read:
             e = xa_load(&self.xa[f], <u64>(index + i))
-            if e and not (e & 1):
+            if xa_is_pfn(e):
                 self.read_pages(&r_idx, &r_nr)
                 r_idx += min_nr
                 i = r_idx + r_nr - index
@@ -563,7 +568,7 @@ cdef class PageCache:
                 # lie before it: a gap the window did not cover)
                 pfn = self.eof_add_folio(f, index + i, min_o, 0, &s, &o)
                 if pfn < 0:
-                    if pfn == -PC_ENOMEM:
+                    if pfn == -cerrno.ENOMEM:
                         break
                     self.read_pages(&r_idx, &r_nr)
                     r_idx += min_nr
@@ -576,7 +581,7 @@ cdef class PageCache:
                 continue
             ret = self._ra_add(f, index + i, min_o, i == mark)
             if ret < 0:
-                if ret == -PC_ENOMEM:
+                if ret == -cerrno.ENOMEM:
                     break
                 self.read_pages(&r_idx, &r_nr)
                 r_idx += min_nr
@@ -754,23 +759,23 @@ cdef class PageCache:
     cdef int split_folio_at(self, i64 f, i64 pfn, i64 at_index, int new_order) noexcept nogil:
         """try_folio_split_to_order(folio, page at at_index, new_order): the non-uniform
         split of __split_unmapped_folio: halve the folio repeatedly, keeping the half that
-        holds at_index, down to new_order; each step one xas_try_split. 0, or -PC_EINVAL
+        holds at_index, down to new_order; each step one xas_try_split. 0, or -EINVAL
         (new_order not below the order, or extra references: pinned)."""
         cdef int order = self.folios.order_[pfn]
         cdef i64 idx = self.folios.index[pfn], half_nr
         cdef int half
         if new_order >= order or new_order < self.min_order[f]:
-            return -PC_EINVAL
+            return -cerrno.EINVAL
         if self.folios.refcount[pfn] > 1:
-            return -PC_EINVAL
+            return -cerrno.EINVAL
         while order > new_order:
             half = order - 1
             half_nr = (<i64>1) << half
             if xa_try_split(&self.xa[f], <u64>idx, half) != 0:
-                return -PC_ENOMEM
+                return -cerrno.ENOMEM
             self.buddy.split_alloc(pfn, order, half)
             self.folios.folio_split(pfn, half)
-            xa_store(&self.xa[f], <u64>(idx + half_nr), half, (<u64>(pfn + half_nr)) << 2)
+            xa_store(&self.xa[f], <u64>(idx + half_nr), half, xa_mk_pfn(pfn + half_nr))
             if at_index >= idx + half_nr:
                 pfn += half_nr
                 idx += half_nr
@@ -788,8 +793,8 @@ cdef class PageCache:
         cdef int order
         cdef u64 e
         e = xa_load(&self.xa[f], <u64>(lstart >> self.kshift))
-        if e and not (e & 1):
-            pfn = <i64>(e >> 2)
+        if xa_is_pfn(e):
+            pfn = xa_to_pfn(e)
             fidx = self.folios.index[pfn]
             order = self.folios.order_[pfn]
             pos = fidx << self.kshift
@@ -809,8 +814,8 @@ cdef class PageCache:
             e = xa_find_range(&self.xa[f], <u64>cur, <u64>0x7fffffffffffffff, -1, <u64 *>&idx, &order)
             if not e:
                 break
-            if not (e & 1):
-                self.remove_folio(f, <i64>(e >> 2))
+            if not xa_is_value(e):
+                self.remove_folio(f, xa_to_pfn(e))
             else:
                 xa_erase(&self.xa[f], <u64>idx)
             cur = idx + ((<i64>1) << order)
@@ -827,8 +832,8 @@ cdef class PageCache:
             if not e:
                 break
             nr = (<i64>1) << order
-            if not (e & 1) and idx >= start and idx + nr - 1 <= end:
-                pfn = <i64>(e >> 2)
+            if not xa_is_value(e) and idx >= start and idx + nr - 1 <= end:
+                pfn = xa_to_pfn(e)
                 if not self.folio_busy(pfn):
                     self.remove_folio(f, pfn)
                     count += nr
@@ -847,8 +852,8 @@ cdef class PageCache:
             if not e:
                 break
             nr = (<i64>1) << order
-            if not (e & 1):
-                pfn = <i64>(e >> 2)
+            if not xa_is_value(e):
+                pfn = xa_to_pfn(e)
                 if self.folio_busy(pfn):
                     blocked[0] += nr
                 else:
@@ -861,11 +866,10 @@ cdef class PageCache:
 
     # ------------------------------------------------------------ Python-level access
     def _check_file(self, f):
-        if isinstance(f, (bool, np.bool_)) or not isinstance(f, (int, np.integer)):
-            raise TypeError(f"file id must be an int, got {f!r}")
-        if not 0 <= int(f) < self.nr_files:
+        f = as_int(f, "file id")
+        if not 0 <= f < self.nr_files:
             raise ValueError(f"unknown file id {f!r} ({self.nr_files} files)")
-        return int(f)
+        return f
 
     def read(self, f, i64 pos, i64 count):
         """filemap_read: bytes read (short at EOF) or -errno."""
@@ -953,12 +957,12 @@ cdef class PageCache:
         Returns False if no folio is cached there."""
         cdef i64 fi = self._check_file(f)
         cdef u64 e = xa_load(&self.xa[fi], <u64>index)
-        if not e or e & 1:
+        if not xa_is_pfn(e):
             return False
         if on:
-            self.folios.set_flags(<i64>(e >> 2), mask)
+            self.folios.set_flags(xa_to_pfn(e), mask)
         else:
-            self.folios.clear_flags(<i64>(e >> 2), mask)
+            self.folios.clear_flags(xa_to_pfn(e), mask)
         return True
 
     def writeback(self, f):
@@ -974,13 +978,13 @@ cdef class PageCache:
             if not e:
                 break
             cur = <u64>idx + ((<u64>1) << order)
-            if e & 1:
+            if xa_is_value(e):
                 continue
-            pfn = <i64>(e >> 2)
+            pfn = xa_to_pfn(e)
             if self.folios.flags[pfn] & PG_dirty:
                 self.folios.flags[pfn] = self.folios.flags[pfn] & ~PG_dirty
                 n += (<i64>1) << order
-            xa_clear_mark(&self.xa[fi], <u64>idx, 0)
+            xa_clear_mark(&self.xa[fi], <u64>idx, PAGECACHE_TAG_DIRTY)
         return n
 
     def file_info(self, f):
@@ -1010,7 +1014,7 @@ cdef class PageCache:
                 break
             out_i.append(idx)
             out_o.append(order)
-            out_p.append(<i64>(e >> 2) if not (e & 1) else -1)
+            out_p.append(xa_to_pfn(e) if not xa_is_value(e) else -1)
             cur = idx + ((<i64>1) << order)
         pf = np.array(out_p, dtype=np.int64)
         fl = np.zeros(pf.shape[0], dtype=np.uint16)
@@ -1026,8 +1030,8 @@ cdef class PageCache:
                 "sync_ra": self.nr_sync_ra, "async_ra": self.nr_async_ra,
                 "alloc_fail": self.nr_alloc_fail, "livelock": self.nr_livelock,
                 "refused_min_order": self.nr_refused_min_order,
-                "added": [self.added[o] for o in range(PC_MAX_ORDERS)],
-                "removed": [self.removed[o] for o in range(PC_MAX_ORDERS)],
+                "added": [self.added[o] for o in range(NR_ORDERS)],
+                "removed": [self.removed[o] for o in range(NR_ORDERS)],
                 "xa_nodes": self.pool.p.nr_nodes}
 
     def check_file(self, f, bint strict_min=True):
@@ -1048,9 +1052,9 @@ cdef class PageCache:
             if not e:
                 break
             nr = (<i64>1) << order
-            if e & 1:
+            if xa_is_value(e):
                 raise AssertionError(f"file {fi}: value entry at {idx} (no shadows are made)")
-            pfn = <i64>(e >> 2)
+            pfn = xa_to_pfn(e)
             if idx & (nr - 1):
                 raise AssertionError(f"file {fi}: folio at index {idx} of order {order} unaligned")
             if order < min_o and strict_min:

@@ -1,3 +1,4 @@
+# INTERNAL to ppsize (may change without notice; public: _types, xarray, folio).
 # Multi-level page table for any Geometry (ppsize.geometry), all state in
 # NumPy-owned pools: one uint64 pool of tables per level, tables addressed by index.
 from ._types cimport u64, i64, u32, u8, MAX_LEVELS

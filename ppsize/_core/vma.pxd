@@ -1,3 +1,4 @@
+# INTERNAL to ppsize (may change without notice; public: _types, xarray, folio).
 # VMAs of one address space: a sorted struct-of-arrays table (see vma.pyx).
 #
 # Flag values are Linux's (include/linux/mm.h, 64-bit, CONFIG_MEM_SOFT_DIRTY off:

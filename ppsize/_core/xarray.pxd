@@ -1,9 +1,13 @@
-# XArray (lib/xarray.c, include/linux/xarray.h), for cimport by other kernels.
+# PUBLIC C interface of ppsize (stable; an extension may cimport it, see examples/cython/).
+# The XArray (lib/xarray.c, include/linux/xarray.h):
 #
-#   from ppsize._core.xarray cimport xarray_t, xa_load, xa_add, XA_EEXIST
+#   from ppsize._core.xarray cimport (xarray_t, xa_load, xa_add, xa_is_value,
+#                                     xa_mk_pfn, xa_to_pfn)
+#   from libc.errno cimport EEXIST
 #   cdef xarray_t *xa = &some_XArray.xa      # or an xarray_t the caller owns (xa_init)
 #   cdef u64 e = xa_load(xa, index)          # 0: empty; canonical entry of a multi-index
-#   cdef int err = xa_add(xa, index, order, entry)  # 0 or -XA_EEXIST (__filemap_add_folio)
+#   if e and not xa_is_value(e): pfn = xa_to_pfn(e)
+#   cdef int err = xa_add(xa, index, order, xa_mk_pfn(pfn))   # 0 or -EEXIST
 #
 # All of an XArray's state is the C struct xarray_t (head, marks, counters, lookup hint)
 # plus the node pool it allocates from (xa_pool_t: pointers into NumPy-owned arrays). Many
@@ -12,23 +16,52 @@
 # plain pointer. Pool growth (amortised doubling) takes the GIL inside xa_node_alloc.
 #
 # Entries are u64: 0 = empty, odd = value entry (xa_mk_value: shadows), anything else with
-# (entry & 3) != 2 is a real entry (e.g. pfn << 2). (entry & 3) == 2 is xa_is_internal():
-# refused with -XA_EINVAL exactly as xa_store() refuses it (that space encodes sibling and
-# node entries inside the tree). All methods are noexcept nogil; failures are return codes.
-# Like xa_lock, serialising the calls is the caller's business (no internal locking); load()
-# also updates a one-leaf lookup cache, so it is a writer as far as threads are concerned.
+# (entry & 3) != 2 is a real entry: the model's pointers are ids shifted left by two
+# (xa_mk_pfn: a folio's head pfn, as the page cache stores struct folio *). (entry & 3) == 2
+# is xa_is_internal(): refused with -EINVAL exactly as xa_store() refuses it (that space
+# encodes sibling and node entries inside the tree). Failures are negative errno values
+# (libc.errno: -EINVAL, -ENOMEM, -EEXIST), as Linux returns them. All functions are
+# noexcept nogil. Like xa_lock, serialising the calls is the caller's business (no internal
+# locking); load() also updates a one-leaf lookup cache, so it is a writer as far as threads
+# are concerned.
 from ppsize._core._types cimport u64, i64, i32, u8
 
 cdef enum:
     XA_CHUNK_SHIFT = 6
     XA_CHUNK_SIZE = 64
     XA_CHUNK_MASK = 63
-    XA_MAX_MARKS = 3          # XA_MARK_0/1/2 = PAGECACHE_TAG_DIRTY/WRITEBACK/TOWRITE
+    XA_MARK_0 = 0             # the page cache's PAGECACHE_TAG_DIRTY (pagecache.pxd)
+    XA_MARK_1 = 1             # PAGECACHE_TAG_WRITEBACK
+    XA_MARK_2 = 2             # PAGECACHE_TAG_TOWRITE
+    XA_MAX_MARKS = 3
     XA_NODE_BYTES = 576       # sizeof(struct xa_node) on 64-bit
     XA_NODES_PER_SLAB = 7     # radix_tree_node objects per 4K slab page
-    XA_EINVAL = 22
-    XA_ENOMEM = 12
-    XA_EEXIST = 17
+
+
+# Entry helpers (include/linux/xarray.h), inline: an extension that cimports them compiles
+# them into its own loops.
+cdef inline bint xa_is_value(u64 entry) noexcept nogil:
+    return (entry & 1) != 0
+
+cdef inline u64 xa_mk_value(u64 v) noexcept nogil:
+    return (v << 1) | 1
+
+cdef inline u64 xa_to_value(u64 entry) noexcept nogil:
+    return entry >> 1
+
+cdef inline bint xa_is_internal(u64 entry) noexcept nogil:
+    return (entry & 3) == 2
+
+# The model's pointer entries: an id (a folio's head pfn) as a 4-byte-aligned "pointer".
+cdef inline u64 xa_mk_pfn(i64 pfn) noexcept nogil:
+    return (<u64>pfn) << 2
+
+cdef inline i64 xa_to_pfn(u64 entry) noexcept nogil:
+    return <i64>(entry >> 2)
+
+cdef inline bint xa_is_pfn(u64 entry) noexcept nogil:
+    # what a lookup returns for a real (folio) entry: not empty, not a value entry
+    return entry != 0 and (entry & 1) == 0
 
 
 # xa_state (include/linux/xarray.h struct xa_state); xa_node: >= 0 node id, or XAS_*
@@ -80,7 +113,7 @@ cdef class XArray:
     cdef readonly XAPool pool
 
 
-# the C interface (lib/xarray.c names; all noexcept nogil, failures are return codes)
+# the C interface (lib/xarray.c names; all noexcept nogil, failures are -errno)
 cdef void xa_init(xarray_t *xa, xa_pool_t *pool) noexcept nogil
 cdef void xa_destroy(xarray_t *xa) noexcept nogil
 cdef u64 xa_load(xarray_t *xa, u64 index) noexcept nogil

@@ -42,8 +42,11 @@ Deviations from Linux, all outside the paths the page cache uses:
 """
 import numpy as np
 cimport numpy as cnp
+
+from ppsize._validate import as_index_array, as_int, as_order, as_u64
 from libc.string cimport memset, memcpy
 from cpython.object cimport PyObject
+from libc cimport errno as cerrno
 from ppsize._core._types cimport u64, i64, i32, u8
 
 cnp.import_array()
@@ -70,26 +73,21 @@ cdef enum:
     NODE_FREE = 255     # shift of a node on the free list
     NODE_BIAS = 2048    # node entry = (id + NODE_BIAS) << 2 | 2  (> 4096: xa_is_node)
 
-MARK_NAMES = {"dirty": 0, "writeback": 1, "towrite": 2}
 # PAGECACHE_TAG_* (include/linux/fs.h): XA_MARK_0/1/2
-PAGECACHE_TAG_DIRTY = 0
-PAGECACHE_TAG_WRITEBACK = 1
-PAGECACHE_TAG_TOWRITE = 2
-EEXIST = XA_EEXIST
-EINVAL = XA_EINVAL
-ENOMEM = XA_ENOMEM
+PAGECACHE_TAG_DIRTY = XA_MARK_0
+PAGECACHE_TAG_WRITEBACK = XA_MARK_1
+PAGECACHE_TAG_TOWRITE = XA_MARK_2
+MARK_NAMES = {"dirty": XA_MARK_0, "writeback": XA_MARK_1, "towrite": XA_MARK_2}
+# the errnos the C interface returns negated (libc.errno: Python's errno values)
+EEXIST = cerrno.EEXIST
+EINVAL = cerrno.EINVAL
+ENOMEM = cerrno.ENOMEM
 NODE_BYTES = XA_NODE_BYTES
 NODES_PER_SLAB = XA_NODES_PER_SLAB
 MAX_PAGECACHE_ORDER = {4096: 9, 16384: 11, 65536: 11}   # min(11, PMD order) per PAGE_SIZE
 
 
-# include/linux/xarray.h entry classification
-cdef inline bint xa_is_value(u64 e) noexcept nogil:
-    return (e & 1) != 0
-
-cdef inline bint xa_is_internal(u64 e) noexcept nogil:
-    return (e & 3) == 2
-
+# include/linux/xarray.h entry classification (xa_is_value, xa_is_internal: xarray.pxd)
 cdef inline bint xa_is_node(u64 e) noexcept nogil:
     return (e & 3) == 2 and e > 4096
 
@@ -139,27 +137,9 @@ cdef inline int xas_try_split_min_order(int order) noexcept nogil:
     return order - (order % XA_CHUNK_SHIFT)
 
 
-def _as_u64(x, what):
-    if isinstance(x, (bool, np.bool_)) or not isinstance(x, (int, np.integer)):
-        raise TypeError(f"{what} must be an int, got {x!r}")
-    x = int(x)
-    if x < 0 or x >= (1 << 64):
-        raise ValueError(f"{what} {x} out of range [0, 2**64)")
-    return x
-
-
-def _as_order(x, what="order"):
-    if isinstance(x, (bool, np.bool_)) or not isinstance(x, (int, np.integer)):
-        raise TypeError(f"{what} must be an int, got {x!r}")
-    x = int(x)
-    if x < 0 or x > 63:
-        raise ValueError(f"{what} {x} out of range 0..63")
-    return x
-
-
 def _as_entry(x):
-    x = _as_u64(x, "entry")
-    if (x & 3) == 2:
+    x = as_u64(x, "entry")
+    if xa_is_internal(x):
         raise ValueError(f"entry {x:#x} is an internal entry (entry & 3 == 2, xa_is_internal): "
                          "use a value entry (odd) or a pointer-like entry (e.g. pfn << 2)")
     return x
@@ -171,22 +151,9 @@ def _as_mark(mark):
         if m is None:
             raise ValueError(f"unknown mark {mark!r}: use 0/1/2 or 'dirty'/'writeback'/'towrite'")
         return m
-    if isinstance(mark, (bool, np.bool_)) or not isinstance(mark, (int, np.integer)):
-        raise TypeError(f"mark must be 0/1/2 or a name, got {mark!r}")
-    if not 0 <= int(mark) < XA_MAX_MARKS:
+    if not 0 <= as_int(mark, "mark") < XA_MAX_MARKS:
         raise ValueError(f"unknown mark {mark!r}: use 0/1/2 or 'dirty'/'writeback'/'towrite'")
     return int(mark)
-
-
-def _as_index_array(a, what="indices"):
-    arr = np.asarray(a)
-    if arr.dtype.kind not in "iu":
-        if arr.size == 0:
-            return np.zeros(0, dtype=np.uint64)
-        raise TypeError(f"{what} must be an integer array, got dtype {arr.dtype}")
-    if arr.dtype.kind == "i" and arr.size and arr.min() < 0:
-        raise ValueError(f"{what} contains a negative value {int(arr.min())}")
-    return np.ascontiguousarray(arr.reshape(-1), dtype=np.uint64)
 
 
 cdef class XAPool:
@@ -299,7 +266,7 @@ cdef int xa_grow(xarray_t *xa) noexcept nogil:
         try:
             (<XAPool>xa.pool.owner)._resize(xa.pool.cap * 2 if xa.pool.cap else 16)
         except MemoryError:
-            return -XA_ENOMEM
+            return -cerrno.ENOMEM
     return 0
 
 cdef i32 xa_node_alloc(xarray_t *xa) noexcept nogil:
@@ -388,7 +355,7 @@ cdef i32 xas_alloc(xarray_t *xa, xa_state *xas, int shift) noexcept nogil:
         return -1
     node = xa_node_alloc(xa)
     if node < 0:
-        xas_set_err(xas, -XA_ENOMEM)
+        xas_set_err(xas, -cerrno.ENOMEM)
         return -1
     if parent >= 0:
         xa.pool.offset[node] = xas.xa_offset
@@ -495,7 +462,7 @@ cdef int xas_expand(xarray_t *xa, xa_state *xas, u64 head) noexcept nogil:
     while max > (max_index_of(xa.pool.shift[xa_to_node(head)]) if xa_is_node(head) else 0):
         node = xas_alloc(xa, xas, shift)
         if node < 0:
-            return -XA_ENOMEM
+            return -cerrno.ENOMEM
         xa.pool.count[node] = 1
         if xa_is_value(head):
             xa.pool.nr_values[node] = 1
@@ -810,7 +777,7 @@ cdef void xas_split(xarray_t *xa, xa_state *xas, u64 entry, int order) noexcept 
     cdef u64 curr
     # xas_split_alloc: "XXX: no support for splitting really large entries yet"
     if xas.xa_shift + 2 * XA_CHUNK_SHIFT <= order:
-        xas_set_err(xas, -XA_ENOMEM)
+        xas_set_err(xas, -cerrno.ENOMEM)
         return
     curr = xas_load(xa, xas)
     node = xas.xa_node
@@ -821,7 +788,7 @@ cdef void xas_split(xarray_t *xa, xa_state *xas, u64 entry, int order) noexcept 
     while True:
         if xas.xa_shift < xa.pool.shift[node]:
             if xa_split_child(xa, xas, node, off, entry, marks) < 0:
-                xas_set_err(xas, -XA_ENOMEM)
+                xas_set_err(xas, -cerrno.ENOMEM)
                 return
             if xa_is_value(curr):
                 values -= 1
@@ -855,10 +822,10 @@ cdef void xas_try_split(xarray_t *xa, xa_state *xas, u64 entry, int order) noexc
         # No support for splitting sibling entries (horizontally) or cascade
         # split (vertically), which requires two or more new xa_nodes.
         if sibs or xas.xa_sibs != expected_sibs:
-            xas_set_err(xas, -XA_EINVAL)
+            xas_set_err(xas, -cerrno.EINVAL)
             return
         if xa_split_child(xa, xas, node, off, entry, marks) < 0:
-            xas_set_err(xas, -XA_ENOMEM)
+            xas_set_err(xas, -cerrno.ENOMEM)
             return
         if xa_is_value(curr):
             values -= 1
@@ -928,11 +895,11 @@ cdef inline bint xa_store_leaf_slot(xarray_t *xa, i32 leaf, u64 index, u64 entry
 cdef int xa_store(xarray_t *xa, u64 index, int order, u64 entry) noexcept nogil:
     """xa_store_order: store entry (0 = erase) of 2**order indices at index rounded down.
 
-    Returns 0, or -XA_EINVAL for an internal entry or a bad order (as xa_store)."""
+    Returns 0, or -EINVAL for an internal entry or a bad order (as xa_store)."""
     cdef xa_state xas
     cdef i32 hint = xa.hint
     if xa_is_internal(entry) or order < 0 or order > 63:
-        return -XA_EINVAL
+        return -cerrno.EINVAL
     if (order == 0 and entry and hint >= 0 and (index ^ xa.hint_base) < XA_CHUNK_SIZE
             and xa_store_leaf_slot(xa, hint, index, entry)):
         return 0
@@ -945,13 +912,13 @@ cdef int xa_store(xarray_t *xa, u64 index, int order, u64 entry) noexcept nogil:
 
 cdef int xa_add(xarray_t *xa, u64 index, int order, u64 entry) noexcept nogil:
     """__filemap_add_folio: store a real entry of order at index (rounded down) unless a
-    real entry exists in the range (-XA_EEXIST, nothing changed); value (shadow) entries
+    real entry exists in the range (-EEXIST, nothing changed); value (shadow) entries
     in the range are replaced, a larger one is split first with xas_try_split."""
     cdef xa_state xas
     cdef u64 e, old = 0
     cdef int cur_order = -1, split_order
     if xa_is_internal(entry) or entry == 0 or order < 0 or order > 63:
-        return -XA_EINVAL
+        return -cerrno.EINVAL
     xas_set_order(&xas, index, order)
     index = xas.xa_index
     # xas_for_each_conflict
@@ -961,7 +928,7 @@ cdef int xa_add(xarray_t *xa, u64 index, int order, u64 entry) noexcept nogil:
             break
         old = e
         if not xa_is_value(e):
-            return -XA_EEXIST
+            return -cerrno.EEXIST
         # If a larger entry exists, it will be the first and only entry iterated.
         if cur_order == -1:
             cur_order = xas_get_order(xa, &xas)
@@ -1106,40 +1073,40 @@ cdef bint xa_get_mark(xarray_t *xa, u64 index, int mark) noexcept nogil:
 
 cdef int xa_split(xarray_t *xa, u64 index, int new_order) noexcept nogil:
     """xas_split_alloc + xas_split of the entry covering index into entries of
-    new_order (value and marks copied). 0; -XA_EINVAL if no entry or new_order is not
-    below its order; -XA_ENOMEM where xas_split_alloc refuses (order >= shift of
+    new_order (value and marks copied). 0; -EINVAL if no entry or new_order is not
+    below its order; -ENOMEM where xas_split_alloc refuses (order >= shift of
     new_order + 12: 'no support for splitting really large entries')."""
     cdef xa_state xas
     cdef int order
     cdef u64 entry
     if new_order < 0 or new_order > 63:
-        return -XA_EINVAL
+        return -cerrno.EINVAL
     xas_set_order(&xas, index, 0)
     entry = xas_load(xa, &xas)
     if not entry:
-        return -XA_EINVAL
+        return -cerrno.EINVAL
     order = xas_get_order(xa, &xas)
     if new_order >= order:
-        return -XA_EINVAL
+        return -cerrno.EINVAL
     xas_set_order(&xas, index, new_order)
     xas_split(xa, &xas, entry, order)
     return xas.err
 
 cdef int xa_try_split(xarray_t *xa, u64 index, int new_order) noexcept nogil:
     """xas_try_split: as split() but with at most one new node: new_order must be at
-    least xas_try_split_min_order(order), else -XA_EINVAL and nothing changes."""
+    least xas_try_split_min_order(order), else -EINVAL and nothing changes."""
     cdef xa_state xas
     cdef int order
     cdef u64 entry
     if new_order < 0 or new_order > 63:
-        return -XA_EINVAL
+        return -cerrno.EINVAL
     xas_set_order(&xas, index, 0)
     entry = xas_load(xa, &xas)
     if not entry:
-        return -XA_EINVAL
+        return -cerrno.EINVAL
     order = xas_get_order(xa, &xas)
     if new_order >= order or new_order < xas_try_split_min_order(order):
-        return -XA_EINVAL
+        return -cerrno.EINVAL
     xas_set_order(&xas, index, new_order)
     xas_try_split(xa, &xas, entry, order)
     return xas.err
@@ -1320,17 +1287,17 @@ cdef class XArray:
         rounded down to the order. Storing into a larger existing entry replaces its value
         and keeps its order (as Linux). Marks: a non-NULL store keeps the OR of the marks
         of the entries it covers (xas_squash_marks)."""
-        cdef u64 i = _as_u64(index, "index")
+        cdef u64 i = as_u64(index, "index")
         cdef u64 e = _as_entry(entry)
-        cdef int o = _as_order(order)
+        cdef int o = as_order(order)
         with nogil:
             xa_store(&self.xa, i, o, e)
 
     def store_batch(self, indices, entries, order=0):
         """store(indices[k], entries[k], order) for every k, in one nogil loop."""
-        cdef int o = _as_order(order)
-        idx = _as_index_array(indices)
-        ent = _as_index_array(entries, "entries")
+        cdef int o = as_order(order)
+        idx = as_index_array(indices)
+        ent = as_index_array(entries, "entries")
         if idx.shape[0] != ent.shape[0]:
             raise ValueError(f"indices ({idx.shape[0]}) and entries ({ent.shape[0]}) differ in length")
         cdef i64 nerr = 0, k, bad = -1
@@ -1350,13 +1317,13 @@ cdef class XArray:
                 xa_store_batch(&self.xa, &iv[0], &ev[0], n, o, &nerr)
 
     def add(self, index, entry, order=0):
-        """__filemap_add_folio semantics. Returns 0, or -17 (-EEXIST) if a real (non-value)
+        """__filemap_add_folio semantics. Returns 0, or -EEXIST (-17) if a real (non-value)
         entry exists in [index, index + 2**order): nothing is stored then. index must be
         aligned to the order (VM_BUG_ON_FOLIO in the kernel) and entry a real entry."""
-        cdef u64 i = _as_u64(index, "index")
+        cdef u64 i = as_u64(index, "index")
         cdef u64 e = _as_entry(entry)
-        cdef int o = _as_order(order)
-        if e == 0 or (e & 1):
+        cdef int o = as_order(order)
+        if not xa_is_pfn(e):
             raise ValueError(f"add() stores a real entry (a folio), not {e:#x}")
         if o < 64 and i & ((1 << o) - 1):
             raise ValueError(f"index {i} is not aligned to order {o}")
@@ -1367,7 +1334,7 @@ cdef class XArray:
 
     def load(self, index):
         """The entry covering index (0 if none)."""
-        return xa_load(&self.xa, <u64>_as_u64(index, "index"))
+        return xa_load(&self.xa, <u64>as_u64(index, "index"))
 
     def load_batch(self, indices):
         """load() for every index, one nogil loop: uint64 array in, uint64 array out.
@@ -1375,7 +1342,7 @@ cdef class XArray:
         Lookups advance in groups of LOAD_GROUP, one tree level per round, each
         next slot prefetched a round before it is read, so the cache misses of
         independent lookups overlap; the lookup cache (a leaf hit) short-cuts."""
-        idx = _as_index_array(indices)
+        idx = as_index_array(indices)
         out = np.empty(idx.shape[0], dtype=np.uint64)
         cdef const u64[::1] iv = idx
         cdef u64[::1] ov = out
@@ -1446,7 +1413,7 @@ cdef class XArray:
 
     def erase(self, index):
         """xa_erase: erase the entry covering index; returns it (0 if none)."""
-        cdef u64 i = _as_u64(index, "index")
+        cdef u64 i = as_u64(index, "index")
         cdef u64 r
         with nogil:
             r = xa_erase(&self.xa, i)
@@ -1454,37 +1421,37 @@ cdef class XArray:
 
     def entry_order(self, index):
         """Order of the entry covering index, -1 if none (xa_get_order)."""
-        return xa_entry_order(&self.xa, <u64>_as_u64(index, "index"))
+        return xa_entry_order(&self.xa, <u64>as_u64(index, "index"))
 
     def split(self, index, order):
         """Split the entry covering index into entries of `order` (xas_split). Returns 0,
         -22 (-EINVAL: no entry / order not smaller) or -12 (-ENOMEM: xas_split_alloc's
         refusal for order >= (order - order % 6) + 12)."""
-        cdef u64 i = _as_u64(index, "index")
-        cdef int o = _as_order(order)
+        cdef u64 i = as_u64(index, "index")
+        cdef int o = as_order(order)
         return xa_split(&self.xa, i, o)
 
     def try_split(self, index, order):
         """xas_try_split: 0, or -22 (-EINVAL) if it would need more than one new node
         (order < xas_try_split_min_order(current order)), or no entry / order not smaller."""
-        cdef u64 i = _as_u64(index, "index")
-        cdef int o = _as_order(order)
+        cdef u64 i = as_u64(index, "index")
+        cdef int o = as_order(order)
         return xa_try_split(&self.xa, i, o)
 
     def set_mark(self, index, mark):
-        xa_set_mark(&self.xa, <u64>_as_u64(index, "index"), <int>_as_mark(mark))
+        xa_set_mark(&self.xa, <u64>as_u64(index, "index"), <int>_as_mark(mark))
 
     def clear_mark(self, index, mark):
-        xa_clear_mark(&self.xa, <u64>_as_u64(index, "index"), <int>_as_mark(mark))
+        xa_clear_mark(&self.xa, <u64>as_u64(index, "index"), <int>_as_mark(mark))
 
     def get_mark(self, index, mark):
-        return bool(xa_get_mark(&self.xa, <u64>_as_u64(index, "index"), <int>_as_mark(mark)))
+        return bool(xa_get_mark(&self.xa, <u64>as_u64(index, "index"), <int>_as_mark(mark)))
 
     def find(self, index=0, max=None, mark=None):
         """(first_index, entry) of the entry covering index or else the next one starting
         at or before max (with mark if given); None if there is none."""
-        cdef u64 i = _as_u64(index, "index")
-        cdef u64 m = (1 << 64) - 1 if max is None else _as_u64(max, "max")
+        cdef u64 i = as_u64(index, "index")
+        cdef u64 m = (1 << 64) - 1 if max is None else as_u64(max, "max")
         cdef int mk = -1 if mark is None else _as_mark(mark)
         cdef int order
         cdef u64 e = xa_find_range(&self.xa, i, m, mk, &i, &order)
@@ -1496,8 +1463,8 @@ cdef class XArray:
         """Entries overlapping [start, end] (inclusive; all if end is None), optionally only
         those with mark: (first indices uint64, orders int8, entries uint64), ascending.
         An entry straddling start is reported at its first index (< start)."""
-        cdef u64 s = _as_u64(start, "start")
-        cdef u64 e_max = (1 << 64) - 1 if end is None else _as_u64(end, "end")
+        cdef u64 s = as_u64(start, "start")
+        cdef u64 e_max = (1 << 64) - 1 if end is None else as_u64(end, "end")
         cdef int mk = -1 if mark is None else _as_mark(mark)
         cdef i64 n = 0, k
         cdef u64 cur, idx, ent
@@ -1541,7 +1508,7 @@ cdef class XArray:
         else (node shift, canonical slot offset, number of slots)."""
         cdef xa_state xas
         cdef int order
-        xas_set_order(&xas, _as_u64(index, "index"), 0)
+        xas_set_order(&xas, as_u64(index, "index"), 0)
         if not xas_load(&self.xa, &xas):
             return None
         if xas.xa_node < 0:
