@@ -35,6 +35,10 @@ to ``AddressSpace.effects`` (drain them with ``drain_effects()``), in the order 
 kernel does the work, also when the call then fails part-way (mprotect and madvise
 apply to the mapped parts before returning ENOMEM, as Linux):
 
+* ``Effect("split", addr, addr, 0)``: a block (PMD) mapping may straddle the new VMA
+  boundary at addr: split it (__split_vma -> vma_adjust_trans_huge ->
+  split_huge_pmd_if_needed: emitted only where addr is not PMD-aligned and the PMD
+  around it lies in the VMA being split; ``pmd_size`` is the page tables' PMD size);
 * ``Effect("zap", start, end, 0)``: unmap and free the pages of [start, end)
   (munmap, MAP_FIXED replacing a mapping, mremap shrink/move source, MADV_DONTNEED);
 * ``Effect("protect", start, end, vm_flags)``: re-protect the PTEs of [start, end)
@@ -46,6 +50,18 @@ apply to the mapped parts before returning ENOMEM, as Linux):
 * ``Effect("mlock", start, end, vm_flags)``: the VMAs of [start, end) changed
   VM_LOCKED (mlock_fixup -> mlock_vma_pages_range: PG_mlocked of the mapped folios
   set or cleared).
+* ``Effect("file_mmap", start, end, pgoff, file=fid)``: file pages pgoff.. are newly
+  mapped at [start, end): the file's ->mmap (call_mmap in __mmap_region, after the
+  VMA exists; also for the pages a growing mremap maps, the model's choice), where
+  the kernel's page-cache file policy runs;
+* ``Effect("copy", start, end, cow)``: fork's copy_page_range of one VMA into the
+  child (:meth:`AddressSpace.dup_mmap` puts these on the child's list); ``cow``: a
+  private writable mapping, write-protected in both.
+
+The kernel adds two kinds of its own (``ppsize.Process.apply`` applies them all, in
+list order): ``Effect("unmap_file", first, last, even_cows, file=fid)``
+(unmap_mapping_pages over file pages [first, last], last -1: to the end) and
+``Effect("exit_mm", 0, limit)`` (exit_mmap: everything unmapped, tables freed).
 
 Checked against Linux 6.18 on x86-64 (P = K = 4K) by tests/test_abi_live.py:
 return values, errnos, /proc/self/maps VMAs and top-down placement all agree.
@@ -65,6 +81,7 @@ import os
 from typing import NamedTuple
 
 from ._core.vma import VM_FLAGS, VmaTable
+from ._validate import as_choice, as_page_size
 from .geometry import Geometry, geometry as _geometry
 from .units import fmt_size, parse_size
 
@@ -113,12 +130,17 @@ MADV = {"normal": MADV_NORMAL, "random": MADV_RANDOM, "sequential": MADV_SEQUENT
         "hugepage": MADV_HUGEPAGE, "nohugepage": MADV_NOHUGEPAGE}
 
 
+EFFECT_KINDS = ("split", "zap", "protect", "move", "populate", "mlock", "file_mmap", "copy",
+                "unmap_file", "exit_mm")
+
+
 class Effect(NamedTuple):
     """Page-table work a syscall asks of the fault engine (see module docstring)."""
-    kind: str       # "zap" | "protect" | "move" | "populate"
+    kind: str       # one of EFFECT_KINDS
     start: int
     end: int
-    arg: int = 0    # protect: new vm_flags; move: destination start
+    arg: int = 0    # protect/mlock: new vm_flags; move: destination; file_mmap: pgoff; copy: cow
+    file: int = -1  # file_mmap, unmap_file: the file id
 
 
 def _err(code: int, what: str):
@@ -181,23 +203,23 @@ class AddressSpace:
     ``geometry``: the kernel's page-table geometry (name or Geometry): kernel page
     size K, TASK_SIZE (1 << va_bits on arm64; (1 << 47) - 4K on x86-64) and the THP
     (PMD) size used to align large anonymous mappings. ``page_size``: the process
-    page size P (default K; must be a power of two >= K). ``table``: a VMA table
-    class with VmaTable's Python API (tests pass a pure-Python reference)."""
+    page size P (default K; must be a power of two >= K). ``pmd_size``: PMD_SIZE of
+    the process's page tables (default the kernel geometry's; native tables: the
+    process granule's), where a VMA split may cut a block mapping (Effect "split").
+    ``table``: a VMA table class with VmaTable's Python API (tests pass a
+    pure-Python reference)."""
 
     def __init__(self, geometry="arm64-4k-48", page_size=None, *,
                  max_map_count: int = MAX_MAP_COUNT, mmap_min_addr: int = MMAP_MIN_ADDR,
                  stack_rlimit="8M", mmap_base=None, thp: bool = True, thp_size=None,
-                 privileged: bool = False, table=VmaTable):
+                 privileged: bool = False, pmd_size=None, table=VmaTable):
         g = _geometry(geometry)
         if not isinstance(g, Geometry):
             raise TypeError(f"geometry must be a Geometry or name, not {geometry!r}")
         self.geometry = g
         self.kernel_page_size = K = g.page_size
         self.kshift = g.page_shift
-        P = K if page_size is None else parse_size(page_size, "page_size")
-        if P < K or P & (P - 1):
-            raise ValueError(f"page_size {fmt_size(P)} must be a power of two >= the kernel's "
-                             f"{fmt_size(K)}")
+        P = K if page_size is None else as_page_size(page_size, K)
         self.page_size = P
         if g.arch == "x86_64":
             # TASK_SIZE_MAX = (1 << __VIRTUAL_MASK_SHIFT) - PAGE_SIZE; mmap window 47 bits
@@ -207,7 +229,7 @@ class AddressSpace:
             self.task_size = 1 << g.va_bits
             self.map_window = min(self.task_size, 1 << 48)   # DEFAULT_MAP_WINDOW
         self.max_map_count = int(max_map_count)
-        self.mmap_min_addr = self._align_up(int(mmap_min_addr))
+        self.mmap_min_addr = self.page_align(int(mmap_min_addr))
         self.stack_guard_gap = 256 << self.kshift            # stack_guard_gap
         if mmap_base is None:
             # mmap_base(): stack rlimit plus guard gap, clamped (x86: arch/x86/mm/mmap.c,
@@ -215,14 +237,15 @@ class AddressSpace:
             gap = parse_size(stack_rlimit, "stack_rlimit") + self.stack_guard_gap
             gap_min = _SIZE_128M if g.arch == "x86_64" else _SIZE_128M + self.stack_guard_gap
             gap = min(max(gap, gap_min), self.map_window // 6 * 5)
-            mmap_base = self._align_up(self.map_window - gap)
+            mmap_base = self.page_align(self.map_window - gap)
         self.mmap_base = int(mmap_base)
         if self.mmap_base % P:
             raise ValueError(f"mmap_base {self.mmap_base:#x} not aligned to {fmt_size(P)}")
         # TASK_UNMAPPED_BASE: bottom-up fallback start (x86 TASK_SIZE/3, arm64 /4)
-        self.unmapped_base = self._align_up(self.map_window // (3 if g.arch == "x86_64" else 4))
+        self.unmapped_base = self.page_align(self.map_window // (3 if g.arch == "x86_64" else 4))
         self.thp = bool(thp)
         self.thp_size = g.pmd_size if thp_size is None else parse_size(thp_size, "thp_size")
+        self.pmd_size = g.pmd_size if pmd_size is None else parse_size(pmd_size, "pmd_size")
         self.privileged = bool(privileged)
         self.vmas = table(align=P, pgoff_shift=self.kshift)
         self.effects: list = []
@@ -233,9 +256,10 @@ class AddressSpace:
         self.split_left = False        # a failed vma_modify kept a split (see check)
 
     # ------------------------------------------------------------ helpers
-    def _align_up(self, x: int) -> int:
+    def page_align(self, x: int) -> int:
+        """PAGE_ALIGN(x) for the process page size, wrapping as unsigned long."""
         P = self.page_size
-        return (x + P - 1) & ~(P - 1) & _M64        # PAGE_ALIGN, wrapping as unsigned long
+        return (x + P - 1) & ~(P - 1) & _M64
 
     def getpagesize(self) -> int:
         """getpagesize(): the process page size P."""
@@ -246,11 +270,58 @@ class AddressSpace:
         out, self.effects = self.effects, []
         return out
 
-    def open_file(self, writable: bool = True) -> int:
-        """A file id for file mappings (opened O_RDWR if ``writable`` else O_RDONLY)."""
-        fid = len(self._files) + 1
+    def open_file(self, writable: bool = True, fid=None, thp_aligned: bool = False) -> int:
+        """A file id for file mappings (opened O_RDWR if ``writable`` else O_RDONLY):
+        a new one, or ``fid`` (a page-cache file's id). ``thp_aligned``: the file
+        system THP-aligns its mappings (get_unmapped_area = thp_get_unmapped_area, as
+        ext4 and xfs with large folios)."""
+        if fid is None:
+            fid = len(self._files) + 1
         self._files[fid] = bool(writable)
+        if thp_aligned:
+            self.thp_files.add(fid)
         return fid
+
+    def dup_mmap(self, child: "AddressSpace") -> None:
+        """fork's dup_mmap, VMA side: every VMA but VM_DONTCOPY ones copied into
+        ``child`` (an empty AddressSpace of the same geometry and page size), without
+        VM_LOCKED_MASK (mlock is not inherited) and unmerged (neighbours that differed
+        only in VM_LOCKED stay apart, as in Linux); the open files are shared. For
+        each VMA with an anon_vma (vma_needs_copy) the child's effects get
+        Effect("copy", start, end, cow)."""
+        child._files = dict(self._files)
+        child.thp_files = set(self.thp_files)
+        for s, e, flags, pgoff, fid, anon in self.vmas:
+            if flags & VM_DONTCOPY:
+                continue
+            if flags & VM_LOCKED_MASK:
+                child.split_left = True
+            child.vmas.insert(s, e, flags & ~VM_LOCKED_MASK, pgoff, fid, anon, merge=False)
+            if anon:
+                cow = (flags & (VM_SHARED | VM_MAYWRITE)) == VM_MAYWRITE
+                child.effects.append(Effect("copy", s, e, int(cow)))
+        child._next_anon = self._next_anon
+
+    def mremap_growth(self, old_addr, old_len, new_len):
+        """(file id, first, last): the file pages a mremap of the file VMA at
+        ``old_addr`` would newly map (growth, or old_len 0 duplicating a shared
+        mapping), or None (no file, no growth, or an error to come; shared
+        anonymous memory is a shmem file, not one this AddressSpace opened)."""
+        vma = self.vma_at(old_addr)
+        if vma is None or vma[4] not in self._files or new_len <= old_len or (
+                not old_len and not vma[2] & (VM_SHARED | VM_MAYSHARE)):     # EINVAL follows
+            return None
+        s, _e, _f, pgoff, fid = vma[:5]
+        base = pgoff + ((old_addr - s) >> self.kshift)
+        return fid, base + (old_len >> self.kshift), base + (new_len >> self.kshift) - 1
+
+    def _split_huge_pmd_if_needed(self, x, vs, ve):
+        """split_huge_pmd_if_needed (mm/huge_memory.c) for a new VMA boundary at x in
+        the VMA [vs, ve): a block can straddle x only if x is not PMD-aligned and the
+        PMD around it lies inside the VMA."""
+        lo = x & ~(self.pmd_size - 1)
+        if x != lo and vs <= lo and lo + self.pmd_size <= ve:
+            self.effects.append(Effect("split", x, x))
 
     def _vma(self, i):
         return self.vmas.row(i)
@@ -361,7 +432,7 @@ class AddressSpace:
         if flags & MAP_FIXED:
             return addr
         if addr:
-            addr = self._align_up(addr)
+            addr = self.page_align(addr)
             if self._hint_ok(addr, length, mmap_end):
                 return addr
         high = self.mmap_base
@@ -429,6 +500,12 @@ class AddressSpace:
         s, e = self.vmas.row(i)[:2]
         if s < start and end < e and len(self.vmas) >= self.max_map_count:
             raise _err(_errno.ENOMEM, "munmap: splitting would exceed max_map_count")
+        # vms_gather_munmap_vmas: __split_vma at start and at end
+        if s < start:
+            self._split_huge_pmd_if_needed(start, s, e)
+        j = self.vmas.lookup(end - 1)
+        if j >= 0 and self.vmas.row(j)[1] > end:
+            self._split_huge_pmd_if_needed(end, *self.vmas.row(j)[:2])
         removed = self.vmas.remove_range(start, end)
         for r in removed:
             self.effects.append(Effect("zap", r[0], r[1]))
@@ -438,7 +515,7 @@ class AddressSpace:
         """do_vmi_munmap: the syscall-level checks, then do_vmi_align_munmap."""
         if start % self.page_size or start > self.task_size or length > self.task_size - start:
             raise _err(_errno.EINVAL, f"{what}({start:#x}, {length:#x}): misaligned or out of range")
-        end = start + self._align_up(length)
+        end = start + self.page_align(length)
         if end == start:
             raise _err(_errno.EINVAL, f"{what}({start:#x}, {length:#x}): zero length")
         self._do_munmap(start, end)
@@ -469,7 +546,7 @@ class AddressSpace:
             addr &= ~(P - 1)
             if addr and addr < self.mmap_min_addr:
                 addr = self.mmap_min_addr
-        length = self._align_up(length)
+        length = self.page_align(length)
         if not length:
             raise _err(_errno.ENOMEM, "mmap: length overflows when rounded up")
         if pgoff + (length >> self.kshift) > _M64:
@@ -532,6 +609,8 @@ class AddressSpace:
             fid = self._next_file          # shmem_zero_setup: a new shmem file
             self._next_file += 1
         self.vmas.insert(addr, end, vm_flags, pgoff, fid, 0)
+        if file is not None:               # call_mmap: the file's ->mmap
+            self.effects.append(Effect("file_mmap", addr, end, pgoff, file=file))
 
     def mmap(self, length, addr=None, prot="rw", *, shared=False, fixed=False,
              noreplace=False, file=None, offset=0, populate=False, locked=False,
@@ -577,7 +656,7 @@ class AddressSpace:
             raise _err(_errno.EINVAL, f"mprotect: {start:#x} not aligned to {fmt_size(self.page_size)}")
         if not length:
             return 0
-        length = self._align_up(length)
+        length = self.page_align(length)
         end = start + length
         if not length or end > _M64:
             raise _err(_errno.ENOMEM, "mprotect: range wraps")
@@ -646,7 +725,9 @@ class AddressSpace:
     def _modify(self, i, start, end, newflags):
         """vma_modify_flags; when its second split_vma fails (ENOMEM at
         max_map_count) Linux keeps the first split, leaving two touching VMAs it
-        would otherwise have merged: check() then stops asserting merges."""
+        would otherwise have merged: check() then stops asserting merges. Each new
+        boundary inside the VMA (split or merge) gets vma_adjust_trans_huge."""
+        vs, ve = self.vmas.row(i)[:2]
         n = len(self.vmas)
         try:
             return self.vmas.modify(i, start, end, newflags, self.max_map_count)
@@ -654,6 +735,11 @@ class AddressSpace:
             if len(self.vmas) != n:
                 self.split_left = True
             raise
+        finally:
+            lookup = self.vmas.lookup
+            for x in (start, end):
+                if vs < x < ve and lookup(x) != lookup(x - 1):
+                    self._split_huge_pmd_if_needed(x, vs, ve)
 
     def mprotect(self, addr, length, prot):
         return self.sys_mprotect(parse_size(addr, "addr"), parse_size(length, "length"),
@@ -669,7 +755,7 @@ class AddressSpace:
             raise _err(_errno.EINVAL, f"madvise: advice {advice} not supported")
         if start % self.page_size:
             raise _err(_errno.EINVAL, f"madvise: {start:#x} not aligned to {fmt_size(self.page_size)}")
-        alen = self._align_up(length)
+        alen = self.page_align(length)
         if length and not alen:
             raise _err(_errno.EINVAL, "madvise: length wraps")
         end = start + alen
@@ -730,8 +816,7 @@ class AddressSpace:
         if not isinstance(advice, str):
             raise TypeError(f"advice must be a str, not {type(advice).__name__} ({advice!r})")
         key = advice.strip().lower()
-        if key not in MADV:
-            raise ValueError(f"unknown madvise advice {advice!r}; choose one of {', '.join(MADV)}")
+        as_choice(key, MADV, "madvise advice")
         return self.sys_madvise(parse_size(addr, "addr"), parse_size(length, "length"), MADV[key])
 
     # ------------------------------------------------------------ mlock
@@ -765,7 +850,7 @@ class AddressSpace:
         start &= _M64
         length &= _M64
         off = start & (P - 1)
-        alen = self._align_up(length + off)
+        alen = self.page_align(length + off)
         if length + off and not alen:
             raise _err(_errno.ENOMEM, "mlock: length wraps")
         return start - off, alen
@@ -825,7 +910,7 @@ class AddressSpace:
         length may span several VMAs, keeping the gaps between them)."""
         addr &= _M64
         new_addr &= _M64
-        r = _Remap(addr, self._align_up(old_len & _M64), self._align_up(new_len & _M64),
+        r = _Remap(addr, self.page_align(old_len & _M64), self.page_align(new_len & _M64),
                    flags, new_addr)
         self._check_mremap_params(r)
         # check_map_count_against_split_early: room for 2 unmaps and a move
@@ -911,6 +996,7 @@ class AddressSpace:
         if ve - r.addr == r.old_len and self._vma_expandable(vs, ve, r.delta):
             # expand_vma_in_place -> vma_merge_extend
             self.vmas.insert(ve, ve + r.delta, vf, vpg + ((ve - vs) >> self.kshift), fid, anon)
+            self._file_growth(fid, ve, ve + r.delta, vpg + ((ve - vs) >> self.kshift))
             return r.addr
         if not r.flags & MREMAP_MAYMOVE:
             raise _err(_errno.ENOMEM, "mremap: cannot grow in place without MREMAP_MAYMOVE")
@@ -976,7 +1062,17 @@ class AddressSpace:
                 self._do_munmap(r.addr, r.addr + r.old_len)
             except OSError:
                 pass
+        if r.new_len > r.old_len:
+            self._file_growth(fid, r.new_addr + r.old_len, r.new_addr + r.new_len,
+                              pgoff + (r.old_len >> self.kshift))
         return r.new_addr
+
+    def _file_growth(self, fid, start, end, pgoff):
+        """The file pages a growing mremap maps: the file policy runs for them as for
+        an mmap (the proposal must give them folios >= the process page too; Linux's
+        mremap calls no ->mmap)."""
+        if fid in self._files:
+            self.effects.append(Effect("file_mmap", start, end, pgoff, file=fid))
 
     def _remap_move(self, r):
         """remap_move: MREMAP_FIXED, old_len == new_len, over every VMA in range."""

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ._core import pagecache as _pc
+from ._validate import as_int as _int, as_int_or_size, in_range
 from .units import parse_size
 
 __all__ = ["PageCache", "File"]
@@ -43,12 +44,6 @@ def _errno_error(code, path, offset):
                              f"min order kept failing with EEXIST (smaller folios in the way, "
                              f"as the range policy leaves them)")
     return OSError(code, f"read of {path} at {offset}: {os.strerror(code)}")
-
-
-def _int(x, what):
-    if isinstance(x, (bool, np.bool_)) or not isinstance(x, (int, np.integer)):
-        raise TypeError(f"{what} must be an int, got {x!r}")
-    return int(x)
 
 
 class PageCache:
@@ -90,9 +85,7 @@ class PageCache:
         if path in self._by_path:
             raise FileExistsError(errno.EEXIST, "file exists in the model", path)
         size = parse_size(size, "file size")
-        min_order = _int(min_order, "min_order")
-        if not 0 <= min_order <= self.max_pagecache_order:
-            raise ValueError(f"min_order {min_order} out of range 0..{self.max_pagecache_order}")
+        min_order = in_range(_int(min_order, "min_order"), 0, self.max_pagecache_order, "min_order")
         if not large_folios and min_order:
             raise ValueError("large_folios=False means order-0 folios only: min_order must be 0")
         fid = self._c.new_file(size, min_order, -1 if large_folios else 0)
@@ -110,6 +103,10 @@ class PageCache:
             return self._by_path[os.fspath(path)]
         except KeyError:
             raise FileNotFoundError(errno.ENOENT, "no such file in the model", os.fspath(path)) from None
+
+    def file_of(self, f) -> File:
+        """The :class:`File` named by ``f``: a File of this cache, a path or a file id."""
+        return self._files[self._fid(f)]
 
     def _fid(self, f) -> int:
         if isinstance(f, File):
@@ -129,8 +126,8 @@ class PageCache:
         it. Returns {'bytes', 'pages_read' (from disk), 'folios_added' {order: n},
         'sync_ra', 'async_ra'}. Negative offset/length: ValueError (EINVAL)."""
         fid = self._fid(f)
-        offset = parse_size(offset, "offset") if not isinstance(offset, (int, np.integer)) else int(offset)
-        length = parse_size(length, "length") if not isinstance(length, (int, np.integer)) else int(length)
+        offset = as_int_or_size(offset, "offset")
+        length = as_int_or_size(length, "length")
         if offset < 0:
             raise ValueError(f"offset {offset} is negative (EINVAL)")
         if length < 0:
@@ -161,11 +158,9 @@ class PageCache:
         the folio, or None if absent and not created."""
         fid = self._fid(f)
         index = _int(index, "index")
-        order = _int(order, "order")
+        order = in_range(_int(order, "order"), 0, self.max_pagecache_order, "order")
         if index < 0:
             raise ValueError(f"index {index} is negative")
-        if not 0 <= order <= self.max_pagecache_order:
-            raise ValueError(f"order {order} out of range 0..{self.max_pagecache_order}")
         pfn = self._c.get_folio(fid, index, create, order)
         if pfn == -_pc.ENOENT:
             return None
@@ -212,6 +207,13 @@ class PageCache:
     def drop_caches(self) -> int:
         """echo 1 > /proc/sys/vm/drop_caches: pages removed."""
         return self._c.drop_caches()
+
+    def writeback(self, f) -> int:
+        """Write back the file's dirty folios (filemap_fdatawrite +
+        folio_end_writeback, I/O instant): PG_dirty and the dirty mark cleared.
+        Returns pages cleaned; write-protecting the mappings (folio_mkclean) is
+        Kernel.writeback's."""
+        return self._c.writeback(self._fid(f))
 
     # ------------------------------------------------------------ inspection
     def folios(self, f) -> dict:

@@ -5,11 +5,12 @@ Validation lives here; the walks live in ``ppsize._core.pagetable`` (Cython).
 from __future__ import annotations
 
 import enum
-import numbers
+
 import numpy as np
 
 from ._core.pagetable import PageTableCore
-from .units import fmt_size, parse_size
+from ._validate import as_addresses, as_int_or_size as _int
+from .units import fmt_size
 
 __all__ = ["PageTable", "Translation", "TranslateStatus", "parse_prot", "prot_str",
            "as_addresses", "PA_LIMIT"]
@@ -78,33 +79,6 @@ def parse_prot(prot) -> int:
 
 def prot_str(bits: int) -> str:
     return "".join(c if bits & b else "-" for c, b in (("r", PROT_R), ("w", PROT_W), ("x", PROT_X)))
-
-
-def as_addresses(vas, what="addresses") -> np.ndarray:
-    """Coerce an integer array-like to a C-contiguous uint64 array (same shape).
-
-    Negative values wrap to huge addresses, which are outside every geometry."""
-    if isinstance(vas, np.ndarray):
-        arr = vas
-    else:
-        try:
-            arr = np.asarray(vas)
-        except (ValueError, OverflowError) as e:
-            raise TypeError(f"{what} must be an array of integers: {e}") from None
-    if arr.dtype.kind not in "iu":
-        if arr.dtype.kind == "O" and all(isinstance(v, numbers.Integral) and not isinstance(v, bool)
-                                         for v in arr.flat):
-            raise ValueError(f"{what} must fit in 64 bits; got values such as {max(arr.flat, key=abs)!r}")
-        raise TypeError(f"{what} must be integers, not dtype {arr.dtype} (e.g. {arr.flat[0]!r})"
-                        if arr.size else f"{what} must be integers, not dtype {arr.dtype}")
-    return np.ascontiguousarray(arr, dtype=np.uint64) if arr.dtype != np.uint64 or not arr.flags.c_contiguous \
-        else arr
-
-
-def _int(value, what) -> int:
-    if isinstance(value, bool) or not isinstance(value, (numbers.Integral, str)):
-        raise TypeError(f"{what} must be an int, not {type(value).__name__} ({value!r})")
-    return parse_size(value, what) if isinstance(value, str) else int(value)
 
 
 class PageTable(PageTableCore):

@@ -1,8 +1,10 @@
 """``ppsize.Process``: a process with its own page size on a :class:`~ppsize.Kernel`.
 
-Syscalls go through :class:`ppsize.abi.AddressSpace` (VMAs, errnos) and the page-
-table work they imply (zap, protect, move, populate) is applied here; accesses go
-through the Cython fault engine in one call per batch.
+Syscalls go through :class:`ppsize.abi.AddressSpace` (VMAs, errnos), which returns
+the page-table work they imply as :class:`~ppsize.abi.Effect` records;
+:meth:`Process.apply` is the one place that applies them (and the kernel's own:
+file-policy transitions, truncate, writeback), in list order. Accesses go through
+the Cython fault engine in one call per batch.
 """
 from __future__ import annotations
 
@@ -14,18 +16,17 @@ import numpy as np
 
 from ._core.mm import MMCore
 from ._core.vma import VM_FLAGS
-from .abi import AddressSpace, vm_flags_str
+from .abi import EFFECT_KINDS, AddressSpace, Effect, vm_flags_str
 from .geometry import FAULT_AROUND_BYTES, default_geometry
 from .pagecache import File
-from .pagetable import PageTable, as_addresses
+from ._validate import as_addresses, as_choice, as_page_size
+from .pagetable import PageTable
 from .units import fmt_size, parse_size
 
 __all__ = ["Process", "Outcome"]
 
 VM_READ, VM_WRITE, VM_EXEC = VM_FLAGS["VM_READ"], VM_FLAGS["VM_WRITE"], VM_FLAGS["VM_EXEC"]
-VM_SHARED, VM_MAYWRITE = VM_FLAGS["VM_SHARED"], VM_FLAGS["VM_MAYWRITE"]
-VM_DONTCOPY, VM_HUGEPAGE = VM_FLAGS["VM_DONTCOPY"], VM_FLAGS["VM_HUGEPAGE"]
-VM_LOCKED, VM_LOCKED_MASK = VM_FLAGS["VM_LOCKED"], VM_FLAGS["VM_LOCKED_MASK"]
+VM_SHARED, VM_LOCKED = VM_FLAGS["VM_SHARED"], VM_FLAGS["VM_LOCKED"]
 
 
 class Outcome(enum.IntEnum):
@@ -42,16 +43,23 @@ class Outcome(enum.IntEnum):
     MAJOR = 9          # file fault that read from disk (a major fault)
 
 
+PGTABLE_MODES = ("emulated", "native")
+
+
 def _page_and_tables(kernel, page_size, pgtable):
     """Validate a process page size (a power of two >= the kernel's; default the
     kernel's) and page-table mode."""
-    page = kernel.page_size if page_size is None else parse_size(page_size, "page_size")
-    if page < kernel.page_size or page & (page - 1):
-        raise ValueError(f"page_size {fmt_size(page)} must be a power of two >= the kernel's "
-                         f"{fmt_size(kernel.page_size)}")
-    if pgtable not in ("emulated", "native"):
-        raise ValueError(f"unknown pgtable {pgtable!r}; choose 'emulated' or 'native'")
-    return page, pgtable
+    page = kernel.page_size if page_size is None else as_page_size(page_size, kernel.page_size)
+    return page, as_choice(pgtable, PGTABLE_MODES, "pgtable")
+
+
+class _Blocked(Exception):
+    """A file_mmap effect whose min-order transition is blocked (pinned, mlocked,
+    dirty... folios): the syscall fails with EBUSY."""
+
+    def __init__(self, effect, report):
+        super().__init__(report.status)
+        self.effect, self.report = effect, report
 
 
 class Process:
@@ -63,16 +71,14 @@ class Process:
         page, pgtable = _page_and_tables(kernel, page_size, pgtable)
         self.page_size = page
         self.pgtable = pgtable
-        self.pid = kernel._new_pid()
+        self.pid = kernel.alloc_pid()
         self.name = name or f"proc{self.pid}"
         self.pt_geometry = self._pt_geometry(page, pgtable)
-        self.aspace = AddressSpace(kernel.geometry, page)
         self._minflt_exec = 0          # faults of earlier images (min_flt is per task)
         self._pins: list = []          # long-term pins: (start, end, {folio head: pages})
         self._locked = False           # may have VM_LOCKED VMAs (PG_mlocked upkeep)
         self._new_mm()
-        kernel.processes[self.pid] = self
-        kernel._page_size_in_use(page)
+        kernel.add_process(self)
 
     def _pt_geometry(self, page, pgtable):
         """The page-table geometry: the kernel's (emulated) or the process granule's
@@ -88,14 +94,16 @@ class Process:
         return default_geometry(page, kg.arch)
 
     def _new_mm(self):
+        """A fresh address space and MM (fork, exec)."""
         k = self.kernel
+        self.aspace = AddressSpace(k.geometry, self.page_size, pmd_size=self.pt_geometry.pmd_size)
         x86 = k.geometry.arch == "x86_64"
         read_mask = VM_READ | VM_WRITE | (VM_EXEC if x86 else 0)
         # arm64 exec_folio_order(): 64K folios for executable file mappings
         exec_order = -1 if x86 else (65536 // k.page_size).bit_length() - 1
         self.mm = MMCore(k.core, PageTable(self.pt_geometry), self.aspace.vmas,
                          self.page_size.bit_length() - 1, self.pgtable == "native",
-                         k._new_mm_id(), read_mask, k.pagecache.core,
+                         k.alloc_mm_id(), read_mask, k.pagecache.core,
                          FAULT_AROUND_BYTES, exec_order)
 
     @property
@@ -110,45 +118,33 @@ class Process:
         return self.page_size
 
     # ------------------------------------------------------------- syscalls
+    def _syscall(self, call, *args, free_tables=True, **kw):
+        """``call`` (an AddressSpace syscall) changes the VMAs; then its effects are
+        applied, also when it failed part-way (mprotect, madvise and mlock change the
+        VMAs below the first hole before ENOMEM, as Linux)."""
+        self._require_alive()
+        try:
+            return call(*args, **kw)
+        finally:
+            self.apply(self.aspace.drain_effects(), free_tables=free_tables)
+
     def mmap(self, length, addr=None, prot="rw", file=None, offset=0, **flags) -> int:
         """mmap(2): anonymous memory, or ``file`` (a :class:`~ppsize.pagecache.File`
         of this kernel) from ``offset`` (aligned to the process page). Flags as
         :meth:`AddressSpace.mmap`: shared, fixed, noreplace, populate, ...
-        Returns the address. For a file, the kernel's file policy then runs
-        (Kernel.file_policy: a process whose page is larger than the file's min
-        folio order raises it, dropping and re-reading cache); a transition
-        blocked by pinned, mlocked or dirty folios fails the mmap with EBUSY."""
+        Returns the address. For a file, the kernel's file policy runs when the VMA
+        exists (Kernel.file_policy: a process whose page is larger than the file's
+        min folio order raises it, dropping and re-reading cache); a transition
+        blocked by pinned, mlocked or dirty folios fails the mmap with EBUSY (as
+        invalidate_inode_pages2_range does): the new VMA is unmapped again (a
+        mapping MAP_FIXED replaced stays gone, as in Linux)."""
         self._require_alive()
-        f = file
-        if file is not None:
-            file = self._open(file)
+        fid = None if file is None else self._open(file)
         try:
-            addr = self.aspace.mmap(length, addr, prot, file=file, offset=offset, **flags)
-            self._split_at(addr, length)
-            vma = self.aspace.vma_at(addr)
-            if vma[2] & VM_LOCKED:
-                self._locked = True
-            if f is not None:
-                self._mmap_file_hook(f, addr, self.aspace._align_up(parse_size(length, "length")),
-                                     parse_size(offset, "offset"))
-            return addr
-        finally:
-            self._apply()
-
-    def _mmap_file_hook(self, f, addr, length, offset):
-        """The file's ->mmap (after the VMA is set up, as __mmap_region calls it):
-        the kernel's file policy may raise the file's min folio order for this
-        process page (Kernel.mmap_transition). A blocked transition fails the mmap
-        with EBUSY (as invalidate_inode_pages2_range does): the new VMA is unmapped
-        again (a mapping MAP_FIXED replaced stays gone, as in Linux)."""
-        shift = self.kernel.geometry.page_shift
-        first = offset >> shift
-        last = first + (length >> shift) - 1
-        rep = self.kernel.mmap_transition(self, f, first, last)
-        if rep is not None and rep["status"] == "blocked":
-            self.aspace.effects = [e for e in self.aspace.effects if e.kind != "populate"]
-            self.aspace.munmap(addr, length)
-            raise self._ebusy("mmap", f, rep)
+            return self._syscall(self.aspace.mmap, length, addr, prot, file=fid, offset=offset, **flags)
+        except _Blocked as b:
+            self._syscall(self.aspace.munmap, b.effect.start, b.effect.end - b.effect.start)
+            raise self._ebusy("mmap", file, b.report) from None
 
     @staticmethod
     def _ebusy(call, f, rep):
@@ -156,20 +152,6 @@ class Process:
         return OSError(errno.EBUSY, f"{call}: {rep['policy']} transition of {f.path} to order "
                        f"{rep['target_order']} blocked by {b['pinned']} pinned, {b['mlocked']} "
                        f"mlocked, {b['dirty']} dirty pages ({os.strerror(errno.EBUSY)})")
-
-    def _mremap_growth(self, old_addr, old_len, new_len):
-        """(File, first, last): the file pages a mremap of a file VMA would newly
-        map (growth, or old_len 0 duplicating a shared mapping), or None (shared
-        anonymous memory is a shmem file, not one of the page cache's)."""
-        vma = self.aspace.vma_at(old_addr)
-        if vma is None or vma[4] not in self.aspace._files or new_len <= old_len or (
-                not old_len and not vma[2] & (VM_SHARED | VM_FLAGS["VM_MAYSHARE"])):    # EINVAL follows
-            return None
-        s, _e, _f, pgoff, fid = vma[:5]
-        shift = self.kernel.geometry.page_shift
-        base = pgoff + ((old_addr - s) >> shift)
-        return (self.kernel.pagecache._files[fid], base + (old_len >> shift),
-                base + (new_len >> shift) - 1)
 
     def _file(self, file) -> File:
         if not isinstance(file, File) or file.cache is not self.kernel.pagecache:
@@ -180,11 +162,9 @@ class Process:
         """The address-space file id of a page-cache File (its id). A file with
         large folios is on a file system like ext4 or xfs, whose mappings are
         THP-aligned (get_unmapped_area = thp_get_unmapped_area)."""
-        fid = self._file(file).id
-        self.aspace._files[fid] = True
-        if self.kernel.pagecache.info(file)["large_folios"]:
-            self.aspace.thp_files.add(fid)
-        return fid
+        f = self._file(file)
+        return self.aspace.open_file(True, fid=f.id,
+                                     thp_aligned=self.kernel.pagecache.info(f)["large_folios"])
 
     def read(self, file, offset=0, length=None) -> dict:
         """read(2) of ``file`` through the page cache (filemap_read with the file's
@@ -196,20 +176,10 @@ class Process:
         return self.kernel.pagecache.read(file, offset, length)
 
     def munmap(self, addr, length):
-        self._require_alive()
-        try:
-            return self.aspace.munmap(addr, length)
-        finally:
-            self._apply()
-            self._split_at(addr, length)
+        return self._syscall(self.aspace.munmap, addr, length)
 
     def mprotect(self, addr, length, prot):
-        self._require_alive()
-        try:
-            return self.aspace.mprotect(addr, length, prot)
-        finally:
-            self._split_at(addr, length)
-            self._apply()
+        return self._syscall(self.aspace.mprotect, addr, length, prot)
 
     def mremap(self, old_addr, old_len, new_len, flags=0, new_addr=None):
         """mremap(2). A file mapping that grows maps new pages of its file: the
@@ -219,32 +189,23 @@ class Process:
         before anything changes."""
         self._require_alive()
         start = parse_size(old_addr, "old_addr")
-        grow = None
         if start % self.page_size == 0:
-            grow = self._mremap_growth(start, self.aspace._align_up(parse_size(old_len, "old_len")),
-                                       self.aspace._align_up(parse_size(new_len, "new_len")))
-        if grow is not None:
-            rep = self.kernel.mmap_transition(self, *grow, dry_run=True)
-            if rep is not None:
-                raise self._ebusy("mremap", grow[0], rep)
-        try:
-            addr = self.aspace.mremap(old_addr, old_len, new_len, flags, new_addr)
+            grow = self.aspace.mremap_growth(start, self.aspace.page_align(parse_size(old_len, "old_len")),
+                                             self.aspace.page_align(parse_size(new_len, "new_len")))
             if grow is not None:
-                self.kernel.mmap_transition(self, *grow)
-            return addr
-        finally:
-            self._apply()
-            self._split_at(old_addr, old_len)
+                f = self.kernel.pagecache.file_of(grow[0])
+                rep = self.kernel.mmap_transition(self, f, grow[1], grow[2], dry_run=True)
+                if rep is not None:
+                    raise self._ebusy("mremap", f, rep)
+        try:
+            return self._syscall(self.aspace.mremap, old_addr, old_len, new_len, flags, new_addr)
+        except _Blocked as b:
+            raise self._ebusy("mremap", self.kernel.pagecache.file_of(b.effect.file), b.report) from None
 
     def madvise(self, addr, length, advice):
         """madvise(2): dontneed, hugepage, nohugepage, willneed, normal, random,
-        sequential."""
-        self._require_alive()
-        try:
-            return self.aspace.madvise(addr, length, advice)
-        finally:
-            self._split_at(addr, length)
-            self._apply(free_tables=False)
+        sequential. MADV_DONTNEED zaps but never frees page tables."""
+        return self._syscall(self.aspace.madvise, addr, length, advice, free_tables=False)
 
     def mlock(self, addr, length, onfault=False):
         """mlock(2) / mlock2(MLOCK_ONFAULT): VM_LOCKED on the range, every page
@@ -253,21 +214,12 @@ class Process:
         block the page-cache min-order transitions."""
         self._require_alive()
         self._locked = True
-        try:
-            return self.aspace.mlock(addr, length, onfault)
-        finally:
-            self._split_at(addr, length)
-            self._apply(free_tables=False)
+        return self._syscall(self.aspace.mlock, addr, length, onfault)
 
     def munlock(self, addr, length):
         """munlock(2): VM_LOCKED cleared; folios no VM_LOCKED VMA maps any more
         lose PG_mlocked (munlock_folio, mlock_count down to 0)."""
-        self._require_alive()
-        try:
-            return self.aspace.munlock(addr, length)
-        finally:
-            self._split_at(addr, length)
-            self._apply(free_tables=False)
+        return self._syscall(self.aspace.munlock, addr, length)
 
     def pin(self, addr, length, write=False) -> int:
         """pin_user_pages(FOLL_PIN | FOLL_LONGTERM [| FOLL_WRITE]) of [addr, addr +
@@ -278,14 +230,13 @@ class Process:
         EFAULT if part of the range is unmapped or cannot be faulted (nothing is
         pinned then). Returns pages pinned. Release with :meth:`unpin`."""
         self._require_alive()
-        from .units import parse_size as _ps
-        start = _ps(addr, "addr")
-        n = _ps(length, "length")
+        start = parse_size(addr, "addr")
+        n = parse_size(length, "length")
         if start % self.page_size:
             raise ValueError(f"pin: addr {start:#x} not aligned to {fmt_size(self.page_size)}")
         if n <= 0:
             raise ValueError(f"pin: length {n} must be positive")
-        end = start + self.aspace._align_up(n)
+        end = start + self.aspace.page_align(n)
         cur = start
         for s, e, *_ in self.aspace.vmas.rows(start, end):       # check_vma_flags: no holes
             if s > cur:
@@ -300,7 +251,7 @@ class Process:
         if bad.any():
             raise OSError(errno.EFAULT, f"pin: page {start + int(np.flatnonzero(bad)[0]) * self.page_size:#x} "
                           f"could not be faulted in ({Outcome(int(out[bad][0])).name})")
-        heads = self._mapped_heads(start, end)
+        heads = self.mapped_heads(start, end)
         refs = {}
         for h in heads.tolist():
             refs[h] = refs.get(h, 0) + 1
@@ -317,9 +268,8 @@ class Process:
         last reference goes is freed. Returns pages unpinned; ValueError if no pin
         lies in the range."""
         self._require_alive()
-        from .units import parse_size as _ps
-        start = _ps(addr, "addr")
-        end = start + self.aspace._align_up(_ps(length, "length"))
+        start = parse_size(addr, "addr")
+        end = start + self.aspace.page_align(parse_size(length, "length"))
         keep, n = [], 0
         for pin in self._pins:
             if pin[0] >= start and pin[1] <= end:
@@ -343,7 +293,7 @@ class Process:
         """[(start, end, pages pinned)] of this process's long-term pins."""
         return [(s, e, sum(r.values())) for s, e, r in self._pins]
 
-    def _mapped_heads(self, start, end) -> np.ndarray:
+    def mapped_heads(self, start, end) -> np.ndarray:
         """Folio head pfn of each kernel page mapped in [start, end) (the zero page
         left out), in address order."""
         kp = self.kernel.page_size
@@ -355,46 +305,97 @@ class Process:
         zero = (pfns >= c.zero_pfn) & (pfns < c.zero_pfn + (1 << c.zero_order))
         return c.folios.head_of(pfns[~zero])
 
-    def _split_at(self, addr, length):
-        """vma_adjust_trans_huge: where the syscall left a VMA boundary at either
-        end of its range, split a block mapping that the boundary cuts."""
-        try:
-            start = parse_size(addr, "addr")
-            end = start + self.aspace._align_up(parse_size(length, "length"))
-        except (TypeError, ValueError):
-            return                                  # the syscall reported it
-        vmas = self.aspace.vmas
-        for x in (start, end):
-            i = vmas.lookup(x)
-            j = vmas.lookup(x - 1) if x else -1
-            if i != j:                              # a boundary (or a hole's edge)
-                self.mm.split_at(x)
+    def mlocked_heads(self) -> set:
+        """Folio heads mapped by this process's VM_LOCKED VMAs (Kernel.update_mlocked)."""
+        if not self._locked:
+            return set()
+        heads = set()
+        for s, e, flags, *_ in self.aspace.vmas:
+            if flags & VM_LOCKED:
+                heads.update(self.mapped_heads(s, e).tolist())
+        return heads
 
-    def _apply(self, free_tables=True):
-        """Do the page-table work the last syscall asked for (Effect records);
-        madvise never frees page tables, unmapping does (free_pgtables)."""
-        for eff in self.aspace.drain_effects():
-            if eff.kind == "zap":
-                self.mm.zap_range(eff.start, eff.end)
-                if free_tables:
-                    self._free_hole(eff.start, eff.end)
-            elif eff.kind == "protect":
-                self.mm.protect(eff.start, eff.end, eff.arg)
-            elif eff.kind == "move":
-                self.mm.move(eff.start, eff.end, eff.arg)
-                self._free_hole(eff.start, eff.end)
-            elif eff.kind == "populate":
-                self._populate(eff.start, eff.end)
-            elif eff.kind == "mlock":
-                self._locked = True
-            else:
-                raise AssertionError(f"unknown effect {eff!r}")
-        self._update_mlocked()
+    # ------------------------------------------------------------- effects
+    def apply(self, effects, free_tables=True, source=None) -> int:
+        """Do the page-table work of ``effects`` (:class:`~ppsize.abi.Effect`
+        records) in list order: the one place, outside the fault engine's batch
+        loop, where this process's page tables change (a TLB model's
+        flush_tlb_range belongs after each PTE-changing kind, EFFECT_APPLY's
+        methods). ``free_tables``: unmapping frees the page tables of the holes
+        it leaves (free_pgtables; False for MADV_DONTNEED); ``source``: the parent
+        of a fork (Effect "copy"). Then PG_mlocked follows the VM_LOCKED VMAs.
+        Returns pages unmapped (zap, unmap_file). A blocked file-policy transition
+        (Effect "file_mmap") stops here with the remaining effects not applied."""
+        unmapped = 0
+        try:
+            for eff in effects:
+                unmapped += EFFECT_APPLY[eff.kind](self, eff, free_tables, source) or 0
+        finally:
+            self._update_mlocked()
+        return unmapped
+
+    def _apply_split(self, eff, free_tables, source):
+        self.mm.split_at(eff.start)                  # split_huge_pmd_address
+
+    def _apply_zap(self, eff, free_tables, source):
+        n = self.mm.zap_range(eff.start, eff.end)     # unmap_page_range
+        if free_tables:
+            self._free_hole(eff.start, eff.end)
+        return n
+
+    def _apply_protect(self, eff, free_tables, source):
+        self.mm.protect(eff.start, eff.end, eff.arg)  # change_protection
+
+    def _apply_move(self, eff, free_tables, source):
+        self.mm.move(eff.start, eff.end, eff.arg)     # move_page_tables
+        self._free_hole(eff.start, eff.end)
+
+    def _apply_populate(self, eff, free_tables, source):
+        """__mm_populate: fault every page in; write faults for private writable
+        mappings (FOLL_WRITE breaks COW up front)."""
+        i = self.aspace.vmas.lookup(eff.start)
+        flags = self.aspace.vmas.row(i)[2] if i >= 0 else 0
+        write = (flags & (VM_WRITE | VM_SHARED)) == VM_WRITE
+        vas = np.arange(eff.start, eff.end, self.page_size, dtype=np.uint64)
+        self._access(vas, np.zeros(0, np.uint8), write)
+
+    def _apply_mlock(self, eff, free_tables, source):
+        self._locked = True                           # mlock_vma_pages_range (below)
+
+    def _apply_file_mmap(self, eff, free_tables, source):
+        """The file's ->mmap: the kernel's file policy for the newly mapped pages."""
+        first = eff.arg
+        last = first + ((eff.end - eff.start) >> self.kernel.geometry.page_shift) - 1
+        rep = self.kernel.mmap_transition(self, self.kernel.pagecache.file_of(eff.file), first, last)
+        if rep is not None and rep.status == "blocked":
+            raise _Blocked(eff, rep)
+
+    def _apply_copy(self, eff, free_tables, source):
+        self.mm.fork_copy(source.mm, eff.start, eff.end, bool(eff.arg))   # copy_page_range
+
+    def _apply_unmap_file(self, eff, free_tables, source):
+        return self.mm.unmap_file(eff.file, eff.start, eff.end, bool(eff.arg))
+
+    def _apply_exit_mm(self, eff, free_tables, source):
+        self.mm.exit_mm()                             # exit_mmap
+
+    def unmap_file(self, file, first=0, last=-1, even_cows=False) -> int:
+        """unmap_mapping_pages of ``file`` pages [first, last] (last -1: to the end)
+        in this process; private COW copies stay unless ``even_cows``. Returns
+        pages unmapped (the kernel's file-policy transitions and truncate)."""
+        return self.apply([Effect("unmap_file", first, last, int(even_cows), file=file.id)])
+
+    def mkclean(self, file):
+        """folio_mkclean of ``file`` after writeback: its shared writable mappings
+        write-protected, so the next write faults and dirties again."""
+        self.apply([Effect("protect", s, e, flags & ~VM_WRITE)
+                    for s, e, flags, _pgoff, vfid, _anon in self.aspace.vmas
+                    if vfid == file.id and flags & VM_SHARED and flags & VM_WRITE])
 
     def _update_mlocked(self):
         if self._locked:
             self._locked = any(f & VM_LOCKED for _s, _e, f, *_ in self.aspace.vmas)
-            self.kernel._update_mlocked()
+            self.kernel.update_mlocked()
 
     def _free_hole(self, start, end):
         """free_pgtables(floor, ceiling) after unmapping [start, end): free the empty
@@ -409,16 +410,6 @@ class Process:
                 ceiling = min(ceiling, s)
                 break
         self.mm.free_pgtables(floor, ceiling)
-
-    def _populate(self, start, end):
-        """__mm_populate: fault every page in; write faults for private writable
-        mappings (FOLL_WRITE breaks COW up front)."""
-        vmas = self.aspace.vmas
-        i = vmas.lookup(start)
-        flags = vmas.row(i)[2] if i >= 0 else 0
-        write = (flags & (VM_WRITE | VM_SHARED)) == VM_WRITE
-        vas = np.arange(start, end, self.page_size, dtype=np.uint64)
-        self._access(vas, np.zeros(0, np.uint8), write)
 
     # --------------------------------------------------------------- access
     def access(self, vas, write=False) -> np.ndarray:
@@ -452,7 +443,7 @@ class Process:
         for vi in need_anon:                 # anon_vma_prepare after the batch
             self.aspace.anon_prepare(vmas.row(vi)[0])
         if self._locked:                     # faults in VM_LOCKED VMAs: mlock_vma_folio
-            self.kernel._update_mlocked()
+            self.kernel.update_mlocked()
         return out
 
     # ------------------------------------------------- fork / exec / exit
@@ -461,21 +452,8 @@ class Process:
         memory shared copy-on-write (copy_page_range), page size inherited."""
         self._require_alive()
         child = Process(self.kernel, self.page_size, self.pgtable, name or self.name)
-        child.aspace._files = dict(self.aspace._files)             # the open files are shared
-        child.aspace.thp_files = set(self.aspace.thp_files)
-        for s, e, flags, pgoff, fid, anon in self.aspace.vmas:
-            if flags & VM_DONTCOPY:
-                continue
-            # dup_mmap: the child does not inherit mlock (VM_LOCKED_MASK cleared, no
-            # merge: neighbours that differed only in VM_LOCKED stay apart, as in Linux)
-            if flags & VM_LOCKED_MASK:
-                child.aspace.split_left = True
-            child.aspace.vmas.insert(s, e, flags & ~VM_LOCKED_MASK, pgoff, fid, anon, merge=False)
-            # vma_needs_copy: only VMAs with an anon_vma have PTEs worth copying
-            if anon:
-                cow = (flags & (VM_SHARED | VM_MAYWRITE)) == VM_MAYWRITE
-                child.mm.fork_copy(self.mm, s, e, cow)
-        child.aspace._next_anon = self.aspace._next_anon
+        self.aspace.dup_mmap(child.aspace)
+        child.apply(child.aspace.drain_effects(), source=self)
         return child
 
     def exec(self, page_size=None, pgtable=None):
@@ -484,28 +462,29 @@ class Process:
         self._require_alive()
         page, pgtable = _page_and_tables(self.kernel, page_size or self.page_size, pgtable or self.pgtable)
         geometry = self._pt_geometry(page, pgtable)      # refuse before tearing anything down
-        self.mm.exit_mm()
+        self.apply([Effect("exit_mm", 0, self.mm.pt.va_limit)])
         self._minflt_exec += self.mm.minflt
         self.page_size, self.pgtable, self.pt_geometry = page, pgtable, geometry
-        self.aspace = AddressSpace(self.kernel.geometry, self.page_size)
         self._new_mm()
-        self.kernel._page_size_in_use(self.page_size)
-        if self._locked:
-            self._locked = False
-            self.kernel._update_mlocked()
+        self.kernel.note_page_size(self.page_size)
+        self._forget_mlock()
 
     def exit(self):
         """exit(2): every page and table freed; the process's long-term pins are
         released (the pinning driver's file is closed)."""
         self._require_alive()
-        self.mm.exit_mm()
+        self.apply([Effect("exit_mm", 0, self.mm.pt.va_limit)])
         for pin in self._pins:
             self._release_pin(pin)
         self._pins = []
-        del self.kernel.processes[self.pid]
+        self.kernel.remove_process(self)
+        self._forget_mlock()
+
+    def _forget_mlock(self):
+        # the old image's VM_LOCKED VMAs are gone (exec, exit)
         if self._locked:
             self._locked = False
-            self.kernel._update_mlocked()
+            self.kernel.update_mlocked()
 
     # ----------------------------------------------------------- accounting
     def page_table_bytes(self) -> int:
@@ -517,7 +496,8 @@ class Process:
         (pgtable_trans_huge_deposit), counted in VmPTE as Linux does."""
         return self.mm.deposited_tables() if self.pt_geometry.levels >= 2 else 0
 
-    def _pmd_mapped_heads(self) -> set:
+    def pmd_mapped_heads(self) -> set:
+        """Heads of the anonymous folios mapped by PMD (AnonHugePages)."""
         return set(self.mm.block_heads())
 
     def status(self) -> dict:
@@ -579,3 +559,7 @@ class Process:
     def __repr__(self):
         return (f"<Process {self.pid} {self.name}: {fmt_size(self.page_size)} pages, "
                 f"{self.pgtable} tables, {len(self.aspace.vmas)} VMAs>")
+
+
+# Effect kind -> the Process method that applies it (Process.apply)
+EFFECT_APPLY = {kind: getattr(Process, "_apply_" + kind) for kind in EFFECT_KINDS}

@@ -538,6 +538,8 @@ class RefProcess:
                 self.free_hole(eff.start, eff.end)
             elif eff.kind == "populate":
                 self.populate(eff.start, eff.end)
+            elif eff.kind == "split":
+                pass        # the reference splits at every VMA boundary itself (_split_ends)
             else:
                 raise AssertionError(eff)
 
