@@ -14,7 +14,8 @@ import json
 import os
 import sys
 
-from .compare import CONFIGS, DEFAULT_TREES, ERROR_REASONS, FILE_POLICIES, Progress, compare
+from .compare import (CONFIGS, DEFAULT_TREES, ERROR_REASONS, FILE_POLICIES, THP_MODES, Progress,
+                      WorkloadFaultError, compare)
 
 
 def add_parser(sub):
@@ -33,7 +34,7 @@ def add_parser(sub):
                         "or comma-separated indices")
     p.add_argument("--config", action="append", metavar="KEY",
                    help=f"configurations to run (repeatable; default all: {', '.join(c.key for c in CONFIGS)})")
-    p.add_argument("--thp", default="madvise", choices=("always", "madvise", "never"),
+    p.add_argument("--thp", default="madvise", choices=THP_MODES,
                    help="transparent_hugepage/enabled of every kernel (default madvise)")
     p.add_argument("--policy", default="drop-all", choices=FILE_POLICIES,
                    help="how a file gets folios >= a larger process page (Kernel.file_policy; "
@@ -65,7 +66,7 @@ def run(args) -> int:
         progress.close()
         print(f"ppsize compare: cannot read tree: {e}", file=sys.stderr)
         return 2
-    except ValueError as e:
+    except (ValueError, WorkloadFaultError) as e:
         progress.close()
         print(f"ppsize compare: {e}", file=sys.stderr)
         return 2

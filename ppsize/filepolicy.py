@@ -17,25 +17,23 @@ A transition (under invalidate_lock in Linux; atomic here) is done by
 :meth:`FilePolicy.transition` and reported as a frozen :class:`Transition`.
 :class:`FilePolicy` owns the kernel's policy state: the policy name, the
 transition records and the max-order-on-mmap switches.
+
+NumPy and the compiled kernels are imported when a FilePolicy is made: the race
+model (pure Python) imports its policy list from here.
 """
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
 
-import numpy as np
-
-from ._core.folio import FOLIO_FLAGS
 from ._validate import as_choice, as_int, as_order
 
-__all__ = ["FILE_POLICIES", "Transition", "FilePolicy", "ON_MMAP"]
+__all__ = ["FILE_POLICIES", "TRANSITION_POLICIES", "Transition", "FilePolicy", "ON_MMAP"]
 
 # the policies of the thread, in the order it discusses them (compare, the race
 # model and the kernel all import this list)
 FILE_POLICIES = ("range", "drop-all", "max-order-on-mmap", "large-unless-eof")
-
-# what blocks a transition: (name in Transition.blocked, folio flag)
-_BLOCKING_FLAGS = (("mlocked", FOLIO_FLAGS["mlocked"]), ("dirty", FOLIO_FLAGS["dirty"]),
-                   ("writeback", FOLIO_FLAGS["writeback"]), ("locked", FOLIO_FLAGS["locked"]))
+# those that make a min-order transition (the race model explores them)
+TRANSITION_POLICIES = tuple(p for p in FILE_POLICIES if p != "large-unless-eof")
 
 
 @dataclass(frozen=True)
@@ -157,6 +155,9 @@ class FilePolicy:
     ``kernel.update_mlocked()`` and ``kernel.core.folios``."""
 
     def __init__(self, kernel, name="drop-all"):
+        from ._core.folio import FOLIO_FLAGS
+        # what blocks a transition besides pins: (name in Transition.blocked, folio flag)
+        self._blocking_flags = tuple((n, FOLIO_FLAGS[n]) for n in ("mlocked", "dirty", "writeback", "locked"))
         self.kernel = kernel
         self.pagecache = kernel.pagecache
         self.name = name
@@ -211,6 +212,7 @@ class FilePolicy:
         per new-order block, as the re-read page_cache_ra_unbounded would).
         ``dry_run``: change nothing; the blocked Transition if it would be
         blocked, else None."""
+        import numpy as np
         pc, kernel = self.pagecache, self.kernel
         kb = kernel.page_size >> 10
         info = pc.info(file)
@@ -268,7 +270,7 @@ class FilePolicy:
         for k in sel.tolist():
             pfn, fl, nr = int(fo["pfn"][k]), int(fo["flags"][k]), 1 << int(fo["order"][k])
             why = (["pinned"] if refcount[pfn] > 1 else []) + \
-                [name for name, bit in _BLOCKING_FLAGS if fl & bit]
+                [name for name, bit in self._blocking_flags if fl & bit]
             for w in why:
                 blocked[w] += nr
             if why:
@@ -278,6 +280,7 @@ class FilePolicy:
 
     def _reread(self, file, fo, sel, lo, hi, step, nr_file, new_min) -> int:
         """range: re-read the dropped pages at the new order (one folio per block)."""
+        import numpy as np
         if not sel.size:
             return 0
         pc = self.pagecache

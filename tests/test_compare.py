@@ -138,7 +138,7 @@ def test_file_vanishing_between_scandir_and_lstat(tmp_path, monkeypatch):
             os.unlink(victim)
         return _Iter(entries)
 
-    monkeypatch.setattr(cmp, "_scandir", scandir)
+    monkeypatch.setattr(cmp.scan, "_scandir", scandir)
     s = cmp.scan_trees([str(tmp_path)])
     assert s.skipped == {"vanished": 1}
     assert s.examples["vanished"] == [victim]
@@ -192,8 +192,8 @@ def test_unreadable_directory_and_lstat_errors(tmp_path, monkeypatch):
             raise PermissionError(13, "Permission denied", path)
         return real_lstat(path)
 
-    monkeypatch.setattr(cmp, "_scandir", scandir)
-    monkeypatch.setattr(cmp, "_lstat", lstat)
+    monkeypatch.setattr(cmp.scan, "_scandir", scandir)
+    monkeypatch.setattr(cmp.scan, "_lstat", lstat)
     s = cmp.scan_trees([str(tmp_path)])
     assert s.skipped == {"unreadable_dir": 1, "error": 1, "permission": 1}
     assert s.examples["unreadable_dir"] == [locked]
@@ -209,7 +209,7 @@ def test_readdir_failing_halfway_is_counted(tmp_path, monkeypatch):
     for i in range(6):
         (tmp_path / f"f{i}").write_bytes(b"z" * (i + 1))
     real = os.scandir
-    monkeypatch.setattr(cmp, "_scandir", lambda p: _Iter(list(real(p)), fail_after=2))
+    monkeypatch.setattr(cmp.scan, "_scandir", lambda p: _Iter(list(real(p)), fail_after=2))
     s = cmp.scan_trees([str(tmp_path)])
     assert s.nr_files == 2 and s.skipped == {"unreadable_dir": 1}
 

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-POLICIES = ("range", "drop-all", "max-order-on-mmap")
+from ..filepolicy import TRANSITION_POLICIES as POLICIES   # range, drop-all, max-order-on-mmap
 #: paths whose use of invalidate_lock can be switched off with ``unlocked``
 PATHS = ("filemap_fault", "filemap_read", "read_cache_folio", "page_cache_ra_order")
 DROPS = ("truncate", "invalidate")

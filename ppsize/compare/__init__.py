@@ -1,0 +1,105 @@
+"""``ppsize compare``: the memory one workload needs on a 4K, a 16K and a 64K kernel,
+and on a 4K kernel whose chosen processes run with 16K or 64K pages (emulated or
+native page tables), side by side.
+
+The workload, needing nothing downloaded:
+
+* **files**: every regular file of one or more trees on this machine (default /usr
+  and /etc), counted once per inode, ``st_size`` as its size, each read once in full
+  through the page cache (read(2) with readahead). Only sizes are read from the
+  disk; the contents are never opened.
+* **processes**: a fixed, seeded mix (:func:`make_workload`). Each maps an executable,
+  a few shared libraries (the same core libraries in every process, as libc) and
+  some data files from the scanned trees, touches a seeded part of their pages (reads)
+  and writes a seeded part of a few anonymous regions. The same byte offsets are
+  touched under every configuration: only the page size changes.
+* **chosen processes** (default: every other one, indices 1, 3, 5, ...) run with the
+  large page size in the per-process configurations; the others, and everything in
+  the plain-kernel configurations, run with the kernel's page size.
+
+A chosen process mapping a file whose cache holds smaller folios raises the file's
+min folio order (the thread's drop-all transition, ``Kernel.file_min_order``): its
+cache is dropped and re-read, at the new order, by the faults and, at the end, by
+reading those files once more in full, so every file is fully cached in every
+configuration. Hence, exactly::
+
+    page cache of an N-byte-page kernel = sum(round_up(st_size, N))
+    page cache of a 4K kernel with P-byte processes =
+        sum over files a P process mapped of round_up(st_size, P)
+        + sum over the others of round_up(st_size, 4K)
+
+    c = compare(["/etc"], seed=0)
+    print(c.table())
+    c.as_dict()["configs"][0]["total_kB"]
+
+The phases, one module each, every one taking the previous one's result:
+:mod:`.scan` (:func:`scan_trees` -> :class:`ScanResult`), :mod:`.workload`
+(:func:`make_workload` -> :class:`Workload`), :mod:`.run` (:func:`run_config`: one
+configuration -> :class:`ConfigResult`) and :mod:`.result` (:class:`CompareResult`).
+A scan is done once and can serve any number of runs (``compare(scan=...)``, or
+:func:`run_config` directly, e.g. one task per configuration)."""
+from __future__ import annotations
+
+import os
+import time
+
+from .._validate import as_choice
+from ..filepolicy import FILE_POLICIES
+from ..units import fmt_size, parse_size
+from .progress import NO_PROGRESS, Progress
+from .result import CompareResult, ConfigResult
+from .run import CONFIGS, Config, WorkloadFaultError, config, memory_for, run_config
+from .scan import ERROR_REASONS, SKIP_REASONS, ScanResult, scan_trees
+from .workload import TOUCH, Mapping, ProcSpec, Workload, make_workload
+
+__all__ = ["scan_trees", "ScanResult", "make_workload", "Workload", "ProcSpec", "CONFIGS",
+           "Config", "run_config", "ConfigResult", "compare", "CompareResult", "Progress",
+           "DEFAULT_TREES", "FILE_POLICIES", "THP_MODES", "WorkloadFaultError"]
+
+DEFAULT_TREES = ("/usr", "/etc")
+THP_MODES = ("always", "madvise", "never")          # transparent_hugepage/enabled
+
+
+HOST_BYTES_PER_FRAME = 100        # measured: ~430 MiB of RSS for 4M model frames of 4K
+
+
+def _check_host_memory(mem):
+    """Refuse (ValueError) a model memory whose 4K kernel would need more than
+    about half of this machine's RAM (a huge sparse file, a whole file system)."""
+    try:
+        ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return
+    need = mem // 4096 * HOST_BYTES_PER_FRAME
+    if ram > 0 and need > ram // 2:
+        raise ValueError(f"the trees need {fmt_size(mem)} of model memory (the 64K kernel's page "
+                         f"cache): about {need >> 20:,} MiB of RAM to model, more than half of "
+                         f"this machine's {ram >> 20:,} MiB; choose smaller trees (--tree)")
+
+
+def compare(trees=DEFAULT_TREES, seed=0, processes=12, chosen=None, configs=None, thp="madvise",
+            policy="drop-all", memory=None, cross_mounts=False, check=False, progress=None,
+            scan=None) -> CompareResult:
+    """Scan ``trees``, build the seeded workload, and run it on every configuration
+    (default all of :data:`CONFIGS`; keys or Config objects). ``thp``: every
+    kernel's transparent_hugepage/enabled; ``policy``: the file policy
+    (:data:`FILE_POLICIES`, see :func:`run_config`). ``scan``: reuse a
+    :class:`ScanResult`. ``check``: verify every Kernel invariant after each run
+    (slow on big trees). Returns a :class:`CompareResult`; raises
+    :class:`WorkloadFaultError` if the model cannot run the workload."""
+    t0 = time.perf_counter()
+    progress = progress or NO_PROGRESS
+    as_choice(thp, THP_MODES, "THP setting")
+    as_choice(policy, FILE_POLICIES, "file policy")
+    cfgs = [c if isinstance(c, Config) else config(c) for c in (configs or CONFIGS)]
+    if scan is None:
+        scan = scan_trees(trees, cross_mounts=cross_mounts, progress=progress)
+    workload = make_workload(scan, seed=seed, processes=processes, chosen=chosen)
+    mem = memory_for(scan, workload) if memory is None else parse_size(memory, "memory")
+    _check_host_memory(mem)
+    results = []
+    for i, cfg in enumerate(cfgs):
+        results.append(run_config(cfg, scan, workload, memory=mem, thp=thp, policy=policy, check=check,
+                                  progress=progress, base=i / len(cfgs), span=1 / len(cfgs)))
+    progress.close()
+    return CompareResult(scan, workload, mem, thp, results, time.perf_counter() - t0, policy)

@@ -1,0 +1,130 @@
+"""Phase 4 of ``ppsize compare``: the figures of each configuration
+(:class:`ConfigResult`) and of the whole comparison (:class:`CompareResult`: the
+table, the summary and the ``--json`` document)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..report import table as _table
+from ..units import fmt_size
+from .scan import ScanResult
+from .workload import TOUCH, Workload
+
+@dataclass
+class ConfigResult:
+    config: Config
+    meminfo: dict                 # kB, at the end
+    cached_after_read_kB: int     # Cached once every file was read, before the processes
+    transitions: int              # min-order transitions (files whose cache was dropped)
+    pages_reread: int             # kernel pages read again from disk after the first full read
+    procs: list                   # per process: name, page size, pgtable, status()
+    outcomes: dict                # access outcomes summed over processes
+    seconds: dict
+    expected_cached_kB: int       # the rounding identity's prediction (None: no closed form)
+    oom: int = 0
+    check: str = None             # Kernel.check(): None (not run), "passed", "skipped: why"
+    alloc_fail: int = 0           # page-cache folio allocations that failed (fell back)
+    blocked: int = 0              # transitions blocked (pinned, mlocked, dirty... folios)
+    policy: str = "drop-all"      # the kernel's file policy
+
+    @property
+    def cached_kB(self) -> int:
+        return self.meminfo["Cached"]
+
+    @property
+    def anon_kB(self) -> int:
+        return self.meminfo["AnonPages"]
+
+    @property
+    def pagetables_kB(self) -> int:
+        return self.meminfo["PageTables"]
+
+    @property
+    def xarray_kB(self) -> int:
+        return self.meminfo["XArrayNodes"]
+
+    @property
+    def total_kB(self) -> int:
+        return self.cached_kB + self.anon_kB + self.pagetables_kB + self.xarray_kB
+
+    @property
+    def reread_kB(self) -> int:
+        return self.pages_reread * (self.config.kernel_page >> 10)
+
+    def as_dict(self) -> dict:
+        c = self.config
+        return {"key": c.key, "label": c.label, "kernel_page": fmt_size(c.kernel_page),
+                "process_page": fmt_size(c.proc_page or c.kernel_page),
+                "pgtable": c.pgtable if c.per_process else "kernel",
+                "page_cache_kB": self.cached_kB, "anon_kB": self.anon_kB,
+                "page_tables_kB": self.pagetables_kB, "xarray_kB": self.xarray_kB,
+                "total_kB": self.total_kB, "cached_after_read_kB": self.cached_after_read_kB,
+                "expected_page_cache_kB": self.expected_cached_kB,
+                "transitions": self.transitions, "pages_reread": self.pages_reread,
+                "reread_kB": self.reread_kB, "oom": self.oom, "alloc_fail": self.alloc_fail,
+                "transitions_blocked": self.blocked, "file_policy": self.policy, "meminfo": dict(self.meminfo),
+                "outcomes": dict(self.outcomes), "processes": self.procs, "check": self.check,
+                "seconds": {k: round(v, 3) for k, v in self.seconds.items()}}
+
+
+def _mib(kb) -> str:
+    return f"{kb / 1024:,.1f}"
+
+
+@dataclass
+class CompareResult:
+    scan: ScanResult
+    workload: Workload
+    memory: int
+    thp: str
+    results: list
+    seconds: float
+    policy: str = "drop-all"
+
+    def __getitem__(self, key) -> ConfigResult:
+        for r in self.results:
+            if r.config.key == key:
+                return r
+        raise KeyError(key)
+
+    @property
+    def baseline(self):
+        for r in self.results:
+            if r.config.key == "4K":
+                return r
+        return self.results[0] if self.results else None
+
+    def ratio(self, r) -> float:
+        return r.total_kB / self.baseline.total_kB if self.baseline.total_kB else float("nan")
+
+    def table(self) -> str:
+        rows = []
+        for r in self.results:
+            rows.append([r.config.label, _mib(r.cached_kB), _mib(r.anon_kB), _mib(r.pagetables_kB),
+                         _mib(r.xarray_kB), _mib(r.total_kB), f"{self.ratio(r):.3f}",
+                         r.transitions, _mib(r.reread_kB)])
+        return _table(["configuration", "page cache", "anon", "page tables", "XArray", "total",
+                       "ratio", "transitions", "re-read"], rows)
+
+    def summary(self) -> str:
+        s, w = self.scan, self.workload
+        skipped = ", ".join(f"{k} {v:,}" for k, v in sorted(s.skipped.items())) or "none"
+        touched = sum(m.offsets.size for p in w.procs for m in p.mappings if m.file >= 0) * TOUCH
+        return "\n".join([
+            f"trees: {', '.join(s.trees)}: {s.nr_files:,} files, {s.total_bytes / (1 << 20):,.1f} MiB "
+            f"(st_size), {s.dirs:,} directories, scanned in {s.seconds:.1f} s; skipped: {skipped}",
+            f"workload (seed {w.seed}): {len(w.procs)} processes, chosen {w.chosen or 'none'}; "
+            f"{len(w.mapped_files()):,} files mapped ({touched >> 20:,} MiB touched), "
+            f"anon {sum(p.touched_anon_bytes for p in w.procs) >> 20:,} MiB written "
+            f"of {w.anon_bytes >> 20:,} MiB mapped; THP {self.thp}; file policy {self.policy}; "
+            f"model memory {fmt_size(self.memory)}",
+        ])
+
+    def as_dict(self) -> dict:
+        base = self.baseline
+        return {"trees": list(self.scan.trees), "scan": self.scan.as_dict(),
+                "workload": self.workload.as_dict(), "memory": self.memory, "thp": self.thp,
+                "file_policy": self.policy,
+                "units": "kB (1024 bytes)", "baseline": base.config.key if base else None,
+                "configs": [dict(r.as_dict(), ratio=round(self.ratio(r), 6)) for r in self.results],
+                "seconds": round(self.seconds, 3)}
