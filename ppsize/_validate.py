@@ -59,13 +59,12 @@ def as_choice(value, choices, what: str, where: str = ""):
     return value
 
 
-def as_page_size(value, base: int, what: str = "page_size") -> int:
-    """A page size (int or size string) that is a power of two >= ``base`` bytes
-    (the kernel's page)."""
+def as_page_size(value, base: int, what: str = "page_size", base_name: str = "the kernel's") -> int:
+    """A page or folio size (int or size string) that is a power of two >= ``base``
+    bytes (by default the kernel's page)."""
     n = parse_size(value, what)
     if n < base or n & (n - 1):
-        raise ValueError(f"{what} {fmt_size(n)} must be a power of two >= the kernel's "
-                         f"{fmt_size(base)}")
+        raise ValueError(f"{what} {fmt_size(n)} must be a power of two >= {base_name} {fmt_size(base)}")
     return n
 
 

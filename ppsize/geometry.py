@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from ._validate import as_choice
 from .units import fmt_size
 
 __all__ = ["Geometry", "GEOMETRIES", "geometry", "DESC_SIZE", "FAULT_AROUND_BYTES"]
@@ -243,7 +244,7 @@ def geometry(name) -> Geometry:
         raise TypeError(f"geometry name must be a str, not {type(name).__name__} ({name!r})")
     key = name.lower()
     if key not in _BUILDERS:
-        raise ValueError(f"unknown geometry {name!r}; choose one of {', '.join(GEOMETRIES)}")
+        as_choice(name, GEOMETRIES, "geometry")
     if key not in _CACHE:
         _CACHE[key] = _BUILDERS[key]()
     return _CACHE[key]

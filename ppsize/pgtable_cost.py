@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .geometry import Geometry, default_geometry, geometry as lookup
-from .pagetable import PageTable, as_addresses
+from ._validate import as_addresses, as_page_size
+from .pagetable import PageTable
 from .units import fmt_size, parse_size
 
 __all__ = ["pgtable_cost", "PgtableCost", "TreeCost"]
@@ -113,9 +114,7 @@ def pgtable_cost(ranges, page_size="64K", kernel="arm64-4k-48", native=None, fol
     if page < kg.page_size or page % kg.page_size:
         raise ValueError(f"page_size {fmt_size(page)} must be a multiple of the kernel's "
                          f"{fmt_size(kg.page_size)} page")
-    folio = parse_size(folio_size, "folio_size") if folio_size is not None else page
-    if folio < page or folio & (folio - 1):
-        raise ValueError(f"folio_size {fmt_size(folio)} must be a power of two >= the page size {fmt_size(page)}")
+    folio = page if folio_size is None else as_page_size(folio_size, page, "folio_size", "the page size")
     arr = as_addresses(ranges, "ranges")
     if arr.ndim != 2 or arr.shape[1] != 2:
         raise ValueError(f"ranges must have shape (N, 2), not {arr.shape}")

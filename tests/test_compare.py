@@ -402,3 +402,35 @@ def test_refuses_a_tree_too_big_to_model(tmp_path, capsys):
         f.truncate(1 << 42)                 # 4 TiB, sparse
     assert main(["compare", "--tree", str(tmp_path), "-q"]) == 2
     assert "model memory" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------- phases
+def test_one_scan_serves_many_runs_and_equals_compare(tree, result):
+    """The phases compose: a ScanResult and a Workload passed to run_config give
+    the figures compare() gives, run after run (a pure function of its inputs)."""
+    scan = cmp.scan_trees([tree[0]])
+    w = cmp.make_workload(scan, seed=3, processes=6)
+    mem = cmp.memory_for(scan, w)
+    for key in ("4K", "4K+64K-native"):
+        a = cmp.run_config(key, scan, w, memory=mem)
+        b = cmp.run_config(cmp.config(key), scan, w, memory=mem)
+        assert a.meminfo == b.meminfo == result[key].meminfo
+        assert a.procs == b.procs == result[key].procs
+
+
+def test_a_faulting_workload_is_an_error_not_figures(tree, monkeypatch, capsys):
+    scan = cmp.scan_trees([tree[0]])
+    w = cmp.make_workload(scan, seed=0, processes=2)
+    real = cmp.run._run_workload
+
+    def faulting(k, cfg, files, workload, bar):
+        procs, outcomes = real(k, cfg, files, workload, bar)
+        outcomes[int(ppsize.Outcome.SIGBUS)] += 5
+        return procs, outcomes
+
+    monkeypatch.setattr(cmp.run, "_run_workload", faulting)
+    with pytest.raises(cmp.WorkloadFaultError, match=r"^16K: the workload faulted: \{'sigbus': 5\}"):
+        cmp.run_config("16K", scan, w)
+    assert main(["compare", "--tree", tree[0], "--processes", "2", "--config", "16K", "-q"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "16K: the workload faulted" in err and "Traceback" not in err

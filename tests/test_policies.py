@@ -511,3 +511,29 @@ def test_drop_all_mremap_growth_needs_no_transition():
     big.mremap(b, BIG, 2 * BIG)
     assert len(k.transitions) == 1                                # the min order is already 4
     k.check(strict=True)
+
+
+# ------------------------------------------------------------ the policy module
+def test_one_policy_list_and_one_function_per_policy():
+    from ppsize import compare, filepolicy, kernel, race
+    assert kernel.FILE_POLICIES is compare.FILE_POLICIES is filepolicy.FILE_POLICIES
+    assert tuple(filepolicy.ON_MMAP) == filepolicy.FILE_POLICIES
+    assert race.POLICIES == filepolicy.TRANSITION_POLICIES == ("range", "drop-all", "max-order-on-mmap")
+
+
+def test_transition_is_a_frozen_record_readable_as_a_mapping():
+    import dataclasses
+    from ppsize.filepolicy import Transition
+    k, f = setup("drop-all")
+    order0_cache(k, f)
+    k.spawn(page_size="64K").mmap(BIG, file=f, prot="r")
+    (t,) = k.transitions
+    assert isinstance(t, Transition)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        t.status = "blocked"
+    assert t["status"] == t.status == "done" and t.get("nope", 3) == 3
+    with pytest.raises(KeyError):
+        t["nope"]
+    d = t.as_dict()
+    assert list(d) == t.keys() and dict(t.items()) == d and Transition(**d) == t
+    assert {"policy", "file", "pages_read_after", "cached_now_kb", "blocked"} <= set(d)
