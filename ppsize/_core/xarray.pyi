@@ -15,6 +15,7 @@ ENOMEM: int      # 12
 NODE_BYTES: int  # 576 = sizeof(struct xa_node)
 NODES_PER_SLAB: int  # 7 per 4K slab page
 MAX_PAGECACHE_ORDER: dict[int, int]  # PAGE_SIZE -> min(11, PMD order)
+MARK_NAMES: dict[str, int]           # "dirty", "writeback", "towrite" -> XA_MARK_0/1/2
 
 
 class XAPool:

@@ -1,0 +1,25 @@
+"""Stubs for ppsize._core.kcore: the kernel's shared state (frames, folios, the zero
+page, the THP policy, fault counters). Internal: use ppsize.Kernel."""
+from .buddy import BuddyAllocator
+from .folio import FolioTable
+
+
+class KernelCore:
+    buddy: BuddyAllocator
+    folios: FolioTable
+    kshift: int              # kernel PAGE_SHIFT
+    pmd_order: int           # HPAGE_PMD_ORDER
+    zero_pfn: int            # the reserved zero region (ZERO_PAGE, huge zero folio)
+    zero_order: int
+    thp_always: int          # order bitmasks of the per-size sysfs settings
+    thp_inherit: int
+    thp_madvise: int
+    thp_top: int             # transparent_hugepage/enabled: 0 never, 1 madvise, 2 always
+    use_zero_page: bool
+    anon_pages: int          # NR_ANON_MAPPED (kernel pages)
+    anon_thp_pages: int      # NR_ANON_THPS
+    nr_oom: int
+    def __init__(self, nr_pages: int, kshift: int, max_order: int, pageblock_order: int,
+                 pmd_order: int) -> None: ...
+    def mthp_stats(self) -> dict[int, tuple[int, int]]:
+        """{order: (anon_fault_alloc, anon_fault_fallback)} of the orders used."""

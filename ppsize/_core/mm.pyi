@@ -1,0 +1,52 @@
+"""Stubs for ppsize._core.mm: the fault engine of one process (MMCore). Internal: use
+ppsize.Process, which validates and applies syscall effects through these methods."""
+from typing import Optional
+
+import numpy as np
+import numpy.typing as npt
+
+from .kcore import KernelCore
+from .pagecache import PageCache
+from .pagetable import PageTableCore
+from .vma import VmaTable
+
+
+class MMCore:
+    k: KernelCore
+    pt: PageTableCore
+    vmas: VmaTable
+    rss_anon: int            # MM_ANONPAGES (kernel pages)
+    rss_file: int            # MM_FILEPAGES
+    minflt: int
+    majflt: int
+    fault_around_bytes: int
+    exec_order: int          # arm64 exec_folio_order(); -1 where none
+    kshift: int
+    pshift: int              # process page shift
+    porder: int
+    native: bool             # tables in the process granule
+    mm_id: int
+    read_mask: int           # vm_flags that allow a read access
+    def __init__(self, k: KernelCore, pt: PageTableCore, vmas: VmaTable, pshift: int, native: bool,
+                 mm_id: int, read_mask: int, pc: Optional[PageCache] = None,
+                 fault_around_bytes: int = 65536, exec_order: int = -1) -> None: ...
+    def access(self, vas: npt.NDArray[np.uint64], writes: npt.NDArray[np.uint8], write_all: bool,
+               out: npt.NDArray[np.uint8]) -> Optional[list[int]]:
+        """One nogil loop: outcome codes into out; the VMA indices that need
+        anon_vma_prepare (None: too many to list)."""
+    def zap_range(self, start: int, end: int) -> int: ...
+    def split_at(self, x: int) -> None: ...
+    def unmap_file(self, f: int, first: int = 0, last: int = -1, even_cows: bool = False) -> int: ...
+    def unpin_folio(self, head: int, refs: int) -> int: ...
+    def free_pgtables(self, floor: int, ceiling: int) -> None: ...
+    def protect(self, start: int, end: int, vm_flags: int) -> None: ...
+    def move(self, start: int, end: int, new_start: int) -> None: ...
+    def fork_copy(self, parent: "MMCore", start: int, end: int, cow: bool) -> None: ...
+    def exit_mm(self) -> None: ...
+    def outcome_counts(self) -> list[int]: ...
+    def range_stats(self, start: int, end: int) -> tuple[int, int, int]: ...
+    def mapped_stats(self, start: int, end: int) -> tuple[int, int, int, int, int]:
+        """(anon, PMD-mapped anon, zero-page, file pages, PSS bytes) in [start, end)."""
+    def deposited_tables(self) -> int: ...
+    def block_heads(self) -> list[int]: ...
+    def add_mapcounts(self, counts: npt.NDArray[np.int32]) -> None: ...
