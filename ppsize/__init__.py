@@ -18,7 +18,15 @@ _LAZY = {
     "Outcome": "ppsize.process",
 }
 
-__all__ = ["GEOMETRIES", "Geometry", "geometry", "parse_size", "fmt_size", *_LAZY]
+__all__ = ["GEOMETRIES", "Geometry", "geometry", "parse_size", "fmt_size", "get_include", *_LAZY]
+
+
+def get_include() -> str:
+    """The directory to put on Cython's include path to cimport ppsize's public C
+    interface (``ppsize/_core/_types.pxd``, ``xarray.pxd``, ``folio.pxd``), as
+    ``cythonize(..., include_path=[ppsize.get_include()])``; see examples/cython/."""
+    import os
+    return os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def __getattr__(name):
