@@ -96,6 +96,14 @@ cdef inline i64 get_next_ra_size(file_ra_state *ra, i64 max) noexcept nogil:
     return max
 
 
+cdef inline i64 ra_skip(PageCache pc, i64 *r_idx, i64 *r_nr, i64 min_nr, i64 index) noexcept nogil:
+    # page_cache_ra_unbounded's skip: read what is batched, step past the entry at
+    # ractl->_index; returns the loop's next i
+    pc.read_pages(r_idx, r_nr)
+    r_idx[0] += min_nr
+    return r_idx[0] + r_nr[0] - index
+
+
 def init_ra_size(size, max):
     """get_init_ra_size (exposed for tests)."""
     return get_init_ra_size(size, max)
@@ -336,34 +344,30 @@ cdef class PageCache:
             index = round_down(index, (<i64>1) << min_o)      # mapping_align_index
             if self.eof_order >= 0:
                 # large-unless-eof: the folio aligned around index, order chosen by
-                # eof_pick_order; -EEXIST at every order: goto repeat as below
+                # eof_pick_order, read at once
                 pfn = self.eof_add_folio(f, index, o, 0, &cidx, &o)
-                if pfn >= 0:
-                    return pfn
-                err = <int>pfn
-                if err == -cerrno.EEXIST:
-                    repeats += 1
-                    if repeats > GET_FOLIO_MAX_REPEAT:
-                        self.nr_livelock += 1
-                        return -cerrno.ELOOP
-                    continue
-                return err
-            if o > self.max_order[f]:
-                o = self.max_order[f]
-            if index & (((<i64>1) << o) - 1):
-                o = ppsize_pc_ffs(<u64>index)
-            while True:
-                err = -cerrno.ENOMEM
-                pfn = self.alloc_folio(o)               # __GFP_NORETRY above min: same here
-                if pfn >= 0:
-                    err = self.filemap_add_folio(f, pfn, index, o, 0)
-                    if not err:
+                err = 0 if pfn >= 0 else <int>pfn
+            else:
+                if o > self.max_order[f]:
+                    o = self.max_order[f]
+                if index & (((<i64>1) << o) - 1):
+                    o = ppsize_pc_ffs(<u64>index)
+                while True:
+                    err = -cerrno.ENOMEM
+                    pfn = self.alloc_folio(o)           # __GFP_NORETRY above min: same here
+                    if pfn >= 0:
+                        err = self.filemap_add_folio(f, pfn, index, o, 0)
+                        if not err:
+                            break
+                        self.put_new_folio(pfn)
+                    if o <= min_o:
                         break
-                    self.put_new_folio(pfn)
-                if o <= min_o:
-                    break
-                o -= 1
-            if err == -cerrno.EEXIST:
+                    o -= 1
+                if not err:
+                    self.folios.flags[pfn] = (self.folios.flags[pfn] & ~PG_locked) | PG_uptodate
+                    self.pages_read[f] += (<i64>1) << o
+                    self.nr_pages_read += (<i64>1) << o
+            if err == -cerrno.EEXIST:                  # at every order: goto repeat
                 repeats += 1
                 if repeats > GET_FOLIO_MAX_REPEAT:
                     self.nr_livelock += 1
@@ -371,9 +375,6 @@ cdef class PageCache:
                 continue
             if err:
                 return err
-            self.folios.flags[pfn] = (self.folios.flags[pfn] & ~PG_locked) | PG_uptodate
-            self.pages_read[f] += (<i64>1) << o
-            self.nr_pages_read += (<i64>1) << o
             return pfn
 
     cdef int filemap_get_read_batch(self, i64 f, i64 index, i64 max, i64 *batch) noexcept nogil:
@@ -559,9 +560,7 @@ cdef class PageCache:
         while i < nr_to_read:
             e = xa_load(&self.xa[f], <u64>(index + i))
             if xa_is_pfn(e):
-                self.read_pages(&r_idx, &r_nr)
-                r_idx += min_nr
-                i = r_idx + r_nr - index
+                i = ra_skip(self, &r_idx, &r_nr, min_nr, index)
                 continue
             if self.eof_order >= 0:
                 # large-unless-eof: the chosen folio around index + i (its start may
@@ -570,9 +569,7 @@ cdef class PageCache:
                 if pfn < 0:
                     if pfn == -cerrno.ENOMEM:
                         break
-                    self.read_pages(&r_idx, &r_nr)
-                    r_idx += min_nr
-                    i = r_idx + r_nr - index
+                    i = ra_skip(self, &r_idx, &r_nr, min_nr, index)
                     continue
                 if mark >= 0 and s <= index + mark < s + ((<i64>1) << o):
                     self.folios.flags[pfn] = self.folios.flags[pfn] | PG_readahead
@@ -583,9 +580,7 @@ cdef class PageCache:
             if ret < 0:
                 if ret == -cerrno.ENOMEM:
                     break
-                self.read_pages(&r_idx, &r_nr)
-                r_idx += min_nr
-                i = r_idx + r_nr - index
+                i = ra_skip(self, &r_idx, &r_nr, min_nr, index)
                 continue
             r_nr += min_nr
             i += min_nr
@@ -824,26 +819,19 @@ cdef class PageCache:
         """invalidate_mapping_pages(mapping, start, end) (mapping_try_invalidate): folios
         entirely inside [start, end] that are not locked, dirty, under writeback, mlocked,
         mapped or pinned are removed. Returns pages removed."""
-        cdef i64 cur = start, idx, pfn, nr, count = 0
-        cdef int order
-        cdef u64 e
-        while cur <= end:
-            e = xa_find_range(&self.xa[f], <u64>cur, <u64>end, -1, <u64 *>&idx, &order)
-            if not e:
-                break
-            nr = (<i64>1) << order
-            if not xa_is_value(e) and idx >= start and idx + nr - 1 <= end:
-                pfn = xa_to_pfn(e)
-                if not self.folio_busy(pfn):
-                    self.remove_folio(f, pfn)
-                    count += nr
-            cur = idx + nr
-        return count
+        cdef i64 busy = 0
+        return self.remove_idle_folios(f, start, end, True, &busy)
 
     cdef i64 filemap_drop_range(self, i64 f, i64 start, i64 end, i64 *blocked) noexcept nogil:
         """Drop every folio overlapping [start, end] (pages) unless busy (locked, dirty,
-        writeback, mlocked, mapped or pinned: those pages are added to *blocked). For the
-        min-order transition policies. Returns pages dropped."""
+        writeback, mlocked, mapped or pinned: those pages are added to *blocked), and the
+        value entries there. For the min-order transition policies. Returns pages dropped."""
+        return self.remove_idle_folios(f, start, end, False, blocked)
+
+    cdef i64 remove_idle_folios(self, i64 f, i64 start, i64 end, bint contained, i64 *busy) noexcept nogil:
+        # the walk both share: folios not folio_busy leave the cache (only those entirely
+        # inside [start, end] if contained, else every overlapping one and the value
+        # entries); the pages of busy ones are added to *busy
         cdef i64 cur = start, idx, pfn, nr, count = 0
         cdef int order
         cdef u64 e
@@ -852,15 +840,16 @@ cdef class PageCache:
             if not e:
                 break
             nr = (<i64>1) << order
-            if not xa_is_value(e):
+            if xa_is_value(e):
+                if not contained:
+                    xa_erase(&self.xa[f], <u64>idx)
+            elif not contained or (idx >= start and idx + nr - 1 <= end):
                 pfn = xa_to_pfn(e)
                 if self.folio_busy(pfn):
-                    blocked[0] += nr
+                    busy[0] += nr
                 else:
                     self.remove_folio(f, pfn)
                     count += nr
-            else:
-                xa_erase(&self.xa[f], <u64>idx)
             cur = idx + nr
         return count
 

@@ -63,3 +63,4 @@ cdef class VmaTable:
     cdef bint _can_merge_after(self, i64 p, u64 s, u64 f, i32 fi, i32 an, u64 pg) noexcept nogil
     cdef bint _can_merge_before(self, i64 q, u64 e, u64 f, i32 fi, i32 an, u64 pg, u64 pglen) noexcept nogil
     cdef void _check_args(self, u64 s, u64 e) except *
+    cdef object _find_gap(self, u64 lo, u64 hi, u64 ln, bint top)

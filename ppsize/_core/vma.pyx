@@ -245,38 +245,24 @@ cdef class VmaTable:
         """mas_empty_area_rev: the highest free range inside [low, high) at least
         ``length`` long, as (gap_start, gap_end, index of the VMA after the gap or
         -1), clipped to [low, high); None if there is none."""
-        cdef u64 lo = low, hi = high, ln = length
-        cdef u64 gs, ge
-        cdef i64 j
-        if hi <= lo or hi - lo < ln:
-            return None
-        j = self.lower_bound(hi)
-        while j >= 0:
-            gs = self.end[j - 1] if j > 0 else 0
-            ge = self.start[j] if j < self.n else hi
-            if ge > hi:
-                ge = hi
-            if gs < lo:
-                gs = lo
-            if ge > gs and ge - gs >= ln:
-                return (int(gs), int(ge), int(j) if j < self.n else -1)
-            if j > 0 and self.end[j - 1] <= lo:
-                break
-            j -= 1
-        return None
+        return self._find_gap(low, high, length, True)
 
     def lowest_gap(self, low, high, length):
         """mas_empty_area: the lowest free range inside [low, high) at least
         ``length`` long, as highest_gap returns it."""
-        cdef u64 lo = low, hi = high, ln = length
+        return self._find_gap(low, high, length, False)
+
+    cdef object _find_gap(self, u64 lo, u64 hi, u64 ln, bint top):
+        # the gaps between VMAs j - 1 and j (0 and hi at the ends) clipped to [lo, hi),
+        # from the top down or the bottom up, until one holds ln bytes
         cdef u64 gs, ge
         cdef i64 j
         if hi <= lo or hi - lo < ln:
             return None
-        j = self.lower_bound(lo)
-        while j <= self.n:
+        j = self.lower_bound(hi if top else lo)
+        while 0 <= j <= self.n:
             gs = self.end[j - 1] if j > 0 else 0
-            if gs >= hi:
+            if not top and gs >= hi:
                 break
             ge = self.start[j] if j < self.n else hi
             if ge > hi:
@@ -285,7 +271,9 @@ cdef class VmaTable:
                 gs = lo
             if ge > gs and ge - gs >= ln:
                 return (int(gs), int(ge), int(j) if j < self.n else -1)
-            j += 1
+            if top and j > 0 and self.end[j - 1] <= lo:
+                break
+            j += -1 if top else 1
         return None
 
     def __len__(self):

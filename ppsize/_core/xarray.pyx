@@ -1039,22 +1039,23 @@ cdef u64 xa_find_marked(xarray_t *xa, u64 *index, u64 max, int mark) noexcept no
         return 0
     return xa_find_range(xa, index[0], max, mark, index, &order)
 
+cdef inline bint xas_load_for_mark(xarray_t *xa, xa_state *xas, u64 index, int mark) noexcept nogil:
+    # the start of __xa_set_mark / __xa_clear_mark: a valid mark and an entry covering index
+    if mark < 0 or mark >= XA_MAX_MARKS:
+        return False
+    xas_set_order(xas, index, 0)
+    return xas_load(xa, xas) != 0
+
 cdef void xa_set_mark(xarray_t *xa, u64 index, int mark) noexcept nogil:
     """__xa_set_mark: only if an entry covers index."""
     cdef xa_state xas
-    if mark < 0 or mark >= XA_MAX_MARKS:
-        return
-    xas_set_order(&xas, index, 0)
-    if xas_load(xa, &xas):
+    if xas_load_for_mark(xa, &xas, index, mark):
         xas_set_mark(xa, &xas, mark)
 
 cdef void xa_clear_mark(xarray_t *xa, u64 index, int mark) noexcept nogil:
     """__xa_clear_mark."""
     cdef xa_state xas
-    if mark < 0 or mark >= XA_MAX_MARKS:
-        return
-    xas_set_order(&xas, index, 0)
-    if xas_load(xa, &xas):
+    if xas_load_for_mark(xa, &xas, index, mark):
         xas_clear_mark(xa, &xas, mark)
 
 cdef bint xa_get_mark(xarray_t *xa, u64 index, int mark) noexcept nogil:

@@ -10,6 +10,10 @@ from ..units import fmt_size
 from .scan import ScanResult
 from .workload import TOUCH, Workload
 
+def _meminfo(field, what):
+    return property(lambda self: self.meminfo[field], doc=f"{field} (kB): {what}")
+
+
 @dataclass
 class ConfigResult:
     config: Config
@@ -27,21 +31,10 @@ class ConfigResult:
     blocked: int = 0              # transitions blocked (pinned, mlocked, dirty... folios)
     policy: str = "drop-all"      # the kernel's file policy
 
-    @property
-    def cached_kB(self) -> int:
-        return self.meminfo["Cached"]
-
-    @property
-    def anon_kB(self) -> int:
-        return self.meminfo["AnonPages"]
-
-    @property
-    def pagetables_kB(self) -> int:
-        return self.meminfo["PageTables"]
-
-    @property
-    def xarray_kB(self) -> int:
-        return self.meminfo["XArrayNodes"]
+    cached_kB = _meminfo("Cached", "the page cache")
+    anon_kB = _meminfo("AnonPages", "anonymous memory")
+    pagetables_kB = _meminfo("PageTables", "every process's page tables")
+    xarray_kB = _meminfo("XArrayNodes", "the page cache's radix_tree_node slab")
 
     @property
     def total_kB(self) -> int:
