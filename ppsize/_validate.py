@@ -19,6 +19,8 @@ _U64 = 1 << 64
 
 def as_int(value, what: str) -> int:
     """An int (Python or NumPy integer; bool is refused)."""
+    if type(value) is int:                       # the common case, without the ABC check
+        return value
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise TypeError(f"{what} must be an int, not {type(value).__name__} ({value!r})")
     return int(value)

@@ -109,3 +109,5 @@ cdef class PageCache:
     cdef i64 invalidate_mapping_pages(self, i64 f, i64 start, i64 end) noexcept nogil
     cdef i64 filemap_drop_range(self, i64 f, i64 start, i64 end, i64 *blocked) noexcept nogil
     cdef i64 remove_idle_folios(self, i64 f, i64 start, i64 end, bint contained, i64 *busy) noexcept nogil
+    # Python-level access
+    cdef i64 _check_file(self, object f) except -1

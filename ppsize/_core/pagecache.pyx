@@ -854,8 +854,9 @@ cdef class PageCache:
         return count
 
     # ------------------------------------------------------------ Python-level access
-    def _check_file(self, f):
-        f = as_int(f, "file id")
+    cdef i64 _check_file(self, object f) except -1:
+        if type(f) is not int:
+            f = as_int(f, "file id")
         if not 0 <= f < self.nr_files:
             raise ValueError(f"unknown file id {f!r} ({self.nr_files} files)")
         return f
