@@ -355,6 +355,8 @@ class Process:
         mappings (FOLL_WRITE breaks COW up front)."""
         i = self.aspace.vmas.lookup(eff.start)
         flags = self.aspace.vmas.row(i)[2] if i >= 0 else 0
+        if flags & VM_LOCKED:
+            self._locked = True                       # MAP_LOCKED: mlock_vma_folio on each fault
         write = (flags & (VM_WRITE | VM_SHARED)) == VM_WRITE
         vas = np.arange(eff.start, eff.end, self.page_size, dtype=np.uint64)
         self._access(vas, np.zeros(0, np.uint8), write)

@@ -537,3 +537,16 @@ def test_transition_is_a_frozen_record_readable_as_a_mapping():
     d = t.as_dict()
     assert list(d) == t.keys() and dict(t.items()) == d and Transition(**d) == t
     assert {"policy", "file", "pages_read_after", "cached_now_kb", "blocked"} <= set(d)
+
+
+def test_map_locked_mlocks_what_it_populates():
+    k, f = setup("drop-all")
+    p = k.spawn()
+    a = p.mmap(FILE, file=f, prot="r", locked=True)                # MAP_LOCKED: populated, mlocked
+    assert p.status()["RssFile"] == FILE // K and mlocked(k, f) == list(range(NR))
+    with pytest.raises(OSError) as e:
+        k.spawn(page_size="64K").mmap(BIG, file=f, prot="r")
+    assert e.value.errno == errno.EBUSY and f"{NR} mlocked" in str(e.value)
+    p.munmap(a, FILE)
+    assert mlocked(k, f) == []
+    k.check()
