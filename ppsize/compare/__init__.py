@@ -54,7 +54,8 @@ from .workload import TOUCH, Mapping, ProcSpec, Workload, make_workload
 
 __all__ = ["scan_trees", "ScanResult", "make_workload", "Workload", "ProcSpec", "CONFIGS",
            "Config", "run_config", "ConfigResult", "compare", "CompareResult", "Progress",
-           "DEFAULT_TREES", "FILE_POLICIES", "THP_MODES", "WorkloadFaultError"]
+           "DEFAULT_TREES", "FILE_POLICIES", "THP_MODES", "WorkloadFaultError", "config", "memory_for",
+           "Mapping", "SKIP_REASONS", "ERROR_REASONS", "TOUCH"]
 
 DEFAULT_TREES = ("/usr", "/etc")
 THP_MODES = ("always", "madvise", "never")          # transparent_hugepage/enabled
