@@ -326,8 +326,8 @@ cdef inline i64 _flush_array(tlb_array* a, u32 asid, bint all_asids, u64 start, 
         sh = a.cls_shift[c]
         span = (<u64>1) << sh
         first = start & ~(span - 1)
-        nunits = (end - first + span - 1) >> sh
-        if not all_asids and nunits <= <u64>a.nsets:
+        if not all_asids and end - first <= (<u64>a.nsets << sh):
+            nunits = (end - first + span - 1) >> sh
             for u in range(nunits):      # probe each unit the range touches
                 b = first + (u << sh)
                 s = _set(a, b, sh)
