@@ -121,7 +121,9 @@ cdef inline i64 _find(tlb_array* a, u32 s, u64 tag, u16 asid) noexcept nogil:
     cdef u32 w, i, m
     cdef u64 base = <u64>s * a.ways
     cdef u16* slot
-    cdef u16 v
+    cdef u16 v = a.head[s]
+    if v != NONE16 and a.tag[base + v] == tag and a.asid[base + v] == asid:
+        return v                          # the most recently used way (LRU lists only)
     if a.hbits:
         slot = &a.hslot[<u64>s << a.hbits]
         m = (1u << a.hbits) - 1
