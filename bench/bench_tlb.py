@@ -42,30 +42,19 @@ def make(full):
     return t
 
 
+@pytest.mark.parametrize("impl", ["ppsize", "ppsize-a76full"])
 @pytest.mark.parametrize("name", STREAMS)
-def test_tlb_run_ppsize(benchmark, name):
+def test_tlb_run_ppsize(benchmark, name, impl):
     vas = stream(name)
-    t = make(full=False)
+    t = make(full=impl != "ppsize")
 
     def setup():
         t.flush_tlb_all()
         return (), {}
     res = benchmark.pedantic(lambda: t.run(vas, asid=1), setup=setup, rounds=5, iterations=1)
     assert res.shape == (N,)
-    per = record(benchmark, "tlb", f"run {name}", "ppsize", N)
+    per = record(benchmark, "tlb", f"run {name}", impl, N)
     benchmark.extra_info["M_accesses_per_s"] = 1e-6 / per
-
-
-@pytest.mark.parametrize("name", STREAMS)
-def test_tlb_run_ppsize_full_preset(benchmark, name):
-    vas = stream(name)
-    t = make(full=True)
-
-    def setup():
-        t.flush_tlb_all()
-        return (), {}
-    benchmark.pedantic(lambda: t.run(vas, asid=1), setup=setup, rounds=5, iterations=1)
-    record(benchmark, "tlb", f"run {name}", "ppsize-a76full", N)
 
 
 @pytest.mark.parametrize("name", STREAMS)
