@@ -16,6 +16,9 @@ _LAZY = {
     "Kernel": "ppsize.kernel",
     "Process": "ppsize.process",
     "Outcome": "ppsize.process",
+    "TLB": "ppsize.tlb",
+    "MMU": "ppsize.tlb",
+    "CPU_PRESETS": "ppsize.cpu_presets",
 }
 
 __all__ = ["GEOMETRIES", "Geometry", "geometry", "parse_size", "fmt_size", "get_include", *_LAZY]

@@ -1,0 +1,115 @@
+# The MMU model: per-CPU TLB hierarchy, walk caches and a data-cache model for walk
+# references, ASID-tagged, state in NumPy-owned arrays (see tlb.pyx's docstring for the
+# engine-integration notes). The cdef functions below are the interface the fault engine
+# calls from its nogil loop.
+from ._types cimport u64, i64, u32, i32, u16, u8, i8, MAX_LEVELS
+
+cdef enum:
+    TLB_MAX_ARRAYS = 16       # TLB levels + walk caches + the data cache
+    TLB_MAX_TLBS = 4          # l1d, l1i, l2 (unified) or l2d + l2i
+    TLB_MAX_WCS = 6           # walk caches (PSCs / Arm walk cache)
+    TLB_MAX_CLASSES = 16      # entry sizes (leaf) + walk-entry spans an array holds
+    TLB_MAX_GEOMS = 16        # table modes (geometries) registered
+    HASH_MIN_WAYS = 9         # sets this wide are found through a per-set hash index
+
+cdef enum:                    # replacement policies
+    REPL_LRU = 0
+    REPL_PLRU = 1
+    REPL_RANDOM = 2
+
+cdef enum:                    # access side
+    SIDE_DATA = 0
+    SIDE_INSN = 1
+
+cdef enum:                    # what tlb lookup found
+    TLB_MISS = -1
+    TLB_HIT_L1 = 0
+    TLB_HIT_L2 = 1
+
+cdef enum:                    # per-ASID counters (row of TlbCore.counters)
+    C_ACC = 0                 # + 4 * tlb level: accesses, hits, fills, evictions
+    C_HIT = 1
+    C_FILL = 2
+    C_EVICT = 3
+    C_WALKS = 16
+    C_REFS = 17
+    C_REFS_L = 18             # .. 22: walk memory references per level (root = 0)
+    C_WC_LOOK = 23            # .. 28: lookups per walk cache
+    C_WC_HIT = 29             # .. 34: hits per walk cache
+    C_DC_ACC = 35             # walk references sent through the data-cache model
+    C_DC_HIT = 36
+    C_STALE = 37              # hits found stale by run(check=True)
+    C_FL_RANGE = 38
+    C_FL_MM = 39
+    C_FL_PAGE = 40
+    C_FL_ENTRIES = 41         # entries (leaf or walk) removed by flushes
+    NR_COUNTERS = 48
+
+cdef struct tlb_array:
+    # One set-associative array, struct of arrays over nsets * ways entries.
+    # tag: (base | (span/2 - 1)) with bit 63 set for walk-cache entries; 0 = invalid.
+    u64* tag
+    u16* asid
+    u8* cls                   # class index of each entry
+    u64* out                  # leaf: PA of the entry's base | attribute bits; walk: next table PA
+    u16* nxt                  # LRU list (per set, most recent at head), way indices
+    u16* prv
+    u16* head                 # per set; 0xffff = empty
+    u16* tail
+    u8* plru                  # per set: pn tree-PLRU node bits (heap order, node 1 = root)
+    u16* hslot                # per set: (1 << hbits) slots of way + 1, 0 = empty
+    u32* nvalid               # valid entries per set
+    u32 nsets
+    u32 ways
+    u32 pn                    # ways rounded up to a power of two
+    int hbits                 # 0: scan the set; else log2(hash slots per set)
+    bint pow2                 # nsets is a power of two
+    int repl
+    u64 rng                   # xorshift64* state (REPL_RANDOM)
+    int ncls
+    int cls_shift[TLB_MAX_CLASSES]
+    bint cls_walk[TLB_MAX_CLASSES]
+    i64 cls_count[TLB_MAX_CLASSES]
+    int nleaf                 # classes [0, nleaf) are leaf sizes, ascending
+
+cdef struct tlb_geom:
+    int levels
+    int shift[MAX_LEVELS]
+    int tbits[MAX_LEVELS]
+    int wc_level[TLB_MAX_WCS]  # absolute level cached by each walk cache (-1: none here)
+
+cdef struct tlb_walk:
+    # What the page-table walk found for one VA, handed to TlbCore.walk_fill.
+    int leaf_level            # level of the leaf descriptor (root = 0)
+    u64 unit_base             # VA base of the translation unit (page, contiguous run, block)
+    u64 unit_size             # its size in bytes, after the coalescing decision
+    u64 pa_base               # PA of unit_base | attribute bits (low 12 bits)
+    u64 table_pa[MAX_LEVELS]  # PA of the table read at each level 0 .. leaf_level
+
+cdef class TlbCore:
+    cdef tlb_array arr[TLB_MAX_ARRAYS]
+    cdef int narr
+    cdef int ntlb                        # TLB levels are arrays 0 .. ntlb - 1
+    cdef int l1[2]                       # array index per side
+    cdef int l2[2]                       # array index per side (-1: none; equal: unified)
+    cdef int nwc
+    cdef int wc_arr[TLB_MAX_WCS]         # array holding each walk cache's entries
+    cdef int wc_dist[TLB_MAX_WCS]        # levels above the last level (1 = entry pointing at a PTE table)
+    cdef int dcache                      # array index of the data-cache model, -1: none
+    cdef tlb_geom geoms[TLB_MAX_GEOMS]
+    cdef int ngeom
+    cdef u8* asid_geom                   # per ASID slot
+    cdef readonly int max_asids
+    cdef readonly bint coalesce          # the core caches a contiguous run as one entry
+    cdef i64* counters                   # max_asids x NR_COUNTERS
+    cdef object _keep                    # the NumPy arrays owning every buffer
+    cdef readonly object _counters_a
+    cdef readonly object config
+
+    # the engine's interface (all nogil, none can fail)
+    cdef int lookup(self, u32 asid, u64 va, int side, u64* out, u64* base, u64* size) noexcept nogil
+    cdef void walk_fill(self, u32 asid, u64 va, int side, tlb_walk* w) noexcept nogil
+    cdef void flush_range(self, u32 asid, u64 start, u64 end, bint last_level) noexcept nogil
+    cdef void flush_mm(self, u32 asid) noexcept nogil
+    cdef void flush_page(self, u32 asid, u64 va) noexcept nogil
+    cdef void flush_all(self) noexcept nogil

@@ -1,0 +1,791 @@
+"""The MMU model: TLBs, walk caches and a data-cache model for walk references.
+
+One ``TlbCore`` is one CPU's translation hardware: an L1 instruction and an L1 data TLB,
+a unified L2 (or separate L2 I/D), walk caches and an optional data cache that the
+walker's memory references go through. Every structure is a set-associative array
+(``tlb_array``): ``sets x ways`` entries in NumPy-owned struct-of-arrays buffers, any
+positive set count (1280 x 5 = 256 sets; 48 x 48 = one set), LRU, tree-PLRU or seeded
+random replacement. Entries are tagged with an ASID, so processes with different page
+sizes and table modes share one TLB. Validation and presets live in ``ppsize.tlb``.
+
+Model
+-----
+- Entry sizes: each TLB level holds a configured set of sizes (base pages, contiguous
+  runs, blocks). A translation unit larger than every size a level may hold is
+  *splintered*: the level caches the largest size it holds that is <= the unit, aligned
+  around the accessed VA (A76 TRM A5.2: the TLB "is responsible for breaking these down
+  in to smaller pages when required for the data or instruction L1 TLB").
+- Contiguous bit: the walker reports a PTE_CONT run as one unit of the run's size when
+  the core coalesces (``coalesce``), else as the page (or block) it is made of.
+- Lookup (``lookup``): L1 of the side, then the L2; within a level every size class
+  that currently has entries is probed, smallest first; an L2 hit refills the L1.
+- Walk (``walk_fill``): walk caches are probed for the entries above the leaf; the
+  deepest hit decides where the walk starts; each level read is one memory reference
+  (counted per level) and, with a data cache, one 64-byte line lookup; the table
+  descriptors read are filled into the walk caches that cache their level, then the
+  unit is filled into the L2 and the L1 (no back-invalidation: levels are not kept
+  inclusive). Walk caches are keyed by the distance of the level above the last level
+  (1: the entry that points at the last-level table, as Arm's walk cache "holds the
+  results of a stage 1 translation up to, but not including the last level"; 1..4 for
+  ChampSim's PSCL2..PSCL5). A walk cache may live in a TLB array (the A76 L2 TLB
+  stores "intermediate PAs obtained during a translation table walk"): its entries then
+  compete with leaf entries for the ways.
+- Replacement within a set: an invalid way first (the lowest index), else LRU (a list
+  per set), tree-PLRU or seeded xorshift64* random. Tree-PLRU with a way count that is
+  not a power of two uses the tree of the next power of two P; node bits point at the
+  half that holds the next victim; a node pointing at a half with no real way (all its
+  leaves >= ways) is read as pointing at the other half, so a victim is always real.
+  An access sets every bit on its path to point away from it.
+- Set index: (VA >> entry shift) mod sets, per size class (so an L2 probe per size).
+- Tag: (VA base | (span / 2 - 1)), bit 63 set for walk-cache entries, and the ASID.
+
+Invalidation (arch/arm64/include/asm/tlbflush.h, arch/arm64/include/asm/tlb.h):
+- ``flush_range(asid, start, end, last_level)``: TLBI VALE1IS (last_level: leaf entries
+  only) or VAE1IS (leaf and walk-cache entries) for every entry overlapping the range.
+  ``flush_tlb_range()`` passes last_level = False (TLBF_NONE); the mmu_gather's
+  ``tlb_flush()`` passes last_level = !freed_tables, so a munmap that freed page tables
+  (free_pgtables) also drops the walk-cache entries that pointed at them.
+- ``flush_mm(asid)``: TLBI ASIDE1IS: every entry of the ASID.
+- ``flush_page(asid, va)``: ``__flush_tlb_page`` = TLBF_NOWALKCACHE: leaf entries only.
+- Linux's escalation of a long range to flush_tlb_mm (__flush_tlb_range_limit_excess)
+  is a policy of the caller: ``ppsize.tlb.linux_flush_range`` applies it.
+
+Integration with the fault engine (the next step; nothing here depends on mm.pyx)
+-------------------------------------------------------------------------------
+- ``MMCore.access``: before ``pt.walk``: ``r = tlb.lookup(asid, va, SIDE_DATA, &out,
+  &base, &size)``; a hit whose permission bits (out & 0xfff) allow the access is
+  ACC_HIT with no page-table walk. On a miss (or a permission mismatch) walk the page
+  table as today; if it translates, build a ``tlb_walk`` (leaf level, unit base/size
+  with the contiguous bit decided by ``tlb.coalesce``, PA | prot, the PA of each table
+  read: pool index x table bytes + a per-level base) and call ``walk_fill``; a fault
+  path fills after it has mapped (the retried access is the walk). VM_EXEC VMAs with
+  an instruction stream use SIDE_INSN.
+- Flushes, as mm/ calls them: munmap / exit_mmap -> zap + mmu_gather tlb_flush:
+  ``flush_range(asid, start, end, last_level=not freed_tables)`` (exit: flush_mm only
+  when tables were freed, the ASID is then retired); mprotect (change_protection ->
+  flush_tlb_range): ``flush_range(.., False)``; COW break (wp_page_copy ->
+  ptep_clear_flush -> flush_tlb_page): ``flush_page``; THP split (__split_huge_pmd ->
+  pmdp_invalidate -> flush_pmd_tlb_range): ``flush_range(pmd range, False)``; folio
+  migration (try_to_migrate -> ptep_clear_flush): ``flush_page`` per PTE, or
+  ``flush_range`` over the folio; mremap (move_page_tables -> flush_tlb_range of the
+  old range): ``flush_range(old, False)``; contpte fold/unfold (contpte_convert ->
+  __flush_tlb_range(.., PAGE_SIZE, true, 3)): ``flush_range(run, True)``.
+- ASIDs: one per MM, small integers < max_asids assigned by the Kernel (reused after
+  exit with flush_mm, as the arm64 ASID allocator invalidates before reuse).
+- Counters are per ASID (``counters[asid]``): a process's stats are its row, a CPU's
+  the sum over rows (``ppsize.tlb.stats_dict``).
+"""
+cimport cython
+cimport numpy as cnp
+from libc.string cimport memset
+
+import numpy as np
+
+from ._types cimport u64, i64, u32, i32, u16, u8, i8, MAX_LEVELS
+
+cnp.import_array()
+
+cdef u64 WALK_BIT = (<u64>1) << 63
+cdef u16 NONE16 = 0xffff
+cdef u64 ATTR_MASK = 0xfff
+
+
+cdef inline u64 _tag(u64 va, int shift, bint walk) noexcept nogil:
+    cdef u64 span = (<u64>1) << shift
+    return (va & ~(span - 1)) | ((span >> 1) - 1) | (WALK_BIT if walk else 0)
+
+
+cdef inline u32 _set(tlb_array* a, u64 va, int shift) noexcept nogil:
+    cdef u64 vpn = va >> shift
+    if a.pow2:
+        return <u32>(vpn & (a.nsets - 1))
+    return <u32>(vpn % a.nsets)
+
+
+cdef inline u32 _home(u64 tag, u16 asid, int hbits) noexcept nogil:
+    return <u32>(((tag * <u64>0x9E3779B97F4A7C15) ^ (<u64>asid * <u64>0xC2B2AE3D27D4EB4F))
+                 * <u64>0xD6E8FEB86659FD93 >> (64 - hbits))
+
+
+cdef inline u64 _rand(tlb_array* a) noexcept nogil:
+    cdef u64 x = a.rng            # xorshift64*
+    x ^= x >> 12
+    x ^= x << 25
+    x ^= x >> 27
+    a.rng = x
+    return x * <u64>0x2545F4914F6CDD1D
+
+
+# ------------------------------------------------------------ one array
+cdef inline i64 _find(tlb_array* a, u32 s, u64 tag, u16 asid) noexcept nogil:
+    cdef u32 w, i, m
+    cdef u64 base = <u64>s * a.ways
+    cdef u16* slot
+    cdef u16 v = a.head[s]
+    if v != NONE16 and a.tag[base + v] == tag and a.asid[base + v] == asid:
+        return v                          # the most recently used way (LRU lists only)
+    if a.hbits:
+        slot = &a.hslot[<u64>s << a.hbits]
+        m = (1u << a.hbits) - 1
+        i = _home(tag, asid, a.hbits)
+        v = slot[i]
+        while v:
+            w = v - 1
+            if a.tag[base + w] == tag and a.asid[base + w] == asid:
+                return w
+            i = (i + 1) & m
+            v = slot[i]
+        return -1
+    for w in range(a.ways):
+        if a.tag[base + w] == tag and a.asid[base + w] == asid:
+            return w
+    return -1
+
+
+cdef inline void _touch(tlb_array* a, u32 s, u32 w) noexcept nogil:
+    """Make way w of set s the most recently used."""
+    cdef u64 base = <u64>s * a.ways
+    cdef u16 p, n
+    cdef u32 node, lo, hi, mid
+    cdef u8* bits
+    if a.repl == REPL_LRU:
+        if a.head[s] == w:
+            return
+        p = a.prv[base + w]
+        n = a.nxt[base + w]
+        if p != NONE16:                 # unlink (a new entry has no neighbours)
+            a.nxt[base + p] = n
+            if n != NONE16:
+                a.prv[base + n] = p
+            else:
+                a.tail[s] = p
+        a.prv[base + w] = NONE16
+        a.nxt[base + w] = a.head[s]
+        if a.head[s] != NONE16:
+            a.prv[base + a.head[s]] = <u16>w
+        a.head[s] = <u16>w
+        if a.tail[s] == NONE16:
+            a.tail[s] = <u16>w
+    elif a.repl == REPL_PLRU:
+        bits = &a.plru[<u64>s * a.pn]
+        node = 1
+        lo = 0
+        hi = a.pn
+        while hi - lo > 1:
+            mid = (lo + hi) >> 1
+            if w < mid:
+                bits[node] = 1          # next victim: the other (right) half
+                node = 2 * node
+                hi = mid
+            else:
+                bits[node] = 0
+                node = 2 * node + 1
+                lo = mid
+
+
+cdef inline void _invalidate(tlb_array* a, u32 s, u32 w) noexcept nogil:
+    cdef u64 base = <u64>s * a.ways, e = base + w
+    cdef u32 i, j, k, m
+    cdef u16* slot
+    cdef u16 p, n
+    if a.hbits:                          # backward-shift deletion (linear probing)
+        slot = &a.hslot[<u64>s << a.hbits]
+        m = (1u << a.hbits) - 1
+        i = _home(a.tag[e], a.asid[e], a.hbits)
+        while slot[i] != w + 1:
+            i = (i + 1) & m
+        j = i
+        while True:
+            j = (j + 1) & m
+            if slot[j] == 0:
+                break
+            k = _home(a.tag[base + slot[j] - 1], a.asid[base + slot[j] - 1], a.hbits)
+            # move slot[j] back to i unless its home lies cyclically in (i, j]
+            if (j > i and (k <= i or k > j)) or (j < i and k <= i and k > j):
+                slot[i] = slot[j]
+                i = j
+        slot[i] = 0
+    if a.repl == REPL_LRU:
+        p = a.prv[e]
+        n = a.nxt[e]
+        if p != NONE16:
+            a.nxt[base + p] = n
+        else:
+            a.head[s] = n
+        if n != NONE16:
+            a.prv[base + n] = p
+        else:
+            a.tail[s] = p
+        a.prv[e] = NONE16
+        a.nxt[e] = NONE16
+    a.cls_count[a.cls[e]] -= 1
+    a.nvalid[s] -= 1
+    a.tag[e] = 0
+
+
+cdef inline i64 _insert(tlb_array* a, int c, u64 tag, u16 asid, u64 out, u64 va, i64* ctr,
+                        bint probe=True) noexcept nogil:
+    """Install (tag, asid) -> out in its set (update in place if present); returns
+    the way. ctr[C_EVICT] counts a valid entry replaced (ctr may be NULL)."""
+    cdef u32 s = _set(a, va, a.cls_shift[c]), w, node, lo, hi, mid
+    cdef u64 base = <u64>s * a.ways
+    cdef i64 f = _find(a, s, tag, asid) if probe else -1
+    cdef u32 i, m
+    cdef u16* slot
+    cdef u8* bits
+    if f >= 0:
+        a.out[base + f] = out
+        _touch(a, s, <u32>f)
+        return f
+    if a.nvalid[s] < a.ways:
+        w = 0
+        while a.tag[base + w] != 0:
+            w += 1
+    else:
+        if a.repl == REPL_LRU:
+            w = a.tail[s]
+        elif a.repl == REPL_PLRU:
+            bits = &a.plru[<u64>s * a.pn]
+            node = 1
+            lo = 0
+            hi = a.pn
+            while hi - lo > 1:
+                mid = (lo + hi) >> 1
+                if bits[node] and mid < a.ways:
+                    node = 2 * node + 1
+                    lo = mid
+                else:
+                    node = 2 * node
+                    hi = mid
+            w = lo
+        else:
+            w = <u32>((_rand(a) >> 32) % a.ways)
+        if ctr != NULL:
+            ctr[C_EVICT] += 1
+        _invalidate(a, s, w)
+    a.tag[base + w] = tag
+    a.asid[base + w] = asid
+    a.out[base + w] = out
+    a.cls[base + w] = <u8>c
+    a.cls_count[c] += 1
+    a.nvalid[s] += 1
+    if a.hbits:
+        slot = &a.hslot[<u64>s << a.hbits]
+        m = (1u << a.hbits) - 1
+        i = _home(tag, asid, a.hbits)
+        while slot[i]:
+            i = (i + 1) & m
+        slot[i] = <u16>(w + 1)
+    _touch(a, s, w)
+    return w
+
+
+cdef inline int _class(tlb_array* a, int shift, bint walk) noexcept nogil:
+    """Index of the (shift, walk) class of a, added on first use (-1: no room)."""
+    cdef int c
+    for c in range(a.ncls):
+        if a.cls_shift[c] == shift and a.cls_walk[c] == walk:
+            return c
+    if a.ncls == TLB_MAX_CLASSES:
+        return -1
+    c = a.ncls
+    a.cls_shift[c] = shift
+    a.cls_walk[c] = walk
+    a.cls_count[c] = 0
+    a.ncls += 1
+    return c
+
+
+cdef inline void _fill_leaf(TlbCore self, int k, u32 asid, u64 va, u64 base, u64 size, u64 out, i64* ctr,
+                            bint probe=True) noexcept nogil:
+    """Cache the translation [base, base + size) -> out in TLB level k, splintered to
+    the largest size the level holds that is <= size (aligned around va)."""
+    cdef tlb_array* a = &self.arr[k]
+    cdef int c, best = -1
+    cdef u64 nb
+    for c in range(a.nleaf):
+        if ((<u64>1) << a.cls_shift[c]) <= size:
+            best = c
+    if best < 0:
+        return
+    nb = va & ~(((<u64>1) << a.cls_shift[best]) - 1)
+    _insert(a, best, _tag(va, a.cls_shift[best], False), <u16>asid,
+                 out + (nb - base), va, &ctr[4 * k], probe)
+    ctr[4 * k + C_FILL] += 1
+
+
+cdef inline i64 _flush_array(tlb_array* a, u32 asid, bint all_asids, u64 start, u64 end,
+                      bint leaf, bint walk) noexcept nogil:
+    """Invalidate the entries of a (of asid, or of every ASID) overlapping
+    [start, end) whose kind is selected; returns how many."""
+    cdef int c, sh
+    cdef u64 span, first, nunits, u, b, e, n = 0
+    cdef u32 s, ww
+    cdef i64 f
+    for c in range(a.ncls):
+        if a.cls_count[c] == 0 or not (walk if a.cls_walk[c] else leaf):
+            continue
+        sh = a.cls_shift[c]
+        span = (<u64>1) << sh
+        first = start & ~(span - 1)
+        if not all_asids and end - first <= (<u64>a.nsets << sh):
+            nunits = (end - first + span - 1) >> sh
+            for u in range(nunits):      # probe each unit the range touches
+                b = first + (u << sh)
+                s = _set(a, b, sh)
+                f = _find(a, s, _tag(b, sh, a.cls_walk[c]), <u16>asid)
+                if f >= 0:
+                    _invalidate(a, s, <u32>f)
+                    n += 1
+            continue
+        for s in range(a.nsets):         # else scan the array
+            for ww in range(a.ways):
+                e = <u64>s * a.ways + ww
+                if a.tag[e] == 0 or a.cls[e] != c or (not all_asids and a.asid[e] != asid):
+                    continue
+                b = a.tag[e] & ~WALK_BIT & ~(span - 1)
+                if b < end and b + span > start:
+                    _invalidate(a, s, ww)
+                    n += 1
+    return <i64>n
+
+
+cdef inline int _lookup(TlbCore self, u32 asid, u64 va, int side, u64* out, u64* base, u64* size) noexcept nogil:
+    """Translate va through the side's L1, then the L2: TLB_HIT_L1, TLB_HIT_L2 (the
+    L1 is refilled) or TLB_MISS. On a hit: the entry's output (PA of base | attribute
+    bits), base VA and size."""
+    cdef i64* ctr = &self.counters[<u64>asid * NR_COUNTERS]
+    cdef int lvl, k, c, sh
+    cdef tlb_array* a
+    cdef u64 tag, e
+    cdef u32 s
+    cdef i64 w
+    for lvl in range(2):
+        k = self.l1[side] if lvl == 0 else self.l2[side]
+        if k < 0:
+            return TLB_MISS
+        a = &self.arr[k]
+        ctr[4 * k + C_ACC] += 1
+        for c in range(a.nleaf):
+            if a.cls_count[c] == 0:
+                continue
+            sh = a.cls_shift[c]
+            tag = _tag(va, sh, False)
+            s = _set(a, va, sh)
+            w = _find(a, s, tag, <u16>asid)
+            if w >= 0:
+                _touch(a, s, <u32>w)
+                ctr[4 * k + C_HIT] += 1
+                e = <u64>s * a.ways + <u64>w
+                out[0] = a.out[e]
+                base[0] = va & ~(((<u64>1) << sh) - 1)
+                size[0] = (<u64>1) << sh
+                if lvl == 1:
+                    _fill_leaf(self, self.l1[side], asid, va, base[0], size[0], out[0], ctr, False)
+                return lvl
+    return TLB_MISS
+
+
+cdef inline void _walk_fill(TlbCore self, u32 asid, u64 va, int side, tlb_walk* w) noexcept nogil:
+    """Account the page-table walk that found *w for va (walk caches, memory
+    references per level, data cache), then fill walk caches, L2 and L1."""
+    cdef i64* ctr = &self.counters[<u64>asid * NR_COUNTERS]
+    cdef tlb_geom* g = &self.geoms[self.asid_geom[asid]]
+    cdef int L = w.leaf_level, start = 0, i, l, lvl, sh, c
+    cdef tlb_array* a
+    cdef tlb_array* dc
+    cdef u64 tag, addr
+    cdef u32 s
+    cdef i64 f
+    ctr[C_WALKS] += 1
+    for i in range(self.nwc):
+        lvl = g.wc_level[i]
+        if lvl < 0 or lvl >= L:
+            continue
+        a = &self.arr[self.wc_arr[i]]
+        ctr[C_WC_LOOK + i] += 1
+        sh = g.shift[lvl]
+        tag = _tag(va, sh, True)
+        s = _set(a, va, sh)
+        f = _find(a, s, tag, <u16>asid)
+        if f >= 0:
+            _touch(a, s, <u32>f)
+            ctr[C_WC_HIT + i] += 1
+            if lvl + 1 > start:
+                start = lvl + 1
+    for l in range(start, L + 1):
+        ctr[C_REFS] += 1
+        ctr[C_REFS_L + l] += 1
+        if self.dcache >= 0:
+            dc = &self.arr[self.dcache]
+            addr = w.table_pa[l] + (((va >> g.shift[l]) & (((<u64>1) << g.tbits[l]) - 1)) << 3)
+            tag = _tag(addr, 6, False)
+            s = _set(dc, addr, 6)
+            ctr[C_DC_ACC] += 1
+            f = _find(dc, s, tag, 0)
+            if f >= 0:
+                _touch(dc, s, <u32>f)
+                ctr[C_DC_HIT] += 1
+            else:
+                _insert(dc, 0, tag, 0, addr & ~(<u64>63), addr, NULL, False)
+    for i in range(self.nwc):
+        lvl = g.wc_level[i]
+        if lvl < start or lvl >= L:
+            continue
+        a = &self.arr[self.wc_arr[i]]
+        sh = g.shift[lvl]
+        c = _class(a, sh, True)
+        if c >= 0:
+            _insert(a, c, _tag(va, sh, True), <u16>asid, w.table_pa[lvl + 1], va, NULL)
+    if self.l2[side] >= 0:
+        _fill_leaf(self, self.l2[side], asid, va, w.unit_base, w.unit_size, w.pa_base, ctr)
+    _fill_leaf(self, self.l1[side], asid, va, w.unit_base, w.unit_size, w.pa_base, ctr)
+
+
+cdef class TlbCore:
+    """One CPU's MMU state. Build it with ``ppsize.tlb.TLB`` (which validates)."""
+
+    def __cinit__(self, dict config):
+        cdef int k, i, side
+        self.config = config
+        self._keep = []
+        self.narr = 0
+        self.ngeom = 0
+        self.coalesce = bool(config["coalesce"])
+        self.max_asids = int(config["max_asids"])
+        tlbs = config["tlbs"]
+        self.ntlb = len(tlbs)
+        for spec in tlbs:
+            self._add_array(spec, spec["sizes"])
+        for side in range(2):
+            self.l1[side] = int(config["l1"][side])
+            self.l2[side] = int(config["l2"][side])
+        wcs = config["walk_caches"]
+        self.nwc = len(wcs)
+        for i, spec in enumerate(wcs):
+            self.wc_dist[i] = int(spec["distance"])
+            if spec.get("in_tlb", -1) >= 0:
+                self.wc_arr[i] = int(spec["in_tlb"])
+            else:
+                self.wc_arr[i] = self._add_array(spec, [])
+        dc = config.get("dcache")
+        self.dcache = self._add_array(dc, [6]) if dc else -1
+        ag = np.zeros(self.max_asids, dtype=np.uint8)
+        self._keep.append(ag)
+        self.asid_geom = <u8*>cnp.PyArray_DATA(ag)
+        self._counters_a = np.zeros((self.max_asids, NR_COUNTERS), dtype=np.int64)
+        self.counters = <i64*>cnp.PyArray_DATA(self._counters_a)
+        for g in config.get("geometries", []):
+            self.add_geometry(g["levels"], g["shifts"], g["tbits"])
+
+    def _add_array(self, spec, sizes):
+        """Allocate one set-associative array (NumPy-owned buffers)."""
+        cdef int k = self.narr, c
+        cdef tlb_array* a = &self.arr[k]
+        cdef u32 nsets = spec["sets"], ways = spec["ways"], n = nsets * ways, pn = 1
+        if k >= TLB_MAX_ARRAYS:
+            raise ValueError(f"more than {TLB_MAX_ARRAYS} arrays")
+        while pn < ways:
+            pn <<= 1
+        a.nsets = nsets
+        a.ways = ways
+        a.pn = pn
+        a.pow2 = (nsets & (nsets - 1)) == 0
+        a.repl = spec["repl"]
+        a.rng = (<u64>spec.get("seed", 1) * <u64>0x9E3779B97F4A7C15) | 1
+        a.hbits = 0
+        if ways >= HASH_MIN_WAYS:
+            a.hbits = 1
+            while (1 << a.hbits) < 2 * ways:
+                a.hbits += 1
+
+        def buf(count, dtype, fill=0):
+            arr = np.full(max(count, 1), fill, dtype=dtype)
+            self._keep.append(arr)
+            return arr
+        a.tag = <u64*>cnp.PyArray_DATA(buf(n, np.uint64))
+        a.asid = <u16*>cnp.PyArray_DATA(buf(n, np.uint16))
+        a.out = <u64*>cnp.PyArray_DATA(buf(n, np.uint64))
+        a.cls = <u8*>cnp.PyArray_DATA(buf(n, np.uint8))
+        a.nxt = <u16*>cnp.PyArray_DATA(buf(n, np.uint16, NONE16))
+        a.prv = <u16*>cnp.PyArray_DATA(buf(n, np.uint16, NONE16))
+        a.head = <u16*>cnp.PyArray_DATA(buf(nsets, np.uint16, NONE16))
+        a.tail = <u16*>cnp.PyArray_DATA(buf(nsets, np.uint16, NONE16))
+        a.plru = <u8*>cnp.PyArray_DATA(buf(nsets * pn, np.uint8))
+        a.hslot = <u16*>cnp.PyArray_DATA(buf(nsets << a.hbits if a.hbits else 1, np.uint16))
+        a.nvalid = <u32*>cnp.PyArray_DATA(buf(nsets, np.uint32))
+        sizes = sorted(int(s) for s in sizes)
+        if len(sizes) > TLB_MAX_CLASSES:
+            raise ValueError(f"more than {TLB_MAX_CLASSES} entry sizes")
+        a.ncls = len(sizes)
+        a.nleaf = len(sizes)
+        for c in range(a.ncls):
+            a.cls_shift[c] = sizes[c]
+            a.cls_walk[c] = False
+            a.cls_count[c] = 0
+        self.narr += 1
+        return k
+
+    def add_geometry(self, int levels, shifts, tbits):
+        """Register a table mode (walk depth, VA shift and index bits per level, root
+        first); returns its id for ``set_asid``."""
+        cdef int g = self.ngeom, l, i, lvl
+        if g >= TLB_MAX_GEOMS:
+            raise ValueError(f"more than {TLB_MAX_GEOMS} geometries")
+        if not 1 <= levels <= MAX_LEVELS:
+            raise ValueError(f"levels must be 1..{MAX_LEVELS}, got {levels}")
+        self.geoms[g].levels = levels
+        for l in range(levels):
+            self.geoms[g].shift[l] = int(shifts[l])
+            self.geoms[g].tbits[l] = int(tbits[l])
+        for i in range(TLB_MAX_WCS):
+            lvl = levels - 1 - self.wc_dist[i] if i < self.nwc else -1
+            self.geoms[g].wc_level[i] = lvl if lvl >= 0 else -1
+        self.ngeom += 1
+        return g
+
+    def set_asid(self, int asid, int geom):
+        """Bind an ASID to a registered table mode (a process's geometry)."""
+        if not 0 <= asid < self.max_asids:
+            raise ValueError(f"asid {asid} out of range 0..{self.max_asids - 1}")
+        if not 0 <= geom < self.ngeom:
+            raise ValueError(f"geometry id {geom} not registered (have {self.ngeom})")
+        self.asid_geom[asid] = <u8>geom
+
+    # ------------------------------------------------------------ interface
+    cdef int lookup(self, u32 asid, u64 va, int side, u64* out, u64* base, u64* size) noexcept nogil:
+        """Translate va: TLB_HIT_L1, TLB_HIT_L2 (L1 refilled) or TLB_MISS."""
+        return _lookup(self, asid, va, side, out, base, size)
+
+    cdef void walk_fill(self, u32 asid, u64 va, int side, tlb_walk* w) noexcept nogil:
+        """Account the walk that found *w for va, then fill walk caches, L2, L1."""
+        _walk_fill(self, asid, va, side, w)
+
+    cdef void flush_range(self, u32 asid, u64 start, u64 end, bint last_level) noexcept nogil:
+        """TLBI VALE1IS (last_level) / VAE1IS over [start, end) for asid."""
+        cdef i64* ctr = &self.counters[<u64>asid * NR_COUNTERS]
+        cdef int k, i, j
+        cdef bint seen
+        cdef i64 n = 0
+        ctr[C_FL_RANGE] += 1
+        for k in range(self.ntlb):
+            n += _flush_array(&self.arr[k], asid, False, start, end, True, not last_level)
+        if not last_level:
+            for i in range(self.nwc):
+                if self.wc_arr[i] < self.ntlb:
+                    continue
+                seen = False
+                for j in range(i):
+                    seen = seen or self.wc_arr[j] == self.wc_arr[i]
+                if not seen:
+                    n += _flush_array(&self.arr[self.wc_arr[i]], asid, False, start, end, False, True)
+        ctr[C_FL_ENTRIES] += n
+
+    cdef void flush_page(self, u32 asid, u64 va) noexcept nogil:
+        """flush_tlb_page: TLBI VALE1IS of the page holding va (walk caches kept)."""
+        cdef i64* ctr = &self.counters[<u64>asid * NR_COUNTERS]
+        cdef int k
+        cdef i64 n = 0
+        ctr[C_FL_PAGE] += 1
+        for k in range(self.ntlb):
+            n += _flush_array(&self.arr[k], asid, False, va, va + 1, True, False)
+        ctr[C_FL_ENTRIES] += n
+
+    cdef void flush_mm(self, u32 asid) noexcept nogil:
+        """flush_tlb_mm: TLBI ASIDE1IS, every entry of the ASID."""
+        cdef i64* ctr = &self.counters[<u64>asid * NR_COUNTERS]
+        cdef int k
+        cdef i64 n = 0
+        ctr[C_FL_MM] += 1
+        for k in range(self.narr):
+            if k != self.dcache:
+                n += _flush_array(&self.arr[k], asid, False, 0, ~(<u64>0), True, True)
+        ctr[C_FL_ENTRIES] += n
+
+    cdef void flush_all(self) noexcept nogil:
+        """flush_tlb_all: TLBI VMALLE1IS (the data cache is not a TLB and stays)."""
+        cdef int k
+        for k in range(self.narr):
+            if k != self.dcache:
+                _flush_array(&self.arr[k], 0, True, 0, ~(<u64>0), True, True)
+
+    # ------------------------------------------------------------ Python side
+    def invalidate_range(self, u32 asid, u64 start, u64 end, bint last_level=False):
+        self._asid_ok(asid)
+        self.flush_range(asid, start, end, last_level)
+
+    def invalidate_page(self, u32 asid, u64 va):
+        self._asid_ok(asid)
+        self.flush_page(asid, va)
+
+    def invalidate_mm(self, u32 asid):
+        self._asid_ok(asid)
+        self.flush_mm(asid)
+
+    def invalidate_all(self):
+        self.flush_all()
+
+    def _asid_ok(self, asid):
+        if not 0 <= asid < self.max_asids:
+            raise ValueError(f"asid {asid} out of range 0..{self.max_asids - 1}")
+
+    def lookup_one(self, u32 asid, u64 va, int side=SIDE_DATA):
+        """(level hit or -1, out, base, size) for one access (tests, engines in Python)."""
+        cdef u64 out = 0, base = 0, size = 0
+        self._asid_ok(asid)
+        r = self.lookup(asid, va, side, &out, &base, &size)
+        return r, out, base, size
+
+    def walk_fill_one(self, u32 asid, u64 va, int side, int leaf_level, u64 unit_base,
+                      u64 unit_size, u64 pa_base, table_pa):
+        """walk_fill for one access with explicit table PAs (root first)."""
+        cdef tlb_walk w
+        cdef int l
+        self._asid_ok(asid)
+        w.leaf_level = leaf_level
+        w.unit_base = unit_base
+        w.unit_size = unit_size
+        w.pa_base = pa_base
+        for l in range(leaf_level + 1):
+            w.table_pa[l] = table_pa[l]
+        self.walk_fill(asid, va, side, &w)
+
+    @cython.boundscheck(False)
+    def run(self, const u64[::1] vas, const u16[::1] asids, u16 asid_all,
+            const u8[::1] sides, u8 side_all, const i64[::1] m_off,
+            const u64[::1] m_start, const u64[::1] m_end, const u64[::1] m_unit,
+            const u64[::1] m_pa, const i32[::1] m_leaf, i8[::1] result, bint check):
+        """The batch loop over raw addresses (ppsize.tlb.TLB.run validates). The map is
+        per ASID, CSR: ranges m_off[a] .. m_off[a+1] sorted by start; m_unit is the TLB
+        unit after the coalescing decision, m_pa its PA base | attributes, m_leaf the
+        leaf level. result[i]: 0 L1 hit, 1 L2 hit, 2 walk. Returns (index of the first
+        address no range maps or -1, number of stale hits, index of the first or -1)."""
+        cdef Py_ssize_t i, n = vas.shape[0]
+        cdef bint per_asid = asids.shape[0] > 0, per_side = sides.shape[0] > 0
+        cdef u64 va, out = 0, base = 0, size = 0, off
+        cdef u32 asid
+        cdef int side, r, l
+        cdef i64 lo, hi, mid, bad = -1, first_stale = -1, nstale = 0
+        cdef tlb_walk w
+        cdef tlb_geom* g
+        with nogil:
+            for i in range(n):
+                va = vas[i]
+                asid = asids[i] if per_asid else asid_all
+                side = sides[i] if per_side else side_all
+                r = _lookup(self, asid, va, side, &out, &base, &size)
+                if r >= 0 and not check:
+                    result[i] = <i8>r
+                    continue
+                lo = m_off[asid]
+                hi = m_off[asid + 1]
+                while lo < hi:                  # the range holding va
+                    mid = (lo + hi) >> 1
+                    if m_end[mid] <= va:
+                        lo = mid + 1
+                    else:
+                        hi = mid
+                if r >= 0:                      # check: the hit must match the map
+                    if lo == m_off[asid + 1] or m_start[lo] > va or base < m_start[lo] \
+                            or base + size > m_end[lo] or size > m_unit[lo] \
+                            or (out & ~ATTR_MASK) + (va - base) != (m_pa[lo] & ~ATTR_MASK) + (va - m_start[lo]):
+                        nstale += 1
+                        self.counters[<u64>asid * NR_COUNTERS + C_STALE] += 1
+                        if first_stale < 0:
+                            first_stale = i
+                    result[i] = <i8>r
+                    continue
+                if lo == m_off[asid + 1] or m_start[lo] > va:
+                    bad = i
+                    break
+                w.leaf_level = m_leaf[lo]
+                w.unit_size = m_unit[lo]
+                w.unit_base = va & ~(w.unit_size - 1)
+                w.pa_base = m_pa[lo] + (w.unit_base - m_start[lo])
+                g = &self.geoms[self.asid_geom[asid]]
+                for l in range(w.leaf_level + 1):
+                    # synthetic table layout: the tables of each level lie side by side
+                    # in VA order, in a region of their own per ASID and level
+                    w.table_pa[l] = (((<u64>asid + 1) << 50) | (<u64>l << 46)) + \
+                        ((va >> (g.shift[l] + g.tbits[l])) << (g.tbits[l] + 3))
+                _walk_fill(self, asid, va, side, &w)
+                result[i] = 2
+        return bad, nstale, first_stale
+
+    def entries(self, int k):
+        """Valid entries of array k: dict of NumPy arrays (set, way, tag, asid, out,
+        base, size, walk) for inspection and tests."""
+        cdef tlb_array* a = &self.arr[k]
+        n = a.nsets * a.ways
+        tag = np.asarray(<u64[:n]>a.tag).copy()
+        asid = np.asarray(<u16[:n]>a.asid).copy()
+        out = np.asarray(<u64[:n]>a.out).copy()
+        idx = np.flatnonzero(tag)
+        t = tag[idx]
+        walk = (t >> np.uint64(63)).astype(bool)
+        low = t & ~np.uint64(WALK_BIT)
+        # span/2 - 1 is the run of low one bits: span = 2 * (lowest zero bit)
+        span = ((low + np.uint64(1)) & ~low) << np.uint64(1)
+        return {"set": idx // a.ways, "way": idx % a.ways, "tag": t, "asid": asid[idx],
+                "out": out[idx], "base": low & ~(span - np.uint64(1)), "size": span, "walk": walk}
+
+    def array_info(self, int k):
+        cdef tlb_array* a = &self.arr[k]
+        return {"sets": a.nsets, "ways": a.ways, "repl": a.repl, "hash_bits": a.hbits,
+                "classes": [(a.cls_shift[c], bool(a.cls_walk[c]), a.cls_count[c]) for c in range(a.ncls)]}
+
+    @property
+    def narrays(self):
+        return self.narr
+
+    @property
+    def counters(self):
+        """(max_asids, NR_COUNTERS) int64 view of the per-ASID counters."""
+        return self._counters_a
+
+    def check(self):
+        """Verify every invariant: per-set valid counts, class counts, no duplicate
+        (tag, ASID) in a set, the hash index finds every entry and nothing else, the
+        LRU list holds exactly the valid ways. Raises AssertionError."""
+        cdef int k, c
+        cdef u32 s, w
+        cdef tlb_array* a
+        for k in range(self.narr):
+            a = &self.arr[k]
+            counts = [0] * a.ncls
+            for s in range(a.nsets):
+                base = s * a.ways
+                valid = [w for w in range(a.ways) if a.tag[base + w] != 0]
+                assert a.nvalid[s] == len(valid), f"array {k} set {s}: nvalid {a.nvalid[s]} != {len(valid)}"
+                keys = {(a.tag[base + w], a.asid[base + w]) for w in valid}
+                assert len(keys) == len(valid), f"array {k} set {s}: duplicate entries"
+                for w in valid:
+                    c = a.cls[base + w]
+                    assert c < a.ncls, f"array {k}: class {c} out of range"
+                    counts[c] += 1
+                    assert _set(a, a.tag[base + w] & ~WALK_BIT, a.cls_shift[c]) == s, \
+                        f"array {k}: entry in the wrong set"
+                    assert _find(a, s, a.tag[base + w], a.asid[base + w]) == w, \
+                        f"array {k} set {s}: entry {w} not found"
+                if a.hbits:
+                    used = [a.hslot[(s << a.hbits) + i] for i in range(1 << a.hbits)]
+                    assert sorted(v - 1 for v in used if v) == valid, f"array {k} set {s}: hash index"
+                if a.repl == REPL_LRU:
+                    order = []
+                    x = a.head[s]
+                    while x != NONE16 and len(order) <= a.ways:
+                        order.append(x)
+                        x = a.nxt[base + x]
+                    assert sorted(order) == valid, f"array {k} set {s}: LRU list {order} != {valid}"
+                    assert (a.tail[s] == (order[len(order) - 1] if order else NONE16)), f"array {k} set {s}: LRU tail"
+            assert counts == [a.cls_count[c] for c in range(a.ncls)], f"array {k}: class counts"
+
+    def lru_order(self, int k, u32 s):
+        """Ways of set s, most recently used first (LRU arrays)."""
+        cdef tlb_array* a = &self.arr[k]
+        order = []
+        x = a.head[s]
+        while x != NONE16:
+            order.append(x)
+            x = a.nxt[s * a.ways + x]
+        return order
