@@ -31,11 +31,21 @@ class Kernel:
     e.g. ``{"64K": "always"}``; sizes not given keep Linux's default (PMD size
     "inherit", every other size "never"). Both can be changed later with
     :meth:`set_thp`.
+
+    ``cpu``: a translation model (TLBs, walk caches, a data cache for walk references):
+    a preset name from ``ppsize.CPU_PRESETS``, a dict of :class:`~ppsize.TLB` settings
+    (``{"cpu": "cortex-a76", "coalesce": False}``) or a ``TLB``; ``ncpus`` such CPUs,
+    one TLB each, shared by the processes spawned on it (ASID-tagged, see
+    :mod:`ppsize.cpus`). Every access then translates through its process's TLB before
+    the page-table walk, and every page-table change flushes what Linux flushes
+    (:meth:`tlb_stats`, ``Process.tlb_stats``). ``tlb_check``: compare every TLB hit
+    with the page table (True: count stale hits; "raise": StaleTLBHit). Without
+    ``cpu`` nothing of this runs.
     """
 
     def __init__(self, page_size="4K", memory="8G", geometry=None, mthp=None, thp="always",
                  use_zero_page=True, readahead="128K", file_policy="drop-all",
-                 large_folio_size=None):
+                 large_folio_size=None, cpu=None, ncpus=1, tlb_check=False):
         page = parse_size(page_size, "page_size")
         if geometry is None:
             g = default_geometry(page)
@@ -65,6 +75,58 @@ class Kernel:
         self.set_thp(thp, mthp or {}, use_zero_page=use_zero_page)
         self.file_policy = file_policy
         self.large_folio_size = large_folio_size
+        from .cpus import CPUs
+        self._cpus = None if cpu is None else CPUs(cpu, ncpus)
+        self.tlb_check = tlb_check
+
+    # ---------------------------------------------------------------- the TLBs
+    @property
+    def cpus(self) -> tuple:
+        """The CPUs' TLB models (``ppsize.TLB``), empty without ``cpu``."""
+        return tuple(self._cpus.tlbs) if self._cpus else ()
+
+    @property
+    def tlb_check(self):
+        """False, True (count stale TLB hits) or "raise" (StaleTLBHit at a batch's end)."""
+        return self._tlb_check
+
+    @tlb_check.setter
+    def tlb_check(self, value):
+        if value not in (False, True, "raise"):
+            raise ValueError(f"tlb_check must be False, True or 'raise', got {value!r}")
+        self._tlb_check = value
+
+    def tlb_stats(self, cpu=None):
+        """Per CPU, the TLB counters of every process that ran there (exited ones
+        included): a list of dicts keyed by level ("l1d", "l1i", "l2", "walk", the walk
+        caches, "dcache", "flush", "check"), each a dict of counters; ``cpu``: one
+        CPU's dict. ValueError without a translation model."""
+        c = self._require_cpus()
+        if cpu is not None:
+            if cpu not in range(len(c)):
+                raise ValueError(f"cpu {cpu!r} out of range 0..{len(c) - 1}")
+            return c.stats(c.cpu_counters(cpu), cpu)
+        return [c.stats(c.cpu_counters(i), i) for i in range(len(c))]
+
+    def _require_cpus(self):
+        if self._cpus is None:
+            raise ValueError("this Kernel has no translation model: Kernel(..., cpu='cortex-a76')")
+        return self._cpus
+
+    def switch_mm(self, proc):
+        """A process's MM is about to run (Process: a new MM, each access batch):
+        give it an ASID on its CPU (check_and_switch_context). No-op without CPUs."""
+        if self._cpus is not None:
+            self._cpus.switch_mm(proc)
+
+    def release_mm(self, proc):
+        """A process's MM is gone (exit, exec): its TLB counters move to the process."""
+        if self._cpus is not None:
+            self._cpus.release(proc)
+
+    def process_tlb_counters(self, proc):
+        """The raw counter row of a process (ppsize/_core/tlb.pxd's C_* layout)."""
+        return self._require_cpus().process_counters(proc)
 
     # ------------------------------------------------------------- THP policy
     @property
@@ -265,12 +327,19 @@ class Kernel:
         return self.pagecache.drop_caches()
 
     # --------------------------------------------------------------- processes
-    def spawn(self, page_size=None, pgtable="emulated", name=None):
+    def spawn(self, page_size=None, pgtable="emulated", name=None, cpu=0):
         """Start a process with its own page size (>= the kernel's; default the
         kernel's) and page tables "emulated" (kernel-granule tables, contiguous bit)
-        or "native" (tables in the process granule)."""
+        or "native" (tables in the process granule), on CPU ``cpu`` (its TLB)."""
         from .process import Process
-        return Process(self, page_size, pgtable, name)
+        return Process(self, page_size, pgtable, name, cpu=cpu)
+
+    def check_cpu(self, cpu) -> int:
+        """A valid CPU index (0 without a translation model)."""
+        n = len(self._cpus) if self._cpus else 1
+        if isinstance(cpu, bool) or not isinstance(cpu, (int, np.integer)) or not 0 <= cpu < n:
+            raise ValueError(f"cpu {cpu!r} out of range 0..{n - 1}")
+        return int(cpu)
 
     # the interface of Process (its constructor, exec and exit)
     def alloc_pid(self) -> int:
@@ -377,6 +446,8 @@ class Kernel:
                                      f"(left by the range policy); {path}: min order "
                                      f"{m['min_order']}, folios {m['folios'][:8]}")
         check_frames(c.buddy, c.folios)
+        if self._cpus is not None:
+            self._cpus.check(self.processes.values())
         counts = np.zeros(self.nr_pages, dtype=np.int32)
         for p in self.processes.values():
             p.check()

@@ -21,6 +21,7 @@ from .geometry import FAULT_AROUND_BYTES, default_geometry
 from .pagecache import File
 from ._validate import as_addresses, as_choice, as_page_size
 from .pagetable import PageTable
+from .tlb import NR_COUNTERS, StaleTLBHit
 from .units import fmt_size, parse_size
 
 __all__ = ["Process", "Outcome"]
@@ -44,6 +45,14 @@ class Outcome(enum.IntEnum):
 
 
 PGTABLE_MODES = ("emulated", "native")
+_NO_INSNS = np.zeros(0, np.uint8)
+
+# Effect kinds applied inside one mmu_gather (tlb_gather_mmu .. tlb_finish_mmu): munmap
+# and MADV_DONTNEED (zap, with free_pgtables), mprotect (change_protection), mremap
+# (move_page_tables' flush_tlb_range of the old range, then free_pgtables). exit_mm and
+# unmap_file gather inside MMCore (exit_mmap's fullmm gather; one per VMA for
+# zap_page_range_single); the fault engine's own changes flush where Linux does.
+TLB_GATHER_KINDS = frozenset({"zap", "protect", "move"})
 
 
 def _page_and_tables(kernel, page_size, pgtable):
@@ -66,11 +75,14 @@ class Process:
     """Create with :meth:`Kernel.spawn`. The emulated ABI: every address must be
     aligned to the process page size and lengths are rounded up to it."""
 
-    def __init__(self, kernel, page_size=None, pgtable="emulated", name=None):
+    def __init__(self, kernel, page_size=None, pgtable="emulated", name=None, cpu=0):
         self.kernel = kernel
         page, pgtable = _page_and_tables(kernel, page_size, pgtable)
         self.page_size = page
         self.pgtable = pgtable
+        self.cpu = kernel.check_cpu(cpu)   # the CPU (TLB) it runs on, for life
+        self._asid, self._asid_gen = 0, 0  # set by Kernel.switch_mm
+        self._tlb_acc = np.zeros(NR_COUNTERS, np.int64)   # counters of ASIDs it no longer holds
         self.pid = kernel.alloc_pid()
         self.name = name or f"proc{self.pid}"
         self.pt_geometry = self._pt_geometry(page, pgtable)
@@ -105,6 +117,7 @@ class Process:
                          self.page_size.bit_length() - 1, self.pgtable == "native",
                          k.alloc_mm_id(), read_mask, k.pagecache.core,
                          FAULT_AROUND_BYTES, exec_order)
+        k.switch_mm(self)
 
     @property
     def alive(self) -> bool:
@@ -327,9 +340,17 @@ class Process:
         Returns pages unmapped (zap, unmap_file). A blocked file-policy transition
         (Effect "file_mmap") stops here with the remaining effects not applied."""
         unmapped = 0
+        pt = self.mm.pt
         try:
             for eff in effects:
+                gather = eff.kind in TLB_GATHER_KINDS
+                if gather:
+                    pt._tlb_gather()                  # tlb_gather_mmu
                 unmapped += EFFECT_APPLY[eff.kind](self, eff, free_tables, source) or 0
+                if gather:                            # tlb_finish_mmu -> tlb_flush
+                    pt._tlb_finish(eff.kind == "move")
+            if source is not None and any(e.kind == "copy" for e in effects):
+                source.mm.pt._tlb_flush_mm()          # dup_mmap: flush_tlb_mm(oldmm)
         finally:
             self._update_mlocked()
         return unmapped
@@ -414,29 +435,29 @@ class Process:
         self.mm.free_pgtables(floor, ceiling)
 
     # --------------------------------------------------------------- access
-    def access(self, vas, write=False) -> np.ndarray:
+    def access(self, vas, write=False, insn=False) -> np.ndarray:
         """Touch every address in ``vas`` (an integer array-like) in order, as loads
-        or, where ``write`` (a bool or a bool array like vas) is true, stores.
+        or, where ``write`` (a bool or a bool array like vas) is true, stores; where
+        ``insn`` (likewise) is true and write is not, as instruction fetches (they
+        need a VM_EXEC mapping, else SEGV_ACCERR, and use the instruction TLBs).
 
         One call into one nogil loop; returns an array of :class:`Outcome` codes
-        (uint8) shaped like vas. Faults are counted in :meth:`status` (minflt)."""
+        (uint8) shaped like vas. Faults are counted in :meth:`status` (minflt). With
+        a translation model (``Kernel(cpu=...)``) each access goes through the
+        process's TLB first (:meth:`tlb_stats`)."""
         self._require_alive()
         arr = as_addresses(vas)
         flat = arr.reshape(-1)
-        if isinstance(write, (bool, np.bool_)):
-            writes, write_all = np.zeros(0, np.uint8), bool(write)
-        else:
-            w = np.asarray(write)
-            if w.dtype != np.bool_:
-                raise TypeError(f"write must be a bool or a bool array, not dtype {w.dtype}")
-            if w.shape != arr.shape:
-                raise ValueError(f"write has shape {w.shape}, addresses have shape {arr.shape}")
-            writes, write_all = np.ascontiguousarray(w.reshape(-1)).view(np.uint8), False
-        return self._access(flat, writes, write_all).reshape(arr.shape)
+        writes, write_all = _flags(write, arr.shape, "write")
+        insns, insn_all = _flags(insn, arr.shape, "insn")
+        return self._access(flat, writes, write_all, insns, insn_all).reshape(arr.shape)
 
-    def _access(self, flat, writes, write_all):
+    def _access(self, flat, writes, write_all, insns=_NO_INSNS, insn_all=False):
         out = np.empty(flat.shape[0], dtype=np.uint8)
-        need_anon = self.mm.access(flat, writes, write_all, out)
+        k = self.kernel
+        k.switch_mm(self)
+        check = k.tlb_check
+        need_anon = self.mm.access(flat, writes, write_all, out, insns, insn_all, bool(check))
         vmas = self.aspace.vmas
         if need_anon is None:
             need_anon = [i for i, row in enumerate(vmas) if row[5] == -1]
@@ -446,14 +467,33 @@ class Process:
             self.aspace.anon_prepare(vmas.row(vi)[0])
         if self._locked:                     # faults in VM_LOCKED VMAs: mlock_vma_folio
             self.kernel.update_mlocked()
+        if check == "raise" and self.mm.tlb_stale:
+            i = self.mm.tlb_stale_first
+            raise StaleTLBHit(f"pid {self.pid}: {self.mm.tlb_stale} stale TLB hit(s); first at index "
+                              f"{i}, va {int(flat[i]):#x} (a missing TLB flush)")
         return out
+
+    # ----------------------------------------------------------------- TLB
+    def tlb_stats(self) -> dict:
+        """This process's translation counters on its CPU's TLB (every MM it had:
+        exec keeps the task's, as minflt): a dict keyed by level ("l1d", "l1i", "l2" or
+        "l2d"/"l2i", "walk", each walk cache, "dcache", "flush", "check"), each a dict
+        of counters ("accesses", "hits", "misses", "fills", "evictions"; "walks",
+        "refs", "refs_by_level", ...). ValueError without ``Kernel(cpu=...)``."""
+        k = self.kernel
+        return k._require_cpus().stats(k.process_tlb_counters(self), self.cpu)
+
+    @property
+    def asid(self) -> int:
+        """The ASID of this process's MM on its CPU (0: none, e.g. no translation model)."""
+        return self._asid
 
     # ------------------------------------------------- fork / exec / exit
     def fork(self, name=None) -> "Process":
         """fork(2): a child with a copy of the address space; private anonymous
         memory shared copy-on-write (copy_page_range), page size inherited."""
         self._require_alive()
-        child = Process(self.kernel, self.page_size, self.pgtable, name or self.name)
+        child = Process(self.kernel, self.page_size, self.pgtable, name or self.name, cpu=self.cpu)
         self.aspace.dup_mmap(child.aspace)
         child.apply(child.aspace.drain_effects(), source=self)
         return child
@@ -465,6 +505,7 @@ class Process:
         page, pgtable = _page_and_tables(self.kernel, page_size or self.page_size, pgtable or self.pgtable)
         geometry = self._pt_geometry(page, pgtable)      # refuse before tearing anything down
         self.apply([Effect("exit_mm", 0, self.mm.pt.va_limit)])
+        self.kernel.release_mm(self)
         self._minflt_exec += self.mm.minflt
         self.page_size, self.pgtable, self.pt_geometry = page, pgtable, geometry
         self._new_mm()
@@ -476,6 +517,7 @@ class Process:
         released (the pinning driver's file is closed)."""
         self._require_alive()
         self.apply([Effect("exit_mm", 0, self.mm.pt.va_limit)])
+        self.kernel.release_mm(self)
         for pin in self._pins:
             self._release_pin(pin)
         self._pins = []
@@ -561,6 +603,19 @@ class Process:
     def __repr__(self):
         return (f"<Process {self.pid} {self.name}: {fmt_size(self.page_size)} pages, "
                 f"{self.pgtable} tables, {len(self.aspace.vmas)} VMAs>")
+
+
+def _flags(value, shape, what):
+    """A bool for every access (an empty array and the bool) or a bool array like the
+    addresses (as uint8, and False)."""
+    if isinstance(value, (bool, np.bool_)):
+        return np.zeros(0, np.uint8), bool(value)
+    v = np.asarray(value)
+    if v.dtype != np.bool_:
+        raise TypeError(f"{what} must be a bool or a bool array, not dtype {v.dtype}")
+    if v.shape != shape:
+        raise ValueError(f"{what} has shape {v.shape}, addresses have shape {shape}")
+    return np.ascontiguousarray(v.reshape(-1)).view(np.uint8), False
 
 
 # Effect kind -> the Process method that applies it (Process.apply)

@@ -34,7 +34,8 @@ LINE = 64
 # counter layout of ppsize/_core/tlb.pxd (C_*)
 _C_WALKS, _C_REFS, _C_REFS_L, _C_WC_LOOK, _C_WC_HIT = 16, 17, 18, 23, 29
 _C_DC_ACC, _C_DC_HIT, _C_STALE = 35, 36, 37
-_C_FL_RANGE, _C_FL_MM, _C_FL_PAGE, _C_FL_ENTRIES = 38, 39, 40, 41
+_C_FL_RANGE, _C_FL_MM, _C_FL_PAGE, _C_FL_ENTRIES, _C_FL_LIMIT, _C_WALK_FAULT = 38, 39, 40, 41, 42, 43
+NR_COUNTERS = 48
 
 
 class StaleTLBHit(AssertionError):
@@ -62,7 +63,7 @@ def _replacement(name, what):
 
 def _geometry_arrays(g: Geometry):
     return {"levels": g.levels, "shifts": list(g.shifts),
-            "tbits": [int(e).bit_length() - 1 for e in g.entries]}
+            "tbits": [int(e).bit_length() - 1 for e in g.entries], "x86": g.arch == "x86_64"}
 
 
 class TLB:
@@ -85,11 +86,13 @@ class TLB:
         if not isinstance(cpu, str) or cpu not in CPU_PRESETS:
             raise ValueError(f"unknown CPU preset {cpu!r}; choose one of {', '.join(CPU_PRESETS)}")
         preset = PRESETS.get(cpu, {})
-        allowed = {"l1d", "l1i", "l2", "l2d", "l2i", "walk_caches", "dcache", "coalesce", "latencies"}
+        allowed = {"l1d", "l1i", "l2", "l2d", "l2i", "walk_caches", "dcache", "coalesce", "latencies",
+                   "range_ops"}
         unknown = set(kw) - allowed
         if unknown:
             raise ValueError(f"unknown TLB keyword(s) {sorted(unknown)}; allowed: {sorted(allowed)}")
         _replacement(replacement, "replacement")
+        self.init_args = dict(kw, cpu=cpu, max_asids=max_asids, replacement=replacement, seed=seed)
         self.cpu = cpu
         self.max_asids = _positive_int(max_asids, "max_asids")
         self.arch = preset.get("arch", "arm64")
@@ -130,11 +133,14 @@ class TLB:
         if not isinstance(coalesce, bool):
             raise ValueError(f"coalesce must be True or False, got {coalesce!r}")
         self.coalesce = coalesce
+        range_ops = kw.get("range_ops", preset.get("range_ops", {}).get("value", False))
+        if not isinstance(range_ops, bool):
+            raise ValueError(f"range_ops must be True or False, got {range_ops!r}")
         self.latencies = {k: v["cycles"] for k, v in preset.get("latencies", {}).items()}
         self.latencies.update(kw.get("latencies") or {})
         self.config = {"tlbs": tlbs, "l1": [idx["l1d"], idx["l1i"]], "l2": [l2d, l2i],
                        "walk_caches": wc_cfg, "dcache": dc_cfg, "coalesce": coalesce,
-                       "max_asids": self.max_asids}
+                       "range_ops": range_ops, "max_asids": self.max_asids}
         self._core = TlbCore(self.config)
         self._geoms: dict = {}           # geometry name -> id
         self._maps: dict = {}            # asid -> (geometry, arrays)
@@ -201,8 +207,13 @@ class TLB:
     def _geometry_id(self, g: Geometry) -> int:
         if g.name not in self._geoms:
             a = _geometry_arrays(g)
-            self._geoms[g.name] = self._core.add_geometry(a["levels"], a["shifts"], a["tbits"])
+            self._geoms[g.name] = self._core.add_geometry(a["levels"], a["shifts"], a["tbits"], a["x86"])
         return self._geoms[g.name]
+
+    def bind(self, asid: int, geometry) -> None:
+        """Tag ``asid``'s walks with the table mode ``geometry`` (walk depth, index bits,
+        flush policy): what an engine does for each MM it switches to."""
+        self._core.set_asid(self._asid(asid), self._geometry_id(lookup_geometry(geometry)))
 
     def _unit(self, g: Geometry, size: int):
         """(leaf level, TLB unit) of a range mapped in units of `size` in geometry g."""
@@ -382,7 +393,8 @@ def stats_dict(row, level_names, walk_cache_names, has_dcache=True) -> dict:
                      "fills": row[4 * k + 2], "evictions": row[4 * k + 3]}
     out["walk"] = {"walks": row[_C_WALKS], "refs": row[_C_REFS],
                    "refs_by_level": row[_C_REFS_L:_C_REFS_L + 5],
-                   "walk_cache_hits": sum(row[_C_WC_HIT:_C_WC_HIT + 6])}
+                   "walk_cache_hits": sum(row[_C_WC_HIT:_C_WC_HIT + 6]),
+                   "faulting": row[_C_WALK_FAULT]}
     for j, name in enumerate(walk_cache_names):
         look, hit = row[_C_WC_LOOK + j], row[_C_WC_HIT + j]
         out[name] = {"lookups": look, "hits": hit, "misses": look - hit}
@@ -390,7 +402,7 @@ def stats_dict(row, level_names, walk_cache_names, has_dcache=True) -> dict:
         acc, hit = row[_C_DC_ACC], row[_C_DC_HIT]
         out["dcache"] = {"accesses": acc, "hits": hit, "misses": acc - hit}
     out["flush"] = {"range": row[_C_FL_RANGE], "mm": row[_C_FL_MM], "page": row[_C_FL_PAGE],
-                    "entries": row[_C_FL_ENTRIES]}
+                    "entries": row[_C_FL_ENTRIES], "escalated": row[_C_FL_LIMIT]}
     out["check"] = {"stale_hits": row[_C_STALE]}
     return out
 
@@ -423,22 +435,14 @@ def estimate_cycles(stats: dict, latencies: dict):
     return cycles / accesses, None
 
 
-def linux_flush_range(tlb: TLB, asid, start, end, page_size=4096, stride=None, last_level=False,
-                      ptrs_per_pte=512, range_ops=False, max_tlbi_range_pages=None):
-    """arm64 __flush_tlb_range as Linux issues it: rounds to the stride, and escalates
-    to flush_tlb_mm when __flush_tlb_range_limit_excess says the range is too long
-    (pages >= MAX_DVM_OPS * stride / PAGE_SIZE without FEAT_TLBIRANGE, MAX_DVM_OPS =
-    PTRS_PER_PTE; pages > MAX_TLBI_RANGE_PAGES with it). Returns "mm" or "range"."""
-    stride = stride or page_size
-    start = start // stride * stride
-    end = -(-end // stride) * stride
-    pages = (end - start) // page_size
-    if range_ops:
-        excess = max_tlbi_range_pages is not None and pages > max_tlbi_range_pages
-    else:
-        excess = pages >= ptrs_per_pte * stride // page_size
-    if excess:
-        tlb.flush_tlb_mm(asid)
-        return "mm"
-    tlb.flush_tlb_range(asid, start, end, last_level)
-    return "range"
+def linux_flush_range(tlb: TLB, asid, start, end, stride=0, last_level=False) -> str:
+    """flush_tlb_range as Linux issues it for ``asid``'s table mode (bound by ``map`` or
+    ``bind``): arm64 __flush_tlb_range rounds to the stride (default the page) and
+    escalates to flush_tlb_mm when __flush_tlb_range_limit_excess says the range is
+    too long ((end - start) >= PTRS_PER_PTE * stride without FEAT_TLBIRANGE, the
+    preset's ``range_ops``); x86 flush_tlb_mm_range flushes the PCID above 33 pages.
+    The engine's flushes go through the same C function. Returns "mm" or "range"."""
+    asid = tlb._asid(asid)
+    before = int(tlb.core.counters[asid, _C_FL_LIMIT])
+    tlb.core.invalidate_tlb_range(asid, int(start), int(end), int(stride), bool(last_level))
+    return "mm" if tlb.core.counters[asid, _C_FL_LIMIT] > before else "range"

@@ -47,6 +47,8 @@ cdef class MMCore:
     cdef i64* need_anon
     cdef i64 n_need_anon
     cdef bint anon_overflow              # more first-write VMAs than need_anon holds
+    cdef readonly i64 tlb_stale          # stale TLB hits found by the last checked batch
+    cdef readonly i64 tlb_stale_first    # index of the first (-1: none)
 
     cdef int fault(self, u64 va, bint write, int st, int level) except -1 nogil
     cdef int do_anonymous(self, i64 vi, u64 va, bint write, int level) except -1 nogil
@@ -60,6 +62,10 @@ cdef class MMCore:
     cdef void set_exclusive(self, i64 pfn, i64 nr, u8 value) noexcept nogil
     cdef u64 leaf_prot(self, u64 vm_flags) noexcept nogil
     cdef void _note_anon(self, i64 vi) noexcept nogil
+    # the MMU model (pt.tlb): a walk that fills the TLB, a hit compared with the table
+    cdef int tlb_walk_fill(self, u64 va, int side, u64* pa, int* level, u64* unit, int* prot) noexcept nogil
+    cdef int _fault(self, u64 va, bint w, bint x, int st, int level) except -1 nogil
+    cdef bint tlb_hit_stale(self, u64 va, u64 out, u64 base, u64 size) noexcept nogil
     # file faults (mm/filemap.c, mm/memory.c)
     cdef int do_file_fault(self, i64 vi, u64 va, bint write) except -1 nogil
     cdef void folio_mark_dirty(self, i64 f, i64 head) noexcept nogil

@@ -30,10 +30,13 @@ class MMCore:
     def __init__(self, k: KernelCore, pt: PageTableCore, vmas: VmaTable, pshift: int, native: bool,
                  mm_id: int, read_mask: int, pc: Optional[PageCache] = None,
                  fault_around_bytes: int = 65536, exec_order: int = -1) -> None: ...
+    tlb_stale: int           # stale TLB hits of the last checked batch
+    tlb_stale_first: int     # index of the first (-1: none)
     def access(self, vas: npt.NDArray[np.uint64], writes: npt.NDArray[np.uint8], write_all: bool,
-               out: npt.NDArray[np.uint8]) -> Optional[list[int]]:
-        """One nogil loop: outcome codes into out; the VMA indices that need
-        anon_vma_prepare (None: too many to list)."""
+               out: npt.NDArray[np.uint8], insns: npt.NDArray[np.uint8], insn_all: bool = False,
+               check: bool = False) -> Optional[list[int]]:
+        """One nogil loop (through pt.tlb when set): outcome codes into out; the VMA
+        indices that need anon_vma_prepare (None: too many to list)."""
     def zap_range(self, start: int, end: int) -> int: ...
     def split_at(self, x: int) -> None: ...
     def unmap_file(self, f: int, first: int = 0, last: int = -1, even_cows: bool = False) -> int: ...

@@ -10,7 +10,10 @@ import numpy as np
 
 from ._types cimport u64, i64, u32, i32, u8, u16, i8
 from .pagetable cimport (PageTableCore, DESC_VALID, DESC_TABLE, DESC_CONT, DESC_R, DESC_W,
-                         DESC_X, DESC_PROT_MASK, DESC_PROT_SHIFT, TR_OK)
+                         DESC_X, DESC_PROT_MASK, DESC_PROT_SHIFT, TR_OK, FLUSH_COW, FLUSH_WP,
+                         FLUSH_FORK)
+from .tlb cimport TlbCore, tlb_walk, SIDE_DATA, SIDE_INSN, NR_COUNTERS, C_STALE
+from ._types cimport MAX_LEVELS
 from .vma cimport VmaTable, VM_READ, VM_WRITE, VM_EXEC, VM_SHARED, VM_HUGEPAGE, VM_NOHUGEPAGE
 from .buddy cimport BuddyAllocator, MIGRATE_MOVABLE, MIGRATE_UNMOVABLE
 from .folio cimport FolioTable, PG_anon, PG_uptodate, PG_swapbacked, PG_zero, PG_dirty, PG_locked
@@ -294,6 +297,7 @@ cdef class MMCore:
             # wp_page_shared: page_mkwrite, the folio dirty, the page writable
             self.folio_mark_dirty(self.vmas.file[vi], self.folios.folio_head(pfn))
             self.pt.protect_range(pva, psize, prot)
+            self.pt.tlb_flush(pva, pva + psize, 0, True, FLUSH_WP)      # ptep_set_access_flags
             return ACC_FAULT
         if self.vmas.anon[vi] == 0:
             self._note_anon(vi)               # wp_page_copy: vmf_anon_prepare
@@ -304,6 +308,8 @@ cdef class MMCore:
             if new >= 0:
                 self.k.count_fault(self.k.pmd_order, True)
                 self.pt.zap_range(pva & ~(span - 1), span)
+                # pmdp_huge_clear_flush -> flush_pmd_tlb_range
+                self.pt.tlb_flush(pva & ~(span - 1), (pva & ~(span - 1)) + span, span, False, FLUSH_COW)
                 self.map_folio(pva & ~(span - 1), new, self.k.pmd_order, prot, True)
                 return ACC_COW
             self.k.count_fault(self.k.pmd_order, False)
@@ -311,10 +317,12 @@ cdef class MMCore:
             if block and self.can_reuse(pva & ~(span - 1), pa & ~(span - 1), <i64>(span >> self.kshift)):
                 self.set_exclusive(<i64>((pa & ~(span - 1)) >> self.kshift), <i64>(span >> self.kshift), 1)
                 self.pt.protect_range(pva & ~(span - 1), span, prot)      # reuse the THP
+                self.pt.tlb_flush(pva, pva + 1, span, True, FLUSH_WP)       # pmdp_set_access_flags
                 return ACC_REUSE
             if not block and self.can_reuse(pva, pa, <i64>(psize >> self.kshift)):
                 self.set_exclusive(pfn, <i64>(psize >> self.kshift), 1)
                 self.pt.protect_range(pva, psize, prot)                    # wp_page_reuse
+                self.pt.tlb_flush(pva, pva + psize, 0, True, FLUSH_WP)     # ptep_set_access_flags
                 return ACC_REUSE
         # wp_page_copy at the process page (the zero page, or a shared folio; a
         # PMD block is split first, as do_huge_pmd_wp_page falls back to PTEs)
@@ -324,6 +332,7 @@ cdef class MMCore:
             self.minflt -= 1
             return ACC_OOM
         self.zap(pva, pva + psize)            # wp_page_copy: no mTHP stat
+        self.pt.tlb_flush(pva, pva + psize, 0, True, FLUSH_COW)         # ptep_clear_flush
         self.map_folio(pva, new, self.porder, prot, False)
         return ACC_COW
 
@@ -337,6 +346,37 @@ cdef class MMCore:
             self.n_need_anon += 1
         else:
             self.anon_overflow = True
+
+    # ------------------------------------------------------------ the TLB
+    cdef int tlb_walk_fill(self, u64 va, int side, u64* pa, int* level, u64* unit, int* prot) noexcept nogil:
+        """The hardware walk of a TLB miss (pt.tlb), returning what pt.walk would: its
+        references counted per level (walk caches, data cache); a valid leaf is
+        filled into the L2 and L1 as the unit the walk found (the contiguous run when
+        the core coalesces); an invalid entry (the access faults) fills nothing."""
+        cdef tlb_walk w
+        cdef u64 span
+        cdef int st = self.pt.walk_tables(va, pa, level, unit, prot, w.table_pa)
+        if level[0] < 0:
+            return st
+        w.leaf_level = level[0]
+        w.leaf_ok = st == TR_OK
+        if w.leaf_ok:
+            span = (<u64>1) << self.pt.shift[level[0]]
+            w.unit_size = unit[0] if self.pt.tlb.coalesce else span
+            w.unit_base = va & ~(w.unit_size - 1)
+            w.pa_base = (pa[0] - (va - w.unit_base)) | <u64>prot[0]
+        self.pt.tlb.walk_fill(self.pt.tlb_asid, va, side, &w)
+        return st
+
+    cdef bint tlb_hit_stale(self, u64 va, u64 out, u64 base, u64 size) noexcept nogil:
+        """A TLB hit that the page table no longer backs (a missing flush): va not
+        mapped, another PA, a permission the PTE lacks, or an entry larger than the
+        unit mapped."""
+        cdef u64 pa = 0, unit = 0
+        cdef int level = 0, prot = 0
+        if self.pt.walk(va, &pa, &level, &unit, &prot) != TR_OK:
+            return True
+        return (out & ADDR_MASK) + (va - base) != pa or (<int>(out & 7) & ~prot) != 0 or size > unit
 
     # ----------------------------------------------------------- file faults
     cdef int do_file_fault(self, i64 vi, u64 va, bint write) except -1 nogil:
@@ -597,34 +637,77 @@ cdef class MMCore:
         return n
 
     # --------------------------------------------------------------- batches
-    def access(self, const u64[::1] vas, const u8[::1] writes, bint write_all, u8[::1] out):
+    def access(self, const u64[::1] vas, const u8[::1] writes, bint write_all, u8[::1] out,
+               const u8[::1] insns, bint insn_all=False, bint check=False):
         """Fault-or-hit each address (one nogil loop); outcome codes into out.
-        Returns the VMA indices that need anon_vma_prepare, or None when there
-        were too many to list (then every VMA with anon id -1 does)."""
+        ``insns``/``insn_all``: instruction fetches (need VM_EXEC; the TLB's
+        instruction side). With a TLB (pt.tlb) each access is translated through it
+        first: a hit that allows the access needs no walk; a miss walks (counted) and
+        fills; after a fault the retried access walks and fills. ``check``: compare
+        every TLB hit with the page table (stale hits: tlb_stale, tlb_stale_first and
+        the ASID's counter). Returns the VMA indices that need anon_vma_prepare, or
+        None when there were too many to list (then every VMA with anon id -1 does)."""
         cdef Py_ssize_t i, n = vas.shape[0]
-        cdef u64 va, pa, unit
-        cdef int level, prot, st, r
-        cdef bint w, per_access = writes.shape[0] > 0
+        cdef u64 va, pa, unit, tout = 0, tbase = 0, tsize = 0
+        cdef int level, prot, st, r, side, allow
+        cdef bint w, x, per_access = writes.shape[0] > 0, per_insn = insns.shape[0] > 0
         cdef u64 limit = self.pt.va_limit
+        cdef TlbCore tlb = self.pt.tlb
+        cdef bint use_tlb = self.pt.tlb_on
+        cdef u32 asid = self.pt.tlb_asid
+        cdef i64 vi
         self.n_need_anon = 0
         self.anon_overflow = False
+        self.tlb_stale = 0
+        self.tlb_stale_first = -1
         with nogil:
             for i in range(n):
                 va = vas[i]
                 w = writes[i] if per_access else write_all
+                x = insns[i] != 0 if per_insn else insn_all
+                if w:
+                    x = False
+                # the permission an entry must grant: PROT_X, PROT_W, or R or W (read)
+                allow = PROT_X if x else (PROT_W if w else PROT_R | PROT_W)
                 if va >= limit:
                     r = ACC_SEGV_MAPERR
+                elif use_tlb:
+                    side = SIDE_INSN if x else SIDE_DATA
+                    if tlb.lookup(asid, va, side, &tout, &tbase, &tsize) >= 0 and <int>(tout & 7) & allow:
+                        r = ACC_HIT
+                        if check and self.tlb_hit_stale(va, tout, tbase, tsize):
+                            tlb.counters[<u64>asid * NR_COUNTERS + C_STALE] += 1
+                            if self.tlb_stale_first < 0:
+                                self.tlb_stale_first = i
+                            self.tlb_stale += 1
+                    else:
+                        st = self.tlb_walk_fill(va, side, &pa, &level, &unit, &prot)
+                        if st == TR_OK and prot & allow:
+                            r = ACC_HIT
+                        else:
+                            r = self._fault(va, w, x, st, level)
+                            if r <= ACC_REUSE or r == ACC_MAJOR:      # the retried access
+                                self.tlb_walk_fill(va, side, &pa, &level, &unit, &prot)
                 else:
                     st = self.pt.walk(va, &pa, &level, &unit, &prot)
-                    if st == TR_OK and (prot & PROT_W if w else prot & (PROT_R | PROT_W)):
+                    if st == TR_OK and prot & allow:
                         r = ACC_HIT
                     else:
-                        r = self.fault(va, w, st, level)
+                        r = self._fault(va, w, x, st, level)
                 out[i] = <u8>r
                 self.outcomes[<int>r] += 1
         if self.anon_overflow:
             return None
         return [int(self.need_anon[j]) for j in range(self.n_need_anon)]
+
+    cdef int _fault(self, u64 va, bint w, bint x, int st, int level) except -1 nogil:
+        """fault(), after an instruction fetch's VM_EXEC check (SEGV_ACCERR without)."""
+        cdef i64 vi
+        if x:
+            vi = self.vmas.find(va)
+            if vi >= 0 and not (self.vmas.flags[vi] & VM_EXEC):
+                return ACC_SEGV_ACCERR
+        return self.fault(va, w, st, level)
 
     def zap_range(self, u64 start, u64 end):
         """Unmap [start, end) (munmap, MADV_DONTNEED, mremap source); returns pages."""
@@ -645,6 +728,7 @@ cdef class MMCore:
         for i in range(self.vmas.n):
             if self.vmas.file[i] != f:
                 continue
+            self.pt.tlb_gather_mmu(False)       # zap_page_range_single: one gather per VMA
             a = self.vmas.start[i]
             end = self.vmas.end[i]
             pgoff = <i64>self.vmas.pgoff[i]
@@ -664,6 +748,7 @@ cdef class MMCore:
                     # a block may start before the range: zap only its part inside
                     total += self.zap(a if a > lo else lo, a + span if a + span < end else end)
                 a += span
+            self.pt.tlb_finish_mmu()
         return total
 
     def unpin_folio(self, i64 head, int refs):
@@ -784,9 +869,12 @@ cdef class MMCore:
             a += span
 
     def exit_mm(self):
-        """exit_mmap: unmap everything and free every table but the root."""
+        """exit_mmap: unmap everything and free every table but the root, in one
+        tlb_gather_mmu_fullmm (flush_tlb_mm at the end)."""
+        self.pt.tlb_gather_mmu(True)
         self.zap(0, self.pt.va_limit)
         self.pt.free_tables(0, self.pt.va_limit)
+        self.pt.tlb_finish_mmu()
 
     # ----------------------------------------------------------- accounting
     def outcome_counts(self):

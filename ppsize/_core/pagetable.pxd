@@ -2,6 +2,7 @@
 # Multi-level page table for any Geometry (ppsize.geometry), all state in
 # NumPy-owned pools: one uint64 pool of tables per level, tables addressed by index.
 from ._types cimport u64, i64, u32, u8, MAX_LEVELS
+from .tlb cimport TlbCore
 
 # Descriptor bits (the model's encoding, not the hardware's): low 12 bits are
 # flags, bits 12.. hold the output address (leaf) or the child table index (table).
@@ -17,6 +18,15 @@ cdef enum:
     DESC_SW_FOLIO = 64        # software bit: installed by set_ptes() of one folio
                               # covering the whole aligned run (may be refolded)
     DESC_ADDR_SHIFT = 12
+
+cdef enum:                   # TLB flush sites (PageTableCore.tlb_skip: tests leave one out)
+    FLUSH_GATHER = 1          # mmu_gather tlb_finish_mmu: munmap, MADV_DONTNEED, mprotect,
+                              # mremap, unmap_mapping_pages, exit_mmap
+    FLUSH_SPLIT = 2           # __split_huge_pmd -> pmdp_invalidate -> flush_pmd_tlb_range
+    FLUSH_CONTPTE = 4         # contpte_convert (fold / unfold of a contiguous run)
+    FLUSH_COW = 8             # wp_page_copy -> ptep_clear_flush; pmdp_huge_clear_flush
+    FLUSH_WP = 16             # ptep_set_access_flags(dirty) -> flush_tlb_page
+    FLUSH_FORK = 32           # dup_mmap -> flush_tlb_mm(oldmm)
 
 cdef enum TranslateStatus:
     TR_OK = 0
@@ -43,6 +53,24 @@ cdef class PageTableCore:
     cdef readonly object _nvalid_arrays
     cdef i64 ntables[MAX_LEVELS]          # live tables per level
     cdef public u64 zero_pa               # the huge zero folio (~0: none): its split maps ZERO_PAGE
+    # the MMU model translating through this table (Process.access), None: none
+    cdef readonly TlbCore tlb
+    cdef readonly bint tlb_on
+    cdef readonly u32 tlb_asid
+    cdef readonly u64 tlb_table_base      # synthetic PA of the tables (walk references)
+    cdef public u32 tlb_skip              # FLUSH_* sites left out (tests of stale-hit detection)
+    # the mmu_gather of the current syscall (mm/mmu_gather.c, include/asm-generic/tlb.h)
+    cdef u64 g_start
+    cdef u64 g_end
+    cdef u32 g_levels                     # bit l: leaves cleared at level l (cleared_ptes, ...)
+    cdef bint g_freed                     # freed_tables
+    cdef bint g_fullmm
+
+    cdef int walk_tables(self, u64 va, u64* pa, int* level, u64* unit, int* prot, u64* table_pa) noexcept nogil
+    cdef void tlb_flush(self, u64 start, u64 end, u64 stride, bint last_level, u32 site) noexcept nogil
+    cdef void tlb_gather_mmu(self, bint fullmm) noexcept nogil
+    cdef void tlb_finish_mmu(self) noexcept nogil
+    cdef void _gather(self, u64 va, u64 end, int l) noexcept nogil
 
     cdef i64 alloc_table(self, int l) except -1 nogil
     cdef void free_table(self, int l, i64 t) noexcept nogil
@@ -63,7 +91,7 @@ cdef class PageTableCore:
     cdef int set_desc(self, u64 va, int level, u64 desc) except -1 nogil
     # internals
     cdef int _map_level(self, int l, i64 t, u64 va, u64 end, u64 pa, u64 attrs, bint cont, bint block) except -1 nogil
-    cdef int _split_block(self, int l, i64 t, u64 idx) except -1 nogil
+    cdef int _split_block(self, int l, i64 t, u64 idx, u64 va) except -1 nogil
     cdef void _set_run(self, int l, i64 t, u64 va, bint on) noexcept nogil
     cdef void _unfold_partial(self, int l, i64 t, u64 va, u64 end) noexcept nogil
     cdef bint _run_foldable(self, int l, i64 t, u64 va) noexcept nogil

@@ -3,7 +3,12 @@ ppsize.PageTable (a subclass), which validates and calls the underscore methods.
 import numpy as np
 import numpy.typing as npt
 
+from typing import Optional
+
 from ppsize.geometry import Geometry
+from ppsize._core.tlb import TlbCore
+
+FLUSH_SITES: dict          # TLB flush site name -> bit (PageTableCore.tlb_skip)
 
 
 class PageTableCore:
@@ -12,6 +17,17 @@ class PageTableCore:
     page_shift: int
     va_limit: int            # user VA is [0, va_limit)
     zero_pa: int             # the huge zero folio (~0: none)
+    tlb: Optional[TlbCore]   # the MMU model translating through this table
+    tlb_on: bool
+    tlb_asid: int
+    tlb_table_base: int      # synthetic PA of the tables (walk references)
+    tlb_skip: int            # FLUSH_SITES bits left out (tests)
+    def set_tlb(self, tlb: Optional[TlbCore], asid: int, table_base: int) -> None: ...
+    def _tlb_gather(self, fullmm: bool = False) -> None: ...
+    def _tlb_finish(self, freed_tables: bool = False) -> None: ...
+    def _tlb_flush(self, start: int, end: int, stride: int = 0, last_level: bool = False,
+                   site: int = 1) -> None: ...
+    def _tlb_flush_mm(self, site: int = 32) -> None: ...
     def __init__(self, geometry: str | Geometry = "arm64-4k-48") -> None: ...
     def tables_per_level(self) -> list[int]: ...
     def leaf_counts(self) -> tuple[list[int], list[int]]:

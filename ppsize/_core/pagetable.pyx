@@ -6,6 +6,7 @@ from libc.string cimport memset
 import numpy as np
 
 from ._types cimport u64, i64, u32, u8, i8, MAX_LEVELS
+from .tlb cimport TlbCore
 
 cnp.import_array()
 
@@ -23,8 +24,42 @@ cdef enum:
     WALK_GROUP = 64      # walks interleaved by _translate (measured: 64 > 32 > 16)
 
 
+# TLB flush sites by name (PageTableCore.tlb_skip: a test leaves one out)
+FLUSH_SITES = {"gather": FLUSH_GATHER, "split": FLUSH_SPLIT, "contpte": FLUSH_CONTPTE,
+               "cow": FLUSH_COW, "wp": FLUSH_WP, "fork": FLUSH_FORK}
+
+
 cdef inline u64 _min(u64 a, u64 b) noexcept nogil:
     return a if a < b else b
+
+
+cdef inline int _walk(PageTableCore self, u64 va, u64* pa, int* level, u64* unit, int* prot,
+                      u64* table_pa) noexcept nogil:
+    """The hardware walk of va; with table_pa, the (synthetic) PA of the table read at
+    each level: the MM's table base + level << 36 + table index x table bytes."""
+    cdef int l
+    cdef i64 t = 0
+    cdef u64 e, span
+    if va >= self.va_limit:
+        level[0] = -1
+        return TR_BAD_ADDRESS
+    for l in range(self.levels):
+        if table_pa != NULL:
+            table_pa[l] = self.tlb_table_base + ((<u64>l) << 36) + ((<u64>t) << (self.tbits[l] + 3))
+        e = self.tab[l][(t << self.tbits[l]) + ((va >> self.shift[l]) & self.imask[l])]
+        if not (e & DESC_VALID):
+            level[0] = l
+            return TR_NOT_MAPPED
+        if e & DESC_TABLE:
+            t = <i64>(e >> DESC_ADDR_SHIFT)
+            continue
+        span = (<u64>1) << self.shift[l]
+        pa[0] = (e & ADDR_MASK) | (va & (span - 1))
+        level[0] = l
+        unit[0] = span * <u64>(self.cont_n[l] if e & DESC_CONT else 1)
+        prot[0] = <int>((e & DESC_PROT_MASK) >> DESC_PROT_SHIFT)
+        return TR_OK
+    return TR_NOT_MAPPED    # not reached: the last level has no table entries
 
 
 cdef class PageTableCore:
@@ -63,7 +98,81 @@ cdef class PageTableCore:
             self.cont_n[n - 1] = geometry.cont_ptes     # CONT_PTES
             self.cont_n[n - 2] = geometry.cont_pmds     # CONT_PMDS (blocks)
         self.zero_pa = ~(<u64>0)                        # no huge zero folio known
+        self.tlb = None
+        self.tlb_on = False
+        self.tlb_skip = 0
+        self.tlb_gather_mmu(False)
         self.alloc_table(0)                             # the root (pgd_alloc)
+
+    # ------------------------------------------------------------- the TLB
+    def set_tlb(self, TlbCore tlb, u32 asid, u64 table_base):
+        """Translate through ``tlb`` as ``asid`` (switch_mm); None: no TLB. The tables'
+        synthetic physical addresses start at ``table_base`` (walk references)."""
+        if tlb is not None and asid >= <u32>tlb.max_asids:
+            raise ValueError(f"asid {asid} out of range 0..{tlb.max_asids - 1}")
+        self.tlb = tlb
+        self.tlb_on = tlb is not None
+        self.tlb_asid = asid
+        self.tlb_table_base = table_base
+
+    cdef void tlb_flush(self, u64 start, u64 end, u64 stride, bint last_level, u32 site) noexcept nogil:
+        """__flush_tlb_range of this MM (Linux's escalation in TlbCore.flush_tlb_range)."""
+        if self.tlb_on and not (self.tlb_skip & site):
+            self.tlb.flush_tlb_range(self.tlb_asid, start, end, stride, last_level)
+
+    cdef void tlb_gather_mmu(self, bint fullmm) noexcept nogil:
+        """tlb_gather_mmu / tlb_gather_mmu_fullmm: start gathering what is unmapped."""
+        self.g_start = ~(<u64>0)
+        self.g_end = 0
+        self.g_levels = 0
+        self.g_freed = False
+        self.g_fullmm = fullmm
+
+    cdef inline void _gather(self, u64 va, u64 end, int l) noexcept nogil:
+        """__tlb_adjust_range + tlb->cleared_<level> for a leaf (or, for a freed table,
+        the entry pointing at it) cleared or changed at level l."""
+        if va < self.g_start:
+            self.g_start = va
+        if end > self.g_end:
+            self.g_end = end
+        self.g_levels |= (<u32>1) << l
+
+    cdef void tlb_finish_mmu(self) noexcept nogil:
+        """tlb_finish_mmu -> arm64 tlb_flush: fullmm: flush_tlb_mm if tables were freed
+        (the ASID is not reused before a rollover flushes everything); else
+        __flush_tlb_range over the gathered range, stride tlb_get_unmap_size (the
+        smallest level cleared), last_level = !freed_tables."""
+        cdef int l, sh = self.page_shift
+        if self.tlb_on and not (self.tlb_skip & FLUSH_GATHER):
+            if self.g_fullmm:
+                if self.g_freed:
+                    self.tlb.flush_mm(self.tlb_asid)
+            elif self.g_end > self.g_start:
+                for l in range(self.levels - 1, -1, -1):
+                    if self.g_levels & ((<u32>1) << l):
+                        sh = self.shift[l]
+                        break
+                self.tlb.flush_tlb_range(self.tlb_asid, self.g_start, self.g_end, (<u64>1) << sh,
+                                         not self.g_freed)
+        self.tlb_gather_mmu(False)
+
+    def _tlb_gather(self, bint fullmm=False):
+        self.tlb_gather_mmu(fullmm)
+
+    def _tlb_finish(self, bint freed_tables=False):
+        """tlb_finish_mmu; ``freed_tables`` forces a non-last-level flush (page tables
+        moved or freed: mremap's flush_tlb_range)."""
+        if freed_tables:
+            self.g_freed = True
+        self.tlb_finish_mmu()
+
+    def _tlb_flush(self, u64 start, u64 end, u64 stride=0, bint last_level=False, u32 site=FLUSH_GATHER):
+        self.tlb_flush(start, end, stride, last_level, site)
+
+    def _tlb_flush_mm(self, u32 site=FLUSH_FORK):
+        """flush_tlb_mm of this MM (dup_mmap's of the parent)."""
+        if self.tlb_on and not (self.tlb_skip & site):
+            self.tlb.flush_mm(self.tlb_asid)
 
     # ------------------------------------------------------------ table pool
     def _grow(self, int l, i64 new_cap):
@@ -120,27 +229,11 @@ cdef class PageTableCore:
 
     cdef int walk(self, u64 va, u64* pa, int* level, u64* unit, int* prot) noexcept nogil:
         """Hardware-style walk of one address; returns a TranslateStatus."""
-        cdef int l
-        cdef i64 t = 0
-        cdef u64 e, span
-        if va >= self.va_limit:
-            level[0] = -1
-            return TR_BAD_ADDRESS
-        for l in range(self.levels):
-            e = self.tab[l][(t << self.tbits[l]) + ((va >> self.shift[l]) & self.imask[l])]
-            if not (e & DESC_VALID):
-                level[0] = l
-                return TR_NOT_MAPPED
-            if e & DESC_TABLE:
-                t = <i64>(e >> DESC_ADDR_SHIFT)
-                continue
-            span = (<u64>1) << self.shift[l]
-            pa[0] = (e & ADDR_MASK) | (va & (span - 1))
-            level[0] = l
-            unit[0] = span * <u64>(self.cont_n[l] if e & DESC_CONT else 1)
-            prot[0] = <int>((e & DESC_PROT_MASK) >> DESC_PROT_SHIFT)
-            return TR_OK
-        return TR_NOT_MAPPED    # not reached: the last level has no table entries
+        return _walk(self, va, pa, level, unit, prot, NULL)
+
+    cdef int walk_tables(self, u64 va, u64* pa, int* level, u64* unit, int* prot, u64* table_pa) noexcept nogil:
+        """walk, also giving the PA of the table read at each level (0 .. *level)."""
+        return _walk(self, va, pa, level, unit, prot, table_pa)
 
     # ----------------------------------------------------------------- map
     cdef int map_range(self, u64 va, u64 pa, u64 size, u64 prot, bint cont, bint block) except -1 nogil:
@@ -242,10 +335,12 @@ cdef class PageTableCore:
         return 0
 
     # ------------------------------------------------------- split / unfold
-    cdef int _split_block(self, int l, i64 t, u64 idx) except -1 nogil:
-        """Replace the block at (l, t, idx) by a full next-level table of the same
-        memory (split_huge_pmd -> PTEs via set_ptes; a PUD block -> PMD blocks, as
-        arm64 split_pud does). A block mapped as one folio keeps CONT below."""
+    cdef int _split_block(self, int l, i64 t, u64 idx, u64 va) except -1 nogil:
+        """Replace the block at (l, t, idx) (holding va) by a full next-level table of
+        the same memory (split_huge_pmd -> PTEs via set_ptes; a PUD block -> PMD blocks,
+        as arm64 split_pud does). A block mapped as one folio keeps CONT below. The
+        TLB: pmdp_invalidate -> flush_pmd_tlb_range (stride the block, not last level)."""
+        cdef u64 bspan = (<u64>1) << self.shift[l]
         cdef i64 base = t << self.tbits[l]
         cdef u64 e = self.tab[l][base + idx]
         cdef u64 attrs = e & (DESC_VALID | DESC_PROT_MASK | DESC_SW_FOLIO)
@@ -255,6 +350,7 @@ cdef class PageTableCore:
         cdef u64 n = (<u64>1) << self.tbits[cl], i
         cdef i64 child = self.alloc_table(cl)
         cdef u64* ct = &self.tab[cl][child << self.tbits[cl]]
+        self.tlb_flush(va & ~(bspan - 1), (va & ~(bspan - 1)) + bspan, bspan, False, FLUSH_SPLIT)
         if pa == self.zero_pa:
             for i in range(n):                     # __split_huge_zero_page_pmd
                 ct[i] = pa | (attrs & ~(<u64>DESC_SW_FOLIO))
@@ -270,10 +366,20 @@ cdef class PageTableCore:
         return 0
 
     cdef void _set_run(self, int l, i64 t, u64 va, bint on) noexcept nogil:
-        """Set or clear CONT on the whole run containing va (fold / unfold)."""
+        """Set or clear CONT on the whole run containing va (fold / unfold). A change
+        is contpte_convert's, which flushes the run (__flush_tlb_range(.., PAGE_SIZE,
+        true, 3))."""
         cdef u64 n = <u64>self.cont_n[l], i
         cdef u64 idx = ((va >> self.shift[l]) & self.imask[l]) & ~(n - 1)
         cdef u64* p = &self.tab[l][(t << self.tbits[l]) + idx]
+        cdef u64 run = n << self.shift[l]
+        cdef bint change = False
+        for i in range(n):
+            if ((p[i] & DESC_CONT) != 0) != on:
+                change = True
+        if change:
+            self.tlb_flush(va & ~(run - 1), (va & ~(run - 1)) + run, (<u64>1) << self.shift[l], True,
+                           FLUSH_CONTPTE)
         for i in range(n):
             if on:
                 p[i] |= DESC_CONT
@@ -343,7 +449,7 @@ cdef class PageTableCore:
                     return 0
                 if e & DESC_CONT:
                     self._set_run(l, t, x, False)
-                self._split_block(l, t, idx)
+                self._split_block(l, t, idx, x)
                 e = self.tab[l][(t << self.tbits[l]) + idx]
             t = <i64>(e >> DESC_ADDR_SHIFT)
         return 0
@@ -373,6 +479,9 @@ cdef class PageTableCore:
                 cva = tbase + i * span
                 self._free_level(l + 1, child, cva, floor, ceiling)
                 if self.nvalid[l + 1][child] == 0 and cva >= floor and cva + span - 1 <= ceiling - 1:
+                    if self.tlb_on:          # pte_free_tlb: tlb_flush_pmd_range(addr, PAGE_SIZE)
+                        self._gather(cva, cva + ((<u64>1) << self.page_shift), l)
+                        self.g_freed = True
                     self.free_table(l + 1, child)
                     self.tab[l][base + i] = 0
                     self.nvalid[l][t] -= 1
@@ -476,6 +585,8 @@ cdef class PageTableCore:
             if e & DESC_VALID:
                 if not (e & DESC_TABLE):
                     if nxt - va == span:
+                        if self.tlb_on:
+                            self._gather(va, nxt, l)
                         if op == OP_PROTECT:
                             self.tab[l][base + idx] = (e & ~(<u64>DESC_PROT_MASK)) | prot_bits
                         else:
@@ -483,11 +594,14 @@ cdef class PageTableCore:
                             self.nvalid[l][t] -= 1
                         va = nxt
                         continue
-                    self._split_block(l, t, idx)
+                    self._split_block(l, t, idx, va)
                     e = self.tab[l][base + idx]
                 child = <i64>(e >> DESC_ADDR_SHIFT)
                 self._change_level(l + 1, child, va, nxt, op, prot_bits)
                 if op == OP_UNMAP and self.nvalid[l + 1][child] == 0:
+                    if self.tlb_on:
+                        self._gather(va, va + ((<u64>1) << self.page_shift), l)
+                        self.g_freed = True
                     self.free_table(l + 1, child)
                     self.tab[l][base + idx] = 0
                     self.nvalid[l][t] -= 1

@@ -43,6 +43,8 @@ cdef enum:                    # per-ASID counters (row of TlbCore.counters)
     C_FL_MM = 39
     C_FL_PAGE = 40
     C_FL_ENTRIES = 41         # entries (leaf or walk) removed by flushes
+    C_FL_LIMIT = 42           # flush_tlb_range calls escalated to flush_tlb_mm (range too long)
+    C_WALK_FAULT = 43         # walks that found no valid leaf (the access faulted)
     NR_COUNTERS = 48
 
 cdef struct tlb_array:
@@ -76,6 +78,7 @@ cdef struct tlb_geom:
     int levels
     int shift[MAX_LEVELS]
     int tbits[MAX_LEVELS]
+    bint x86                  # flush policy: x86 flush_tlb_mm_range (else arm64 __flush_tlb_range)
     int wc_level[TLB_MAX_WCS]  # absolute level cached by each walk cache (-1: none here)
 
 cdef struct tlb_walk:
@@ -85,6 +88,8 @@ cdef struct tlb_walk:
     u64 unit_size             # its size in bytes, after the coalescing decision
     u64 pa_base               # PA of unit_base | attribute bits (low 12 bits)
     u64 table_pa[MAX_LEVELS]  # PA of the table read at each level 0 .. leaf_level
+    bint leaf_ok              # False: the walk ended at an invalid entry at leaf_level (a
+                              # fault): references and walk caches counted, no leaf filled
 
 cdef class TlbCore:
     cdef tlb_array arr[TLB_MAX_ARRAYS]
@@ -101,6 +106,7 @@ cdef class TlbCore:
     cdef u8* asid_geom                   # per ASID slot
     cdef readonly int max_asids
     cdef readonly bint coalesce          # the core caches a contiguous run as one entry
+    cdef readonly bint range_ops         # FEAT_TLBIRANGE: long flushes need no escalation
     cdef i64* counters                   # max_asids x NR_COUNTERS
     cdef object _keep                    # the NumPy arrays owning every buffer
     cdef readonly object _counters_a
@@ -113,3 +119,6 @@ cdef class TlbCore:
     cdef void flush_mm(self, u32 asid) noexcept nogil
     cdef void flush_page(self, u32 asid, u64 va) noexcept nogil
     cdef void flush_all(self) noexcept nogil
+    cdef void _flush(self, u32 asid, u64 start, u64 end, bint leaf, bint walk) noexcept nogil
+    # Linux's policy around the primitives (arm64 __flush_tlb_range, x86 flush_tlb_mm_range)
+    cdef void flush_tlb_range(self, u32 asid, u64 start, u64 end, u64 stride, bint last_level) noexcept nogil

@@ -88,6 +88,7 @@ cnp.import_array()
 cdef u64 WALK_BIT = (<u64>1) << 63
 cdef u16 NONE16 = 0xffff
 cdef u64 ATTR_MASK = 0xfff
+cdef u64 MAX_TLBI_RANGE_PAGES = (<u64>32) << 16     # __TLBI_RANGE_PAGES(31, 3)
 
 
 cdef inline u64 _tag(u64 va, int shift, bint walk) noexcept nogil:
@@ -398,6 +399,8 @@ cdef inline void _walk_fill(TlbCore self, u32 asid, u64 va, int side, tlb_walk* 
     cdef u32 s
     cdef i64 f
     ctr[C_WALKS] += 1
+    if not w.leaf_ok:
+        ctr[C_WALK_FAULT] += 1
     for i in range(self.nwc):
         lvl = g.wc_level[i]
         if lvl < 0 or lvl >= L:
@@ -437,6 +440,8 @@ cdef inline void _walk_fill(TlbCore self, u32 asid, u64 va, int side, tlb_walk* 
         c = _class(a, sh, True)
         if c >= 0:
             _insert(a, c, _tag(va, sh, True), <u16>asid, w.table_pa[lvl + 1], va, NULL)
+    if not w.leaf_ok:
+        return                            # a faulting walk caches no translation
     if self.l2[side] >= 0:
         _fill_leaf(self, self.l2[side], asid, va, w.unit_base, w.unit_size, w.pa_base, ctr)
     _fill_leaf(self, self.l1[side], asid, va, w.unit_base, w.unit_size, w.pa_base, ctr)
@@ -452,6 +457,7 @@ cdef class TlbCore:
         self.narr = 0
         self.ngeom = 0
         self.coalesce = bool(config["coalesce"])
+        self.range_ops = bool(config.get("range_ops", False))
         self.max_asids = int(config["max_asids"])
         tlbs = config["tlbs"]
         self.ntlb = len(tlbs)
@@ -476,7 +482,7 @@ cdef class TlbCore:
         self._counters_a = np.zeros((self.max_asids, NR_COUNTERS), dtype=np.int64)
         self.counters = <i64*>cnp.PyArray_DATA(self._counters_a)
         for g in config.get("geometries", []):
-            self.add_geometry(g["levels"], g["shifts"], g["tbits"])
+            self.add_geometry(g["levels"], g["shifts"], g["tbits"], g.get("x86", False))
 
     def _add_array(self, spec, sizes):
         """Allocate one set-associative array (NumPy-owned buffers)."""
@@ -526,15 +532,17 @@ cdef class TlbCore:
         self.narr += 1
         return k
 
-    def add_geometry(self, int levels, shifts, tbits):
+    def add_geometry(self, int levels, shifts, tbits, bint x86=False):
         """Register a table mode (walk depth, VA shift and index bits per level, root
-        first); returns its id for ``set_asid``."""
+        first; ``x86``: Linux's x86 flush policy applies to it); returns its id for
+        ``set_asid``."""
         cdef int g = self.ngeom, l, i, lvl
         if g >= TLB_MAX_GEOMS:
             raise ValueError(f"more than {TLB_MAX_GEOMS} geometries")
         if not 1 <= levels <= MAX_LEVELS:
             raise ValueError(f"levels must be 1..{MAX_LEVELS}, got {levels}")
         self.geoms[g].levels = levels
+        self.geoms[g].x86 = x86
         for l in range(levels):
             self.geoms[g].shift[l] = int(shifts[l])
             self.geoms[g].tbits[l] = int(tbits[l])
@@ -563,14 +571,17 @@ cdef class TlbCore:
 
     cdef void flush_range(self, u32 asid, u64 start, u64 end, bint last_level) noexcept nogil:
         """TLBI VALE1IS (last_level) / VAE1IS over [start, end) for asid."""
-        cdef i64* ctr = &self.counters[<u64>asid * NR_COUNTERS]
+        self.counters[<u64>asid * NR_COUNTERS + C_FL_RANGE] += 1
+        self._flush(asid, start, end, True, not last_level)
+
+    cdef void _flush(self, u32 asid, u64 start, u64 end, bint leaf, bint walk) noexcept nogil:
+        """Drop asid's leaf and/or walk-cache entries overlapping [start, end)."""
         cdef int k, i, j
         cdef bint seen
         cdef i64 n = 0
-        ctr[C_FL_RANGE] += 1
         for k in range(self.ntlb):
-            n += _flush_array(&self.arr[k], asid, False, start, end, True, not last_level)
-        if not last_level:
+            n += _flush_array(&self.arr[k], asid, False, start, end, leaf, walk)
+        if walk:
             for i in range(self.nwc):
                 if self.wc_arr[i] < self.ntlb:
                     continue
@@ -579,7 +590,42 @@ cdef class TlbCore:
                     seen = seen or self.wc_arr[j] == self.wc_arr[i]
                 if not seen:
                     n += _flush_array(&self.arr[self.wc_arr[i]], asid, False, start, end, False, True)
-        ctr[C_FL_ENTRIES] += n
+        self.counters[<u64>asid * NR_COUNTERS + C_FL_ENTRIES] += n
+
+    cdef void flush_tlb_range(self, u32 asid, u64 start, u64 end, u64 stride, bint last_level) noexcept nogil:
+        """A range flush as Linux issues it for the ASID's table mode. arm64
+        (__flush_tlb_range_nosync): [start, end) rounded out to the stride; a range of
+        (end - start) >= MAX_DVM_OPS (PTRS_PER_PTE) * stride without FEAT_TLBIRANGE, or
+        of more than MAX_TLBI_RANGE_PAGES pages with it, becomes flush_tlb_mm
+        (__flush_tlb_range_limit_excess); else TLBI VALE1IS / VAE1IS over the range.
+        x86 (flush_tlb_mm_range): more than tlb_single_page_flush_ceiling (33) pages
+        of the stride flush the whole PCID; else INVLPG per page, which also drops every
+        paging-structure-cache entry of the PCID (Intel SDM 4.10.4.1)."""
+        cdef tlb_geom* g = &self.geoms[self.asid_geom[asid]]
+        cdef i64* ctr = &self.counters[<u64>asid * NR_COUNTERS]
+        cdef int pshift = g.shift[g.levels - 1]
+        cdef u64 ptrs_per_pte = (<u64>1) << g.tbits[g.levels - 1], pages
+        if end <= start:
+            return
+        if stride == 0:
+            stride = (<u64>1) << pshift
+        start &= ~(stride - 1)
+        end = (end + stride - 1) & ~(stride - 1)
+        if g.x86:
+            if (end - start) / stride > 33:
+                ctr[C_FL_LIMIT] += 1
+                self.flush_mm(asid)
+                return
+            ctr[C_FL_RANGE] += 1
+            self._flush(asid, start, end, True, False)
+            self._flush(asid, 0, ~(<u64>0), False, True)
+            return
+        pages = (end - start) >> pshift
+        if (not self.range_ops and end - start >= ptrs_per_pte * stride) or pages > MAX_TLBI_RANGE_PAGES:
+            ctr[C_FL_LIMIT] += 1
+            self.flush_mm(asid)
+            return
+        self.flush_range(asid, start, end, last_level)
 
     cdef void flush_page(self, u32 asid, u64 va) noexcept nogil:
         """flush_tlb_page: TLBI VALE1IS of the page holding va (walk caches kept)."""
@@ -618,6 +664,11 @@ cdef class TlbCore:
         self._asid_ok(asid)
         self.flush_page(asid, va)
 
+    def invalidate_tlb_range(self, u32 asid, u64 start, u64 end, u64 stride=0, bint last_level=False):
+        """flush_tlb_range with Linux's escalation (see the cdef flush_tlb_range)."""
+        self._asid_ok(asid)
+        self.flush_tlb_range(asid, start, end, stride, last_level)
+
     def invalidate_mm(self, u32 asid):
         self._asid_ok(asid)
         self.flush_mm(asid)
@@ -637,11 +688,12 @@ cdef class TlbCore:
         return r, out, base, size
 
     def walk_fill_one(self, u32 asid, u64 va, int side, int leaf_level, u64 unit_base,
-                      u64 unit_size, u64 pa_base, table_pa):
+                      u64 unit_size, u64 pa_base, table_pa, bint leaf_ok=True):
         """walk_fill for one access with explicit table PAs (root first)."""
         cdef tlb_walk w
         cdef int l
         self._asid_ok(asid)
+        w.leaf_ok = leaf_ok
         w.leaf_level = leaf_level
         w.unit_base = unit_base
         w.unit_size = unit_size
@@ -698,6 +750,7 @@ cdef class TlbCore:
                 if lo == m_off[asid + 1] or m_start[lo] > va:
                     bad = i
                     break
+                w.leaf_ok = True
                 w.leaf_level = m_leaf[lo]
                 w.unit_size = m_unit[lo]
                 w.unit_base = va & ~(w.unit_size - 1)
