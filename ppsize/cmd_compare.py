@@ -14,8 +14,9 @@ import json
 import os
 import sys
 
-from .compare import (CONFIGS, DEFAULT_TREES, ERROR_REASONS, FILE_POLICIES, THP_MODES, Progress,
-                      WorkloadFaultError, compare)
+from .compare import (CONFIGS, DEFAULT_CPU, DEFAULT_TREES, ERROR_REASONS, FILE_POLICIES, THP_MODES,
+                      Progress, WorkloadFaultError, compare)
+from .cpu_presets import CPU_PRESETS
 
 
 def add_parser(sub):
@@ -39,6 +40,9 @@ def add_parser(sub):
     p.add_argument("--policy", default="drop-all", choices=FILE_POLICIES,
                    help="how a file gets folios >= a larger process page (Kernel.file_policy; "
                         "default drop-all, the thread's proposal)")
+    p.add_argument("--cpu", default=DEFAULT_CPU, choices=[c for c in CPU_PRESETS if c != "custom"] + ["none"],
+                   help=f"the translation model of the steady-state phase (default {DEFAULT_CPU}; "
+                        "'none': no translation columns)")
     p.add_argument("--cross-mounts", action="store_true",
                    help="descend into directories on other file systems (default: skip them)")
     p.add_argument("--check", action="store_true",
@@ -60,7 +64,7 @@ def run(args) -> int:
     try:
         result = compare(trees, seed=args.seed, processes=args.processes, chosen=args.chosen,
                          configs=args.config, thp=args.thp, policy=args.policy,
-                         cross_mounts=args.cross_mounts,
+                         cross_mounts=args.cross_mounts, cpu=None if args.cpu == "none" else args.cpu,
                          check=args.check, progress=progress)
     except (FileNotFoundError, NotADirectoryError, PermissionError) as e:
         progress.close()
@@ -96,6 +100,14 @@ def run(args) -> int:
                   "the 4K kernel's; transitions = files whose cache a larger-page process "
                   "dropped (min folio order raised); re-read = cache read again after the first "
                   f"full read. {result.seconds:.1f} s.")
+            t = next((r.translation for r in result.results if r.translation), None)
+            if t is not None:
+                print(f"Translation ({t.cpu}): the steady state of the process mix, each process's "
+                      f"seeded stream (sequential scans, random heap, skewed text fetches) run twice "
+                      f"through its CPU's TLB, the second counted; per 1000 accesses: L1 and L2 TLB "
+                      f"misses, walks, walk memory references; cyc/acc = estimated translation "
+                      f"cycles per access from the preset's latencies "
+                      f"({', '.join(f'{k} {v}' for k, v in t.latencies.items()) or 'none sourced'}).")
     errors = result.scan.errors
     if errors and not args.quiet:
         kinds = ", ".join(f"{k} {result.scan.skipped[k]}" for k in ERROR_REASONS if result.scan.skipped.get(k))

@@ -25,6 +25,10 @@ A55 = "Arm Cortex-A55 Core TRM 100442_0100"
 AGILEX = "Intel Agilex 5 HPS TRM 814346 3.6.3.4.1 Table 48 (Cortex-A55 MMU components)"
 ZEN5 = "AMD 'Zen 5' Core, Hot Chips 2024, microarchitecture overview slide"
 CPUID = "CPUID Fn8000_0005 on this machine (family 1Ah model 02h)"
+WIKICHIP_A76 = "WikiChip, 'Cortex-A76 - Microarchitectures - ARM', Memory Hierarchy (L2)"
+ZEN5_L2_ASSUMED = ("fully associative (an assumption: AMD's Zen 5 optimization guide, pub. 58455, "
+                   "was found in the corpus only as a title page; no readable source gives the "
+                   "associativity)")
 
 PRESETS: dict = {
     "cortex-a76": {
@@ -56,10 +60,15 @@ PRESETS: dict = {
             "l1_hit": {"cycles": 1, "cite": f"{A76} A5.2.1/A5.2.2: an L1 TLB hit 'provides "
                                             "a single CLK cycle access'"},
             "l2_hit": {"cycles": 3, "cite": f"{A76} A5.2.3: 'access to the L2 TLB usually "
-                                            "takes three cycles'"}},
+                                            "takes three cycles'"},
+            "walk_ref": {"cycles": 9, "cite": f"{WIKICHIP_A76}: the L2 cache's 'fastest "
+                                              "load-to-use latency is 9 cycles' (a secondary "
+                                              "source; the model charges every walk reference "
+                                              "as an L2 cache hit, see README)"}},
         "not_sourced": ["TLB replacement policy (modelled LRU)",
                         "walk cache capacity (shares the L2 TLB's 1280 entries)",
-                        "walk memory-reference latency",
+                        "walk memory-reference latency from Arm (the 9-cycle L2 figure is "
+                        "WikiChip's; the L1 data cache's load-to-use latency was not found)",
                         "the L2 TLB format's coalescing of 4 contiguous pages "
                         "(A6.6 Table A6-31 bit 6) is not modelled",
                         "Neoverse N1: its TRM is not in the corpus; no separate preset"],
@@ -89,16 +98,17 @@ PRESETS: dict = {
         "l1d": {"entries": 96, "ways": 96, "sizes": ["4K", "2M"],
                 "cite": f"{ZEN5}: '96 entry DTLB'; {CPUID}: EBX[31:16] = ff60 and "
                         "EAX[31:16] = ff60 (4K and 2M/4M: fully associative, 96 entries)"},
-        "l2i": {"entries": 2048, "sizes": ["4K", "2M"],
+        "l2i": {"entries": 2048, "ways": None, "sizes": ["4K", "2M"], "assumed": ZEN5_L2_ASSUMED,
                 "cite": f"{ZEN5}: 'L2: 2K ITLB'"},
-        "l2d": {"entries": 4096, "sizes": ["4K", "2M"],
+        "l2d": {"entries": 4096, "ways": None, "sizes": ["4K", "2M"], "assumed": ZEN5_L2_ASSUMED,
                 "cite": f"{ZEN5}: '4K DTLB everything but 1G'"},
         "coalesce": {"value": False,
                      "cite": "x86-64 page tables have no contiguous bit "
                              "(arch/x86/include/asm/pgtable_types.h)"},
-        "not_sourced": ["L2 ITLB / DTLB associativity (pass l2i/l2d ways=; this VM's "
-                        "CPUID Fn8000_0006 reports a 128-entry L2 DTLB, a hypervisor's "
-                        "value that contradicts AMD's slide)",
+        "not_sourced": ["L2 ITLB / DTLB associativity: modelled fully associative, listed in "
+                        "TLB.assumptions (pass l2i/l2d ways= to override; this VM's CPUID "
+                        "Fn8000_0006 reports a 128-entry L2 DTLB, a hypervisor's value that "
+                        "contradicts AMD's slide)",
                         "1G entries (CPUID Fn8000_0019 reads zeros in this VM): a 1G page is "
                         "cached as 2M splinters",
                         "page-walk caches (the guide's PDE caching could not be read)",

@@ -22,12 +22,13 @@ import numpy as np
 
 from .tlb import NR_COUNTERS, TLB, stats_dict
 
-__all__ = ["CPUs", "TABLE_BASE_SHIFT"]
+__all__ = ["CPUs", "TABLE_BASE_SHIFT", "build_tlb"]
 
 TABLE_BASE_SHIFT = 40     # synthetic PA of an MM's page tables: mm_id << 40 (+ level << 36)
 
 
-def _build_tlb(cpu) -> TLB:
+def build_tlb(cpu) -> TLB:
+    """A TLB from a preset name, a dict of TLB settings or a TLB (returned as is)."""
     if isinstance(cpu, TLB):
         return cpu
     if isinstance(cpu, str):
@@ -47,7 +48,7 @@ class CPUs:
         if isinstance(cpu, TLB) and ncpus > 1:
             raise ValueError("a TLB object is one CPU: give a preset name or a dict of TLB "
                              "settings for ncpus > 1")
-        first = _build_tlb(cpu)
+        first = build_tlb(cpu)
         self.tlbs = [first] + [TLB(**_clone_args(first)) for _ in range(int(ncpus) - 1)]
         self.max_asids = first.max_asids
         if self.max_asids < 2:

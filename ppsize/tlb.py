@@ -26,7 +26,7 @@ __all__ = ["TLB", "MMU", "CPU_PRESETS", "REPLACEMENTS", "StaleTLBHit", "estimate
 
 REPLACEMENTS = {"lru": 0, "plru": 1, "random": 2}
 ALL_SIZES = ("4K", "16K", "64K", "2M", "32M", "512M", "1G", "16G")
-LEVEL_KEYS = {"entries", "ways", "sizes", "replacement", "seed", "cite"}
+LEVEL_KEYS = {"entries", "ways", "sizes", "replacement", "seed", "cite", "assumed"}
 WC_KEYS = {"name", "entries", "ways", "distance", "in_tlb", "replacement", "seed", "cite"}
 MAX_ASIDS = 64
 LINE = 64
@@ -94,6 +94,7 @@ class TLB:
         _replacement(replacement, "replacement")
         self.init_args = dict(kw, cpu=cpu, max_asids=max_asids, replacement=replacement, seed=seed)
         self.cpu = cpu
+        self.assumptions: list = []      # preset values the model assumes (no source gave them)
         self.max_asids = _positive_int(max_asids, "max_asids")
         self.arch = preset.get("arch", "arm64")
         names = []
@@ -154,10 +155,9 @@ class TLB:
         if "entries" not in spec:
             raise ValueError(f"{name}: entries is required")
         entries = _positive_int(spec["entries"], f"{name} entries")
-        if spec.get("ways") is None and name in ("l2", "l2d", "l2i") and self.cpu != "custom" \
-                and "ways" not in spec:
-            raise ValueError(f"{name}: preset {self.cpu!r} gives no associativity for {name} "
-                             f"(not published in the sources read); pass {name}={{'ways': N}}")
+        if spec.get("ways") is None and spec.get("assumed"):
+            self.assumptions.append(f"{name}: {spec['assumed']}")
+            spec = dict(spec, ways=entries)
         ways = _positive_int(spec.get("ways", entries), f"{name} ways")
         if entries % ways:
             raise ValueError(f"{name}: entries {entries} is not a multiple of ways {ways}")

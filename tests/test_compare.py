@@ -424,9 +424,9 @@ def test_a_faulting_workload_is_an_error_not_figures(tree, monkeypatch, capsys):
     real = cmp.run._run_workload
 
     def faulting(k, cfg, files, workload, bar):
-        procs, outcomes = real(k, cfg, files, workload, bar)
+        procs, outcomes, addrs = real(k, cfg, files, workload, bar)
         outcomes[int(ppsize.Outcome.SIGBUS)] += 5
-        return procs, outcomes
+        return procs, outcomes, addrs
 
     monkeypatch.setattr(cmp.run, "_run_workload", faulting)
     with pytest.raises(cmp.WorkloadFaultError, match=r"^16K: the workload faulted: \{'sigbus': 5\}"):

@@ -349,9 +349,12 @@ def test_stats_format_and_cycles():
     assert s["l1d"]["accesses"] == 100 and s["l1d"]["misses"] == 100
     assert s["l2"]["accesses"] == 100 and s["walk"]["walks"] == 100
     assert t.stats() == s                      # one ASID: the CPU's sum is the same
-    cyc, missing = estimate_cycles(s, t.latencies)
+    cyc, missing = estimate_cycles(s, t.latencies)    # l1_hit 1, l2_hit 3, walk_ref 9
+    assert missing is None and cyc == pytest.approx((100 * 1 + 100 * 3 + s["walk"]["refs"] * 9) / 100)
+    lat = {k: v for k, v in t.latencies.items() if k != "walk_ref"}
+    cyc, missing = estimate_cycles(s, lat)
     assert cyc is None and missing == ["dcache_hit", "dcache_miss"]
-    cyc, missing = estimate_cycles(s, dict(t.latencies, dcache_hit=4, dcache_miss=100))
+    cyc, missing = estimate_cycles(s, dict(lat, dcache_hit=4, dcache_miss=100))
     dc = s["dcache"]
     assert cyc == pytest.approx((100 * 1 + 100 * 3 + dc["hits"] * 4 + dc["misses"] * 100) / 100)
 
@@ -394,5 +397,13 @@ def test_bad_maps_and_addresses():
         t.run(np.array([BASE], np.uint64), asid=5)
     with pytest.raises(ValueError, match="asid 99 out of range"):
         t.flush_tlb_mm(99)
-    with pytest.raises(ValueError, match="preset 'amd-zen5' gives no associativity for l2d"):
-        TLB("amd-zen5")
+    with pytest.raises(ValueError, match="l2 ways must be a positive integer, got None"):
+        TLB("cortex-a55", l2={"entries": 1024, "ways": None})
+
+
+def test_zen5_l2_associativity_is_a_listed_assumption():
+    t = TLB("amd-zen5")
+    assert [a.split(":")[0] for a in t.assumptions] == ["l2d", "l2i"]
+    assert "fully associative" in t.assumptions[0]
+    assert t.core.array_info(2)["ways"] == 4096          # l2d: one set of 4096 ways
+    assert TLB("amd-zen5", l2d={"ways": 8}, l2i={"ways": 8}).assumptions == []

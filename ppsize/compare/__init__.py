@@ -47,15 +47,16 @@ from .._validate import as_choice
 from ..filepolicy import FILE_POLICIES
 from ..units import fmt_size, parse_size
 from .progress import NO_PROGRESS, Progress
-from .result import CompareResult, ConfigResult
-from .run import CONFIGS, Config, WorkloadFaultError, config, memory_for, run_config
+from .result import CompareResult, ConfigResult, TranslationResult
+from .run import CONFIGS, DEFAULT_CPU, Config, WorkloadFaultError, config, memory_for, run_config, steady_state
 from .scan import ERROR_REASONS, SKIP_REASONS, ScanResult, scan_trees
-from .workload import TOUCH, Mapping, ProcSpec, Workload, make_workload
+from .workload import STEADY_ACCESSES, TOUCH, Mapping, ProcSpec, Workload, make_workload, steady_stream
 
 __all__ = ["scan_trees", "ScanResult", "make_workload", "Workload", "ProcSpec", "CONFIGS",
            "Config", "run_config", "ConfigResult", "compare", "CompareResult", "Progress",
            "DEFAULT_TREES", "FILE_POLICIES", "THP_MODES", "WorkloadFaultError", "config", "memory_for",
-           "Mapping", "SKIP_REASONS", "ERROR_REASONS", "TOUCH"]
+           "Mapping", "SKIP_REASONS", "ERROR_REASONS", "TOUCH", "DEFAULT_CPU", "STEADY_ACCESSES",
+           "TranslationResult", "steady_state", "steady_stream"]
 
 DEFAULT_TREES = ("/usr", "/etc")
 THP_MODES = ("always", "madvise", "never")          # transparent_hugepage/enabled
@@ -80,19 +81,24 @@ def _check_host_memory(mem):
 
 def compare(trees=DEFAULT_TREES, seed=0, processes=12, chosen=None, configs=None, thp="madvise",
             policy="drop-all", memory=None, cross_mounts=False, check=False, progress=None,
-            scan=None) -> CompareResult:
+            scan=None, cpu=DEFAULT_CPU, steady=STEADY_ACCESSES) -> CompareResult:
     """Scan ``trees``, build the seeded workload, and run it on every configuration
     (default all of :data:`CONFIGS`; keys or Config objects). ``thp``: every
     kernel's transparent_hugepage/enabled; ``policy``: the file policy
     (:data:`FILE_POLICIES`, see :func:`run_config`). ``scan``: reuse a
     :class:`ScanResult`. ``check``: verify every Kernel invariant after each run
-    (slow on big trees). Returns a :class:`CompareResult`; raises
+    (slow on big trees). ``cpu``: the translation model (a ``ppsize.CPU_PRESETS``
+    name or TLB settings; None: none) whose steady-state figures (``steady``
+    accesses per process) every row gets. Returns a :class:`CompareResult`; raises
     :class:`WorkloadFaultError` if the model cannot run the workload."""
     t0 = time.perf_counter()
     progress = progress or NO_PROGRESS
     as_choice(thp, THP_MODES, "THP setting")
     as_choice(policy, FILE_POLICIES, "file policy")
     cfgs = [c if isinstance(c, Config) else config(c) for c in (configs or CONFIGS)]
+    if cpu is not None:
+        from ..cpus import build_tlb
+        build_tlb(cpu)                       # a bad preset fails before the scan
     if scan is None:
         scan = scan_trees(trees, cross_mounts=cross_mounts, progress=progress)
     workload = make_workload(scan, seed=seed, processes=processes, chosen=chosen)
@@ -101,6 +107,7 @@ def compare(trees=DEFAULT_TREES, seed=0, processes=12, chosen=None, configs=None
     results = []
     for i, cfg in enumerate(cfgs):
         results.append(run_config(cfg, scan, workload, memory=mem, thp=thp, policy=policy, check=check,
-                                  progress=progress, base=i / len(cfgs), span=1 / len(cfgs)))
+                                  progress=progress, base=i / len(cfgs), span=1 / len(cfgs),
+                                  cpu=cpu, steady=steady))
     progress.close()
     return CompareResult(scan, workload, mem, thp, results, time.perf_counter() - t0, policy)

@@ -3,15 +3,63 @@
 table, the summary and the ``--json`` document)."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ..report import table as _table
+from ..tlb import estimate_cycles
 from ..units import fmt_size
 from .scan import ScanResult
 from .workload import TOUCH, Workload
 
 def _meminfo(field, what):
     return property(lambda self: self.meminfo[field], doc=f"{field} (kB): {what}")
+
+
+@dataclass
+class TranslationResult:
+    """The steady-state phase's translation figures of one configuration: the TLB
+    counters summed over the processes (``ppsize.tlb.stats_dict`` format) and the
+    cycle estimate from the preset's documented latencies."""
+    cpu: str
+    stats: dict
+    latencies: dict
+    faults: int = 0               # counted accesses that did not hit (0 in a steady state)
+    assumptions: list = field(default_factory=list)   # preset values assumed, not sourced
+
+    def _levels(self, prefix):
+        return [v for k, v in self.stats.items() if k.startswith(prefix) and "accesses" in v]
+
+    @property
+    def accesses(self) -> int:
+        return sum(v["accesses"] for v in self._levels("l1"))
+
+    def per_1000(self, n) -> float:
+        return 1000.0 * n / self.accesses if self.accesses else 0.0
+
+    @property
+    def l1_misses(self) -> int:
+        return sum(v["misses"] for v in self._levels("l1"))
+
+    @property
+    def l2_misses(self) -> int:
+        return sum(v["misses"] for v in self._levels("l2"))
+
+    @property
+    def cycles(self):
+        """Estimated translation cycles per access (None: a latency is not sourced)."""
+        return estimate_cycles(self.stats, self.latencies)[0]
+
+    def as_dict(self) -> dict:
+        w = self.stats["walk"]
+        cyc, missing = estimate_cycles(self.stats, self.latencies)
+        return {"cpu": self.cpu, "accesses": self.accesses, "faults": self.faults,
+                "per_1000": {"l1_misses": round(self.per_1000(self.l1_misses), 3),
+                             "l2_misses": round(self.per_1000(self.l2_misses), 3),
+                             "walks": round(self.per_1000(w["walks"]), 3),
+                             "walk_refs": round(self.per_1000(w["refs"]), 3)},
+                "cycles_per_access": None if cyc is None else round(cyc, 4),
+                "latencies_missing": missing or [], "latencies": self.latencies,
+                "assumptions": self.assumptions, "counters": self.stats}
 
 
 @dataclass
@@ -30,6 +78,7 @@ class ConfigResult:
     alloc_fail: int = 0           # page-cache folio allocations that failed (fell back)
     blocked: int = 0              # transitions blocked (pinned, mlocked, dirty... folios)
     policy: str = "drop-all"      # the kernel's file policy
+    translation: TranslationResult = None   # the steady-state phase (None: no cpu)
 
     cached_kB = _meminfo("Cached", "the page cache")
     anon_kB = _meminfo("AnonPages", "anonymous memory")
@@ -57,6 +106,7 @@ class ConfigResult:
                 "reread_kB": self.reread_kB, "oom": self.oom, "alloc_fail": self.alloc_fail,
                 "transitions_blocked": self.blocked, "file_policy": self.policy, "meminfo": dict(self.meminfo),
                 "outcomes": dict(self.outcomes), "processes": self.procs, "check": self.check,
+                "translation": self.translation.as_dict() if self.translation else None,
                 "seconds": {k: round(v, 3) for k, v in self.seconds.items()}}
 
 
@@ -91,13 +141,31 @@ class CompareResult:
         return r.total_kB / self.baseline.total_kB if self.baseline.total_kB else float("nan")
 
     def table(self) -> str:
+        """The memory columns, then (with a translation model) per 1000 accesses of the
+        steady state: L1 and L2 TLB misses, walks, walk memory references, and the
+        estimated translation cycles per access ("-": a latency is not sourced)."""
+        tlb = any(r.translation for r in self.results)
         rows = []
         for r in self.results:
-            rows.append([r.config.label, _mib(r.cached_kB), _mib(r.anon_kB), _mib(r.pagetables_kB),
-                         _mib(r.xarray_kB), _mib(r.total_kB), f"{self.ratio(r):.3f}",
-                         r.transitions, _mib(r.reread_kB)])
-        return _table(["configuration", "page cache", "anon", "page tables", "XArray", "total",
-                       "ratio", "transitions", "re-read"], rows)
+            row = [r.config.label, _mib(r.cached_kB), _mib(r.anon_kB), _mib(r.pagetables_kB),
+                   _mib(r.xarray_kB), _mib(r.total_kB), f"{self.ratio(r):.3f}",
+                   r.transitions, _mib(r.reread_kB)]
+            if tlb:
+                t = r.translation
+                if t is None:
+                    row += ["-"] * 5
+                else:
+                    cyc = t.cycles
+                    row += [f"{t.per_1000(t.l1_misses):.1f}", f"{t.per_1000(t.l2_misses):.2f}",
+                            f"{t.per_1000(t.stats['walk']['walks']):.2f}",
+                            f"{t.per_1000(t.stats['walk']['refs']):.2f}",
+                            "-" if cyc is None else f"{cyc:.2f}"]
+            rows.append(row)
+        head = ["configuration", "page cache", "anon", "page tables", "XArray", "total",
+                "ratio", "transitions", "re-read"]
+        if tlb:
+            head += ["L1 miss/1K", "L2 miss/1K", "walks/1K", "refs/1K", "cyc/acc"]
+        return _table(head, rows)
 
     def summary(self) -> str:
         s, w = self.scan, self.workload

@@ -13,11 +13,14 @@ from .._validate import as_choice
 from ..filepolicy import FILE_POLICIES
 from ..units import fmt_size, parse_size
 from .progress import NO_PROGRESS
-from .result import ConfigResult
+from .result import ConfigResult, TranslationResult
 from .scan import ScanResult
-from .workload import Workload
+from .workload import STEADY_ACCESSES, Workload, steady_stream
 
-__all__ = ["Config", "CONFIGS", "config", "memory_for", "run_config", "WorkloadFaultError"]
+__all__ = ["Config", "CONFIGS", "config", "memory_for", "run_config", "WorkloadFaultError",
+           "DEFAULT_CPU", "steady_state"]
+
+DEFAULT_CPU = "cortex-a76"      # the translation model of every configuration (--cpu)
 
 
 @dataclass(frozen=True)
@@ -70,7 +73,8 @@ class WorkloadFaultError(RuntimeError):
 
 
 def run_config(cfg, scan: ScanResult, workload: Workload, memory=None, thp="madvise",
-               policy="drop-all", check=False, progress=None, base=0.0, span=1.0) -> ConfigResult:
+               policy="drop-all", check=False, progress=None, base=0.0, span=1.0,
+               cpu=DEFAULT_CPU, steady=STEADY_ACCESSES) -> ConfigResult:
     """Build a Kernel for ``cfg`` (a Config or its key), create every scanned file,
     read each once in full (read(2) through the page cache, in chunks), run the
     workload, then read once more in full every file a min-order transition
@@ -79,7 +83,10 @@ def run_config(cfg, scan: ScanResult, workload: Workload, memory=None, thp="madv
     the per-process configurations use their process page as
     ``large_folio_size`` from the start (the files are read before the processes
     exist). ``check``: Kernel.check() at the end. ``progress`` spans [base, base +
-    span] of the bar. Raises :class:`WorkloadFaultError` if an access of the
+    span] of the bar. ``cpu``: the translation model every access goes through
+    (``Kernel(cpu=)``; None: none); after the memory figures are taken, each process
+    runs ``steady`` accesses of its steady-state stream (:func:`steady_state`) for
+    the translation figures. Raises :class:`WorkloadFaultError` if an access of the
     workload faulted."""
     cfg = cfg if isinstance(cfg, Config) else config(cfg)
     as_choice(policy, FILE_POLICIES, "file policy")
@@ -87,7 +94,7 @@ def run_config(cfg, scan: ScanResult, workload: Workload, memory=None, thp="madv
     bar = _Bar(progress or NO_PROGRESS, cfg.label, base, span)
     secs = {}
     t = time.perf_counter()
-    k, files = _boot(cfg, scan, memory, thp, policy, bar)
+    k, files = _boot(cfg, scan, memory, thp, policy, bar, cpu)
     secs["create"] = time.perf_counter() - t
     t = time.perf_counter()
     _read_all(k, files, bar)
@@ -95,7 +102,7 @@ def run_config(cfg, scan: ScanResult, workload: Workload, memory=None, thp="madv
     cached_after_read = k.meminfo()["Cached"]
     read0 = k.pagecache.stats()["pages_read"]
     t = time.perf_counter()
-    procs, outcomes = _run_workload(k, cfg, files, workload, bar)
+    procs, outcomes, addrs = _run_workload(k, cfg, files, workload, bar)
     dropped = _reread_dropped(k, files)
     secs["workload"] = time.perf_counter() - t
     stats = k.pagecache.stats()
@@ -115,8 +122,38 @@ def run_config(cfg, scan: ScanResult, workload: Workload, memory=None, thp="madv
                        secs, None if expected is None else expected >> 10, oom=k.oom_count,
                        check=check_note, alloc_fail=stats["alloc_fail"], blocked=blocked,
                        policy=policy)
+    if cpu is not None and steady:
+        t = time.perf_counter()
+        bar.update("steady state", 0.97)
+        res.translation = steady_state(k, procs, addrs, workload.seed, steady, cpu)
+        secs["steady"] = time.perf_counter() - t
     bar.update("done", 1.0, force=True)
     return res
+
+
+def steady_state(k, procs, addrs, seed, n, cpu_name=None) -> TranslationResult:
+    """The translation figures of the process mix in steady state: each process, in
+    turn, runs its :func:`~.workload.steady_stream` (n accesses over what it touched)
+    twice through its CPU's TLB, and the second pass is counted (the first warms the
+    TLBs and re-faults what a transition unmapped: the counted pass is the steady
+    state of a process running after another). Returns the counters summed over the
+    processes with the preset's cycle estimate."""
+    from ..tlb import NR_COUNTERS
+    total = np.zeros(NR_COUNTERS, np.int64)
+    faults = 0
+    for j, ((spec, p), base) in enumerate(zip(procs, addrs)):
+        mapping, offset, insn = steady_stream(spec, seed, j, n)
+        if not mapping.size:
+            continue
+        vas = base[mapping] + offset
+        p.access(vas, insn=insn)
+        before = k.process_tlb_counters(p)
+        out = p.access(vas, insn=insn)
+        total += k.process_tlb_counters(p) - before
+        faults += int((out != 0).sum())
+    tlb = k.cpus[0]
+    return TranslationResult(cpu_name or tlb.cpu, k._cpus.stats(total), dict(tlb.latencies),
+                             faults, list(tlb.assumptions))
 
 
 class _Bar:
@@ -129,10 +166,10 @@ class _Bar:
         self.progress.update(f"{self.label}: {what}", self.base + self.span * fraction, force=force)
 
 
-def _boot(cfg, scan, memory, thp, policy, bar):
+def _boot(cfg, scan, memory, thp, policy, bar, cpu=None):
     """The configuration's Kernel and one File per scanned inode."""
     from ..kernel import Kernel
-    kw = {}
+    kw = {} if cpu is None else {"cpu": cpu}
     if policy != "drop-all":
         kw["file_policy"] = policy
         if policy == "large-unless-eof" and cfg.per_process:
@@ -160,9 +197,10 @@ def _read_all(k, files, bar):
 def _run_workload(k, cfg, files, workload, bar):
     """Spawn each process (the chosen ones with the large page in per-process
     configurations), map its files and anonymous regions, touch the offsets.
-    Returns [(ProcSpec, Process)] and the access outcomes counted."""
+    Returns [(ProcSpec, Process)], the access outcomes counted and, per process, the
+    address of each mapping (uint64 array)."""
     outcomes: Counter = Counter()
-    procs = []
+    procs, addrs = [], []
     for j, spec in enumerate(workload.procs):
         bar.update(f"process {spec.name}", 0.7 + 0.25 * j / len(workload.procs))
         if spec.chosen and cfg.per_process:
@@ -170,6 +208,7 @@ def _run_workload(k, cfg, files, workload, bar):
         else:
             p = k.spawn(name=spec.name)
         procs.append((spec, p))
+        at = []
         for m in spec.mappings:
             if m.file >= 0:
                 addr = p.mmap(m.length, file=files[m.file], prot=m.prot)
@@ -177,9 +216,11 @@ def _run_workload(k, cfg, files, workload, bar):
             else:
                 addr = p.mmap(m.length, prot="rw", stack=m.kind == "stack")
                 out = p.access(m.offsets + np.uint64(addr), write=True)
+            at.append(addr)
             for code, cnt in zip(*np.unique(out, return_counts=True)):
                 outcomes[int(code)] += int(cnt)
-    return procs, outcomes
+        addrs.append(np.array(at, dtype=np.uint64))
+    return procs, outcomes, addrs
 
 
 def _reread_dropped(k, files) -> list:

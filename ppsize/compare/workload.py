@@ -10,9 +10,15 @@ import numpy as np
 
 from .scan import ScanResult
 
-__all__ = ["make_workload", "Workload", "ProcSpec", "Mapping", "TOUCH"]
+__all__ = ["make_workload", "Workload", "ProcSpec", "Mapping", "TOUCH", "steady_stream",
+           "STEADY_ACCESSES", "STEADY_MIX"]
 
 TOUCH = 4096                      # the workload's touch granularity (bytes)
+STEADY_ACCESSES = 1 << 17         # accesses per process in the steady-state phase
+STEADY_MIX = {"scan": 0.4, "random": 0.3, "text": 0.3}   # shares of the stream
+SCAN_STEP = 1024                  # a scan's stride inside a touched page (4 accesses per 4K)
+TEXT_ZIPF = 1.2                   # skew of instruction fetches over the touched text pages
+BLOCK = 64                        # the three streams interleave in blocks of this many
 
 NAMES = ("systemd", "sshd", "bash", "python3", "postgres", "nginx", "node", "java",
          "chromium", "journald", "containerd", "redis-server")
@@ -178,3 +184,54 @@ def make_workload(scan: ScanResult, seed=0, processes=12, chosen=None) -> Worklo
         procs.append(ProcSpec(f"{NAMES[i % len(NAMES)]}" + (f"-{i // len(NAMES)}" if i >= len(NAMES) else ""),
                               i in chosen, maps))
     return Workload(seed, procs)
+
+
+def steady_stream(spec: ProcSpec, seed=0, index=0, n=STEADY_ACCESSES):
+    """The steady-state access stream of one process over what it touched (seeded by
+    ``seed`` and the process ``index``; a pure function of them and ``spec``), for the
+    translation figures. Three streams, interleaved in seeded order in blocks of
+    ``BLOCK`` accesses, in the shares of ``STEADY_MIX``:
+
+    * scan: the touched pages of the anonymous mappings (heap, stack, arenas) in
+      address order, ``SCAN_STEP`` apart inside each page, from a seeded start, wrapping;
+    * random: uniform over the touched anonymous pages, a random 8-byte word in each;
+    * text: instruction fetches over the touched pages of the executable and the
+      libraries, Zipf-distributed (exponent ``TEXT_ZIPF``) over a seeded permutation of
+      the pages (a few hot pages, a long tail), a random 4-byte instruction in each.
+
+    A process without text gives its share to the scan. Returns ``(mapping, offset,
+    insn)``: per access the index into ``spec.mappings``, the byte offset inside that
+    mapping and whether it is an instruction fetch. (Issue 11's numba generators may
+    replace this function; compare only needs these three arrays.)"""
+    rng = np.random.default_rng([seed, 3, index])
+    anon = [(i, m.offsets) for i, m in enumerate(spec.mappings) if m.file < 0 and m.offsets.size]
+    text = [(i, m.offsets) for i, m in enumerate(spec.mappings) if m.kind in ("exe", "lib") and m.offsets.size]
+    n_text = int(n * STEADY_MIX["text"]) if text else 0
+    n_rand = int(n * STEADY_MIX["random"]) if anon else 0
+    n_scan = n - n_text - n_rand
+    a_map = np.concatenate([np.full(o.size, i, np.int32) for i, o in anon]) if anon else np.zeros(0, np.int32)
+    a_off = np.concatenate([o for _, o in anon]) if anon else np.zeros(0, np.uint64)
+    parts = []
+    if anon:
+        per = TOUCH // SCAN_STEP
+        k = (int(rng.integers(a_off.size * per)) + np.arange(n_scan)) % (a_off.size * per)
+        parts.append((a_map[k // per], a_off[k // per] + (k % per).astype(np.uint64) * SCAN_STEP,
+                      np.zeros(n_scan, bool)))
+        j = rng.integers(0, a_off.size, n_rand)
+        parts.append((a_map[j], a_off[j] + rng.integers(0, TOUCH // 8, n_rand).astype(np.uint64) * 8,
+                      np.zeros(n_rand, bool)))
+    if text:
+        t_map = np.concatenate([np.full(o.size, i, np.int32) for i, o in text])
+        t_off = np.concatenate([o for _, o in text])
+        w = 1.0 / np.arange(1, t_off.size + 1) ** TEXT_ZIPF
+        rank = rng.choice(t_off.size, n_text, p=w / w.sum())
+        j = rng.permutation(t_off.size)[rank]
+        parts.append((t_map[j], t_off[j] + rng.integers(0, TOUCH // 4, n_text).astype(np.uint64) * 4,
+                      np.ones(n_text, bool)))
+    if not parts:
+        return np.zeros(0, np.int32), np.zeros(0, np.uint64), np.zeros(0, bool)
+    mapping, offset, insn = (np.concatenate(x) for x in zip(*parts))
+    nb = -(-mapping.size // BLOCK)
+    order = (rng.permutation(nb)[:, None] * BLOCK + np.arange(BLOCK)).ravel()
+    order = order[order < mapping.size]
+    return mapping[order], offset[order], insn[order]
