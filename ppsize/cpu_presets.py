@@ -14,7 +14,17 @@ Sources (read through the project's document search; the section is cited per va
   model 02h, "AMD EPYC"). The Software Optimization Guide for the AMD Zen5
   Microarchitecture (pub. 58455 rev 1.00) exists in the corpus but its TLB section's
   text could not be read, so no value is taken from it.
-Not covered: Neoverse N1, N2, V1, V2 (no TRM text for their MMU in the corpus).
+- Neoverse N1: Arm Neoverse N1 Core Technical Reference Manual 100616_0401_02 (a text
+  conversion of the PDF in a public repository), sections 6.2 and 7.1; latencies from
+  Arm's white paper "The Arm Neoverse N1 Platform: Building Blocks for the Next-Gen
+  Cloud-to-Edge Infrastructure SoC", read through a public notes file that quotes it
+  (the PDF itself was not in the corpus).
+Not covered: Neoverse N2, V1, V2: no TRM text for their MMU was found (searched: the
+document corpus for TRMs 102099 / 101427 / 102375 and "L1 data TLB", "L2 TLB"; exact
+strings of the N1 TRM's MMU text; vendors' manuals). What was found: V2 Hot Chips 2023
+slides (L1 DTLB 48 entries, fully associative; L2 10-cycle load-to-use) and V1 slides
+("MMU capacity 1.2K->2K entry"; L2 10-cycle load-to-use): no L2 TLB associativity, so
+no usable preset.
 """
 from __future__ import annotations
 
@@ -25,6 +35,8 @@ A55 = "Arm Cortex-A55 Core TRM 100442_0100"
 AGILEX = "Intel Agilex 5 HPS TRM 814346 3.6.3.4.1 Table 48 (Cortex-A55 MMU components)"
 ZEN5 = "AMD 'Zen 5' Core, Hot Chips 2024, microarchitecture overview slide"
 CPUID = "CPUID Fn8000_0005 on this machine (family 1Ah model 02h)"
+N1 = "Arm Neoverse N1 Core TRM 100616_0401_02"
+N1_WP = "Arm white paper 'The Arm Neoverse N1 Platform' (L1/L2 cache paragraphs)"
 WIKICHIP_A76 = "WikiChip, 'Cortex-A76 - Microarchitectures - ARM', Memory Hierarchy (L2)"
 ZEN5_L2_ASSUMED = ("fully associative (an assumption: AMD's Zen 5 optimization guide, pub. 58455, "
                    "was found in the corpus only as a title page; no readable source gives the "
@@ -70,8 +82,48 @@ PRESETS: dict = {
                         "walk memory-reference latency from Arm (the 9-cycle L2 figure is "
                         "WikiChip's; the L1 data cache's load-to-use latency was not found)",
                         "the L2 TLB format's coalescing of 4 contiguous pages "
-                        "(A6.6 Table A6-31 bit 6) is not modelled",
-                        "Neoverse N1: its TRM is not in the corpus; no separate preset"],
+                        "(A6.6 Table A6-31 bit 6) is not modelled"],
+    },
+    "neoverse-n1": {
+        "arch": "arm64",
+        "l1i": {"entries": 48, "ways": 48, "sizes": ["4K", "16K", "64K", "2M", "32M"],
+                "cite": f"{N1} 6.2.1: instruction L1 TLB, 48-entry fully associative, 4KB, "
+                        "16KB, 64KB, 2MB and 32MB granularity"},
+        "l1d": {"entries": 48, "ways": 48, "sizes": ["4K", "16K", "64K", "2M", "512M"],
+                "cite": f"{N1} 6.2.2: data L1 TLB, 48-entry fully associative, 4KB, 16KB, "
+                        "64KB, 2MB and 512MB granularity"},
+        "l2": {"entries": 1280, "ways": 5,
+               "sizes": ["4K", "16K", "64K", "2M", "32M", "512M", "1G"],
+               "cite": f"{N1} 6.2.3 Table 6-4: 5-way set associative, 1280-entry; VA to PA "
+                       "mappings for 4KB, 16KB, 64KB, 2MB, 32MB, 512MB and 1GB"},
+        "walk_caches": [
+            {"name": "l2_walk", "in_tlb": "l2", "distance": 1,
+             "cite": f"{N1} Table 6-4: the L2 TLB also stores 'intermediate PAs obtained during "
+                     "a translation table walk' (levels not stated: the model keeps the entry "
+                     "that points at the last-level table)"}],
+        "dcache": {"size": 65536, "ways": 4,
+                   "cite": f"{N1} 7.1 / 7.1.2: L1 data cache 64KB, 4-way set associative, "
+                           "64-byte lines; 6.5.1: with Write-Back walk attributes 'the data "
+                           "cache lookup is performed' for translation table walks"},
+        "coalesce": {"value": True,
+                     "cite": f"inferred from {N1} 6.2.1-6.2.2: the L1 TLBs hold 64KB and 32MB "
+                             "entries, which a 4K-granule table maps only as contiguous runs"},
+        "latencies": {
+            "l1_hit": {"cycles": 1, "cite": f"{N1} 6.2.1/6.2.2: an L1 TLB hit 'provides a single "
+                                            "CLK cycle access'"},
+            "l2_hit": {"cycles": 3, "cite": f"{N1} Table 6-4: 'access to the L2 TLB usually takes "
+                                            "three cycles'"},
+            "dcache_hit": {"cycles": 4, "cite": f"{N1_WP}: 64kB L1 data cache, '4-cycle load to "
+                                                "use latency' (a walk reference that hits it)"},
+            "dcache_miss": {"cycles": 11, "cite": f"{N1_WP}: the 1MB L2 cache's 'load-to-use "
+                                                  "latency of 11 cycles' (a walk reference that "
+                                                  "misses the L1 data cache is assumed to hit "
+                                                  "the L2)"}},
+        "not_sourced": ["TLB replacement policy (modelled LRU)",
+                        "walk cache capacity (shares the L2 TLB's 1280 entries)",
+                        "walks that miss the L2 cache too (charged as L2 hits)",
+                        "the L2 TLB's four walks in parallel (6.3) are not modelled: walks are "
+                        "serial, so cycles are an upper bound for a miss-heavy stream"],
     },
     "cortex-a55": {
         "arch": "arm64",

@@ -434,3 +434,62 @@ def test_a_faulting_workload_is_an_error_not_figures(tree, monkeypatch, capsys):
     assert main(["compare", "--tree", tree[0], "--processes", "2", "--config", "16K", "-q"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "16K: the workload faulted" in err and "Traceback" not in err
+
+
+# ------------------------------------------------------------- translation (steady state)
+def test_every_row_has_translation_figures(result):
+    for r in result.results:
+        t = r.translation
+        assert t is not None and t.cpu == cmp.DEFAULT_CPU
+        assert t.accesses == 6 * cmp.STEADY_ACCESSES      # the counted pass of 6 processes
+        assert t.faults == 0                              # warmed: a steady state
+        assert t.stats["l1i"]["accesses"] > 0             # text fetches on the instruction side
+        assert 0 <= t.l2_misses <= t.l1_misses <= t.accesses
+        assert t.stats["walk"]["walks"] >= t.l2_misses    # every L2 miss walks (+ none faulting)
+        assert t.cycles is not None and t.cycles >= 1.0   # N1: every latency sourced
+    # coalesced 64K pages need fewer TLB misses than 4K pages; native 64K walks 3 levels
+    four, big = result["4K"].translation, result["64K"].translation
+    assert big.l1_misses < four.l1_misses and big.cycles < four.cycles
+    nat = result["4K+64K-native"].translation.stats["walk"]["refs_by_level"]
+    assert nat[3] == 0
+    text = result.table()
+    assert "L2 miss/1K" in text and "cyc/acc" in text
+    d = result.as_dict()["configs"][0]["translation"]
+    assert set(d) >= {"cpu", "accesses", "per_1000", "cycles_per_access", "counters", "assumptions"}
+    assert set(d["per_1000"]) == {"l1_misses", "l2_misses", "walks", "walk_refs"}
+
+
+def test_memory_figures_do_not_depend_on_the_translation_model(tree, result):
+    r = cmp.compare([tree[0]], seed=3, processes=6, cpu=None)
+    for a, b in zip(r.results, result.results):
+        assert a.translation is None
+        assert (a.meminfo, a.procs, a.outcomes) == (b.meminfo, b.procs, b.outcomes)
+    assert "cyc/acc" not in r.table()
+
+
+def test_steady_stream_is_seeded_and_stays_on_touched_pages(tree):
+    scan = cmp.scan_trees([tree[0]])
+    w = cmp.make_workload(scan, seed=1, processes=3)
+    for j, spec in enumerate(w.procs):
+        m, off, insn = cmp.steady_stream(spec, 1, j, 5000)
+        m2, off2, insn2 = cmp.steady_stream(spec, 1, j, 5000)
+        assert (m == m2).all() and (off == off2).all() and (insn == insn2).all()
+        assert m.size == 5000
+        for i in np.unique(m).tolist():
+            mp = spec.mappings[i]
+            pages = set((mp.offsets // cmp.TOUCH).tolist())
+            assert set((off[m == i] // cmp.TOUCH).tolist()) <= pages
+            assert insn[m == i].all() == (mp.kind in ("exe", "lib"))
+        assert abs(insn.mean() - 0.3) < 0.02
+    m3, off3, _ = cmp.steady_stream(w.procs[0], 2, 0, 5000)
+    assert not ((m3 == m).all() and (off3 == off).all())
+
+
+def test_cli_cpu_option(tree, capsys):
+    assert main(["compare", "--tree", tree[0], "--processes", "2", "--config", "4K", "--cpu", "cortex-a55",
+                 "--json", "-"]) == 0
+    t = json.loads(capsys.readouterr().out)["configs"][0]["translation"]
+    assert t["cpu"] == "cortex-a55" and t["cycles_per_access"] is None   # A55: no latency sourced
+    assert t["latencies_missing"]
+    assert main(["compare", "--tree", tree[0], "--processes", "2", "--config", "4K", "--cpu", "none", "-q"]) == 0
+    assert "walks/1K" not in capsys.readouterr().out

@@ -12,7 +12,8 @@ from ._types cimport u64, i64, u32, i32, u8, u16, i8
 from .pagetable cimport (PageTableCore, DESC_VALID, DESC_TABLE, DESC_CONT, DESC_R, DESC_W,
                          DESC_X, DESC_PROT_MASK, DESC_PROT_SHIFT, TR_OK, FLUSH_COW, FLUSH_WP,
                          FLUSH_FORK)
-from .tlb cimport TlbCore, tlb_walk, SIDE_DATA, SIDE_INSN, NR_COUNTERS, C_STALE
+from .tlb cimport (TlbCore, tlb_walk, tlb_last, tlb_repeat_hit, tlb_note_hit, SIDE_DATA, SIDE_INSN,
+                   NR_COUNTERS, C_STALE)
 from ._types cimport MAX_LEVELS
 from .vma cimport VmaTable, VM_READ, VM_WRITE, VM_EXEC, VM_SHARED, VM_HUGEPAGE, VM_NOHUGEPAGE
 from .buddy cimport BuddyAllocator, MIGRATE_MOVABLE, MIGRATE_UNMOVABLE
@@ -649,13 +650,15 @@ cdef class MMCore:
         None when there were too many to list (then every VMA with anon id -1 does)."""
         cdef Py_ssize_t i, n = vas.shape[0]
         cdef u64 va, pa, unit, tout = 0, tbase = 0, tsize = 0
-        cdef int level, prot, st, r, side, allow
+        cdef int level, prot, st, r, side, allow, hit
         cdef bint w, x, per_access = writes.shape[0] > 0, per_insn = insns.shape[0] > 0
         cdef u64 limit = self.pt.va_limit
         cdef TlbCore tlb = self.pt.tlb
         cdef bint use_tlb = self.pt.tlb_on
         cdef u32 asid = self.pt.tlb_asid
         cdef i64 vi
+        cdef tlb_last last
+        last.side = -1
         self.n_need_anon = 0
         self.anon_overflow = False
         self.tlb_stale = 0
@@ -673,7 +676,12 @@ cdef class MMCore:
                     r = ACC_SEGV_MAPERR
                 elif use_tlb:
                     side = SIDE_INSN if x else SIDE_DATA
-                    if tlb.lookup(asid, va, side, &tout, &tbase, &tsize) >= 0 and <int>(tout & 7) & allow:
+                    if not check and tlb_repeat_hit(tlb, asid, va, side, &last, &tout):
+                        hit = 0                         # the entry of the last L1 hit again
+                    else:
+                        hit = tlb.lookup(asid, va, side, &tout, &tbase, &tsize)
+                        tlb_note_hit(tlb, side, hit, tout, tbase, tsize, &last)
+                    if hit >= 0 and <int>(tout & 7) & allow:
                         r = ACC_HIT
                         if check and self.tlb_hit_stale(va, tout, tbase, tsize):
                             tlb.counters[<u64>asid * NR_COUNTERS + C_STALE] += 1

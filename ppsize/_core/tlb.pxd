@@ -73,6 +73,8 @@ cdef struct tlb_array:
     bint cls_walk[TLB_MAX_CLASSES]
     i64 cls_count[TLB_MAX_CLASSES]
     int nleaf                 # classes [0, nleaf) are leaf sizes, ascending
+    u64 epoch                 # bumped by every insert and invalidation: a loop that saw an
+                              # entry hit may reuse it while the epoch stands (tlb_repeat_hit)
 
 cdef struct tlb_geom:
     int levels
@@ -122,3 +124,40 @@ cdef class TlbCore:
     cdef void _flush(self, u32 asid, u64 start, u64 end, bint leaf, bint walk) noexcept nogil
     # Linux's policy around the primitives (arm64 __flush_tlb_range, x86 flush_tlb_mm_range)
     cdef void flush_tlb_range(self, u32 asid, u64 start, u64 end, u64 stride, bint last_level) noexcept nogil
+
+
+cdef struct tlb_last:
+    # The last L1 hit of a batch loop: while the L1 array's epoch is unchanged the same
+    # entry is still there and the most recently used of its set, so a further access
+    # inside it is an L1 hit with nothing to update but the counters (tlb_repeat_hit).
+    u64 epoch
+    u64 base
+    u64 size
+    u64 out
+    int side                  # -1: none
+
+
+cdef inline bint tlb_repeat_hit(TlbCore t, u32 asid, u64 va, int side, tlb_last* last, u64* out) noexcept nogil:
+    """An L1 hit on the entry of the last hit (see tlb_last), counted as lookup would."""
+    cdef int k = t.l1[side]
+    cdef i64* ctr
+    if last.side != side or t.arr[k].epoch != last.epoch or va - last.base >= last.size:
+        return False
+    ctr = &t.counters[<u64>asid * NR_COUNTERS + 4 * k]
+    ctr[C_ACC] += 1
+    ctr[C_HIT] += 1
+    out[0] = last.out
+    return True
+
+
+cdef inline void tlb_note_hit(TlbCore t, int side, int level, u64 out, u64 base, u64 size,
+                              tlb_last* last) noexcept nogil:
+    """Remember an L1 hit (level 0) for tlb_repeat_hit; anything else forgets."""
+    if level != 0:
+        last.side = -1
+        return
+    last.side = side
+    last.epoch = t.arr[t.l1[side]].epoch
+    last.base = base
+    last.size = size
+    last.out = out

@@ -222,6 +222,7 @@ cdef inline void _invalidate(tlb_array* a, u32 s, u32 w) noexcept nogil:
     a.cls_count[a.cls[e]] -= 1
     a.nvalid[s] -= 1
     a.tag[e] = 0
+    a.epoch += 1
 
 
 cdef inline i64 _insert(tlb_array* a, int c, u64 tag, u16 asid, u64 out, u64 va, i64* ctr,
@@ -234,6 +235,7 @@ cdef inline i64 _insert(tlb_array* a, int c, u64 tag, u16 asid, u64 out, u64 va,
     cdef u32 i, m
     cdef u16* slot
     cdef u8* bits
+    a.epoch += 1
     if f >= 0:
         a.out[base + f] = out
         _touch(a, s, <u32>f)
@@ -720,12 +722,18 @@ cdef class TlbCore:
         cdef i64 lo, hi, mid, bad = -1, first_stale = -1, nstale = 0
         cdef tlb_walk w
         cdef tlb_geom* g
+        cdef tlb_last last
+        last.side = -1
         with nogil:
             for i in range(n):
                 va = vas[i]
                 asid = asids[i] if per_asid else asid_all
                 side = sides[i] if per_side else side_all
+                if not per_asid and not check and tlb_repeat_hit(self, asid, va, side, &last, &out):
+                    result[i] = 0
+                    continue
                 r = _lookup(self, asid, va, side, &out, &base, &size)
+                tlb_note_hit(self, side, r, out, base, size, &last)
                 if r >= 0 and not check:
                     result[i] = <i8>r
                     continue

@@ -20,7 +20,8 @@ from .workload import STEADY_ACCESSES, Workload, steady_stream
 __all__ = ["Config", "CONFIGS", "config", "memory_for", "run_config", "WorkloadFaultError",
            "DEFAULT_CPU", "steady_state"]
 
-DEFAULT_CPU = "cortex-a76"      # the translation model of every configuration (--cpu)
+DEFAULT_CPU = "neoverse-n1"     # the translation model of every configuration (--cpu): the
+                                # server sibling of the A76 (Ampere Altra, Graviton 2)
 
 
 @dataclass(frozen=True)
