@@ -1,0 +1,86 @@
+"""``ppsize inspect``: what a recording holds (``ppsize snapshot`` / ``ppsize record``):
+host, processes with their status figures, files and their page cache, events and
+accesses; a partial recording says so first, with every reason."""
+from __future__ import annotations
+
+import json
+import sys
+
+import numpy as np
+
+from .report import table
+
+
+def fail(command: str, message) -> int:
+    """The CLI's one-line error: ``ppsize COMMAND: message`` on stderr, status 2."""
+    print(f"ppsize {command}: {message}", file=sys.stderr)
+    return 2
+
+
+def add_parser(sub):
+    p = sub.add_parser("inspect", help="summarise a snapshot or recording file", description=__doc__)
+    p.add_argument("file", metavar="FILE")
+    p.add_argument("--vmas", type=int, metavar="PID", help="list the VMAs of process PID as smaps shows them")
+    p.add_argument("--files", action="store_true", help="list every file with its size and page cache")
+    p.add_argument("--json", action="store_true", help="print the summary figures as JSON")
+    p.add_argument("--no-verify", dest="verify", action="store_false", help="skip the checksums")
+    return p
+
+
+def vma_table(proc) -> str:
+    rows = []
+    order = proc.page_folio_order()
+    for v in proc.vma_list():
+        idx = np.searchsorted(proc.pages["vma"], proc.info["vmas"][0] + len(rows))
+        present = int(((v.pages["pagemap"] >> np.uint64(63)) != 0).sum())
+        large = int((order[idx:idx + len(v.pages)] > 0).sum())
+        rows.append([f"{v.start:x}-{v.end:x}", v.perms, f"{v.pgoff:x}",
+                     f"{v.dev >> 8:02x}:{v.dev & 0xff:02x}", v.inode, v.smaps.get("Rss", 0),
+                     v.smaps.get("Anonymous", 0), v.smaps.get("AnonHugePages", 0), present, large,
+                     " ".join(v.vmflags), v.name])
+    return table(["range", "perms", "offset", "dev", "inode", "Rss", "Anon", "AnonHuge", "present",
+                  "in large folios", "VmFlags", "name"], rows,
+                 align=["<", "<", ">", "<", ">", ">", ">", ">", ">", ">", "<", "<"])
+
+
+def files_table(w) -> str:
+    rows = []
+    for f in w.files:
+        orders = np.bincount(f.folios["order"]) if len(f.folios) else []
+        rows.append([f"{f.dev >> 8:02x}:{f.dev & 0xff:02x}", f.inode, f.size, f.resident_pages,
+                     len(f.resident_runs), " ".join(f"{o}:{n}" for o, n in enumerate(orders) if n) or "-",
+                     ",".join(sorted(f.flags)) or "-", f.path])
+    return table(["dev", "inode", "size", "cached pages", "runs", "folios by order", "flags", "path"], rows,
+                 align=["<", ">", ">", ">", ">", "<", "<", "<"])
+
+
+def as_dict(w) -> dict:
+    return {"kind": w.kind, "path": w.path, "partial": w.partial, "problems": w.problems,
+            "host": w.host, "capture": w.capture,
+            "processes": [{"pid": p.pid, "ppid": p.ppid, "comm": p.comm, "when": p.when,
+                           "partial": p.partial, "problems": p.problems, "vmas": len(p.vmas),
+                           "status": p.status, "minflt": p.minflt, "majflt": p.majflt, **p.totals()}
+                          for p in w.processes],
+            "files": len(w.files), "events": {k: len(a) for k, a in w.events.items()},
+            "accesses": None if w.accesses is None else len(w.accesses)}
+
+
+def run(args) -> int:
+    from .recording import RecordingError, load
+    try:
+        w = load(args.file, verify=args.verify)
+        if args.json:
+            json.dump(as_dict(w), sys.stdout, indent=2, default=str)
+            print()
+            return 0
+        if args.vmas is not None:
+            print(vma_table(w.process(args.vmas)))
+        elif args.files:
+            print(files_table(w))
+        else:
+            print(w.summary())
+    except (RecordingError, KeyError) as e:
+        return fail("inspect", e.args[0] if isinstance(e, KeyError) else e)
+    except OSError as e:
+        return fail("inspect", f"{args.file}: {e.strerror or e}")
+    return 0
