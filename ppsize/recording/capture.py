@@ -40,8 +40,11 @@ class AccessDenied(PermissionError):
 
     def __init__(self, pid, path, detail=""):
         self.pid, self.path = pid, path
-        super().__init__(errno.EACCES, f"permission denied reading {path} (pid {pid})"
-                         + (f": {detail}" if detail else ""))
+        self.message = f"permission denied reading {path} (pid {pid})" + (f": {detail}" if detail else "")
+        super().__init__(errno.EACCES, self.message, path)
+
+    def __str__(self):
+        return self.message
 
 
 class NoSuchProcess(LookupError):

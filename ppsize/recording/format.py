@@ -11,7 +11,8 @@ with one JSON metadata object::
                     kind         16 bytes ASCII, NUL-padded ("snapshot", "record")
                     created_ns   u64      time.time_ns() when writing started
                     writer       24 bytes ASCII, NUL-padded ("ppsize 0.1.0")
-    64 ...        sections: raw little-endian array bytes, each starting at a multiple of 64
+    64 ...        sections: raw array bytes (little-endian scalars; structured dtypes as their
+                  descr says), each starting at a multiple of 64
     toc_offset    table of contents: UTF-8 JSON
                     {"sections": [{"name", "dtype" (numpy descr), "shape", "offset",
                                    "nbytes", "crc32"}, ...],

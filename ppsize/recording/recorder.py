@@ -75,10 +75,11 @@ def _cache_dir() -> Path:
 
 def tracer_path() -> str:
     """The compiled ptrace helper (built from tracer.c once per source and compiler)."""
-    cc = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
+    want = os.environ.get("CC")
+    cc = shutil.which(want) if want else (shutil.which("cc") or shutil.which("gcc") or shutil.which("clang"))
     if not cc:
         raise RecordError("no C compiler to build the ptrace helper (tracer.c): install gcc "
-                          "(Debian: build-essential) or set $CC")
+                          f"(Debian: build-essential) or set $CC{f' ({want!r} was not found)' if want else ''}")
     src = _SRC.read_bytes()
     key = hashlib.sha256(src + cc.encode() + platform.machine().encode()).hexdigest()[:16]
     exe = _cache_dir() / f"ppsize-tracer-{key}"
@@ -389,6 +390,9 @@ def record(cmd, path, accesses: bool = False, perf: str | None = None, valgrind:
                 raise RecordError(f"{tool} script failed: {err.strip().splitlines()[-1] if err.strip() else script.returncode}")
         sess.place(parser)
         ev, syscalls = parser.arrays(cap.string)
+        c = ev["ev_cache"]
+        for dev, ino in {(int(d), int(i)) for d, i in zip(c["dev"], c["inode"])}:
+            c["file"][(c["dev"] == dev) & (c["inode"] == ino)] = cap.file_index(dev, ino)
         capture.update(duration_s=time.perf_counter() - t0, lost_events=parser.lost,
                        unparsed_lines=parser.unparsed, root=sess.root,
                        events_counted={k: len(a) for k, a in ev.items()})
