@@ -234,12 +234,6 @@ def present_ranges(pid="self", page_size=None):
 
 
 # ---------------------------------------------------------------- kpageflags, kpagecount
-def _clusters(pfns: np.ndarray, gap: int):
-    """(first, last + 1) of runs of sorted unique frames, splitting at gaps > gap."""
-    brk = np.flatnonzero(np.diff(pfns) > gap)
-    return np.concatenate(([pfns[0]], pfns[brk + 1])), np.concatenate((pfns[brk], [pfns[-1]])) + 1
-
-
 def _is_sorted_unique(a: np.ndarray) -> bool:
     return bool((a[1:] > a[:-1]).all())
 
@@ -259,14 +253,19 @@ def read_kpage(fd: int, pfns) -> np.ndarray:
         uniq, inv = pfns, None
     else:
         uniq, inv = np.unique(pfns, return_inverse=True)
-    vals = np.full(len(uniq), np.uint64(1 << KPF["nopage"]), dtype=np.uint64)
-    lo, hi = _clusters(uniq, _KPAGE_GAP)
-    for a, b in zip(lo.tolist(), hi.tolist()):
-        buf = np.frombuffer(os.pread(fd, (b - a) * 8, a * 8), dtype=np.uint64)
-        i, j = np.searchsorted(uniq, [a, b])
-        idx = (uniq[i:j] - np.uint64(a)).astype(np.intp)
-        ok = idx < len(buf)
-        vals[i:j][ok] = buf[idx[ok]]
+    # clusters of nearby frames, one pread each; short reads (past the last frame) pad
+    brk = np.flatnonzero(np.diff(uniq) > _KPAGE_GAP)
+    first = np.concatenate(([0], brk + 1))
+    lo = uniq[first]
+    hi = uniq[np.concatenate((brk, [len(uniq) - 1]))] + np.uint64(1)
+    want = (hi - lo).astype(np.int64)
+    data = np.full(int(want.sum()), np.uint64(1 << KPF["nopage"]), dtype=np.uint64)
+    offsets = np.concatenate(([0], np.cumsum(want)[:-1]))
+    for a, n, off in zip(lo.tolist(), want.tolist(), offsets.tolist()):
+        got = np.frombuffer(os.pread(fd, n * 8, a * 8), dtype=np.uint64)
+        data[off:off + len(got)] = got
+    cluster = np.repeat(np.arange(len(lo)), np.diff(np.concatenate((first, [len(uniq)]))))
+    vals = data[offsets[cluster] + (uniq - lo[cluster]).astype(np.int64)]
     return vals if inv is None else vals[inv.reshape(-1)]
 
 
@@ -303,8 +302,14 @@ def _resolve(fd, todo: np.ndarray, w: int, last: bool):
     head = np.where(has_head, head, at)
     end = _run_end(not_tail, head, W)
     # resolved: a head, the frame inside its run, and the run ends before the window does
-    # (a run filling the window may continue past it) unless this is the last round
-    ok = has_head & (at < end) & (last | (end < (row + 1) * W))
+    # (a run filling the window may continue past it)
+    fills = has_head & (at < end) & (end == (row + 1) * W)
+    ok = has_head & (at < end) & (end < (row + 1) * W)
+    if last and fills.any():
+        # a run that fills the last window is a folio of exactly that order unless the
+        # frame after the window is a tail too (a larger folio: hugetlb, left unresolved)
+        after = read_kpage(fd, bases[row[fills]] + np.uint64(W))
+        ok[fills] = (after & _TAIL) == 0
     heads = np.unique(head[ok])
     out = np.zeros(len(heads), FOLIO_DTYPE)
     out["pfn"] = frames[heads]

@@ -135,55 +135,72 @@ _W = 16                 # at most 16 hex digits in an address
 _TAIL = 6               # "," and up to 5 size digits before the newline
 
 
-def _hex_digits(win: np.ndarray) -> np.ndarray:
-    """ASCII bytes -> hex digit values, 255 for anything else (no lookup tables: plain
-    uint8 arithmetic vectorises)."""
-    dig = win - np.uint8(48)
-    low = (win | np.uint8(0x20)) - np.uint8(87)
-    return np.where(dig <= 9, dig, np.where((low >= 10) & (low <= 15), low, np.uint8(255)))
+def _pair_table(values: np.ndarray, base: int) -> np.ndarray:
+    """Two ASCII bytes read as one little-endian uint16 -> their value as two digits of
+    ``base`` (a non-digit counts 0), | (first char not a digit) << 9 | (second) << 8."""
+    v = np.arange(1 << 16, dtype=np.uint32)
+    first, second = values[v & 0xFF].astype(np.uint32), values[v >> 8].astype(np.uint32)
+    out = np.where(first < base, first, 0) * base + np.where(second < base, second, 0)
+    out |= (first >= base).astype(np.uint32) << 9 | (second >= base).astype(np.uint32) << 8
+    return out.astype(np.uint16)
+
+
+_HEX_PAIRS = _pair_table(_HEX, 16)
+_DEC_PAIRS = _pair_table(_DEC, 10)
+
+
+def _bad_chars(pairs: np.ndarray) -> np.ndarray:
+    """(N, k) pair-table results -> per row a mask with bit (2k-1-j) set when char j is not
+    a digit."""
+    bad = (pairs >> 8).astype(np.uint32)
+    out = np.zeros(len(pairs), np.uint32)
+    for k in range(pairs.shape[1]):
+        out = (out << 2) | bad[:, k]
+    return out
 
 
 def _parse_numpy(buf: np.ndarray):
-    """Vectorised over the lines: each line's first 3 bytes, the bytes before its newline
-    (comma and size) and the bytes before its comma (the address) are gathered as rows of
-    sliding-window views, so the work per line is a few short row copies."""
-    from numpy.lib.stride_tricks import sliding_window_view as windows
+    """Vectorised over the lines, no per-line Python: every field is read with one gather
+    of 8-byte words from a view holding a u64 at each byte offset (the line's first bytes,
+    the 8 bytes before its newline, the 16 before its comma); digits are decoded two bytes
+    at a time through 64K-entry tables; the address nibbles pack big-endian into a u64."""
     nl = np.flatnonzero(buf == _NL)
     starts = np.empty_like(nl)
     starts[:1] = 0
     starts[1:] = nl[:-1] + 1
     length = nl - starts
-    pad = np.zeros(len(buf) + 2 * _W, np.uint8)       # every window below stays inside
+    pad = np.zeros(len(buf) + 2 * _W, np.uint8)       # every word read below stays inside
     pad[_W:_W + len(buf)] = buf
-    head = windows(pad, 3)[starts + _W]
-    c0, c1, c2 = head[:, 0], head[:, 1], head[:, 2]
+    word = np.ndarray(shape=(len(pad) - 7,), dtype="<u8", buffer=pad, strides=(1,))
+    h = word[starts + _W]
+    c0, c1, c2 = (h & 0xFF).astype(np.uint8), (h >> 8 & 0xFF).astype(np.uint8), (h >> 16 & 0xFF).astype(np.uint8)
     access = (length >= 6) & (c2 == 32) & (((c0 == 73) & (c1 == 32)) |
                                            ((c0 == 32) & ((c1 == 76) | (c1 == 83) | (c1 == 77))))
     message = (length == 0) | ((length >= 2) & (c1 == c0) & ((c0 == 61) | (c0 == 45) | (c0 == 42)))
     acc = np.flatnonzero(access)
     ts, te = starts[acc] + 3, nl[acc]
-    # the comma: the last one among the _TAIL bytes before the newline
-    tail = windows(pad, _TAIL)[te + _W - _TAIL]
-    is_comma = tail[:, ::-1] == _COMMA
-    ns = np.argmax(is_comma, axis=1)                  # size digits after the comma
-    comma = te - 1 - ns
-    nd = comma - ts
-    good = is_comma.any(axis=1) & (ns >= 1) & (nd >= 1) & (nd <= _W)
-    # size: the digits after the comma, right-aligned in the tail window
-    d = tail[:, 1:] - np.uint8(48)
-    used = np.arange(_TAIL - 1)[None, :] >= (_TAIL - 1 - ns)[:, None]
-    good &= ~((d > 9) & used).any(axis=1)
-    d = np.where(used, d, 0).astype(np.uint32)
-    size = d @ (10 ** np.arange(_TAIL - 2, -1, -1, dtype=np.uint32))
+    # the size: digits after the last comma among the _TAIL bytes before the newline
+    tail = word[te + _W - 8].view(np.uint8).reshape(-1, 8)[:, 8 - _TAIL:]
+    is_comma = tail == _COMMA
+    nsz = np.argmax(is_comma[:, ::-1], axis=1)                  # digits after the comma
+    comma = te - 1 - nsz
+    nd = comma - ts                                              # address digits
+    good = is_comma.any(axis=1) & (nsz >= 1) & (nd >= 1) & (nd <= _W)
+    dp = _DEC_PAIRS[np.ascontiguousarray(tail).view(np.uint16)]
+    good &= (_bad_chars(dp) & ((np.uint32(1) << nsz.astype(np.uint32)) - np.uint32(1))) == 0
+    v = (dp & 0xFF).astype(np.uint32)
+    size = (v[:, 0] * 10000 + v[:, 1] * 100 + v[:, 2]) % (np.uint32(10) ** nsz.astype(np.uint32))
     good &= size <= MAX_SIZE
-    # address: the bytes before the comma (as wide as the widest address here)
-    w = int(nd[good].max()) if good.any() else 1
-    h = _hex_digits(windows(pad, w)[comma + _W - w])
-    used = np.arange(w)[None, :] >= (w - nd)[:, None]
-    good &= ~((h == 255) & used).any(axis=1)
-    nib = np.zeros((len(acc), _W), np.uint8)
-    nib[:, _W - w:] = np.where(used, h, 0)
-    addr = ((nib[:, 0::2] << 4) | nib[:, 1::2]).view(">u8").ravel()
+    # the address: the 16 bytes before the comma, right-aligned; what lies left of the
+    # address (its line's head, the previous line) is masked off by the digit count
+    raw = np.empty((len(acc), 2), np.uint64)
+    raw[:, 0], raw[:, 1] = word[comma + _W - 16], word[comma + _W - 8]
+    hp = _HEX_PAIRS[raw.view(np.uint16)]
+    addr = hp.astype(np.uint8).view(">u8").ravel().astype(np.uint64)
+    nd32 = np.minimum(nd, _W).astype(np.uint32)
+    good &= (_bad_chars(hp) & ((np.uint32(1) << nd32) - np.uint32(1))) == 0
+    shift = np.minimum(4 * nd, 63).astype(np.uint64)
+    addr &= np.where(nd >= _W, ~np.uint64(0), (np.uint64(1) << shift) - np.uint64(1))
     ok = message
     ok[acc[good]] = True
     if not ok.all():
@@ -228,15 +245,13 @@ class LackeyParser:
         self._tail = b""
         self.records = self.messages = self.lines = 0
 
-    def feed(self, chunk: bytes) -> np.ndarray:
+    def feed(self, chunk) -> np.ndarray:
         data = self._tail + bytes(chunk) if self._tail else chunk
-        b = np.frombuffer(data, dtype=np.uint8)
-        cut = len(b) - int(np.argmax(b[::-1] == _NL)) if (b == _NL).any() else 0
+        cut = data.rfind(b"\n") + 1 if isinstance(data, (bytes, bytearray)) else bytes(data).rfind(b"\n") + 1
+        self._tail = bytes(data[cut:])
         if cut == 0:
-            self._tail = bytes(data)
             return np.zeros(0, ACCESS_DTYPE)
-        self._tail = bytes(b[cut:])
-        return self._take(b[:cut])
+        return self._take(np.frombuffer(data, dtype=np.uint8, count=cut))
 
     def _take(self, b) -> np.ndarray:
         out, msgs = parse(b, self.parser, self.source, self.lines + 1)
