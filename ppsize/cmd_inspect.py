@@ -28,26 +28,29 @@ def add_parser(sub):
 
 
 def vma_table(proc) -> str:
+    from .recording import pagemap_bits
+    from .recording.schema import dev_text
     rows = []
     order = proc.page_folio_order()
+    first = 0                                  # the VMA's first row in proc.pages
     for v in proc.vma_list():
-        idx = np.searchsorted(proc.pages["vma"], proc.info["vmas"][0] + len(rows))
-        present = int(((v.pages["pagemap"] >> np.uint64(63)) != 0).sum())
-        large = int((order[idx:idx + len(v.pages)] > 0).sum())
-        rows.append([f"{v.start:x}-{v.end:x}", v.perms, f"{v.pgoff:x}",
-                     f"{v.dev >> 8:02x}:{v.dev & 0xff:02x}", v.inode, v.smaps.get("Rss", 0),
-                     v.smaps.get("Anonymous", 0), v.smaps.get("AnonHugePages", 0), present, large,
-                     " ".join(v.vmflags), v.name])
+        present = int(pagemap_bits(v.pages["pagemap"])["present"].sum())
+        large = int((order[first:first + len(v.pages)] > 0).sum())
+        first += len(v.pages)
+        rows.append([f"{v.start:x}-{v.end:x}", v.perms, f"{v.pgoff:x}", dev_text(v.dev), v.inode,
+                     v.smaps.get("Rss", 0), v.smaps.get("Anonymous", 0), v.smaps.get("AnonHugePages", 0),
+                     present, large, " ".join(v.vmflags), v.name])
     return table(["range", "perms", "offset", "dev", "inode", "Rss", "Anon", "AnonHuge", "present",
                   "in large folios", "VmFlags", "name"], rows,
                  align=["<", "<", ">", "<", ">", ">", ">", ">", ">", ">", "<", "<"])
 
 
 def files_table(w) -> str:
+    from .recording.schema import dev_text
     rows = []
     for f in w.files:
         orders = np.bincount(f.folios["order"]) if len(f.folios) else []
-        rows.append([f"{f.dev >> 8:02x}:{f.dev & 0xff:02x}", f.inode, f.size, f.resident_pages,
+        rows.append([dev_text(f.dev), f.inode, f.size, f.resident_pages,
                      len(f.resident_runs), " ".join(f"{o}:{n}" for o, n in enumerate(orders) if n) or "-",
                      ",".join(sorted(f.flags)) or "-", f.path])
     return table(["dev", "inode", "size", "cached pages", "runs", "folios by order", "flags", "path"], rows,
@@ -81,6 +84,8 @@ def run(args) -> int:
             print(w.summary())
     except (RecordingError, KeyError) as e:
         return fail("inspect", e.args[0] if isinstance(e, KeyError) else e)
+    except BrokenPipeError:
+        raise
     except OSError as e:
         return fail("inspect", f"{args.file}: {e.strerror or e}")
     return 0

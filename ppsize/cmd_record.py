@@ -58,12 +58,14 @@ def run(args) -> int:
                        seccomp=args.seccomp)
     except (RecordError, LackeyError, RecordingError, ValueError) as e:
         return fail("record", e)
+    except BrokenPipeError:
+        raise
     except OSError as e:
         return fail("record", f"{e.filename or args.output}: {e.strerror or e}")
-    if not args.quiet:
-        print(w.summary())
+    if not args.quiet:                 # on stderr: the command's stdout stays its own
+        print(w.summary(), file=sys.stderr)
         st = w.capture.get("exit_status")
         if st:
             print(f"note: the command exited with status {st}" if st > 0 else
-                  f"note: the command was killed by signal {-st}")
+                  f"note: the command was killed by signal {-st}", file=sys.stderr)
     return 0

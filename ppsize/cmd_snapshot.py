@@ -49,6 +49,8 @@ def run(args) -> int:
                      freeze=args.freeze, probe=args.probe, cross_mounts=args.cross_mounts)
     except (NoSuchProcess, AccessDenied, NotADirectoryError, ValueError) as e:
         return fail("snapshot", e)
+    except BrokenPipeError:
+        raise
     except OSError as e:
         return fail("snapshot", f"{e.filename or args.output}: {e.strerror or e}")
     if not args.quiet:

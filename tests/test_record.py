@@ -168,8 +168,9 @@ def test_record_tasks_snapshots_and_order(faults_run):
 @pytest.mark.live
 def test_record_cli(tmp_path, capsys):
     out = tmp_path / "t.ppw"
-    assert main(["record", "-o", str(out), "--", "sh", "-c", "exit 5"]) == 0
-    text = capsys.readouterr().out
+    assert main(["record", "-o", str(out), "--", "sh", "-c", "echo hello; exit 5"]) == 0
+    cap = capsys.readouterr()
+    text = cap.err
     assert "exited with status 5" in text and "execs" in text
     assert load(out).capture["exit_status"] == 5
 
@@ -238,3 +239,15 @@ def test_no_compiler(tmp_path, monkeypatch):
     monkeypatch.setenv("PPSIZE_CACHE", str(tmp_path))
     with pytest.raises(RecordError, match="C compiler"):
         tracer_path()
+
+
+@needs_perf
+@pytest.mark.live
+def test_lost_events_make_the_recording_partial(tmp_path):
+    """A one-page perf buffer cannot keep up with 50,000 faults: the gap is flagged."""
+    w = record(["python3", "-c", "b = bytearray(200 << 20)"], tmp_path / "lost.ppw", mmap_pages="4K",
+               seccomp=False, probe=False)
+    assert w.capture["lost_events"] > 0 and w.partial
+    assert any("perf lost" in r for r in w.meta["partial_reasons"])
+    text = load(tmp_path / "lost.ppw").summary()
+    assert "PARTIAL" in text and "perf lost" in text

@@ -123,3 +123,15 @@ def test_check_catches(breakage, message):
     breakage(meta, arrays)
     with pytest.raises(ValueError, match=message):
         Workload(meta, arrays).check()
+
+
+def test_partial_reasons_are_reported():
+    meta, arrays = build()
+    meta["processes"][1]["partial"] = False
+    w = Workload(meta, arrays)
+    assert not w.partial and "PARTIAL" not in w.summary()
+    meta["partial_reasons"] = ["perf lost 12 events"]
+    meta["partial"] = True
+    w = Workload(meta, arrays)
+    text = w.summary()
+    assert w.partial and "PARTIAL" in text and "perf lost 12 events" in text

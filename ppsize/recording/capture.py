@@ -185,7 +185,7 @@ class Capture:
         except OSError as e:
             row["flags"] = fl | schema.FILE_UNREADABLE
             row["kind"] = schema.FILE_OTHER
-            self.problems.append(f"file {path} ({_devtext(dev)} inode {inode}): cannot open: {e.strerror}")
+            self.problems.append(f"file {path} ({schema.dev_text(dev)} inode {inode}): cannot open: {e.strerror}")
             self._files.append(row)
             return i
         try:
@@ -484,8 +484,10 @@ class Capture:
                 "cache_folios": cat(self._cfolios, filecache.CACHE_FOLIO_DTYPE),
                 "tree": self._tree}
 
-    def meta(self, kind: str, capture: dict) -> dict:
-        """Call after ``arrays()`` (it fixes the smaps field and VmFlags lists)."""
+    def meta(self, kind: str, capture: dict, partial_reasons=(), **extra) -> dict:
+        """Call after ``arrays()`` (it fixes the smaps field and VmFlags lists).
+        ``partial_reasons``: why the recording as a whole is incomplete (lost events...);
+        ``extra``: more top-level keys (a recording's "syscalls")."""
         problems = list(self.problems)
         if self.kpageflags_problem:
             problems.insert(0, self.kpageflags_problem)
@@ -496,24 +498,30 @@ class Capture:
                             "probe": self.probe},
                 "strings": self.strings, "smaps_fields": self._smaps_fields,
                 "vmflags": self._mnemonics, "processes": self.processes, "problems": problems,
-                "partial": any(p["partial"] for p in self.processes)}
+                "partial_reasons": list(partial_reasons),
+                "partial": bool(partial_reasons) or any(p["partial"] for p in self.processes), **extra}
 
-    def finish(self, kind: str, capture: dict, extra: dict | None = None, path=None):
+    def finish(self, kind: str, capture: dict, extra: dict | None = None, path=None, writer=None,
+               **meta):
         """The Workload of everything captured (plus ``extra`` arrays, e.g. event
-        sections); written to ``path`` too if given."""
+        sections), written to ``path`` if given, or into ``writer`` (a format.Writer that
+        already holds streamed sections), which is then closed. ``meta``: see ``meta``."""
         from .workload import Workload
         arrays = self.arrays()
         arrays.update(extra or {})
-        meta = self.meta(kind, capture)
-        if path is not None:
-            with Writer(path, kind, meta) as w:
+        meta = self.meta(kind, capture, **meta)
+        if path is not None or writer is not None:
+            w = writer or Writer(path, kind)
+            try:
+                w.meta = meta
                 for name, a in arrays.items():
                     w.add(name, a)
+                w.close()
+            except BaseException:
+                w.abort()
+                raise
+            path = w.path
         return Workload(meta, arrays, path=None if path is None else os.fspath(path), kind=kind)
-
-
-def _devtext(dev: int) -> str:
-    return f"{os.major(dev):02x}:{os.minor(dev):02x}"
 
 
 def all_pids() -> list[int]:

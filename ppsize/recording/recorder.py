@@ -184,7 +184,7 @@ class _Session:
         self.execs: dict[int, list] = {}        # pid -> [(info, files created)] in exec order
         self.exits: dict[int, tuple] = {}       # tid -> (info, files created)
         self.mmaps: dict[int, list] = {}        # tid -> [(fd, file index)] in order
-        self.problems: list[str] = []
+        self.problems = cap.problems            # what went wrong goes into the recording
 
     def _snap(self, pid, when, tgid=None):
         before = self.cap.nfiles
@@ -396,37 +396,16 @@ def record(cmd, path, accesses: bool = False, perf: str | None = None, valgrind:
         capture.update(duration_s=time.perf_counter() - t0, lost_events=parser.lost,
                        unparsed_lines=parser.unparsed, root=sess.root,
                        events_counted={k: len(a) for k, a in ev.items()})
-        w = cap.finish("record", capture, extra=ev, path=None)
-        _finish_meta(w.meta, sess, parser.lost, syscalls)
-        return _write(w, path, ev, cap)
+        reasons = [f"perf lost {parser.lost} events (its buffers overflowed: raise --mmap-pages): "
+                   "the event stream has gaps"] if parser.lost else []
+        return _loaded(cap.finish("record", capture, extra=ev, path=path, syscalls=syscalls,
+                                  partial_reasons=reasons))
 
 
-def _finish_meta(meta, sess, lost, syscalls):
-    meta["syscalls"] = syscalls
-    reasons = list(meta.get("partial_reasons", []))
-    if lost:
-        reasons.append(f"perf lost {lost} events (its buffers overflowed): the event stream has gaps")
-        meta["partial_events"] = True
-    meta["problems"] = meta.get("problems", []) + sess.problems
-    meta["partial_reasons"] = reasons
-    meta["partial"] = bool(meta.get("partial")) or bool(reasons)
-
-
-def _write(w, path, extra, cap, writer=None):
-    """Write the finished workload (arrays already built) to path; return it loaded."""
+def _loaded(w):
+    """The recording as read back from its file (memory-mapped arrays)."""
     from .workload import load
-    wr = writer or Writer(path, "record")
-    try:
-        wr.meta = w.meta
-        for name in ("vmas", "vma_smaps", "pages", "folios", "files", "cache_runs", "cache_folios", "tree",
-                     *extra):
-            a = w.arrays[name] if name not in extra else extra[name]
-            wr.add(name, a)
-        wr.close()
-    except BaseException:
-        wr.abort()
-        raise
-    return load(path)
+    return load(w.path)
 
 
 def _record_accesses(cmd, path, valgrind, cap, capture, t0, seccomp):
@@ -446,11 +425,8 @@ def _record_accesses(cmd, path, valgrind, cap, capture, t0, seccomp):
                        root=sess.root, accesses=parser.records, lackey_messages=parser.messages,
                        parser=lackey.PARSER, valgrind=valgrind)
         sess.place(None)
-        w = cap.finish("record", capture)
-        _finish_meta(w.meta, sess, 0, [])
-        w.meta["capture"]["note"] = ("the process snapshots show valgrind's address space: the "
-                                     "command's mappings and valgrind's own")
-        return _write(w, path, {}, cap, writer=writer)
+        capture["note"] = "the process snapshots show valgrind's address space: the command's mappings and valgrind's own"
+        return _loaded(cap.finish("record", capture, writer=writer, syscalls=[]))
     except BaseException:
         writer.abort()
         raise
@@ -467,9 +443,7 @@ def record_lackey_log(log, path):
             stream.close()
             capture = {"tool": "record", "mode": "accesses", "lackey_log": os.fspath(log), "accesses": n,
                        "parser": lackey.PARSER, "duration_s": time.perf_counter() - t0}
-            w = cap.finish("record", capture)
-            w.meta["syscalls"] = []
-            return _write(w, path, {}, cap, writer=writer)
+            return _loaded(cap.finish("record", capture, writer=writer, syscalls=[]))
         except BaseException:
             writer.abort()
             raise

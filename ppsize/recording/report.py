@@ -34,11 +34,11 @@ def header(w: Workload) -> list[str]:
     if w.partial:
         bad = [p for p in w.processes if p.partial]
         lines.append(f"PARTIAL: {len(bad)} of {len(w.processes)} process snapshots are incomplete"
-                     + ("" if not w.meta.get("partial_events") else "; events were lost"))
+                     + ("; the recording has gaps" if w.meta.get("partial_reasons") else ""))
         for p in bad:
             lines.append(f"  pid {p.pid} ({p.comm}, {p.when}): " + "; ".join(p.problems))
-        for extra in w.meta.get("partial_reasons", []):
-            lines.append(f"  {extra}")
+        for why in w.meta.get("partial_reasons", []):
+            lines.append(f"  {why}")
     return lines
 
 

@@ -130,6 +130,12 @@ SECTION_DTYPES = {"vmas": VMA_DTYPE, "pages": PAGE_DTYPE, "folios": PROC_FOLIO_D
                   "tree": TREE_DTYPE, "accesses": ACCESS_DTYPE, **EVENT_SECTIONS}
 
 
+def dev_text(dev: int) -> str:
+    """os.makedev value -> "fe:00", as /proc/PID/maps prints a device."""
+    import os
+    return f"{os.major(dev):02x}:{os.minor(dev):02x}"
+
+
 def perms_code(perms: str) -> int:
     """"r-xp" -> PERM_READ | PERM_EXEC; "rw-s" -> PERM_READ | PERM_WRITE | PERM_SHARED."""
     return ((perms[0] == "r") * PERM_READ | (perms[1] == "w") * PERM_WRITE
