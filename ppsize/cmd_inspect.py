@@ -17,6 +17,20 @@ def fail(command: str, message) -> int:
     return 2
 
 
+def guarded(command: str, path, known, fn):
+    """Run ``fn()``: (its result, None), or (None, 2) after the one-line error for the
+    ``known`` exceptions and OSError (naming the file: ``e.filename`` or ``path``). A
+    broken pipe is left to ppsize.cli.main."""
+    try:
+        return fn(), None
+    except BrokenPipeError:
+        raise
+    except known as e:
+        return None, fail(command, e.args[0] if isinstance(e, KeyError) else e)
+    except OSError as e:
+        return None, fail(command, f"{e.filename or path}: {e.strerror or e}")
+
+
 def add_parser(sub):
     p = sub.add_parser("inspect", help="summarise a snapshot or recording file", description=__doc__)
     p.add_argument("file", metavar="FILE")
@@ -70,22 +84,15 @@ def as_dict(w) -> dict:
 
 def run(args) -> int:
     from .recording import RecordingError, load
-    try:
+
+    def show():
         w = load(args.file, verify=args.verify)
         if args.json:
-            json.dump(as_dict(w), sys.stdout, indent=2, default=str)
-            print()
-            return 0
+            return json.dumps(as_dict(w), indent=2, default=str)
         if args.vmas is not None:
-            print(vma_table(w.process(args.vmas)))
-        elif args.files:
-            print(files_table(w))
-        else:
-            print(w.summary())
-    except (RecordingError, KeyError) as e:
-        return fail("inspect", e.args[0] if isinstance(e, KeyError) else e)
-    except BrokenPipeError:
-        raise
-    except OSError as e:
-        return fail("inspect", f"{args.file}: {e.strerror or e}")
-    return 0
+            return vma_table(w.process(args.vmas))
+        return files_table(w) if args.files else w.summary()
+    text, status = guarded("inspect", args.file, (RecordingError, KeyError), show)
+    if status is None:
+        print(text)
+    return status or 0

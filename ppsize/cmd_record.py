@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .cmd_inspect import fail
+from .cmd_inspect import fail, guarded
 
 
 def add_parser(sub):
@@ -49,19 +49,16 @@ def run(args) -> int:
         return fail("record", "give either --lackey-log LOG or a command, not both")
     if not args.lackey_log and not cmd:
         return fail("record", "no command: ppsize record -o FILE -- CMD ARGS...")
-    try:
+
+    def run_it():
         if args.lackey_log:
-            w = record_lackey_log(args.lackey_log, args.output)
-        else:
-            w = record(cmd, args.output, accesses=args.accesses, perf=args.perf, valgrind=args.valgrind,
-                       fault_event=args.fault_event, mmap_pages=args.mmap_pages, probe=args.probe,
-                       seccomp=args.seccomp)
-    except (RecordError, LackeyError, RecordingError, ValueError) as e:
-        return fail("record", e)
-    except BrokenPipeError:
-        raise
-    except OSError as e:
-        return fail("record", f"{e.filename or args.output}: {e.strerror or e}")
+            return record_lackey_log(args.lackey_log, args.output)
+        return record(cmd, args.output, accesses=args.accesses, perf=args.perf, valgrind=args.valgrind,
+                      fault_event=args.fault_event, mmap_pages=args.mmap_pages, probe=args.probe,
+                      seccomp=args.seccomp)
+    w, status = guarded("record", args.output, (RecordError, LackeyError, RecordingError, ValueError), run_it)
+    if status is not None:
+        return status
     if not args.quiet:                 # on stderr: the command's stdout stays its own
         print(w.summary(), file=sys.stderr)
         st = w.capture.get("exit_status")

@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .cmd_inspect import fail
+from .cmd_inspect import fail, guarded
 
 
 def _pid(text):
@@ -44,15 +44,11 @@ def run(args) -> int:
     from .recording.report import file_line, header, process_table
     if not (args.pid or args.all or args.cache):
         return fail("snapshot", "nothing to capture: give --pid PID, --all or --cache DIR")
-    try:
-        w = snapshot(args.pid, all=args.all, cache_dirs=args.cache, path=args.output,
-                     freeze=args.freeze, probe=args.probe, cross_mounts=args.cross_mounts)
-    except (NoSuchProcess, AccessDenied, NotADirectoryError, ValueError) as e:
-        return fail("snapshot", e)
-    except BrokenPipeError:
-        raise
-    except OSError as e:
-        return fail("snapshot", f"{e.filename or args.output}: {e.strerror or e}")
+    w, status = guarded("snapshot", args.output, (NoSuchProcess, AccessDenied, NotADirectoryError, ValueError),
+                        lambda: snapshot(args.pid, all=args.all, cache_dirs=args.cache, path=args.output,
+                                         freeze=args.freeze, probe=args.probe, cross_mounts=args.cross_mounts))
+    if status is not None:
+        return status
     if not args.quiet:
         print("\n".join(header(w)))
         if w.processes and len(w.processes) <= 40:

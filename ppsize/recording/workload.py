@@ -135,15 +135,19 @@ class Process:
     def majflt(self) -> int:
         return int(self.stat.get("majflt", 0))
 
+    def _rows(self, section: str, key: str) -> np.ndarray:
+        lo, hi = self.info[key]
+        return self._w.arrays[section][lo:hi]
+
     @property
     def vmas(self) -> np.ndarray:
-        lo, hi = self.info["vmas"]
-        return self._w.arrays["vmas"][lo:hi]
+        """This snapshot's rows of ``vmas`` (schema.VMA_DTYPE), in address order."""
+        return self._rows("vmas", "vmas")
 
     @property
     def vma_smaps(self) -> np.ndarray:
-        lo, hi = self.info["vmas"]
-        return self._w.arrays["vma_smaps"][lo:hi]
+        """Its rows of ``vma_smaps``: the numeric smaps fields of each VMA."""
+        return self._rows("vma_smaps", "vmas")
 
     def smaps(self, name: str) -> np.ndarray:
         """One smaps field (e.g. "Rss", "AnonHugePages") of every VMA (kB; 0 if absent)."""
@@ -154,20 +158,20 @@ class Process:
 
     @property
     def pages(self) -> np.ndarray:
-        lo, hi = self.info["pages"]
-        return self._w.arrays["pages"][lo:hi]
+        """Its rows of ``pages``: every page with a pagemap entry (schema.PAGE_DTYPE)."""
+        return self._rows("pages", "pages")
 
     @property
     def folios(self) -> np.ndarray:
-        lo, hi = self.info["folios"]
-        return self._w.arrays["folios"][lo:hi]
+        """Its rows of ``folios``: the folios of its present pages, by pfn."""
+        return self._rows("folios", "folios")
 
     def page_folio_order(self) -> np.ndarray:
         """The order of the folio of each present page of ``pages`` (-1: not present or
         not known)."""
         pg, fo = self.pages, self.folios
         out = np.full(len(pg), -1, dtype=np.int8)
-        present = (pg["pagemap"] >> np.uint64(63)) != 0
+        present = pagemap_bits(pg["pagemap"])["present"]
         if not len(fo) or not present.any():
             return out
         p = pfn(pg["pagemap"][present])
