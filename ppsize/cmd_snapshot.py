@@ -6,7 +6,6 @@ recording file (see ``ppsize inspect`` and ``ppsize.recording.load``)."""
 from __future__ import annotations
 
 import argparse
-import sys
 
 from .cmd_inspect import fail, guarded
 

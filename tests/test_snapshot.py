@@ -111,6 +111,18 @@ def test_file_mapping_names_the_file_and_its_cache(snap, layout):
         assert f.cachestat["nr_cache"] == FILE_PAGES
 
 
+def test_shared_memory_file(snap, layout):
+    _, w, _ = snap
+    v = _vma_at(w.process(layout["pid"]), layout["memfd"])
+    assert v.perms == "rw-s" and v.name == "/memfd:ppsize-layout (deleted)"
+    f = v.file
+    assert {"shmem", "deleted"} <= f.flags and f.size == 8 * PAGE and f.path == "/memfd:ppsize-layout"
+    assert f.residency().tolist() == [True, False, True, False, False, False, False, False]
+    pages, _ = _region_pages(w.process(layout["pid"]), layout["memfd"], 8)
+    bits = pagemap_bits(list(pages.values()))
+    assert sorted(pages) == [0, 2] and bits["present"].all() and bits["file"].all()
+
+
 def test_process_tree_and_fork(snap, layout):
     _, w, _ = snap
     parent, child = w.process(layout["pid"]), w.process(layout["child"])

@@ -31,7 +31,6 @@ from .format import Writer
 __all__ = ["Capture", "AccessDenied", "NoSuchProcess", "host_info", "snapshot", "all_pids"]
 
 PAGE = os.sysconf("SC_PAGE_SIZE")
-_TMPFS_MAGIC = 0x01021994
 _GONE = (errno.ENOENT, errno.ESRCH)
 
 
@@ -82,16 +81,6 @@ def host_info() -> dict:
     return {"system": u.system, "node": u.node, "release": u.release, "version": u.version,
             "machine": u.machine, "page_size": PAGE, "cpus": os.cpu_count(), "MemTotal": mem,
             "thp": _thp_settings(), "euid": os.geteuid()}
-
-
-def _fs_type(fd: int) -> int | None:
-    """statfs f_type (the first field of struct statfs on Linux) via ctypes."""
-    import ctypes
-    buf = ctypes.create_string_buffer(256)
-    libc = ctypes.CDLL(None, use_errno=True)
-    if libc.fstatfs(fd, buf) != 0:
-        return None
-    return int.from_bytes(buf.raw[:8], "little", signed=True)
 
 
 class Capture:
@@ -172,6 +161,7 @@ class Capture:
             return i
         i = self._file_index[key] = len(self._files)
         row = np.zeros(1, schema.FILE_DTYPE)
+        self._files.append(row)                 # filled in below, in place
         row["dev"], row["inode"] = key
         row["seq"], row["time"] = seq, time.time_ns()
         for f in schema.CACHESTAT_FIELDS:
@@ -186,7 +176,6 @@ class Capture:
             row["flags"] = fl | schema.FILE_UNREADABLE
             row["kind"] = schema.FILE_OTHER
             self.problems.append(f"file {path} ({schema.dev_text(dev)} inode {inode}): cannot open: {e.strerror}")
-            self._files.append(row)
             return i
         try:
             st = os.fstat(fd)
@@ -200,7 +189,7 @@ class Capture:
                     self.problems.append(f"file {path}: mapped inode {inode} but the file opened is inode {st.st_ino}")
             if stat_mod.S_ISREG(st.st_mode):
                 row["kind"] = schema.FILE_REGULAR
-                if _fs_type(fd) == _TMPFS_MAGIC:
+                if filecache.fs_type(fd) == filecache.TMPFS_MAGIC:
                     fl |= schema.FILE_SHMEM
                 kf = self._kf if (self.probe and self._kf is not None and self.pfns_visible is not False) else None
                 r = filecache.residency(fd, st.st_size, kf)
@@ -223,8 +212,7 @@ class Capture:
                 row["kind"] = schema.FILE_OTHER
         finally:
             os.close(fd)
-        row["flags"] = fl
-        self._files.append(row)
+            row["flags"] = fl
         return i
 
     # ------------------------------------------------------------ processes

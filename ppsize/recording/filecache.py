@@ -51,7 +51,17 @@ _libc.munmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
 _libc.madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
 _libc.mincore.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_void_p]
 _libc.syscall.restype = ctypes.c_long
+_libc.fstatfs.argtypes = [ctypes.c_int, ctypes.c_void_p]
 _have_cachestat = True
+TMPFS_MAGIC = 0x01021994             # include/uapi/linux/magic.h: shmem's file system
+
+
+def fs_type(fd: int) -> int | None:
+    """fstatfs(2) f_type (the first field of struct statfs) of an open file."""
+    buf = ctypes.create_string_buffer(256)
+    if _libc.fstatfs(fd, buf) != 0:
+        return None
+    return int.from_bytes(buf.raw[:8], "little", signed=True)
 
 
 def cachestat(fd: int) -> dict | None:

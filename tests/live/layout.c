@@ -11,6 +11,8 @@
  *   cow      16 private anonymous pages, all written before the fork: after it the child
  *            shares them copy-on-write (read-only in both, mapcount 2) except page 0, which
  *            the child writes (its own copy)
+ *   memfd    a memfd "ppsize-layout" of 8 pages mapped MAP_SHARED read-write; pages 0 and 2
+ *            written (shmem: the VMA is "/memfd:ppsize-layout (deleted)")
  *   child    the pid of a forked child that stays alive as long as the parent
  * Addresses are decimal. Exit status 3 if set-up failed.
  */
@@ -77,6 +79,15 @@ int main(int argc, char **argv)
 	for (int i = 0; i < COW_PAGES; i++)
 		cow[i * PAGE] = 2;
 
+	int mfd = memfd_create("ppsize-layout", 0);
+	if (mfd < 0 || ftruncate(mfd, 8 * PAGE))
+		return 3;
+	unsigned char *shm = mmap(NULL, 8 * PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, mfd, 0);
+	if (shm == MAP_FAILED)
+		return 3;
+	shm[0] = 1;
+	shm[2 * PAGE] = 1;
+
 	int ready[2];
 	if (pipe(ready))
 		return 3;
@@ -97,9 +108,9 @@ int main(int argc, char **argv)
 	if (read(ready[0], &c, 1) != 1)
 		return 3;
 	printf("{\"pid\": %d, \"child\": %d, \"anon\": %lu, \"anon_pages\": %d, \"file\": %lu, "
-	       "\"file_pages\": %ld, \"thp\": %lu, \"cow\": %lu, \"cow_pages\": %d}\n",
+	       "\"file_pages\": %ld, \"thp\": %lu, \"cow\": %lu, \"cow_pages\": %d, \"memfd\": %lu}\n",
 	       getpid(), child, (unsigned long)anon, ANON_PAGES, (unsigned long)file, npages,
-	       (unsigned long)thp, (unsigned long)cow, COW_PAGES);
+	       (unsigned long)thp, (unsigned long)cow, COW_PAGES, (unsigned long)shm);
 	fflush(stdout);
 	wait_stdin();
 	kill(child, SIGKILL);
