@@ -301,3 +301,25 @@ def test_cli_snapshot_and_inspect(layout, tmp_path, capsys):
     assert d["processes"][0]["pid"] == layout["pid"] and d["partial"] is False
     assert main(["snapshot", "-o", str(out)]) == 2
     assert "nothing to capture" in capsys.readouterr().err
+
+
+def test_freeze_stops_the_process_while_it_is_read_and_resumes_it():
+    sleeper = subprocess.Popen(["sleep", "30"])
+    try:
+        w = snapshot([sleeper.pid], freeze=True, probe=False)
+        assert w.process(sleeper.pid).stat["state"] == "T"           # read while stopped
+        assert capture_mod.procmaps.read_stat(sleeper.pid)["state"] in "SR"   # and resumed
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+
+
+def test_all_processes_and_the_tree():
+    w = snapshot(all=True, probe=False)
+    pids = {p.pid for p in w.processes}
+    assert os.getppid() in pids and os.getpid() not in pids
+    assert not any(p.kthread for p in w.processes)
+    tree = w.arrays["tree"]
+    assert os.getpid() in tree["pid"].tolist()                    # the tree has everyone
+    assert not pids & set(tree["pid"][tree["kthread"] == 1].tolist())      # kernel threads: tree only
+    w.check()

@@ -66,10 +66,11 @@ class File:
     seq: int
     resident_runs: np.ndarray = field(repr=False)     # (index, npages)
     folios: np.ndarray = field(repr=False)            # (index, order, pfn, kflags); probed files
+    page_size: int = 4096                             # the recording machine's
 
     @property
     def npages(self) -> int:
-        return -(-self.size // os.sysconf("SC_PAGE_SIZE"))
+        return -(-self.size // self.page_size)
 
     @property
     def resident_pages(self) -> int:
@@ -268,7 +269,8 @@ class Workload:
                 cs = {k: int(r[k]) for k in schema.CACHESTAT_FIELDS} if r["nr_cache"] >= 0 else None
                 self._files.append(File(i, int(r["dev"]), int(r["inode"]), int(r["st_dev"]), int(r["st_ino"]),
                                         int(r["size"]), self.strings[r["path"]], int(r["kind"]), flags, cs,
-                                        int(r["seq"]), runs[rb[i]:rb[i + 1]], fol[fb[i]:fb[i + 1]]))
+                                        int(r["seq"]), runs[rb[i]:rb[i + 1]], fol[fb[i]:fb[i + 1]],
+                                        int(self.host.get("page_size", 4096))))
         return self._files
 
     def file(self, dev: int, inode: int) -> File:
