@@ -146,9 +146,11 @@ class Capture:
     def file_index(self, dev: int, inode: int) -> int:
         return self._file_index.get((int(dev), int(inode)), -1)
 
-    def set_file_seq(self, index: int, seq: int) -> None:
-        """Place a captured file in a recording's order (known once the events are read)."""
-        self._files[index]["seq"] = seq
+    def set_file_seq(self, index: int, seq: int, first: bool = False) -> None:
+        """Place a captured file in a recording's order (known once the events are read);
+        ``first``: only if it has no place yet."""
+        if not first or self._files[index]["seq"][0] < 0:
+            self._files[index]["seq"] = seq
 
     def add_file(self, dev: int, inode: int, name: str, opener, seq: int = -1,
                  flags: int = 0) -> int:

@@ -173,7 +173,7 @@ def find_valgrind(valgrind: str | None = None) -> str:
 class _Session:
     """Answers the tracer's stops: snapshots at exec and exit, file captures at mmap."""
 
-    def __init__(self, cap: Capture, report_fd: int, ack_fd: int):
+    def __init__(self, cap: Capture, ack_fd: int):
         self.cap = cap
         self.ack_fd = ack_fd
         self.buf = b""
@@ -248,12 +248,11 @@ class _Session:
             rows = parser.file_mmaps.get(tid, []) if parser else []
             for k, (fd, fi) in enumerate(caps):
                 row = rows[k] if k < len(rows) else None
-                if row is not None and row[6][4] & 0xFFFFFFFF == fd & 0xFFFFFFFF:
+                matched = row is not None and row[6][4] & 0xFFFFFFFF == fd & 0xFFFFFFFF
+                if matched:
                     row[9] = fi
-                    if fi >= 0 and self.cap._files[fi]["seq"][0] < 0:
-                        self.cap.set_file_seq(fi, row[0] + SEQ_BEFORE)
-                elif fi >= 0 and self.cap._files[fi]["seq"][0] < 0:
-                    self.cap.set_file_seq(fi, last)
+                if fi >= 0:
+                    self.cap.set_file_seq(fi, row[0] + SEQ_BEFORE if matched else last, first=True)
 
     def _set(self, snap, seq):
         info, files = snap
@@ -284,13 +283,13 @@ def _run_traced(argv: list[str], cap: Capture, prefix: list[str], extra_fd=None,
     finally:
         for fd in [w_rep, r_ack] + ([extra_fd[1]] if extra_fd else []) + ([err_fd] if own_stderr else []):
             os.close(fd)
-    sess = _Session(cap, r_rep, w_ack)
+    sess = _Session(cap, w_ack)
     errors = bytearray()
 
     def on_stderr(data):
         errors.extend(data)
         del errors[:-65536]
-    handlers = {r_rep: lambda data: sess.feed(data)}
+    handlers = {r_rep: sess.feed}
     if extra_fd:
         handlers[extra_fd[0]] = on_extra
     if own_stderr:
