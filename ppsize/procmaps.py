@@ -230,7 +230,11 @@ def present_ranges(pid="self", page_size=None):
         os.close(fd)
     if not starts:
         return np.zeros((0, 2), dtype=np.uint64)
-    return np.stack([np.concatenate(starts), np.concatenate(ends)], axis=1)
+    s, e = np.concatenate(starts), np.concatenate(ends)
+    # runs that continue across a VMA boundary (a heap split by mprotect/madvise) are one
+    first = np.flatnonzero(np.concatenate(([True], s[1:] != e[:-1])))
+    last = np.concatenate((first[1:] - 1, [len(e) - 1]))
+    return np.stack([s[first], e[last]], axis=1)
 
 
 # ---------------------------------------------------------------- kpageflags, kpagecount

@@ -178,3 +178,22 @@ def test_residency_of_a_file(tmp_path):
         assert empty.resident_pages == 0
     finally:
         os.close(fd)
+
+
+def test_present_ranges_merge_across_vma_boundaries():
+    import mmap
+    m = mmap.mmap(-1, 8 * 4096, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+    a = np.frombuffer(m, np.uint8)
+    a[::4096] = 1
+    base = a.ctypes.data
+    import ctypes
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.mprotect.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+    assert libc.mprotect(base + 3 * 4096, 2 * 4096, 1) == 0          # three VMAs now
+    starts = [v[0] for v in procmaps.read_vmas()]
+    assert base + 3 * 4096 in starts and base + 5 * 4096 in starts
+    r = procmaps.present_ranges()
+    assert ((r[:, 0] <= base) & (r[:, 1] >= base + 8 * 4096)).any()
+    assert (r[1:, 0] > r[:-1, 1]).all()                                 # merged and sorted
+    del a
+    m.close()

@@ -83,6 +83,19 @@ def host_info() -> dict:
             "thp": _thp_settings(), "euid": os.geteuid()}
 
 
+def _wait_stopped(pid: int, timeout: float = 1.0) -> None:
+    """SIGSTOP is delivered asynchronously: wait (up to ``timeout``) until the process
+    is in group stop, as /proc/PID/stat shows it."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        try:
+            if procmaps.read_stat(pid)["state"] in "tT":
+                return
+        except OSError:
+            return
+        time.sleep(0.001)
+
+
 class Capture:
     """Accumulates snapshots; see the module docstring. ``probe`` reads the folios of
     every resident page of mapped files (needs root); ``map_files`` captures the files
@@ -238,6 +251,7 @@ class Capture:
             try:
                 os.kill(pid, signal.SIGSTOP)
                 stopped = True
+                _wait_stopped(pid)
             except ProcessLookupError:
                 pass
         v0, p0, f0 = self.n_vmas, self.n_pages, self.n_folios
