@@ -10,7 +10,10 @@ import sys
 SUBCOMMANDS = {
     "compare": "ppsize.cmd_compare",
     "geometry": "ppsize.cmd_geometry",
+    "inspect": "ppsize.cmd_inspect",
     "race": "ppsize.race.cli",
+    "record": "ppsize.cmd_record",
+    "snapshot": "ppsize.cmd_snapshot",
 }
 
 

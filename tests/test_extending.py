@@ -19,7 +19,7 @@ from ppsize._core.xarray import XArray
 
 EXAMPLE = pathlib.Path(__file__).resolve().parent.parent / "examples" / "cython"
 CORE = pathlib.Path(ppsize.get_include()) / "ppsize" / "_core"
-PUBLIC = ("_types", "xarray", "folio")
+PUBLIC = ("_types", "xarray", "folio", "tlb")
 
 
 def test_public_headers_ship_with_the_package():

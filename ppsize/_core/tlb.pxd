@@ -1,3 +1,4 @@
+# PUBLIC C interface of ppsize (stable; an extension may cimport it, see examples/cython/).
 # The MMU model: per-CPU TLB hierarchy, walk caches and a data-cache model for walk
 # references, ASID-tagged, state in NumPy-owned arrays (see tlb.pyx's docstring for the
 # engine-integration notes). The cdef functions below are the interface the fault engine
