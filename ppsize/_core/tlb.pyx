@@ -50,28 +50,21 @@ Invalidation (arch/arm64/include/asm/tlbflush.h, arch/arm64/include/asm/tlb.h):
 - Linux's escalation of a long range to flush_tlb_mm (__flush_tlb_range_limit_excess)
   is a policy of the caller: ``ppsize.tlb.linux_flush_range`` applies it.
 
-Integration with the fault engine (the next step; nothing here depends on mm.pyx)
--------------------------------------------------------------------------------
-- ``MMCore.access``: before ``pt.walk``: ``r = tlb.lookup(asid, va, SIDE_DATA, &out,
-  &base, &size)``; a hit whose permission bits (out & 0xfff) allow the access is
-  ACC_HIT with no page-table walk. On a miss (or a permission mismatch) walk the page
-  table as today; if it translates, build a ``tlb_walk`` (leaf level, unit base/size
-  with the contiguous bit decided by ``tlb.coalesce``, PA | prot, the PA of each table
-  read: pool index x table bytes + a per-level base) and call ``walk_fill``; a fault
-  path fills after it has mapped (the retried access is the walk). VM_EXEC VMAs with
-  an instruction stream use SIDE_INSN.
-- Flushes, as mm/ calls them: munmap / exit_mmap -> zap + mmu_gather tlb_flush:
-  ``flush_range(asid, start, end, last_level=not freed_tables)`` (exit: flush_mm only
-  when tables were freed, the ASID is then retired); mprotect (change_protection ->
-  flush_tlb_range): ``flush_range(.., False)``; COW break (wp_page_copy ->
-  ptep_clear_flush -> flush_tlb_page): ``flush_page``; THP split (__split_huge_pmd ->
-  pmdp_invalidate -> flush_pmd_tlb_range): ``flush_range(pmd range, False)``; folio
-  migration (try_to_migrate -> ptep_clear_flush): ``flush_page`` per PTE, or
-  ``flush_range`` over the folio; mremap (move_page_tables -> flush_tlb_range of the
-  old range): ``flush_range(old, False)``; contpte fold/unfold (contpte_convert ->
-  __flush_tlb_range(.., PAGE_SIZE, true, 3)): ``flush_range(run, True)``.
-- ASIDs: one per MM, small integers < max_asids assigned by the Kernel (reused after
-  exit with flush_mm, as the arm64 ASID allocator invalidates before reuse).
+Integration with the fault engine (mm.pyx, pagetable.pyx; nothing here depends on them)
+------------------------------------------------------------------------------------
+- ``MMCore.access``: ``lookup(asid, va, side, &out, &base, &size)`` first (SIDE_INSN for
+  instruction fetches); a hit whose permission bits (out & 7) allow the access is ACC_HIT
+  with no page-table walk; else ``MMCore.tlb_walk_fill`` walks (``pt.walk_tables``: the
+  table PA at each level) and calls ``walk_fill`` with the unit the walk found (the
+  contiguous run only when ``coalesce``); a walk that ends at an invalid entry has
+  ``leaf_ok`` False (references counted, nothing filled); after a fault the retried
+  access walks and fills. ``tlb_repeat_hit`` / ``tlb_note_hit`` (tlb.pxd) skip the lookup
+  for a further access inside the entry of the last L1 hit while that L1 array's epoch
+  is unchanged: same counters, same state.
+- Flushes: ``flush_tlb_range`` is Linux's policy (escalation to flush_mm); the page table's
+  mmu_gather (PageTableCore.tlb_gather_mmu / tlb_finish_mmu) and its flush sites call it as
+  mm/ does (README: the flush table).
+- ASIDs: one per MM, assigned by ppsize/cpus.py (arm64's allocator, rollover = flush_all).
 - Counters are per ASID (``counters[asid]``): a process's stats are its row, a CPU's
   the sum over rows (``ppsize.tlb.stats_dict``).
 """
