@@ -50,6 +50,23 @@ def test_fault_around_maps_whole_large_folio():
     k.check()
 
 
+@pytest.mark.parametrize("pgtable", ["emulated", "native"])
+def test_large_process_page_file_fault_maps_page_in_one_set_ptes(pgtable):
+    """A 64K process on a 4K kernel (fault-around off: fault_around_bytes is one
+    process page) maps each 64K page of a file by one set_ptes of its folio, so
+    emulated tables get PTE_CONT runs (one TLB unit per 64K), as native ones get
+    one 64K PTE."""
+    k, f = setup(size=1 * M)
+    p = k.spawn(page_size="64K", pgtable=pgtable)
+    a = p.mmap(1 * M, file=f, prot="r")
+    p.access(np.arange(a, a + M, 64 * K, dtype=np.uint64))
+    assert p.status()["RssFile"] == 1024
+    t = p.mm.pt.translate(np.arange(a, a + M, 4 * K, dtype=np.uint64))
+    assert (t.status == 0).all()
+    assert set(t.size.tolist()) == {64 * K}
+    k.check()
+
+
 def test_private_write_copies_shared_write_dirties():
     k, f = setup()
     p = k.spawn()

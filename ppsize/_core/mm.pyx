@@ -418,8 +418,9 @@ cdef class MMCore:
                 self.pt.walk(pva + psize - kpage, &pa, &level, &unit, &prot) == TR_OK:
             self.minflt += 1                           # VM_FAULT_NOPAGE: fault-around did it
             return ACC_FAULT
-        # __do_fault -> filemap_fault, then finish_fault for each page of the
-        # process page (one page on a per-process page size of the kernel's)
+        # __do_fault -> filemap_fault, then finish_fault for each folio of the
+        # process page: the folio's pages in it mapped by one set_ptes (as
+        # finish_fault maps a large folio's range), so aligned runs get PTE_CONT
         cur = pva
         while cur < pva + psize:
             pgoff = <i64>self.vmas.pgoff[vi] + <i64>((cur - vs) >> self.kshift)
@@ -430,7 +431,7 @@ cdef class MMCore:
                 if head < 0:
                     self.k.count_oom()
                     return ACC_OOM
-                if self.map_file_pages(vi, f, head, cur, cur + kpage, write) == 0:
+                if self.map_file_pages(vi, f, head, cur, pva + psize, write) == 0:
                     return ACC_SIGBUS                  # a native PTE needs a folio >= the page
                 if write:                              # do_shared_fault: folio dirty
                     self.folio_mark_dirty(f, head)
