@@ -11,9 +11,11 @@ SUBCOMMANDS = {
     "compare": "ppsize.cmd_compare",
     "geometry": "ppsize.cmd_geometry",
     "inspect": "ppsize.cmd_inspect",
+    "plot": "ppsize.cmd_plot",
     "race": "ppsize.race.cli",
     "record": "ppsize.cmd_record",
     "snapshot": "ppsize.cmd_snapshot",
+    "sweep": "ppsize.cmd_sweep",
 }
 
 

@@ -47,8 +47,28 @@ def add_parser(sub):
                    help="descend into directories on other file systems (default: skip them)")
     p.add_argument("--check", action="store_true",
                    help="verify every Kernel invariant after each run (slow on big trees)")
+    p.add_argument("--plot", metavar="FILE",
+                   help="also draw a figure to FILE (.png, .svg, .pdf; needs the plot extra)")
+    p.add_argument("--plot-kind", default="memory", metavar="KIND",
+                   help="the figure --plot draws (as ppsize plot --kind; default memory)")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar, no summary lines")
     return p
+
+
+def _check_plot(args):
+    """Why --plot cannot work (before the run), or None."""
+    from .cmd_plot import FORMATS
+    from .extras import MissingExtraError, require
+    from .plot import KINDS
+    if os.path.splitext(args.plot)[1].lower() not in FORMATS:
+        return f"--plot {args.plot}: the figure's name must end in {', '.join(FORMATS)}"
+    if args.plot_kind not in KINDS:
+        return f"--plot-kind {args.plot_kind!r}: choose one of {', '.join(KINDS)}"
+    try:
+        require("plot", "--plot")
+    except MissingExtraError as e:
+        return str(e)
+    return None
 
 
 def run(args) -> int:
@@ -60,6 +80,11 @@ def run(args) -> int:
     if args.processes < 1:
         print(f"ppsize compare: --processes must be at least 1, not {args.processes}", file=sys.stderr)
         return 2
+    if args.plot:
+        err = _check_plot(args)
+        if err:
+            print(f"ppsize compare: {err}", file=sys.stderr)
+            return 2
     progress = Progress(enabled=False if args.quiet else None)
     try:
         result = compare(trees, seed=args.seed, processes=args.processes, chosen=args.chosen,
@@ -108,6 +133,11 @@ def run(args) -> int:
                       f"misses, walks, walk memory references; cyc/acc = estimated translation "
                       f"cycles per access from the preset's latencies "
                       f"({', '.join(f'{k} {v}' for k, v in t.latencies.items()) or 'none sourced'}).")
+    if args.plot:
+        from .cmd_plot import write_figure
+        rc = write_figure(result, args.plot, args.plot_kind, prog="ppsize compare")
+        if rc:
+            return rc
     errors = result.scan.errors
     if errors and not args.quiet:
         kinds = ", ".join(f"{k} {result.scan.skipped[k]}" for k in ERROR_REASONS if result.scan.skipped.get(k))

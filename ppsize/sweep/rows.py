@@ -77,7 +77,10 @@ def compare_rows(doc: dict, **params) -> list:
     (``CompareResult.as_dict()``), with parameters as a sweep would give them
     (derived from the document; ``params`` overrides them, e.g. ``chosen=``)."""
     w = doc["workload"]
-    chosen = ",".join(str(i) for i, p in enumerate(w["processes"]) if p["chosen"]) or "none"
+    n = len(w["processes"])
+    idx = [i for i, p in enumerate(w["processes"]) if p["chosen"]]
+    chosen = {tuple(range(1, n, 2)): "alternate", tuple(range(n)): "all", (): "none"}.get(
+        tuple(idx), ",".join(map(str, idx)))
     rows = []
     for cfg in doc["configs"]:
         t = cfg.get("translation")

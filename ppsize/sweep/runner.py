@@ -86,8 +86,9 @@ class Summary:
         return (self.workers * self.cell_wall - self.compute) / self.ran if self.ran else float("nan")
 
     def text(self) -> str:
+        on = f"{self.workers} workers ({self.cluster})" if self.ran else "nothing to run"
         lines = [f"sweep: {self.cells} cells: {self.done} done, {self.failed} failed, {self.skipped} "
-                 f"skipped (already in the results); {self.workers} workers ({self.cluster})",
+                 f"skipped (already in the results); {on}",
                  f"wall {self.wall:.1f} s (cluster start {self.startup:.1f} s, scans {self.scans:.2f} s, "
                  f"cells {self.cell_wall:.1f} s)"]
         if self.ran:
@@ -152,23 +153,26 @@ def execute(spec, client=None, overrides=(), results=None, workers=None, schedul
         existing = existing[~existing["cell_key"].isin(rerun)]
     todo = [(c, k) for c, k in zip(cells, keys) if k not in done_keys]
 
-    t = time.perf_counter()
-    scans = {}
-    for cell, _ in todo:
-        if cell.scan_key not in scans:
-            scans[cell.scan_key] = scan_trees(cell.trees, cross_mounts=cell.cross_mounts)
-    t_scans = time.perf_counter() - t
-
-    t = time.perf_counter()
     own = client is None
-    cluster = None
-    if own and todo:
-        client, cluster = connect(scheduler, workers)
-    elif not own and (scheduler or workers):
+    if not own and (scheduler or workers):
         raise ValueError("give either client or scheduler/workers, not both")
-    if todo:
-        client.run(_warm)
-    t_startup = time.perf_counter() - t
+    t = time.perf_counter()
+    cluster = None
+    if own and (todo or scheduler):           # an unreachable scheduler fails before any work
+        client, cluster = connect(scheduler, workers)
+    try:
+        if todo:
+            client.run(_warm)
+        t_startup = time.perf_counter() - t
+        t = time.perf_counter()
+        scans = {}
+        for cell, _ in todo:
+            if cell.scan_key not in scans:
+                scans[cell.scan_key] = scan_trees(cell.trees, cross_mounts=cell.cross_mounts)
+        t_scans = time.perf_counter() - t
+    except BaseException:
+        _close(own, client, cluster)
+        raise
 
     rows, failed, done, errors = [], 0, 0, []
     t_cells = time.perf_counter()
@@ -201,10 +205,7 @@ def execute(spec, client=None, overrides=(), results=None, workers=None, schedul
         raise
     finally:
         progress.close()
-        if own and client is not None:
-            client.close()
-            if cluster is not None:
-                cluster.close()
+        _close(own, client, cluster)
     t_cells = time.perf_counter() - t_cells
     frame = to_frame(rows, existing)
     if results and (rows or existing is None):
@@ -222,6 +223,13 @@ def execute(spec, client=None, overrides=(), results=None, workers=None, schedul
                       compute, sum(r["cell_cpu_seconds"] for r in firsts), results, len(frame),
                       tuple(errors))
     return SweepRun(mine, summary)
+
+
+def _close(own, client, cluster):
+    if own and client is not None:
+        client.close()
+        if cluster is not None:
+            cluster.close()
 
 
 def _warm():
