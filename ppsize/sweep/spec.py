@@ -28,7 +28,7 @@ SPEC_KEYS = LIST_KEYS + SCALAR_KEYS
 
 def _defaults() -> dict:
     from ..compare import CONFIGS, DEFAULT_CPU, DEFAULT_TREES, STEADY_ACCESSES
-    return {"trees": [list(DEFAULT_TREES)], "configs": [c.key for c in CONFIGS], "seeds": [0],
+    return {"trees": [tuple(DEFAULT_TREES)], "configs": [c.key for c in CONFIGS], "seeds": [0],
             "policies": ["drop-all"], "thp": ["madvise"], "cpus": [DEFAULT_CPU],
             "workloads": [SYNTHETIC], "processes": 12, "chosen": "alternate",
             "steady": STEADY_ACCESSES, "memory": "auto", "cross_mounts": False, "check": False,
@@ -116,6 +116,8 @@ class Spec:
 def _read_file(path) -> dict:
     path = os.fspath(path)
     ext = os.path.splitext(path)[1].lower()
+    if ext not in (".toml", ".yaml", ".yml"):
+        raise ValueError(f"SPEC {path!r}: give a .toml (or .yaml/.yml) file")
     try:
         with open(path, "rb") as f:
             raw = f.read()
@@ -131,7 +133,7 @@ def _read_file(path) -> dict:
             data = yaml.safe_load(raw) or {}
         except yaml.YAMLError as e:
             raise ValueError(f"SPEC {path!r} is not valid YAML: {e}") from None
-    elif ext == ".toml":
+    else:
         try:
             import tomllib
         except ImportError:                  # Python 3.10
@@ -140,8 +142,6 @@ def _read_file(path) -> dict:
             data = tomllib.loads(raw.decode("utf-8"))
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
             raise ValueError(f"SPEC {path!r} is not valid TOML: {e}") from None
-    else:
-        raise ValueError(f"SPEC {path!r}: give a .toml (or .yaml/.yml) file")
     if not isinstance(data, dict):
         raise ValueError(f"SPEC {path!r} must be a table of keys, not {type(data).__name__}")
     return data
