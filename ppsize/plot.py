@@ -128,6 +128,18 @@ def _mean_by_config(recs, fields) -> dict:
     return {c: {f: statistics.fmean(v) for f, v in d.items()} for c, d in acc.items()}
 
 
+def _wrap(label: str, width: int = 10) -> str:
+    """A tick label broken after hyphens into lines of about ``width`` characters
+    (horizontal labels never overlap their neighbours' boxes)."""
+    lines, cur = [], ""
+    for part in label.replace("-", "-\0").split("\0"):
+        if cur and len(cur) + len(part) > width:
+            lines.append(cur)
+            cur = ""
+        cur += part
+    return "\n".join(lines + [cur])
+
+
 def _ordered(configs_present) -> list:
     return [c for c in _configs() if c.key in configs_present]
 
@@ -174,7 +186,7 @@ def _draw_memory(fig, ax, recs):
             ax.text(xi, b + top * 0.01, f"{mean[c.key]['total_kB'] / ref:.3f}x", ha="center",
                     va="bottom", fontsize=8)
     ax.set_ylim(0, top * 1.12)
-    ax.set_xticks(x, [c.key for c in cfgs], rotation=30, ha="right")
+    ax.set_xticks(x, [_wrap(c.key) for c in cfgs])
     ax.set_ylabel("memory (MiB)")
     ax.set_xlabel("configuration (kernel page + process page, page tables)")
 
@@ -223,7 +235,7 @@ def _draw_transitions(fig, axes, recs):
                 hs.append(m.get(field, 0.0) * scale)
             xs = [i + (j - (len(per) - 1) / 2) * w for i in range(len(policies))]
             ax.bar(xs, hs, w, label=c.key, color=_config_color(c.key))
-        ax.set_xticks(range(len(policies)), policies, rotation=20, ha="right")
+        ax.set_xticks(range(len(policies)), [_wrap(p) for p in policies])
         ax.set_ylabel(ylabel)
         ax.set_xlabel("file policy")
 
@@ -264,11 +276,14 @@ def figure(data, kind="memory", where=None, title=None):
     ``matplotlib.figure.Figure``; ``where`` narrows the results ({param: value});
     ``title`` replaces the generated title (which names the workload)."""
     require("plot", "a figure")
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
     from ._validate import as_choice
     as_choice(kind, KINDS, "figure kind")
     recs = config_records(rows_of(data), where)
-    panels = _panels(recs, ignore=_MEMORY_ONLY if kind != "translation" else ("steady",))
+    ignore = {"memory": _MEMORY_ONLY, "cost": _MEMORY_ONLY, "transitions": _MEMORY_ONLY + ("policy",),
+              "translation": ("steady",)}[kind]            # policy is the transitions' x axis
+    panels = _panels(recs, ignore)
     two = kind in ("transitions", "translation")
     ncfg = len({r["config"] for r in recs})
     width = {"memory": 1.0 + 0.85 * ncfg, "cost": 7.0}.get(kind, 10.0)
@@ -276,6 +291,7 @@ def figure(data, kind="memory", where=None, title=None):
     rows = len(panels) if two else -(-len(panels) // 3)
     cols = 2 if two else min(len(panels), 3)
     fig = Figure(figsize=(width, 4.2 * rows + 0.6), dpi=100, layout="constrained")
+    FigureCanvasAgg(fig)                       # Agg: no display, no pyplot state
     grid = fig.subplots(rows, cols, squeeze=False)
     flat = [ax for row in grid for ax in row]
     for i, (ptitle, precs) in enumerate(panels):
@@ -311,16 +327,33 @@ def plot(data, path, kind="memory", where=None, title=None):
     return fig
 
 
+def _drawn_texts(fig) -> list:
+    """The texts ``fig`` draws: suptitle, legends, and per visible axes its title,
+    axis labels, texts (bar labels) and the tick labels inside the view limits."""
+    texts = [fig._suptitle] if fig._suptitle is not None else []
+    for leg in fig.legends:
+        texts += leg.get_texts()
+    for ax in fig.axes:
+        if not ax.get_visible():
+            continue
+        texts += [ax.title, ax.xaxis.label, ax.yaxis.label, *ax.texts]
+        if ax.get_legend():
+            texts += ax.get_legend().get_texts()
+        for labels, lim, pos in ((ax.get_xticklabels(), ax.get_xlim(), 0),
+                                 (ax.get_yticklabels(), ax.get_ylim(), 1)):
+            lo, hi = sorted(lim)
+            eps = (hi - lo) * 1e-9
+            texts += [t for t in labels if lo - eps <= t.get_position()[pos] <= hi + eps]
+    return [t for t in texts if t.get_visible() and t.get_text().strip()]
+
+
 def label_overlaps(fig) -> list:
-    """Pairs of visible texts of ``fig`` (titles, axis and tick labels, legend
-    entries, bar labels) whose drawn boxes overlap: [(text, text)], empty when
-    every label is readable."""
-    from matplotlib.text import Text
+    """Pairs of texts ``fig`` draws (titles, axis and tick labels, legend entries,
+    bar labels) whose boxes overlap: [(text, text)], empty when every label is
+    readable. Every label of these figures is horizontal, so the boxes are exact."""
     fig.canvas.draw()
     renderer = fig.canvas.get_renderer()
-    texts = [t for t in fig.findobj(Text) if t.get_visible() and t.get_text().strip()
-             and (t.axes is None or t.axes.get_visible())]
-    boxes = [(t, t.get_window_extent(renderer)) for t in texts]
+    boxes = [(t, t.get_window_extent(renderer)) for t in _drawn_texts(fig)]
     out = []
     for i, (a, ba) in enumerate(boxes):
         for b, bb in boxes[i + 1:]:
