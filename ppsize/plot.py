@@ -27,6 +27,7 @@ import statistics
 from collections import defaultdict
 
 from .extras import require
+from .sweep.spec import TREE_SEP
 
 __all__ = ["KINDS", "figure", "plot", "save", "rows_of", "label_overlaps", "config_records"]
 
@@ -156,7 +157,8 @@ def _workload_title(recs) -> str:
     r = recs[0]
     chosen = {"alternate": "every other process", "all": "all processes",
               "none": "no process"}.get(str(r["chosen"]), f"processes {r['chosen']}")
-    return f"{r['trees']}, {r['processes']} processes ({chosen} at the large page), {_seeds(recs)}"
+    trees = " + ".join(str(r["trees"]).split(TREE_SEP))
+    return f"{trees}, {r['processes']} processes ({chosen} at the large page), {_seeds(recs)}"
 
 
 # ---------------------------------------------------------------- the kinds
@@ -216,8 +218,8 @@ def _draw_cost(fig, ax, recs):
     ax.set_ylim(min(lo, 0), hi + (hi - min(lo, 0)) * 0.1)
     ax.set_xticks(range(len(pages)), [f"P = {p}" for p in pages])
     ax.set_xlim(-0.6, len(pages) - 0.4)
-    ax.set_ylabel(f"memory over the 4K kernel (MiB; 4K kernel: {ref / 1024:,.1f} MiB)")
-    ax.set_xlabel("large page size P")
+    ax.set_ylabel("memory over the 4K kernel (MiB)")
+    ax.set_xlabel(f"large page size P (the 4K kernel: {ref / 1024:,.1f} MiB)")
 
 
 def _draw_transitions(fig, axes, recs):
@@ -349,12 +351,15 @@ def _drawn_texts(fig) -> list:
 
 def label_overlaps(fig) -> list:
     """Pairs of texts ``fig`` draws (titles, axis and tick labels, legend entries,
-    bar labels) whose boxes overlap: [(text, text)], empty when every label is
-    readable. Every label of these figures is horizontal, so the boxes are exact."""
+    bar labels) whose boxes overlap, and (text, "outside the figure") for a text
+    cut by the figure's edge: empty when every label is readable. Every label of
+    these figures is horizontal, so the boxes are exact."""
     fig.canvas.draw()
     renderer = fig.canvas.get_renderer()
     boxes = [(t, t.get_window_extent(renderer)) for t in _drawn_texts(fig)]
-    out = []
+    edge = fig.bbox
+    out = [(t.get_text(), "outside the figure") for t, b in boxes
+           if b.x0 < edge.x0 - 0.5 or b.y0 < edge.y0 - 0.5 or b.x1 > edge.x1 + 0.5 or b.y1 > edge.y1 + 0.5]
     for i, (a, ba) in enumerate(boxes):
         for b, bb in boxes[i + 1:]:
             if ba.overlaps(bb) and ba.width > 0 and bb.width > 0:

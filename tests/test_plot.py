@@ -172,3 +172,7 @@ def test_label_overlaps_finds_overlapping_labels(result):
     first = ax.texts[0]
     ax.text(*first.get_position(), "on top of the first ratio", fontsize=8)
     assert ("1.000x", "on top of the first ratio") in plot.label_overlaps(fig)
+    fig = plot.figure(result, "cost")
+    long = "memory over the 4K kernel (MiB; " * 4
+    fig.axes[0].set_ylabel(long)                     # taller than the figure: cut at its edge
+    assert (long, "outside the figure") in plot.label_overlaps(fig)

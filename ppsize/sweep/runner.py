@@ -92,7 +92,9 @@ class Summary:
                  f"wall {self.wall:.1f} s (cluster start {self.startup:.1f} s, scans {self.scans:.2f} s, "
                  f"cells {self.cell_wall:.1f} s)"]
         if self.ran:
-            lines.append(f"cells' own time {self.compute:.1f} s ({self.compute_cpu:.1f} s CPU): speed-up over one worker "
+            share = self.compute_cpu / self.compute * 100 if self.compute else 0.0
+            lines.append(f"cells' own time {self.compute:.1f} s, {self.compute_cpu:.1f} s of it on a CPU "
+                         f"({share:.0f}%; less: other load): speed-up over one worker "
                          f"~{self.speedup:.2f}x (estimated: the cells' times added up over the cell "
                          f"phase's wall time); overhead {self.overhead * 1000:.0f} ms per cell")
         if self.results:
