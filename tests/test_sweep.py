@@ -167,7 +167,7 @@ def test_results_equal_in_process_compare(client, swept):
     assert len(df) == 6 * 12 and set(df["status"]) == {"done"}
     assert set(df["worker"]) <= set(client.scheduler_info()["workers"])
     figures = [c for c in df.columns if c not in sweep.CELL_PARAMS + (
-        "process", "status", "error", "cell_key", "ppsize_version", "cell_seconds",
+        "process", "status", "error", "cell_key", "ppsize_version", "cell_started", "cell_seconds",
         "cell_cpu_seconds", "worker")]
     for seed in (0, 1):
         doc = cmp.compare(["/etc"], seed=seed, configs=CONFIGS).as_dict()

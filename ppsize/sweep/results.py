@@ -16,7 +16,7 @@ FORMAT = "1"                         # the layout of the rows; bump when columns
 _META_VERSION = b"ppsize_version"
 _META_FORMAT = b"ppsize_sweep_format"
 FIRST_COLUMNS = CELL_PARAMS + ("process", "status", "error", "cell_key", "ppsize_version",
-                               "cell_seconds", "cell_cpu_seconds", "worker", "ratio")
+                               "cell_started", "cell_seconds", "cell_cpu_seconds", "worker", "ratio")
 
 
 class ResultsVersionError(ValueError):

@@ -54,9 +54,9 @@ class Summary:
     """What a sweep did. ``speedup`` is an estimate of the speed-up over one worker:
     the cells' own times (measured inside the tasks) added up, i.e. what one worker
     would take running them back to back, over the wall time of the cell phase
-    (submitting the first task to receiving the last result). ``overhead`` per cell:
-    (workers x that wall time - the cells' own times) / cells run: Dask's
-    scheduling and transfers, plus workers idle at the end."""
+    (submitting the first task to receiving the last result). ``overhead``: the
+    mean gap between the end of a cell and the start of the next on the same
+    worker (Dask's per-task cost: the result sent, the next task received)."""
     cells: int
     done: int
     failed: int
@@ -72,6 +72,7 @@ class Summary:
     results: str = None
     rows: int = 0
     errors: tuple = ()         # (cell, error) of the first failed cells
+    overhead: float = float("nan")   # seconds between a worker's cells, on average
 
     @property
     def ran(self) -> int:
@@ -80,10 +81,6 @@ class Summary:
     @property
     def speedup(self) -> float:
         return self.compute / self.cell_wall if self.cell_wall > 0 and self.ran else float("nan")
-
-    @property
-    def overhead(self) -> float:
-        return (self.workers * self.cell_wall - self.compute) / self.ran if self.ran else float("nan")
 
     def text(self) -> str:
         on = f"{self.workers} workers ({self.cluster})" if self.ran else "nothing to run"
@@ -96,7 +93,7 @@ class Summary:
             lines.append(f"cells' own time {self.compute:.1f} s, {self.compute_cpu:.1f} s of it on a CPU "
                          f"({share:.0f}%; less: other load): speed-up over one worker "
                          f"~{self.speedup:.2f}x (estimated: the cells' times added up over the cell "
-                         f"phase's wall time); overhead {self.overhead * 1000:.0f} ms per cell")
+                         f"phase's wall time); {self.overhead * 1000:.1f} ms between a worker's cells")
         if self.results:
             lines.append(f"results: {self.results} ({self.rows} rows)")
         for cell, err in self.errors:
@@ -104,7 +101,7 @@ class Summary:
         return "\n".join(lines)
 
     def as_dict(self) -> dict:
-        return dict(asdict(self), speedup=self.speedup, overhead=self.overhead)
+        return dict(asdict(self), speedup=self.speedup)
 
 
 @dataclass
@@ -223,7 +220,7 @@ def execute(spec, client=None, overrides=(), results=None, workers=None, schedul
                       "LocalCluster" if cluster is not None else (scheduler or "client"),
                       time.perf_counter() - t_start, t_startup, t_scans, t_cells if todo else 0.0,
                       compute, sum(r["cell_cpu_seconds"] for r in firsts), results, len(frame),
-                      tuple(errors))
+                      tuple(errors), _gaps(firsts))
     return SweepRun(mine, summary)
 
 
@@ -241,6 +238,20 @@ def _warm():
     import ppsize.sweep.task  # noqa: F401
 
 
+def _gaps(firsts) -> float:
+    """The mean gap between consecutive cells of the same worker (NaN: no worker
+    ran two)."""
+    by_worker = {}
+    for r in firsts:
+        if r.get("worker") and r.get("cell_started"):
+            by_worker.setdefault(r["worker"], []).append((r["cell_started"], r["cell_seconds"]))
+    gaps = []
+    for runs in by_worker.values():
+        runs.sort()
+        gaps += [b[0] - (a[0] + a[1]) for a, b in zip(runs, runs[1:])]
+    return sum(gaps) / len(gaps) if gaps else float("nan")
+
+
 def _collect(fut, cell, key, version) -> list:
     """A finished task's rows; a task that raised (a worker lost, ...) or ran
     another ppsize version gives one failed row saying so."""
@@ -249,10 +260,11 @@ def _collect(fut, cell, key, version) -> list:
         rows = fut.result()
     except Exception as e:
         return [dict(failed_row(params, f"{type(e).__name__}: {e}"), cell_key=key,
-                     ppsize_version=version, cell_seconds=0.0, cell_cpu_seconds=0.0, worker=None)]
+                     ppsize_version=version, cell_started=None, cell_seconds=0.0,
+                     cell_cpu_seconds=0.0, worker=None)]
     theirs = rows[0]["ppsize_version"]
     if theirs != version:
         return [dict(failed_row(params, f"the worker runs ppsize {theirs}, this is {version}"),
-                     cell_key=key, ppsize_version=version, cell_seconds=rows[0]["cell_seconds"],
-                     cell_cpu_seconds=rows[0]["cell_cpu_seconds"], worker=rows[0]["worker"])]
+                     cell_key=key, ppsize_version=version, cell_started=rows[0]["cell_started"],
+                     cell_seconds=rows[0]["cell_seconds"], cell_cpu_seconds=rows[0]["cell_cpu_seconds"], worker=rows[0]["worker"])]
     return rows

@@ -48,7 +48,7 @@ def run_cell(cell: Cell, scan, key: str) -> list:
     and the worker's address."""
     from .. import __version__
     from ..compare import run_config
-    t0, c0 = time.perf_counter(), time.process_time()
+    started, t0, c0 = time.time(), time.perf_counter(), time.process_time()
     params = cell.params()
     try:
         w, doc, memory = workload_of(cell, scan)
@@ -58,7 +58,7 @@ def run_cell(cell: Cell, scan, key: str) -> list:
         rows = config_rows(params, res.as_dict(), scan.as_dict(), doc, memory)
     except Exception as e:                       # recorded in the results, never dropped
         rows = [failed_row(params, f"{type(e).__name__}: {e}")]
-    extra = {"cell_key": key, "ppsize_version": __version__,
+    extra = {"cell_key": key, "ppsize_version": __version__, "cell_started": started,
              "cell_seconds": round(time.perf_counter() - t0, 4),
              "cell_cpu_seconds": round(time.process_time() - c0, 4), "worker": _worker_name()}
     for r in rows:
