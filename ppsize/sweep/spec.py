@@ -137,7 +137,11 @@ def _read_file(path) -> dict:
         try:
             import tomllib
         except ImportError:                  # Python 3.10
-            import tomli as tomllib
+            try:
+                import tomli as tomllib
+            except ImportError:
+                raise ValueError(f"SPEC {path!r} is TOML, which needs Python 3.11 or tomli "
+                                 f"(pip install tomli)") from None
         try:
             data = tomllib.loads(raw.decode("utf-8"))
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
