@@ -167,41 +167,22 @@ def execute(spec, client=None, overrides=(), results=None, workers=None, schedul
         scans = {}
         for cell, _ in todo:
             if cell.scan_key not in scans:
-                scans[cell.scan_key] = scan_trees(cell.trees, cross_mounts=cell.cross_mounts)
+                try:
+                    scans[cell.scan_key] = scan_trees(cell.trees, cross_mounts=cell.cross_mounts)
+                except OSError as e:
+                    raise ValueError(f"cannot scan {', '.join(cell.trees)}: {e}") from None
         t_scans = time.perf_counter() - t
     except BaseException:
         _close(own, client, cluster)
         raise
 
-    rows, failed, done, errors = [], 0, 0, []
     t_cells = time.perf_counter()
     nworkers = len(client.scheduler_info().get("workers", {})) if todo else 0
+    save = (lambda rows: write_results(results, to_frame(rows, existing), __version__)) if results else None
+    rows, errors = [], []
     try:
         if todo:
-            from distributed import as_completed
-            scattered = {k: client.scatter(s, broadcast=True, hash=False) for k, s in scans.items()}
-            futures = {client.submit(run_cell, cell, scattered[cell.scan_key], key, pure=False): (cell, key)
-                       for cell, key in todo}
-            last_save = time.perf_counter()
-            for fut in as_completed(list(futures), loop=client.loop):
-                cell, key = futures.pop(fut)
-                got = _collect(fut, cell, key, __version__)
-                rows.extend(got)
-                if got[0]["status"] == STATUS_FAILED:
-                    failed += 1
-                    if len(errors) < 5:
-                        errors.append((_describe(cell), got[0]["error"]))
-                else:
-                    done += 1
-                progress.update(f"{done + failed}/{len(todo)} cells, {failed} failed, "
-                                f"{time.perf_counter() - t_cells:.0f} s", (done + failed) / len(todo))
-                if results and time.perf_counter() - last_save > SAVE_EVERY:
-                    write_results(results, to_frame(rows, existing), __version__)
-                    last_save = time.perf_counter()
-    except BaseException:                        # interrupted: keep what finished, then stop
-        if results and rows:
-            write_results(results, to_frame(rows, existing), __version__)
-        raise
+            rows, errors = _run_cells(client, todo, scans, __version__, progress, save)
     finally:
         progress.close()
         _close(own, client, cluster)
@@ -216,12 +197,46 @@ def execute(spec, client=None, overrides=(), results=None, workers=None, schedul
     mine = mine.drop(columns="_order").reset_index(drop=True)
     firsts = [r for r in rows if r.get("process") in (0, None)]      # one row per cell
     compute = sum(r["cell_seconds"] for r in firsts)
-    summary = Summary(len(cells), done, failed, len(cells) - len(todo), nworkers,
+    failed = sum(1 for r in firsts if r["status"] == STATUS_FAILED)
+    summary = Summary(len(cells), len(firsts) - failed, failed, len(cells) - len(todo), nworkers,
                       "LocalCluster" if cluster is not None else (scheduler or "client"),
                       time.perf_counter() - t_start, t_startup, t_scans, t_cells if todo else 0.0,
                       compute, sum(r["cell_cpu_seconds"] for r in firsts), results, len(frame),
                       tuple(errors), _gaps(firsts))
     return SweepRun(mine, summary)
+
+
+def _run_cells(client, todo, scans, version, progress, save):
+    """Scatter the scans, submit one task per cell, gather the rows as the tasks
+    finish (``save(rows)`` every SAVE_EVERY seconds, and with what finished when
+    interrupted). Returns (rows, [(cell, error)] of the first failed cells)."""
+    from distributed import as_completed
+    scattered = {k: client.scatter(s, broadcast=True, hash=False) for k, s in scans.items()}
+    futures = {client.submit(run_cell, cell, scattered[cell.scan_key], key, pure=False): (cell, key)
+               for cell, key in todo}
+    rows, errors, done, failed = [], [], 0, 0
+    t0 = last_save = time.perf_counter()
+    try:
+        for fut in as_completed(list(futures), loop=client.loop):
+            cell, key = futures.pop(fut)
+            got = _collect(fut, cell, key, version)
+            rows.extend(got)
+            if got[0]["status"] == STATUS_FAILED:
+                failed += 1
+                if len(errors) < 5:
+                    errors.append((_describe(cell), got[0]["error"]))
+            else:
+                done += 1
+            progress.update(f"{done + failed}/{len(todo)} cells, {failed} failed, "
+                            f"{time.perf_counter() - t0:.0f} s", (done + failed) / len(todo))
+            if save and time.perf_counter() - last_save > SAVE_EVERY:
+                save(rows)
+                last_save = time.perf_counter()
+    except BaseException:                        # interrupted: keep what finished, then stop
+        if save and rows:
+            save(rows)
+        raise
+    return rows, errors
 
 
 def _close(own, client, cluster):
