@@ -2,7 +2,7 @@
 LocalCluster whose results equal in-process ``compare`` runs of the same cells,
 resume, failed cells, another version's results, the scheduler, the CLI and the
 missing extras."""
-import json
+import itertools
 import math
 import os
 import subprocess
@@ -10,6 +10,8 @@ import sys
 import time
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ppsize import __version__
 from ppsize import compare as cmp
@@ -95,6 +97,24 @@ def test_spec_files_toml_and_yaml_and_overrides(tmp_path):
         sweep.load_spec(str(tmp_path / "s.json"))
     with pytest.raises(ValueError, match="write KEY=VALUE"):
         sweep.load_spec(str(toml), ["seeds"])
+
+
+@settings(max_examples=40, deadline=None)
+@given(configs=st.lists(st.sampled_from([c.key for c in cmp.CONFIGS]), min_size=1, max_size=7, unique=True),
+       seeds=st.lists(st.integers(0, 10**6), min_size=1, max_size=5, unique=True),
+       policies=st.lists(st.sampled_from(["drop-all", "range", "max-order-on-mmap"]), min_size=1,
+                         unique=True),
+       thp=st.lists(st.sampled_from(["always", "madvise", "never"]), min_size=1, unique=True),
+       cpus=st.lists(st.sampled_from(["neoverse-n1", "none"]), min_size=1, unique=True))
+def test_expansion_is_the_product_with_distinct_keys(configs, seeds, policies, thp, cpus):
+    s = sweep.load_spec({"trees": ["/etc"], "configs": configs, "seeds": seeds, "policies": policies,
+                         "thp": thp, "cpus": cpus})
+    cells = s.cells()
+    assert len(cells) == len(configs) * len(seeds) * len(policies) * len(thp) * len(cpus)
+    assert len({c.key() for c in cells}) == len(cells)
+    assert {(c.config, c.seed, c.policy, c.thp, c.cpu) for c in cells} == set(
+        itertools.product(configs, seeds, policies, thp, cpus))
+    assert [c.config for c in cells[:len(configs)]] == configs          # configurations innermost
 
 
 # ------------------------------------------------------- a real LocalCluster
@@ -244,6 +264,27 @@ def test_results_of_another_version_are_refused_or_archived(client, swept, tmp_p
     # the workers still run the real version: their figures are refused, not mixed
     assert got.summary.failed == 1
     assert f"the worker runs ppsize {__version__}, this is 9.9" in got.frame.iloc[0]["error"]
+
+
+def test_interrupted_sweep_keeps_the_finished_cells(client, tmp_path):
+    """Ctrl-C after the first finished cell: that cell is in the results file,
+    and the next run skips it."""
+    path = str(tmp_path / "i.parquet")
+
+    class Interrupt:
+        def update(self, *a, **k):
+            raise KeyboardInterrupt
+
+        def close(self):
+            pass
+
+    spec = {"trees": ["/etc"], "configs": ["4K", "16K", "64K"], "cpus": ["none"]}
+    with pytest.raises(KeyboardInterrupt):
+        sweep.execute(spec, client=client, results=path, progress=Interrupt())
+    kept = read_results(path)
+    assert kept["cell_key"].nunique() == 1 and set(kept.status) == {"done"}
+    again = sweep.execute(spec, client=client, results=path)
+    assert (again.summary.done, again.summary.skipped) == (2, 1)
 
 
 def test_unreachable_scheduler_fails_fast_naming_it():

@@ -233,6 +233,7 @@ def _run_cells(client, todo, scans, version, progress, save):
                 save(rows)
                 last_save = time.perf_counter()
     except BaseException:                        # interrupted: keep what finished, then stop
+        client.cancel(list(futures))
         if save and rows:
             save(rows)
         raise
