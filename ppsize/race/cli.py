@@ -6,7 +6,8 @@ import argparse
 import json
 import sys
 
-from .model import BAILOUTS, DEFAULT_BAILOUT, DROPS, KINDS, PATHS, POLICIES, READAHEAD, Scenario
+from .model import (BAILOUTS, BUMPS, DEFAULT_BAILOUT, DROPS, KINDS, NOINDEX, PATHS, POLICIES,
+                    READAHEAD, RMWS, WRITE_LOCKS, Scenario)
 
 
 def _positive(text):
@@ -34,8 +35,8 @@ def _actor(text):
     if kind not in KINDS:
         raise argparse.ArgumentTypeError(
             f"unknown actor {kind!r} (choose from {', '.join(KINDS)}; write KIND@INDEX, "
-            f"or plain 'truncate')")
-    if kind == "truncate":
+            f"or plain {', '.join(NOINDEX)})")
+    if kind in NOINDEX:
         return (kind, 0)
     try:
         return (kind, int(idx))
@@ -65,7 +66,8 @@ def add_parser(sub):
     p.add_argument("--actor", action="append", type=_actor, metavar="KIND@INDEX",
                    help="concurrent actor besides the transition (repeatable; replaces the "
                         "defaults): fault@I (filemap_fault), read@I (filemap_read), rcf@I "
-                        "(read_cache_folio caller), truncate (hole punch of the whole file)")
+                        "(read_cache_folio caller), write@I (write_begin under i_rwsem), truncate "
+                        "(hole punch of the whole file), eio / enospc (mapping_set_error)")
     p.add_argument("--ranges", type=int, default=2, help="process-sized ranges in the file (1..4)")
     p.add_argument("--order", type=int, default=1,
                    help="large process page order in model pages (1..2)")
@@ -83,6 +85,20 @@ def add_parser(sub):
                    help="which paths do synchronous readahead (page_cache_ra_order) on a miss: "
                         "fault (do_sync_mmap_readahead, default), all (also filemap_read's "
                         "page_cache_sync_ra), none")
+    p.add_argument("--bump", choices=BUMPS, default="plain",
+                   help="the min-order bump against xa_lock sections: plain (Linux: a plain store "
+                        "to mapping->flags, no lock), xa_lock (the bump under xa_lock_irq), cycle "
+                        "(an xa_lock_irq/unlock cycle after it), cycle-if-nonempty (the cycle only "
+                        "when the mapping is not empty, as truncate_inode_pages_final does)")
+    p.add_argument("--rmw", choices=RMWS, default="plain",
+                   help="the bump's update of mapping->flags: plain read-modify-write (Linux; "
+                        "can lose a concurrent set_bit(AS_EIO)) or atomic (try_cmpxchg loop)")
+    p.add_argument("--write-lock", choices=WRITE_LOCKS, default="i_rwsem",
+                   help="what write@I holds around write_begin: i_rwsem (Linux) or "
+                        "invalidate_lock shared as well")
+    p.add_argument("--no-writeback", action="store_true",
+                   help="the transition drops folios without writing dirty ones back first")
+    p.add_argument("--dirty", type=_indices, default=(), help="of the cached, dirty at the start")
     p.add_argument("--max-states", type=_positive, default=None, metavar="N",
                    help="stop after N distinct states (the result is then bounded)")
     p.add_argument("--max-steps", type=_positive, default=None, metavar="N",
@@ -98,7 +114,9 @@ def _scenario(args):
                     cached=args.cached, mapped=args.mapped, pinned=args.pinned,
                     actors=tuple(args.actor) if args.actor else None,
                     transition_range=args.transition_range, readahead=args.readahead,
-                    keep_index=args.keep_index)
+                    keep_index=args.keep_index, bump=args.bump, rmw=args.rmw,
+                    write_lock=args.write_lock, writeback=not args.no_writeback,
+                    dirty=args.dirty)
 
 
 def verdict_label(res):
@@ -111,7 +129,8 @@ def format_result(res, system, scenario, all_traces=False):
     sc = scenario
     lines = []
     locked = [p for p in PATHS if p not in sc.unlocked]
-    lines.append(f"policy {sc.policy}, bail-out {sc.bailout}, drop by {sc.drop}"
+    lines.append(f"policy {sc.policy}, bail-out {sc.bailout}, bump {sc.bump} ({sc.rmw} RMW), "
+                 f"drop by {sc.drop}" + ("" if sc.writeback else " without writeback")
                  + (", keep-index fix" if sc.keep_index else "") + "; "
                  f"invalidate_lock taken by: {', '.join(locked) or 'no path'}"
                  + (f"; NOT by: {', '.join(sorted(sc.unlocked))}" if sc.unlocked else ""))
@@ -171,7 +190,9 @@ def run(args) -> int:
                          "bailout": sc.bailout, "drop": sc.drop, "ranges": sc.ranges,
                          "order": sc.order, "cached": list(sc.cached), "mapped": list(sc.mapped),
                          "pinned": list(sc.pinned), "readahead": sc.readahead,
-                         "keep_index": sc.keep_index,
+                         "keep_index": sc.keep_index, "bump": sc.bump, "rmw": sc.rmw,
+                         "write_lock": sc.write_lock, "writeback": sc.writeback,
+                         "dirty": list(sc.dirty),
                          "actors": [f"{k}@{i}" for k, i in sc.actors]}
         text = json.dumps(d, indent=1)
         if args.json == "-":
