@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 
+from .sweep import SWEEP_KINDS, SWITCHES
 from .model import (BAILOUTS, BUMPS, DEFAULT_BAILOUT, DROPS, KINDS, NOINDEX, PATHS, POLICIES,
                     READAHEAD, RMWS, WRITE_LOCKS, Scenario)
 
@@ -44,6 +45,10 @@ def _actor(text):
         raise argparse.ArgumentTypeError(f"{text!r}: write {kind}@INDEX, e.g. {kind}@3") from None
 
 
+def _names(text):
+    return tuple(t.strip().replace("-", "_") for t in text.split(",") if t.strip())
+
+
 def add_parser(sub):
     p = sub.add_parser(
         "race", help="explore page-cache interleavings around a min-order transition",
@@ -71,8 +76,9 @@ def add_parser(sub):
     p.add_argument("--ranges", type=int, default=2, help="process-sized ranges in the file (1..4)")
     p.add_argument("--order", type=int, default=1,
                    help="large process page order in model pages (1..2)")
-    p.add_argument("--cached", type=_indices, default=(0, 1, 3),
-                   help="indices holding an order-0 uptodate folio at the start (default 0,1,3)")
+    p.add_argument("--cached", type=_indices, default=None,
+                   help="indices holding an order-0 uptodate folio at the start (default 0,1,3; "
+                        "with --sweep: every subset unless given)")
     p.add_argument("--mapped", type=_indices, default=(), help="of those, mapped by a process")
     p.add_argument("--pinned", type=_indices, default=(),
                    help="of those, long-term pinned (FOLL_LONGTERM)")
@@ -103,15 +109,38 @@ def add_parser(sub):
                    help="stop after N distinct states (the result is then bounded)")
     p.add_argument("--max-steps", type=_positive, default=None, metavar="N",
                    help="explore interleavings up to N steps deep (the result is then bounded)")
-    p.add_argument("--all", action="store_true", help="print the trace of every finding")
+    p.add_argument("--all", action="store_true",
+                   help="print the trace of every finding (with --sweep: list every configuration)")
+    g = p.add_argument_group("sweep")
+    g.add_argument("--sweep", action="store_true",
+                   help="explore every initial cache x actor placement x switch value, in parallel")
+    g.add_argument("--sweep-actors", type=int, default=1, metavar="N",
+                   help="actors placed besides the transition in each configuration (0..3, default 1)")
+    g.add_argument("--sweep-kinds", type=_names, default=SWEEP_KINDS, metavar="K,K",
+                   help="actor kinds placed (default " + ",".join(SWEEP_KINDS) + ")")
+    g.add_argument("--sweep-over", type=_names, default=(), metavar="SWITCH,SWITCH",
+                   help="switches whose every value is tried: " + ", ".join(SWITCHES))
+    g.add_argument("--jobs", type=_positive, default=None, metavar="N",
+                   help="worker processes (default: the machine's cores)")
     p.add_argument("--json", metavar="FILE", help="also write the result as JSON ('-': only JSON, on stdout)")
     return p
+
+
+def _base(args):
+    """Scenario keyword arguments from the command line (no cache, no actors)."""
+    return dict(policy=args.policy, unlocked=frozenset(args.unlocked_path), drop=args.drop,
+                bailout=args.bailout, ranges=args.ranges, order=args.order,
+                mapped=args.mapped, pinned=args.pinned,
+                transition_range=args.transition_range, readahead=args.readahead,
+                keep_index=args.keep_index, bump=args.bump, rmw=args.rmw,
+                write_lock=args.write_lock, writeback=not args.no_writeback, dirty=args.dirty)
 
 
 def _scenario(args):
     return Scenario(policy=args.policy, unlocked=frozenset(args.unlocked_path), drop=args.drop,
                     bailout=args.bailout, ranges=args.ranges, order=args.order,
-                    cached=args.cached, mapped=args.mapped, pinned=args.pinned,
+                    cached=(0, 1, 3) if args.cached is None else args.cached,
+                    mapped=args.mapped, pinned=args.pinned,
                     actors=tuple(args.actor) if args.actor else None,
                     transition_range=args.transition_range, readahead=args.readahead,
                     keep_index=args.keep_index, bump=args.bump, rmw=args.rmw,
@@ -170,9 +199,39 @@ def _trace_lines(trace):
     return out
 
 
+def _run_sweep(args):
+    from .sweep import configurations, format_sweep, sweep
+    if args.actor:
+        raise ValueError("--sweep places the actors itself: use --sweep-kinds and --sweep-actors, "
+                         "not --actor")
+    base = _base(args)
+    if args.bailout is None:
+        del base["bailout"]
+    cfgs = configurations(base, caches=None if args.cached is None else [args.cached],
+                          kinds=args.sweep_kinds, nactors=args.sweep_actors,
+                          over=args.sweep_over)
+    res = sweep(cfgs, jobs=args.jobs, max_states=args.max_states)
+    if args.json != "-":
+        print(format_sweep(res, all_configs=args.all))
+    if args.json:
+        text = json.dumps(res.as_dict(), indent=1)
+        if args.json == "-":
+            print(text)
+        else:
+            with open(args.json, "w") as fh:
+                fh.write(text + "\n")
+    return 0 if all(o.verdict == "ok" for o in res.outcomes) else 1
+
+
 def run(args) -> int:
     from . import PageCacheSystem
     from .checker import explore
+    if args.sweep:
+        try:
+            return _run_sweep(args)
+        except ValueError as e:
+            print(f"ppsize race: error: {e}", file=sys.stderr)
+            return 2
     try:
         sc = _scenario(args)
     except ValueError as e:
