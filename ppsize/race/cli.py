@@ -105,6 +105,17 @@ def add_parser(sub):
     p.add_argument("--no-writeback", action="store_true",
                    help="the transition drops folios without writing dirty ones back first")
     p.add_argument("--dirty", type=_indices, default=(), help="of the cached, dirty at the start")
+    p.add_argument("--initial-order", type=int, default=0, metavar="O",
+                   help="order of the initially cached folios (large initial folios; default 0)")
+    p.add_argument("--async-ra", action="store_true",
+                   help="a fault hitting an uptodate folio starts async readahead of the next "
+                        "range (page_cache_async_ra; off: the initial folios carry no "
+                        "PG_readahead mark)")
+    p.add_argument("--ra-fallback", action="store_true",
+                   help="readahead through do_page_cache_ra -> page_cache_ra_unbounded (reads "
+                        "the min order under invalidate_lock) instead of page_cache_ra_order")
+    p.add_argument("--no-fault-retry", action="store_true",
+                   help="faults never return VM_FAULT_RETRY (no FAULT_FLAG_ALLOW_RETRY)")
     p.add_argument("--max-states", type=_positive, default=None, metavar="N",
                    help="stop after N distinct states (the result is then bounded)")
     p.add_argument("--max-steps", type=_positive, default=None, metavar="N",
@@ -133,7 +144,9 @@ def _base(args):
                 mapped=args.mapped, pinned=args.pinned,
                 transition_range=args.transition_range, readahead=args.readahead,
                 keep_index=args.keep_index, bump=args.bump, rmw=args.rmw,
-                write_lock=args.write_lock, writeback=not args.no_writeback, dirty=args.dirty)
+                write_lock=args.write_lock, writeback=not args.no_writeback, dirty=args.dirty,
+                initial_order=args.initial_order, async_ra=args.async_ra,
+                ra_fallback=args.ra_fallback, fault_retry=not args.no_fault_retry)
 
 
 def _scenario(args):
@@ -145,7 +158,9 @@ def _scenario(args):
                     transition_range=args.transition_range, readahead=args.readahead,
                     keep_index=args.keep_index, bump=args.bump, rmw=args.rmw,
                     write_lock=args.write_lock, writeback=not args.no_writeback,
-                    dirty=args.dirty)
+                    dirty=args.dirty, initial_order=args.initial_order,
+                    async_ra=args.async_ra, ra_fallback=args.ra_fallback,
+                    fault_retry=not args.no_fault_retry)
 
 
 def verdict_label(res):
@@ -251,7 +266,9 @@ def run(args) -> int:
                          "pinned": list(sc.pinned), "readahead": sc.readahead,
                          "keep_index": sc.keep_index, "bump": sc.bump, "rmw": sc.rmw,
                          "write_lock": sc.write_lock, "writeback": sc.writeback,
-                         "dirty": list(sc.dirty),
+                         "dirty": list(sc.dirty), "initial_order": sc.initial_order,
+                         "async_ra": sc.async_ra, "ra_fallback": sc.ra_fallback,
+                         "fault_retry": sc.fault_retry,
                          "actors": [f"{k}@{i}" for k, i in sc.actors]}
         text = json.dumps(d, indent=1)
         if args.json == "-":

@@ -38,7 +38,7 @@ BUMPS = ("plain", "xa_lock", "cycle", "cycle-if-nonempty")
 #: how mapping->flags is updated by the bump: plain (the kernel's read-modify-write, which can
 #: lose a concurrent set_bit) or atomic (a try_cmpxchg loop, a fix)
 RMWS = ("plain", "atomic")
-KINDS = ("fault", "read", "rcf", "write", "truncate", "eio", "enospc")
+KINDS = ("fault", "read", "rcf", "write", "truncate", "eio", "enospc", "reclaim")
 #: actors that take no file index
 NOINDEX = ("truncate", "eio", "enospc")
 #: bits of mapping->flags (include/linux/pagemap.h, enum mapping_flags)
@@ -46,10 +46,13 @@ AS_EIO, AS_ENOSPC = 1 << 0, 1 << 1
 #: which lock a write_begin caller holds (the write path: i_rwsem; or invalidate_lock too)
 WRITE_LOCKS = ("i_rwsem", "invalidate_lock")
 READAHEAD = ("fault", "all", "none")
+#: functions of the model's retry loops that call cond_resched() (a cycle without any of them is
+#: a busy loop: a soft lockup on a kernel without preemption)
+RESCHED = ("find_get_entries", "truncate_inode_pages_range")
 DEFAULT_BAILOUT = {"range": "none", "drop-all": "early", "max-order-on-mmap": "early"}
 
 # locals
-PC, REF, SMIN, ORD, CUR, CHK, LIDX = range(7)
+PC, REF, SMIN, ORD, CUR, CHK, LIDX, TRIED = range(8)
 FREE = -1
 
 
@@ -77,6 +80,17 @@ class Scenario:
     writeback: bool = True              # the transition writes dirty folios back before
                                         # dropping them (filemap_write_and_wait_range)
     dirty: tuple = ()                   # of the cached indices, dirty at the start
+    initial_order: int = 0              # order of the initially cached folios (each cached
+                                        # index lies in a folio of this order)
+    async_ra: bool = False              # a fault hitting an uptodate folio starts async
+                                        # readahead of the next range (page_cache_async_ra;
+                                        # Linux does it on a PG_readahead folio, and the
+                                        # initial folios carry no such mark: off)
+    ra_fallback: bool = False           # readahead takes do_page_cache_ra ->
+                                        # page_cache_ra_unbounded (min order read under
+                                        # invalidate_lock) instead of page_cache_ra_order
+    fault_retry: bool = True            # a fault finding its folio locked drops the lock and
+                                        # returns VM_FAULT_RETRY once (FAULT_FLAG_ALLOW_RETRY)
 
     def __post_init__(self):
         if self.policy not in POLICIES:
@@ -113,6 +127,9 @@ class Scenario:
         for v in self.mapped + self.pinned + self.dirty:
             if v not in self.cached:
                 raise ValueError(f"index {v} is mapped/pinned/dirty but not cached")
+        if not 0 <= self.initial_order or (1 << self.initial_order) > npages:
+            raise ValueError(f"initial order must be 0..{npages.bit_length() - 1} (folios within "
+                             f"the file), got {self.initial_order}")
         if not 0 <= self.transition_range < self.ranges:
             raise ValueError(f"transition range {self.transition_range} outside 0..{self.ranges - 1}")
         if self.actors is None:
@@ -183,7 +200,7 @@ class PageCacheSystem:
         self.handlers = {
             "transition": self._transition, "fault": self._fault, "read": self._read,
             "rcf": self._rcf, "write": self._write, "truncate": self._truncate_actor,
-            "eio": self._set_error, "enospc": self._set_error}
+            "eio": self._set_error, "enospc": self._set_error, "reclaim": self._reclaim}
         # actors that record a writeback error, and the bit each sets
         self.err_bits = [(j, AS_EIO if k == "eio" else AS_ENOSPC)
                          for j, k in enumerate(self.kinds) if k in ("eio", "enospc")]
@@ -191,14 +208,19 @@ class PageCacheSystem:
     # ----------------------------------------------------------------- state
     def initial(self):
         sc = self.sc
-        cache = tuple((i, 0, FREE, True, i in sc.mapped, i in sc.pinned, i in sc.dirty)
-                      for i in sc.cached)
+        o = sc.initial_order
+        starts = sorted({self._align(i, o) for i in sc.cached})
+
+        def has(s, idx):
+            return any(s <= v < s + (1 << o) for v in idx)
+        cache = tuple((s, o, FREE, True, has(s, sc.mapped), has(s, sc.pinned), has(s, sc.dirty))
+                      for s in starts)
         acts = []
         for k in self.kinds:
             first = {"transition": "lock", "truncate": "ilock", "fault": "lookup",
                      "read": "batch", "rcf": "begin", "write": "w_ilock",
-                     "eio": "seterr", "enospc": "seterr"}[k]
-            acts.append((first, None, -1, 0, 0, 0, -1))
+                     "eio": "seterr", "enospc": "seterr", "reclaim": "shrink"}[k]
+            acts.append((first, None, -1, 0, 0, 0, -1, 0))
         # (min order, cache, inv writer, inv readers mask, inv waiting mask, actors,
         #  xa_lock holder, mapping->flags error bits, i_rwsem holder)
         return (0, cache, FREE, 0, 0, tuple(acts), FREE, 0, FREE)
@@ -284,7 +306,7 @@ class PageCacheSystem:
             elif check_order and o < loc[SMIN]:
                 viol.append(f"{self.actor_names[i]} started after the transition, yet finished "
                             f"with folio {st}/o{o} below the min order {loc[SMIN]}")
-        loc[:] = ("done", None, loc[SMIN], 0, 0, 0, -1)
+        loc[:] = ("done", None, loc[SMIN], 0, 0, 0, -1, 0)
         return viol
 
     def _add(self, w, i, loc, start, order):
@@ -551,7 +573,7 @@ class PageCacheSystem:
             return "read_pages", f"{n} folio(s) read, uptodate, unlocked", []
         if pc == "unlock":
             w.writer = FREE
-            loc[:] = ("done", None, loc[SMIN], 0, 0, 0, -1)
+            loc[:] = ("done", None, loc[SMIN], 0, 0, 0, -1, 0)
             return "filemap_invalidate_unlock", "transition complete", []
         raise AssertionError(pc)
 
@@ -582,9 +604,37 @@ class PageCacheSystem:
         if pc == "unlock":
             w.writer = FREE
             w.irw = FREE
-            loc[:] = ("done", None, loc[SMIN], 0, 0, 0, -1)
+            loc[:] = ("done", None, loc[SMIN], 0, 0, 0, -1, 0)
             return "filemap_invalidate_unlock; inode_unlock", "hole punched", []
         raise AssertionError(pc)
+
+    def _reclaim(self, w, i, loc):
+        """Memory pressure reaching the folio at index x once (mm/vmscan.c shrink_folio_list:
+        folio_trylock; dirty, writeback, mapped folios are kept; __remove_mapping:
+        xa_lock_irq, folio_ref_freeze fails while anybody else holds a reference;
+        __filemap_remove_folio). A folio it cannot evict stays on the LRU: the actor ends."""
+        f = w.find(self.index[i])
+        if f is None:
+            loc[:] = ("done", None, -2, 0, 0, 0, -1, 0)
+            return "shrink_folio_list", "nothing cached there", []
+        if f[2] != FREE or f[4] or f[5] or f[6] or w.refs_to(f[0], f[1], exclude=i):
+            loc[:] = ("done", None, -2, 0, 0, 0, -1, 0)
+            return "shrink_folio_list", f"{f[0]}/o{f[1]} busy (locked, mapped, dirty or referenced): kept", []
+        if w.xa != FREE:
+            return None
+        w.remove(w.find_exact(f[0], f[1]), self)
+        loc[:] = ("done", None, -2, 0, 0, 0, -1, 0)
+        return "shrink_folio_list -> __remove_mapping", f"evicted {f[0]}/o{f[1]}", []
+
+    def describe_cycle(self, steps):
+        """How a livelock's cycle shows in a kernel: a soft lockup when no function of the
+        cycle calls cond_resched() (on a kernel without preemption the CPU never leaves the
+        loop: the watchdog reports a soft lockup), otherwise a livelock (the tasks spin,
+        rescheduling, and never finish)."""
+        if any(any(r in s.function for r in RESCHED) for s in steps):
+            return "livelock (the loop calls cond_resched: other tasks run, these never finish)"
+        return ("soft lockup on a kernel without preemption (the goto repeat loop has no "
+                "cond_resched); a livelock with preemption")
 
     def _set_error(self, w, i, loc):
         """A writeback completion recording an error: mapping_set_error
@@ -592,7 +642,7 @@ class PageCacheSystem:
         RMW that a concurrent plain RMW of mapping->flags can overwrite."""
         bit = AS_EIO if self.kinds[i] == "eio" else AS_ENOSPC
         w.flags |= bit
-        loc[:] = ("done", None, -2, 0, 0, 0, -1)
+        loc[:] = ("done", None, -2, 0, 0, 0, -1, 0)
         return "mapping_set_error -> set_bit", f"{_bits(bit)} set", []
 
     def _get_folio_create(self, w, i, loc, x, found_pc):
@@ -626,9 +676,14 @@ class PageCacheSystem:
             if loc[SMIN] == -1:
                 loc[SMIN] = self._start_min(w)
             f = w.find(x)
+            nxt = self._align(x, self.P) + (1 << self.P)
             if f is not None:
                 loc[REF] = (f[0], f[1], False)
-                if f[3]:
+                if f[3] and self.sc.async_ra and not loc[TRIED] and nxt < self.npages:
+                    # do_async_mmap_readahead -> page_cache_async_ra of the next range
+                    loc[PC] = "ara"
+                    saw = f"found {f[0]}/o{f[1]} uptodate: async readahead at {nxt}"
+                elif f[3]:
                     loc[PC] = "lock"
                     saw = f"found {f[0]}/o{f[1]} uptodate"
                 else:
@@ -644,7 +699,11 @@ class PageCacheSystem:
                 return None
             loc[PC] = "get" if pc == "inv_lock" else "lock"
             return "filemap_invalidate_lock_shared", saw, []
+        if pc.startswith("ara"):
+            return self._ra(w, i, loc, self._align(x, self.P) + (1 << self.P), "lock", "ara")
         if pc.startswith("ra"):
+            if pc == "ra" and self.sc.fault_retry and not loc[TRIED]:
+                loc[TRIED] = 1          # do_sync_mmap_readahead: maybe_unlock_mmap_for_io
             return self._ra(w, i, loc, x, "inv_lock")
         if pc == "get":
             # __filemap_get_folio(FGP_CREAT|FGP_FOR_MMAP)
@@ -675,6 +734,11 @@ class PageCacheSystem:
             if not det:
                 pos = w.find_exact(st, o)
                 if w.cache[pos][2] != FREE:
+                    if self.sc.fault_retry and not loc[TRIED]:
+                        # lock_folio_maybe_drop_mmap: trylock failed, drop mmap_lock, sleep
+                        loc[TRIED] = 1
+                        return ("lock_folio_maybe_drop_mmap",
+                                f"{st}/o{o} locked: drop mmap_lock (fpin), __folio_lock", [])
                     return None               # __folio_lock sleeps
             else:
                 loc[REF] = None
@@ -694,11 +758,25 @@ class PageCacheSystem:
                     return "folio_lock", f"{st}/o{o} not uptodate, no invalidate_lock: retry_find", []
                 loc[PC] = "read"
                 return "folio_lock", f"{st}/o{o} locked, not uptodate: page_not_uptodate", bug
+            if loc[TRIED] == 1:
+                # "if (fpin) { folio_unlock(folio); goto out_retry; }": VM_FAULT_RETRY, the
+                # fault is redone with FAULT_FLAG_TRIED
+                w.cache[pos] = f
+                w.readers &= ~(1 << i)
+                loc[REF], loc[PC], loc[TRIED] = None, "lookup", 2
+                return ("folio_lock; out_retry", f"{st}/o{o} uptodate; mmap_lock was dropped: "
+                        f"unlock, filemap_invalidate_unlock_shared, VM_FAULT_RETRY", bug)
             loc[PC] = "inv_unlock" if held else "map"
             return "folio_lock", f"{st}/o{o} locked, uptodate", bug
         if pc == "read":
             st, o, _ = loc[REF]
             w.complete_one(st, o)
+            if self.sc.fault_retry and loc[TRIED] < 2:
+                # page_not_uptodate: maybe_unlock_mmap_for_io, then "if (fpin) goto out_retry"
+                w.readers &= ~(1 << i)
+                loc[REF], loc[PC], loc[TRIED] = None, "lookup", 2
+                return ("filemap_read_folio; out_retry", f"{st}/o{o} uptodate, unlocked; "
+                        f"filemap_invalidate_unlock_shared, VM_FAULT_RETRY", [])
             loc[REF], loc[PC] = None, "get"
             return "filemap_read_folio", f"{st}/o{o} uptodate, unlocked; retry_find", []
         if pc == "inv_unlock":
@@ -793,26 +871,34 @@ class PageCacheSystem:
                     "inode_unlock", f"{st}/o{o} uptodate, dirty", viol)
         raise AssertionError(pc)
 
-    def _ra(self, w, i, loc, x, after):
-        """page_cache_ra_order (mm/readahead.c, linux-mm 2aaa83f5) over the range of x, for
-        do_sync_mmap_readahead or page_cache_sync_ra; then continue at ``after``. (No
-        fallback to do_page_cache_ra.)"""
-        pc = loc[PC]
+    def _ra(self, w, i, loc, x, after, pre="ra"):
+        """Readahead over the range of x (mm/readahead.c, linux-mm 2aaa83f5), for
+        do_sync_mmap_readahead, page_cache_sync_ra or (``pre`` "ara") page_cache_async_ra;
+        then continue at ``after``. page_cache_ra_order reads the min order before taking
+        invalidate_lock; with ``ra_fallback``, do_page_cache_ra -> page_cache_ra_unbounded
+        reads it (mapping_min_folio_nrpages) under the lock."""
+        pc = loc[PC][len(pre):]
         held = w.readers >> i & 1
-        if pc == "ra":
+        fb = self.sc.ra_fallback
+        if pc == "":
+            loc[PC] = pre + "_lock"
+            if fb:
+                return "do_page_cache_ra", "fallback: page_cache_ra_unbounded", []
             # min_order is read before invalidate_lock is taken
             loc[ORD] = w.minord
-            loc[PC] = "ra_lock"
             return "page_cache_ra_order", f"new_order = min order {w.minord}", []
-        if pc == "ra_lock":
+        if pc == "_lock":
             saw = self._inv_read(w, i, "page_cache_ra_order")
             if saw is None:
                 return None
             rs = self._align(x, self.P)
             loc[CUR] = self._align(rs, w.minord)      # mapping_align_index, under the lock
-            loc[PC] = "ra_add"
+            if fb:
+                loc[ORD] = w.minord
+                saw += f"; min order {w.minord}"
+            loc[PC] = pre + "_add"
             return "filemap_invalidate_lock_shared", saw, []
-        if pc == "ra_add":
+        if pc == "_add":
             cur, order = loc[CUR], loc[ORD]
             if cur & ((1 << order) - 1):
                 order = (cur & -cur).bit_length() - 1
@@ -823,11 +909,11 @@ class PageCacheSystem:
             if res == "ok":
                 loc[CUR] = cur + (1 << order)
                 if loc[CUR] >= self._align(x, self.P) + (1 << self.P):
-                    loc[PC] = "ra_io"
+                    loc[PC] = pre + "_io"
             elif res == "EEXIST":
-                loc[PC] = "ra_io"
+                loc[PC] = pre + "_io"
             return "ra_alloc_folio -> filemap_add_folio", saw, viol
-        if pc == "ra_io":
+        if pc == "_io":
             n = w.complete_io(i)
             if held:
                 w.readers &= ~(1 << i)

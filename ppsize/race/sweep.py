@@ -24,7 +24,8 @@ from .model import (BAILOUTS, BUMPS, DROPS, NOINDEX, READAHEAD, RMWS, WRITE_LOCK
 #: the switches a sweep can vary, with their values
 SWITCHES = {"bump": BUMPS, "bailout": BAILOUTS, "rmw": RMWS, "write_lock": WRITE_LOCKS,
             "drop": DROPS, "readahead": READAHEAD, "keep_index": (False, True),
-            "writeback": (True, False)}
+            "writeback": (True, False), "async_ra": (False, True), "ra_fallback": (False, True),
+            "fault_retry": (True, False), "initial_order": (0, 1)}
 SWEEP_KINDS = ("fault", "read", "rcf", "write")
 
 
