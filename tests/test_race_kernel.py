@@ -172,3 +172,51 @@ def test_new_switches_are_validated():
         Scenario(write_lock="none")
     with pytest.raises(ValueError, match="dirty but not cached"):
         Scenario(cached=(0,), dirty=(1,))
+
+
+# ------------------------------------------------- the README's rows: old ones that still hold
+ALL = frozenset({"filemap_fault", "filemap_read", "read_cache_folio", "page_cache_ra_order"})
+OLD_ROWS = [
+    (dict(policy="range"), "livelock"),
+    (dict(policy="range", cached=(0, 1, 2), actors=(("fault", 3),)), "violation"),
+    (dict(policy="drop-all"), "ok"),
+    (dict(policy="drop-all", bailout="none"), "violation"),
+    (dict(policy="drop-all", unlocked={"read_cache_folio"}), "violation"),
+    (dict(policy="drop-all", unlocked={"read_cache_folio"}, bailout="xa_lock"), "ok"),
+    (dict(policy="drop-all", unlocked={"read_cache_folio"}, bailout="xa_lock", cached=(0,),
+          actors=(("fault", 0), ("rcf", 1))), "violation"),
+    (dict(policy="drop-all", unlocked={"read_cache_folio"}, bailout="xa_lock", keep_index=True),
+     "ok"),
+    (dict(policy="drop-all", drop="invalidate"), "violation"),
+    (dict(policy="drop-all", mapped=(0,), pinned=(1,), drop="invalidate"), "violation"),
+    (dict(policy="drop-all", bailout="xa_lock", keep_index=True, unlocked=ALL), "livelock"),
+    (dict(policy="max-order-on-mmap"), "ok"),
+    (dict(policy="max-order-on-mmap", unlocked={"read_cache_folio"}), "livelock"),
+]
+
+
+@pytest.mark.parametrize("kw, verdict", OLD_ROWS, ids=[str(i) for i in range(len(OLD_ROWS))])
+def test_old_readme_rows_still_hold(kw, verdict):
+    r = explore(**kw)
+    assert r.verdict == verdict and not r.bounded
+
+
+def test_readme_answer_small_sweeps():
+    from ppsize.race.sweep import configurations, sweep
+    # drop-all: with the write path under invalidate_lock every one-actor configuration holds
+    ok = sweep(configurations(dict(policy="drop-all", write_lock="invalidate_lock")), jobs=2)
+    assert ok.counts() == {"ok": 256}
+    # the kernel's write path (i_rwsem only) breaks it
+    bad = sweep(configurations(dict(policy="drop-all"), kinds=("write",)), jobs=2)
+    assert bad.counts().get("violation", 0) > 0
+    keys = set(bad.distinct())
+    assert any(k.startswith("violation: data lost") for k in keys)
+    assert any(k.startswith("violation: silent wrong folio") for k in keys)
+    # unlocked read_cache_folio callers: the kernel's plain bump fails on the empty caches
+    kw = dict(policy="drop-all", write_lock="invalidate_lock", unlocked={"read_cache_folio"},
+              bailout="xa_lock", keep_index=True)
+    plain = sweep(configurations(kw, kinds=("rcf",)), jobs=2)
+    failing = {o.kwargs["cached"] for o in plain.outcomes if o.verdict != "ok"}
+    assert failing == {()}
+    assert sweep(configurations(dict(kw, bump="cycle"), kinds=("rcf",)), jobs=2).counts() == \
+        {"ok": 64}
