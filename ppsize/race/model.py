@@ -665,6 +665,21 @@ class PageCacheSystem:
         return ("__filemap_get_folio -> filemap_get_entry",
                 f"index {li}: miss; min order {m}: allocate order {order} at {loc[CUR]}", [])
 
+    def _get_folio_add(self, w, i, loc, ok_pc):
+        """The filemap_add_folio of __filemap_get_folio's no_page path; on -EEXIST the order
+        loop ends at the min order and it does goto repeat."""
+        r = self._add(w, i, loc, loc[CUR], loc[ORD])
+        if r is None:
+            return None
+        res, saw, viol = r
+        if res == "ok":
+            loc[REF] = (loc[CUR], loc[ORD], False)
+            loc[PC] = ok_pc
+        elif res == "EEXIST":
+            loc[PC] = "get"
+            saw += "; goto repeat"
+        return "filemap_add_folio", saw, viol
+
     def _fault(self, w, i, loc):
         """filemap_fault on index x (a read fault by some process that mmapped the file)."""
         x = self.index[i]
@@ -712,17 +727,7 @@ class PageCacheSystem:
                 loc[LIDX] = -1
             return r
         if pc == "add":
-            r = self._add(w, i, loc, loc[CUR], loc[ORD])
-            if r is None:
-                return None
-            res, saw, viol = r
-            if res == "ok":
-                loc[REF] = (loc[CUR], loc[ORD], False)
-                loc[PC] = "unlock_mmap"
-            elif res == "EEXIST":
-                loc[PC] = "get"               # order loop ends at min order; goto repeat
-                saw += "; goto repeat"
-            return "filemap_add_folio", saw, viol
+            return self._get_folio_add(w, i, loc, "unlock_mmap")
         if pc == "unlock_mmap":
             st, o, _ = loc[REF]
             w.unlock(st, o, i)
@@ -823,17 +828,7 @@ class PageCacheSystem:
         if pc == "get":
             return self._get_folio_create(w, i, loc, x, "w_flock")
         if pc == "add":
-            r = self._add(w, i, loc, loc[CUR], loc[ORD])
-            if r is None:
-                return None
-            res, saw, viol = r
-            if res == "ok":
-                loc[REF] = (loc[CUR], loc[ORD], False)
-                loc[PC] = "w_copy"
-            elif res == "EEXIST":
-                loc[PC] = "get"
-                saw += "; goto repeat"
-            return "filemap_add_folio", saw, viol
+            return self._get_folio_add(w, i, loc, "w_copy")
         if pc == "w_flock":
             # FGP_LOCK: folio_lock; "Has the page been truncated?" -> goto repeat;
             # VM_BUG_ON_FOLIO(!folio_contains(folio, index), folio) with index as overwritten
