@@ -88,7 +88,7 @@ def config_records(rows, where=None) -> list:
     for k, v in (where or {}).items():
         if out and k not in out[0]:
             raise ValueError(f"where: unknown parameter {k!r}; choose one of {', '.join(GROUP_PARAMS)}, config")
-        kept = [r for r in out if str(r[k]) == str(v)]
+        kept = [r for r in out if str(r[k]).lower() == str(v).lower()]    # check=false, seed=0
         if not kept:
             have = sorted({str(r[k]) for r in out})
             raise ValueError(f"where: no results with {k}={v}; the results have {', '.join(have)}")
