@@ -158,6 +158,10 @@ def _workload_title(recs) -> str:
     chosen = {"alternate": "every other process", "all": "all processes",
               "none": "no process"}.get(str(r["chosen"]), f"processes {r['chosen']}")
     trees = " + ".join(str(r["trees"]).split(TREE_SEP))
+    if len({x["trees"] for x in recs}) > 1:
+        trees = "the trees of each panel"
+    if len({(x["processes"], x["chosen"]) for x in recs}) > 1:
+        return f"{trees}, the process mix of each panel, {_seeds(recs)}"
     return f"{trees}, {r['processes']} processes ({chosen} at the large page), {_seeds(recs)}"
 
 
@@ -170,7 +174,7 @@ def _config_color(key) -> str:
     return _COLORS[keys.index(key) % len(_COLORS)]
 
 
-def _draw_memory(fig, ax, recs):
+def _draw_memory(ax, recs):
     cfgs = _ordered({r["config"] for r in recs})
     mean = _mean_by_config(recs, [f for f, _ in SEGMENTS] + ["total_kB"])
     x = list(range(len(cfgs)))
@@ -193,7 +197,7 @@ def _draw_memory(fig, ax, recs):
     ax.set_xlabel("configuration (kernel page + process page, page tables)")
 
 
-def _draw_cost(fig, ax, recs):
+def _draw_cost(ax, recs):
     mean = _mean_by_config(recs, ["total_kB"])
     if "4K" not in mean:
         raise ValueError("the cost figure needs the 4K kernel (config 4K) as its reference")
@@ -222,7 +226,7 @@ def _draw_cost(fig, ax, recs):
     ax.set_xlabel(f"large page size P (the 4K kernel: {ref / 1024:,.1f} MiB)")
 
 
-def _draw_transitions(fig, axes, recs):
+def _draw_transitions(axes, recs):
     per = [c for c in _configs() if c.per_process and c.key in {r["config"] for r in recs}]
     if not per:
         raise ValueError("the transitions figure needs a per-process configuration (4K+16K-..., 4K+64K-...)")
@@ -242,7 +246,7 @@ def _draw_transitions(fig, axes, recs):
         ax.set_xlabel("file policy")
 
 
-def _draw_translation(fig, axes, recs):
+def _draw_translation(axes, recs):
     mean = _mean_by_config(recs, ["total_kB", "translation.per_1000.l1_misses",
                                   "translation.per_1000.l2_misses"])
     cfgs = [c for c in _ordered(mean) if "translation.per_1000.l1_misses" in mean[c.key]]
@@ -268,6 +272,9 @@ def _draw_translation(fig, axes, recs):
         ax.grid(True, alpha=0.3)
 
 
+_DRAW = {"memory": _draw_memory, "cost": _draw_cost, "transitions": _draw_transitions,
+         "translation": _draw_translation}
+_TWO_AXES = ("transitions", "translation")
 _TITLES = {"memory": "Memory per configuration", "cost": "Per-process page size vs 16K/64K kernels",
            "transitions": "Transitions and re-read page cache by file policy",
            "translation": "TLB misses vs memory cost"}
@@ -286,29 +293,22 @@ def figure(data, kind="memory", where=None, title=None):
     ignore = {"memory": _MEMORY_ONLY, "cost": _MEMORY_ONLY, "transitions": _MEMORY_ONLY + ("policy",),
               "translation": ("steady",)}[kind]            # policy is the transitions' x axis
     panels = _panels(recs, ignore)
-    two = kind in ("transitions", "translation")
+    pairs = kind in _TWO_AXES                  # two axes side by side per panel
     ncfg = len({r["config"] for r in recs})
     width = {"memory": 1.0 + 0.85 * ncfg, "cost": 7.0}.get(kind, 10.0)
-    width = max(width, 6.5) * (1 if two else min(len(panels), 3))
-    rows = len(panels) if two else -(-len(panels) // 3)
-    cols = 2 if two else min(len(panels), 3)
+    width = max(width, 6.5) * (1 if pairs else min(len(panels), 3))
+    rows, cols = (len(panels), 2) if pairs else (-(-len(panels) // 3), min(len(panels), 3))
     fig = Figure(figsize=(width, 4.2 * rows + 0.6), dpi=100, layout="constrained")
     FigureCanvasAgg(fig)                       # Agg: no display, no pyplot state
     grid = fig.subplots(rows, cols, squeeze=False)
     flat = [ax for row in grid for ax in row]
     for i, (ptitle, precs) in enumerate(panels):
-        if two:
-            axes = grid[i]
-            (_draw_transitions if kind == "transitions" else _draw_translation)(fig, axes, precs)
-            if ptitle:
-                axes[0].set_title(ptitle, fontsize=10)
-                axes[1].set_title(ptitle, fontsize=10)
-        else:
-            ax = flat[i]
-            (_draw_memory if kind == "memory" else _draw_cost)(fig, ax, precs)
+        axes = list(grid[i]) if pairs else [flat[i]]
+        _DRAW[kind](axes if pairs else axes[0], precs)
+        for ax in axes:
             if ptitle:
                 ax.set_title(ptitle, fontsize=10)
-    for ax in flat[len(panels) if not two else len(flat):]:
+    for ax in flat[len(panels):] if not pairs else ():
         ax.set_visible(False)
     handles, labels = flat[0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="outside lower center", ncols=min(len(labels), 4), fontsize=9,
