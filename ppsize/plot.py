@@ -187,7 +187,7 @@ def _draw_memory(ax, recs):
     top = max(bottom)
     if ref:
         ax.axhline(ref / 1024, color="black", linestyle="--", linewidth=1,
-                   label=f"4K kernel total ({ref / 1024:,.1f} MiB)")
+                   label="4K kernel total (the ratios' reference)")
         for xi, c, b in zip(x, cfgs, bottom):
             ax.text(xi, b + top * 0.01, f"{mean[c.key]['total_kB'] / ref:.3f}x", ha="center",
                     va="bottom", fontsize=8)
