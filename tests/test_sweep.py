@@ -266,6 +266,18 @@ def test_results_of_another_version_are_refused_or_archived(client, swept, tmp_p
     assert f"the worker runs ppsize {__version__}, this is 9.9" in got.frame.iloc[0]["error"]
 
 
+def test_each_tree_set_is_scanned_once(client, monkeypatch):
+    calls = []
+    real = cmp.scan_trees
+    monkeypatch.setattr(cmp, "scan_trees", lambda trees, **kw: calls.append(tuple(trees)) or real(trees, **kw))
+    out = sweep.execute({"trees": ["/etc", "/etc/ssl:/etc/default"], "configs": ["4K", "64K"],
+                         "seeds": [0, 1], "cpus": ["none"], "steady": 0}, client=client)
+    assert out.summary.done == 8
+    assert sorted(calls) == [("/etc",), ("/etc/ssl", "/etc/default")]
+    files = out.frame.groupby("trees")["scan.files"].unique()
+    assert files["/etc"].tolist() == [cmp.scan_trees(["/etc"]).nr_files]
+
+
 def test_interrupted_sweep_keeps_the_finished_cells(client, tmp_path):
     """Ctrl-C after the first finished cell: that cell is in the results file,
     and the next run skips it."""
