@@ -8,6 +8,8 @@ from libc.string cimport memset
 
 import numpy as np
 
+from .._validate import buffer_length, user_range
+
 from ._types cimport u64, i64, u32, i32, u8, u16, i8
 from .pagetable cimport (PageTableCore, DESC_VALID, DESC_TABLE, DESC_CONT, DESC_R, DESC_W,
                          DESC_X, DESC_PROT_MASK, DESC_PROT_SHIFT, TR_OK, FLUSH_COW, FLUSH_WP,
@@ -40,6 +42,15 @@ cdef class MMCore:
     def __cinit__(self, KernelCore k, PageTableCore pt, VmaTable vmas, int pshift,
                   bint native, int mm_id, u64 read_mask, PageCache pc=None,
                   u64 fault_around_bytes=65536, int exec_order=-1):
+        # the fault engine trusts every leaf of pt to be a frame of k (mapcounts,
+        # folio heads by pfn): it starts from an empty table of a granule it can fill
+        if sum(pt.tables_per_level()[1:]) or any(pt.leaf_counts()[0]):
+            raise ValueError("MMCore needs an empty page table")
+        if not k.kshift <= pt.page_shift <= pshift <= k.kshift + k.buddy.max_order:
+            raise ValueError(f"page shifts: kernel {k.kshift} <= table {pt.page_shift} <= "
+                             f"process {pshift} <= kernel + MAX_PAGE_ORDER does not hold")
+        if pc is not None and pc.k is not k:
+            raise ValueError("the page cache belongs to another kernel")
         self.k = k
         self.buddy = k.buddy
         self.folios = k.folios
@@ -650,6 +661,9 @@ cdef class MMCore:
         the ASID's counter). Returns the VMA indices that need anon_vma_prepare, or
         None when there were too many to list (then every VMA with anon id -1 does)."""
         cdef Py_ssize_t i, n = vas.shape[0]
+        buffer_length(out.shape[0], n, "out")
+        buffer_length(writes.shape[0], n, "writes", optional=True)
+        buffer_length(insns.shape[0], n, "insns", optional=True)
         cdef u64 va, pa, unit, tout = 0, tbase = 0, tsize = 0
         cdef int level, prot, st, r, side, allow, hit
         cdef bint w, x, per_access = writes.shape[0] > 0, per_insn = insns.shape[0] > 0
@@ -720,10 +734,12 @@ cdef class MMCore:
 
     def zap_range(self, u64 start, u64 end):
         """Unmap [start, end) (munmap, MADV_DONTNEED, mremap source); returns pages."""
+        user_range(start, end, self.pt.va_limit)
         return self.zap(start, end)
 
     def split_at(self, u64 x):
         """Split a block mapping that a new VMA boundary at x cuts (vma_adjust_trans_huge)."""
+        user_range(x, x, self.pt.va_limit, "split address")
         self.pt.split_at(x)
 
     def unmap_file(self, i64 f, i64 first=0, i64 last=-1, bint even_cows=False):
@@ -784,6 +800,7 @@ cdef class MMCore:
         return left
 
     def free_pgtables(self, u64 floor, u64 ceiling):
+        user_range(floor, ceiling, self.pt.va_limit)
         self.pt.free_tables(floor, ceiling)
 
     def protect(self, u64 start, u64 end, u64 vm_flags):
@@ -794,6 +811,7 @@ cdef class MMCore:
         cdef int level
         cdef u64 run_start = 0
         cdef bint in_run = False
+        user_range(start, end, self.pt.va_limit)
         self.pt.protect_range(start, end - start, prot)
         if not (vm_flags & VM_WRITE):
             return
@@ -826,6 +844,8 @@ cdef class MMCore:
         cdef u64 chunk_va = 0, chunk_pa = 0, chunk_len = 0, chunk_prot = 0
         cdef bint chunk_block = False
         moved = []
+        user_range(start, end, self.pt.va_limit)
+        user_range(new_start, new_start + (end - start), self.pt.va_limit, "destination")
         self.pt.split_at(start)
         self.pt.split_at(end)
         while a < end and self.pt.next_leaf(&a, end, &desc, &level):
@@ -858,6 +878,9 @@ cdef class MMCore:
         cdef u64 a = start, desc, span, pa
         cdef int level
         cdef i64 pfn, nr, i
+        user_range(start, end, self.pt.va_limit)
+        if parent.pt.geometry != self.pt.geometry or parent.k is not self.k or parent is self:
+            raise ValueError("fork_copy copies from another MM of the same kernel and geometry")
         if cow:
             parent.pt.protect_range(start, end - start, parent.leaf_prot(parent.vmas.flags[parent.vmas.find(start)]))
         self.pt.copy_range(parent.pt, start, end, DESC_W if cow else 0)
@@ -903,6 +926,7 @@ cdef class MMCore:
         cdef i64 anon = 0, pmd = 0, zero = 0, file = 0, nr, pfn, i
         cdef double pss = 0.0
         cdef double kpage = <double>((<u64>1) << self.kshift)
+        user_range(start, end, self.pt.va_limit)
         while a < end and self.pt.next_leaf(&a, end, &desc, &level):
             span = (<u64>1) << self.pt.shift[level]
             s = a if a > start else start
@@ -957,6 +981,7 @@ cdef class MMCore:
         cdef u64 a = 0, desc, span, end = self.pt.va_limit
         cdef int level
         cdef i64 pfn, i, nr
+        buffer_length(counts.shape[0], self.k.buddy.nr_pages, "counts (one per frame)")
         while a < end and self.pt.next_leaf(&a, end, &desc, &level):
             span = (<u64>1) << self.pt.shift[level]
             pfn = <i64>((desc & ADDR_MASK) >> self.kshift)

@@ -5,6 +5,8 @@ from libc.string cimport memset
 
 import numpy as np
 
+from .._validate import buffer_length, user_range
+
 from ._types cimport u64, i64, u32, u8, i8, MAX_LEVELS
 from .tlb cimport TlbCore
 
@@ -176,6 +178,8 @@ cdef class PageTableCore:
 
     # ------------------------------------------------------------ table pool
     def _grow(self, int l, i64 new_cap):
+        if not 0 <= l < self.levels or new_cap < self.cap[l]:
+            raise ValueError(f"level {l} (of {self.levels}) or capacity {new_cap} out of range")
         cdef cnp.ndarray tab = np.zeros(new_cap << self.tbits[l], dtype=np.uint64)
         cdef cnp.ndarray nv = np.zeros(new_cap, dtype=np.uint32)
         old = self._tab_arrays[l]
@@ -626,6 +630,9 @@ cdef class PageTableCore:
         """One nogil walk per address (outputs preallocated by the caller).
         unit_shift is log2 of the TLB unit (page, contiguous run or block)."""
         cdef Py_ssize_t i, n = vas.shape[0]
+        for name, have in (("pa", pa.shape[0]), ("status", status.shape[0]), ("level", level.shape[0]),
+                           ("unit_shift", unit_shift.shape[0]), ("prot", prot.shape[0])):
+            buffer_length(have, n, name)
         cdef int l, lv, levels = self.levels
         cdef u64 va, e, limit = self.va_limit
         cdef i64 t
@@ -692,11 +699,14 @@ cdef class PageTableCore:
                 base += m
 
     def _range_mapped(self, u64 va, u64 size):
+        self._user(va, size)
         return self.any_mapped(0, 0, va, va + size)
 
     def _first_mapped(self, const u64[::1] vas, u64 size):
         """Index of the first chunk [vas[i], vas[i]+size) already mapped, or -1."""
         cdef Py_ssize_t i, found = -1
+        if size == 0 or size > self.va_limit:
+            raise ValueError(f"size {size:#x} must be in 1..{self.va_limit:#x}")
         with nogil:
             for i in range(vas.shape[0]):
                 if self.any_mapped(0, 0, vas[i], vas[i] + size):
@@ -704,19 +714,52 @@ cdef class PageTableCore:
                     break
         return found
 
+    def _user(self, u64 va, u64 size):
+        """The raw entry points trust [va, va+size) to be page-aligned user VA."""
+        user_range(va, va + size if va + size >= va else 1 << 64, self.va_limit)
+        if (va | size) & ((<u64>1 << self.page_shift) - 1):
+            raise ValueError(f"range {va:#x}+{size:#x} is not aligned to the page")
+
+    def _pa(self, u64 pa, u64 size):
+        """A PA with low bits set would become descriptor flags (DESC_TABLE: a bogus walk)."""
+        if pa & (((<u64>1) << self.page_shift) - 1) or pa + size < pa:
+            raise ValueError(f"pa {pa:#x} is not page-aligned or pa+size wraps")
+
     def _map(self, u64 va, u64 pa, u64 size, u64 prot, bint cont, bint block):
+        self._user(va, size)
+        self._pa(pa, size)
+        if prot & ~(<u64>7):
+            raise ValueError(f"prot {prot:#x} has bits beyond r=1, w=2, x=4")
         self.map_range(va, pa, size, prot, cont, block)
 
     def _map_many(self, const u64[::1] vas, const u64[::1] pas, u64 size, u64 prot, bint cont, bint block):
         cdef Py_ssize_t i
+        cdef Py_ssize_t bad = -1
+        cdef u64 pmask = ((<u64>1) << self.page_shift) - 1
+        buffer_length(pas.shape[0], vas.shape[0], "pas")
+        with nogil:
+            for i in range(vas.shape[0]):
+                if (vas[i] | pas[i] | size) & pmask or vas[i] + size < vas[i] or \
+                        vas[i] + size > self.va_limit or pas[i] + size < pas[i]:
+                    bad = i
+                    break
+        if bad >= 0:
+            self._user(vas[bad], size)
+            self._pa(pas[bad], size)
+        if prot & ~(<u64>7):
+            raise ValueError(f"prot {prot:#x} has bits beyond r=1, w=2, x=4")
         with nogil:
             for i in range(vas.shape[0]):
                 self.map_range(vas[i], pas[i], size, prot, cont, block)
 
     def _unmap(self, u64 va, u64 size):
+        self._user(va, size)
         self.unmap_range(va, size)
 
     def _protect(self, u64 va, u64 size, u64 prot):
+        self._user(va, size)
+        if prot & ~(<u64>7):
+            raise ValueError(f"prot {prot:#x} has bits beyond r=1, w=2, x=4")
         self.protect_range(va, size, prot)
 
     # ---------------------------------------------------------- accounting

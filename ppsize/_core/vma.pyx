@@ -531,6 +531,8 @@ cdef class VmaTable:
         where one side has none can be left unmerged when MREMAP_DONTUNMAP drops
         a VMA's anon_vma without a merge attempt."""
         cdef i64 a = i, b = j
+        if not (0 <= a < self.n and 0 <= b < self.n):
+            raise IndexError(f"VMA indices {i}, {j} out of range for {self.n} VMAs")
         return bool(self.end[a] == self.start[b] and not (self.flags[a] & VM_SPECIAL)
                     and _flags_eq(self.flags[a], self.flags[b]) and self.file[a] == self.file[b]
                     and self.anon[a] == self.anon[b]
