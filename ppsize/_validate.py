@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import numbers
 
-from .units import fmt_size, parse_size
+from .units import ULONG_LIMIT, fmt_size, parse_size
 
 __all__ = ["as_int", "as_int_or_size", "as_u64", "in_range", "as_order", "as_choice",
-           "as_page_size", "as_addresses", "as_index_array", "buffer_length", "user_range"]
+           "as_page_size", "as_addresses", "as_index_array", "buffer_length", "user_range", "as_ulong"]
 
 _U64 = 1 << 64
 
@@ -120,3 +120,12 @@ def user_range(start: int, end: int, limit: int, what: str = "range") -> None:
     index tables by masked address bits, so an address beyond would alias."""
     if not 0 <= start <= end <= limit:
         raise ValueError(f"{what} [{start:#x}, {end:#x}) is not inside the user VA [0, {limit:#x})")
+
+
+def as_ulong(value, what: str) -> int:
+    """A syscall's address or length (int or size string) as the unsigned long Linux
+    receives: a value of 2**64 or more cannot be passed at all (it would wrap)."""
+    n = parse_size(value, what)
+    if n >= ULONG_LIMIT:
+        raise ValueError(f"{what} {n:#x} does not fit in 64 bits (an unsigned long)")
+    return n

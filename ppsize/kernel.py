@@ -2,6 +2,9 @@
 running processes that may each have their own page size."""
 from __future__ import annotations
 
+import errno
+import os
+
 import numpy as np
 
 from ._core.folio import FOLIO_FLAGS
@@ -11,7 +14,7 @@ from .buddy import check_frames
 from .filepolicy import FILE_POLICIES, FilePolicy
 from .pagecache import File, PageCache
 from .geometry import Geometry, default_geometry, geometry as lookup
-from .units import fmt_size, parse_size
+from .units import S_MAXBYTES, fmt_size, parse_size
 
 __all__ = ["Kernel", "THP_SETTINGS", "FILE_POLICIES"]
 
@@ -240,7 +243,8 @@ class Kernel:
         or None. ``dry_run``: change nothing, return the blocked Transition if
         the transition would be blocked, else None."""
         porder = (proc.page_size // self.page_size).bit_length() - 1
-        return self._policy.on_mmap(porder, file, first, last, dry_run)
+        return self._policy.on_mmap(porder, file, first, last, dry_run,
+                                    native=proc.pgtable == "native")
 
     def file_min_order(self, file, order, policy=None, first=0, last=None):
         """Give ``file`` folios of at least ``order`` by the transition of
@@ -316,8 +320,16 @@ class Kernel:
         unmap_mapping_range(holebegin, 0, even_cows=1)), then dropped from the cache
         (truncate_inode_pages). Returns pages unmapped."""
         size = parse_size(size, "size")
+        if size >= S_MAXBYTES:              # inode_newsize_ok: offset > s_maxbytes
+            raise OSError(errno.EFBIG, f"truncate: size {size:#x} beyond s_maxbytes {S_MAXBYTES:#x}: "
+                          f"{os.strerror(errno.EFBIG)}")
         first = -(-size // self.page_size)
         unmapped = sum(p.unmap_file(file, first, 1 << 62, even_cows=True) for p in self.processes.values())
+        # the EOF folio that cannot be split is removed whole: truncate_inode_folio ->
+        # truncate_cleanup_folio -> unmap_mapping_folio (its own pages, not COW copies)
+        victim = self.pagecache.truncate_victim(file, size)
+        if victim is not None:
+            unmapped += sum(p.unmap_file(file, victim[0], victim[1]) for p in self.processes.values())
         self.pagecache.truncate(file, size)
         return unmapped
 

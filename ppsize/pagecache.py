@@ -19,7 +19,7 @@ import numpy as np
 
 from ._core import pagecache as _pc
 from ._validate import as_int as _int, as_int_or_size, in_range
-from .units import parse_size
+from .units import S_MAXBYTES, parse_size
 
 __all__ = ["PageCache", "File"]
 
@@ -85,6 +85,8 @@ class PageCache:
         if path in self._by_path:
             raise FileExistsError(errno.EEXIST, "file exists in the model", path)
         size = parse_size(size, "file size")
+        if size >= S_MAXBYTES:
+            raise ValueError(f"file size {size:#x} beyond the model's s_maxbytes {S_MAXBYTES:#x}")
         min_order = in_range(_int(min_order, "min_order"), 0, self.max_pagecache_order, "min_order")
         if not large_folios and min_order:
             raise ValueError("large_folios=False means order-0 folios only: min_order must be 0")
@@ -132,7 +134,7 @@ class PageCache:
             raise ValueError(f"offset {offset} is negative (EINVAL)")
         if length < 0:
             raise ValueError(f"length {length} is negative (EINVAL)")
-        if offset + length >= 1 << 62:
+        if offset + length >= S_MAXBYTES:
             raise ValueError(f"offset + length {offset + length} beyond the model's s_maxbytes")
         before = self._c.counters()
         r = self._c.read(fid, offset, length)
@@ -177,6 +179,12 @@ class PageCache:
         fid = self._fid(f)
         size = parse_size(size, "size")
         self._c.truncate(fid, size)
+
+    def truncate_victim(self, f, size):
+        """(first, last) pages of the folio a truncate to ``size`` removes whole although
+        it holds data below ``size`` (it cannot be split), or None: the caller unmaps it
+        first, as truncate_inode_folio does."""
+        return self._c.truncate_victim(self._fid(f), parse_size(size, "size"))
 
     def invalidate(self, f, start=0, end=None) -> int:
         """invalidate_mapping_pages over pages [start, end] (POSIX_FADV_DONTNEED-like):

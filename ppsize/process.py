@@ -19,10 +19,10 @@ from ._core.vma import VM_FLAGS
 from .abi import EFFECT_KINDS, AddressSpace, Effect, vm_flags_str
 from .geometry import FAULT_AROUND_BYTES, default_geometry
 from .pagecache import File
-from ._validate import as_addresses, as_choice, as_page_size
+from ._validate import as_addresses, as_choice, as_int, as_page_size, as_ulong
 from .pagetable import PageTable
 from .tlb import NR_COUNTERS, StaleTLBHit
-from .units import fmt_size, parse_size
+from .units import S_MAXBYTES, fmt_size, parse_size
 
 __all__ = ["Process", "Outcome"]
 
@@ -59,6 +59,14 @@ def _page_and_tables(kernel, page_size, pgtable):
     """Validate a process page size (a power of two >= the kernel's; default the
     kernel's) and page-table mode."""
     page = kernel.page_size if page_size is None else as_page_size(page_size, kernel.page_size)
+    # a process page is one folio (anon) and at most the largest page-cache folio
+    # (file mappings): MAX_PAGECACHE_ORDER bounds it, and MAX_PAGE_ORDER
+    g = kernel.geometry
+    top = kernel.page_size << min(g.max_page_order, g.max_pagecache_order)
+    if page > top:
+        raise ValueError(f"page_size {fmt_size(page)} is larger than a {fmt_size(kernel.page_size)} "
+                         f"kernel can map as one folio ({fmt_size(top)}: MAX_PAGECACHE_ORDER "
+                         f"{g.max_pagecache_order})")
     return page, as_choice(pgtable, PGTABLE_MODES, "pgtable")
 
 
@@ -201,10 +209,10 @@ class Process:
         no ->mmap). A transition that would be blocked fails the call with EBUSY
         before anything changes."""
         self._require_alive()
-        start = parse_size(old_addr, "old_addr")
+        start = as_ulong(old_addr, "old_addr")
         if start % self.page_size == 0:
-            grow = self.aspace.mremap_growth(start, self.aspace.page_align(parse_size(old_len, "old_len")),
-                                             self.aspace.page_align(parse_size(new_len, "new_len")))
+            grow = self.aspace.mremap_growth(start, self.aspace.page_align(as_ulong(old_len, "old_len")),
+                                             self.aspace.page_align(as_ulong(new_len, "new_len")))
             if grow is not None:
                 f = self.kernel.pagecache.file_of(grow[0])
                 rep = self.kernel.mmap_transition(self, f, grow[1], grow[2], dry_run=True)
@@ -243,8 +251,8 @@ class Process:
         EFAULT if part of the range is unmapped or cannot be faulted (nothing is
         pinned then). Returns pages pinned. Release with :meth:`unpin`."""
         self._require_alive()
-        start = parse_size(addr, "addr")
-        n = parse_size(length, "length")
+        start = as_ulong(addr, "addr")
+        n = as_ulong(length, "length")
         if start % self.page_size:
             raise ValueError(f"pin: addr {start:#x} not aligned to {fmt_size(self.page_size)}")
         if n <= 0:
@@ -281,8 +289,8 @@ class Process:
         last reference goes is freed. Returns pages unpinned; ValueError if no pin
         lies in the range."""
         self._require_alive()
-        start = parse_size(addr, "addr")
-        end = start + self.aspace.page_align(parse_size(length, "length"))
+        start = as_ulong(addr, "addr")
+        end = start + self.aspace.page_align(as_ulong(length, "length"))
         keep, n = [], 0
         for pin in self._pins:
             if pin[0] >= start and pin[1] <= end:
@@ -406,6 +414,10 @@ class Process:
         """unmap_mapping_pages of ``file`` pages [first, last] (last -1: to the end)
         in this process; private COW copies stay unless ``even_cows``. Returns
         pages unmapped (the kernel's file-policy transitions and truncate)."""
+        limit = S_MAXBYTES // self.kernel.page_size
+        first, last = min(as_int(first, "first"), limit), min(as_int(last, "last"), limit)
+        if first < 0 or last < -1:
+            raise ValueError(f"pages [{first}, {last}] must be >= 0 (last -1: to the end)")
         return self.apply([Effect("unmap_file", first, last, int(even_cows), file=file.id)])
 
     def mkclean(self, file):

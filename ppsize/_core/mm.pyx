@@ -748,7 +748,7 @@ cdef class MMCore:
         of file f in pages [first, last] this MM maps; private COW copies (anon) stay
         unless even_cows (truncation). Returns pages unmapped."""
         cdef i64 i, total = 0, pfn, pgoff, npages
-        cdef u64 a, lo, end, desc, span
+        cdef u64 a, lo, end, desc, span, tpage = (<u64>1) << self.pt.page_shift
         cdef int level
         for i in range(self.vmas.n):
             if self.vmas.file[i] != f:
@@ -765,6 +765,12 @@ cdef class MMCore:
                     end = a + (<u64>(last + 1 - pgoff) << self.kshift)
                 if first > pgoff:
                     a = a + (<u64>(first - pgoff) << self.kshift)
+            # a PTE maps a whole table page (the process page with native tables):
+            # zap every one that maps a page of [first, last], as zap_pte_range does
+            a &= ~(tpage - 1)
+            end = (end + tpage - 1) & ~(tpage - 1)
+            if end > self.vmas.end[i]:
+                end = self.vmas.end[i]
             lo = a
             while a < end and self.pt.next_leaf(&a, end, &desc, &level):
                 span = (<u64>1) << self.pt.shift[level]

@@ -803,14 +803,17 @@ cdef class PageCache:
                         start = fidx + ((<i64>1) << order)
                     else:
                         self.remove_folio(f, pfn)
-        # the find_lock_entries / find_get_entries loops: everything overlapping [start, -1]
+        # the find_lock_entries loop: every folio inside [start, -1]
         cur = start
         while True:
             e = xa_find_range(&self.xa[f], <u64>cur, <u64>0x7fffffffffffffff, -1, <u64 *>&idx, &order)
             if not e:
                 break
             if not xa_is_value(e):
-                self.remove_folio(f, xa_to_pfn(e))
+                # find_lock_entries: a folio partially outside the range (the split
+                # EOF folio holding lstart's page) is not returned
+                if self.folios.index[xa_to_pfn(e)] >= start:
+                    self.remove_folio(f, xa_to_pfn(e))
             else:
                 xa_erase(&self.xa[f], <u64>idx)
             cur = idx + ((<i64>1) << order)
@@ -906,9 +909,34 @@ cdef class PageCache:
                 ov[k] = self.filemap_get_folio(fi, iv[k], fl, order)
         return out
 
+    def truncate_victim(self, f, i64 size):
+        """The folio truncate_inode_partial_folio would remove whole although it holds
+        pages below ``size`` (it cannot be split to the min order, or is pinned, and is
+        clean): (first, last) page index, or None. truncate_inode_folio unmaps it
+        first (truncate_cleanup_folio -> unmap_mapping_folio); the page cache has no
+        rmap, so Kernel.truncate does that with this range."""
+        cdef i64 fi = self._check_file(f), pfn, fidx
+        cdef int order
+        cdef u64 e
+        if size < 0:
+            raise ValueError(f"size {size} is negative")
+        e = xa_load(&self.xa[fi], <u64>(size >> self.kshift))
+        if not xa_is_pfn(e):
+            return None
+        pfn = xa_to_pfn(e)
+        fidx = self.folios.index[pfn]
+        order = self.folios.order_[pfn]
+        if (fidx << self.kshift) >= size or order == 0 or self.folios.flags[pfn] & PG_dirty:
+            return None            # removed from its start (already unmapped), kept, or split
+        if self.min_order[fi] >= order or self.folios.refcount[pfn] > 1:
+            return fidx, fidx + ((<i64>1) << order) - 1
+        return None
+
     def truncate(self, f, i64 size):
         """truncate_setsize: i_size = size, then truncate_pagecache(inode, size)."""
         cdef i64 fi = self._check_file(f)
+        if size < 0:
+            raise ValueError(f"size {size} is negative")
         self.i_size[fi] = size
         with nogil:
             self.truncate_inode_pages_range(fi, size)
