@@ -11,11 +11,11 @@ when it is a terminal (not with --quiet)."""
 from __future__ import annotations
 
 import json
-import os
 import sys
 
-from .compare import (CONFIGS, DEFAULT_CPU, DEFAULT_TREES, ERROR_REASONS, FILE_POLICIES, THP_MODES,
-                      Progress, WorkloadFaultError, compare)
+from .cli import fail, input_dir_error, output_error
+from .compare import (CONFIGS, DEFAULT_CPU, DEFAULT_TREES, ERROR_REASONS, FILE_POLICIES, MAX_PROCESSES,
+                      THP_MODES, Progress, WorkloadFaultError, compare, scan_trees)
 from .cpu_presets import CPU_PRESETS
 
 
@@ -53,19 +53,29 @@ def add_parser(sub):
 
 def run(args) -> int:
     trees = args.tree or list(DEFAULT_TREES)
+    # every argument and the environment checked before anything is scanned or allocated
     for t in trees:
-        if not os.path.exists(t):
-            print(f"ppsize compare: tree {t!r} does not exist", file=sys.stderr)
-            return 2
-    if args.processes < 1:
-        print(f"ppsize compare: --processes must be at least 1, not {args.processes}", file=sys.stderr)
-        return 2
+        err = input_dir_error(t)
+        if err:
+            return fail("compare", err)
+    if not 1 <= args.processes <= MAX_PROCESSES:
+        return fail("compare", f"--processes must be in 1..{MAX_PROCESSES}, not {args.processes}")
+    if args.json and args.json != "-":
+        err = output_error(args.json)
+        if err:
+            return fail("compare", f"--json: {err}")
     progress = Progress(enabled=False if args.quiet else None)
     try:
+        scan = scan_trees(trees, cross_mounts=args.cross_mounts, progress=progress)
+        if scan.nr_files == 0:
+            progress.close()
+            kinds = ", ".join(f"{k} {v}" for k, v in sorted(scan.skipped.items()) if v) or "nothing skipped"
+            return fail("compare", f"the scan of {', '.join(trees)} read no regular file "
+                                   f"({scan.dirs} directories; {kinds})")
         result = compare(trees, seed=args.seed, processes=args.processes, chosen=args.chosen,
                          configs=args.config, thp=args.thp, policy=args.policy,
                          cross_mounts=args.cross_mounts, cpu=None if args.cpu == "none" else args.cpu,
-                         check=args.check, progress=progress)
+                         check=args.check, progress=progress, scan=scan)
     except (FileNotFoundError, NotADirectoryError, PermissionError) as e:
         progress.close()
         print(f"ppsize compare: cannot read tree: {e}", file=sys.stderr)

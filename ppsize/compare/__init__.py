@@ -50,13 +50,14 @@ from .progress import NO_PROGRESS, Progress
 from .result import CompareResult, ConfigResult, TranslationResult
 from .run import CONFIGS, DEFAULT_CPU, Config, WorkloadFaultError, config, memory_for, run_config, steady_state
 from .scan import ERROR_REASONS, SKIP_REASONS, ScanResult, scan_trees
-from .workload import STEADY_ACCESSES, TOUCH, Mapping, ProcSpec, Workload, make_workload, steady_stream
+from .workload import (MAX_PROCESSES, STEADY_ACCESSES, TOUCH, Mapping, ProcSpec, Workload, check_processes,
+                       make_workload, steady_stream)
 
 __all__ = ["scan_trees", "ScanResult", "make_workload", "Workload", "ProcSpec", "CONFIGS",
            "Config", "run_config", "ConfigResult", "compare", "CompareResult", "Progress",
            "DEFAULT_TREES", "FILE_POLICIES", "THP_MODES", "WorkloadFaultError", "config", "memory_for",
            "Mapping", "SKIP_REASONS", "ERROR_REASONS", "TOUCH", "DEFAULT_CPU", "STEADY_ACCESSES",
-           "TranslationResult", "steady_state", "steady_stream"]
+           "TranslationResult", "steady_state", "steady_stream", "check_processes", "MAX_PROCESSES"]
 
 DEFAULT_TREES = ("/usr", "/etc")
 THP_MODES = ("always", "madvise", "never")          # transparent_hugepage/enabled
@@ -95,6 +96,7 @@ def compare(trees=DEFAULT_TREES, seed=0, processes=12, chosen=None, configs=None
     progress = progress or NO_PROGRESS
     as_choice(thp, THP_MODES, "THP setting")
     as_choice(policy, FILE_POLICIES, "file policy")
+    check_processes(processes)
     cfgs = [c if isinstance(c, Config) else config(c) for c in (configs or CONFIGS)]
     if cpu is not None:
         from ..cpus import build_tlb

@@ -10,7 +10,7 @@ import numpy as np
 
 from .scan import ScanResult
 
-__all__ = ["make_workload", "Workload", "ProcSpec", "Mapping", "TOUCH", "steady_stream",
+__all__ = ["make_workload", "check_processes", "MAX_PROCESSES", "Workload", "ProcSpec", "Mapping", "TOUCH", "steady_stream",
            "STEADY_ACCESSES", "STEADY_MIX"]
 
 TOUCH = 4096                      # the workload's touch granularity (bytes)
@@ -123,6 +123,19 @@ def _parse_chosen(chosen, n):
     return out
 
 
+MAX_PROCESSES = 1024     # each process writes ~100 MiB of anon on average: the model's memory grows with it
+
+
+def check_processes(processes) -> int:
+    """The number of processes of a mix: an int in 1..MAX_PROCESSES (checked before
+    anything is scanned or allocated)."""
+    if isinstance(processes, bool) or not isinstance(processes, (int, np.integer)):
+        raise TypeError(f"processes must be an int, not {type(processes).__name__} ({processes!r})")
+    if not 1 <= processes <= MAX_PROCESSES:
+        raise ValueError(f"processes must be in 1..{MAX_PROCESSES}, got {processes}")
+    return int(processes)
+
+
 def make_workload(scan: ScanResult, seed=0, processes=12, chosen=None) -> Workload:
     """The seeded process mix over the files of ``scan``. Process i is named after
     ``NAMES[i % 12]``; it maps an executable (rx), the core libraries found
@@ -134,8 +147,7 @@ def make_workload(scan: ScanResult, seed=0, processes=12, chosen=None) -> Worklo
     sizes depend on the seed only; file choices on the seed and the trees.
     ``chosen``: process indices that run with the large page ("alternate": 1, 3,
     5, ... (default), "all", "none", or a list / comma-separated string)."""
-    if processes < 1:
-        raise ValueError(f"processes must be at least 1, got {processes}")
+    processes = check_processes(processes)
     chosen = _parse_chosen(chosen, processes)
     rng_anon = np.random.default_rng([seed, 1])
     rng = np.random.default_rng([seed, 2])

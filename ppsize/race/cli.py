@@ -159,6 +159,12 @@ def run(args) -> int:
     except ValueError as e:
         print(f"ppsize race: error: {e}", file=sys.stderr)
         return 2
+    if args.json and args.json != "-":
+        from ..cli import output_error
+        err = output_error(args.json)
+        if err:
+            print(f"ppsize race: error: --json: {err}", file=sys.stderr)
+            return 2
     system = PageCacheSystem(sc)
     res = explore(system, max_states=args.max_states, max_steps=args.max_steps)
     if args.json != "-":
