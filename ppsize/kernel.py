@@ -9,6 +9,7 @@ import numpy as np
 
 from ._core.folio import FOLIO_FLAGS
 from ._core.kcore import KernelCore
+from ._lock import new_lock, serialized
 from ._validate import as_choice, as_page_size
 from .buddy import check_frames
 from .filepolicy import FILE_POLICIES, FilePolicy
@@ -24,6 +25,7 @@ KERNEL_OWNER = 0         # folio owner of memory the kernel keeps (fragment()); 
 _TOP = {"never": 0, "madvise": 1, "always": 2}
 
 
+@serialized
 class Kernel:
     """A kernel with ``page_size`` base pages (4K/16K/64K) and ``memory`` bytes.
 
@@ -49,6 +51,7 @@ class Kernel:
     def __init__(self, page_size="4K", memory="8G", geometry=None, mthp=None, thp="always",
                  use_zero_page=True, readahead="128K", file_policy="drop-all",
                  large_folio_size=None, cpu=None, ncpus=1, tlb_check=False):
+        self._lock = new_lock()     # the thread contract: see ppsize/_lock.py
         page = parse_size(page_size, "page_size")
         if geometry is None:
             g = default_geometry(page)
@@ -80,6 +83,8 @@ class Kernel:
         self.large_folio_size = large_folio_size
         from .cpus import CPUs
         self._cpus = None if cpu is None else CPUs(cpu, ncpus)
+        for tlb in self.cpus:
+            tlb._lock = self._lock   # the Kernel's TLBs are the Kernel's
         self.tlb_check = tlb_check
 
     # ---------------------------------------------------------------- the TLBs

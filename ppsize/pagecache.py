@@ -19,6 +19,7 @@ import numpy as np
 
 from ._core import pagecache as _pc
 from ._validate import as_int as _int, as_int_or_size, in_range
+from ._lock import new_lock, serialized
 from .units import S_MAXBYTES, parse_size
 
 __all__ = ["PageCache", "File"]
@@ -46,6 +47,7 @@ def _errno_error(code, path, offset):
     return OSError(code, f"read of {path} at {offset}: {os.strerror(code)}")
 
 
+@serialized
 class PageCache:
     """Every file's page cache on ``kernel`` (a :class:`ppsize.Kernel`, or its
     ``KernelCore``). Folios come from the kernel's buddy allocator and live in its
@@ -58,6 +60,8 @@ class PageCache:
     def __init__(self, kernel, readahead="128K", io_size=None):
         core = getattr(kernel, "core", kernel)
         self.kernel = kernel
+        # a Kernel's page cache is the Kernel's (ppsize/_lock.py); on a bare KernelCore its own
+        self._lock = getattr(kernel, "_lock", None) or new_lock()
         self.page_size = 1 << core.kshift
         ra = parse_size(readahead, "readahead")
         io = ra if io_size is None else parse_size(io_size, "io_size")

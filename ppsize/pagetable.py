@@ -9,6 +9,7 @@ import enum
 import numpy as np
 
 from ._core.pagetable import PageTableCore
+from ._lock import new_lock, serialized
 from ._validate import as_addresses, as_int_or_size as _int
 from .units import fmt_size
 
@@ -84,6 +85,7 @@ def prot_str(bits: int) -> str:
     return "".join(c if bits & b else "-" for c, b in (("r", PROT_R), ("w", PROT_W), ("x", PROT_X)))
 
 
+@serialized
 class PageTable(PageTableCore):
     """A page table for one :class:`~ppsize.Geometry` (a name or a Geometry).
 
@@ -92,6 +94,9 @@ class PageTable(PageTableCore):
     >>> pt.translate([0x400010]).pa[0] == 0x80000010
     True
     """
+
+    def __init__(self, geometry="arm64-4k-48"):
+        self._lock = new_lock()      # standalone; a Process's table gets its Kernel's lock
 
     # ---------------------------------------------------------- validation
     def _range(self, va, size, pa=None):

@@ -17,6 +17,7 @@ import numpy as np
 from ._core.mm import MMCore
 from ._core.vma import VM_FLAGS
 from .abi import EFFECT_KINDS, AddressSpace, Effect, vm_flags_str
+from ._lock import serialized
 from .geometry import FAULT_AROUND_BYTES, default_geometry
 from .pagecache import File
 from ._validate import as_addresses, as_choice, as_int, as_page_size, as_ulong
@@ -79,6 +80,7 @@ class _Blocked(Exception):
         self.effect, self.report = effect, report
 
 
+@serialized
 class Process:
     """Create with :meth:`Kernel.spawn`. The emulated ABI: every address must be
     aligned to the process page size and lengths are rounded up to it."""
@@ -121,11 +123,17 @@ class Process:
         read_mask = VM_READ | VM_WRITE | (VM_EXEC if x86 else 0)
         # arm64 exec_folio_order(): 64K folios for executable file mappings
         exec_order = -1 if x86 else (65536 // k.page_size).bit_length() - 1
-        self.mm = MMCore(k.core, PageTable(self.pt_geometry), self.aspace.vmas,
+        pt = PageTable(self.pt_geometry)
+        pt._lock = k._lock                # the process's table is its Kernel's
+        self.mm = MMCore(k.core, pt, self.aspace.vmas,
                          self.page_size.bit_length() - 1, self.pgtable == "native",
                          k.alloc_mm_id(), read_mask, k.pagecache.core,
                          FAULT_AROUND_BYTES, exec_order)
         k.switch_mm(self)
+
+    @property
+    def _lock(self):
+        return self.kernel._lock      # a process is its Kernel's (ppsize/_lock.py)
 
     @property
     def alive(self) -> bool:
