@@ -496,7 +496,25 @@ class Kernel:
                     self.pagecache.core.get_folio(f, index, False) != head:
                 raise AssertionError(f"mapped file folio at pfn {head} (owner {owner}, index {index}) "
                                      f"is not in its mapping")
+        self._check_accounting(arrays, heads)
         return True
+
+    def _check_accounting(self, arrays, heads):
+        """MemTotal - MemFree equals the used counters: every allocated frame is in a
+        folio that AnonPages, Cached or the kernel's own memory (fragment(), folios
+        a pin keeps after their mapping dropped them) accounts for."""
+        c, m = self.core, self.meminfo()
+        kb = self.page_size >> 10
+        used = (m["MemTotal"] - m["MemFree"]) // kb
+        owner = arrays["owner"][heads]
+        sizes = np.left_shift(1, arrays["order"][heads].astype(np.int64))
+        cached = int(sizes[owner <= -2].sum())
+        kernel = int(sizes[((owner == KERNEL_OWNER) | (owner == -1)) & (heads != c.zero_pfn)].sum())
+        if cached * kb != m["Cached"]:
+            raise AssertionError(f"Cached {m['Cached']} kB, page-cache folios hold {cached * kb} kB")
+        if used != c.anon_pages + cached + kernel:
+            raise AssertionError(f"MemTotal - MemFree = {used} pages, but AnonPages {c.anon_pages} + "
+                                 f"Cached {cached} + kernel {kernel} = {c.anon_pages + cached + kernel}")
 
     def __repr__(self):
         return (f"<Kernel {fmt_size(self.page_size)} {self.geometry.name}, "

@@ -139,3 +139,25 @@ def test_separate_kernels_in_threads(threads):
     assert not errors, errors
     for k in ks:
         _identities(k)
+
+
+def test_pool_that_cannot_grow_reports_enomem(capfd):
+    """xa_grow runs inside nogil loops: a pool that cannot grow gave "Exception
+    ignored" and carried on with a pool that did not grow; now the store fails
+    with ENOMEM (MemoryError) and the tree stays valid."""
+    from ppsize._core.xarray import XAPool, XArray
+
+    class FullPool(XAPool):
+        def _resize(self, n):
+            if self.capacity:
+                raise ValueError("no more nodes")
+            XAPool._resize(self, n)
+    x = XArray(pool=FullPool(1))
+    x.store(0, 5)
+    with pytest.raises(MemoryError, match="ENOMEM"):
+        x.store(1 << 12, 7)
+    with pytest.raises(MemoryError, match="1 of 2 stores failed"):
+        x.store_batch([1, 1 << 20], [9, 9])
+    assert "Exception ignored" not in capfd.readouterr().err
+    x.check()
+    assert x.load(0) == 5 and x.load(1) == 9 and x.load(1 << 12) == 0
