@@ -18,7 +18,7 @@ from ppsize.kernel import FILE_POLICIES, THP_SETTINGS
 import ppsize
 
 LONG = os.environ.get("PPSIZE_LONG") == "1"
-EXAMPLES = int(os.environ.get("PPSIZE_LONG_EXAMPLES", 10_500)) if LONG else 25
+EXAMPLES = int(os.environ.get("PPSIZE_LONG_EXAMPLES", 12_500)) if LONG else 25
 STEPS = 100 if LONG else 40
 OPS = {"steps": 0, "accesses": 0}              # the long run's figures (printed by conftest)
 
