@@ -65,10 +65,11 @@ class KernelMachine(RuleBasedStateMachine):
     @precondition(lambda self: self.procs and len(self.procs) < 5)
     @rule(i=st.integers(0, 9))
     def fork(self, i):
-        c = self._call(self._proc(i).fork)
+        parent = self._proc(i)
+        c = self._call(parent.fork)
         if c is not None:
             self.procs.append(c)
-            self.maps += [(c, a, n) for p, a, n in self.maps if p is self._proc(i)]
+            self.maps += [(c, a, n) for p, a, n in self.maps if p is parent]
 
     @precondition(lambda self: self.procs)
     @rule(i=st.integers(0, 9), page=st.sampled_from(PAGES), native=st.booleans())
