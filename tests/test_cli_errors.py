@@ -35,6 +35,7 @@ CASES = [
     ("compare --tree {d}/tree --json {d}/fifo", "it is a FIFO"),
     ("race --policy drop-all --json /nonexistent/x.json", "directory /nonexistent does not exist"),
     ("race --policy drop-all --json {d}/fifo", "it is a FIFO"),
+    ("race --policy drop-all --sweep --json /nonexistent/x.json", "directory /nonexistent does not exist"),
     ("snapshot --pid 1 -o /nonexistent/x.ppw", "directory /nonexistent does not exist"),
     ("snapshot --pid 1 -o {d}/sock", "it is a socket"),
     ("record -o /nonexistent/x.ppw -- true", "directory /nonexistent does not exist"),

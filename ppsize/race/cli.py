@@ -241,6 +241,12 @@ def _run_sweep(args):
 def run(args) -> int:
     from . import PageCacheSystem
     from .checker import explore
+    if args.json and args.json != "-":          # before any exploring (also --sweep)
+        from ..cli import output_error
+        err = output_error(args.json)
+        if err:
+            print(f"ppsize race: error: --json: {err}", file=sys.stderr)
+            return 2
     if args.sweep:
         try:
             return _run_sweep(args)
@@ -252,12 +258,6 @@ def run(args) -> int:
     except ValueError as e:
         print(f"ppsize race: error: {e}", file=sys.stderr)
         return 2
-    if args.json and args.json != "-":
-        from ..cli import output_error
-        err = output_error(args.json)
-        if err:
-            print(f"ppsize race: error: --json: {err}", file=sys.stderr)
-            return 2
     system = PageCacheSystem(sc)
     res = explore(system, max_states=args.max_states, max_steps=args.max_steps)
     if args.json != "-":
