@@ -86,6 +86,8 @@ def _main_err(capsys, argv):
 def _as_nobody(argv):
     """main(argv) in a forked child that gave up root (as root every directory is
     readable): (exit status, stderr)."""
+    import ppsize.compare  # noqa: F401  (nobody cannot read the interpreter's lazily imported modules)
+    cli.build_parser()                             # imports every subcommand's module
     r, wfd = os.pipe()
     pid = os.fork()
     if pid == 0:                                   # the child: never returns to pytest
@@ -96,7 +98,8 @@ def _as_nobody(argv):
             os.setuid(65534)
             rc = cli.main(argv)
             sys.stderr.flush()
-        except BaseException:
+        except BaseException as e:
+            print(f"child: {type(e).__name__}: {e}", file=sys.stderr)
             rc = 99
         os._exit(rc)
     os.close(wfd)
