@@ -8,6 +8,7 @@ PPSIZE_LONG=1 raises the example counts to the long run (>= 10**6 operations, th
 figures in the issue's note); otherwise a fast run."""
 import errno
 import os
+import sys
 
 import numpy as np
 from hypothesis import HealthCheck, settings, strategies as st
@@ -40,6 +41,9 @@ class KernelMachine(RuleBasedStateMachine):
 
     def _call(self, fn, *args, **kw):
         OPS["steps"] += 1
+        if LONG and OPS["steps"] % 20_000 == 0:     # progress of the long run, on stderr
+            print(f"PPSIZE_LONG: {OPS['steps']} operations, {OPS['accesses']} addresses",
+                  file=sys.stderr, flush=True)
         try:
             return fn(*args, **kw)
         except OSError as e:

@@ -15,13 +15,11 @@ THREADS = 4
 
 def _identities(k):
     k.check()
-    used = 0
     for p in k.processes.values():
         s = p.status()
         assert s["VmRSS"] == s["RssAnon"] + s["RssFile"] + s["RssShmem"]
     m = k.meminfo()
     assert m["MemFree"] <= m["MemTotal"]
-    return used
 
 
 def _worker(k, files, seed, errors, rounds=60):
@@ -48,13 +46,26 @@ def _worker(k, files, seed, errors, rounds=60):
         errors.append(e)
 
 
-def _run(k, files, n=THREADS, rounds=60):
+def _in_threads(targets):
+    """Run the callables in threads of their own; the errors they raised."""
     errors = []
-    ts = [threading.Thread(target=_worker, args=(k, files, i, errors, rounds)) for i in range(n)]
+
+    def wrap(fn):
+        try:
+            fn()
+        except BaseException as e:  # noqa: BLE001 - reported to the main thread
+            errors.append(e)
+    ts = [threading.Thread(target=wrap, args=(fn,)) for fn in targets]
     for t in ts:
         t.start()
     for t in ts:
         t.join()
+    return errors
+
+
+def _run(k, files, n=THREADS, rounds=60):
+    errors = []
+    assert not _in_threads([lambda i=i: _worker(k, files, i, errors, rounds) for i in range(n)])
     assert not errors, errors
     _identities(k)
 
@@ -71,22 +82,14 @@ def test_threads_sharing_one_process():
     k = ppsize.Kernel("4K", "256M")
     p = k.spawn()
     a = p.mmap("32M")
-    errors = []
 
     def touch(i):
-        try:
-            rng = np.random.default_rng(i)
-            for _ in range(50):
-                vas = a + (rng.integers(0, 32 << 20, 4000) & ~4095).astype(np.uint64)
-                p.access(vas, write=bool(i % 2))
-                p.madvise(a + (int(rng.integers(0, 512)) << 16), 1 << 16, "dontneed")
-        except BaseException as e:  # noqa: BLE001
-            errors.append(e)
-    ts = [threading.Thread(target=touch, args=(i,)) for i in range(THREADS)]
-    for t in ts:
-        t.start()
-    for t in ts:
-        t.join()
+        rng = np.random.default_rng(i)
+        for _ in range(50):
+            vas = a + (rng.integers(0, 32 << 20, 4000) & ~4095).astype(np.uint64)
+            p.access(vas, write=bool(i % 2))
+            p.madvise(a + (int(rng.integers(0, 512)) << 16), 1 << 16, "dontneed")
+    errors = _in_threads([lambda i=i: touch(i) for i in range(THREADS)])
     assert not errors, errors
     _identities(k)
 
@@ -130,12 +133,8 @@ def test_the_lock_serializes_one_kernel_only():
 def test_separate_kernels_in_threads(threads):
     ks = [ppsize.Kernel("4K", "128M") for _ in range(threads)]
     errors = []
-    ts = [threading.Thread(target=_worker, args=(k, [k.create_file("/f", "1M")], i, errors, 20))
-          for i, k in enumerate(ks)]
-    for t in ts:
-        t.start()
-    for t in ts:
-        t.join()
+    files = [[k.create_file("/f", "1M")] for k in ks]
+    assert not _in_threads([lambda i=i: _worker(ks[i], files[i], i, errors, 20) for i in range(threads)])
     assert not errors, errors
     for k in ks:
         _identities(k)
