@@ -11,7 +11,7 @@ import os
 import sys
 
 import numpy as np
-from hypothesis import HealthCheck, settings, strategies as st
+from hypothesis import HealthCheck, Phase, settings, strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
 from ppsize.kernel import FILE_POLICIES, THP_SETTINGS
@@ -24,8 +24,9 @@ STEPS = 100 if LONG else 40
 OPS = {"steps": 0, "accesses": 0}              # the long run's figures (printed by conftest)
 
 # errnos the API may answer a random call with, as Linux would
+# (ELOOP: the range policy's documented livelock, smaller folios in the way of the min order)
 EXPECTED = {errno.EINVAL, errno.ENOMEM, errno.EBUSY, errno.EFAULT, errno.EAGAIN, errno.EEXIST,
-            errno.EPERM, errno.EACCES, errno.EOVERFLOW}
+            errno.EPERM, errno.EACCES, errno.EOVERFLOW, errno.ELOOP}
 PAGES = ("4K", "16K", "64K")
 PROTS = ("r", "rw", "rx", "none")
 ADVICE = ("dontneed", "hugepage", "nohugepage", "random", "sequential", "willneed", "normal")
@@ -232,7 +233,9 @@ class KernelMachine(RuleBasedStateMachine):
 
 KernelMachine.TestCase.settings = settings(
     max_examples=EXAMPLES, stateful_step_count=STEPS, deadline=None, derandomize=not LONG,
-    suppress_health_check=list(HealthCheck))
+    suppress_health_check=list(HealthCheck),
+    # the long run reports a failure at once (its seed) instead of shrinking for minutes
+    phases=(Phase.explicit, Phase.reuse, Phase.generate) if LONG else tuple(Phase))
 TestKernelMachine = KernelMachine.TestCase
 
 
