@@ -160,3 +160,27 @@ def test_truncate_unmaps_the_eof_folio_it_removes_whole():
     assert 48 not in k.pagecache.folios(f)["index"]
     assert p.access([a + 48 * 4096])[0] == Outcome.MAJOR    # re-read below i_size
     k.check()
+
+
+def test_fork_copies_a_pte_the_parent_just_folded():
+    """Found by the stateful long run (721,720 operations in): fork write-protects the
+    one-page rw VMA at the end of a 64K run whose other pages mprotect made r; the
+    parent's contpte_try_fold folds the run, and copying that single PTE copied its
+    CONT bit into a child run whose other entries had none (check() failed). The copy
+    is set_ptes(nr == 1): CONT stripped, then contpte_try_fold folds the child's run."""
+    k = ppsize.Kernel("4K", "48M", thp="madvise", mthp={"64K": "always"})
+    p = k.spawn()
+    p.mmap(0x54000, prot="none", populate=True)
+    b = p.mmap(0x5c000, prot="rw", populate=True)
+    p.munmap(b, 0x1a000)
+    c = p.mmap(0x36000, prot="rw", populate=True)      # fills the hole: a 64K folio at c + 0xc000
+    p.mprotect(c + 0xa000, 0x11000, "r")               # the run's first 15 pages r, the last rw
+    p.mprotect(b, 0x30000, "none")
+    run = np.arange(c + 0xc000, c + 0x1c000, 4096, dtype=np.uint64)
+    assert p.mm.pt.translate(run).size.tolist() == [4096] * 16
+    child = p.fork()
+    k.check()
+    assert p.mm.pt.translate(run).size.tolist() == [65536] * 16      # folded in the parent
+    assert child.mm.pt.translate(run).size.tolist() == [65536] * 16  # and in the child
+    assert list(child.access(run)) == [Outcome.HIT] * 16
+    k.check()

@@ -544,13 +544,20 @@ cdef class PageTableCore:
     cdef int _copy_level(self, PageTableCore src, int l, i64 dt, i64 st, u64 va, u64 end,
                          u64 clear_bits) except -1 nogil:
         cdef int s = self.shift[l]
-        cdef u64 span = (<u64>1) << s, nxt, e, idx
+        cdef u64 span = (<u64>1) << s, nxt, e, idx, va0 = va
+        cdef u64 run = (<u64>self.cont_n[l]) << s
+        cdef bint cont_level = self.cont_n[l] > 1
         cdef i64 child, dbase = dt << self.tbits[l], sbase = st << self.tbits[l]
         while va < end:
             nxt = _min((va & ~(span - 1)) + span, end)
             idx = (va >> s) & self.imask[l]
             e = src.tab[l][sbase + idx]
             if e & DESC_VALID:
+                if not (e & DESC_TABLE) and cont_level and (
+                        (va & ~(run - 1)) < va0 or (va & ~(run - 1)) + run > end):
+                    # copy_present_ptes -> set_ptes: pte_mknoncont; CONT only on whole
+                    # runs of the batch (contpte_set_ptes)
+                    e &= ~(<u64>DESC_CONT)
                 if e & DESC_TABLE:
                     if self.tab[l][dbase + idx] == 0:
                         child = self.alloc_table(l + 1)
@@ -563,6 +570,13 @@ cdef class PageTableCore:
                     self.tab[l][dbase + idx] = e & ~clear_bits
                     self.nvalid[l][dt] += 1
             va = nxt
+        # a batch of one PTE: set_ptes(nr == 1) -> contpte_try_fold, which folds the
+        # run when it wrote the run's last entry (as protect does)
+        if cont_level and end - va0 == span and (end & (run - 1)) == 0 and \
+                self.tab[l][dbase + ((va0 >> s) & self.imask[l])] & DESC_VALID and \
+                not (self.tab[l][dbase + ((va0 >> s) & self.imask[l])] & DESC_TABLE) and \
+                self._run_foldable(l, dt, va0):
+            self._set_run(l, dt, va0, True)
         return 0
 
     # ------------------------------------------------------------- protect
