@@ -186,7 +186,9 @@ class Process:
         self._file(file)
         if length is None:
             length = max(0, self.kernel.pagecache.info(file)["i_size"] - parse_size(offset, "offset"))
-        return self.kernel.pagecache.read(file, offset, length)
+        out = self.kernel.pagecache.read(file, offset, length)
+        self.kernel.hooks_after_batch()
+        return out
 
     def munmap(self, addr, length):
         return self._syscall(self.aspace.munmap, addr, length)
@@ -467,6 +469,7 @@ class Process:
             self.aspace.anon_prepare(vmas.row(vi)[0])
         if self._locked:                     # faults in VM_LOCKED VMAs: mlock_vma_folio
             self.kernel.update_mlocked()
+        k.hooks_after_batch()
         if check == "raise" and self.mm.tlb_stale:
             i = self.mm.tlb_stale_first
             raise StaleTLBHit(f"pid {self.pid}: {self.mm.tlb_stale} stale TLB hit(s); first at index "

@@ -231,6 +231,19 @@ cdef class PageTableCore:
         """Hardware-style walk of one address; returns a TranslateStatus."""
         return _walk(self, va, pa, level, unit, prot, NULL)
 
+    cdef i64 pte_table_present(self, u64 va) noexcept nogil:
+        """Valid entries of the last-level table covering va (0 without one): the
+        present PTEs of its PMD-sized region, as khugepaged counts (max_ptes_none)."""
+        cdef int l
+        cdef i64 t = 0
+        cdef u64 e
+        for l in range(self.levels - 1):
+            e = self.tab[l][(t << self.tbits[l]) + <i64>((va >> self.shift[l]) & self.imask[l])]
+            if not (e & DESC_VALID) or not (e & DESC_TABLE):
+                return 0
+            t = <i64>(e >> DESC_ADDR_SHIFT)
+        return self.nvalid[self.levels - 1][t]
+
     cdef int walk_tables(self, u64 va, u64* pa, int* level, u64* unit, int* prot, u64* table_pa) noexcept nogil:
         """walk, also giving the PA of the table read at each level (0 .. *level)."""
         return _walk(self, va, pa, level, unit, prot, table_pa)
