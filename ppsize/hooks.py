@@ -84,7 +84,7 @@ import numpy as np
 
 from ._core.kcore import hook_struct_layout
 
-__all__ = ["ANON_FAULT_DTYPE", "RA_ORDER_DTYPE", "OrderPolicy", "anon_order_policy",
+__all__ = ["ANON_FAULT_DTYPE", "RA_ORDER_DTYPE", "OrderPolicy", "InfoView", "anon_order_policy",
            "readahead_order_policy", "as_policy", "PolicyOrderWarning", "PolicyError",
            "SlowPolicyWarning", "HOOK_KINDS", "BAD_KINDS", "have_numba"]
 
@@ -169,6 +169,25 @@ def _check_arity(fn, kind):
     except TypeError:
         raise TypeError(f"order policy {getattr(fn, '__name__', fn)!r} has signature {sig}; "
                         f"expected {expected_signature(kind)}") from None
+
+
+class InfoView:
+    """What a Python policy sees on the slow path: the fields of the engine's struct
+    as Python ints (``nr_free`` a list), read live from the buffer the engine fills."""
+    __slots__ = ("_a",)
+
+    def __init__(self, arr):
+        self._a = arr
+
+    def __getattr__(self, name):
+        try:
+            return self._a[name][0].tolist()
+        except (KeyError, ValueError):
+            raise AttributeError(f"the hook's info has no field {name!r}; fields: "
+                                 f"{', '.join(self._a.dtype.names)}") from None
+
+    def __getitem__(self, name):
+        return self.__getattr__(name)
 
 
 class OrderPolicy:

@@ -116,7 +116,8 @@ class Kernel:
         if policy is None:
             self.core.set_order_hook(which, None)
         else:
-            self.core.set_order_hook(which, np.zeros(1, dtype), policy.address or 0, policy.fn)
+            info = np.zeros(1, dtype)
+            self.core.set_order_hook(which, info, policy.address or 0, policy.fn, hooks.InfoView(info))
         self._policies[which] = policy
 
     def hooks_after_batch(self):

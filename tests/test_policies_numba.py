@@ -272,8 +272,8 @@ def test_info_fields_seen_by_the_policy():
     seen = []
 
     def record(info):
-        seen.append({n: (info[n].tolist() if n == "nr_free" else int(info[n]))
-                     for n in hooks.ANON_FAULT_DTYPE.names})
+        seen.append({n: getattr(info, n) for n in hooks.ANON_FAULT_DTYPE.names})
+        assert all(type(v) is int for k, v in seen[-1].items() if k != "nr_free")
         return info.default_order
 
     with warnings.catch_warnings():
@@ -345,3 +345,99 @@ def test_readahead_policy_sees_the_window():
     assert seen and seen[0][0] == 0 and seen[0][5] == 4 * M and seen[0][3] == 0
     assert all(s[4] == k.pagecache.info(f)["max_order"] for s in seen)
     assert all(0 <= s[2] <= s[4] for s in seen)
+
+
+# ------------------------------------------------------------------ ppsize.policies
+from ppsize import policies  # noqa: E402
+
+ALL_MTHP = {s: "always" for s in ("16K", "32K", "64K", "128K", "256K", "512K", "1M")}
+
+
+def _layout(k, p, a, length):
+    """Folio order of every kernel page of [a, a + length) (-1: not mapped)."""
+    vas = np.arange(a, a + length, K4, dtype=np.uint64)
+    t = p.mm.pt.translate(vas)
+    orders = k.core.folios.as_numpy()["order"]
+    ok = t.status == 0
+    out = np.full(vas.size, -1, np.int64)
+    out[ok] = orders[k.core.folios.head_of((t.pa[ok] >> 12).astype(np.int64))]
+    return out
+
+
+def _run_policy(policy, page="4K", fragment=False, seed=1):
+    k = ppsize.Kernel("4K", "64M", thp="always", mthp=ALL_MTHP)
+    if fragment:
+        k.fragment(seed=3, steps=20000, fill=0.6)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", hooks.SlowPolicyWarning)
+        k.anon_order_policy = policy
+    p = k.spawn(page_size=page)
+    rng = np.random.default_rng(seed)
+    areas = []
+    for length in (4 * M, 3 * M + 64 * 1024, 256 * 1024):
+        a = p.mmap(length)
+        areas.append((a, length))
+        n = length // p.page_size
+        order = np.concatenate([np.arange(n // 2), rng.permutation(np.arange(n // 2, n))])
+        p.access(a + order.astype(np.uint64) * p.page_size, write=True)
+    k.check()
+    return k, p, [_layout(k, p, a, n) for a, n in areas]
+
+
+POLICIES = {"fixed(4)": lambda: policies.fixed(4), "fixed(9)": lambda: policies.fixed(9),
+            "fixed(0)": lambda: policies.fixed(0),
+            "grow(8)": lambda: policies.grow_after_faults(8),
+            "avoid(32)": lambda: policies.avoid_high_orders(32)}
+
+
+@pytest.mark.parametrize("name", POLICIES)
+@pytest.mark.parametrize("page,fragment", [("4K", False), ("16K", True)])
+def test_policies_numba_equals_python(name, page, fragment):
+    """The compiled policy and the same function run in Python (the slow path) lay
+    out the same folios; no returned order needed clamping."""
+    pol = POLICIES[name]()
+    assert pol.address, "compiled with numba"
+    k1, _, lay1 = _run_policy(pol, page, fragment)
+    k2, _, lay2 = _run_policy(pol.fn, page, fragment)
+    for x, y in zip(lay1, lay2):
+        np.testing.assert_array_equal(x, y)
+    assert k1.mthp_stats() == k2.mthp_stats()
+    assert not any(k1.policy_stats()["anon"].values())
+    porder = {"4K": 0, "16K": 2}[page]
+    assert all((x[x >= 0] >= porder).all() for x in lay1)
+
+
+def test_fixed_orders():
+    _, _, lay = _run_policy(policies.fixed(4))
+    assert set(np.unique(lay[0]).tolist()) == {4}
+    _, _, lay = _run_policy(policies.fixed(0))
+    assert set(np.unique(np.concatenate(lay)).tolist()) == {0}
+    k, _, lay = _run_policy(policies.fixed(9))
+    assert 9 in lay[0] and k.meminfo()["AnonHugePages"] > 0
+    _, _, lay = _run_policy(policies.fixed(2), page="16K")
+    assert set(np.unique(np.concatenate(lay)).tolist()) == {2}
+    with pytest.raises(ValueError, match="order.*16"):
+        policies.fixed(16)
+
+
+def test_grow_after_faults_grows_in_dense_regions():
+    _, _, lay = _run_policy(policies.grow_after_faults(8))
+    region = lay[0][:512]                     # the first 2M: faulted in address order
+    assert region[0] == 0 and region[511] >= 4
+    heads = region[np.r_[0, np.flatnonzero(np.diff(np.arange(512) >> np.maximum(region, 0)))]]
+    assert (np.diff(region) >= 0).all(), "orders only grow along a sequential fill"
+    assert len(np.unique(heads)) >= 3
+    with pytest.raises(ValueError, match="threshold"):
+        policies.grow_after_faults(0)
+
+
+def test_avoid_high_orders_keeps_high_blocks():
+    builtin, _, lb = _run_policy(None, fragment=True)
+    k, _, la = _run_policy(policies.avoid_high_orders(1 << 20), fragment=True)
+    assert set(np.unique(np.concatenate(la)).tolist()) == {0}      # nothing that rich
+    k2, _, lc = _run_policy(policies.avoid_high_orders(8), fragment=True)
+    high = lambda lay: int((np.concatenate(lay) >= 4).sum())
+    assert high(lc) <= high(lb)
+    assert k2.core.buddy.nr_free_pages >= 0
+    with pytest.raises(ValueError, match="reserve"):
+        policies.avoid_high_orders(-1)

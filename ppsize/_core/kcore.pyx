@@ -82,10 +82,11 @@ cdef class KernelCore:
 
 
     # ------------------------------------------------------------ order hooks
-    def set_order_hook(self, int which, info, u64 address=0, py=None):
+    def set_order_hook(self, int which, info, u64 address=0, py=None, view=None):
         """Install the anonymous-fault (``which`` 0) or readahead (1) order hook:
         ``address`` of a C function ``int32_t f(void *info)`` (a numba cfunc), or
-        ``py``, a Python callable given a record view of ``info`` (the slow path);
+        ``py``, a Python callable given ``view`` (default: a record view of ``info``;
+        the slow path);
         ``info``: the one-element structured array (ppsize.hooks' dtype) the engine
         fills before each call. ``info=None`` removes the hook."""
         if which not in (HOOK_ANON, HOOK_RA):
@@ -105,7 +106,8 @@ cdef class KernelCore:
         if address == 0 and not callable(py):
             raise TypeError("an order hook needs a C function address or a Python callable")
         self._hook_objs[which] = arr
-        self._hook_objs[2 + which] = None if address else (py, arr.view(np.recarray)[0])
+        self._hook_objs[2 + which] = None if address else \
+            (py, arr.view(np.recarray)[0] if view is None else view)
         if which == HOOK_ANON:
             self.anon_info = <anon_fault_info*>cnp.PyArray_DATA(arr)
             self.anon_fn = <order_hook_fn><void*>address
