@@ -35,7 +35,8 @@ CHUNK = 1 << 16               # addresses per Process.access call in run()
 
 try:
     import numba
-    _njit = numba.njit(cache=False, nogil=True)
+    _njit = numba.njit(nogil=True)
+    _builtin = numba.njit(nogil=True, cache=True)    # ours: compiled once, cached on disk
     HAVE_NUMBA = True
 except ImportError:          # pragma: no cover - the numba extra not installed
     numba = None
@@ -43,6 +44,7 @@ except ImportError:          # pragma: no cover - the numba extra not installed
 
     def _njit(fn):
         return fn
+    _builtin = _njit
 
 
 def generator(fn):
@@ -57,7 +59,7 @@ _M2 = np.uint64(0x94D049BB133111EB)
 _S30, _S27, _S31 = np.uint64(30), np.uint64(27), np.uint64(31)
 
 
-@generator
+@_builtin
 def next_random(state):
     """splitmix64 over state[0]: the next 64-bit random number (uint64)."""
     z = state[0] + _GOLDEN
@@ -127,14 +129,14 @@ def run(proc, stream, n, chunk=CHUNK, write=False, insn=False) -> dict:
 
 
 # ------------------------------------------------------------------ the kernels
-@generator
+@_builtin
 def _uniform(out, state, ints, floats):
     base, n, align = np.uint64(ints[0]), np.uint64(ints[1]), np.uint64(ints[2])
     for i in range(out.size):
         out[i] = base + (next_random(state) % n) * align
 
 
-@generator
+@_builtin
 def _strided(out, state, ints, floats):
     # state[1]: the offset of the next access; it wraps at the region's end
     base, size, stride = np.uint64(ints[0]), np.uint64(ints[1]), np.uint64(ints[2])
@@ -147,7 +149,7 @@ def _strided(out, state, ints, floats):
     state[1] = pos
 
 
-@generator
+@_builtin
 def _zipf(out, state, ints, floats):
     # Walker's alias method: item i (the high 32 bits of r scaled to n) kept with
     # probability floats[i] (the low 24 bits of r against it), else its
@@ -162,7 +164,7 @@ def _zipf(out, state, ints, floats):
         out[i] = base + np.uint64(ints[np.uint64(3) + j]) * align
 
 
-@generator
+@_builtin
 def _alias_table(w, prob, alias):
     # Vose's alias method over the weights w (sum n): prob[i], alias[i]
     n = w.size
@@ -198,7 +200,7 @@ def _alias_table(w, prob, alias):
         alias[small[i]] = small[i]
 
 
-@generator
+@_builtin
 def _pointer_chase(out, state, ints, floats):
     # state[1]: the current node; ints[2:]: next node of each (one cycle, Sattolo)
     base, align = np.uint64(ints[0]), np.uint64(ints[1])
@@ -209,7 +211,7 @@ def _pointer_chase(out, state, ints, floats):
     state[1] = cur
 
 
-@generator
+@_builtin
 def _hash_join(out, state, ints, floats):
     # a scan of the input tuples, each followed by its hash bucket (multiplicative hash
     # of the tuple's key, the tuple index): build inserts, probe looks up
@@ -234,7 +236,7 @@ _POLY = np.uint64(0x7)
 _TOP = np.uint64(63)
 
 
-@generator
+@_builtin
 def _gups(out, state, ints, floats):
     # HPCC RandomAccess: ran = (ran << 1) ^ (ran < 0 ? POLY : 0); Table[ran & (size-1)]
     base, mask = np.uint64(ints[0]), np.uint64(ints[1])
