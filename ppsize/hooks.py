@@ -17,8 +17,8 @@ fills before the call (``ppsize/_core/kcore.pxd`` declares the structs; the NumP
 below have the same layout, which ``tests/test_policies_numba.py`` checks). In numba
 terms: ``int32(CPointer(Record))`` with the record of :data:`ANON_FAULT_DTYPE` or
 :data:`RA_ORDER_DTYPE`. You never write this: decorate ``def policy(info): ...``,
-read the fields as attributes (``info.allowed``, ``info.nr_free[9]``) and return an
-order (kernel pages, log2). The same function runs unchanged without numba (a NumPy
+read the fields as attributes (``info.allowed``, ``info.nr_free[9]``; read-only: the
+engine keeps some between calls) and return an order (kernel pages, log2). The same function runs unchanged without numba (a NumPy
 record), through a slow path that warns once.
 
 ``anon_fault_info`` (one anonymous fault; orders are kernel page orders):
@@ -44,7 +44,13 @@ nr_free[16]      free blocks per order of the zone (zone->free_area[o].nr_free)
 mm_id            the MM's id
 ===============  ===============================================================
 
-The engine then tries the returned order as ``alloc_anon_folio`` tries its highest
+``nr_free`` and ``pte_present`` cost a copy and a walk per fault, so the engine fills
+them only for a policy whose code names them (:attr:`OrderPolicy.fields`; the
+decorator's ``fields=`` forces it); every other field is filled at every call.
+
+The hook is called for the anonymous faults where there is a choice: some order above
+the process order enabled for the VMA (else the process order is the only answer and
+the call is skipped). The engine then tries the returned order as ``alloc_anon_folio`` tries its highest
 order: if the aligned range is not empty it tries the next lower allowed order, on
 allocation failure the next lower one, and last the process order. A returned order
 outside ``allowed`` is handled so the kernel stays consistent, counted
@@ -190,18 +196,44 @@ class InfoView:
         return self.__getattr__(name)
 
 
+# fields of anon_fault_info that cost a copy (nr_free) or a walk (pte_present) per fault:
+# filled only for policies whose code names them (or all: raw cfuncs, the slow path)
+COSTLY_FIELDS = ("nr_free", "pte_present")
+
+
+def names_read(fn) -> set:
+    """Attribute and global names a function's code (nested code included) uses."""
+    code = getattr(getattr(fn, "py_func", fn), "__code__", None)
+    out, todo = set(), [code] if code is not None else []
+    while todo:
+        c = todo.pop()
+        out.update(c.co_names)
+        todo.extend(x for x in c.co_consts if hasattr(x, "co_names"))
+    return out
+
+
 class OrderPolicy:
     """A compiled (or, without numba, interpreted) order policy of one kind.
 
     ``fn``: the Python function of ``info``; ``address``: the C function the engine
-    calls (None: the slow path); ``cfunc``: numba's CFunc (kept alive here)."""
+    calls (None: the slow path); ``cfunc``: numba's CFunc (kept alive here);
+    ``fields``: the costly fields (COSTLY_FIELDS) the engine fills for it (the ones
+    its code names; all for a raw cfunc or the slow path; the decorator's ``fields=``
+    forces a set)."""
 
-    def __init__(self, kind, fn, cfunc=None, name=None):
+    def __init__(self, kind, fn, cfunc=None, name=None, fields=None):
         self.kind = kind
         self.fn = fn
         self.cfunc = cfunc
         self.address = None if cfunc is None else int(cfunc.address)
         self.name = name or getattr(fn, "__name__", repr(fn))
+        if fields is None:
+            fields = COSTLY_FIELDS if cfunc is None or not hasattr(fn, "__code__") else \
+                [f for f in COSTLY_FIELDS if f in names_read(fn)]
+        bad = set(fields) - set(COSTLY_FIELDS)
+        if bad:
+            raise ValueError(f"fields {sorted(bad)}: choose from {', '.join(COSTLY_FIELDS)}")
+        self.fields = frozenset(fields)
 
     def __call__(self, info):
         """Run the policy on a record (a row of the kind's dtype), in Python."""
@@ -212,10 +244,10 @@ class OrderPolicy:
         return f"<{self.kind} order policy {self.name} ({how})>"
 
 
-def _compile(kind, fn, name=None):
+def _compile(kind, fn, name=None, fields=None):
     _check_arity(fn, kind)
     if not have_numba():
-        return OrderPolicy(kind, fn, None, name)
+        return OrderPolicy(kind, fn, None, name, fields)
     import numba
     from numba import carray
     try:
@@ -228,16 +260,18 @@ def _compile(kind, fn, name=None):
     except Exception as e:       # numba's typing errors: say which policy and what
         raise TypeError(f"numba could not compile the {kind} order policy "
                         f"{getattr(fn, '__name__', fn)!r}: {e}") from e
-    return OrderPolicy(kind, fn, c, name)
+    return OrderPolicy(kind, fn, c, name, fields)
 
 
-def anon_order_policy(fn=None, *, name=None):
+def anon_order_policy(fn=None, *, name=None, fields=None):
     """Decorator: compile ``fn(info) -> order`` (``info`` an anon_fault_info, see the
     module docstring) into an anonymous folio order policy for
-    ``Kernel(anon_order_policy=...)``."""
+    ``Kernel(anon_order_policy=...)``. ``info.nr_free`` and ``info.pte_present`` are
+    filled only if ``fn``'s code names them (a helper reading them from the ``info``
+    it is handed is not seen: then pass ``fields=("nr_free", "pte_present")``)."""
     if fn is None:
-        return lambda f: _compile("anon", f, name)
-    return _compile("anon", fn, name)
+        return lambda f: _compile("anon", f, name, fields)
+    return _compile("anon", fn, name, fields)
 
 
 def readahead_order_policy(fn=None, *, name=None):

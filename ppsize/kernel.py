@@ -117,7 +117,8 @@ class Kernel:
             self.core.set_order_hook(which, None)
         else:
             info = np.zeros(1, dtype)
-            self.core.set_order_hook(which, info, policy.address or 0, policy.fn, hooks.InfoView(info))
+            self.core.set_order_hook(which, info, policy.address or 0, policy.fn, hooks.InfoView(info),
+                                     "nr_free" in policy.fields, "pte_present" in policy.fields)
         self._policies[which] = policy
 
     def hooks_after_batch(self):

@@ -151,17 +151,20 @@ def _strided(out, state, ints, floats):
 
 @_builtin
 def _zipf(out, state, ints, floats):
-    # Walker's alias method: item i (the high 32 bits of r scaled to n) kept with
-    # probability floats[i] (the low 24 bits of r against it), else its
-    # alias ints[3 + n + i]; items mapped through a seeded permutation (ints[3:3 + n])
+    # Walker's alias method, one 16-byte slot per item j (the high 32 bits of r scaled
+    # to n): ints[3 + 2j] = the item's page | its alias's page << 32 (pages through a
+    # seeded permutation), ints[4 + 2j] = the keep threshold (probability * 2**32),
+    # compared with the low 32 bits of r
     base, align, n = np.uint64(ints[0]), np.uint64(ints[1]), np.uint64(ints[2])
+    low = np.uint64(0xffffffff)
     for i in range(out.size):
         r = next_random(state)
         j = ((r >> np.uint64(32)) * n) >> np.uint64(32)
-        u = (r & np.uint64(0xffffff)) * (1.0 / 16777216.0)
-        if u >= floats[j]:
-            j = np.uint64(ints[np.uint64(3) + n + j])
-        out[i] = base + np.uint64(ints[np.uint64(3) + j]) * align
+        k = np.uint64(3) + np.uint64(2) * j
+        pages = np.uint64(ints[k])
+        if (r & low) >= np.uint64(ints[k + np.uint64(1)]):
+            pages >>= np.uint64(32)
+        out[i] = base + (pages & low) * align
 
 
 @_builtin
@@ -202,13 +205,17 @@ def _alias_table(w, prob, alias):
 
 @_builtin
 def _pointer_chase(out, state, ints, floats):
-    # state[1]: the current node; ints[2:]: next node of each (one cycle, Sattolo)
-    base, align = np.uint64(ints[0]), np.uint64(ints[1])
-    cur = state[1]
+    # state[1]: the position in the cycle; ints[3:]: the nodes in cycle order (the
+    # successor of each node is the next one, so the stream is the chase's, and
+    # filling it needs no dependent load)
+    base, align, n = np.uint64(ints[0]), np.uint64(ints[1]), np.uint64(ints[2])
+    pos = state[1]
     for i in range(out.size):
-        out[i] = base + cur * align
-        cur = np.uint64(ints[2 + cur])
-    state[1] = cur
+        out[i] = base + np.uint64(ints[np.uint64(3) + pos]) * align
+        pos += np.uint64(1)
+        if pos == n:
+            pos = np.uint64(0)
+    state[1] = pos
 
 
 @_builtin
@@ -300,8 +307,11 @@ def zipf(base, size, exponent=1.0, align=4096, seed=0) -> Stream:
     w = 1.0 / np.arange(1, n + 1, dtype=np.float64) ** a
     prob, alias = np.empty(n, np.float64), np.empty(n, np.int64)
     _alias_table(w, prob, alias)
-    perm = np.random.default_rng([seed, 11]).permutation(n)
-    return Stream(_zipf, np.concatenate(([base, align, n], perm, alias)), prob, seed=seed,
+    perm = np.random.default_rng([seed, 11]).permutation(n).astype(np.int64)
+    slots = np.empty(2 * n, np.int64)
+    slots[0::2] = perm | (perm[alias] << 32)
+    slots[1::2] = np.minimum(np.round(prob * 2.0**32), 2.0**32).astype(np.int64)
+    return Stream(_zipf, np.concatenate(([base, align, n], slots)), seed=seed,
                   name=f"zipf({a:g})")
 
 
@@ -313,11 +323,9 @@ def pointer_chase(base, size, align=64, seed=0) -> Stream:
     n = size // align
     if not 1 <= n <= 1 << 26:
         raise ValueError(f"pointer chase over {n} nodes: 1 .. 2**26 nodes of {align} bytes")
-    order = np.random.default_rng([seed, 13]).permutation(n)
-    nxt = np.empty(n, np.int64)
-    nxt[order] = np.roll(order, -1)                 # one cycle through a random order
-    return Stream(_pointer_chase, np.concatenate(([base, align], nxt)), seed=seed,
-                  state=[int(order[0])], name="pointer_chase")
+    order = np.random.default_rng([seed, 13]).permutation(n)    # one cycle: order[i] -> order[i+1]
+    return Stream(_pointer_chase, np.concatenate(([base, align, n], order)), seed=seed,
+                  name="pointer_chase")
 
 
 def hash_join(table_base, table_size, input_base, input_size, bucket=64, tuple_size=16,

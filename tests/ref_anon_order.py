@@ -47,12 +47,15 @@ def fault_order(va, vs, ve, settings, porder, pmd_order, kshift, mapped, r, max_
                 can_alloc=lambda order: True, native=False):
     """The folio order a write fault at va gets when the hook returns r; ``mapped(a,
     b)``: whether any kernel page of [a, b) is mapped (so pmd_empty is "nothing
-    mapped in the PMD range", true when no table was freed). Returns (order,
-    what became of r)."""
+    mapped in the PMD range", true when no table was freed). The hook is not asked
+    when no order above the process order is enabled. Returns (order, what became
+    of r)."""
     pmd = 1 << (pmd_order + kshift)
     pa = va & ~(pmd - 1)
     allowed, pmd_ok = allowed_mask(va, vs, ve, settings, porder, pmd_order, kshift,
                                    not mapped(pa, pa + pmd), native)
+    if not pmd_ok and not settings >> (porder + 1):
+        return porder, None                   # no order above the process's: no call
     top, what = clamp(r, allowed, porder, max_order)
     if pmd_ok and top >= pmd_order and can_alloc(pmd_order):
         return pmd_order, what

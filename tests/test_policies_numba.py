@@ -441,3 +441,52 @@ def test_avoid_high_orders_keeps_high_blocks():
     assert k2.core.buddy.nr_free_pages >= 0
     with pytest.raises(ValueError, match="reserve"):
         policies.avoid_high_orders(-1)
+
+
+def test_costly_fields_filled_only_when_named():
+    assert policies.fixed(3).fields == frozenset()
+    assert policies.grow_after_faults().fields == {"pte_present"}
+    assert policies.avoid_high_orders().fields == {"nr_free"}
+
+    @numba.njit
+    def helper_jit(info):
+        return info.nr_free[10]
+
+    def via_helper(info):          # reads nr_free through a helper the decorator cannot see
+        return 4 if helper_jit(info) > 0 else info.process_order
+
+    seen = {}
+    for fields in (None, ("nr_free",)):
+        pol = ppsize.anon_order_policy(via_helper, fields=fields)
+        k = ppsize.Kernel("4K", "64M", mthp={"64K": "always"}, thp="never", anon_order_policy=pol)
+        p = k.spawn()
+        a = p.mmap(M)
+        p.access(_pages(a, 256), write=True)
+        seen[fields] = k.mthp_stats().get("64K", {}).get("anon_fault_alloc", 0)
+    assert seen == {None: 0, ("nr_free",): 16}     # not filled (zeros) unless forced
+    with pytest.raises(ValueError, match="fields"):
+        ppsize.anon_order_policy(via_helper, fields=("address",))
+
+
+def test_hook_not_called_without_a_choice():
+    calls = []
+
+    def counting(info):
+        calls.append(info.allowed)
+        return -5                              # would be refused and reported if asked
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", hooks.SlowPolicyWarning)
+        k = ppsize.Kernel("4K", "64M", thp="never", anon_order_policy=counting)
+    p = k.spawn()
+    a = p.mmap(M)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")         # no PolicyOrderWarning either
+        p.access(_pages(a, 256), write=True)
+    assert calls == [] and p.status()["minflt"] == 256
+    k.set_thp(mthp={"16K": "always"})
+    b = p.mmap(M)
+    with pytest.warns(hooks.PolicyOrderWarning):
+        p.access(_pages(b, 256), write=True)
+    assert len(calls) == 64 and set(calls) == {1 | 1 << 2}
+    k.check()

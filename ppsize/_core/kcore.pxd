@@ -81,6 +81,9 @@ cdef class KernelCore:
     # callable through call_hook's slow path (has_* set, fn NULL); none: the built-in policy
     cdef bint has_anon_hook
     cdef bint has_ra_hook
+    cdef bint hook_fill_free              # the policy reads nr_free (else left as it was)
+    cdef bint hook_fill_pte               # ... pte_present
+    cdef i32 hook_anon_mm                 # the MM whose constant fields anon_info holds (-1: none)
     cdef order_hook_fn anon_fn
     cdef order_hook_fn ra_fn
     cdef anon_fault_info* anon_info

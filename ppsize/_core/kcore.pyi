@@ -25,7 +25,8 @@ class KernelCore:
         """{order: (anon_fault_alloc, anon_fault_fallback)} of the orders used."""
     hook_batch_bad: int      # bad hook returns since reset_hook_report
     def set_order_hook(self, which: int, info: object, address: int = 0,
-                       py: object = None, view: object = None) -> None:
+                       py: object = None, view: object = None, fill_free: bool = True,
+                       fill_pte: bool = True) -> None:
         """Install (info None: remove) the anon (0) or readahead (1) order hook."""
     def reset_hook_report(self) -> None: ...
     def hook_report(self) -> tuple[int, tuple[int, int, int, int] | None, BaseException | None]: ...

@@ -6,7 +6,7 @@ import operator
 import numpy as np
 
 from ._types cimport u64, i64, i32, u8, NR_ORDERS
-from .buddy cimport BuddyAllocator, MIGRATE_UNMOVABLE
+from .buddy cimport BuddyAllocator, MIGRATE_UNMOVABLE, MIGRATE_TYPES
 from .folio cimport FolioTable, PG_uptodate, PG_zero
 from .vma cimport VM_HUGEPAGE, VM_NOHUGEPAGE
 
@@ -82,11 +82,13 @@ cdef class KernelCore:
 
 
     # ------------------------------------------------------------ order hooks
-    def set_order_hook(self, int which, info, u64 address=0, py=None, view=None):
+    def set_order_hook(self, int which, info, u64 address=0, py=None, view=None,
+                       bint fill_free=True, bint fill_pte=True):
         """Install the anonymous-fault (``which`` 0) or readahead (1) order hook:
         ``address`` of a C function ``int32_t f(void *info)`` (a numba cfunc), or
         ``py``, a Python callable given ``view`` (default: a record view of ``info``;
-        the slow path);
+        the slow path); ``fill_free`` / ``fill_pte``: the anon policy reads nr_free /
+        pte_present (they cost a copy / a walk per fault, so are skipped when not read);
         ``info``: the one-element structured array (ppsize.hooks' dtype) the engine
         fills before each call. ``info=None`` removes the hook."""
         if which not in (HOOK_ANON, HOOK_RA):
@@ -111,6 +113,8 @@ cdef class KernelCore:
         if which == HOOK_ANON:
             self.anon_info = <anon_fault_info*>cnp.PyArray_DATA(arr)
             self.anon_fn = <order_hook_fn><void*>address
+            self.hook_fill_free, self.hook_fill_pte = fill_free, fill_pte
+            self.hook_anon_mm = -1
             self.has_anon_hook = True
         else:
             self.ra_info = <ra_order_info*>cnp.PyArray_DATA(arr)
@@ -153,8 +157,13 @@ cdef class KernelCore:
     cdef void fill_nr_free(self, i64* out) noexcept nogil:
         """zone->free_area[order].nr_free for every order (0 above MAX_PAGE_ORDER)."""
         cdef int o
+        cdef i64* nf = self.buddy.nr_free
         for o in range(NR_ORDERS):
-            out[o] = self.buddy._nr_free_order(o) if o <= self.buddy.max_order else 0
+            if o <= self.buddy.max_order:
+                out[o] = nf[o * MIGRATE_TYPES] + nf[o * MIGRATE_TYPES + 1] + \
+                    nf[o * MIGRATE_TYPES + 2] + nf[o * MIGRATE_TYPES + 3]
+            else:
+                out[o] = 0
 
     def reset_hook_report(self):
         """Forget the batch's bad returns and Python error (Process: before a batch)."""

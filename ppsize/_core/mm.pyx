@@ -19,13 +19,21 @@ from .vma cimport VmaTable, VM_READ, VM_WRITE, VM_EXEC, VM_SHARED, VM_HUGEPAGE, 
 from .buddy cimport BuddyAllocator, MIGRATE_MOVABLE, MIGRATE_UNMOVABLE
 from .folio cimport FolioTable, PG_anon, PG_uptodate, PG_swapbacked, PG_zero, PG_dirty, PG_locked
 from .vma cimport VM_RAND_READ, VM_SEQ_READ
-from .kcore cimport (anon_fault_info, HOOK_ANON, HOOK_BAD_RANGE, HOOK_BAD_LOW,
+from .kcore cimport (anon_fault_info, order_hook_fn, HOOK_ANON, HOOK_BAD_RANGE, HOOK_BAD_LOW,
                      HOOK_BAD_NOT_ALLOWED, HOOK_BAD_ERROR)
 from .pagecache cimport PageCache, FGP_CREAT, PAGECACHE_TAG_DIRTY, file_ra_state
 from .folio cimport PG_readahead
 from .xarray cimport xa_load, xa_find_range, xa_set_mark, xa_is_pfn, xa_is_value, xa_to_pfn
 
 cnp.import_array()
+
+cdef extern from *:
+    """
+    static inline int ppsize_mm_ctz(unsigned long long x) { return __builtin_ctzll(x); }
+    static inline int ppsize_mm_clz(unsigned long long x) { return __builtin_clzll(x); }
+    """
+    int mm_ctz "ppsize_mm_ctz" (unsigned long long x) nogil     # x != 0
+    int mm_clz "ppsize_mm_clz" (unsigned long long x) nogil     # x != 0
 
 cdef u64 ADDR_MASK = ~(<u64>0xfff)
 cdef enum:
@@ -236,7 +244,8 @@ cdef class MMCore:
             size = (<u64>1) << (self.k.pmd_order + self.kshift)
             a = va & ~(size - 1)
             pmd_ok = a >= vs and a + size <= ve and level <= self.pt.levels - 2
-        if self.k.has_anon_hook:
+        if self.k.has_anon_hook and (pmd_ok or orders >> (self.porder + 1)):
+            # a choice to make (an order above the process order enabled): ask the hook
             top = self.anon_hook_order(vi, va, write, orders, pmd_ok)
             if top < self.k.pmd_order:
                 pmd_ok = False
@@ -305,25 +314,25 @@ cdef class MMCore:
         (negative, above MAX_PAGE_ORDER: the built-in order), raised to the process
         order, or lowered to the next allowed order, and counted (hook_bad_order)."""
         cdef anon_fault_info* info = self.k.anon_info
-        cdef u64 vs = self.vmas.start[vi], ve = self.vmas.end[vi], size, a, allowed
+        cdef u64 vs = self.vmas.start[vi], ve = self.vmas.end[vi], size, a, allowed, rest
         cdef int o, r, default
-        cdef bint failed
+        cdef bint failed = False
+        cdef order_hook_fn fn
         if not self.native:
             orders &= ((<u64>1) << self.k.pmd_order) - 1
         orders &= ~(((<u64>1) << (self.porder + 1)) - 1)
         allowed = (<u64>1) << self.porder
-        for o in range(self.porder + 1, 64):
-            if not (orders >> o) & 1:
-                continue
+        rest = orders
+        while rest:                               # thp_vma_suitable_orders
+            o = mm_ctz(rest)
+            rest &= rest - 1
             size = (<u64>1) << (o + self.kshift)
             a = va & ~(size - 1)
             if a >= vs and a + size <= ve:
                 allowed |= (<u64>1) << o
         if pmd_ok:
             allowed |= (<u64>1) << self.k.pmd_order
-        default = 63
-        while not (allowed >> default) & 1:
-            default -= 1
+        default = 63 - mm_clz(allowed)
         info.address = va
         info.vma_start = vs
         info.vma_end = ve
@@ -331,16 +340,24 @@ cdef class MMCore:
         info.allowed = allowed
         info.mm_faults = self.minflt - 1           # faults before this one
         info.mm_rss_anon = self.rss_anon
-        info.pte_present = self.pt.pte_table_present(va)
-        info.pte_span = (<i64>1) << self.pt.shift[self.pt.levels - 2] if self.pt.levels > 1 else 0
-        self.k.fill_nr_free(info.nr_free)
-        info.process_order = self.porder
-        info.pmd_order = self.k.pmd_order
-        info.max_order = self.buddy.max_order
+        if self.k.hook_fill_pte:
+            info.pte_present = self.pt.pte_table_present(va)
+        if self.k.hook_fill_free:
+            self.k.fill_nr_free(info.nr_free)
+        if self.k.hook_anon_mm != self.mm_id:      # this MM's constants (the policy only reads)
+            self.k.hook_anon_mm = self.mm_id
+            info.pte_span = (<i64>1) << self.pt.shift[self.pt.levels - 2] if self.pt.levels > 1 else 0
+            info.process_order = self.porder
+            info.pmd_order = self.k.pmd_order
+            info.max_order = self.buddy.max_order
+            info.mm_id = self.mm_id
         info.default_order = default
         info.write = write
-        info.mm_id = self.mm_id
-        r = self.k.call_hook(HOOK_ANON, &failed)
+        fn = self.k.anon_fn
+        if fn != NULL:
+            r = fn(<void*>info)
+        else:
+            r = self.k.call_hook(HOOK_ANON, &failed)
         if failed:
             self.k.hook_bad_order(HOOK_ANON, HOOK_BAD_ERROR, <i64>va, r)
             return default
