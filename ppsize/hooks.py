@@ -38,14 +38,18 @@ write            1 for a write fault (a read fault maps the zero page unless the
                  PMD order is chosen: the huge zero page or, without it, a THP)
 mm_faults        the MM's page faults before this one (minflt)
 mm_rss_anon      the MM's resident anonymous pages (kernel pages)
-pte_present      present PTEs in the page table covering ``address`` (a region of
-                 ``pte_span`` bytes: 2M on 4K tables), as khugepaged counts them
+pte_present      kernel pages mapped by the page table covering ``address`` (a
+                 region of ``pte_span`` bytes: 2M on 4K tables; the zero page
+                 counts), as khugepaged counts present PTEs
+vma_present      kernel pages mapped in the VMA (the zero page counts): the VMA's
+                 resident pages, summed over its page tables at each call
 nr_free[16]      free blocks per order of the zone (zone->free_area[o].nr_free)
 mm_id            the MM's id
 ===============  ===============================================================
 
-``nr_free`` and ``pte_present`` cost a copy and a walk per fault, so the engine fills
-them only for a policy whose code names them (:attr:`OrderPolicy.fields`; the
+``nr_free``, ``pte_present`` and ``vma_present`` cost a copy, a walk and a sum over the
+VMA's page tables per fault, so the engine fills them only for a policy whose code names
+them (:attr:`OrderPolicy.fields`; the
 decorator's ``fields=`` forces it); every other field is filled at every call.
 
 The hook is called for the anonymous faults where there is a choice: some order above
@@ -99,7 +103,7 @@ ANON_FAULT_DTYPE = np.dtype([
     ("address", np.uint64), ("vma_start", np.uint64), ("vma_end", np.uint64),
     ("vma_flags", np.uint64), ("allowed", np.uint64), ("mm_faults", np.int64),
     ("mm_rss_anon", np.int64), ("pte_present", np.int64), ("pte_span", np.int64),
-    ("nr_free", np.int64, (NR_ORDERS,)),
+    ("vma_present", np.int64), ("nr_free", np.int64, (NR_ORDERS,)),
     ("process_order", np.int32), ("pmd_order", np.int32), ("max_order", np.int32),
     ("default_order", np.int32), ("write", np.int32), ("mm_id", np.int32)], align=True)
 RA_ORDER_DTYPE = np.dtype([
@@ -196,9 +200,10 @@ class InfoView:
         return self.__getattr__(name)
 
 
-# fields of anon_fault_info that cost a copy (nr_free) or a walk (pte_present) per fault:
+# fields of anon_fault_info that cost a copy (nr_free), a walk (pte_present) or a sum
+# over the VMA's page tables (vma_present) per fault:
 # filled only for policies whose code names them (or all: raw cfuncs, the slow path)
-COSTLY_FIELDS = ("nr_free", "pte_present")
+COSTLY_FIELDS = ("nr_free", "pte_present", "vma_present")
 
 
 def names_read(fn) -> set:
@@ -267,8 +272,9 @@ def anon_order_policy(fn=None, *, name=None, fields=None):
     """Decorator: compile ``fn(info) -> order`` (``info`` an anon_fault_info, see the
     module docstring) into an anonymous folio order policy for
     ``Kernel(anon_order_policy=...)``. ``info.nr_free`` and ``info.pte_present`` are
-    filled only if ``fn``'s code names them (a helper reading them from the ``info``
-    it is handed is not seen: then pass ``fields=("nr_free", "pte_present")``)."""
+    filled only if ``fn``'s code names them, as is ``info.vma_present`` (a helper
+    reading them from the ``info`` it is handed is not seen: then pass
+    ``fields=("nr_free", "pte_present", "vma_present")``)."""
     if fn is None:
         return lambda f: _compile("anon", f, name, fields)
     return _compile("anon", fn, name, fields)

@@ -118,7 +118,7 @@ class Kernel:
         else:
             info = np.zeros(1, dtype)
             self.core.set_order_hook(which, info, policy.address or 0, policy.fn, hooks.InfoView(info),
-                                     "nr_free" in policy.fields, "pte_present" in policy.fields)
+                                     *(f in policy.fields for f in hooks.COSTLY_FIELDS))
         self._policies[which] = policy
 
     def hooks_after_batch(self):

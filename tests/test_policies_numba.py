@@ -490,3 +490,49 @@ def test_hook_not_called_without_a_choice():
         p.access(_pages(b, 256), write=True)
     assert len(calls) == 64 and set(calls) == {1 | 1 << 2}
     k.check()
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(page=st.sampled_from([K4, 4 * K4, 16 * K4]), native=st.booleans(),
+       thp=st.sampled_from(["always", "never"]),
+       ops=st.lists(st.tuples(st.sampled_from(["touch", "read", "dontneed"]),
+                              st.integers(0, 1023), st.integers(1, 64)), min_size=1, max_size=25))
+def test_region_and_vma_counters_match_a_recount(page, native, thp, ops):
+    """pte_present and vma_present as the policy sees them equal the mapped pages
+    recounted from the page table (mapped_stats) just before the fault."""
+    seen = []
+
+    def record(info):
+        seen.append((info.address, info.pte_present, info.vma_present, info.pte_span,
+                     info.vma_start, info.vma_end))
+        return info.default_order
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", hooks.SlowPolicyWarning)
+        k = ppsize.Kernel("4K", "64M", thp=thp, mthp={"64K": "always", "16K": "always"},
+                          anon_order_policy=record)
+    p = k.spawn(page_size=page, pgtable="native" if native and page > K4 else "emulated")
+    length = 4 * M
+    a = p.mmap(length)
+    other = p.mmap(M)                          # a neighbour whose pages must not count
+    p.access(np.array([other], np.uint64), write=True)
+    for op, i, n in ops:
+        va = a + (i * K4 // page) * page
+        n = min(n, (a + length - va) // page)
+        if op == "dontneed":
+            p.madvise(va, n * page, "dontneed")
+            continue
+        for j in range(n):
+            x = va + j * page
+            before = len(seen)
+            s, e = next((s, e) for s, e, *_ in p.aspace.vmas if s <= x < e)
+            anon, _pmd, zero, file, _pss = p.mm.mapped_stats(s, e)
+            span = p.pt_geometry.pmd_size
+            r0 = x & ~(span - 1)
+            ra, _pmd, rz, rf, _pss = p.mm.mapped_stats(r0, r0 + span)
+            p.access(np.array([x], np.uint64), write=op == "touch")
+            if len(seen) > before:
+                addr, pte, vmap, pspan, vs, ve = seen[-1]
+                assert (addr, vs, ve, pspan) == (x, s, e, span) and vmap == anon + zero + file
+                assert pte == ra + rz + rf
+    k.check()

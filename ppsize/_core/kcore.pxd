@@ -18,6 +18,7 @@ ctypedef struct anon_fault_info:        # hooks.ANON_FAULT_DTYPE
     i64 mm_rss_anon
     i64 pte_present
     i64 pte_span
+    i64 vma_present
     i64 nr_free[NR_ORDERS]
     i32 process_order
     i32 pmd_order
@@ -83,6 +84,7 @@ cdef class KernelCore:
     cdef bint has_ra_hook
     cdef bint hook_fill_free              # the policy reads nr_free (else left as it was)
     cdef bint hook_fill_pte               # ... pte_present
+    cdef bint hook_fill_vma               # ... vma_present
     cdef i32 hook_anon_mm                 # the MM whose constant fields anon_info holds (-1: none)
     cdef order_hook_fn anon_fn
     cdef order_hook_fn ra_fn

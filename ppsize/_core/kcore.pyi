@@ -26,7 +26,7 @@ class KernelCore:
     hook_batch_bad: int      # bad hook returns since reset_hook_report
     def set_order_hook(self, which: int, info: object, address: int = 0,
                        py: object = None, view: object = None, fill_free: bool = True,
-                       fill_pte: bool = True) -> None:
+                       fill_pte: bool = True, fill_vma: bool = True) -> None:
         """Install (info None: remove) the anon (0) or readahead (1) order hook."""
     def reset_hook_report(self) -> None: ...
     def hook_report(self) -> tuple[int, tuple[int, int, int, int] | None, BaseException | None]: ...

@@ -83,12 +83,13 @@ cdef class KernelCore:
 
     # ------------------------------------------------------------ order hooks
     def set_order_hook(self, int which, info, u64 address=0, py=None, view=None,
-                       bint fill_free=True, bint fill_pte=True):
+                       bint fill_free=True, bint fill_pte=True, bint fill_vma=True):
         """Install the anonymous-fault (``which`` 0) or readahead (1) order hook:
         ``address`` of a C function ``int32_t f(void *info)`` (a numba cfunc), or
         ``py``, a Python callable given ``view`` (default: a record view of ``info``;
-        the slow path); ``fill_free`` / ``fill_pte``: the anon policy reads nr_free /
-        pte_present (they cost a copy / a walk per fault, so are skipped when not read);
+        the slow path); ``fill_free`` / ``fill_pte`` / ``fill_vma``: the anon policy reads
+        nr_free / pte_present / vma_present (they cost a copy / a walk / a sum over the
+        VMA's page tables per fault, so are skipped when not read);
         ``info``: the one-element structured array (ppsize.hooks' dtype) the engine
         fills before each call. ``info=None`` removes the hook."""
         if which not in (HOOK_ANON, HOOK_RA):
@@ -113,7 +114,7 @@ cdef class KernelCore:
         if which == HOOK_ANON:
             self.anon_info = <anon_fault_info*>cnp.PyArray_DATA(arr)
             self.anon_fn = <order_hook_fn><void*>address
-            self.hook_fill_free, self.hook_fill_pte = fill_free, fill_pte
+            self.hook_fill_free, self.hook_fill_pte, self.hook_fill_vma = fill_free, fill_pte, fill_vma
             self.hook_anon_mm = -1
             self.has_anon_hook = True
         else:
@@ -192,7 +193,8 @@ def hook_struct_layout():
             "vma_end": <char*>&a.vma_end - pa, "vma_flags": <char*>&a.vma_flags - pa,
             "allowed": <char*>&a.allowed - pa, "mm_faults": <char*>&a.mm_faults - pa,
             "mm_rss_anon": <char*>&a.mm_rss_anon - pa, "pte_present": <char*>&a.pte_present - pa,
-            "pte_span": <char*>&a.pte_span - pa, "nr_free": <char*>&a.nr_free[0] - pa,
+            "pte_span": <char*>&a.pte_span - pa,
+            "vma_present": <char*>&a.vma_present - pa, "nr_free": <char*>&a.nr_free[0] - pa,
             "process_order": <char*>&a.process_order - pa, "pmd_order": <char*>&a.pmd_order - pa,
             "max_order": <char*>&a.max_order - pa, "default_order": <char*>&a.default_order - pa,
             "write": <char*>&a.write - pa, "mm_id": <char*>&a.mm_id - pa}

@@ -340,8 +340,10 @@ cdef class MMCore:
         info.allowed = allowed
         info.mm_faults = self.minflt - 1           # faults before this one
         info.mm_rss_anon = self.rss_anon
-        if self.k.hook_fill_pte:
-            info.pte_present = self.pt.pte_table_present(va)
+        if self.k.hook_fill_pte:           # in kernel pages (a native PTE maps a process page)
+            info.pte_present = self.pt.pte_table_present(va) << (self.pt.page_shift - self.kshift)
+        if self.k.hook_fill_vma:
+            info.vma_present = self.pt.present_pages(vs, ve) << (self.pt.page_shift - self.kshift)
         if self.k.hook_fill_free:
             self.k.fill_nr_free(info.nr_free)
         if self.k.hook_anon_mm != self.mm_id:      # this MM's constants (the policy only reads)
