@@ -330,6 +330,8 @@ def report(kind_of, n, first, error, name_of):
     """After a batch: raise PolicyError for a Python policy's exception, else warn
     about refused or clamped orders (``first``: hook index, bad kind, address or page
     index, order). ``kind_of``/``name_of``: hook index -> kind / policy name."""
+    if isinstance(error, (KeyboardInterrupt, SystemExit)):
+        raise error
     if error is not None:
         raise PolicyError(f"the {kind_of[first[0]] if first else ''} order policy raised "
                           f"{type(error).__name__}: {error} (the faults used the built-in "
