@@ -43,6 +43,8 @@ pte_present      kernel pages mapped by the page table covering ``address`` (a
                  counts), as khugepaged counts present PTEs
 vma_present      kernel pages mapped in the VMA (the zero page counts): the VMA's
                  resident pages, summed over its page tables at each call
+vma_faults       anonymous faults in the VMA before this one (do_anonymous_page's;
+                 a VMA merged into it adds its count, a split's parts keep it)
 nr_free[16]      free blocks per order of the zone (zone->free_area[o].nr_free)
 mm_id            the MM's id
 ===============  ===============================================================
@@ -103,7 +105,7 @@ ANON_FAULT_DTYPE = np.dtype([
     ("address", np.uint64), ("vma_start", np.uint64), ("vma_end", np.uint64),
     ("vma_flags", np.uint64), ("allowed", np.uint64), ("mm_faults", np.int64),
     ("mm_rss_anon", np.int64), ("pte_present", np.int64), ("pte_span", np.int64),
-    ("vma_present", np.int64), ("nr_free", np.int64, (NR_ORDERS,)),
+    ("vma_present", np.int64), ("vma_faults", np.int64), ("nr_free", np.int64, (NR_ORDERS,)),
     ("process_order", np.int32), ("pmd_order", np.int32), ("max_order", np.int32),
     ("default_order", np.int32), ("write", np.int32), ("mm_id", np.int32)], align=True)
 RA_ORDER_DTYPE = np.dtype([

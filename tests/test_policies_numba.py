@@ -536,3 +536,30 @@ def test_region_and_vma_counters_match_a_recount(page, native, thp, ops):
                 assert (addr, vs, ve, pspan) == (x, s, e, span) and vmap == anon + zero + file
                 assert pte == ra + rz + rf
     k.check()
+
+
+def test_vma_faults_counts_split_and_merge():
+    seen = []
+
+    def record(info):
+        seen.append((info.vma_start, info.vma_faults))
+        return info.default_order
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", hooks.SlowPolicyWarning)
+        k = ppsize.Kernel("4K", "64M", thp="never", mthp={"16K": "always"}, anon_order_policy=record)
+    p = k.spawn()
+    a = p.mmap(M)
+    p.access(_pages(a, 8, 16384), write=True)                 # 8 faults of 16K folios
+    assert [f for _, f in seen] == list(range(8))
+    p.mprotect(a + M // 2, M // 2, "r")                       # split: both parts keep 8
+    vi = p.aspace.vmas.lookup(a + M // 2)
+    assert p.aspace.vmas.faults_of(vi) == 8 and p.aspace.vmas.faults_of(vi - 1) == 8
+    p.access(np.array([a + 8 * 16384], np.uint64), write=True)
+    assert seen[-1] == (a, 8)
+    p.mprotect(a + M // 2, M // 2, "rw")                      # merged back: 9 + 8
+    assert len(p.aspace.vmas) == 1 and p.aspace.vmas.faults_of(0) == 17
+    b = p.mmap(M)                                             # a new VMA starts at 0
+    p.access(np.array([b], np.uint64), write=True)
+    assert seen[-1][1] == (17 if b + M == a else 0)           # (merged with a's VMA if adjacent)
+    k.check()

@@ -19,6 +19,7 @@ ctypedef struct anon_fault_info:        # hooks.ANON_FAULT_DTYPE
     i64 pte_present
     i64 pte_span
     i64 vma_present
+    i64 vma_faults
     i64 nr_free[NR_ORDERS]
     i32 process_order
     i32 pmd_order

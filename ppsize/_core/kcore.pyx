@@ -194,7 +194,8 @@ def hook_struct_layout():
             "allowed": <char*>&a.allowed - pa, "mm_faults": <char*>&a.mm_faults - pa,
             "mm_rss_anon": <char*>&a.mm_rss_anon - pa, "pte_present": <char*>&a.pte_present - pa,
             "pte_span": <char*>&a.pte_span - pa,
-            "vma_present": <char*>&a.vma_present - pa, "nr_free": <char*>&a.nr_free[0] - pa,
+            "vma_present": <char*>&a.vma_present - pa, "vma_faults": <char*>&a.vma_faults - pa,
+            "nr_free": <char*>&a.nr_free[0] - pa,
             "process_order": <char*>&a.process_order - pa, "pmd_order": <char*>&a.pmd_order - pa,
             "max_order": <char*>&a.max_order - pa, "default_order": <char*>&a.default_order - pa,
             "write": <char*>&a.write - pa, "mm_id": <char*>&a.mm_id - pa}

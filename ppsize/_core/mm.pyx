@@ -233,7 +233,9 @@ cdef class MMCore:
         cdef int order, pprot, st, top
         cdef bint checked, pmd_ok = False
         cdef i64 pfn
+        cdef i64* vma_faults = self.vmas.faults
         self.minflt += 1
+        vma_faults[vi] += 1
         if write and self.vmas.anon[vi] == 0:
             self._note_anon(vi)
         # PMD-size THP: only with kernel-granule tables (a native 16K/64K PMD is
@@ -300,6 +302,7 @@ cdef class MMCore:
         if pfn < 0:
             self.k.count_oom()
             self.minflt -= 1              # VM_FAULT_OOM is not a completed fault
+            vma_faults[vi] -= 1
             return ACC_OOM
         self.k.count_fault(self.porder, True)
         self.map_folio(pva, pfn, self.porder, prot | PROT_W, False)
@@ -340,6 +343,7 @@ cdef class MMCore:
         info.allowed = allowed
         info.mm_faults = self.minflt - 1           # faults before this one
         info.mm_rss_anon = self.rss_anon
+        info.vma_faults = self.vmas.faults[vi] - 1
         if self.k.hook_fill_pte:           # in kernel pages (a native PTE maps a process page)
             info.pte_present = self.pt.pte_table_present(va) << (self.pt.page_shift - self.kshift)
         if self.k.hook_fill_vma:
