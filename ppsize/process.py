@@ -186,9 +186,7 @@ class Process:
         self._file(file)
         if length is None:
             length = max(0, self.kernel.pagecache.info(file)["i_size"] - parse_size(offset, "offset"))
-        out = self.kernel.pagecache.read(file, offset, length)
-        self.kernel.hooks_after_batch()
-        return out
+        return self.kernel.pagecache.read(file, offset, length)
 
     def munmap(self, addr, length):
         return self._syscall(self.aspace.munmap, addr, length)
