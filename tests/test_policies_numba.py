@@ -563,3 +563,19 @@ def test_vma_faults_counts_split_and_merge():
     p.access(np.array([b], np.uint64), write=True)
     assert seen[-1][1] == (17 if b + M == a else 0)           # (merged with a's VMA if adjacent)
     k.check()
+
+
+def test_readme_example_policy_saves_memory():
+    """examples/numba_policy.py (the README's numba section) prints what it claims."""
+    import os
+    import re
+    import subprocess
+    import sys
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    out = subprocess.run([sys.executable, os.path.join(root, "examples", "numba_policy.py")],
+                         capture_output=True, text=True, cwd=root, timeout=600,
+                         env=dict(os.environ, PYTHONPATH=root))
+    assert out.returncode == 0, out.stderr
+    rows = re.findall(r"RssAnon\s+(\d+) MiB,\s+([\d,]+) faults", out.stdout)
+    (rss_linux, f_linux), (rss_policy, f_policy) = [(int(r), int(f.replace(",", ""))) for r, f in rows]
+    assert rss_policy < rss_linux // 2 and f_policy > f_linux
