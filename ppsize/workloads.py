@@ -168,39 +168,33 @@ def _zipf(out, state, ints, floats):
 
 
 @_builtin
+def _alias_push(i, p, stacks, tops):
+    # onto the small (0) or large (1) stack of Vose's method, by p[i] < 1
+    k = 0 if p[i] < 1.0 else 1
+    stacks[k, tops[k]] = i
+    tops[k] += 1
+
+
+@_builtin
 def _alias_table(w, prob, alias):
-    # Vose's alias method over the weights w (sum n): prob[i], alias[i]
+    # Vose's alias method over the weights w: prob[i], alias[i]
     n = w.size
-    small = np.empty(n, np.int64)
-    large = np.empty(n, np.int64)
-    ns = nl = 0
+    stacks = np.empty((2, n), np.int64)
+    tops = np.zeros(2, np.int64)
     p = w * (n / w.sum())
     for i in range(n):
-        if p[i] < 1.0:
-            small[ns] = i
-            ns += 1
-        else:
-            large[nl] = i
-            nl += 1
-    while ns and nl:
-        ns -= 1
-        nl -= 1
-        s, g = small[ns], large[nl]
+        _alias_push(i, p, stacks, tops)
+    while tops[0] and tops[1]:
+        tops -= 1
+        s, g = stacks[0, tops[0]], stacks[1, tops[1]]
         prob[s] = p[s]
         alias[s] = g
         p[g] = p[g] + p[s] - 1.0
-        if p[g] < 1.0:
-            small[ns] = g
-            ns += 1
-        else:
-            large[nl] = g
-            nl += 1
-    for i in range(nl):
-        prob[large[i]] = 1.0
-        alias[large[i]] = large[i]
-    for i in range(ns):
-        prob[small[i]] = 1.0
-        alias[small[i]] = small[i]
+        _alias_push(g, p, stacks, tops)
+    for k in range(2):                     # what is left has probability 1 (rounding)
+        for i in range(tops[k]):
+            prob[stacks[k, i]] = 1.0
+            alias[stacks[k, i]] = stacks[k, i]
 
 
 @_builtin
