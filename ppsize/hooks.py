@@ -344,4 +344,4 @@ def report(kind_of, n, first, error, name_of):
         at = f"address {where:#x}" if kind == "anon" else f"page index {where}"
         warnings.warn(f"{n} order(s) returned by the {kind} order policy {name_of[which]} were "
                       f"refused or clamped in this batch; the first at {at}: order {order} "
-                      f"({_WHY[BAD_KINDS[bad]]})", PolicyOrderWarning, stacklevel=4)
+                      f"({_WHY[BAD_KINDS[bad]]})", PolicyOrderWarning, stacklevel=5)
