@@ -71,6 +71,8 @@ class Result:
     findings: list
     initial: str = ""
     depth: int = 0
+    por: bool = False            # explored with partial-order reduction
+    trace_states: int = 0        # states of the unreduced search that found the traces
 
     @property
     def ok(self):
@@ -90,13 +92,59 @@ class Result:
                 "seconds": round(self.seconds, 4),
                 "states_per_second": round(self.states_per_second, 1),
                 "max_depth": self.depth, "initial": self.initial,
+                "por": self.por, "trace_states": self.trace_states,
                 "message": self.findings[0].message if self.findings else "",
                 "trace": [s.as_dict() for s in self.trace],
                 "findings": [f.as_dict() for f in self.findings]}
 
 
-def explore(system, max_states=None, max_steps=None):
-    """Explore every interleaving of ``system``; return a :class:`Result`."""
+def explore(system, max_states=None, max_steps=None, por=True):
+    """Explore every interleaving of ``system``; return a :class:`Result`.
+
+    With ``por`` (and a system that has ``ample(state)``), the search is partial-order
+    reduced: from a state where ``ample`` names a step that is invisible and independent of
+    everything the other actors can still do, only that step is explored, unless its successor
+    was already visited (the cycle proviso: every cycle of the reduced graph then has a fully
+    expanded state, so no actor's steps are postponed forever). Deadlocks, violations and
+    weakly fair non-progress cycles are preserved (see ARCHITECTURE.md, race/), so the
+    reduced search decides the verdict and the set of findings. Its traces may be longer than
+    the shortest (a postponed local step can be forced in early), so when it finds something
+    the findings are taken from an unreduced search: bounded to the longest reduced trace's
+    depth (every reduced trace is a real path) for deadlocks and violations, a complete one
+    for a livelock (whose lasso needs the whole graph). ``Result.states`` is the reduced
+    search's count, ``Result.trace_states`` the unreduced one's."""
+    if por and hasattr(system, "ample"):
+        return _explore_por(system, max_states, max_steps)
+    return _explore(system, max_states, max_steps, False)
+
+
+def _explore_por(system, max_states, max_steps):
+    t0 = time.perf_counter()
+    red = _explore(system, max_states, max_steps, True)
+    red.por = True
+    if not red.findings or red.bounded:
+        red.seconds = time.perf_counter() - t0
+        return red
+    if any(f.kind == "livelock" for f in red.findings):
+        full = _explore(system, max_states, max_steps, False)
+    else:
+        depth = max(len(f.trace) for f in red.findings) + 1
+        full = _explore(system, max_states, min(depth, max_steps or depth), False)
+        full.bounded = bool(max_steps and max_steps <= depth and full.bounded)
+        if not full.bounded:
+            full.bound_hit = ""
+
+    def key(res):
+        return sorted((f.kind, f.message if f.kind == "violation" else "") for f in res.findings)
+    if key(full) != key(red) and not full.bounded:
+        raise AssertionError(f"partial-order reduction changed the findings: {key(red)} "
+                             f"reduced, {key(full)} unreduced")
+    return Result(full.verdict, red.states, red.transitions, time.perf_counter() - t0,
+                  red.bounded, red.bound_hit, full.findings, red.initial, red.depth, True,
+                  full.states)
+
+
+def _explore(system, max_states, max_steps, reduce):
     if max_states is not None and max_states < 1:
         raise ValueError(f"max_states must be >= 1, got {max_states}")
     if max_steps is not None and max_steps < 1:
@@ -127,6 +175,29 @@ def explore(system, max_states=None, max_steps=None):
             if any(system.step(st, i) is not None for i in range(nact)):
                 bound_hit = bound_hit or "max-steps"
             continue
+        if reduce:
+            amp = system.ample(st)
+            if amp is not None and amp[1][0] not in ids:
+                if max_states is not None and len(states) >= max_states:
+                    bound_hit = "max-states"
+                    enabled[sid] = None
+                    edges[sid] = []
+                    continue
+                i, (nxt, func, saw, viol) = amp
+                ntrans += 1
+                cid = len(states)
+                ids[nxt] = cid
+                states.append(nxt)
+                parent.append((sid, i))
+                depth.append(depth[sid] + 1)
+                edges.append(None)
+                enabled.append(0)
+                queue.append(cid)
+                for msg in system.check(nxt):
+                    violations.setdefault(msg, cid)
+                edges[sid] = [(i, cid)]
+                enabled[sid] = None          # computed if a livelock check needs it
+                continue
         out = []
         mask = 0
         for i in range(nact):
@@ -230,7 +301,7 @@ def _livelocks(system, states, edges, enabled, nact):
             if system.done(st0, a) or a in stepping:
                 continue
             # weak fairness: a must be blocked somewhere in the component
-            if all(enabled[s] >> a & 1 for s in comp):
+            if all(_enabled(system, states, enabled, s, nact) >> a & 1 for s in comp):
                 fair = False
                 break
         if not fair:
@@ -240,6 +311,13 @@ def _livelocks(system, states, edges, enabled, nact):
         if best is None or entry < best[0]:
             best = (entry, cyc, sorted(stepping))
     return best
+
+
+def _enabled(system, states, enabled, s, nact):
+    """The mask of actors able to step in state s (computed late for a reduced state)."""
+    if enabled[s] is None:
+        enabled[s] = sum(1 << a for a in range(nact) if system.step(states[s], a) is not None)
+    return enabled[s]
 
 
 def _cycle_through(entry, members, edges, system, states):

@@ -243,6 +243,84 @@ class PageCacheSystem:
             viol = list(viol) + [v.format(actor=self.actor_names[i]) for v in w.viol]
         return w.freeze(), func, saw, viol
 
+    # ------------------------------------------------- partial-order reduction
+    def tracked_step(self, state, i):
+        """:meth:`step` through :class:`footprint.TrackedWorld`: ``(result, reads, writes,
+        member)``, result as :meth:`step` returns it (``None``: blocked or finished)."""
+        from .footprint import TrackedLoc, TrackedWorld
+        loc0 = state[5][i]
+        if loc0[PC] == "done":
+            return None, set(), set(), False
+        w = TrackedWorld(state, i, self.npages)
+        loc = TrackedLoc(loc0)
+        loc.w, loc.me = w, i
+        r = self.handlers[self.kinds[i]](w, i, loc)
+        R, W, member = w.R, w.W, w.member
+        w.R = None                          # stop recording: freeze reads everything
+        if r is None:
+            return None, R, W, member
+        list.__setitem__(w.acts, i, tuple(loc))
+        W.add(("pc", i))
+        func, saw, viol = r
+        if w.viol:
+            viol = list(viol) + [v.format(actor=self.actor_names[i]) for v in w.viol]
+        return (w.freeze(), func, saw, viol), R, W, member
+
+    def may_touch(self, j):
+        """(may read, may write) of actor ``j`` over its remaining life (footprint.may_touch)."""
+        if not hasattr(self, "_may"):
+            from .footprint import may_touch
+            self._may = []
+            for k in range(len(self.kinds)):
+                r, wr = may_touch(self, k)
+                self._may.append((r | wr, wr))
+        return self._may[j]
+
+    def ample(self, state):
+        """A step that may be explored alone from ``state`` (a singleton ample set), or None.
+
+        Actor i's next step qualifies when it is enabled, commits no violation, does not
+        finish, changes neither the set of cached folios nor the min order nor the flag word
+        (so no :meth:`check` result and no progress changes: it is invisible), and touches
+        nothing that any other unfinished actor may touch over its remaining life
+        (:func:`footprint.may_touch`): it is then independent of every step the others can
+        take from here on, so it stays enabled and commutes with all of them. Returns
+        ``(i, result)``."""
+        acts = state[5]
+        live = [j for j in range(len(acts)) if acts[j][PC] != "done"]
+        for i in live:
+            res, R, W, member = self.tracked_step(state, i)
+            if res is None or member or res[3] or res[0][5][i][PC] == "done":
+                continue
+            if "minord" in W or "flags" in W:
+                continue
+            W.discard(("pc", i))            # others see only whether i finished: it does not
+            ok = True
+            for j in live:
+                if j != i:
+                    rw, wr = self.may_touch(j)
+                    if not W.isdisjoint(rw) or not R.isdisjoint(wr):
+                        ok = False
+                        break
+            if ok:
+                return i, res
+        return None
+
+    def footprint_check(self, state, i):
+        """Verify the footprint machinery on one step: the tracked step gives the same result
+        as :meth:`step`, and its reads and writes lie inside :meth:`may_touch` of actor i.
+        Returns a list of problems (empty when fine)."""
+        res, R, W, _ = self.tracked_step(state, i)
+        out = []
+        if res != self.step(state, i):
+            out.append(f"tracked step of {self.actor_names[i]} differs from step")
+        rw, wr = self.may_touch(i)
+        if not R <= rw:
+            out.append(f"{self.actor_names[i]} reads {sorted(map(str, R - rw))} outside may_touch")
+        if not W <= wr:
+            out.append(f"{self.actor_names[i]} writes {sorted(map(str, W - wr))} outside may_touch")
+        return out
+
     def check(self, state):
         minord, cache = state[0], state[1]
         out = []
@@ -389,6 +467,7 @@ class PageCacheSystem:
 
     def _inv_write(self, w, i):
         """filemap_invalidate_lock (down_write). Returns (acquired, saw) or None to wait."""
+        w.read_all_readers()
         if w.writer == FREE and not w.readers:
             w.writer = i
             w.waiting &= ~(1 << i)
@@ -1104,6 +1183,9 @@ class _World:
     def freeze(self):
         return (self.minord, tuple(self.cache), self.writer, self.readers, self.waiting,
                 tuple(self.acts), self.xa, self.flags, self.irw)
+
+    def read_all_readers(self):
+        """_inv_write tests the whole reader mask (recorded by footprint.TrackedWorld)."""
 
     def find(self, idx):
         for f in self.cache:
