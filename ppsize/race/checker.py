@@ -175,9 +175,14 @@ def _explore(system, max_states, max_steps, reduce):
             if any(system.step(st, i) is not None for i in range(nact)):
                 bound_hit = bound_hit or "max-steps"
             continue
+        pre = None
         if reduce:
             amp = system.ample(st)
-            if amp is not None and amp[1][0] not in ids:
+            if isinstance(amp, dict):
+                pre, amp = amp, None
+            if amp is not None and amp[1][0] in ids:
+                pre, amp = {amp[0]: amp[1]}, None          # the cycle proviso: expand fully
+            if amp is not None:
                 if max_states is not None and len(states) >= max_states:
                     bound_hit = "max-states"
                     enabled[sid] = None
@@ -201,7 +206,7 @@ def _explore(system, max_states, max_steps, reduce):
         out = []
         mask = 0
         for i in range(nact):
-            r = system.step(st, i)
+            r = pre[i] if pre is not None and i in pre else system.step(st, i)
             if r is None:
                 continue
             mask |= 1 << i

@@ -7,7 +7,7 @@ scalars ``minord``, ``flags``, ``writer``, ``waiting``, ``xa``, ``irw``, and per
 counter, which others read only as "has it finished") and ``("ref", j)`` (its folio
 reference, which a remover detaches). ``member`` says whether the step changed the set of
 cached folios (an insert or a removal), the only cache change :meth:`PageCacheSystem.check`
-can see.
+can see, and ``changed`` lists the folios inserted or removed.
 
 :func:`may_touch` is the conservative footprint of an actor over its whole remaining life
 (from its kind, index and the scenario's switches). ``PageCacheSystem.footprint_check`` verifies
@@ -37,6 +37,7 @@ class TrackedCache(list):
         self.w.W.update(_pages(v))
         if (old[0], old[1]) != (v[0], v[1]):
             self.w.member = True
+            self.w.changed += [old, v]
         list.__setitem__(self, pos, v)
 
     def __len__(self):                       # `not w.cache` (mapping_empty) reads every page
@@ -94,7 +95,7 @@ def _scalar(name):
 
 class TrackedWorld(_World):
     """A :class:`_World` that records what the step of actor ``me`` reads and writes."""
-    __slots__ = ("R", "W", "member", "me", "npages", "_minord", "_writer", "_waiting", "_xa",
+    __slots__ = ("R", "W", "member", "changed", "me", "npages", "_minord", "_writer", "_waiting", "_xa",
                  "_flags", "_irw", "_readers")
 
     minord = _scalar("minord")
@@ -107,7 +108,7 @@ class TrackedWorld(_World):
     def __init__(self, state, me, npages):
         self.R = None
         _World.__init__(self, state)
-        self.me, self.npages, self.member = me, npages, False
+        self.me, self.npages, self.member, self.changed = me, npages, False, []
         c = TrackedCache(self.cache)
         c.w = self
         self.cache = c
@@ -155,6 +156,7 @@ class TrackedWorld(_World):
     def insert(self, folio):
         self.W.update(_pages(folio))
         self.member = True
+        self.changed.append(folio)
         _World.insert(self, folio)
 
     def remove(self, pos, system):
@@ -162,6 +164,7 @@ class TrackedWorld(_World):
         self.W.update(_pages(f))
         self.R.update(("ref", j) for j in range(list.__len__(self.acts)))
         self.member = True
+        self.changed.append(f)
         return _World.remove(self, pos, system)
 
     def refs_to(self, start, order, exclude):
@@ -177,13 +180,18 @@ class TrackedWorld(_World):
         return _World.complete_io(self, i)
 
 
-def may_touch(system, j):
+#: the transition's program counters before (and at) its store of mapping->flags; from any
+#: other one it never writes the min order or the flag word again
+BEFORE_BUMP = ("lock", "wb", "bump_load", "bump_store")
+
+
+def may_touch(system, j, post_bump=False):
     """(may read, may write): every resource actor ``j`` of ``system`` can touch from now on.
 
     Every folio is aligned to its order, and no folio is larger than ``Omax`` (the largest of
     the process page order, the initial folios' order and the transition's target order), so
     an adder at index x stays inside the Omax-aligned block of x (and, with async readahead,
-    of the next range)."""
+    of the next range). ``post_bump``: the transition is past its bump."""
     sc = system.sc
     kind, x = system.kinds[j], system.index[j]
     n = len(system.kinds)
@@ -205,7 +213,9 @@ def may_touch(system, j):
         r = w | {"minord", "writer", "waiting", "xa", ("pc", 0)}
         return r, w
     if kind == "transition":
-        w = allpages | own | refs | {"minord", "flags", "writer", "waiting"}
+        w = allpages | own | refs | {"writer", "waiting"}
+        if not post_bump:
+            w |= {"minord", "flags"}
         if sc.bump == "xa_lock" or sc.bailout == "xa_lock":
             w.add("xa")
         return w | rds | {"xa"}, w

@@ -255,8 +255,14 @@ class PageCacheSystem:
         loc = TrackedLoc(loc0)
         loc.w, loc.me = w, i
         r = self.handlers[self.kinds[i]](w, i, loc)
-        R, W, member = w.R, w.W, w.member
+        R, W = w.R, w.W
         w.R = None                          # stop recording: freeze reads everything
+        # a change of the cached folio set is invisible to check() once the transition is
+        # done (min order fixed) when every folio it adds or removes is at or above the min
+        # order: no "small folio" report can appear or go, and (no overlap before or after)
+        # none of overlap
+        member = w.member and not (
+            state[5][0][PC] == "done" and all(f[1] >= state[0] for f in w.changed))
         if r is None:
             return None, R, W, member
         list.__setitem__(w.acts, i, tuple(loc))
@@ -266,15 +272,17 @@ class PageCacheSystem:
             viol = list(viol) + [v.format(actor=self.actor_names[i]) for v in w.viol]
         return (w.freeze(), func, saw, viol), R, W, member
 
-    def may_touch(self, j):
-        """(may read, may write) of actor ``j`` over its remaining life (footprint.may_touch)."""
-        if not hasattr(self, "_may"):
-            from .footprint import may_touch
-            self._may = []
-            for k in range(len(self.kinds)):
-                r, wr = may_touch(self, k)
-                self._may.append((r | wr, wr))
-        return self._may[j]
+    def may_touch(self, j, state=None):
+        """(may read or write, may write) of actor ``j`` over its remaining life from
+        ``state`` (footprint.may_touch; the transition's shrinks once past its bump)."""
+        from .footprint import BEFORE_BUMP, may_touch
+        post = j == 0 and state is not None and state[5][0][PC] not in BEFORE_BUMP
+        key = (j, post)
+        may = self.__dict__.setdefault("_may", {})
+        if key not in may:
+            r, wr = may_touch(self, j, post)
+            may[key] = (r | wr, wr)
+        return may[key]
 
     def ample(self, state):
         """A step that may be explored alone from ``state`` (a singleton ample set), or None.
@@ -285,12 +293,17 @@ class PageCacheSystem:
         nothing that any other unfinished actor may touch over its remaining life
         (:func:`footprint.may_touch`): it is then independent of every step the others can
         take from here on, so it stays enabled and commutes with all of them. Returns
-        ``(i, result)``."""
+        ``(i, result)``, or else the step results of every actor as a dict (the search
+        reuses them for the full expansion)."""
         acts = state[5]
         live = [j for j in range(len(acts)) if acts[j][PC] != "done"]
+        seen = {}
         for i in live:
             res, R, W, member = self.tracked_step(state, i)
+            seen[i] = res
             if res is None or member or res[3] or res[0][5][i][PC] == "done":
+                continue
+            if w_overlap(self, state, res[0]):
                 continue
             if "minord" in W or "flags" in W:
                 continue
@@ -298,13 +311,13 @@ class PageCacheSystem:
             ok = True
             for j in live:
                 if j != i:
-                    rw, wr = self.may_touch(j)
+                    rw, wr = self.may_touch(j, state)
                     if not W.isdisjoint(rw) or not R.isdisjoint(wr):
                         ok = False
                         break
             if ok:
                 return i, res
-        return None
+        return seen
 
     def footprint_check(self, state, i):
         """Verify the footprint machinery on one step: the tracked step gives the same result
@@ -314,7 +327,7 @@ class PageCacheSystem:
         out = []
         if res != self.step(state, i):
             out.append(f"tracked step of {self.actor_names[i]} differs from step")
-        rw, wr = self.may_touch(i)
+        rw, wr = self.may_touch(i, state)
         if not R <= rw:
             out.append(f"{self.actor_names[i]} reads {sorted(map(str, R - rw))} outside may_touch")
         if not W <= wr:
@@ -1161,6 +1174,13 @@ class PageCacheSystem:
             w.readers &= ~(1 << i)
             saw += "; caller drops invalidate_lock"
         return func, saw, self._finish(w, i, loc, loc[REF])
+
+
+def w_overlap(system, before, after):
+    """Whether check() reports an overlap in either state (a reduced step must not hide one)."""
+    if before[1] == after[1]:
+        return False
+    return any(m.startswith("overlapping") for m in system.check(before) + system.check(after))
 
 
 def _bits(flags):
