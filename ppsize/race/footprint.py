@@ -218,7 +218,7 @@ def may_touch(system, j, post_bump=False):
             w |= {"minord", "flags"}
         if sc.bump == "xa_lock" or sc.bailout == "xa_lock":
             w.add("xa")
-        return w | rds | {"xa"}, w
+        return w | rds | {"xa", "minord"}, w
     if kind == "truncate":
         w = allpages | own | refs | {"writer", "waiting", "irw"}
         return w | rds | {"xa"}, w

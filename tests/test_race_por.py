@@ -1,0 +1,159 @@
+"""Partial-order reduction of the race explorer (issue 14 item 8): the reduced search gives
+the unreduced search's verdict, findings and shortest-trace lengths, with fewer states."""
+from collections import deque
+
+import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
+
+from ppsize.race import KINDS, POLICIES, PageCacheSystem, Scenario, explore
+from ppsize.race.checker import explore as explore_system
+from ppsize.race.sweep import SWITCHES, configurations
+
+
+def summary(res):
+    return (res.verdict,
+            sorted((f.kind, f.message if f.kind == "violation" else "", len(f.trace))
+                   for f in res.findings))
+
+
+def both(**kw):
+    full = explore(Scenario(**kw), por=False)
+    red = explore(Scenario(**kw))
+    assert not full.bounded and not red.bounded
+    return full, red
+
+
+def assert_same(kw):
+    full, red = both(**kw)
+    assert red.por and not full.por
+    assert summary(red) == summary(full), kw
+    assert red.states <= full.states, kw
+    return full, red
+
+
+def _reachable(system, limit=20000):
+    init = system.initial()
+    seen, q = {init}, deque([init])
+    while q and len(seen) < limit:
+        s = q.popleft()
+        yield s
+        for i in range(len(system.actor_names)):
+            r = system.step(s, i)
+            if r is not None and r[0] not in seen:
+                seen.add(r[0])
+                q.append(r[0])
+
+
+FOOTPRINT_SCENARIOS = [
+    dict(policy="drop-all"),
+    dict(policy="range"),
+    dict(policy="max-order-on-mmap"),
+    dict(policy="drop-all", drop="invalidate", actors=(("fault", 2), ("reclaim", 1), ("rcf", 3))),
+    dict(policy="drop-all", bailout="xa_lock", bump="xa_lock", unlocked={"read_cache_folio"}),
+    dict(policy="drop-all", actors=(("write", 2), ("truncate", 0), ("eio", 0)), dirty=(1,)),
+    dict(policy="drop-all", async_ra=True, ra_fallback=True, initial_order=1,
+         actors=(("fault", 0), ("read", 3))),
+    dict(policy="range", ranges=3, bump="cycle-if-nonempty", actors=(("fault", 4), ("enospc", 0))),
+]
+
+
+@pytest.mark.parametrize("kw", FOOTPRINT_SCENARIOS)
+def test_footprints_stay_inside_may_touch(kw):
+    """Every step of every reachable state: the tracked step equals the step, and what it
+    reads and writes lies inside its actor's declared remaining footprint."""
+    system = PageCacheSystem(Scenario(**kw))
+    n = 0
+    for s in _reachable(system):
+        for i in range(len(system.actor_names)):
+            assert system.footprint_check(s, i) == [], (kw, system.describe(s))
+            n += 1
+    assert n > 100
+
+
+def test_footprint_check_catches_a_too_small_table():
+    system = PageCacheSystem(Scenario(policy="drop-all"))
+    system.may_touch(1)                          # fill the cache, then shrink one entry
+    system._may[(1, False)] = (set(), set())
+    bad = [p for s in _reachable(system, 200) for p in system.footprint_check(s, 1)]
+    assert any("outside may_touch" in p for p in bad)
+
+
+def _sample(policy, nactors, over, every):
+    cfgs = configurations(dict(policy=policy), nactors=nactors, over=over)
+    return [c.kwargs for c in cfgs[::every]]
+
+
+ENUMERATED = (
+    [kw for p in POLICIES for kw in _sample(p, 1, (), 7)]
+    + _sample("drop-all", 1, ("bailout", "bump"), 61)
+    + _sample("drop-all", 2, ("drop",), 211)
+    + _sample("range", 2, ("readahead",), 157)
+    + _sample("max-order-on-mmap", 1, ("fault_retry", "initial_order"), 23)
+)
+
+
+def test_enumerated_configurations_are_many():
+    assert len(ENUMERATED) > 150
+    assert len({kw["policy"] for kw in ENUMERATED}) == len(POLICIES)
+
+
+@pytest.mark.parametrize("kw", ENUMERATED, ids=lambda kw: str(sorted(
+    (k, v) for k, v in kw.items() if k != "_over"))[:90])
+def test_por_matches_unreduced(kw):
+    kw = {k: v for k, v in kw.items() if k != "_over"}
+    assert_same(kw)
+
+
+actor = st.tuples(st.sampled_from(KINDS), st.integers(0, 3))
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(policy=st.sampled_from(POLICIES), cached=st.sets(st.integers(0, 3)),
+       actors=st.lists(actor, min_size=1, max_size=3), bailout=st.sampled_from((None, "xa_lock")),
+       drop=st.sampled_from(("truncate", "invalidate")), bump=st.sampled_from(SWITCHES["bump"]),
+       write_lock=st.sampled_from(SWITCHES["write_lock"]), fault_retry=st.booleans(),
+       unlocked=st.sets(st.sampled_from(("filemap_read", "read_cache_folio"))))
+def test_por_matches_unreduced_hypothesis(policy, cached, actors, bailout, drop, bump,
+                                          write_lock, fault_retry, unlocked):
+    assert_same(dict(policy=policy, cached=tuple(cached), actors=tuple(actors), bailout=bailout,
+                     drop=drop, bump=bump, write_lock=write_lock, fault_retry=fault_retry,
+                     unlocked=unlocked))
+
+
+#: more ranges and actors than today's defaults (2 ranges, 3 actors)
+BIGGER = dict(policy="drop-all", ranges=4, cached=(0, 1, 3, 5),
+              actors=(("fault", 2), ("read", 4), ("rcf", 6)))
+
+
+def test_bigger_scenario_needs_far_fewer_states():
+    full, red = assert_same(BIGGER)
+    assert full.verdict == "ok"
+    # measured: 11605 unreduced, 4638 reduced (2.5x)
+    assert red.states * 2 < full.states
+
+
+def test_failing_scenario_keeps_the_shortest_traces():
+    full, red = assert_same(dict(policy="drop-all", unlocked={"read_cache_folio"}))
+    assert red.verdict == "violation"
+    assert [len(f.trace) for f in red.findings] == [len(f.trace) for f in full.findings]
+    assert red.trace_states > 0 and red.states < full.states
+
+
+def test_livelock_verdict_and_lasso_equal():
+    full, red = assert_same(dict(policy="range"))
+    assert red.verdict == "livelock"
+    assert [s.as_dict() for s in red.trace] == [s.as_dict() for s in full.trace]
+
+
+def test_explore_system_without_ample_is_unreduced():
+    class Plain:
+        def __init__(self):
+            self.inner = PageCacheSystem(Scenario(policy="drop-all"))
+            self.actor_names = self.inner.actor_names
+
+        def __getattr__(self, name):
+            if name == "ample":
+                raise AttributeError(name)
+            return getattr(self.inner, name)
+    r = explore_system(Plain())
+    assert not r.por and r.states == explore(Scenario(policy="drop-all"), por=False).states
