@@ -73,6 +73,7 @@ class Result:
     depth: int = 0
     por: bool = False            # explored with partial-order reduction
     trace_states: int = 0        # states of the unreduced search that found the traces
+    trace_seconds: float = 0.0   # its time (included in seconds)
 
     @property
     def ok(self):
@@ -84,7 +85,9 @@ class Result:
 
     @property
     def states_per_second(self):
-        return self.states / self.seconds if self.seconds > 0 else float(self.states)
+        """Every state explored (the reduced and the trace search) per second."""
+        n = self.states + self.trace_states
+        return n / self.seconds if self.seconds > 0 else float(n)
 
     def as_dict(self):
         return {"verdict": self.verdict, "bounded": self.bounded, "bound_hit": self.bound_hit,
@@ -93,6 +96,7 @@ class Result:
                 "states_per_second": round(self.states_per_second, 1),
                 "max_depth": self.depth, "initial": self.initial,
                 "por": self.por, "trace_states": self.trace_states,
+                "trace_seconds": round(self.trace_seconds, 4),
                 "message": self.findings[0].message if self.findings else "",
                 "trace": [s.as_dict() for s in self.trace],
                 "findings": [f.as_dict() for f in self.findings]}
@@ -141,7 +145,7 @@ def _explore_por(system, max_states, max_steps):
                              f"reduced, {key(full)} unreduced")
     return Result(full.verdict, red.states, red.transitions, time.perf_counter() - t0,
                   red.bounded, red.bound_hit, full.findings, red.initial, red.depth, True,
-                  full.states)
+                  full.states, full.seconds)
 
 
 def _explore(system, max_states, max_steps, reduce):

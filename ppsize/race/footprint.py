@@ -64,16 +64,19 @@ class TrackedLoc(list):
     detach it, refs_to reads it)."""
     __slots__ = ("w", "me")
 
-    def _hit(self, k):
-        return k == REF or (isinstance(k, slice) and REF in range(*k.indices(8)))
-
     def __getitem__(self, k):
-        if self._hit(k):
+        if k.__class__ is int:
+            if k == REF:
+                self.w.R.add(("ref", self.me))
+        elif REF in range(*k.indices(8)):
             self.w.R.add(("ref", self.me))
         return list.__getitem__(self, k)
 
     def __setitem__(self, k, v):
-        if self._hit(k):
+        if k.__class__ is int:
+            if k == REF:
+                self.w.W.add(("ref", self.me))
+        elif REF in range(*k.indices(8)):
             self.w.W.add(("ref", self.me))
         list.__setitem__(self, k, v)
 

@@ -49,6 +49,8 @@ READAHEAD = ("fault", "all", "none")
 #: functions of the model's retry loops that call cond_resched() (a cycle without any of them is
 #: a busy loop: a soft lockup on a kernel without preemption)
 RESCHED = ("find_get_entries", "truncate_inode_pages_range")
+#: partial-order reduction stops trying a step kind that failed this often and never passed
+SKIP_AFTER = 16
 DEFAULT_BAILOUT = {"range": "none", "drop-all": "early", "max-order-on-mmap": "early"}
 
 # locals
@@ -297,26 +299,33 @@ class PageCacheSystem:
         reuses them for the full expansion)."""
         acts = state[5]
         live = [j for j in range(len(acts)) if acts[j][PC] != "done"]
+        mays = {j: self.may_touch(j, state) for j in live}
+        ctx = (sum(1 << j for j in live), mays[0] if 0 in mays else None)
+        fails = self.__dict__.setdefault("_por_fails", {})
         seen = {}
         for i in live:
+            # a cheap, always sound shortcut: skip tracking a step of a kind (actor, pc,
+            # who is live, the transition's phase) that was never a candidate in many tries
+            key = (i, acts[i][PC], ctx[0], ctx[1] is not None and id(ctx[1]))
+            if fails.get(key, 0) >= SKIP_AFTER:
+                seen[i] = self.step(state, i)
+                continue
             res, R, W, member = self.tracked_step(state, i)
             seen[i] = res
-            if res is None or member or res[3] or res[0][5][i][PC] == "done":
-                continue
-            if w_overlap(self, state, res[0]):
-                continue
-            if "minord" in W or "flags" in W:
-                continue
-            W.discard(("pc", i))            # others see only whether i finished: it does not
-            ok = True
-            for j in live:
-                if j != i:
-                    rw, wr = self.may_touch(j, state)
-                    if not W.isdisjoint(rw) or not R.isdisjoint(wr):
-                        ok = False
-                        break
+            ok = not (res is None or member or res[3] or res[0][5][i][PC] == "done"
+                      or "minord" in W or "flags" in W or w_overlap(self, state, res[0]))
             if ok:
+                W.discard(("pc", i))        # others see only whether i finished: it does not
+                for j in live:
+                    if j != i:
+                        rw, wr = mays[j]
+                        if not W.isdisjoint(rw) or not R.isdisjoint(wr):
+                            ok = False
+                            break
+            if ok:
+                fails[key] = -(1 << 30)     # once a candidate, always tried
                 return i, res
+            fails[key] = fails.get(key, 0) + 1
         return seen
 
     def footprint_check(self, state, i):
