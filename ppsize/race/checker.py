@@ -132,8 +132,11 @@ def _explore_por(system, max_states, max_steps):
     if any(f.kind == "livelock" for f in red.findings):
         full = _explore(system, max_states, max_steps, False)
     else:
+        # BFS finds each finding first at its shortest depth: stop once all are found
         depth = max(len(f.trace) for f in red.findings) + 1
-        full = _explore(system, max_states, min(depth, max_steps or depth), False)
+        until = ({f.message for f in red.findings if f.kind == "violation"},
+                 any(f.kind == "deadlock" for f in red.findings))
+        full = _explore(system, max_states, min(depth, max_steps or depth), False, until)
         full.bounded = bool(max_steps and max_steps <= depth and full.bounded)
         if not full.bounded:
             full.bound_hit = ""
@@ -148,7 +151,7 @@ def _explore_por(system, max_states, max_steps):
                   full.states, full.seconds)
 
 
-def _explore(system, max_states, max_steps, reduce):
+def _explore(system, max_states, max_steps, reduce, until=None):
     if max_states is not None and max_states < 1:
         raise ValueError(f"max_states must be >= 1, got {max_states}")
     if max_steps is not None and max_steps < 1:
@@ -241,6 +244,8 @@ def _explore(system, max_states, max_steps, reduce):
         if not out and not all(system.done(st, i) for i in range(nact)):
             if not (bound_hit == "max-states" and mask):
                 deadlocks.append(sid)
+        if until is not None and (deadlocks or not until[1]) and until[0] <= violations.keys():
+            break                            # every finding wanted is found, at its depth
 
     findings = []
 

@@ -206,6 +206,8 @@ class PageCacheSystem:
         # actors that record a writeback error, and the bit each sets
         self.err_bits = [(j, AS_EIO if k == "eio" else AS_ENOSPC)
                          for j, k in enumerate(self.kinds) if k in ("eio", "enospc")]
+        #: actors whose finishing check() sees
+        self.watched = {0} | {j for j, _ in self.err_bits}
 
     # ----------------------------------------------------------------- state
     def initial(self):
@@ -289,9 +291,12 @@ class PageCacheSystem:
     def ample(self, state):
         """A step that may be explored alone from ``state`` (a singleton ample set), or None.
 
-        Actor i's next step qualifies when it is enabled, commits no violation, does not
-        finish, changes neither the set of cached folios nor the min order nor the flag word
-        (so no :meth:`check` result and no progress changes: it is invisible), and touches
+        Actor i's next step qualifies when it is enabled, commits no violation, changes
+        neither the min order nor the flag word nor (but see :meth:`tracked_step`) the set of
+        cached folios, and does not finish if check() watches its finishing (the transition,
+        eio, enospc): so no :meth:`check` result changes, it is invisible. (Another actor's
+        finishing step may be taken alone: a fair cycle cannot pass a state where it is
+        enabled, since it stays enabled until taken and no cycle contains a finish.) It touches
         nothing that any other unfinished actor may touch over its remaining life
         (:func:`footprint.may_touch`): it is then independent of every step the others can
         take from here on, so it stays enabled and commutes with all of them. Returns
@@ -312,10 +317,11 @@ class PageCacheSystem:
                 continue
             res, R, W, member = self.tracked_step(state, i)
             seen[i] = res
-            ok = not (res is None or member or res[3] or res[0][5][i][PC] == "done"
-                      or "minord" in W or "flags" in W or w_overlap(self, state, res[0]))
+            ok = not (res is None or member or res[3] or "minord" in W or "flags" in W
+                      or (res[0][5][i][PC] == "done" and i in self.watched)
+                      or w_overlap(self, state, res[0]))
             if ok:
-                W.discard(("pc", i))        # others see only whether i finished: it does not
+                W.discard(("pc", i))        # others read only whether actor 0 finished: it does not
                 for j in live:
                     if j != i:
                         rw, wr = mays[j]
