@@ -62,3 +62,21 @@ def test_bench_sweep(benchmark, jobs):
     benchmark.extra_info["states"] = res.states
     benchmark.extra_info["states_per_second"] = round(res.states / res.seconds)
     assert res.counts() == {"ok": len(cfgs)}
+
+
+def por_table():
+    """Markdown rows: each scenario reduced and unreduced, in this process, one run each."""
+    rows = []
+    for name, kw in list(SCENARIOS.items()) + list(BIGGER.items()):
+        red, full = explore(**kw), explore(**kw, por=False)
+        assert red.verdict == full.verdict
+        assert [len(f.trace) for f in red.findings] == [len(f.trace) for f in full.findings]
+        extra = f" (+ {red.trace_states})" if red.trace_states else ""
+        rows.append(f"| {name} | {red.verdict} | {red.states}{extra} | {red.seconds:.2f} | "
+                    f"{red.states_per_second:,.0f} | {full.states} | {full.seconds:.2f} | "
+                    f"{full.states_per_second:,.0f} |")
+    return rows
+
+
+if __name__ == "__main__":          # python bench/bench_race.py: the README's POR table
+    print("\n".join(por_table()))

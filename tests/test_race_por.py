@@ -72,8 +72,7 @@ def test_footprints_stay_inside_may_touch(kw):
 
 def test_footprint_check_catches_a_too_small_table():
     system = PageCacheSystem(Scenario(policy="drop-all"))
-    system.may_touch(1)                          # fill the cache, then shrink one entry
-    system._may[(1, False)] = (set(), set())
+    system._may[(1, False)] = (set(), set())     # pretend fault@2 touches nothing
     bad = [p for s in _reachable(system, 200) for p in system.footprint_check(s, 1)]
     assert any("outside may_touch" in p for p in bad)
 

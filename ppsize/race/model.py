@@ -208,6 +208,8 @@ class PageCacheSystem:
                          for j, k in enumerate(self.kinds) if k in ("eio", "enospc")]
         #: actors whose finishing check() sees
         self.watched = {0} | {j for j, _ in self.err_bits}
+        self._may = {}                  # (actor, past the bump) -> may_touch sets
+        self._por_fails = {}            # step kind -> times it was no ample candidate
 
     # ----------------------------------------------------------------- state
     def initial(self):
@@ -251,12 +253,11 @@ class PageCacheSystem:
     def tracked_step(self, state, i):
         """:meth:`step` through :class:`footprint.TrackedWorld`: ``(result, reads, writes,
         member)``, result as :meth:`step` returns it (``None``: blocked or finished)."""
-        from .footprint import TrackedLoc, TrackedWorld
         loc0 = state[5][i]
         if loc0[PC] == "done":
             return None, set(), set(), False
-        w = TrackedWorld(state, i, self.npages)
-        loc = TrackedLoc(loc0)
+        w = _fp.TrackedWorld(state, i, self.npages)
+        loc = _fp.TrackedLoc(loc0)
         loc.w, loc.me = w, i
         r = self.handlers[self.kinds[i]](w, i, loc)
         R, W = w.R, w.W
@@ -279,12 +280,11 @@ class PageCacheSystem:
     def may_touch(self, j, state=None):
         """(may read or write, may write) of actor ``j`` over its remaining life from
         ``state`` (footprint.may_touch; the transition's shrinks once past its bump)."""
-        from .footprint import BEFORE_BUMP, may_touch
-        post = j == 0 and state is not None and state[5][0][PC] not in BEFORE_BUMP
+        post = j == 0 and state is not None and state[5][0][PC] not in _fp.BEFORE_BUMP
         key = (j, post)
-        may = self.__dict__.setdefault("_may", {})
+        may = self._may
         if key not in may:
-            r, wr = may_touch(self, j, post)
+            r, wr = _fp.may_touch(self, j, post)
             may[key] = (r | wr, wr)
         return may[key]
 
@@ -306,7 +306,7 @@ class PageCacheSystem:
         live = [j for j in range(len(acts)) if acts[j][PC] != "done"]
         mays = {j: self.may_touch(j, state) for j in live}
         ctx = (sum(1 << j for j in live), mays[0] if 0 in mays else None)
-        fails = self.__dict__.setdefault("_por_fails", {})
+        fails = self._por_fails
         seen = {}
         for i in live:
             # a cheap, always sound shortcut: skip tracking a step of a kind (actor, pc,
@@ -1291,3 +1291,6 @@ class _World:
                 self.cache[pos] = f[:2] + (FREE, True) + f[4:]
                 n += 1
         return n
+
+
+from . import footprint as _fp        # noqa: E402  (footprint subclasses _World)
