@@ -54,6 +54,14 @@ FOOTPRINT_SCENARIOS = [
     dict(policy="drop-all", async_ra=True, ra_fallback=True, initial_order=1,
          actors=(("fault", 0), ("read", 3))),
     dict(policy="range", ranges=3, bump="cycle-if-nonempty", actors=(("fault", 4), ("enospc", 0))),
+    dict(policy="drop-all", ranges=4, cached=(0, 1, 3, 5),
+         actors=(("fault", 2), ("read", 4), ("rcf", 6))),
+    dict(policy="range", ranges=4, transition_range=1, cached=(0, 2, 5), async_ra=True,
+         actors=(("fault", 2), ("reclaim", 5), ("write", 7))),
+    dict(policy="max-order-on-mmap", ranges=3, cached=(0, 3), actors=(("fault", 1), ("read", 4))),
+    dict(policy="drop-all", ranges=3, initial_order=1, readahead="all", keep_index=True,
+         write_lock="invalidate_lock", cached=(0, 2, 4), mapped=(0,), pinned=(2,),
+         actors=(("read", 5), ("write", 3), ("reclaim", 4))),
 ]
 
 
@@ -223,3 +231,22 @@ def test_sweep_por_and_unreduced_agree():
         [[(k, len(t)) for k, _, _, t in o.failures] for o in b.outcomes]
     assert a.states < b.states
     assert set(a.counts()) > {"ok"}
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data(), policy=st.sampled_from(POLICIES), ranges=st.integers(1, 3),
+       initial_order=st.integers(0, 1), async_ra=st.booleans(), ra_fallback=st.booleans(),
+       readahead=st.sampled_from(SWITCHES["readahead"]), keep_index=st.booleans(),
+       writeback=st.booleans())
+def test_por_matches_unreduced_more_ranges(data, policy, ranges, initial_order, async_ra,
+                                           ra_fallback, readahead, keep_index, writeback):
+    n = ranges << 1
+    cached = data.draw(st.sets(st.integers(0, n - 1)))
+    acts = data.draw(st.lists(st.tuples(st.sampled_from(KINDS), st.integers(0, n - 1)),
+                              min_size=1, max_size=2))
+    dirty = data.draw(st.sets(st.sampled_from(sorted(cached)))) if cached else set()
+    assert_same(dict(policy=policy, ranges=ranges, cached=tuple(cached), actors=tuple(acts),
+                     initial_order=min(initial_order, ranges.bit_length()), async_ra=async_ra,
+                     ra_fallback=ra_fallback, readahead=readahead, keep_index=keep_index,
+                     writeback=writeback, dirty=tuple(dirty),
+                     transition_range=data.draw(st.integers(0, ranges - 1))))

@@ -188,6 +188,13 @@ class TrackedWorld(_World):
 BEFORE_BUMP = ("lock", "wb", "bump_load", "bump_store")
 
 
+def page_limit(system):
+    """One past the last page a folio can cover: the file's end rounded up to the largest
+    folio order (a max-order folio of a 6-page file covers pages 0..7)."""
+    omax = max(system.P, system.sc.initial_order, system.target)
+    return (((system.npages - 1) >> omax) + 1) << omax
+
+
 def may_touch(system, j, post_bump=False):
     """(may read, may write): every resource actor ``j`` of ``system`` can touch from now on.
 
@@ -199,11 +206,11 @@ def may_touch(system, j, post_bump=False):
     kind, x = system.kinds[j], system.index[j]
     n = len(system.kinds)
     omax = max(system.P, sc.initial_order, system.target)
-    allpages = set(range(system.npages))
+    allpages = set(range(page_limit(system)))
 
     def block(i):
         s = i & ~((1 << omax) - 1)
-        return set(range(s, min(s + (1 << omax), system.npages)))
+        return set(range(s, s + (1 << omax)))
     refs = {("ref", k) for k in range(n)}
     rds = {("rd", k) for k in range(n)}
     own = {("pc", j), ("ref", j)}

@@ -256,7 +256,9 @@ class PageCacheSystem:
         loc0 = state[5][i]
         if loc0[PC] == "done":
             return None, set(), set(), False
-        w = _fp.TrackedWorld(state, i, self.npages)
+        if not hasattr(self, "_page_limit"):
+            self._page_limit = _fp.page_limit(self)
+        w = _fp.TrackedWorld(state, i, self._page_limit)
         loc = _fp.TrackedLoc(loc0)
         loc.w, loc.me = w, i
         r = self.handlers[self.kinds[i]](w, i, loc)
