@@ -175,6 +175,20 @@ def _explore(system, max_states, max_steps, reduce, until=None):
         violations.setdefault(msg, 0)
 
     queue = deque([0])
+
+    def add_state(nxt, sid, i):
+        cid = len(states)
+        ids[nxt] = cid
+        states.append(nxt)
+        parent.append((sid, i))
+        depth.append(depth[sid] + 1)
+        edges.append(None)
+        enabled.append(0)
+        queue.append(cid)
+        for msg in system.check(nxt):
+            violations.setdefault(msg, cid)
+        return cid
+
     while queue:
         sid = queue.popleft()
         st = states[sid]
@@ -197,17 +211,7 @@ def _explore(system, max_states, max_steps, reduce, until=None):
                     continue
                 i, (nxt, func, saw, viol) = amp
                 ntrans += 1
-                cid = len(states)
-                ids[nxt] = cid
-                states.append(nxt)
-                parent.append((sid, i))
-                depth.append(depth[sid] + 1)
-                edges.append(None)
-                enabled.append(0)
-                queue.append(cid)
-                for msg in system.check(nxt):
-                    violations.setdefault(msg, cid)
-                edges[sid] = [(i, cid)]
+                edges[sid] = [(i, add_state(nxt, sid, i))]
                 enabled[sid] = None          # computed if a livelock check needs it
                 continue
         out = []
@@ -224,16 +228,7 @@ def _explore(system, max_states, max_steps, reduce, until=None):
                 if max_states is not None and len(states) >= max_states:
                     bound_hit = "max-states"
                     continue
-                cid = len(states)
-                ids[nxt] = cid
-                states.append(nxt)
-                parent.append((sid, i))
-                depth.append(depth[sid] + 1)
-                edges.append(None)
-                enabled.append(0)
-                queue.append(cid)
-                for msg in system.check(nxt):
-                    violations.setdefault(msg, cid)
+                cid = add_state(nxt, sid, i)
             for msg in viol:
                 # a violation committed by this very step: report the path through it
                 if msg not in violations:
