@@ -116,7 +116,8 @@ def explore(system, max_states=None, max_steps=None, por=True):
     the findings are taken from an unreduced search: bounded to the longest reduced trace's
     depth (every reduced trace is a real path) for deadlocks and violations, a complete one
     for a livelock (whose lasso needs the whole graph). ``Result.states`` is the reduced
-    search's count, ``Result.trace_states`` the unreduced one's."""
+    search's count, ``Result.trace_states`` the unreduced one's. A reduced search stopped by
+    ``max_states``/``max_steps`` (bounded) keeps its own traces, which may not be shortest."""
     if por and hasattr(system, "ample"):
         return _explore_por(system, max_states, max_steps)
     return _explore(system, max_states, max_steps, False)

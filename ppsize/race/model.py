@@ -50,7 +50,7 @@ READAHEAD = ("fault", "all", "none")
 #: a busy loop: a soft lockup on a kernel without preemption)
 RESCHED = ("find_get_entries", "truncate_inode_pages_range")
 #: partial-order reduction stops trying a step kind that failed this often and never passed
-SKIP_AFTER = 16
+SKIP_AFTER = 4
 DEFAULT_BAILOUT = {"range": "none", "drop-all": "early", "max-order-on-mmap": "early"}
 
 # locals
