@@ -169,6 +169,25 @@ class Kernel:
         ``large_folios``: the file system supports large folios."""
         return self.pagecache.create_file(path, size, large_folios=large_folios)
 
+    def special_file(self, name, size) -> File:
+        """The kernel's image behind a special mapping (the vDSO: vdso_image's
+        pages), one per name and kernel, every page cached (they are kernel pages,
+        never read from disk); grown if a process maps more of it."""
+        size = parse_size(size, "size")
+        key = f"<kernel {name}>"
+        pc = self.pagecache
+        try:
+            f = pc.file(key)
+        except FileNotFoundError:
+            f = None
+        if f is None:
+            f = self.create_file(key, size, large_folios=False)
+        elif pc.info(f)["i_size"] < size:
+            pc.truncate(f, size)
+        n = -(-size // self.page_size)
+        pc.seed(f, np.arange(n), 0)
+        return f
+
     # ------------------------------------------------- min-order transitions
     @property
     def file_policy(self) -> str:
