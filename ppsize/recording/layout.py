@@ -10,7 +10,8 @@ every mapping at a P-aligned address (get_unmapped_area works in P pages).
 
 :class:`Layout` does that to a recording: VMAs in address order, each start rounded
 down to P and pushed up past the previous VMA where two would share a P page (the gap
-a P-aligned link puts between segments), the push carried to every later VMA;
+a P-aligned link puts between segments), the push carried to every later VMA (in
+whole PMDs before an anonymous VMA of a PMD or more, so its THPs stay aligned);
 a file VMA's offset rounded down to P (its first pages then map the file from there,
 as the loader's ELF_PAGESTART mapping does). An address inside a recorded VMA moves by
 that VMA's shift. With P = 4K nothing moves (``identity``).
@@ -19,7 +20,9 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["Layout"]
+__all__ = ["Layout", "PMD"]
+
+PMD = 2 << 20          # the recording machine's PMD (THP) size: 4K pages, 512 entries
 
 
 class Layout:
@@ -41,12 +44,15 @@ class Layout:
             if self.identity:
                 ns, shift, ne = s, 0, e
             else:
-                lead = 0 if o is None else o % P          # ELF_PAGEOFFSET of the file offset
-                ns = (s - lead) // P * P + carry if lead else s // P * P + carry
+                # a file VMA keeps its offset's ELF_PAGEOFFSET; anonymous memory its
+                # address's, and a large one moves by whole PMDs, so THPs stay aligned
+                lead = s % P if o is None else o % P
+                step = PMD if o is None and e - s >= PMD else P
+                carry = -(-carry // step) * step
+                ns = (s - lead) // P * P + carry
                 if ns < prev_end:
-                    extra = -(-(prev_end - ns) // P) * P
-                    carry += extra
-                    ns += extra
+                    carry += -(-(prev_end - ns) // step) * step
+                    ns = (s - lead) // P * P + carry
                 shift = ns + lead - s
                 ne = -(-(e + shift) // P) * P
             starts.append(s)
@@ -107,10 +113,13 @@ class Layout:
 
     def describe(self) -> str:
         """One line for the report: what was moved, or that nothing was."""
-        if not self.moved:
+        if self.identity:
             return f"layout: recorded addresses kept ({self.page >> 10}K pages)"
+        if not self.moved:
+            return (f"layout: laid out for {self.page >> 10}K pages; every recorded VMA already "
+                    f"fit {self.page >> 10}K pages, nothing moved")
         top = int(np.abs(self.shifts).max())
-        return (f"layout: re-laid out for {self.page >> 10}K pages as the kernel and a "
+        return (f"layout: laid out for {self.page >> 10}K pages as the kernel and a "
                 f"{self.page >> 10}K-aligned ELF loader would: {len(self)} regions, VMA starts "
                 f"and file offsets rounded down to {self.page >> 10}K, later regions pushed up "
                 f"(largest move {top >> 10} kB)")

@@ -1,0 +1,323 @@
+"""Replay (ppsize.recording.replay): snapshots rebuilt and recordings re-run in the model,
+their figures against the recorded ones; the engine additions replay uses
+(PageCache.seed, Process.range_stats / install_special_mapping, Kernel.special_file);
+the layout for larger pages."""
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import ppsize
+from ppsize.recording import schema
+from ppsize.recording.layout import Layout
+from ppsize.recording.replay import replay
+from replay_builder import PAGE, Builder
+
+MB2 = 2 << 20
+BASE = 0x7f0000000000
+
+
+# ---------------------------------------------------------------- engine additions
+def test_seed_puts_folios_where_the_snapshot_had_them():
+    k = ppsize.Kernel("4K", "256M")
+    f = k.create_file("/a", 40 * PAGE)
+    added = k.pagecache.seed(f, [0, 4, 8, 16, 39, 40, 60], [2, 2, 0, 3, 0, 0, 0])
+    assert k.pagecache.layout(f) == [(0, 2), (4, 2), (8, 0), (16, 3), (39, 0)]   # 40, 60: past EOF
+    assert added == 4 + 4 + 1 + 8 + 1
+    assert k.pagecache.seed(f, [0, 8], [0, 0]) == 0                          # already cached
+    k.check()
+
+
+def test_seed_respects_min_order_and_rejects_bad_orders():
+    k = ppsize.Kernel("4K", "256M")
+    f = k.pagecache.create_file("/b", 64 * PAGE, min_order=2)
+    k.pagecache.seed(f, [5], [0])
+    assert k.pagecache.layout(f) == [(4, 2)]                                 # aligned down to the min order
+    with pytest.raises(ValueError, match="orders"):
+        k.pagecache.seed(f, [0], [99])
+    with pytest.raises(ValueError, match="indices"):
+        k.pagecache.seed(f, [-1], [0])
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 63), st.integers(0, 4)), max_size=30))
+def test_seed_matches_a_reference(folios):
+    """Each (index, order) in turn: the folio aligned at index, shrunk (as
+    __filemap_get_folio: __ffs(index), then down) until it overlaps nothing; skipped
+    where the index is cached. The largest orders go first."""
+    k = ppsize.Kernel("4K", "256M")
+    f = k.create_file("/c", 64 * PAGE)
+    idx = np.array([i for i, _ in folios], np.int64)
+    ords = np.array([o for _, o in folios], np.int64)
+    k.pagecache.seed(f, idx, ords)
+    have = np.zeros(64, bool)
+    ref = []
+    for o in sorted(set(ords.tolist()), reverse=True):
+        for i in idx[ords == o].tolist():
+            if have[i]:
+                continue
+            oo = o
+            if i & ((1 << oo) - 1):
+                oo = (i & -i).bit_length() - 1
+            while oo > 0 and have[i:i + (1 << oo)].any() or i + (1 << oo) > 64:
+                oo -= 1
+            have[i:i + (1 << oo)] = True
+            ref.append((i, oo))
+    assert k.pagecache.layout(f) == sorted(ref)
+    k.check()
+
+
+def test_range_stats_reports_vmas_the_model_merged_apart():
+    k = ppsize.Kernel("4K", "256M")
+    p = k.spawn()
+    a = p.mmap(8 * PAGE, addr=BASE, fixed=True)
+    p.mmap(8 * PAGE, addr=BASE + 8 * PAGE, fixed=True)             # merges with the first
+    assert len(p.aspace.vmas) == 1
+    p.access(np.arange(a, a + 3 * PAGE, PAGE), write=True)
+    p.access([a + 9 * PAGE], write=True)
+    p.access([a + 10 * PAGE])                                      # the zero page
+    lo, hi = p.range_stats(a, a + 8 * PAGE), p.range_stats(a + 8 * PAGE, a + 16 * PAGE)
+    assert (lo["Rss"], lo["Anonymous"], hi["Rss"], hi["ZeroPages"]) == (12, 12, 4, 4)
+    assert lo["Rss"] + hi["Rss"] == p.smaps()[0]["Rss"]
+    assert p.resident(a, a + 16 * PAGE).tolist() == [True] * 3 + [False] * 6 + [True, True] + [False] * 5
+
+
+def test_special_mappings_as_the_kernel_installs_them():
+    k = ppsize.Kernel("4K", "256M")
+    p, q = k.spawn(), k.spawn()
+    for proc in (p, q):
+        proc.install_special_mapping("[vvar]", BASE, 4 * PAGE)
+        proc.install_special_mapping("[vdso]", BASE + 4 * PAGE, 2 * PAGE)
+        proc.access([BASE + 4 * PAGE], insn=True)
+        assert proc.access([BASE], write=True)[0] == ppsize.Outcome.SEGV_ACCERR   # read-only
+    assert p.status()["RssFile"] >= 4 and p.status()["RssAnon"] == 0
+    assert p.range_stats(BASE, BASE + 4 * PAGE)["Rss"] == 0       # VM_PFNMAP: never in RSS
+    assert p.status()["majflt"] == 0                              # kernel pages: nothing read
+    assert set(p.mapped_heads(BASE + 4 * PAGE, BASE + 6 * PAGE).tolist()) == \
+        set(q.mapped_heads(BASE + 4 * PAGE, BASE + 6 * PAGE).tolist())        # one vDSO image
+    with pytest.raises(ValueError, match="gate area"):
+        p.install_special_mapping("[vsyscall]", BASE + (1 << 30), PAGE)
+    with pytest.raises(ValueError, match="unknown special mapping"):
+        p.install_special_mapping("[nope]", BASE + (1 << 30), PAGE)
+    k.check()
+
+
+# ---------------------------------------------------------------- layout
+@settings(max_examples=80, deadline=None)
+@given(st.lists(st.tuples(st.integers(1, 40), st.integers(0, 3), st.booleans(), st.integers(0, 200)),
+                min_size=1, max_size=12), st.sampled_from([16384, 65536]))
+def test_layout_gives_p_aligned_disjoint_regions_with_offsets_congruent(vmas, page):
+    ranges, cur = [], BASE
+    for npages, gap, is_file, off in vmas:
+        cur += gap * PAGE
+        ranges.append((cur, cur + npages * PAGE, off * PAGE if is_file else None))
+        cur += npages * PAGE
+    L = Layout(ranges, page)
+    assert (L.new_starts % page == 0).all() and (L.new_ends % page == 0).all()
+    assert (L.new_starts[1:] >= L.new_ends[:-1]).all()                       # no two share a P page
+    for (s, e, off), ns, ne in zip(ranges, L.new_starts, L.new_ends):
+        a = int(L.addr([s])[0])
+        assert ns <= a and int(L.addr([e - 1])[0]) < ne
+        if off is not None:
+            assert (a - off) % page == 0                                      # ELF_PAGEOFFSET kept
+        s2, e2 = L.span(s, e)
+        assert s2 == ns and e2 <= ne
+    assert L.moved == any(int(L.addr([s])[0]) != s for s, _, _ in ranges)
+
+
+def test_layout_is_the_identity_at_4k():
+    L = Layout([(BASE + PAGE, BASE + 5 * PAGE, 3 * PAGE)], PAGE)
+    assert L.identity and not L.moved
+    assert L.addr([BASE + 2 * PAGE]).tolist() == [BASE + 2 * PAGE]
+    assert "kept" in L.describe()
+
+
+# ---------------------------------------------------------------- snapshot replay (built)
+def _snapshot(b=None):
+    """A process with: a file mapping (pages 0-2 present, 8 cached), RELRO (a COW
+    page in a read-only file VMA), an anon VMA with written pages and a zero page, a
+    PMD THP, an mTHP of order 4, a shared anonymous page, [vvar] and [vdso]."""
+    b = b or Builder()
+    lib = b.file("/lib/libx.so", 16 * PAGE, resident=range(8))
+    thp_pfn = 1 << 20
+    mthp_pfn = (1 << 20) + 4096
+    anon = BASE + 64 * PAGE
+    thp = BASE + MB2 * 4
+    b.process(4242, status={"VmRSS": 0}, vmas=[
+        (BASE, BASE + 4 * PAGE, "r-xp", "/lib/libx.so", lib, 0,
+         [(BASE, "file"), (BASE + PAGE, "file"), (BASE + 2 * PAGE, "file")]),
+        (BASE + 4 * PAGE, BASE + 5 * PAGE, "r--p", "/lib/libx.so", lib, 4 * PAGE, [(BASE + 4 * PAGE, "anon")]),
+        (anon, anon + 32 * PAGE, "rw-p", "", -1, 0,
+         [(anon, "anon"), (anon + PAGE, "zero"), (anon + 5 * PAGE, "anon")]
+         + [(anon + 16 * PAGE + i * PAGE, ("anon", 4, mthp_pfn + i)) for i in range(16)]),
+        (thp, thp + MB2, "rw-p", "", -1, 0, [(thp + i * PAGE, ("anon", 9, thp_pfn + i)) for i in range(512)], ["hg"]),
+        (thp + 2 * MB2, thp + 2 * MB2 + 4 * PAGE, "rw-s", "/dev/zero (deleted)", -1, 0, [(thp + 2 * MB2, "file")]),
+        (BASE + (1 << 30), BASE + (1 << 30) + 4 * PAGE, "r--p", "[vvar]", -1, 0, []),
+        (BASE + (1 << 30) + 4 * PAGE, BASE + (1 << 30) + 6 * PAGE, "r-xp", "[vdso]", -1, 0,
+         [(BASE + (1 << 30) + 4 * PAGE, "file")]),
+    ])
+    st_ = b.procs[0]["status"]
+    st_.update({"RssAnon": 4 + 8 + 64 + 2048, "RssFile": 12 + 4, "RssShmem": 4})
+    st_["VmRSS"] = st_["RssAnon"] + st_["RssFile"] + st_["RssShmem"]
+    return b
+
+
+def test_built_snapshot_replays_exactly_at_4k():
+    w = _snapshot().workload()
+    r = replay(w, "4K", check=True)
+    p = r.procs[0]
+    for name in ("VmRSS", "RssAnon", "RssFile", "RssShmem"):
+        assert p.model[name] == p.truth[name], name
+    assert p.model["AnonHugePages"] == p.truth["AnonHugePages"] == 2048
+    assert r.cache_adds == 0                       # nothing cold: the cache was seeded
+    for v in p.vmas:                               # every VMA lines up with its smaps row
+        assert v["Rss"][0] == v["Rss"][1] and v["Anonymous"][0] == v["Anonymous"][1], v
+    assert not r.partial and "kept" in r.layout
+
+
+def test_relro_page_is_a_cow_copy_in_a_read_only_vma():
+    w = _snapshot().workload()
+    from ppsize.recording.replay import _Replayer
+    from ppsize.compare import config
+    rp = _Replayer(w, config("4K"))
+    proc = rp.build(w.processes[0], 0)
+    s = proc.range_stats(BASE + 4 * PAGE, BASE + 5 * PAGE)
+    assert s["Anonymous"] == 4                     # COW'ed before mprotect(PROT_READ)
+    assert proc.aspace.vma_at(BASE + 4 * PAGE)[2] & ppsize.abi.VM_WRITE == 0
+    out = proc.access([BASE + 4 * PAGE], write=True)
+    assert out[0] == ppsize.Outcome.SEGV_ACCERR    # read-only again, as after _dl_protect_relro
+
+
+def test_fault_around_pages_the_snapshot_lacks_are_not_mapped():
+    """Pages 3-7 of the library are cached but were not mapped: the model's
+    fault-around would map them; the replay must not leave them."""
+    w = _snapshot().workload()
+    r = replay(w, "4K")
+    row = r.procs[0].vmas[0]
+    assert row["Rss"] == [12, 12]
+
+
+def test_larger_pages_are_laid_out_and_said_so():
+    w = _snapshot().workload()
+    for key, page in (("64K", 65536), ("4K+16K-native", 16384)):
+        r = replay(w, key, check=True)
+        p = r.procs[0]
+        assert p.page_size == page
+        assert f"laid out for {page >> 10}K pages" in r.layout
+        assert p.model["VmRSS"] >= p.truth["VmRSS"]            # every 4K page became a P page
+        assert p.outcomes["segv_maperr"] == p.outcomes["segv_accerr"] == 0
+
+
+def test_partial_snapshot_is_flagged_in_the_report(capsys, tmp_path):
+    from ppsize.cmd_replay import report
+    w = _snapshot().workload(partial=True)
+    r = replay(w, "4K")
+    assert r.partial and r.problems
+    assert "PARTIAL" in report(r)
+
+
+# ---------------------------------------------------------------- recording replay (built)
+def _recording():
+    """exec snapshot (stack page), then: brk(0), brk(+64K), faults on the heap, an
+    anonymous mmap written twice, munmap of half of it, a file mmap read (faulting
+    around), and the exit snapshot with the real figures."""
+    b = Builder(kind="record")
+    f = b.file("/data", 32 * PAGE, resident=range(32))
+    stack = 0x7ffff0000000
+    b.process(77, when="exec", minflt=5, vmas=[(stack - 8 * PAGE, stack, "rw-p", "[stack]", -1, 0,
+                                                [(stack - PAGE, "anon")])])
+    heap = 0x555555560000
+    b.syscall(77, "brk", [0], heap)
+    b.syscall(77, "brk", [heap + 16 * PAGE], heap + 16 * PAGE)
+    for i in range(10):
+        b.fault(77, heap + i * PAGE + 8, write=True)
+    m = 0x7f0000100000
+    b.syscall(77, "mmap", [0, 8 * PAGE, 3, 0x22, 2**32 - 1, 0], m)
+    for i in range(8):
+        b.fault(77, m + i * PAGE, write=True)
+    b.syscall(77, "munmap", [m + 4 * PAGE, 4 * PAGE], 0)
+    fm = 0x7f0000200000
+    b.syscall(77, "mmap", [0, 32 * PAGE, 1, 0x02, 3, 0], fm, file=f)
+    b.fault(77, fm + 3 * PAGE)                     # fault-around maps 16 pages (64K)
+    b.fault(77, fm + 20 * PAGE)
+    b.fault(77, stack - 2 * PAGE, write=True)
+    b.process(77, when="exit", minflt=5 + 10 + 8 + 2 + 1,
+              status={"VmRSS": 4 * (10 + 4 + 2 + 32), "RssAnon": 4 * (10 + 4 + 2), "RssFile": 4 * 32,
+                      "RssShmem": 0, "VmPTE": 0},
+              vmas=[(stack - 8 * PAGE, stack, "rw-p", "[stack]", -1, 0,
+                     [(stack - PAGE, "anon"), (stack - 2 * PAGE, "anon")])])
+    b.task(77, schema.TASK_EXIT)
+    return b.workload()
+
+
+def test_recorded_faults_replay_in_order():
+    r = replay(_recording(), "4K", check=True)
+    p = r.procs[0]
+    assert p.model["minflt"] == p.truth["minflt"] == 26
+    assert p.model["RssAnon"] == p.truth["RssAnon"]
+    assert p.model["RssFile"] == p.truth["RssFile"] == 128      # two fault-around windows
+    assert p.model["majflt"] == 0 and r.cache_adds == 0 == r.cache_adds_truth
+    assert p.outcomes["fault"] == 1 + 10 + 8 + 2 + 1 and p.outcomes["major"] == 0   # 1: the exec snapshot's page
+
+
+def test_recorded_faults_at_64k_lay_out_and_fault_less():
+    r = replay(_recording(), "4K+64K-emulated", check=True)
+    p = r.procs[0]
+    assert p.page_size == 65536 and "laid out for 64K pages" in r.layout
+    assert p.outcomes["segv_maperr"] == p.outcomes["segv_accerr"] == p.outcomes["sigbus"] == 0
+    # 10 heap pages in one 64K page, 8 mmap pages in two, the stack's two in one
+    assert p.model["minflt"] - 5 < 26 and p.model["RssAnon"] >= p.truth["RssAnon"]
+
+
+# ---------------------------------------------------------------- the command
+def test_replay_cli_prints_model_beside_recorded(tmp_path, capsys):
+    from ppsize.cli import main
+    from ppsize.recording.format import Writer
+    w = _snapshot().workload()
+    path = tmp_path / "s.ppw"
+    with Writer(path, "snapshot", w.meta) as wr:
+        for name in ("vmas", "vma_smaps", "pages", "folios", "files", "cache_runs", "cache_folios"):
+            wr.add(name, w.arrays[name])
+    assert main(["replay", str(path), "--config", "4K", "--config", "64K", "--vmas"]) == 0
+    out = capsys.readouterr().out
+    assert "4K kernel: layout: recorded addresses kept" in out and "laid out for 64K pages" in out
+    line = next(ln for ln in out.splitlines() if ln.startswith("VmRSS kB"))
+    assert line.split()[2] == line.split()[3] and line.split()[4] == "+0"
+    assert "VMAs where the model differs from smaps: 0 of" in out
+
+
+@pytest.mark.parametrize("content,expect", [
+    (b"", "empty file"), (b"PK\x03\x04junk", "zip archive"), (b"PPSIZEW\x00" + b"\x01" * 20, "truncated"),
+])
+def test_replay_cli_bad_files_one_line(tmp_path, capsys, content, expect):
+    from ppsize.cli import main
+    path = tmp_path / "bad.ppw"
+    path.write_bytes(content)
+    assert main(["replay", str(path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and str(path) in err[0] and expect in err[0]
+
+
+def test_replay_cli_version_and_corruption(tmp_path, capsys):
+    from ppsize.cli import main
+    from ppsize.recording.format import Writer
+    w = _snapshot().workload()
+    path = tmp_path / "s.ppw"
+    with Writer(path, "snapshot", w.meta) as wr:
+        for name in ("vmas", "vma_smaps", "pages", "folios", "files", "cache_runs", "cache_folios"):
+            wr.add(name, w.arrays[name])
+    data = bytearray(path.read_bytes())
+    v2 = bytearray(data)
+    v2[8] = 9                                                      # format version 9
+    (tmp_path / "v.ppw").write_bytes(bytes(v2))
+    assert main(["replay", str(tmp_path / "v.ppw")]) == 2
+    assert "newer" in capsys.readouterr().err
+    data[100] ^= 0xff                                              # a byte of the vmas section
+    (tmp_path / "c.ppw").write_bytes(bytes(data))
+    assert main(["replay", str(tmp_path / "c.ppw")]) == 2
+    err = capsys.readouterr().err
+    assert "checksum" in err and "c.ppw" in err
+    assert main(["replay", str(path), "--config", "5K"]) == 2
+    assert "5K" in capsys.readouterr().err
+    assert main(["replay", str(tmp_path / "missing.ppw")]) == 2
+    assert "missing.ppw" in capsys.readouterr().err
