@@ -321,3 +321,63 @@ def test_replay_cli_version_and_corruption(tmp_path, capsys):
     assert "5K" in capsys.readouterr().err
     assert main(["replay", str(tmp_path / "missing.ppw")]) == 2
     assert "missing.ppw" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------- compare --workload
+def _save(w, path):
+    from ppsize.recording.format import Writer
+    with Writer(path, w.kind, w.meta) as wr:
+        for name in ("vmas", "vma_smaps", "pages", "folios", "files", "cache_runs", "cache_folios",
+                     *schema.EVENT_SECTIONS):
+            wr.add(name, w.arrays[name])
+    return path
+
+
+def test_compare_recorded_instead_of_the_mix():
+    from ppsize.compare import compare
+    w = _recording()
+    c = compare(trees=(), configs=["4K", "64K", "4K+64K-emulated"], workloads=[w], cpu=None)
+    base = c["4K"]
+    rep = base.replays[0]
+    p = rep.procs[0]
+    assert p.model["minflt"] == p.truth["minflt"] and p.model["RssAnon"] == p.truth["RssAnon"]
+    # the process is kept as at its exit snapshot: its memory is in meminfo
+    assert base.anon_kB == p.model["RssAnon"] and base.pagetables_kB > 0
+    assert c["64K"].anon_kB >= base.anon_kB and c["4K+64K-emulated"].procs[0]["page"] == "64K"
+    assert c.scan is None and "recorded workload <built>" in c.summary()
+    assert "64K pages: layout: laid out for 64K" in c.summary()
+    assert c.as_dict()["configs"][0]["recorded"][0]["truth"]["minflt"] == 26
+
+
+def test_compare_with_the_mix_keeps_the_mix_figures(tmp_path):
+    """The synthetic mix's own rows are the same with and without a recording in the
+    kernel (same memory); the recording's rows come after them."""
+    from ppsize.compare import compare
+    from test_compare import make_tree
+    make_tree(str(tmp_path / "t"), n=8)
+    kw = dict(configs=["4K", "4K+16K-emulated"], processes=3, cpu=None, memory="1G")
+    plain = compare([str(tmp_path / "t")], **kw)
+    both = compare([str(tmp_path / "t")], workloads=[_snapshot().workload()], **kw)
+    for key in ("4K", "4K+16K-emulated"):
+        a, b = plain[key], both[key]
+        assert b.procs[:3] == a.procs
+        assert len(b.procs) == 4 and b.procs[3]["RssAnon"] == b.replays[0].procs[0].model["RssAnon"]
+        assert b.anon_kB == a.anon_kB + b.procs[3]["RssAnon"]
+        assert b.reread_kB == a.reread_kB or key != "4K"       # seeding is not a re-read
+        assert b.expected_cached_kB is None                    # no closed form with recordings
+
+
+def test_compare_cli_workload_and_bad_file(tmp_path, capsys):
+    from ppsize.cli import main
+    path = _save(_recording(), tmp_path / "rec.ppw")
+    assert main(["compare", "--workload", str(path), "--config", "4K", "--config", "16K"]) == 0
+    out = capsys.readouterr().out
+    assert "4K kernel " in out and "16K kernel" in out
+    assert "the 4K kernel's replay beside the recorded figures" in out
+    line = next(ln for ln in out.splitlines() if ln.startswith("minflt"))
+    assert line.split()[1:3] == ["26", "26"]
+    bad = tmp_path / "bad.ppw"
+    bad.write_bytes(b"\x7fELF" + b"\0" * 100)
+    assert main(["compare", "--workload", str(bad), "--config", "4K"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "bad.ppw" in err[0] and "ELF" in err[0]

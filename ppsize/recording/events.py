@@ -111,7 +111,7 @@ def replay_events(r):
                     procs[int(t["other"])] = cp
             elif t["op"] == schema.TASK_EXIT and t["group_dead"]:
                 rp = procs.pop(int(t["pid"]), None)
-                if rp is not None and rp.proc.alive:
+                if rp is not None and rp.proc.alive and not r.keep:
                     rp.proc.exit()
         i += 1
     for name, count in sorted(ignored.items()):

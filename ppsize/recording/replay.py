@@ -149,24 +149,32 @@ def replay_memory(w: Workload, page: int) -> int:
 
 
 class _Replayer:
-    def __init__(self, w: Workload, cfg: Config, thp=None, cpu=None, memory=None, chosen=None):
+    def __init__(self, w: Workload, cfg: Config, thp=None, cpu=None, memory=None, chosen=None,
+                 kernel=None):
         self.w, self.cfg = w, cfg
         host = w.host
         self.base_page = int(host.get("page_size", 4096))
         self.proc_page = cfg.proc_page or cfg.kernel_page
-        geometry = None
-        if cfg.kernel_page == 4096 and not cfg.per_process and host.get("machine") == "x86_64":
-            geometry = "x86_64-4l"          # the truth row: the recording machine's tables
-        hthp = host.get("thp", {})
-        self.thp_enabled = thp or hthp.get("enabled", "madvise")
-        if self.thp_enabled not in ("always", "madvise", "never"):
-            self.thp_enabled = "madvise"
-        mem = memory or replay_memory(w, self.proc_page)
-        self.k = Kernel(cfg.kernel_page, mem, geometry=geometry, thp=self.thp_enabled, cpu=cpu)
-        self.mthp = self._host_mthp(hthp)
-        self.k.set_thp(mthp=self.mthp)
+        if kernel is None:
+            geometry = None
+            if cfg.kernel_page == 4096 and not cfg.per_process and host.get("machine") == "x86_64":
+                geometry = "x86_64-4l"          # the truth row: the recording machine's tables
+            hthp = host.get("thp", {})
+            enabled = thp or hthp.get("enabled", "madvise")
+            if enabled not in ("always", "madvise", "never"):
+                enabled = "madvise"
+            mem = memory or replay_memory(w, self.proc_page)
+            kernel = Kernel(cfg.kernel_page, mem, geometry=geometry, thp=enabled, cpu=cpu)
+            kernel.set_thp(mthp=self._host_mthp(kernel, hthp))
+        elif kernel.page_size != cfg.kernel_page:
+            raise ValueError(f"kernel has {fmt_size(kernel.page_size)} pages, configuration "
+                             f"{cfg.key} wants {fmt_size(cfg.kernel_page)}")
+        self.k = kernel
+        pol = kernel.thp                      # restored after each folio-order step
+        self.thp_enabled = pol.pop("enabled")
+        self.mthp = pol
         self.notes: list = []
-        self.seeded_reads = 0
+        self.seeded_reads = kernel.pagecache.stats()["pages_read"]    # reads before, or seeding
         self.files: dict = {}                 # files row -> model File
         self.procs: dict = {}                 # recorded pid -> model Process
         self.shmem_vmas: dict = {}            # model pid -> [(start, end)] of shmem mappings
@@ -176,9 +184,11 @@ class _Replayer:
         self.chosen = chosen
 
     # ------------------------------------------------------------ setup
-    def _host_mthp(self, hthp) -> dict:
+    @staticmethod
+    def _host_mthp(k, hthp) -> dict:
+        """The recording machine's per-size mTHP settings, for the sizes ``k`` has."""
         out = {}
-        for size in self.k.anon_sizes:
+        for size in k.anon_sizes:
             v = hthp.get(f"hugepages-{size >> 10}kB")
             if v in ("always", "inherit", "madvise", "never"):
                 out[fmt_size(size)] = v
@@ -213,8 +223,7 @@ class _Replayer:
         """Only folios of ``order`` (kernel pages) for anonymous faults; -1: the host's."""
         k = self.k
         if order < 0:
-            k.set_thp(self.thp_enabled, {fmt_size(s): self.mthp.get(fmt_size(s), "never")
-                                         for s in k.anon_sizes})
+            k.set_thp(self.thp_enabled, self.mthp)
             return
         want = k.page_size << order
         k.set_thp("always" if order else "never",
@@ -268,7 +277,8 @@ class _Replayer:
 
     def seeded(self, fn):
         """Run ``fn`` (a seeding step); its page-cache reads are the snapshot's, not
-        insertions of the replay (``seeded_reads``)."""
+        insertions of the replay (``seeded_reads``: with the reads of whatever ran in the
+        kernel before this replay)."""
         before = self.k.pagecache.stats()["pages_read"]
         try:
             return fn()
@@ -492,14 +502,18 @@ def _truth(sp) -> dict:
 
 
 def replay(workload, config="4K", thp=None, cpu=None, memory=None, chosen=None, check=False,
-           pids=None) -> ReplayResult:
+           pids=None, kernel=None, keep=False) -> ReplayResult:
     """Replay ``workload`` (a path or a loaded :class:`Workload`) on configuration
     ``config`` (a key of ``ppsize.compare.CONFIGS`` or a Config: kernel page, process
     page, page tables). ``thp``: transparent_hugepage/enabled (default the recording
     machine's); ``cpu``: a translation model (Kernel(cpu=)) for access recordings;
     ``chosen``: in the per-process configurations, which processes run with the large
     page ("all", the default, or a set of snapshot indices); ``pids``: only these
-    processes of a snapshot. ``check``: Kernel.check() at the end.
+    processes of a snapshot. ``check``: Kernel.check() at the end. ``kernel``: replay
+    into this Kernel (of the configuration's page size, with its own THP policy and
+    whatever else runs there: ``compare --workload`` with the synthetic mix) instead of
+    a new one. ``keep``: recorded processes stay alive after their exit (as at their exit
+    snapshots, all at once: what compare measures) instead of exiting.
 
     Returns a :class:`ReplayResult`: per process the model's figures (FIGURES) beside
     the recorded ones, per-VMA rows lined up with the recorded smaps, notes (what
@@ -508,7 +522,8 @@ def replay(workload, config="4K", thp=None, cpu=None, memory=None, chosen=None, 
     A bad file raises a ``RecordingError`` naming it."""
     w = workload if isinstance(workload, Workload) else load(workload)
     cfg = config if isinstance(config, Config) else _config(config)
-    r = _Replayer(w, cfg, thp=thp, cpu=cpu, memory=memory, chosen=chosen)
+    r = _Replayer(w, cfg, thp=thp, cpu=cpu, memory=memory, chosen=chosen, kernel=kernel)
+    r.keep = bool(keep)
     if w.kind == "record":
         from .events import replay_events
         procs, adds_truth, translation = replay_events(r)
@@ -517,6 +532,8 @@ def replay(workload, config="4K", thp=None, cpu=None, memory=None, chosen=None, 
     if check:
         r.k.check()
     adds = r.cache_adds()
+    if w.partial:
+        r.notes.insert(0, "PARTIAL recording: " + ("; ".join(w.problems[:3]) or "some processes are incomplete"))
     return ReplayResult(w.path or "", w.kind, cfg, procs, r.notes, w.partial, w.problems,
                         r.k.meminfo(), r.layout.describe(), adds, adds_truth, translation)
 
