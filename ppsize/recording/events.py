@@ -117,7 +117,9 @@ def replay_events(r):
     for name, count in sorted(ignored.items()):
         r.notes.append(f"{count} {name} call(s) not replayed (not modelled)")
     cache = ev["ev_cache"]
-    adds = cache[cache["op"] == schema.CACHE_ADD]
+    # insertions into the files the workload mapped (captured: file >= 0); read(2) of
+    # other files is outside the model
+    adds = cache[(cache["op"] == schema.CACHE_ADD) & (cache["file"] >= 0)]
     truth_adds = int((np.left_shift(1, adds["order"].astype(np.int64))).sum()) if len(adds) else 0
     translation = None
     if r.k.cpus:

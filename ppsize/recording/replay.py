@@ -129,6 +129,29 @@ class ReplayResult:
                                "vmas": p.vmas} for p in self.procs]}
 
 
+def host_readahead(w: Workload):
+    """(bytes, where from) of the readahead window the recording machine used for the
+    workload's files: the read_ahead_kb of the device most of its files are on (the
+    bdi's ra_pages: page_cache_sync_ra and the mmap read-around size), from the
+    recording's host meta, else from /sys when replayed on the machine that recorded
+    it, else None (the model's default, 128K)."""
+    devs = {}
+    for f in w.files:
+        if f.kind == schema.FILE_REGULAR and "shmem" not in f.flags:
+            devs[f.dev] = devs.get(f.dev, 0) + 1
+    if not devs:
+        return None, None
+    dev = max(devs, key=devs.get)
+    key = f"{os.major(dev)}:{os.minor(dev)}"
+    table = w.host.get("read_ahead_kb")
+    if table is None and w.host.get("node") == os.uname().nodename:
+        from .capture import block_readahead
+        table = block_readahead()
+    if table and key in table:
+        return int(table[key]) << 10, f"read_ahead_kb of {key}"
+    return None, None
+
+
 def replay_memory(w: Workload, page: int) -> int:
     """Kernel memory for a replay with ``page``-byte process pages: each present page
     rounded up to ``page`` (a bound: a VMA never more than its size), the page cache
@@ -164,12 +187,18 @@ class _Replayer:
             if enabled not in ("always", "madvise", "never"):
                 enabled = "madvise"
             mem = memory or replay_memory(w, self.proc_page)
-            kernel = Kernel(cfg.kernel_page, mem, geometry=geometry, thp=enabled, cpu=cpu)
+            ra, where = host_readahead(w)
+            ra = max(ra or 128 << 10, cfg.kernel_page)
+            kernel = Kernel(cfg.kernel_page, mem, geometry=geometry, thp=enabled, cpu=cpu,
+                            readahead=ra)
+            self.readahead = (ra, where)
             kernel.set_thp(mthp=self._host_mthp(kernel, hthp))
         elif kernel.page_size != cfg.kernel_page:
             raise ValueError(f"kernel has {fmt_size(kernel.page_size)} pages, configuration "
                              f"{cfg.key} wants {fmt_size(cfg.kernel_page)}")
         self.k = kernel
+        if not hasattr(self, "readahead"):
+            self.readahead = (None, "the kernel's")
         pol = kernel.thp                      # restored after each folio-order step
         self.thp_enabled = pol.pop("enabled")
         self.mthp = pol
@@ -532,6 +561,9 @@ def replay(workload, config="4K", thp=None, cpu=None, memory=None, chosen=None, 
     if check:
         r.k.check()
     adds = r.cache_adds()
+    ra, where = r.readahead
+    if ra is not None:
+        r.notes.append(f"readahead {fmt_size(ra)} ({where or 'the model default'})")
     if w.partial:
         r.notes.insert(0, "PARTIAL recording: " + ("; ".join(w.problems[:3]) or "some processes are incomplete"))
     return ReplayResult(w.path or "", w.kind, cfg, procs, r.notes, w.partial, w.problems,
