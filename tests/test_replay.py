@@ -381,3 +381,27 @@ def test_compare_cli_workload_and_bad_file(tmp_path, capsys):
     assert main(["compare", "--workload", str(bad), "--config", "4K"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "bad.ppw" in err[0] and "ELF" in err[0]
+
+
+def test_access_trace_replays_through_the_translation_model():
+    """--accesses recordings: the layout rebuilt empty, every access in order through
+    the TLB; stores write-fault, instruction fetches use the instruction side."""
+    b = Builder(kind="record")
+    lib = b.file("/lib/t.so", 8 * PAGE, resident=range(8))
+    code, heap = BASE, BASE + 64 * PAGE
+    b.process(9, when="exit", vmas=[(code, code + 8 * PAGE, "r-xp", "/lib/t.so", lib, 0, []),
+                                    (heap, heap + 16 * PAGE, "rw-p", "", -1, 0, [])])
+    w = b.workload()
+    acc = np.zeros(6, schema.ACCESS_DTYPE)
+    acc["addr"] = [code + 8, heap, heap + 8, heap + PAGE, code + 16, heap + 20 * PAGE]
+    acc["size"] = 8
+    acc["kind"] = [schema.ACCESS_INSTR, schema.ACCESS_STORE, schema.ACCESS_LOAD, schema.ACCESS_MODIFY,
+                   schema.ACCESS_INSTR, schema.ACCESS_LOAD]
+    w.arrays._src["accesses"] = acc
+    r = replay(w, "4K", cpu="neoverse-n1")
+    p = r.procs[0]
+    assert p.outcomes["fault"] == 3 and p.outcomes["segv_maperr"] == 1      # the last: no VMA
+    assert p.model["RssAnon"] == 8 and p.model["RssFile"] > 0
+    assert p.truth["VmRSS"] is None and any("valgrind" in n for n in r.notes)
+    l1i = r.translation[0]["l1i"]
+    assert l1i["accesses"] == 2                                             # the two fetches

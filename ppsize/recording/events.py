@@ -20,7 +20,7 @@ from . import schema
 from .replay import (FIGURES, MADV_NAMES, MAP_ANONYMOUS, MAP_FIXED, MAP_NORESERVE, MAP_POPULATE,
                      MAP_SHARED, PROT_NAMES, ProcessReplay, _FAULTS, _truth)
 
-__all__ = ["replay_events"]
+__all__ = ["replay_events", "replay_accesses"]
 
 _SEC = {name: i for i, name in enumerate((*schema.EVENT_SECTIONS, "snapshot"))}
 _FAULT, _SYSCALL, _TASK, _SNAP = _SEC["ev_fault"], _SEC["ev_syscall"], _SEC["ev_task"], _SEC["snapshot"]
@@ -55,7 +55,7 @@ def replay_events(r):
     names = [s["name"] for s in w.syscalls]
     tasks = ev["ev_task"]
     ignored: dict = {}
-    access_mode = w.accesses is not None and len(w.accesses) > 0
+    access_mode = False                  # access traces: replay_accesses
     sec, row = tl["section"], tl["row"]
     n = len(tl)
     i = 0
@@ -86,8 +86,6 @@ def replay_events(r):
                 st = proc.status()
                 rp.faults_base = (st["minflt"], st["majflt"])
                 procs[sp.pid] = rp
-                if access_mode and sp.pid == w.capture.get("root"):
-                    _accesses(r, rp, w.accesses)
             elif sp.when == "exit" and sp.pid in procs:
                 done.append(_result(r, procs[sp.pid], sp))
         elif s == _SYSCALL:
@@ -125,6 +123,30 @@ def replay_events(r):
     if r.k.cpus:
         translation = r.k.tlb_stats()
     return done, truth_adds, translation
+
+
+def replay_accesses(r):
+    """An access trace (``record --accesses``: valgrind's lackey, the guest inside the
+    tool's address space): the last snapshot's VMAs rebuilt empty (files seeded), then
+    every access in order, through the translation model if the kernel has a cpu.
+    The model's figures are the trace's first touches; there are no recorded ones to
+    hold them against (the recorded process is valgrind, its own memory included)."""
+    w = r.w
+    sp = w.processes[-1]
+    proc = r.build(sp, sp.index, populate=False)
+    rp = _Proc(proc, None)
+    _accesses(r, rp, w.accesses)
+    out = proc.outcome_counts()
+    refused = out["segv_maperr"] + out["segv_accerr"] + out["sigbus"]
+    r.notes.append(f"{len(w.accesses):,} accesses replayed on pid {sp.pid}'s {sp.when} layout "
+                   f"(valgrind's: the guest lives inside it); {refused:,} fell outside a VMA that "
+                   "allows them (valgrind reads guest code as data); no recorded figures: "
+                   "the recorded process is valgrind, not the traced program")
+    model = r.figures(proc)
+    truth = {k: None for k in _truth(sp)}
+    res = ProcessReplay(sp.pid, sp.comm or "", proc.page_size, model, truth, r.vma_rows(proc, sp),
+                        out, bool(sp.partial))
+    return [res], None, (r.k.tlb_stats() if r.k.cpus else None)
 
 
 def _stack_growth(sp, exit_snap):

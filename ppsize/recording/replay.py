@@ -327,10 +327,11 @@ class _Replayer:
             return self.cfg.proc_page
         return self.cfg.kernel_page
 
-    def build(self, sp, index: int, proc=None, grow_to=None):
+    def build(self, sp, index: int, proc=None, grow_to=None, populate=True):
         """Rebuild process snapshot ``sp`` (a workload Process) as a new model process
         (or in ``proc``, exec'ed). ``grow_to``: {vma start: lower start} for stacks that
-        later grow down (a recording's exit snapshot)."""
+        later grow down (a recording's exit snapshot). ``populate``: fault its present
+        pages in (False: the VMAs only, for an access trace to fault)."""
         w, L = self.w, self.layout
         page = self.page_size_for(index)
         if proc is None:
@@ -392,7 +393,8 @@ class _Replayer:
                 proc.madvise(ns, ne - ns, "hugepage")       # MADV_HUGEPAGE: VM_HUGEPAGE
             elif "nh" in flags:
                 proc.madvise(ns, ne - ns, "nohugepage")
-        self._fault_pages(proc, sp, vm, bounds)
+        if populate:
+            self._fault_pages(proc, sp, vm, bounds)
         for ns, ne, prot in fixups:          # RELRO: mprotect after the COW writes
             proc.mprotect(ns, ne - ns, PROT_NAMES[prot])
         return proc
@@ -553,7 +555,10 @@ def replay(workload, config="4K", thp=None, cpu=None, memory=None, chosen=None, 
     cfg = config if isinstance(config, Config) else _config(config)
     r = _Replayer(w, cfg, thp=thp, cpu=cpu, memory=memory, chosen=chosen, kernel=kernel)
     r.keep = bool(keep)
-    if w.kind == "record":
+    if w.accesses is not None and len(w.accesses):
+        from .events import replay_accesses
+        procs, adds_truth, translation = replay_accesses(r)
+    elif w.kind == "record":
         from .events import replay_events
         procs, adds_truth, translation = replay_events(r)
     else:
