@@ -90,7 +90,9 @@ def test_special_mappings_as_the_kernel_installs_them():
         proc.install_special_mapping("[vdso]", BASE + 4 * PAGE, 2 * PAGE)
         proc.access([BASE + 4 * PAGE], insn=True)
         assert proc.access([BASE], write=True)[0] == ppsize.Outcome.SEGV_ACCERR   # read-only
-    assert p.status()["RssFile"] >= 4 and p.status()["RssAnon"] == 0
+    assert p.status()["RssFile"] == 4 and p.status()["RssAnon"] == 0   # no fault-around: one page
+    assert p.resident(BASE + 4 * PAGE, BASE + 6 * PAGE).tolist() == [True, False]
+    assert k.pagecache.info(k.special_file("[vdso]", 2 * PAGE))["map_pages"] is False
     assert p.range_stats(BASE, BASE + 4 * PAGE)["Rss"] == 0       # VM_PFNMAP: never in RSS
     assert p.status()["majflt"] == 0                              # kernel pages: nothing read
     assert set(p.mapped_heads(BASE + 4 * PAGE, BASE + 6 * PAGE).tolist()) == \

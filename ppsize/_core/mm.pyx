@@ -19,7 +19,7 @@ from .vma cimport VmaTable, VM_READ, VM_WRITE, VM_EXEC, VM_SHARED, VM_HUGEPAGE, 
 from .buddy cimport BuddyAllocator, MIGRATE_MOVABLE, MIGRATE_UNMOVABLE
 from .folio cimport FolioTable, PG_anon, PG_uptodate, PG_swapbacked, PG_zero, PG_dirty, PG_locked
 from .vma cimport VM_RAND_READ, VM_SEQ_READ
-from .pagecache cimport PageCache, FGP_CREAT, PAGECACHE_TAG_DIRTY, file_ra_state
+from .pagecache cimport PageCache, FGP_CREAT, PAGECACHE_TAG_DIRTY, AS_NO_MAP_PAGES, file_ra_state
 from .folio cimport PG_readahead
 from .xarray cimport xa_load, xa_find_range, xa_set_mark, xa_is_pfn, xa_is_value, xa_to_pfn
 
@@ -600,6 +600,8 @@ cdef class MMCore:
         cdef file_ra_state* ra
         if window <= ((<u64>1) << self.pshift) or window <= kpage:
             return 0                               # fault_around_pages == 1: off
+        if self.pc.large[f] & AS_NO_MAP_PAGES:
+            return 0                               # no vm_ops->map_pages (special mapping)
         t0 = va & ~(tspan - 1)
         start = va & ~(window - 1)
         if start < vs:
