@@ -346,6 +346,9 @@ def test_compare_recorded_instead_of_the_mix():
     # the process is kept as at its exit snapshot: its memory is in meminfo
     assert base.anon_kB == p.model["RssAnon"] and base.pagetables_kB > 0
     assert c["64K"].anon_kB >= base.anon_kB and c["4K+64K-emulated"].procs[0]["page"] == "64K"
+    # the 64K process's transition dropped the recorded cache; it is read again at the end
+    per = c["4K+64K-emulated"]
+    assert per.transitions == 1 and per.cached_kB == base.cached_kB == 32 * 4     # /data, all of it
     assert c.scan is None and "recorded workload <built>" in c.summary()
     assert "64K pages: layout: laid out for 64K" in c.summary()
     assert c.as_dict()["configs"][0]["recorded"][0]["truth"]["minflt"] == 26

@@ -205,6 +205,7 @@ class _Replayer:
         self.notes: list = []
         self.seeded_reads = kernel.pagecache.stats()["pages_read"]    # reads before, or seeding
         self.files: dict = {}                 # files row -> model File
+        self.seeds: dict = {}                 # file id -> (File, indices, orders) seeded
         self.procs: dict = {}                 # recorded pid -> model Process
         self.shmem_vmas: dict = {}            # model pid -> [(start, end)] of shmem mappings
         self.layout = Layout(self._ranges(), self.proc_page, self.base_page)
@@ -303,6 +304,19 @@ class _Replayer:
             order = order[first]
         if len(idx):
             self.seeded(lambda: self.k.pagecache.seed(f, idx, order))
+            self.seeds[f.id] = (f, idx, order)
+
+    def reseed_dropped(self) -> int:
+        """Read again what a min-order transition dropped of the seeded caches (the
+        recording's cache, at the file's new min order), as compare re-reads the
+        files a transition dropped: every configuration ends with the cache the
+        recording had. Counted as the replay's insertions. Returns pages read."""
+        dropped = {tr.file for tr in self.k.transitions if tr.status == "done"}
+        n = 0
+        for f, idx, order in self.seeds.values():
+            if f.path in dropped or f.id in dropped:
+                n += self.k.pagecache.seed(f, idx, order)
+        return n
 
     def seeded(self, fn):
         """Run ``fn`` (a seeding step); its page-cache reads are the snapshot's, not
@@ -544,7 +558,9 @@ def replay(workload, config="4K", thp=None, cpu=None, memory=None, chosen=None, 
     into this Kernel (of the configuration's page size, with its own THP policy and
     whatever else runs there: ``compare --workload`` with the synthetic mix) instead of
     a new one. ``keep``: recorded processes stay alive after their exit (as at their exit
-    snapshots, all at once: what compare measures) instead of exiting.
+    snapshots, all at once: what compare measures) instead of exiting, and what a
+    min-order transition dropped of the recorded page cache is read again at the end
+    (compare's premise: every configuration ends with the cache the recording had).
 
     Returns a :class:`ReplayResult`: per process the model's figures (FIGURES) beside
     the recorded ones, per-VMA rows lined up with the recorded smaps, notes (what
@@ -563,6 +579,8 @@ def replay(workload, config="4K", thp=None, cpu=None, memory=None, chosen=None, 
         procs, adds_truth, translation = replay_events(r)
     else:
         procs, adds_truth, translation = _replay_snapshot(r, pids), None, None
+    if keep:
+        r.reseed_dropped()
     if check:
         r.k.check()
     adds = r.cache_adds()
