@@ -224,7 +224,7 @@ def _recording():
     anonymous mmap written twice, munmap of half of it, a file mmap read (faulting
     around), and the exit snapshot with the real figures."""
     b = Builder(kind="record")
-    f = b.file("/data", 32 * PAGE, resident=range(32))
+    f = b.file("/data", 256 * PAGE, resident=range(256))
     stack = 0x7ffff0000000
     b.process(77, when="exec", minflt=5, vmas=[(stack - 8 * PAGE, stack, "rw-p", "[stack]", -1, 0,
                                                 [(stack - PAGE, "anon")])])
@@ -348,7 +348,7 @@ def test_compare_recorded_instead_of_the_mix():
     assert c["64K"].anon_kB >= base.anon_kB and c["4K+64K-emulated"].procs[0]["page"] == "64K"
     # the 64K process's transition dropped the recorded cache; it is read again at the end
     per = c["4K+64K-emulated"]
-    assert per.transitions == 1 and per.cached_kB == base.cached_kB == 32 * 4     # /data, all of it
+    assert per.transitions == 1 and per.cached_kB == base.cached_kB == 256 * 4    # /data, all of it
     assert c.scan is None and "recorded workload <built>" in c.summary()
     assert "64K pages: layout: laid out for 64K" in c.summary()
     assert c.as_dict()["configs"][0]["recorded"][0]["truth"]["minflt"] == 26
