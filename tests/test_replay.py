@@ -410,3 +410,60 @@ def test_access_trace_replays_through_the_translation_model():
     assert p.truth["VmRSS"] is None and any("valgrind" in n for n in r.notes)
     l1i = r.translation[0]["l1i"]
     assert l1i["accesses"] == 2                                             # the two fetches
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.lists(st.sampled_from(["anon", "zero", "none"]), min_size=8, max_size=64),
+       st.lists(st.booleans(), min_size=16, max_size=16), st.booleans())
+def test_random_snapshots_replay_exactly_per_vma(anon_pages, file_present, thp_region):
+    """Any mix of written, zero-page and untouched anonymous pages and present file
+    pages (a 16-page file, half of it cached beyond what is mapped) replays with every
+    VMA's Rss and Anonymous equal to the snapshot's at 4K."""
+    b = Builder()
+    lib = b.file("/lib/r.so", 32 * PAGE, resident=range(24))
+    anon = BASE + MB2
+    fpages = [(BASE + i * PAGE, "file") for i, on in enumerate(file_present) if on]
+    apages = [(anon + i * PAGE, kind) for i, kind in enumerate(anon_pages) if kind != "none"]
+    vmas = [(BASE, BASE + 16 * PAGE, "r--p", "/lib/r.so", lib, 0, fpages),
+            (anon, anon + 64 * PAGE, "rw-p", "", -1, 0, apages)]
+    if thp_region:
+        t = BASE + 8 * MB2
+        vmas.append((t, t + MB2, "rw-p", "", -1, 0, [(t + i * PAGE, ("anon", 9, (1 << 21) + i))
+                                                      for i in range(512)], ["hg"]))
+    b.process(5, vmas=vmas)
+    r = replay(b.workload(), "4K", check=True)
+    p = r.procs[0]
+    for v in p.vmas:
+        assert v["Rss"][0] == v["Rss"][1] and v["Anonymous"][0] == v["Anonymous"][1], v
+        assert v["AnonHugePages"][0] == v["AnonHugePages"][1], v
+    assert r.cache_adds == 0
+
+
+def test_fork_and_exec_in_a_recording():
+    """A parent forks; the child execs (its own exec snapshot), faults and exits; the
+    parent faults after the fork (COW of a page it wrote before): each process's
+    figures as recorded."""
+    b = Builder(kind="record")
+    heap = 0x555555560000
+    b.process(10, when="exec", minflt=3, vmas=[(heap, heap + 8 * PAGE, "rw-p", "[heap]", -1, 0,
+                                               [(heap, "anon")])])
+    b.task(10, schema.TASK_FORK, other=11)
+    b.fault(10, heap, write=True)                          # COW: the child shares the page
+    child_heap = 0x555555700000
+    b.process(11, when="exec", minflt=1, vmas=[(child_heap, child_heap + 4 * PAGE, "rw-p", "[heap]", -1, 0, [])])
+    for i in range(3):
+        b.fault(11, child_heap + i * PAGE, write=True)
+    b.process(11, when="exit", minflt=4, status={"VmRSS": 12, "RssAnon": 12, "RssFile": 0, "RssShmem": 0,
+                                                  "VmPTE": 0},
+              vmas=[(child_heap, child_heap + 4 * PAGE, "rw-p", "[heap]", -1, 0,
+                     [(child_heap + i * PAGE, "anon") for i in range(3)])])
+    b.task(11, schema.TASK_EXIT)
+    b.process(10, when="exit", minflt=4, status={"VmRSS": 4, "RssAnon": 4, "RssFile": 0, "RssShmem": 0,
+                                                  "VmPTE": 0},
+              vmas=[(heap, heap + 8 * PAGE, "rw-p", "[heap]", -1, 0, [(heap, "anon")])])
+    b.task(10, schema.TASK_EXIT)
+    r = replay(b.workload(), "4K", check=True)
+    by = {p.pid: p for p in r.procs}
+    assert set(by) == {10, 11}
+    assert by[11].model["minflt"] == 4 and by[11].model["RssAnon"] == 12
+    assert by[10].model["minflt"] == 4 and by[10].outcomes["cow"] == 1 and by[10].model["RssAnon"] == 4
