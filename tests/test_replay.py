@@ -215,7 +215,10 @@ def test_partial_snapshot_is_flagged_in_the_report(capsys, tmp_path):
     w = _snapshot().workload(partial=True)
     r = replay(w, "4K")
     assert r.partial and r.problems
-    assert "PARTIAL" in report(r)
+    assert "PARTIAL" in report(r) and "exited during the snapshot" in report(r)
+    from ppsize.compare import compare
+    c = compare(trees=(), configs=["4K"], workloads=[w], cpu=None)
+    assert "PARTIAL" in c.summary()
 
 
 # ---------------------------------------------------------------- recording replay (built)
@@ -272,14 +275,18 @@ def test_recorded_faults_at_64k_lay_out_and_fault_less():
 
 
 # ---------------------------------------------------------------- the command
+def _save(w, path):
+    from ppsize.recording.format import Writer
+    with Writer(path, w.kind, w.meta) as wr:
+        for name in ("vmas", "vma_smaps", "pages", "folios", "files", "cache_runs", "cache_folios",
+                     *schema.EVENT_SECTIONS):
+            wr.add(name, w.arrays[name])
+    return path
+
+
 def test_replay_cli_prints_model_beside_recorded(tmp_path, capsys):
     from ppsize.cli import main
-    from ppsize.recording.format import Writer
-    w = _snapshot().workload()
-    path = tmp_path / "s.ppw"
-    with Writer(path, "snapshot", w.meta) as wr:
-        for name in ("vmas", "vma_smaps", "pages", "folios", "files", "cache_runs", "cache_folios"):
-            wr.add(name, w.arrays[name])
+    path = _save(_snapshot().workload(), tmp_path / "s.ppw")
     assert main(["replay", str(path), "--config", "4K", "--config", "64K", "--vmas"]) == 0
     out = capsys.readouterr().out
     assert "4K kernel: layout: recorded addresses kept" in out and "laid out for 64K pages" in out
@@ -302,12 +309,7 @@ def test_replay_cli_bad_files_one_line(tmp_path, capsys, content, expect):
 
 def test_replay_cli_version_and_corruption(tmp_path, capsys):
     from ppsize.cli import main
-    from ppsize.recording.format import Writer
-    w = _snapshot().workload()
-    path = tmp_path / "s.ppw"
-    with Writer(path, "snapshot", w.meta) as wr:
-        for name in ("vmas", "vma_smaps", "pages", "folios", "files", "cache_runs", "cache_folios"):
-            wr.add(name, w.arrays[name])
+    path = _save(_snapshot().workload(), tmp_path / "s.ppw")
     data = bytearray(path.read_bytes())
     v2 = bytearray(data)
     v2[8] = 9                                                      # format version 9
@@ -326,15 +328,6 @@ def test_replay_cli_version_and_corruption(tmp_path, capsys):
 
 
 # ---------------------------------------------------------------- compare --workload
-def _save(w, path):
-    from ppsize.recording.format import Writer
-    with Writer(path, w.kind, w.meta) as wr:
-        for name in ("vmas", "vma_smaps", "pages", "folios", "files", "cache_runs", "cache_folios",
-                     *schema.EVENT_SECTIONS):
-            wr.add(name, w.arrays[name])
-    return path
-
-
 def test_compare_recorded_instead_of_the_mix():
     from ppsize.compare import compare
     w = _recording()
