@@ -158,7 +158,9 @@ def test_range_policy_livelocks_as_in_the_thread():
     kinds = {g.kind for g in r.findings}
     assert kinds == {"livelock", "violation"}
     # the mmap transition's steps come first, named after the kernel functions
-    assert _functions(r.trace)[:2] == ["filemap_invalidate_lock", "mapping_set_folio_min_order"]
+    assert _functions(r.trace)[:4] == ["filemap_invalidate_lock", "filemap_write_and_wait_range",
+                                       "mapping_set_folio_min_order: load mapping->flags",
+                                       "mapping_set_folio_min_order: store mapping->flags"]
 
 
 def test_range_policy_when_the_ranges_first_page_is_cached():
@@ -204,7 +206,7 @@ def test_drop_all_unlocked_read_cache_folio_breaks_early_bailout():
     # rcf passes the early check before the bump, the transition completes, then it stores
     check = acts.index(("rcf@2", "filemap_add_folio"))
     unlock = acts.index(("mmap2p[drop-all]", "filemap_invalidate_unlock"))
-    bump = acts.index(("mmap2p[drop-all]", "mapping_set_folio_min_order"))
+    bump = acts.index(("mmap2p[drop-all]", "mapping_set_folio_min_order: store mapping->flags"))
     assert check < bump < unlock < len(acts) - 1
     assert r.trace[-1].actor == "rcf@2" and "stored 2/o0" in r.trace[-1].saw
 
@@ -383,7 +385,7 @@ def test_cli_bounded_ok_is_not_plain_ok(capsys, tmp_path):
     (["--policy", "range", "--max-states", "0"], "at least 1"),
     (["--policy", "range", "--max-steps", "-3"], "at least 1"),
     (["--policy", "range", "--max-states", "many"], "not an integer"),
-    (["--policy", "range", "--actor", "write@1"], "fault, read, rcf, truncate"),
+    (["--policy", "range", "--actor", "bogus@1"], "fault, read, rcf, write, truncate"),
     (["--policy", "range", "--drop", "evict"], "truncate"),
     (["--policy", "range", "--actor", "fault@42"], "outside the file"),
 ])

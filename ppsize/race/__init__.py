@@ -9,11 +9,12 @@ per-process page size (a per-mapping min folio order that changes at run time) h
 from __future__ import annotations
 
 from .checker import Finding, Result, Step, explore as explore_system
-from .model import (BAILOUTS, DEFAULT_BAILOUT, DROPS, KINDS, PATHS, POLICIES, PageCacheSystem,
-                    Scenario)
+from .model import (BAILOUTS, BUMPS, DEFAULT_BAILOUT, DROPS, KINDS, PATHS, POLICIES, RMWS,
+                    WRITE_LOCKS, PageCacheSystem, Scenario)
 
 __all__ = ["explore", "explore_system", "Scenario", "PageCacheSystem", "Result", "Finding",
-           "Step", "POLICIES", "PATHS", "DROPS", "BAILOUTS", "KINDS", "DEFAULT_BAILOUT"]
+           "Step", "POLICIES", "PATHS", "DROPS", "BAILOUTS", "BUMPS", "RMWS", "WRITE_LOCKS", "KINDS",
+           "DEFAULT_BAILOUT"]
 
 
 def explore(scenario=None, *, max_states=None, max_steps=None, **kwargs):

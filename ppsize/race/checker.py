@@ -10,7 +10,8 @@ A *system* is any object with:
   (strings) that the step itself commits;
 - ``done(state, i)``: whether actor *i* has finished;
 - ``check(state)``: a list of state invariant violations (strings);
-- ``describe(state)``: a one-line rendering of the state for traces.
+- ``describe(state)``: a one-line rendering of the state for traces;
+- optionally ``describe_cycle(steps)``: what a livelock's cycle (its :class:`Step` list) is.
 
 ``explore`` enumerates every interleaving breadth first with visited-state hashing, so the
 trace it reports for a finding is a shortest one. It then looks for:
@@ -187,10 +188,12 @@ def explore(system, max_states=None, max_steps=None):
     if live:
         entry, cyc, actors = live
         steps = render(path_to(entry))
-        steps += render(cyc, len(steps) + 1, cycle=True)
+        cyc_steps = render(cyc, len(steps) + 1, cycle=True)
+        steps += cyc_steps
+        how = getattr(system, "describe_cycle", None)
         findings.append(Finding(
             "livelock", "cycle without progress: " + ", ".join(system.actor_names[a] for a in actors)
-            + " retry forever", steps))
+            + " retry forever" + (f": {how(cyc_steps)}" if how else ""), steps))
 
     for msg, where in violations.items():
         if isinstance(where, tuple):
