@@ -436,6 +436,11 @@ cdef class MMCore:
                 if write:                              # do_shared_fault: folio dirty
                     self.folio_mark_dirty(f, head)
             cur += kpage
+        if major and not write:
+            # filemap_fault dropped mmap_lock for the read (fpin) and returned
+            # VM_FAULT_RETRY; the retried do_read_fault fault-arounds first, now that
+            # readahead has filled the cache (do_user_addr_fault's goto retry)
+            self.fault_around(vi, f, va)
         if major:
             self.majflt += 1
             return ACC_MAJOR
