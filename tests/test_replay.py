@@ -331,8 +331,9 @@ def test_replay_cli_version_and_corruption(tmp_path, capsys):
 def test_compare_recorded_instead_of_the_mix():
     from ppsize.compare import compare
     w = _recording()
-    c = compare(trees=(), configs=["4K", "64K", "4K+64K-emulated"], workloads=[w], cpu=None)
+    c = compare(trees=(), configs=["4K", "64K", "4K+64K-emulated"], workloads=[w], cpu=None, check=True)
     base = c["4K"]
+    assert base.check == "passed"
     rep = base.replays[0]
     p = rep.procs[0]
     assert p.model["minflt"] == p.truth["minflt"] and p.model["RssAnon"] == p.truth["RssAnon"]

@@ -111,7 +111,7 @@ def compare(trees=DEFAULT_TREES, seed=0, processes=12, chosen=None, configs=None
         if not trees and scan is None:
             mem = recorded_memory(recs) if memory is None else parse_size(memory, "memory")
             _check_host_memory(mem)
-            results = [run_recorded(cfg, recs, memory=mem, thp=thp, policy=policy, cpu=None)
+            results = [run_recorded(cfg, recs, memory=mem, thp=thp, policy=policy, cpu=None, check=check)
                        for cfg in cfgs]
             progress.close()
             return CompareResult(None, None, mem, thp, results, time.perf_counter() - t0, policy)

@@ -53,12 +53,13 @@ def replay_into(k, cfg: Config, workloads) -> tuple:
     return rows, outcomes, results, seeded
 
 
-def run_recorded(cfg, workloads, memory=None, thp="madvise", policy="drop-all", cpu=None) -> ConfigResult:
+def run_recorded(cfg, workloads, memory=None, thp="madvise", policy="drop-all", cpu=None,
+                 check=False) -> ConfigResult:
     """One configuration with only the recordings: a fresh Kernel (THP ``thp``, file
     policy ``policy``, translation model ``cpu``; the 4K row with the x86-64 page
     tables when every recording was made on x86-64, so it can be held against the
     recorded figures), every recording replayed into it; the figures as compare's
-    (meminfo at the end)."""
+    (meminfo at the end). ``check``: Kernel.check() after the replays."""
     from ..kernel import Kernel
     cfg = cfg if isinstance(cfg, Config) else _config(cfg)
     memory = recorded_memory(workloads) if memory is None else parse_size(memory, "memory")
@@ -70,12 +71,15 @@ def run_recorded(cfg, workloads, memory=None, thp="madvise", policy="drop-all", 
         kw["geometry"] = "x86_64-4l"       # the truth row: the recording machine's tables
     k = Kernel(cfg.kernel_page, memory=memory, thp=thp, **kw)
     rows, outcomes, results, _seeded = replay_into(k, cfg, workloads)
+    if check:
+        k.check()
     stats = k.pagecache.stats()
     seeded = sum(r.cache_adds for r in results)
     done = sum(1 for tr in k.transitions if tr.status == "done")
     blocked = sum(1 for tr in k.transitions if tr.status == "blocked")
     res = ConfigResult(cfg, k.meminfo(), 0, done, seeded, rows, dict(sorted(outcomes.items())),
                        {"replay": time.perf_counter() - t}, None, oom=k.oom_count,
-                       alloc_fail=stats["alloc_fail"], blocked=blocked, policy=policy)
+                       alloc_fail=stats["alloc_fail"], blocked=blocked, policy=policy,
+                       check="passed" if check else None)
     res.replays = results
     return res
