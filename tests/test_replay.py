@@ -461,3 +461,26 @@ def test_fork_and_exec_in_a_recording():
     assert set(by) == {10, 11}
     assert by[11].model["minflt"] == 4 and by[11].model["RssAnon"] == 12
     assert by[10].model["minflt"] == 4 and by[10].outcomes["cow"] == 1 and by[10].model["RssAnon"] == 4
+
+
+def test_moved_layout_maps_what_the_4k_run_had_mapped():
+    """A fault trace lacks the 4K run's hits: with a larger page every file page the
+    exit snapshot shows mapped is read at the end (not counted in minflt); at 4K the
+    trace alone decides."""
+    b = Builder(kind="record")
+    f = b.file("/data", 64 * PAGE, resident=range(64))
+    b.process(3, when="exec", vmas=[])
+    fm = 0x7f0000203000
+    b.syscall(3, "mmap", [0, 40 * PAGE, 1, 0x02, 3, 0], fm, file=f)
+    b.fault(3, fm)
+    b.process(3, when="exit", minflt=1, status={"VmRSS": 0, "RssAnon": 0, "RssFile": 0, "RssShmem": 0, "VmPTE": 0},
+              vmas=[(fm, fm + 40 * PAGE, "r--p", "/data", f, 0, [(fm, "file"), (fm + 30 * PAGE, "file")])])
+    b.task(3, schema.TASK_EXIT)
+    w = b.workload()
+    at4 = replay(w, "4K", keep=True)
+    at64 = replay(w, "4K+64K-emulated", keep=True)
+    m4, m64 = at4.procs[0].model, at64.procs[0].model
+    assert m4["minflt"] == 1 and m64["minflt"] + m64["majflt"] == 1     # 64K: drop-all made it major
+    rows64 = {v["start"]: v for v in at64.procs[0].vmas}
+    assert rows64[fm]["Rss"][0] >= 2 * 64                       # the faulted and the floor P page
+    assert at4.procs[0].vmas[0]["Rss"][0] == 64     # one fault-around window (from the VMA start)

@@ -18,7 +18,7 @@ import numpy as np
 from ..process import Outcome
 from . import schema
 from .replay import (FIGURES, MADV_NAMES, MAP_ANONYMOUS, MAP_FIXED, MAP_NORESERVE, MAP_POPULATE,
-                     MAP_SHARED, PROT_NAMES, ProcessReplay, _FAULTS, _truth)
+                     MAP_SHARED, PROT_NAMES, ProcessReplay, _FAULTS, _PM_PRESENT, _Replayer, _truth)
 
 __all__ = ["replay_events", "replay_accesses"]
 
@@ -163,8 +163,32 @@ def _stack_growth(sp, exit_snap):
     return None
 
 
+def _mapped_floor(r, rp, exit_snap):
+    """With a moved layout (a larger page), read every file page the exit snapshot
+    shows mapped: a fault trace has the 4K run's faults, not the hits that fault-around
+    made of its other accesses, and where the layout moves the 64K windows those would
+    be lost. Returns the (minflt, majflt) these reads added (not counted as the
+    program's faults)."""
+    before = rp.proc.status()
+    pg = exit_snap.pages
+    if not len(pg):
+        return 0, 0
+    vm = exit_snap.vmas
+    rel = pg["vma"].astype(np.int64) - exit_snap.info["vmas"][0]
+    present = (pg["pagemap"] & _PM_PRESENT) != 0
+    filep = present & (vm["file"][rel] >= 0) & ~_Replayer.is_anon(pg)
+    if filep.any():
+        rp.proc.access(r.layout.addr(pg["addr"][filep]), write=False)
+    after = rp.proc.status()
+    return after["minflt"] - before["minflt"], after["majflt"] - before["majflt"]
+
+
 def _result(r, rp, exit_snap) -> ProcessReplay:
     proc = rp.proc
+    floor = (0, 0)
+    if not r.layout.identity:
+        floor = _mapped_floor(r, rp, exit_snap)
+        rp.faults_base = (rp.faults_base[0] + floor[0], rp.faults_base[1] + floor[1])
     bad = {k: v for k, v in proc.outcome_counts().items() if k in ("segv_maperr", "segv_accerr", "sigbus", "oom") and v}
     if bad:
         r.notes.append(f"pid {exit_snap.pid}: replayed faults the model refused: "

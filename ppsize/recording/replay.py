@@ -374,7 +374,7 @@ class _Replayer:
             pg = pages[bounds[i]:bounds[i + 1]]
             # COW pages in a read-only private VMA (RELRO, a read-only heap): written
             # while it was writable, then mprotect'ed (ld.so's _dl_protect_relro)
-            cow = not shared and not prot & 2 and len(pg) and bool(self._is_anon(pg).any())
+            cow = not shared and not prot & 2 and len(pg) and bool(self.is_anon(pg).any())
             map_prot = prot | 2 if cow else prot
             if map_prot != prot:
                 fixups.append((ns, ne, prot))
@@ -424,7 +424,7 @@ class _Replayer:
         return (pg["kflags"] & _KPF_ZERO) != 0
 
     @staticmethod
-    def _is_anon(pg):
+    def is_anon(pg):
         """Anonymous pages: KPF_ANON where frame flags were read; otherwise pagemap's
         file bit clear (a file VMA's private copies)."""
         present = (pg["pagemap"] & _PM_PRESENT) != 0
@@ -446,7 +446,7 @@ class _Replayer:
         special = np.isin(names[vma_rel], list(SPECIAL_MAPPINGS))
         shared = (vm["perms"][vma_rel] & schema.PERM_SHARED) != 0
         zero = present & self._is_zero(pages)
-        anon = self._is_anon(pages) & ~shared
+        anon = self.is_anon(pages) & ~shared
         filep = present & ~anon & ~zero
         vdso = present & special & (names[vma_rel] == "[vdso]")
         filep &= ~special | vdso
