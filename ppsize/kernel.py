@@ -41,11 +41,16 @@ class Kernel:
     (:meth:`tlb_stats`, ``Process.tlb_stats``). ``tlb_check``: compare every TLB hit
     with the page table (True: count stale hits; "raise": StaleTLBHit). Without
     ``cpu`` nothing of this runs.
+
+    ``anon_order_policy`` / ``readahead_order_policy``: user policies choosing the
+    anonymous fault's folio order and the readahead folio order (see
+    :mod:`ppsize.hooks`, :mod:`ppsize.policies`); None: Linux's. Settable later.
     """
 
     def __init__(self, page_size="4K", memory="8G", geometry=None, mthp=None, thp="always",
                  use_zero_page=True, readahead="128K", file_policy="drop-all",
-                 large_folio_size=None, cpu=None, ncpus=1, tlb_check=False):
+                 large_folio_size=None, cpu=None, ncpus=1, tlb_check=False,
+                 anon_order_policy=None, readahead_order_policy=None):
         page = parse_size(page_size, "page_size")
         if geometry is None:
             g = default_geometry(page)
@@ -78,6 +83,63 @@ class Kernel:
         from .cpus import CPUs
         self._cpus = None if cpu is None else CPUs(cpu, ncpus)
         self.tlb_check = tlb_check
+        self._policies = [None, None]       # OrderPolicy per hook (HOOK_KINDS index)
+        self.anon_order_policy = anon_order_policy
+        self.readahead_order_policy = readahead_order_policy
+
+    # ---------------------------------------------------------- order hooks
+    @property
+    def anon_order_policy(self):
+        """The anonymous folio order policy (a :class:`ppsize.hooks.OrderPolicy`), or
+        None for Linux's (alloc_anon_folio's highest allowed order). Set it to a
+        function decorated with ``@ppsize.anon_order_policy``, a numba cfunc of the
+        hook's signature, a plain Python function of one argument (slow path), or None."""
+        return self._policies[0]
+
+    @anon_order_policy.setter
+    def anon_order_policy(self, value):
+        self._set_policy("anon", value)
+
+    @property
+    def readahead_order_policy(self):
+        """The readahead folio order policy (page_cache_ra_order), or None for Linux's."""
+        return self._policies[1]
+
+    @readahead_order_policy.setter
+    def readahead_order_policy(self, value):
+        self._set_policy("readahead", value)
+
+    def _set_policy(self, kind, value):
+        from . import hooks
+        policy = hooks.as_policy(value, kind)
+        which, dtype, _ = hooks.HOOK_KINDS[kind]
+        if policy is None:
+            self.core.set_order_hook(which, None)
+        else:
+            info = np.zeros(1, dtype)
+            self.core.set_order_hook(which, info, policy.address or 0, policy.fn, hooks.InfoView(info),
+                                     *(f in policy.fields for f in hooks.COSTLY_FIELDS))
+        self._policies[which] = policy
+
+    def hooks_after_batch(self):
+        """End of a batch (Process.access, read): raise PolicyError if a Python policy
+        raised, warn (PolicyOrderWarning) about refused or clamped orders."""
+        if self._policies[0] is None and self._policies[1] is None:
+            return
+        n, first, error = self.core.hook_report()
+        if not n and error is None:
+            return
+        self.core.reset_hook_report()
+        from . import hooks
+        hooks.report(("anon", "readahead"), n, first, error,
+                     [p.name if p else "?" for p in self._policies])
+
+    def policy_stats(self) -> dict:
+        """Orders the policies returned that the engine refused or clamped, since the
+        kernel started: {"anon": {"refused", "raised", "lowered", "error", ...}, "readahead": ...}."""
+        from .hooks import BAD_KINDS
+        return {kind: dict(zip(BAD_KINDS, self.core.hook_stats(i)))
+                for i, kind in enumerate(("anon", "readahead"))}
 
     # ---------------------------------------------------------------- the TLBs
     @property

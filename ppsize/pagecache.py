@@ -139,6 +139,7 @@ class PageCache:
         if r < 0:
             raise _errno_error(-r, self._files[fid].path, offset)
         after = self._c.counters()
+        self.kernel.hooks_after_batch()          # a readahead order policy's bad returns
         added = {o: a - b for o, (a, b) in enumerate(zip(after["added"], before["added"])) if a != b}
         return {"bytes": r, "pages_read": after["pages_read"] - before["pages_read"],
                 "folios_added": added, "sync_ra": after["sync_ra"] - before["sync_ra"],
@@ -149,6 +150,7 @@ class PageCache:
         fids = np.fromiter((self._fid(f) for f in (self._files if files is None else files)),
                            dtype=np.int64)
         r = self._c.read_files(fids)
+        self.kernel.hooks_after_batch()
         if r < 0:
             raise OSError(-r, os.strerror(-r))
         return r

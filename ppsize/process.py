@@ -467,6 +467,7 @@ class Process:
             self.aspace.anon_prepare(vmas.row(vi)[0])
         if self._locked:                     # faults in VM_LOCKED VMAs: mlock_vma_folio
             self.kernel.update_mlocked()
+        k.hooks_after_batch()
         if check == "raise" and self.mm.tlb_stale:
             i = self.mm.tlb_stale_first
             raise StaleTLBHit(f"pid {self.pid}: {self.mm.tlb_stale} stale TLB hit(s); first at index "

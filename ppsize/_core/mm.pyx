@@ -19,11 +19,21 @@ from .vma cimport VmaTable, VM_READ, VM_WRITE, VM_EXEC, VM_SHARED, VM_HUGEPAGE, 
 from .buddy cimport BuddyAllocator, MIGRATE_MOVABLE, MIGRATE_UNMOVABLE
 from .folio cimport FolioTable, PG_anon, PG_uptodate, PG_swapbacked, PG_zero, PG_dirty, PG_locked
 from .vma cimport VM_RAND_READ, VM_SEQ_READ
+from .kcore cimport (anon_fault_info, order_hook_fn, HOOK_ANON, HOOK_BAD_RANGE, HOOK_BAD_LOW,
+                     HOOK_BAD_NOT_ALLOWED, HOOK_BAD_ERROR)
 from .pagecache cimport PageCache, FGP_CREAT, PAGECACHE_TAG_DIRTY, AS_NO_MAP_PAGES, file_ra_state
 from .folio cimport PG_readahead
 from .xarray cimport xa_load, xa_find_range, xa_set_mark, xa_is_pfn, xa_is_value, xa_to_pfn
 
 cnp.import_array()
+
+cdef extern from *:
+    """
+    static inline int ppsize_mm_ctz(unsigned long long x) { return __builtin_ctzll(x); }
+    static inline int ppsize_mm_clz(unsigned long long x) { return __builtin_clzll(x); }
+    """
+    int mm_ctz "ppsize_mm_ctz" (unsigned long long x) nogil     # x != 0
+    int mm_clz "ppsize_mm_clz" (unsigned long long x) nogil     # x != 0
 
 cdef u64 ADDR_MASK = ~(<u64>0xfff)
 cdef enum:
@@ -212,41 +222,53 @@ cdef class MMCore:
         return self.do_anonymous(vi, va, write, level)
 
     cdef int do_anonymous(self, i64 vi, u64 va, bint write, int level) except -1 nogil:
-        """do_anonymous_page (and create_huge_pmd -> do_huge_pmd_anonymous_page)."""
+        """do_anonymous_page (and create_huge_pmd -> do_huge_pmd_anonymous_page). With
+        an anon order hook (KernelCore.has_anon_hook) the hook's order caps the orders
+        tried (anon_hook_order); the tries and fallbacks below stay Linux's."""
         cdef u64 flags = self.vmas.flags[vi], vs = self.vmas.start[vi], ve = self.vmas.end[vi]
         cdef u64 orders = self.k.allowable_orders(flags)
         cdef u64 prot = self.leaf_prot(flags), size, a, pa, unit
         cdef u64 psize = (<u64>1) << self.pshift
         cdef u64 pva = va & ~(psize - 1)
-        cdef int order, pprot, st
-        cdef bint checked
+        cdef int order, pprot, st, top
+        cdef bint checked, pmd_ok = False
         cdef i64 pfn
+        cdef i64* vma_faults = self.vmas.faults
         self.minflt += 1
+        vma_faults[vi] += 1
         if write and self.vmas.anon[vi] == 0:
             self._note_anon(vi)
         # PMD-size THP: only with kernel-granule tables (a native 16K/64K PMD is
         # far larger than MAX_PAGE_ORDER), only where the PMD entry is empty
+        # (pmd_none: the walk of the faulting address stopped at or above the PMD
+        # level, so an empty PMD entry covers the whole aligned range)
         if not self.native and (orders >> self.k.pmd_order) & 1:
             size = (<u64>1) << (self.k.pmd_order + self.kshift)
             a = va & ~(size - 1)
-            if a >= vs and a + size <= ve:
-                # pmd_none: the walk of the faulting address stopped at or above
-                # the PMD level (an empty PMD entry covers the whole aligned range)
-                if level <= self.pt.levels - 2:
-                    if self.vmas.anon[vi] == 0:
-                        self._note_anon(vi)           # vmf_anon_prepare, reads too
-                    if not write and self.k.use_zero_page and self.k.zero_order >= self.k.pmd_order:
-                        self.pt.map_range(a, (<u64>self.k.zero_pfn) << self.kshift, size, prot, False, True)
-                        return ACC_ZERO
-                    else:
-                        pfn = self.buddy.alloc(self.k.pmd_order, MIGRATE_MOVABLE)
-                        if pfn >= 0:
-                            self.k.count_fault(self.k.pmd_order, True)
-                            # maybe_pmd_mkwrite: writable when the VMA is, read fault or not
-                            self.map_folio(a, pfn, self.k.pmd_order,
-                                           prot | (PROT_W if flags & VM_WRITE else 0), True)
-                            return ACC_FAULT
-                        self.k.count_fault(self.k.pmd_order, False)      # THP_FAULT_FALLBACK
+            pmd_ok = a >= vs and a + size <= ve and level <= self.pt.levels - 2
+        if self.k.has_anon_hook and (pmd_ok or orders >> (self.porder + 1)):
+            # a choice to make (an order above the process order enabled): ask the hook
+            top = self.anon_hook_order(vi, va, write, orders, pmd_ok)
+            if top < self.k.pmd_order:
+                pmd_ok = False
+            orders &= ((<u64>2) << top) - 1
+        if pmd_ok:
+            size = (<u64>1) << (self.k.pmd_order + self.kshift)
+            a = va & ~(size - 1)
+            if self.vmas.anon[vi] == 0:
+                self._note_anon(vi)           # vmf_anon_prepare, reads too
+            if not write and self.k.use_zero_page and self.k.zero_order >= self.k.pmd_order:
+                self.pt.map_range(a, (<u64>self.k.zero_pfn) << self.kshift, size, prot, False, True)
+                return ACC_ZERO
+            else:
+                pfn = self.buddy.alloc(self.k.pmd_order, MIGRATE_MOVABLE)
+                if pfn >= 0:
+                    self.k.count_fault(self.k.pmd_order, True)
+                    # maybe_pmd_mkwrite: writable when the VMA is, read fault or not
+                    self.map_folio(a, pfn, self.k.pmd_order,
+                                   prot | (PROT_W if flags & VM_WRITE else 0), True)
+                    return ACC_FAULT
+                self.k.count_fault(self.k.pmd_order, False)      # THP_FAULT_FALLBACK
         if not write:
             self.map_zero(pva, prot)
             return ACC_ZERO
@@ -280,10 +302,82 @@ cdef class MMCore:
         if pfn < 0:
             self.k.count_oom()
             self.minflt -= 1              # VM_FAULT_OOM is not a completed fault
+            vma_faults[vi] -= 1
             return ACC_OOM
         self.k.count_fault(self.porder, True)
         self.map_folio(pva, pfn, self.porder, prot | PROT_W, False)
         return ACC_FAULT
+
+    cdef int anon_hook_order(self, i64 vi, u64 va, bint write, u64 orders, bint pmd_ok) noexcept nogil:
+        """Ask the anon order hook (ppsize.hooks) for the highest order to try at va.
+        It sees ``allowed``: the process order, and the orders above it that the
+        THP settings allow for the VMA (thp_vma_allowable_orders) and whose aligned
+        range lies in the VMA (thp_vma_suitable_orders); the PMD order only where
+        the PMD entry is empty. A returned order outside the mask is refused
+        (negative, above MAX_PAGE_ORDER: the built-in order), raised to the process
+        order, or lowered to the next allowed order, and counted (hook_bad_order)."""
+        cdef anon_fault_info* info = self.k.anon_info
+        cdef u64 vs = self.vmas.start[vi], ve = self.vmas.end[vi], size, a, allowed, rest
+        cdef int o, r, default
+        cdef bint failed = False
+        cdef order_hook_fn fn
+        if not self.native:
+            orders &= ((<u64>1) << self.k.pmd_order) - 1
+        orders &= ~(((<u64>1) << (self.porder + 1)) - 1)
+        allowed = (<u64>1) << self.porder
+        rest = orders
+        while rest:                               # thp_vma_suitable_orders
+            o = mm_ctz(rest)
+            rest &= rest - 1
+            size = (<u64>1) << (o + self.kshift)
+            a = va & ~(size - 1)
+            if a >= vs and a + size <= ve:
+                allowed |= (<u64>1) << o
+        if pmd_ok:
+            allowed |= (<u64>1) << self.k.pmd_order
+        default = 63 - mm_clz(allowed)
+        info.address = va
+        info.vma_start = vs
+        info.vma_end = ve
+        info.vma_flags = self.vmas.flags[vi]
+        info.allowed = allowed
+        info.mm_faults = self.minflt - 1           # faults before this one
+        info.mm_rss_anon = self.rss_anon
+        info.vma_faults = self.vmas.faults[vi] - 1
+        if self.k.hook_fill_pte:           # in kernel pages (a native PTE maps a process page)
+            info.pte_present = self.pt.pte_table_present(va) << (self.pt.page_shift - self.kshift)
+        if self.k.hook_fill_vma:
+            info.vma_present = self.pt.present_pages(vs, ve) << (self.pt.page_shift - self.kshift)
+        if self.k.hook_fill_free:
+            self.k.fill_nr_free(info.nr_free)
+        if self.k.hook_anon_mm != self.mm_id:      # this MM's constants (the policy only reads)
+            self.k.hook_anon_mm = self.mm_id
+            info.pte_span = (<i64>1) << self.pt.shift[self.pt.levels - 2] if self.pt.levels > 1 else 0
+            info.process_order = self.porder
+            info.pmd_order = self.k.pmd_order
+            info.max_order = self.buddy.max_order
+            info.mm_id = self.mm_id
+        info.default_order = default
+        info.write = write
+        fn = self.k.anon_fn
+        if fn != NULL:
+            r = fn(<void*>info)
+        else:
+            r = self.k.call_hook(HOOK_ANON, &failed)
+        if failed:
+            self.k.hook_bad_order(HOOK_ANON, HOOK_BAD_ERROR, <i64>va, r)
+            return default
+        if r < 0 or r > self.buddy.max_order:
+            self.k.hook_bad_order(HOOK_ANON, HOOK_BAD_RANGE, <i64>va, r)
+            return default
+        if r < self.porder:
+            self.k.hook_bad_order(HOOK_ANON, HOOK_BAD_LOW, <i64>va, r)
+            return self.porder
+        if not (allowed >> r) & 1:
+            self.k.hook_bad_order(HOOK_ANON, HOOK_BAD_NOT_ALLOWED, <i64>va, r)
+            while not (allowed >> r) & 1:
+                r -= 1
+        return r
 
     cdef int do_wp(self, i64 vi, u64 pva, u64 pa, int level) except -1 nogil:
         """do_wp_page / do_huge_pmd_wp_page on one process page."""

@@ -107,6 +107,7 @@ cdef class PageCache:
     cdef void do_page_cache_ra(self, i64 f, i64 *r_index, i64 nr_to_read, i64 lookahead) noexcept nogil
     cdef void force_page_cache_ra(self, i64 f, i64 index, i64 nr_to_read) noexcept nogil
     cdef void page_cache_ra_order(self, i64 f, i64 index) noexcept nogil
+    cdef int ra_hook_order(self, i64 f, i64 index, int default) noexcept nogil
     cdef void page_cache_sync_ra(self, i64 f, i64 index, i64 req_count) noexcept nogil
     cdef void page_cache_async_ra(self, i64 f, i64 index, i64 pfn, i64 req_count) noexcept nogil
     # mm/truncate.c

@@ -34,7 +34,8 @@ from ppsize._core.xarray cimport (xarray_t, xa_pool_t, XAPool, xa_init, xa_destr
 from ppsize._core.buddy cimport BuddyAllocator, MIGRATE_MOVABLE
 from ppsize._core.folio cimport (FolioTable, PG_uptodate, PG_dirty, PG_locked, PG_lru,
                                  PG_writeback, PG_mlocked, PG_readahead)
-from ppsize._core.kcore cimport KernelCore
+from ppsize._core.kcore cimport (KernelCore, ra_order_info, HOOK_RA, HOOK_BAD_RANGE, HOOK_BAD_LOW,
+                                HOOK_BAD_HIGH, HOOK_BAD_ERROR)
 
 cnp.import_array()
 
@@ -636,6 +637,8 @@ cdef class PageCache:
                 new_order = ppsize_pc_ilog2(<u64>ra.size)
             if new_order < min_o:
                 new_order = min_o
+            if self.k.has_ra_hook:
+                new_order = self.ra_hook_order(f, index, new_order)
             ra.order = new_order
             index = round_down(index, (<i64>1) << min_o)
             if self.eof_order > new_order and self.max_order[f] > new_order:
@@ -667,6 +670,42 @@ cdef class PageCache:
         r_index = index
         if ra.size > index - start:
             self.do_page_cache_ra(f, &r_index, ra.size - (index - start), ra.async_size)
+
+    cdef int ra_hook_order(self, i64 f, i64 index, int default) noexcept nogil:
+        """The readahead order hook's folio order for the window at index (ppsize.hooks):
+        it sees the window, the file, ra->order and the order page_cache_ra_order
+        chose (``default``); the mapping's min/max order is enforced after the call:
+        an order below the min is raised to it, above the max lowered to it, a
+        negative one or one above MAX_PAGE_ORDER refused (``default``), each counted."""
+        cdef ra_order_info* info = self.k.ra_info
+        cdef int r
+        cdef bint failed
+        info.index = index
+        info.size = self.ra[f].size
+        info.async_size = self.ra[f].async_size
+        info.i_size = self.i_size[f]
+        info.nrpages = self.nrpages[f]
+        self.k.fill_nr_free(info.nr_free)
+        info.file = <i32>f
+        info.ra_order = <i32>self.ra[f].order
+        info.default_order = default
+        info.min_order = self.min_order[f]
+        info.max_order = self.max_order[f]
+        info.max_page_order = self.buddy.max_order
+        r = self.k.call_hook(HOOK_RA, &failed)
+        if failed:
+            self.k.hook_bad_order(HOOK_RA, HOOK_BAD_ERROR, index, r)
+            return default
+        if r < 0 or r > self.buddy.max_order:
+            self.k.hook_bad_order(HOOK_RA, HOOK_BAD_RANGE, index, r)
+            return default
+        if r < self.min_order[f]:
+            self.k.hook_bad_order(HOOK_RA, HOOK_BAD_LOW, index, r)
+            return self.min_order[f]
+        if r > self.max_order[f]:
+            self.k.hook_bad_order(HOOK_RA, HOOK_BAD_HIGH, index, r)
+            return self.max_order[f]
+        return r
 
     cdef void page_cache_sync_ra(self, i64 f, i64 index, i64 req_count) noexcept nogil:
         """page_cache_sync_ra: a miss at index reading req_count pages: start of file,

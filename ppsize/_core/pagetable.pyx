@@ -62,6 +62,33 @@ cdef inline int _walk(PageTableCore self, u64 va, u64* pa, int* level, u64* unit
     return TR_NOT_MAPPED    # not reached: the last level has no table entries
 
 
+cdef i64 _present(PageTableCore self, int l, i64 t, u64 tva, u64 start, u64 end) noexcept nogil:
+    # granule pages mapped in [start, end) below table t of level l (which maps from tva):
+    # a last-level table wholly inside counts by its nvalid, a block leaf by its span
+    cdef int s = self.shift[l]
+    cdef u64 span = (<u64>1) << s, eva, eend, lo, hi
+    cdef u64 first = (start - tva) >> s, last = (end - 1 - tva) >> s, idx
+    cdef i64 n = 0, child, base = t << self.tbits[l]
+    cdef u64 e
+    for idx in range(first, last + 1):
+        e = self.tab[l][base + <i64>idx]
+        if not (e & DESC_VALID):
+            continue
+        eva = tva + (idx << s)
+        eend = eva + span
+        lo = start if start > eva else eva
+        hi = end if end < eend else eend
+        if e & DESC_TABLE:
+            child = <i64>(e >> DESC_ADDR_SHIFT)
+            if l + 1 == self.levels - 1 and lo == eva and hi == eend:
+                n += self.nvalid[l + 1][child]
+            else:
+                n += _present(self, l + 1, child, eva, lo, hi)
+        else:
+            n += <i64>((hi - lo) >> self.page_shift)
+    return n
+
+
 cdef class PageTableCore:
     """Page-table state for one geometry. Use ``ppsize.PageTable``, which validates."""
 
@@ -230,6 +257,26 @@ cdef class PageTableCore:
     cdef int walk(self, u64 va, u64* pa, int* level, u64* unit, int* prot) noexcept nogil:
         """Hardware-style walk of one address; returns a TranslateStatus."""
         return _walk(self, va, pa, level, unit, prot, NULL)
+
+    cdef i64 present_pages(self, u64 start, u64 end) noexcept nogil:
+        """Granule pages mapped in [start, end) (granule-aligned, below va_limit): the
+        nvalid of each last-level table wholly inside, a walk of the partial ones."""
+        if start >= end:
+            return 0
+        return _present(self, 0, 0, 0, start, end)
+
+    cdef i64 pte_table_present(self, u64 va) noexcept nogil:
+        """Valid entries of the last-level table covering va (0 without one): the
+        present PTEs of its PMD-sized region, as khugepaged counts (max_ptes_none)."""
+        cdef int l
+        cdef i64 t = 0
+        cdef u64 e
+        for l in range(self.levels - 1):
+            e = self.tab[l][(t << self.tbits[l]) + <i64>((va >> self.shift[l]) & self.imask[l])]
+            if not (e & DESC_VALID) or not (e & DESC_TABLE):
+                return 0
+            t = <i64>(e >> DESC_ADDR_SHIFT)
+        return self.nvalid[self.levels - 1][t]
 
     cdef int walk_tables(self, u64 va, u64* pa, int* level, u64* unit, int* prot, u64* table_pa) noexcept nogil:
         """walk, also giving the PA of the table read at each level (0 .. *level)."""
