@@ -15,6 +15,7 @@ SUBCOMMANDS = {
     "inspect": "ppsize.cmd_inspect",
     "race": "ppsize.race.cli",
     "record": "ppsize.cmd_record",
+    "replay": "ppsize.cmd_replay",
     "snapshot": "ppsize.cmd_snapshot",
 }
 

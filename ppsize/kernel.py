@@ -239,6 +239,28 @@ class Kernel:
         ``large_folios``: the file system supports large folios."""
         return self.pagecache.create_file(path, size, large_folios=large_folios)
 
+    def special_file(self, name, size) -> File:
+        """The kernel's image behind a special mapping (the vDSO: vdso_image's
+        pages), one per name and kernel, every page cached (they are kernel pages,
+        never read from disk), mapped without fault-around (special_mapping_vmops has
+        no ->map_pages: each fault maps its own page); grown if a process maps more
+        of it."""
+        size = parse_size(size, "size")
+        key = f"<kernel {name}>"
+        pc = self.pagecache
+        try:
+            f = pc.file(key)
+        except FileNotFoundError:
+            f = None
+        if f is None:
+            f = self.create_file(key, size, large_folios=False)
+            pc.core.set_no_map_pages(f.id)        # special_mapping_vmops: no ->map_pages
+        elif pc.info(f)["i_size"] < size:
+            pc.truncate(f, size)
+        n = -(-size // self.page_size)
+        pc.seed(f, np.arange(n), 0)
+        return f
+
     # ------------------------------------------------- min-order transitions
     @property
     def file_policy(self) -> str:

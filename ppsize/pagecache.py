@@ -177,6 +177,33 @@ class PageCache:
         fo = self.kernel_folios()
         return int(fo["index"][pfn]), int(fo["order"][pfn]), int(pfn)
 
+    def seed(self, f, index, order) -> int:
+        """Put folios into ``f``'s cache as a snapshot found them, without readahead:
+        for each (index[i], order[i]) the folio of that order at that index is created
+        (__filemap_get_folio(FGP_CREAT, order): one nogil loop per order) unless the
+        index is cached already. Folios smaller than the file's min order come out at
+        the min order; a folio that no longer fits (a neighbour cached first) is made
+        smaller, as filemap_get_folio does. Indices at or past EOF are skipped (the
+        model caches nothing beyond i_size). Counts as reads (``stats()["pages_read"]``);
+        returns pages newly cached. Replay seeds a recorded page cache with it, so no
+        fault finds cold what the real kernel had cached (``ppsize.recording.replay``)."""
+        fid = self._fid(f)
+        idx = np.asarray(index, dtype=np.int64).reshape(-1)
+        ords = np.broadcast_to(np.asarray(order, dtype=np.int64), idx.shape)
+        if idx.size and (idx.min() < 0 or ords.min() < 0 or ords.max() > self.max_pagecache_order):
+            raise ValueError(f"seed: indices must be >= 0 and orders 0..{self.max_pagecache_order}")
+        npages = -(-self.info(f)["i_size"] // self.page_size)
+        keep = idx < npages
+        idx, ords = idx[keep], ords[keep]
+        before = self.nrpages(f)
+        for o in np.unique(ords).tolist()[::-1]:        # the largest first, as they were
+            sel = idx[ords == o]
+            r = self._c.get_folio_batch(fid, sel, True, int(o))
+            bad = r[(r < 0) & (r != -errno.EEXIST)]
+            if bad.size:
+                raise OSError(int(-bad[0]), f"seed: {os.strerror(int(-bad[0]))}")
+        return self.nrpages(f) - before
+
     def kernel_folios(self):
         return self._c.k.folios.as_numpy()
 

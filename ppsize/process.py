@@ -601,6 +601,49 @@ class Process:
             })
         return out
 
+    def range_stats(self, start, end) -> dict:
+        """smaps figures of an arbitrary range [start, end), in kB: Rss, Anonymous,
+        AnonHugePages, zero-page mappings (ZeroPages, not counted in Rss), file pages
+        (FilePages) and Pss. The model merges VMAs that /proc shows apart (VMAs whose
+        anon_vmas differ, or split by a since-reverted mprotect); asking for the ranges
+        /proc printed gives the unmerged report (show_smap walks one VMA's range)."""
+        start, end = parse_size(start, "start"), parse_size(end, "end")
+        if end < start:
+            raise ValueError(f"range_stats: end {end:#x} below start {start:#x}")
+        kb = self.kernel.page_size >> 10
+        anon, pmd, zero, file, pss = self.mm.mapped_stats(start, end)
+        return {"Rss": (anon + file) * kb, "Anonymous": anon * kb, "AnonHugePages": pmd * kb,
+                "ZeroPages": zero * kb, "FilePages": file * kb, "Pss": pss >> 10}
+
+    def resident(self, start, end) -> np.ndarray:
+        """A bool per kernel page of [start, end): mapped by a page-table entry (the
+        zero page included), as pagemap's present bit."""
+        kp = self.kernel.page_size
+        tr = self.mm.pt.translate(np.arange(parse_size(start, "start"), parse_size(end, "end"),
+                                            kp, dtype=np.uint64))
+        return np.asarray(tr.status) == 0
+
+    def install_special_mapping(self, name, addr, length) -> int:
+        """A kernel-installed mapping at ``addr`` (_install_special_mapping,
+        mm/mmap.c, as arch_setup_additional_pages does at exec): ``"[vdso]"`` maps the
+        kernel's vDSO image read-only and executable, private, its pages shared by
+        every process (Kernel.special_file; a fault maps them from there and counts
+        them in RssFile, as special_mapping_fault + finish_fault do); ``"[vvar]"``,
+        ``"[vvar_vclock]"`` (and arm64's ``"[vectors]"``, ``"[sigpage]"``) are
+        VM_PFNMAP/VM_IO mappings of kernel data: a read-only VMA whose PTEs
+        (vmf_insert_pfn) are never counted in RSS or smaps, so nothing is faulted.
+        ``"[vsyscall]"`` is not a VMA (the gate area above TASK_SIZE): ValueError.
+        Returns the address."""
+        if name == "[vsyscall]":
+            raise ValueError("[vsyscall] is the gate area above TASK_SIZE, not a VMA")
+        if name == "[vdso]":
+            f = self.kernel.special_file(name, length)
+            return self.mmap(length, addr=addr, prot="rx", file=f, fixed=True)
+        if name not in ("[vvar]", "[vvar_vclock]", "[vectors]", "[sigpage]", "[uprobes]"):
+            raise ValueError(f"unknown special mapping {name!r}")
+        prot = "rx" if name in ("[vectors]", "[sigpage]", "[uprobes]") else "r"
+        return self.mmap(length, addr=addr, prot=prot, fixed=True, noreserve=True)
+
     def outcome_counts(self) -> dict:
         """How many accesses ended in each :class:`Outcome` so far."""
         return {o.name.lower(): n for o, n in zip(Outcome, self.mm.outcome_counts())}

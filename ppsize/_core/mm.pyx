@@ -23,7 +23,7 @@ from .folio cimport FolioTable, PG_anon, PG_uptodate, PG_swapbacked, PG_zero, PG
 from .vma cimport VM_RAND_READ, VM_SEQ_READ
 from .kcore cimport (anon_fault_info, order_hook_fn, HOOK_ANON, HOOK_BAD_RANGE, HOOK_BAD_LOW,
                      HOOK_BAD_NOT_ALLOWED, HOOK_BAD_ERROR)
-from .pagecache cimport PageCache, FGP_CREAT, PAGECACHE_TAG_DIRTY, file_ra_state
+from .pagecache cimport PageCache, FGP_CREAT, PAGECACHE_TAG_DIRTY, AS_NO_MAP_PAGES, file_ra_state
 from .folio cimport PG_readahead
 from .xarray cimport xa_load, xa_find_range, xa_set_mark, xa_is_pfn, xa_is_value, xa_to_pfn
 
@@ -541,6 +541,11 @@ cdef class MMCore:
                 if write:                              # do_shared_fault: folio dirty
                     self.folio_mark_dirty(f, head)
             cur += kpage
+        if major and not write:
+            # filemap_fault dropped mmap_lock for the read (fpin) and returned
+            # VM_FAULT_RETRY; the retried do_read_fault fault-arounds first, now that
+            # readahead has filled the cache (do_user_addr_fault's goto retry)
+            self.fault_around(vi, f, va)
         if major:
             self.majflt += 1
             return ACC_MAJOR
@@ -705,6 +710,8 @@ cdef class MMCore:
         cdef file_ra_state* ra
         if window <= ((<u64>1) << self.pshift) or window <= kpage:
             return 0                               # fault_around_pages == 1: off
+        if self.pc.large[f] & AS_NO_MAP_PAGES:
+            return 0                               # no vm_ops->map_pages (special mapping)
         t0 = va & ~(tspan - 1)
         start = va & ~(window - 1)
         if start < vs:

@@ -175,7 +175,7 @@ cdef class PageCache:
         if f == self.cap:
             self._grow(self.cap * 2)
         self.i_size[f] = size
-        self.large[f] = max_order != 0
+        self.large[f] = AS_LARGE if max_order != 0 else 0
         self.nrpages[f] = 0
         self.pages_read[f] = 0
         xa_init(&self.xa[f], &self.pool.p)
@@ -1009,6 +1009,13 @@ cdef class PageCache:
         cdef i64 fi = self._check_file(f)
         self.mapping_set_folio_order_range(fi, min, max)
 
+    def set_no_map_pages(self, f):
+        """The file is mapped through vm_ops without ->map_pages (a special mapping's
+        image: special_mapping_vmops): faults on it map only the faulting page, no
+        fault-around (do_read_fault's should_fault_around is false)."""
+        cdef i64 fi = self._check_file(f)
+        self.large[fi] |= AS_NO_MAP_PAGES
+
     def set_flags(self, f, i64 index, int mask, bint on=True):
         """Set/clear folio flags on the cached folio covering index (tests, pins later).
         Returns False if no folio is cached there."""
@@ -1050,7 +1057,8 @@ cdef class PageCache:
         cdef i64 fi = self._check_file(f)
         r = self._ra_a[fi]
         return {"i_size": int(self.i_size[fi]), "min_order": int(self.min_order[fi]),
-                "max_order": int(self.max_order[fi]), "large_folios": bool(self.large[fi]),
+                "max_order": int(self.max_order[fi]), "large_folios": bool(self.large[fi] & AS_LARGE),
+                "map_pages": not self.large[fi] & AS_NO_MAP_PAGES,
                 "nrpages": int(self.nrpages[fi]), "pages_read": int(self.pages_read[fi]),
                 "xa_nodes": int(self.xa[fi].nr_nodes),
                 "ra_start": int(r["start"]), "ra_size": int(r["size"]),
