@@ -19,6 +19,8 @@ _LAZY = {
     "TLB": "ppsize.tlb",
     "MMU": "ppsize.tlb",
     "CPU_PRESETS": "ppsize.cpu_presets",
+    "anon_order_policy": "ppsize.hooks",
+    "readahead_order_policy": "ppsize.hooks",
 }
 
 __all__ = ["GEOMETRIES", "Geometry", "geometry", "parse_size", "fmt_size", "get_include", *_LAZY]

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import numbers
 
-from .units import fmt_size, parse_size
+from .units import ULONG_LIMIT, fmt_size, parse_size
 
 __all__ = ["as_int", "as_int_or_size", "as_u64", "in_range", "as_order", "as_choice",
-           "as_page_size", "as_addresses", "as_index_array"]
+           "as_page_size", "as_addresses", "as_index_array", "buffer_length", "user_range", "as_ulong"]
 
 _U64 = 1 << 64
 
@@ -105,3 +105,27 @@ def as_index_array(a, what: str = "indices"):
     if arr.dtype.kind == "i" and arr.size and arr.min() < 0:
         raise ValueError(f"{what} contains a negative value {int(arr.min())}")
     return np.ascontiguousarray(arr.reshape(-1), dtype=np.uint64)
+
+
+def buffer_length(have: int, need: int, what: str, optional: bool = False) -> None:
+    """A caller's buffer that a nogil loop reads or fills must hold exactly ``need``
+    elements (``optional``: or none, meaning "the same for every element")."""
+    if have != need and not (optional and have == 0):
+        raise ValueError(f"{what} has {have} elements; the batch has {need}"
+                         + (" (or give 0 for none)" if optional else ""))
+
+
+def user_range(start: int, end: int, limit: int, what: str = "range") -> None:
+    """[start, end) must lie inside [0, limit) (the page table's user VA): the walks
+    index tables by masked address bits, so an address beyond would alias."""
+    if not 0 <= start <= end <= limit:
+        raise ValueError(f"{what} [{start:#x}, {end:#x}) is not inside the user VA [0, {limit:#x})")
+
+
+def as_ulong(value, what: str) -> int:
+    """A syscall's address or length (int or size string) as the unsigned long Linux
+    receives: a value of 2**64 or more cannot be passed at all (it would wrap)."""
+    n = parse_size(value, what)
+    if n >= ULONG_LIMIT:
+        raise ValueError(f"{what} {n:#x} does not fit in 64 bits (an unsigned long)")
+    return n

@@ -83,6 +83,7 @@ from typing import NamedTuple
 from ._core.vma import VM_FLAGS, VmaTable
 from ._validate import as_choice, as_page_size
 from .geometry import Geometry, geometry as _geometry
+from ._validate import as_ulong
 from .units import fmt_size, parse_size
 
 __all__ = [
@@ -291,6 +292,9 @@ class AddressSpace:
         Effect("copy", start, end, cow)."""
         child._files = dict(self._files)
         child.thp_files = set(self.thp_files)
+        # dup_mmap copies VMA by VMA and never merges: neighbours the parent kept
+        # apart stay apart in the child (and in its children)
+        child.split_left = self.split_left
         for s, e, flags, pgoff, fid, anon in self.vmas:
             if flags & VM_DONTCOPY:
                 continue
@@ -619,8 +623,8 @@ class AddressSpace:
         address with ``fixed``/``noreplace``, which must then be page aligned);
         anonymous unless ``file`` (an ``open_file()`` id) is given. Returns the
         address; raises OSError with Linux's errno."""
-        length = parse_size(length, "length")
-        addr = 0 if addr is None else parse_size(addr, "addr")
+        length = as_ulong(length, "length")
+        addr = 0 if addr is None else as_ulong(addr, "addr")
         f = _flag_names(flags, MAP, "mmap flag")
         if shared:
             f |= MAP_SHARED
@@ -632,7 +636,7 @@ class AddressSpace:
         f |= (MAP_POPULATE if populate else 0) | (MAP_LOCKED if locked else 0)
         f |= (MAP_NORESERVE if noreserve else 0) | (MAP_STACK if stack else 0)
         f |= MAP_GROWSDOWN if growsdown else 0
-        return self.sys_mmap(addr, length, prot_from(prot), f, file, parse_size(offset, "offset"))
+        return self.sys_mmap(addr, length, prot_from(prot), f, file, as_ulong(offset, "offset"))
 
     # ------------------------------------------------------------ munmap
     def sys_munmap(self, addr, length):
@@ -640,7 +644,7 @@ class AddressSpace:
         return self._do_vmi_munmap(addr & _M64, length & _M64)
 
     def munmap(self, addr, length):
-        return self.sys_munmap(parse_size(addr, "addr"), parse_size(length, "length"))
+        return self.sys_munmap(as_ulong(addr, "addr"), as_ulong(length, "length"))
 
     # ------------------------------------------------------------ mprotect
     def sys_mprotect(self, start, length, prot):
@@ -742,7 +746,7 @@ class AddressSpace:
                     self._split_huge_pmd_if_needed(x, vs, ve)
 
     def mprotect(self, addr, length, prot):
-        return self.sys_mprotect(parse_size(addr, "addr"), parse_size(length, "length"),
+        return self.sys_mprotect(as_ulong(addr, "addr"), as_ulong(length, "length"),
                                  prot_from(prot))
 
     # ------------------------------------------------------------ madvise
@@ -817,7 +821,7 @@ class AddressSpace:
             raise TypeError(f"advice must be a str, not {type(advice).__name__} ({advice!r})")
         key = advice.strip().lower()
         as_choice(key, MADV, "madvise advice")
-        return self.sys_madvise(parse_size(addr, "addr"), parse_size(length, "length"), MADV[key])
+        return self.sys_madvise(as_ulong(addr, "addr"), as_ulong(length, "length"), MADV[key])
 
     # ------------------------------------------------------------ mlock
     def sys_mlock(self, start, length, flags=0):
@@ -898,11 +902,11 @@ class AddressSpace:
 
     def mlock(self, addr, length, onfault=False):
         """mlock(2) (mlock2 with MLOCK_ONFAULT if ``onfault``)."""
-        return self.sys_mlock(parse_size(addr, "addr"), parse_size(length, "length"),
+        return self.sys_mlock(as_ulong(addr, "addr"), as_ulong(length, "length"),
                               MLOCK_ONFAULT if onfault else 0)
 
     def munlock(self, addr, length):
-        return self.sys_munlock(parse_size(addr, "addr"), parse_size(length, "length"))
+        return self.sys_munlock(as_ulong(addr, "addr"), as_ulong(length, "length"))
 
     # ------------------------------------------------------------ mremap
     def sys_mremap(self, addr, old_len, new_len, flags=0, new_addr=0):
@@ -1108,9 +1112,9 @@ class AddressSpace:
     def mremap(self, old_addr, old_len, new_len, flags=0, new_addr=None):
         """mremap(2); ``flags`` an int or names ("maymove", "fixed", "dontunmap",
         joined with "|" or given as a list)."""
-        return self.sys_mremap(parse_size(old_addr, "old_addr"), parse_size(old_len, "old_len"),
-                               parse_size(new_len, "new_len"), _flag_names(flags, MREMAP, "mremap flag"),
-                               0 if new_addr is None else parse_size(new_addr, "new_addr"))
+        return self.sys_mremap(as_ulong(old_addr, "old_addr"), as_ulong(old_len, "old_len"),
+                               as_ulong(new_len, "new_len"), _flag_names(flags, MREMAP, "mremap flag"),
+                               0 if new_addr is None else as_ulong(new_addr, "new_addr"))
 
     # ------------------------------------------------------------ faults
     def anon_prepare(self, addr):

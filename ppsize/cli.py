@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
+import stat
 import sys
 
 # subcommand -> module (imported only when needed)
@@ -14,15 +16,76 @@ SUBCOMMANDS = {
     "plot": "ppsize.cmd_plot",
     "race": "ppsize.race.cli",
     "record": "ppsize.cmd_record",
+    "replay": "ppsize.cmd_replay",
     "snapshot": "ppsize.cmd_snapshot",
     "sweep": "ppsize.cmd_sweep",
 }
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message):          # bad arguments: exit 2 with the message
-        self.print_usage(sys.stderr)
-        self.exit(2, f"{self.prog}: error: {message}\n")
+    def error(self, message):          # bad arguments: exit 2 with one line
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def fail(command: str, message) -> int:
+    """The CLI's one-line error: ``ppsize COMMAND: message`` on stderr, status 2."""
+    print(f"ppsize {command}: {message}", file=sys.stderr)
+    return 2
+
+
+_KINDS = ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"), (stat.S_ISDIR, "a directory"),
+          (stat.S_ISREG, "a regular file"), (stat.S_ISBLK, "a block device"),
+          (stat.S_ISCHR, "a character device"), (stat.S_ISLNK, "a symbolic link"))
+
+
+def file_kind(mode: int) -> str:
+    return next((name for test, name in _KINDS if test(mode)), "a special file")
+
+
+def output_error(path: str):
+    """Why ``path`` cannot take an output file (None if it can), checked before any
+    work: it must be a regular file or a character device (/dev/null) we can open
+    for writing, or a new name in a writable directory. Nothing is created or
+    truncated; a FIFO is refused (opening it would wait for a reader)."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        parent = os.path.dirname(os.path.abspath(path))
+        if not os.path.isdir(parent):
+            return f"cannot write {path}: directory {parent} does not exist"
+        if not os.access(parent, os.W_OK | os.X_OK):
+            return f"cannot write {path}: directory {parent} is not writable"
+        return None
+    except OSError as e:
+        return f"cannot write {path}: {e.strerror}"
+    if not (stat.S_ISREG(st.st_mode) or stat.S_ISCHR(st.st_mode)):
+        return f"cannot write {path}: it is {file_kind(st.st_mode)}"
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_APPEND | os.O_NONBLOCK))
+    except OSError as e:
+        return f"cannot write {path}: {e.strerror}"
+    return None
+
+
+def input_dir_error(path: str, what: str = "tree"):
+    """Why ``path`` cannot be read as a directory tree (None if it can): missing,
+    behind an unreadable directory, not a directory, or unreadable itself."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return f"{what} {path!r} does not exist"
+    except PermissionError:
+        return f"{what} {path!r} cannot be read: a directory on its path is not searchable (permission denied)"
+    except OSError as e:
+        return f"{what} {path!r} cannot be read: {e.strerror}"
+    if not stat.S_ISDIR(st.st_mode):
+        return f"{what} {path!r} is {file_kind(st.st_mode)}, not a directory"
+    try:
+        with os.scandir(path) as it:
+            next(it, None)
+    except OSError as e:
+        return f"{what} {path!r} cannot be read: {e.strerror}"
+    return None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -48,6 +111,8 @@ def main(argv=None) -> int:
         return args._run(args)
     except BrokenPipeError:
         return 0
+    except (OSError, MemoryError) as e:     # the environment, not a bug: one line, status 2
+        return fail(args.command, f"{type(e).__name__}: {e}")
 
 
 if __name__ == "__main__":

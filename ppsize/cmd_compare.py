@@ -11,11 +11,11 @@ when it is a terminal (not with --quiet)."""
 from __future__ import annotations
 
 import json
-import os
 import sys
 
-from .compare import (CONFIGS, DEFAULT_CPU, DEFAULT_TREES, ERROR_REASONS, FILE_POLICIES, THP_MODES,
-                      Progress, WorkloadFaultError, compare)
+from .cli import fail, input_dir_error, output_error
+from .compare import (CONFIGS, DEFAULT_CPU, DEFAULT_TREES, ERROR_REASONS, FILE_POLICIES, MAX_PROCESSES,
+                      THP_MODES, Progress, WorkloadFaultError, compare, scan_trees)
 from .cpu_presets import CPU_PRESETS
 
 
@@ -43,6 +43,10 @@ def add_parser(sub):
     p.add_argument("--cpu", default=DEFAULT_CPU, choices=[c for c in CPU_PRESETS if c != "custom"] + ["none"],
                    help=f"the translation model of the steady-state phase (default {DEFAULT_CPU}; "
                         "'none': no translation columns)")
+    p.add_argument("--workload", action="append", metavar="FILE",
+                   help="a recording (ppsize snapshot / ppsize record) replayed under every "
+                        "configuration (repeatable); with --tree after the synthetic mix in the "
+                        "same kernels, without --tree instead of it")
     p.add_argument("--cross-mounts", action="store_true",
                    help="descend into directories on other file systems (default: skip them)")
     p.add_argument("--check", action="store_true",
@@ -72,28 +76,42 @@ def _check_plot(args):
 
 
 def run(args) -> int:
-    trees = args.tree or list(DEFAULT_TREES)
+    trees = args.tree or ([] if args.workload else list(DEFAULT_TREES))
+    # every argument and the environment checked before anything is scanned or allocated
     for t in trees:
-        if not os.path.exists(t):
-            print(f"ppsize compare: tree {t!r} does not exist", file=sys.stderr)
-            return 2
-    if args.processes < 1:
-        print(f"ppsize compare: --processes must be at least 1, not {args.processes}", file=sys.stderr)
-        return 2
+        err = input_dir_error(t)
+        if err:
+            return fail("compare", err)
+    if not 1 <= args.processes <= MAX_PROCESSES:
+        return fail("compare", f"--processes must be in 1..{MAX_PROCESSES}, not {args.processes}")
+    if args.json and args.json != "-":
+        err = output_error(args.json)
+        if err:
+            return fail("compare", f"--json: {err}")
     if args.plot:
         err = _check_plot(args)
         if err:
-            print(f"ppsize compare: {err}", file=sys.stderr)
-            return 2
+            return fail("compare", err)
     progress = Progress(enabled=False if args.quiet else None)
     try:
+        scan = scan_trees(trees, cross_mounts=args.cross_mounts, progress=progress) if trees else None
+        if scan is not None and scan.nr_files == 0:
+            progress.close()
+            kinds = ", ".join(f"{k} {v}" for k, v in sorted(scan.skipped.items()) if v) or "nothing skipped"
+            return fail("compare", f"the scan of {', '.join(trees)} read no regular file "
+                                   f"({scan.dirs} directories; {kinds})")
         result = compare(trees, seed=args.seed, processes=args.processes, chosen=args.chosen,
                          configs=args.config, thp=args.thp, policy=args.policy,
                          cross_mounts=args.cross_mounts, cpu=None if args.cpu == "none" else args.cpu,
-                         check=args.check, progress=progress)
+                         check=args.check, progress=progress, scan=scan,
+                         workloads=args.workload or ())
     except (FileNotFoundError, NotADirectoryError, PermissionError) as e:
         progress.close()
         print(f"ppsize compare: cannot read tree: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:
+        progress.close()
+        print(f"ppsize compare: {e.filename or ''}: {e.strerror or e}", file=sys.stderr)
         return 2
     except (ValueError, WorkloadFaultError) as e:
         progress.close()
@@ -138,9 +156,26 @@ def run(args) -> int:
         rc = write_figure(result, args.plot, args.plot_kind, prog="ppsize compare")
         if rc:
             return rc
-    errors = result.scan.errors
+    if not args.quiet and args.json != "-":
+        _print_recorded(result)
+    errors = result.scan.errors if result.scan else 0
     if errors and not args.quiet:
         kinds = ", ".join(f"{k} {result.scan.skipped[k]}" for k in ERROR_REASONS if result.scan.skipped.get(k))
         print(f"ppsize compare: {errors} entries could not be read and were skipped ({kinds})",
               file=sys.stderr)
     return 0
+
+
+def _print_recorded(result):
+    """compare --workload: the 4K kernel's replay of each recording beside the recorded
+    figures (cmd_replay's table), PARTIAL ones flagged."""
+    from .cmd_replay import figure_table
+    base = next((r for r in result.results if r.config.key == "4K" and r.replays), None)
+    if base is None:
+        return
+    for rep in base.replays:
+        t, m = rep.totals("truth"), rep.totals("model")
+        print()
+        print(f"{rep.path}: the 4K kernel's replay beside the recorded figures"
+              + (" (PARTIAL recording)" if rep.partial else ""))
+        print(figure_table(m, t, rep.cache_adds, rep.cache_adds_truth))

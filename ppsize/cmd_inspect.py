@@ -4,17 +4,16 @@ accesses; a partial recording says so first, with every reason."""
 from __future__ import annotations
 
 import json
+import os
+import stat
 import sys
 
 import numpy as np
 
+from .cli import fail, file_kind
 from .report import table
 
 
-def fail(command: str, message) -> int:
-    """The CLI's one-line error: ``ppsize COMMAND: message`` on stderr, status 2."""
-    print(f"ppsize {command}: {message}", file=sys.stderr)
-    return 2
 
 
 def guarded(command: str, path, known, fn):
@@ -84,6 +83,12 @@ def as_dict(w) -> dict:
 
 def run(args) -> int:
     from .recording import RecordingError, load
+    try:
+        mode = os.stat(args.file).st_mode
+    except OSError as e:
+        return fail("inspect", f"{args.file}: {e.strerror}")
+    if not stat.S_ISREG(mode):                 # a FIFO would block the open
+        return fail("inspect", f"{args.file}: it is {file_kind(mode)}, not a recording file")
 
     def show():
         w = load(args.file, verify=args.verify)

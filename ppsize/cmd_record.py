@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from .cli import output_error
 from .cmd_inspect import fail, guarded
 
 
@@ -49,6 +50,9 @@ def run(args) -> int:
         return fail("record", "give either --lackey-log LOG or a command, not both")
     if not args.lackey_log and not cmd:
         return fail("record", "no command: ppsize record -o FILE -- CMD ARGS...")
+    err = output_error(args.output)
+    if err:
+        return fail("record", err)
 
     def run_it():
         if args.lackey_log:

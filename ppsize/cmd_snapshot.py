@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 
+from .cli import input_dir_error, output_error
 from .cmd_inspect import fail, guarded
 
 
@@ -43,6 +44,9 @@ def run(args) -> int:
     from .recording.report import file_line, header, process_table
     if not (args.pid or args.all or args.cache):
         return fail("snapshot", "nothing to capture: give --pid PID, --all or --cache DIR")
+    err = output_error(args.output) or next(filter(None, (input_dir_error(d, "--cache") for d in args.cache or ())), None)
+    if err:
+        return fail("snapshot", err)
     w, status = guarded("snapshot", args.output, (NoSuchProcess, AccessDenied, NotADirectoryError, ValueError),
                         lambda: snapshot(args.pid, all=args.all, cache_dirs=args.cache, path=args.output,
                                          freeze=args.freeze, probe=args.probe, cross_mounts=args.cross_mounts))

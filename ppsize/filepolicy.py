@@ -178,8 +178,15 @@ class FilePolicy:
         return -(-info["i_size"] // self.kernel.page_size)
 
     # ---------------------------------------------------------------- entry points
-    def on_mmap(self, proc_order, file, first, last, dry_run=False):
-        """The policy's step for an mmap (see the on_mmap_* functions)."""
+    def on_mmap(self, proc_order, file, first, last, dry_run=False, native=False):
+        """The policy's step for an mmap (see the on_mmap_* functions). ``native``:
+        the process maps with tables in its own granule, so each of its pages must
+        come from one folio of at least its size; large-unless-eof's smaller EOF
+        folio cannot be mapped there (SIGBUS below i_size), so for such a process
+        the file gets drop-all's min-order raise instead."""
+        if native and self._name == "large-unless-eof":
+            return on_mmap_drop_all(self, file, proc_order, first, last, dry_run,
+                                    reason="native page tables", policy="large-unless-eof")
         return ON_MMAP[self._name](self, file, proc_order, first, last, dry_run)
 
     def min_order(self, file, order, policy=None, first=0, last=None):

@@ -2,16 +2,20 @@
 running processes that may each have their own page size."""
 from __future__ import annotations
 
+import errno
+import os
+
 import numpy as np
 
 from ._core.folio import FOLIO_FLAGS
 from ._core.kcore import KernelCore
+from ._lock import new_lock, serialized
 from ._validate import as_choice, as_page_size
 from .buddy import check_frames
 from .filepolicy import FILE_POLICIES, FilePolicy
 from .pagecache import File, PageCache
 from .geometry import Geometry, default_geometry, geometry as lookup
-from .units import fmt_size, parse_size
+from .units import S_MAXBYTES, fmt_size, parse_size
 
 __all__ = ["Kernel", "THP_SETTINGS", "FILE_POLICIES"]
 
@@ -21,6 +25,7 @@ KERNEL_OWNER = 0         # folio owner of memory the kernel keeps (fragment()); 
 _TOP = {"never": 0, "madvise": 1, "always": 2}
 
 
+@serialized
 class Kernel:
     """A kernel with ``page_size`` base pages (4K/16K/64K) and ``memory`` bytes.
 
@@ -41,11 +46,17 @@ class Kernel:
     (:meth:`tlb_stats`, ``Process.tlb_stats``). ``tlb_check``: compare every TLB hit
     with the page table (True: count stale hits; "raise": StaleTLBHit). Without
     ``cpu`` nothing of this runs.
+
+    ``anon_order_policy`` / ``readahead_order_policy``: user policies choosing the
+    anonymous fault's folio order and the readahead folio order (see
+    :mod:`ppsize.hooks`, :mod:`ppsize.policies`); None: Linux's. Settable later.
     """
 
     def __init__(self, page_size="4K", memory="8G", geometry=None, mthp=None, thp="always",
                  use_zero_page=True, readahead="128K", file_policy="drop-all",
-                 large_folio_size=None, cpu=None, ncpus=1, tlb_check=False):
+                 large_folio_size=None, cpu=None, ncpus=1, tlb_check=False,
+                 anon_order_policy=None, readahead_order_policy=None):
+        self._lock = new_lock()     # the thread contract: see ppsize/_lock.py
         page = parse_size(page_size, "page_size")
         if geometry is None:
             g = default_geometry(page)
@@ -77,7 +88,66 @@ class Kernel:
         self.large_folio_size = large_folio_size
         from .cpus import CPUs
         self._cpus = None if cpu is None else CPUs(cpu, ncpus)
+        for tlb in self.cpus:
+            tlb._lock = self._lock   # the Kernel's TLBs are the Kernel's
         self.tlb_check = tlb_check
+        self._policies = [None, None]       # OrderPolicy per hook (HOOK_KINDS index)
+        self.anon_order_policy = anon_order_policy
+        self.readahead_order_policy = readahead_order_policy
+
+    # ---------------------------------------------------------- order hooks
+    @property
+    def anon_order_policy(self):
+        """The anonymous folio order policy (a :class:`ppsize.hooks.OrderPolicy`), or
+        None for Linux's (alloc_anon_folio's highest allowed order). Set it to a
+        function decorated with ``@ppsize.anon_order_policy``, a numba cfunc of the
+        hook's signature, a plain Python function of one argument (slow path), or None."""
+        return self._policies[0]
+
+    @anon_order_policy.setter
+    def anon_order_policy(self, value):
+        self._set_policy("anon", value)
+
+    @property
+    def readahead_order_policy(self):
+        """The readahead folio order policy (page_cache_ra_order), or None for Linux's."""
+        return self._policies[1]
+
+    @readahead_order_policy.setter
+    def readahead_order_policy(self, value):
+        self._set_policy("readahead", value)
+
+    def _set_policy(self, kind, value):
+        from . import hooks
+        policy = hooks.as_policy(value, kind)
+        which, dtype, _ = hooks.HOOK_KINDS[kind]
+        if policy is None:
+            self.core.set_order_hook(which, None)
+        else:
+            info = np.zeros(1, dtype)
+            self.core.set_order_hook(which, info, policy.address or 0, policy.fn, hooks.InfoView(info),
+                                     *(f in policy.fields for f in hooks.COSTLY_FIELDS))
+        self._policies[which] = policy
+
+    def hooks_after_batch(self):
+        """End of a batch (Process.access, read): raise PolicyError if a Python policy
+        raised, warn (PolicyOrderWarning) about refused or clamped orders."""
+        if self._policies[0] is None and self._policies[1] is None:
+            return
+        n, first, error = self.core.hook_report()
+        if not n and error is None:
+            return
+        self.core.reset_hook_report()
+        from . import hooks
+        hooks.report(("anon", "readahead"), n, first, error,
+                     [p.name if p else "?" for p in self._policies])
+
+    def policy_stats(self) -> dict:
+        """Orders the policies returned that the engine refused or clamped, since the
+        kernel started: {"anon": {"refused", "raised", "lowered", "error", ...}, "readahead": ...}."""
+        from .hooks import BAD_KINDS
+        return {kind: dict(zip(BAD_KINDS, self.core.hook_stats(i)))
+                for i, kind in enumerate(("anon", "readahead"))}
 
     # ---------------------------------------------------------------- the TLBs
     @property
@@ -169,6 +239,28 @@ class Kernel:
         ``large_folios``: the file system supports large folios."""
         return self.pagecache.create_file(path, size, large_folios=large_folios)
 
+    def special_file(self, name, size) -> File:
+        """The kernel's image behind a special mapping (the vDSO: vdso_image's
+        pages), one per name and kernel, every page cached (they are kernel pages,
+        never read from disk), mapped without fault-around (special_mapping_vmops has
+        no ->map_pages: each fault maps its own page); grown if a process maps more
+        of it."""
+        size = parse_size(size, "size")
+        key = f"<kernel {name}>"
+        pc = self.pagecache
+        try:
+            f = pc.file(key)
+        except FileNotFoundError:
+            f = None
+        if f is None:
+            f = self.create_file(key, size, large_folios=False)
+            pc.core.set_no_map_pages(f.id)        # special_mapping_vmops: no ->map_pages
+        elif pc.info(f)["i_size"] < size:
+            pc.truncate(f, size)
+        n = -(-size // self.page_size)
+        pc.seed(f, np.arange(n), 0)
+        return f
+
     # ------------------------------------------------- min-order transitions
     @property
     def file_policy(self) -> str:
@@ -240,7 +332,8 @@ class Kernel:
         or None. ``dry_run``: change nothing, return the blocked Transition if
         the transition would be blocked, else None."""
         porder = (proc.page_size // self.page_size).bit_length() - 1
-        return self._policy.on_mmap(porder, file, first, last, dry_run)
+        return self._policy.on_mmap(porder, file, first, last, dry_run,
+                                    native=proc.pgtable == "native")
 
     def file_min_order(self, file, order, policy=None, first=0, last=None):
         """Give ``file`` folios of at least ``order`` by the transition of
@@ -316,8 +409,16 @@ class Kernel:
         unmap_mapping_range(holebegin, 0, even_cows=1)), then dropped from the cache
         (truncate_inode_pages). Returns pages unmapped."""
         size = parse_size(size, "size")
+        if size >= S_MAXBYTES:              # inode_newsize_ok: offset > s_maxbytes
+            raise OSError(errno.EFBIG, f"truncate: size {size:#x} beyond s_maxbytes {S_MAXBYTES:#x}: "
+                          f"{os.strerror(errno.EFBIG)}")
         first = -(-size // self.page_size)
         unmapped = sum(p.unmap_file(file, first, 1 << 62, even_cows=True) for p in self.processes.values())
+        # the EOF folio that cannot be split is removed whole: truncate_inode_folio ->
+        # truncate_cleanup_folio -> unmap_mapping_folio (its own pages, not COW copies)
+        victim = self.pagecache.truncate_victim(file, size)
+        if victim is not None:
+            unmapped += sum(p.unmap_file(file, victim[0], victim[1]) for p in self.processes.values())
         self.pagecache.truncate(file, size)
         return unmapped
 
@@ -479,7 +580,23 @@ class Kernel:
                     self.pagecache.core.get_folio(f, index, False) != head:
                 raise AssertionError(f"mapped file folio at pfn {head} (owner {owner}, index {index}) "
                                      f"is not in its mapping")
+        self._check_accounting(arrays, heads)
         return True
+
+    def _check_accounting(self, arrays, heads):
+        """MemTotal - MemFree equals the used counters: every allocated frame is in a
+        folio that AnonPages, Cached or the kernel's own memory (fragment(), folios
+        a pin keeps after their mapping dropped them) accounts for."""
+        c, m = self.core, self.meminfo()
+        kb = self.page_size >> 10
+        used = (m["MemTotal"] - m["MemFree"]) // kb
+        owner = arrays["owner"][heads]
+        sizes = np.left_shift(1, arrays["order"][heads].astype(np.int64))
+        cached = int(sizes[owner <= -2].sum())
+        kernel = int(sizes[((owner == KERNEL_OWNER) | (owner == -1)) & (heads != c.zero_pfn)].sum())
+        if used != c.anon_pages + cached + kernel:
+            raise AssertionError(f"MemTotal - MemFree = {used} pages, but AnonPages {c.anon_pages} + "
+                                 f"Cached {cached} + kernel {kernel} = {c.anon_pages + cached + kernel}")
 
     def __repr__(self):
         return (f"<Kernel {fmt_size(self.page_size)} {self.geometry.name}, "

@@ -19,7 +19,8 @@ import numpy as np
 
 from ._core import pagecache as _pc
 from ._validate import as_int as _int, as_int_or_size, in_range
-from .units import parse_size
+from ._lock import new_lock, serialized
+from .units import S_MAXBYTES, parse_size
 
 __all__ = ["PageCache", "File"]
 
@@ -46,6 +47,7 @@ def _errno_error(code, path, offset):
     return OSError(code, f"read of {path} at {offset}: {os.strerror(code)}")
 
 
+@serialized
 class PageCache:
     """Every file's page cache on ``kernel`` (a :class:`ppsize.Kernel`, or its
     ``KernelCore``). Folios come from the kernel's buddy allocator and live in its
@@ -58,6 +60,8 @@ class PageCache:
     def __init__(self, kernel, readahead="128K", io_size=None):
         core = getattr(kernel, "core", kernel)
         self.kernel = kernel
+        # a Kernel's page cache is the Kernel's (ppsize/_lock.py); on a bare KernelCore its own
+        self._lock = getattr(kernel, "_lock", None) or new_lock()
         self.page_size = 1 << core.kshift
         ra = parse_size(readahead, "readahead")
         io = ra if io_size is None else parse_size(io_size, "io_size")
@@ -85,6 +89,8 @@ class PageCache:
         if path in self._by_path:
             raise FileExistsError(errno.EEXIST, "file exists in the model", path)
         size = parse_size(size, "file size")
+        if size >= S_MAXBYTES:
+            raise ValueError(f"file size {size:#x} beyond the model's s_maxbytes {S_MAXBYTES:#x}")
         min_order = in_range(_int(min_order, "min_order"), 0, self.max_pagecache_order, "min_order")
         if not large_folios and min_order:
             raise ValueError("large_folios=False means order-0 folios only: min_order must be 0")
@@ -132,13 +138,14 @@ class PageCache:
             raise ValueError(f"offset {offset} is negative (EINVAL)")
         if length < 0:
             raise ValueError(f"length {length} is negative (EINVAL)")
-        if offset + length >= 1 << 62:
+        if offset + length >= S_MAXBYTES:
             raise ValueError(f"offset + length {offset + length} beyond the model's s_maxbytes")
         before = self._c.counters()
         r = self._c.read(fid, offset, length)
         if r < 0:
             raise _errno_error(-r, self._files[fid].path, offset)
         after = self._c.counters()
+        self.kernel.hooks_after_batch()          # a readahead order policy's bad returns
         added = {o: a - b for o, (a, b) in enumerate(zip(after["added"], before["added"])) if a != b}
         return {"bytes": r, "pages_read": after["pages_read"] - before["pages_read"],
                 "folios_added": added, "sync_ra": after["sync_ra"] - before["sync_ra"],
@@ -149,6 +156,7 @@ class PageCache:
         fids = np.fromiter((self._fid(f) for f in (self._files if files is None else files)),
                            dtype=np.int64)
         r = self._c.read_files(fids)
+        self.kernel.hooks_after_batch()
         if r < 0:
             raise OSError(-r, os.strerror(-r))
         return r
@@ -169,6 +177,33 @@ class PageCache:
         fo = self.kernel_folios()
         return int(fo["index"][pfn]), int(fo["order"][pfn]), int(pfn)
 
+    def seed(self, f, index, order) -> int:
+        """Put folios into ``f``'s cache as a snapshot found them, without readahead:
+        for each (index[i], order[i]) the folio of that order at that index is created
+        (__filemap_get_folio(FGP_CREAT, order): one nogil loop per order) unless the
+        index is cached already. Folios smaller than the file's min order come out at
+        the min order; a folio that no longer fits (a neighbour cached first) is made
+        smaller, as filemap_get_folio does. Indices at or past EOF are skipped (the
+        model caches nothing beyond i_size). Counts as reads (``stats()["pages_read"]``);
+        returns pages newly cached. Replay seeds a recorded page cache with it, so no
+        fault finds cold what the real kernel had cached (``ppsize.recording.replay``)."""
+        fid = self._fid(f)
+        idx = np.asarray(index, dtype=np.int64).reshape(-1)
+        ords = np.broadcast_to(np.asarray(order, dtype=np.int64), idx.shape)
+        if idx.size and (idx.min() < 0 or ords.min() < 0 or ords.max() > self.max_pagecache_order):
+            raise ValueError(f"seed: indices must be >= 0 and orders 0..{self.max_pagecache_order}")
+        npages = -(-self.info(f)["i_size"] // self.page_size)
+        keep = idx < npages
+        idx, ords = idx[keep], ords[keep]
+        before = self.nrpages(f)
+        for o in np.unique(ords).tolist()[::-1]:        # the largest first, as they were
+            sel = idx[ords == o]
+            r = self._c.get_folio_batch(fid, sel, True, int(o))
+            bad = r[(r < 0) & (r != -errno.EEXIST)]
+            if bad.size:
+                raise OSError(int(-bad[0]), f"seed: {os.strerror(int(-bad[0]))}")
+        return self.nrpages(f) - before
+
     def kernel_folios(self):
         return self._c.k.folios.as_numpy()
 
@@ -177,6 +212,12 @@ class PageCache:
         fid = self._fid(f)
         size = parse_size(size, "size")
         self._c.truncate(fid, size)
+
+    def truncate_victim(self, f, size):
+        """(first, last) pages of the folio a truncate to ``size`` removes whole although
+        it holds data below ``size`` (it cannot be split), or None: the caller unmaps it
+        first, as truncate_inode_folio does."""
+        return self._c.truncate_victim(self._fid(f), parse_size(size, "size"))
 
     def invalidate(self, f, start=0, end=None) -> int:
         """invalidate_mapping_pages over pages [start, end] (POSIX_FADV_DONTNEED-like):

@@ -9,6 +9,7 @@ import enum
 import numpy as np
 
 from ._core.pagetable import PageTableCore
+from ._lock import new_lock, serialized
 from ._validate import as_addresses, as_int_or_size as _int
 from .units import fmt_size
 
@@ -46,6 +47,9 @@ class Translation:
         return cls(np.empty(shape, np.uint64), np.empty(shape, np.uint8), np.empty(shape, np.int8),
                    np.empty(shape, np.uint8), np.empty(shape, np.uint8))
 
+    def _arrays(self):
+        return (self.pa, self.status, self.level, self.unit_shift, self.prot)
+
     @property
     def size(self) -> np.ndarray:
         # stored as log2 (one byte per address); 0 where the walk found nothing
@@ -81,6 +85,7 @@ def prot_str(bits: int) -> str:
     return "".join(c if bits & b else "-" for c, b in (("r", PROT_R), ("w", PROT_W), ("x", PROT_X)))
 
 
+@serialized
 class PageTable(PageTableCore):
     """A page table for one :class:`~ppsize.Geometry` (a name or a Geometry).
 
@@ -89,6 +94,9 @@ class PageTable(PageTableCore):
     >>> pt.translate([0x400010]).pa[0] == 0x80000010
     True
     """
+
+    def __init__(self, geometry="arm64-4k-48"):
+        self._lock = new_lock()      # standalone; a Process's table gets its Kernel's lock
 
     # ---------------------------------------------------------- validation
     def _range(self, va, size, pa=None):
@@ -178,8 +186,14 @@ class PageTable(PageTableCore):
         arr = as_addresses(vas)
         if out is None:
             out = Translation.empty(arr.shape)
-        elif not isinstance(out, Translation) or out.pa.shape != arr.shape:
-            raise ValueError(f"out must be a Translation of shape {arr.shape}")
+        elif not isinstance(out, Translation):
+            raise TypeError(f"out must be a Translation, not {type(out).__name__}")
+        else:
+            for name, want in zip(Translation.__slots__, Translation.empty(0)._arrays()):
+                a = getattr(out, name)
+                if not isinstance(a, np.ndarray) or a.shape != arr.shape or a.dtype != want.dtype:
+                    raise ValueError(f"out.{name} must be a {want.dtype} array of shape {arr.shape}, "
+                                     f"got {getattr(a, 'dtype', type(a).__name__)} {getattr(a, 'shape', '')}")
         flat = [a.reshape(-1) for a in (out.pa, out.status, out.level, out.unit_shift, out.prot)]
         if any(not np.shares_memory(f, a) for f, a in
                zip(flat, (out.pa, out.status, out.level, out.unit_shift, out.prot)) if f.size):

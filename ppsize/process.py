@@ -17,12 +17,13 @@ import numpy as np
 from ._core.mm import MMCore
 from ._core.vma import VM_FLAGS
 from .abi import EFFECT_KINDS, AddressSpace, Effect, vm_flags_str
+from ._lock import serialized
 from .geometry import FAULT_AROUND_BYTES, default_geometry
 from .pagecache import File
-from ._validate import as_addresses, as_choice, as_page_size
+from ._validate import as_addresses, as_choice, as_int, as_page_size, as_ulong
 from .pagetable import PageTable
 from .tlb import NR_COUNTERS, StaleTLBHit
-from .units import fmt_size, parse_size
+from .units import S_MAXBYTES, fmt_size, parse_size
 
 __all__ = ["Process", "Outcome"]
 
@@ -59,6 +60,14 @@ def _page_and_tables(kernel, page_size, pgtable):
     """Validate a process page size (a power of two >= the kernel's; default the
     kernel's) and page-table mode."""
     page = kernel.page_size if page_size is None else as_page_size(page_size, kernel.page_size)
+    # a process page is one folio (anon) and at most the largest page-cache folio
+    # (file mappings): MAX_PAGECACHE_ORDER bounds it, and MAX_PAGE_ORDER
+    g = kernel.geometry
+    top = kernel.page_size << min(g.max_page_order, g.max_pagecache_order)
+    if page > top:
+        raise ValueError(f"page_size {fmt_size(page)} is larger than a {fmt_size(kernel.page_size)} "
+                         f"kernel can map as one folio ({fmt_size(top)}: MAX_PAGECACHE_ORDER "
+                         f"{g.max_pagecache_order})")
     return page, as_choice(pgtable, PGTABLE_MODES, "pgtable")
 
 
@@ -71,6 +80,7 @@ class _Blocked(Exception):
         self.effect, self.report = effect, report
 
 
+@serialized
 class Process:
     """Create with :meth:`Kernel.spawn`. The emulated ABI: every address must be
     aligned to the process page size and lengths are rounded up to it."""
@@ -113,11 +123,17 @@ class Process:
         read_mask = VM_READ | VM_WRITE | (VM_EXEC if x86 else 0)
         # arm64 exec_folio_order(): 64K folios for executable file mappings
         exec_order = -1 if x86 else (65536 // k.page_size).bit_length() - 1
-        self.mm = MMCore(k.core, PageTable(self.pt_geometry), self.aspace.vmas,
+        pt = PageTable(self.pt_geometry)
+        pt._lock = k._lock                # the process's table is its Kernel's
+        self.mm = MMCore(k.core, pt, self.aspace.vmas,
                          self.page_size.bit_length() - 1, self.pgtable == "native",
                          k.alloc_mm_id(), read_mask, k.pagecache.core,
                          FAULT_AROUND_BYTES, exec_order)
         k.switch_mm(self)
+
+    @property
+    def _lock(self):
+        return self.kernel._lock      # a process is its Kernel's (ppsize/_lock.py)
 
     @property
     def alive(self) -> bool:
@@ -201,10 +217,10 @@ class Process:
         no ->mmap). A transition that would be blocked fails the call with EBUSY
         before anything changes."""
         self._require_alive()
-        start = parse_size(old_addr, "old_addr")
+        start = as_ulong(old_addr, "old_addr")
         if start % self.page_size == 0:
-            grow = self.aspace.mremap_growth(start, self.aspace.page_align(parse_size(old_len, "old_len")),
-                                             self.aspace.page_align(parse_size(new_len, "new_len")))
+            grow = self.aspace.mremap_growth(start, self.aspace.page_align(as_ulong(old_len, "old_len")),
+                                             self.aspace.page_align(as_ulong(new_len, "new_len")))
             if grow is not None:
                 f = self.kernel.pagecache.file_of(grow[0])
                 rep = self.kernel.mmap_transition(self, f, grow[1], grow[2], dry_run=True)
@@ -243,8 +259,8 @@ class Process:
         EFAULT if part of the range is unmapped or cannot be faulted (nothing is
         pinned then). Returns pages pinned. Release with :meth:`unpin`."""
         self._require_alive()
-        start = parse_size(addr, "addr")
-        n = parse_size(length, "length")
+        start = as_ulong(addr, "addr")
+        n = as_ulong(length, "length")
         if start % self.page_size:
             raise ValueError(f"pin: addr {start:#x} not aligned to {fmt_size(self.page_size)}")
         if n <= 0:
@@ -281,8 +297,8 @@ class Process:
         last reference goes is freed. Returns pages unpinned; ValueError if no pin
         lies in the range."""
         self._require_alive()
-        start = parse_size(addr, "addr")
-        end = start + self.aspace.page_align(parse_size(length, "length"))
+        start = as_ulong(addr, "addr")
+        end = start + self.aspace.page_align(as_ulong(length, "length"))
         keep, n = [], 0
         for pin in self._pins:
             if pin[0] >= start and pin[1] <= end:
@@ -406,6 +422,10 @@ class Process:
         """unmap_mapping_pages of ``file`` pages [first, last] (last -1: to the end)
         in this process; private COW copies stay unless ``even_cows``. Returns
         pages unmapped (the kernel's file-policy transitions and truncate)."""
+        limit = S_MAXBYTES // self.kernel.page_size
+        first, last = min(as_int(first, "first"), limit), min(as_int(last, "last"), limit)
+        if first < 0 or last < -1:
+            raise ValueError(f"pages [{first}, {last}] must be >= 0 (last -1: to the end)")
         return self.apply([Effect("unmap_file", first, last, int(even_cows), file=file.id)])
 
     def mkclean(self, file):
@@ -467,6 +487,7 @@ class Process:
             self.aspace.anon_prepare(vmas.row(vi)[0])
         if self._locked:                     # faults in VM_LOCKED VMAs: mlock_vma_folio
             self.kernel.update_mlocked()
+        k.hooks_after_batch()
         if check == "raise" and self.mm.tlb_stale:
             i = self.mm.tlb_stale_first
             raise StaleTLBHit(f"pid {self.pid}: {self.mm.tlb_stale} stale TLB hit(s); first at index "
@@ -579,6 +600,49 @@ class Process:
                 "AnonHugePages": pmd * kb,
             })
         return out
+
+    def range_stats(self, start, end) -> dict:
+        """smaps figures of an arbitrary range [start, end), in kB: Rss, Anonymous,
+        AnonHugePages, zero-page mappings (ZeroPages, not counted in Rss), file pages
+        (FilePages) and Pss. The model merges VMAs that /proc shows apart (VMAs whose
+        anon_vmas differ, or split by a since-reverted mprotect); asking for the ranges
+        /proc printed gives the unmerged report (show_smap walks one VMA's range)."""
+        start, end = parse_size(start, "start"), parse_size(end, "end")
+        if end < start:
+            raise ValueError(f"range_stats: end {end:#x} below start {start:#x}")
+        kb = self.kernel.page_size >> 10
+        anon, pmd, zero, file, pss = self.mm.mapped_stats(start, end)
+        return {"Rss": (anon + file) * kb, "Anonymous": anon * kb, "AnonHugePages": pmd * kb,
+                "ZeroPages": zero * kb, "FilePages": file * kb, "Pss": pss >> 10}
+
+    def resident(self, start, end) -> np.ndarray:
+        """A bool per kernel page of [start, end): mapped by a page-table entry (the
+        zero page included), as pagemap's present bit."""
+        kp = self.kernel.page_size
+        tr = self.mm.pt.translate(np.arange(parse_size(start, "start"), parse_size(end, "end"),
+                                            kp, dtype=np.uint64))
+        return np.asarray(tr.status) == 0
+
+    def install_special_mapping(self, name, addr, length) -> int:
+        """A kernel-installed mapping at ``addr`` (_install_special_mapping,
+        mm/mmap.c, as arch_setup_additional_pages does at exec): ``"[vdso]"`` maps the
+        kernel's vDSO image read-only and executable, private, its pages shared by
+        every process (Kernel.special_file; a fault maps them from there and counts
+        them in RssFile, as special_mapping_fault + finish_fault do); ``"[vvar]"``,
+        ``"[vvar_vclock]"`` (and arm64's ``"[vectors]"``, ``"[sigpage]"``) are
+        VM_PFNMAP/VM_IO mappings of kernel data: a read-only VMA whose PTEs
+        (vmf_insert_pfn) are never counted in RSS or smaps, so nothing is faulted.
+        ``"[vsyscall]"`` is not a VMA (the gate area above TASK_SIZE): ValueError.
+        Returns the address."""
+        if name == "[vsyscall]":
+            raise ValueError("[vsyscall] is the gate area above TASK_SIZE, not a VMA")
+        if name == "[vdso]":
+            f = self.kernel.special_file(name, length)
+            return self.mmap(length, addr=addr, prot="rx", file=f, fixed=True)
+        if name not in ("[vvar]", "[vvar_vclock]", "[vectors]", "[sigpage]", "[uprobes]"):
+            raise ValueError(f"unknown special mapping {name!r}")
+        prot = "rx" if name in ("[vectors]", "[sigpage]", "[uprobes]") else "r"
+        return self.mmap(length, addr=addr, prot=prot, fixed=True, noreserve=True)
 
     def outcome_counts(self) -> dict:
         """How many accesses ended in each :class:`Outcome` so far."""

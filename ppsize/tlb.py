@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ._lock import new_lock, serialized
 from .cpu_presets import CPU_PRESETS, PRESETS
 from .geometry import Geometry, geometry as lookup_geometry
 from .pagetable import as_addresses
@@ -66,6 +67,7 @@ def _geometry_arrays(g: Geometry):
             "tbits": [int(e).bit_length() - 1 for e in g.entries], "x86": g.arch == "x86_64"}
 
 
+@serialized
 class TLB:
     """One CPU's MMU model (L1I, L1D, unified L2 or L2I + L2D, walk caches, a data cache
     for walk references), ASID-tagged.
@@ -83,6 +85,7 @@ class TLB:
     def __init__(self, cpu: str = "cortex-a76", *, max_asids: int = MAX_ASIDS,
                  replacement: str = "lru", seed: int = 1, **kw):
         from ._core.tlb import TlbCore
+        self._lock = new_lock()      # standalone; a Kernel's TLBs get the Kernel's lock
         if not isinstance(cpu, str) or cpu not in CPU_PRESETS:
             raise ValueError(f"unknown CPU preset {cpu!r}; choose one of {', '.join(CPU_PRESETS)}")
         preset = PRESETS.get(cpu, {})

@@ -3,7 +3,10 @@ from __future__ import annotations
 
 import numbers
 
-__all__ = ["parse_size", "fmt_size"]
+__all__ = ["parse_size", "fmt_size", "ULONG_LIMIT", "S_MAXBYTES"]
+
+ULONG_LIMIT = 1 << 64     # a syscall argument is an unsigned long (size_t, 64 bits)
+S_MAXBYTES = 1 << 62      # the model's sb->s_maxbytes: file sizes and offsets stay below it
 
 _SUFFIX = {"": 1, "B": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40, "P": 1 << 50}
 

@@ -341,7 +341,7 @@ class RefPageCache:
                 else:
                     del F.cache[fi]
         for i in list(F.cache):
-            if i + (1 << F.cache[i].order) - 1 >= start:
+            if i >= start:          # find_lock_entries skips a folio that starts before
                 del F.cache[i]
 
     def drop_caches(self):

@@ -351,7 +351,7 @@ def test_cli_json_to_stdout(tree, capsys):
     (["--tree", "/definitely/not/here"], "does not exist"),
     (["--config", "8K"], "unknown configuration"),
     (["--chosen", "x,y"], "chosen"),
-    (["--processes", "0"], "at least 1"),
+    (["--processes", "0"], "must be in 1..1024"),
 ])
 def test_cli_errors_exit_2(tree, argv, msg, capsys):
     if "--tree" not in argv:

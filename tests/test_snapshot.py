@@ -4,6 +4,7 @@ process tree need no privileges; frame flags (zero page, THP, mapcounts, folio o
 need root and are opt-in (--live)."""
 import json
 import os
+from pathlib import Path
 import subprocess
 import sys
 
@@ -237,7 +238,10 @@ def test_permission_denied_names_pid_and_file(monkeypatch, tmp_path, capsys):
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="drops root to test a real EACCES")
 def test_real_permission_denied_as_another_user(tmp_path):
-    """A forked child that gives up root snapshots pid 1: the kernel refuses."""
+    """A forked child that gives up root snapshots pid 1: the kernel refuses. (Its
+    output directory must be one it can reach: the CLI checks that first.)"""
+    import tempfile
+    tmp_path = Path(tempfile.mkdtemp(dir="/tmp"))
     os.chmod(tmp_path, 0o777)
     r, wfd = os.pipe()
     pid = os.fork()

@@ -362,6 +362,8 @@ cdef class FolioTable:
     def view(self, start=0, stop=None):
         """A structured-array copy (FOLIO_DTYPE) of frames start..stop."""
         stop = self.nr_pages if stop is None else stop
+        if not 0 <= start <= stop <= self.nr_pages:
+            raise ValueError(f"frames {start}..{stop} are not a range inside 0..{self.nr_pages}")
         out = np.empty(len(range(start, stop)), dtype=FOLIO_DTYPE)
         for name, a in (("order", self._order_a), ("refcount", self._ref_a),
                         ("mapcount", self._map_a), ("flags", self._flags_a),

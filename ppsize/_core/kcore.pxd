@@ -1,9 +1,59 @@
 # INTERNAL to ppsize (may change without notice; public: _types, xarray, folio).
 # The kernel's shared state: physical frames (buddy), folios, the zero page, the
 # THP policy and fault counters; cimported by the fault engine (mm) and the page cache.
-from ._types cimport u64, i64, u8, NR_ORDERS
+from ._types cimport u64, i64, i32, u8, NR_ORDERS
 from .buddy cimport BuddyAllocator
 from .folio cimport FolioTable
+
+# The arguments of the user order hooks (ppsize/hooks.py documents them and holds the
+# NumPy dtypes of the same layout; a test compares sizes and offsets): one struct per
+# call, filled by the engine in a NumPy-owned buffer, passed by pointer.
+ctypedef struct anon_fault_info:        # hooks.ANON_FAULT_DTYPE
+    u64 address
+    u64 vma_start
+    u64 vma_end
+    u64 vma_flags
+    u64 allowed
+    i64 mm_faults
+    i64 mm_rss_anon
+    i64 pte_present
+    i64 pte_span
+    i64 vma_present
+    i64 vma_faults
+    i64 nr_free[NR_ORDERS]
+    i32 process_order
+    i32 pmd_order
+    i32 max_order
+    i32 default_order
+    i32 write
+    i32 mm_id
+
+ctypedef struct ra_order_info:          # hooks.RA_ORDER_DTYPE
+    i64 index
+    i64 size
+    i64 async_size
+    i64 i_size
+    i64 nrpages
+    i64 nr_free[NR_ORDERS]
+    i32 file
+    i32 ra_order
+    i32 default_order
+    i32 min_order
+    i32 max_order
+    i32 max_page_order
+
+ctypedef i32 (*order_hook_fn)(void*) noexcept nogil
+
+cdef enum:
+    # what became of a hook's returned order (KernelCore.hook_bad counters)
+    HOOK_BAD_RANGE = 0       # negative or above MAX_PAGE_ORDER: refused, built-in order used
+    HOOK_BAD_LOW = 1         # below the process order (min order): raised to it
+    HOOK_BAD_NOT_ALLOWED = 2 # an order the VMA / settings do not allow: next lower allowed
+    HOOK_BAD_ERROR = 3       # a Python policy raised (slow path): built-in order used
+    HOOK_BAD_HIGH = 4        # above the mapping's max order (readahead): lowered to it
+    NR_HOOK_BAD = 5
+    HOOK_ANON = 0
+    HOOK_RA = 1
 
 cdef enum:
     THP_NEVER = 0
@@ -29,6 +79,28 @@ cdef class KernelCore:
     cdef readonly i64 nr_oom
     cdef object _anon_excl_a
     cdef u8* anon_excl                   # per frame: PageAnonExclusive
+    # user order hooks (ppsize.hooks): a C function pointer (numba cfunc), or a Python
+    # callable through call_hook's slow path (has_* set, fn NULL); none: the built-in policy
+    cdef bint has_anon_hook
+    cdef bint has_ra_hook
+    cdef bint hook_fill_free              # the policy reads nr_free (else left as it was)
+    cdef bint hook_fill_pte               # ... pte_present
+    cdef bint hook_fill_vma               # ... vma_present
+    cdef i32 hook_anon_mm                 # the MM whose constant fields anon_info holds (-1: none)
+    cdef order_hook_fn anon_fn
+    cdef order_hook_fn ra_fn
+    cdef anon_fault_info* anon_info
+    cdef ra_order_info* ra_info
+    cdef object _hook_objs               # [anon info array, ra info array, anon py, ra py, record views]
+    cdef object hook_error               # the first exception a Python policy raised
+    cdef i64 hook_bad[2][NR_HOOK_BAD]    # per hook, per kind: since the kernel started
+    cdef readonly i64 hook_batch_bad     # bad returns since reset_hook_report
+    cdef i64 hook_first[4]               # the first of them: hook, kind, address/index, order
+
+    cdef i32 call_hook(self, int which, bint* failed) noexcept nogil
+    cdef i32 _call_py_hook(self, int which, bint* failed) noexcept with gil
+    cdef void hook_bad_order(self, int which, int kind, i64 where, i64 order) noexcept nogil
+    cdef void fill_nr_free(self, i64* out) noexcept nogil
 
     cdef bint is_zero_pfn(self, i64 pfn) noexcept nogil
     cdef u64 allowable_orders(self, u64 vm_flags) noexcept nogil

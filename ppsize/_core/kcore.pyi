@@ -23,3 +23,15 @@ class KernelCore:
                  pmd_order: int) -> None: ...
     def mthp_stats(self) -> dict[int, tuple[int, int]]:
         """{order: (anon_fault_alloc, anon_fault_fallback)} of the orders used."""
+    hook_batch_bad: int      # bad hook returns since reset_hook_report
+    def set_order_hook(self, which: int, info: object, address: int = 0,
+                       py: object = None, view: object = None, fill_free: bool = True,
+                       fill_pte: bool = True, fill_vma: bool = True) -> None:
+        """Install (info None: remove) the anon (0) or readahead (1) order hook."""
+    def reset_hook_report(self) -> None: ...
+    def hook_report(self) -> tuple[int, tuple[int, int, int, int] | None, BaseException | None]: ...
+    def hook_stats(self, which: int) -> list[int]: ...
+
+
+def hook_struct_layout() -> dict[str, tuple[int, dict[str, int]]]:
+    """{struct: (sizeof, {field: offset})} of the hook argument structs."""

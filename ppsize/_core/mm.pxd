@@ -6,7 +6,7 @@ from .pagetable cimport PageTableCore
 from .vma cimport VmaTable
 from .buddy cimport BuddyAllocator
 from .folio cimport FolioTable
-from .kcore cimport KernelCore, THP_NEVER, THP_MADVISE, THP_ALWAYS
+from .kcore cimport KernelCore, THP_NEVER, THP_MADVISE, THP_ALWAYS, anon_fault_info
 from .pagecache cimport PageCache
 
 cdef enum AccessOutcome:
@@ -52,6 +52,7 @@ cdef class MMCore:
 
     cdef int fault(self, u64 va, bint write, int st, int level) except -1 nogil
     cdef int do_anonymous(self, i64 vi, u64 va, bint write, int level) except -1 nogil
+    cdef int anon_hook_order(self, i64 vi, u64 va, bint write, u64 orders, bint pmd_ok) noexcept nogil
     cdef int do_wp(self, i64 vi, u64 pva, u64 desc, int level) except -1 nogil
     cdef int map_folio(self, u64 va, i64 pfn, int order, u64 prot, bint block) except -1 nogil
     cdef int map_zero(self, u64 pva, u64 prot) except -1 nogil

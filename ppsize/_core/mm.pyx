@@ -8,6 +8,8 @@ from libc.string cimport memset
 
 import numpy as np
 
+from .._validate import buffer_length, user_range
+
 from ._types cimport u64, i64, u32, i32, u8, u16, i8
 from .pagetable cimport (PageTableCore, DESC_VALID, DESC_TABLE, DESC_CONT, DESC_R, DESC_W,
                          DESC_X, DESC_PROT_MASK, DESC_PROT_SHIFT, TR_OK, FLUSH_COW, FLUSH_WP,
@@ -19,11 +21,21 @@ from .vma cimport VmaTable, VM_READ, VM_WRITE, VM_EXEC, VM_SHARED, VM_HUGEPAGE, 
 from .buddy cimport BuddyAllocator, MIGRATE_MOVABLE, MIGRATE_UNMOVABLE
 from .folio cimport FolioTable, PG_anon, PG_uptodate, PG_swapbacked, PG_zero, PG_dirty, PG_locked
 from .vma cimport VM_RAND_READ, VM_SEQ_READ
-from .pagecache cimport PageCache, FGP_CREAT, PAGECACHE_TAG_DIRTY, file_ra_state
+from .kcore cimport (anon_fault_info, order_hook_fn, HOOK_ANON, HOOK_BAD_RANGE, HOOK_BAD_LOW,
+                     HOOK_BAD_NOT_ALLOWED, HOOK_BAD_ERROR)
+from .pagecache cimport PageCache, FGP_CREAT, PAGECACHE_TAG_DIRTY, AS_NO_MAP_PAGES, file_ra_state
 from .folio cimport PG_readahead
 from .xarray cimport xa_load, xa_find_range, xa_set_mark, xa_is_pfn, xa_is_value, xa_to_pfn
 
 cnp.import_array()
+
+cdef extern from *:
+    """
+    static inline int ppsize_mm_ctz(unsigned long long x) { return __builtin_ctzll(x); }
+    static inline int ppsize_mm_clz(unsigned long long x) { return __builtin_clzll(x); }
+    """
+    int mm_ctz "ppsize_mm_ctz" (unsigned long long x) nogil     # x != 0
+    int mm_clz "ppsize_mm_clz" (unsigned long long x) nogil     # x != 0
 
 cdef u64 ADDR_MASK = ~(<u64>0xfff)
 cdef enum:
@@ -40,6 +52,15 @@ cdef class MMCore:
     def __cinit__(self, KernelCore k, PageTableCore pt, VmaTable vmas, int pshift,
                   bint native, int mm_id, u64 read_mask, PageCache pc=None,
                   u64 fault_around_bytes=65536, int exec_order=-1):
+        # the fault engine trusts every leaf of pt to be a frame of k (mapcounts,
+        # folio heads by pfn): it starts from an empty table of a granule it can fill
+        if sum(pt.tables_per_level()[1:]) or any(pt.leaf_counts()[0]):
+            raise ValueError("MMCore needs an empty page table")
+        if not k.kshift <= pt.page_shift <= pshift <= k.kshift + k.buddy.max_order:
+            raise ValueError(f"page shifts: kernel {k.kshift} <= table {pt.page_shift} <= "
+                             f"process {pshift} <= kernel + MAX_PAGE_ORDER does not hold")
+        if pc is not None and pc.k is not k:
+            raise ValueError("the page cache belongs to another kernel")
         self.k = k
         self.buddy = k.buddy
         self.folios = k.folios
@@ -212,41 +233,53 @@ cdef class MMCore:
         return self.do_anonymous(vi, va, write, level)
 
     cdef int do_anonymous(self, i64 vi, u64 va, bint write, int level) except -1 nogil:
-        """do_anonymous_page (and create_huge_pmd -> do_huge_pmd_anonymous_page)."""
+        """do_anonymous_page (and create_huge_pmd -> do_huge_pmd_anonymous_page). With
+        an anon order hook (KernelCore.has_anon_hook) the hook's order caps the orders
+        tried (anon_hook_order); the tries and fallbacks below stay Linux's."""
         cdef u64 flags = self.vmas.flags[vi], vs = self.vmas.start[vi], ve = self.vmas.end[vi]
         cdef u64 orders = self.k.allowable_orders(flags)
         cdef u64 prot = self.leaf_prot(flags), size, a, pa, unit
         cdef u64 psize = (<u64>1) << self.pshift
         cdef u64 pva = va & ~(psize - 1)
-        cdef int order, pprot, st
-        cdef bint checked
+        cdef int order, pprot, st, top
+        cdef bint checked, pmd_ok = False
         cdef i64 pfn
+        cdef i64* vma_faults = self.vmas.faults
         self.minflt += 1
+        vma_faults[vi] += 1
         if write and self.vmas.anon[vi] == 0:
             self._note_anon(vi)
         # PMD-size THP: only with kernel-granule tables (a native 16K/64K PMD is
         # far larger than MAX_PAGE_ORDER), only where the PMD entry is empty
+        # (pmd_none: the walk of the faulting address stopped at or above the PMD
+        # level, so an empty PMD entry covers the whole aligned range)
         if not self.native and (orders >> self.k.pmd_order) & 1:
             size = (<u64>1) << (self.k.pmd_order + self.kshift)
             a = va & ~(size - 1)
-            if a >= vs and a + size <= ve:
-                # pmd_none: the walk of the faulting address stopped at or above
-                # the PMD level (an empty PMD entry covers the whole aligned range)
-                if level <= self.pt.levels - 2:
-                    if self.vmas.anon[vi] == 0:
-                        self._note_anon(vi)           # vmf_anon_prepare, reads too
-                    if not write and self.k.use_zero_page and self.k.zero_order >= self.k.pmd_order:
-                        self.pt.map_range(a, (<u64>self.k.zero_pfn) << self.kshift, size, prot, False, True)
-                        return ACC_ZERO
-                    else:
-                        pfn = self.buddy.alloc(self.k.pmd_order, MIGRATE_MOVABLE)
-                        if pfn >= 0:
-                            self.k.count_fault(self.k.pmd_order, True)
-                            # maybe_pmd_mkwrite: writable when the VMA is, read fault or not
-                            self.map_folio(a, pfn, self.k.pmd_order,
-                                           prot | (PROT_W if flags & VM_WRITE else 0), True)
-                            return ACC_FAULT
-                        self.k.count_fault(self.k.pmd_order, False)      # THP_FAULT_FALLBACK
+            pmd_ok = a >= vs and a + size <= ve and level <= self.pt.levels - 2
+        if self.k.has_anon_hook and (pmd_ok or orders >> (self.porder + 1)):
+            # a choice to make (an order above the process order enabled): ask the hook
+            top = self.anon_hook_order(vi, va, write, orders, pmd_ok)
+            if top < self.k.pmd_order:
+                pmd_ok = False
+            orders &= ((<u64>2) << top) - 1
+        if pmd_ok:
+            size = (<u64>1) << (self.k.pmd_order + self.kshift)
+            a = va & ~(size - 1)
+            if self.vmas.anon[vi] == 0:
+                self._note_anon(vi)           # vmf_anon_prepare, reads too
+            if not write and self.k.use_zero_page and self.k.zero_order >= self.k.pmd_order:
+                self.pt.map_range(a, (<u64>self.k.zero_pfn) << self.kshift, size, prot, False, True)
+                return ACC_ZERO
+            else:
+                pfn = self.buddy.alloc(self.k.pmd_order, MIGRATE_MOVABLE)
+                if pfn >= 0:
+                    self.k.count_fault(self.k.pmd_order, True)
+                    # maybe_pmd_mkwrite: writable when the VMA is, read fault or not
+                    self.map_folio(a, pfn, self.k.pmd_order,
+                                   prot | (PROT_W if flags & VM_WRITE else 0), True)
+                    return ACC_FAULT
+                self.k.count_fault(self.k.pmd_order, False)      # THP_FAULT_FALLBACK
         if not write:
             self.map_zero(pva, prot)
             return ACC_ZERO
@@ -280,10 +313,82 @@ cdef class MMCore:
         if pfn < 0:
             self.k.count_oom()
             self.minflt -= 1              # VM_FAULT_OOM is not a completed fault
+            vma_faults[vi] -= 1
             return ACC_OOM
         self.k.count_fault(self.porder, True)
         self.map_folio(pva, pfn, self.porder, prot | PROT_W, False)
         return ACC_FAULT
+
+    cdef int anon_hook_order(self, i64 vi, u64 va, bint write, u64 orders, bint pmd_ok) noexcept nogil:
+        """Ask the anon order hook (ppsize.hooks) for the highest order to try at va.
+        It sees ``allowed``: the process order, and the orders above it that the
+        THP settings allow for the VMA (thp_vma_allowable_orders) and whose aligned
+        range lies in the VMA (thp_vma_suitable_orders); the PMD order only where
+        the PMD entry is empty. A returned order outside the mask is refused
+        (negative, above MAX_PAGE_ORDER: the built-in order), raised to the process
+        order, or lowered to the next allowed order, and counted (hook_bad_order)."""
+        cdef anon_fault_info* info = self.k.anon_info
+        cdef u64 vs = self.vmas.start[vi], ve = self.vmas.end[vi], size, a, allowed, rest
+        cdef int o, r, default
+        cdef bint failed = False
+        cdef order_hook_fn fn
+        if not self.native:
+            orders &= ((<u64>1) << self.k.pmd_order) - 1
+        orders &= ~(((<u64>1) << (self.porder + 1)) - 1)
+        allowed = (<u64>1) << self.porder
+        rest = orders
+        while rest:                               # thp_vma_suitable_orders
+            o = mm_ctz(rest)
+            rest &= rest - 1
+            size = (<u64>1) << (o + self.kshift)
+            a = va & ~(size - 1)
+            if a >= vs and a + size <= ve:
+                allowed |= (<u64>1) << o
+        if pmd_ok:
+            allowed |= (<u64>1) << self.k.pmd_order
+        default = 63 - mm_clz(allowed)
+        info.address = va
+        info.vma_start = vs
+        info.vma_end = ve
+        info.vma_flags = self.vmas.flags[vi]
+        info.allowed = allowed
+        info.mm_faults = self.minflt - 1           # faults before this one
+        info.mm_rss_anon = self.rss_anon
+        info.vma_faults = self.vmas.faults[vi] - 1
+        if self.k.hook_fill_pte:           # in kernel pages (a native PTE maps a process page)
+            info.pte_present = self.pt.pte_table_present(va) << (self.pt.page_shift - self.kshift)
+        if self.k.hook_fill_vma:
+            info.vma_present = self.pt.present_pages(vs, ve) << (self.pt.page_shift - self.kshift)
+        if self.k.hook_fill_free:
+            self.k.fill_nr_free(info.nr_free)
+        if self.k.hook_anon_mm != self.mm_id:      # this MM's constants (the policy only reads)
+            self.k.hook_anon_mm = self.mm_id
+            info.pte_span = (<i64>1) << self.pt.shift[self.pt.levels - 2] if self.pt.levels > 1 else 0
+            info.process_order = self.porder
+            info.pmd_order = self.k.pmd_order
+            info.max_order = self.buddy.max_order
+            info.mm_id = self.mm_id
+        info.default_order = default
+        info.write = write
+        fn = self.k.anon_fn
+        if fn != NULL:
+            r = fn(<void*>info)
+        else:
+            r = self.k.call_hook(HOOK_ANON, &failed)
+        if failed:
+            self.k.hook_bad_order(HOOK_ANON, HOOK_BAD_ERROR, <i64>va, r)
+            return default
+        if r < 0 or r > self.buddy.max_order:
+            self.k.hook_bad_order(HOOK_ANON, HOOK_BAD_RANGE, <i64>va, r)
+            return default
+        if r < self.porder:
+            self.k.hook_bad_order(HOOK_ANON, HOOK_BAD_LOW, <i64>va, r)
+            return self.porder
+        if not (allowed >> r) & 1:
+            self.k.hook_bad_order(HOOK_ANON, HOOK_BAD_NOT_ALLOWED, <i64>va, r)
+            while not (allowed >> r) & 1:
+                r -= 1
+        return r
 
     cdef int do_wp(self, i64 vi, u64 pva, u64 pa, int level) except -1 nogil:
         """do_wp_page / do_huge_pmd_wp_page on one process page."""
@@ -436,6 +541,11 @@ cdef class MMCore:
                 if write:                              # do_shared_fault: folio dirty
                     self.folio_mark_dirty(f, head)
             cur += kpage
+        if major and not write:
+            # filemap_fault dropped mmap_lock for the read (fpin) and returned
+            # VM_FAULT_RETRY; the retried do_read_fault fault-arounds first, now that
+            # readahead has filled the cache (do_user_addr_fault's goto retry)
+            self.fault_around(vi, f, va)
         if major:
             self.majflt += 1
             return ACC_MAJOR
@@ -600,6 +710,8 @@ cdef class MMCore:
         cdef file_ra_state* ra
         if window <= ((<u64>1) << self.pshift) or window <= kpage:
             return 0                               # fault_around_pages == 1: off
+        if self.pc.large[f] & AS_NO_MAP_PAGES:
+            return 0                               # no vm_ops->map_pages (special mapping)
         t0 = va & ~(tspan - 1)
         start = va & ~(window - 1)
         if start < vs:
@@ -650,6 +762,9 @@ cdef class MMCore:
         the ASID's counter). Returns the VMA indices that need anon_vma_prepare, or
         None when there were too many to list (then every VMA with anon id -1 does)."""
         cdef Py_ssize_t i, n = vas.shape[0]
+        buffer_length(out.shape[0], n, "out")
+        buffer_length(writes.shape[0], n, "writes", optional=True)
+        buffer_length(insns.shape[0], n, "insns", optional=True)
         cdef u64 va, pa, unit, tout = 0, tbase = 0, tsize = 0
         cdef int level, prot, st, r, side, allow, hit
         cdef bint w, x, per_access = writes.shape[0] > 0, per_insn = insns.shape[0] > 0
@@ -720,10 +835,12 @@ cdef class MMCore:
 
     def zap_range(self, u64 start, u64 end):
         """Unmap [start, end) (munmap, MADV_DONTNEED, mremap source); returns pages."""
+        user_range(start, end, self.pt.va_limit)
         return self.zap(start, end)
 
     def split_at(self, u64 x):
         """Split a block mapping that a new VMA boundary at x cuts (vma_adjust_trans_huge)."""
+        user_range(x, x, self.pt.va_limit, "split address")
         self.pt.split_at(x)
 
     def unmap_file(self, i64 f, i64 first=0, i64 last=-1, bint even_cows=False):
@@ -732,7 +849,7 @@ cdef class MMCore:
         of file f in pages [first, last] this MM maps; private COW copies (anon) stay
         unless even_cows (truncation). Returns pages unmapped."""
         cdef i64 i, total = 0, pfn, pgoff, npages
-        cdef u64 a, lo, end, desc, span
+        cdef u64 a, lo, end, desc, span, tpage = (<u64>1) << self.pt.page_shift
         cdef int level
         for i in range(self.vmas.n):
             if self.vmas.file[i] != f:
@@ -749,6 +866,12 @@ cdef class MMCore:
                     end = a + (<u64>(last + 1 - pgoff) << self.kshift)
                 if first > pgoff:
                     a = a + (<u64>(first - pgoff) << self.kshift)
+            # a PTE maps a whole table page (the process page with native tables):
+            # zap every one that maps a page of [first, last], as zap_pte_range does
+            a &= ~(tpage - 1)
+            end = (end + tpage - 1) & ~(tpage - 1)
+            if end > self.vmas.end[i]:
+                end = self.vmas.end[i]
             lo = a
             while a < end and self.pt.next_leaf(&a, end, &desc, &level):
                 span = (<u64>1) << self.pt.shift[level]
@@ -784,6 +907,7 @@ cdef class MMCore:
         return left
 
     def free_pgtables(self, u64 floor, u64 ceiling):
+        user_range(floor, ceiling, self.pt.va_limit)
         self.pt.free_tables(floor, ceiling)
 
     def protect(self, u64 start, u64 end, u64 vm_flags):
@@ -794,6 +918,7 @@ cdef class MMCore:
         cdef int level
         cdef u64 run_start = 0
         cdef bint in_run = False
+        user_range(start, end, self.pt.va_limit)
         self.pt.protect_range(start, end - start, prot)
         if not (vm_flags & VM_WRITE):
             return
@@ -826,6 +951,8 @@ cdef class MMCore:
         cdef u64 chunk_va = 0, chunk_pa = 0, chunk_len = 0, chunk_prot = 0
         cdef bint chunk_block = False
         moved = []
+        user_range(start, end, self.pt.va_limit)
+        user_range(new_start, new_start + (end - start), self.pt.va_limit, "destination")
         self.pt.split_at(start)
         self.pt.split_at(end)
         while a < end and self.pt.next_leaf(&a, end, &desc, &level):
@@ -858,6 +985,9 @@ cdef class MMCore:
         cdef u64 a = start, desc, span, pa
         cdef int level
         cdef i64 pfn, nr, i
+        user_range(start, end, self.pt.va_limit)
+        if parent.pt.geometry != self.pt.geometry or parent.k is not self.k or parent is self:
+            raise ValueError("fork_copy copies from another MM of the same kernel and geometry")
         if cow:
             parent.pt.protect_range(start, end - start, parent.leaf_prot(parent.vmas.flags[parent.vmas.find(start)]))
         self.pt.copy_range(parent.pt, start, end, DESC_W if cow else 0)
@@ -903,6 +1033,7 @@ cdef class MMCore:
         cdef i64 anon = 0, pmd = 0, zero = 0, file = 0, nr, pfn, i
         cdef double pss = 0.0
         cdef double kpage = <double>((<u64>1) << self.kshift)
+        user_range(start, end, self.pt.va_limit)
         while a < end and self.pt.next_leaf(&a, end, &desc, &level):
             span = (<u64>1) << self.pt.shift[level]
             s = a if a > start else start
@@ -957,6 +1088,7 @@ cdef class MMCore:
         cdef u64 a = 0, desc, span, end = self.pt.va_limit
         cdef int level
         cdef i64 pfn, i, nr
+        buffer_length(counts.shape[0], self.k.buddy.nr_pages, "counts (one per frame)")
         while a < end and self.pt.next_leaf(&a, end, &desc, &level):
             span = (<u64>1) << self.pt.shift[level]
             pfn = <i64>((desc & ADDR_MASK) >> self.kshift)

@@ -43,6 +43,11 @@ ctypedef struct file_ra_state:
     i64 ra_pages
 
 
+cdef enum:
+    AS_LARGE = 1                               # bits of PageCache.large
+    AS_NO_MAP_PAGES = 2                        # special mappings: no fault-around
+
+
 @cython.final
 cdef class PageCache:
     cdef readonly KernelCore k
@@ -60,7 +65,8 @@ cdef class PageCache:
     cdef i64 *i_size
     cdef u8 *min_order                         # AS_FOLIO_ORDER_MIN
     cdef u8 *max_order                         # AS_FOLIO_ORDER_MAX
-    cdef u8 *large                             # created with large folio support
+    cdef u8 *large                             # AS_LARGE: created with large folio support;
+                                               # AS_NO_MAP_PAGES: vm_ops without ->map_pages
     cdef i64 *nrpages                          # mapping->nrpages
     cdef file_ra_state *ra                     # file->f_ra
     cdef xarray_t *xa                          # mapping->i_pages
@@ -101,6 +107,7 @@ cdef class PageCache:
     cdef void do_page_cache_ra(self, i64 f, i64 *r_index, i64 nr_to_read, i64 lookahead) noexcept nogil
     cdef void force_page_cache_ra(self, i64 f, i64 index, i64 nr_to_read) noexcept nogil
     cdef void page_cache_ra_order(self, i64 f, i64 index) noexcept nogil
+    cdef int ra_hook_order(self, i64 f, i64 index, int default) noexcept nogil
     cdef void page_cache_sync_ra(self, i64 f, i64 index, i64 req_count) noexcept nogil
     cdef void page_cache_async_ra(self, i64 f, i64 index, i64 pfn, i64 req_count) noexcept nogil
     # mm/truncate.c

@@ -34,7 +34,8 @@ from ppsize._core.xarray cimport (xarray_t, xa_pool_t, XAPool, xa_init, xa_destr
 from ppsize._core.buddy cimport BuddyAllocator, MIGRATE_MOVABLE
 from ppsize._core.folio cimport (FolioTable, PG_uptodate, PG_dirty, PG_locked, PG_lru,
                                  PG_writeback, PG_mlocked, PG_readahead)
-from ppsize._core.kcore cimport KernelCore
+from ppsize._core.kcore cimport (KernelCore, ra_order_info, HOOK_RA, HOOK_BAD_RANGE, HOOK_BAD_LOW,
+                                HOOK_BAD_HIGH, HOOK_BAD_ERROR)
 
 cnp.import_array()
 
@@ -174,7 +175,7 @@ cdef class PageCache:
         if f == self.cap:
             self._grow(self.cap * 2)
         self.i_size[f] = size
-        self.large[f] = max_order != 0
+        self.large[f] = AS_LARGE if max_order != 0 else 0
         self.nrpages[f] = 0
         self.pages_read[f] = 0
         xa_init(&self.xa[f], &self.pool.p)
@@ -636,6 +637,8 @@ cdef class PageCache:
                 new_order = ppsize_pc_ilog2(<u64>ra.size)
             if new_order < min_o:
                 new_order = min_o
+            if self.k.has_ra_hook:
+                new_order = self.ra_hook_order(f, index, new_order)
             ra.order = new_order
             index = round_down(index, (<i64>1) << min_o)
             if self.eof_order > new_order and self.max_order[f] > new_order:
@@ -667,6 +670,42 @@ cdef class PageCache:
         r_index = index
         if ra.size > index - start:
             self.do_page_cache_ra(f, &r_index, ra.size - (index - start), ra.async_size)
+
+    cdef int ra_hook_order(self, i64 f, i64 index, int default) noexcept nogil:
+        """The readahead order hook's folio order for the window at index (ppsize.hooks):
+        it sees the window, the file, ra->order and the order page_cache_ra_order
+        chose (``default``); the mapping's min/max order is enforced after the call:
+        an order below the min is raised to it, above the max lowered to it, a
+        negative one or one above MAX_PAGE_ORDER refused (``default``), each counted."""
+        cdef ra_order_info* info = self.k.ra_info
+        cdef int r
+        cdef bint failed
+        info.index = index
+        info.size = self.ra[f].size
+        info.async_size = self.ra[f].async_size
+        info.i_size = self.i_size[f]
+        info.nrpages = self.nrpages[f]
+        self.k.fill_nr_free(info.nr_free)
+        info.file = <i32>f
+        info.ra_order = <i32>self.ra[f].order
+        info.default_order = default
+        info.min_order = self.min_order[f]
+        info.max_order = self.max_order[f]
+        info.max_page_order = self.buddy.max_order
+        r = self.k.call_hook(HOOK_RA, &failed)
+        if failed:
+            self.k.hook_bad_order(HOOK_RA, HOOK_BAD_ERROR, index, r)
+            return default
+        if r < 0 or r > self.buddy.max_order:
+            self.k.hook_bad_order(HOOK_RA, HOOK_BAD_RANGE, index, r)
+            return default
+        if r < self.min_order[f]:
+            self.k.hook_bad_order(HOOK_RA, HOOK_BAD_LOW, index, r)
+            return self.min_order[f]
+        if r > self.max_order[f]:
+            self.k.hook_bad_order(HOOK_RA, HOOK_BAD_HIGH, index, r)
+            return self.max_order[f]
+        return r
 
     cdef void page_cache_sync_ra(self, i64 f, i64 index, i64 req_count) noexcept nogil:
         """page_cache_sync_ra: a miss at index reading req_count pages: start of file,
@@ -803,14 +842,17 @@ cdef class PageCache:
                         start = fidx + ((<i64>1) << order)
                     else:
                         self.remove_folio(f, pfn)
-        # the find_lock_entries / find_get_entries loops: everything overlapping [start, -1]
+        # the find_lock_entries loop: every folio inside [start, -1]
         cur = start
         while True:
             e = xa_find_range(&self.xa[f], <u64>cur, <u64>0x7fffffffffffffff, -1, <u64 *>&idx, &order)
             if not e:
                 break
             if not xa_is_value(e):
-                self.remove_folio(f, xa_to_pfn(e))
+                # find_lock_entries: a folio partially outside the range (the split
+                # EOF folio holding lstart's page) is not returned
+                if self.folios.index[xa_to_pfn(e)] >= start:
+                    self.remove_folio(f, xa_to_pfn(e))
             else:
                 xa_erase(&self.xa[f], <u64>idx)
             cur = idx + ((<i64>1) << order)
@@ -906,9 +948,34 @@ cdef class PageCache:
                 ov[k] = self.filemap_get_folio(fi, iv[k], fl, order)
         return out
 
+    def truncate_victim(self, f, i64 size):
+        """The folio truncate_inode_partial_folio would remove whole although it holds
+        pages below ``size`` (it cannot be split to the min order, or is pinned, and is
+        clean): (first, last) page index, or None. truncate_inode_folio unmaps it
+        first (truncate_cleanup_folio -> unmap_mapping_folio); the page cache has no
+        rmap, so Kernel.truncate does that with this range."""
+        cdef i64 fi = self._check_file(f), pfn, fidx
+        cdef int order
+        cdef u64 e
+        if size < 0:
+            raise ValueError(f"size {size} is negative")
+        e = xa_load(&self.xa[fi], <u64>(size >> self.kshift))
+        if not xa_is_pfn(e):
+            return None
+        pfn = xa_to_pfn(e)
+        fidx = self.folios.index[pfn]
+        order = self.folios.order_[pfn]
+        if (fidx << self.kshift) >= size or order == 0 or self.folios.flags[pfn] & PG_dirty:
+            return None            # removed from its start (already unmapped), kept, or split
+        if self.min_order[fi] >= order or self.folios.refcount[pfn] > 1:
+            return fidx, fidx + ((<i64>1) << order) - 1
+        return None
+
     def truncate(self, f, i64 size):
         """truncate_setsize: i_size = size, then truncate_pagecache(inode, size)."""
         cdef i64 fi = self._check_file(f)
+        if size < 0:
+            raise ValueError(f"size {size} is negative")
         self.i_size[fi] = size
         with nogil:
             self.truncate_inode_pages_range(fi, size)
@@ -941,6 +1008,13 @@ cdef class PageCache:
         """mapping_set_folio_order_range (clamped; max raised to min)."""
         cdef i64 fi = self._check_file(f)
         self.mapping_set_folio_order_range(fi, min, max)
+
+    def set_no_map_pages(self, f):
+        """The file is mapped through vm_ops without ->map_pages (a special mapping's
+        image: special_mapping_vmops): faults on it map only the faulting page, no
+        fault-around (do_read_fault's should_fault_around is false)."""
+        cdef i64 fi = self._check_file(f)
+        self.large[fi] |= AS_NO_MAP_PAGES
 
     def set_flags(self, f, i64 index, int mask, bint on=True):
         """Set/clear folio flags on the cached folio covering index (tests, pins later).
@@ -983,7 +1057,8 @@ cdef class PageCache:
         cdef i64 fi = self._check_file(f)
         r = self._ra_a[fi]
         return {"i_size": int(self.i_size[fi]), "min_order": int(self.min_order[fi]),
-                "max_order": int(self.max_order[fi]), "large_folios": bool(self.large[fi]),
+                "max_order": int(self.max_order[fi]), "large_folios": bool(self.large[fi] & AS_LARGE),
+                "map_pages": not self.large[fi] & AS_NO_MAP_PAGES,
                 "nrpages": int(self.nrpages[fi]), "pages_read": int(self.pages_read[fi]),
                 "xa_nodes": int(self.xa[fi].nr_nodes),
                 "ra_start": int(r["start"]), "ra_size": int(r["size"]),

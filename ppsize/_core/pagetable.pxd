@@ -79,6 +79,8 @@ cdef class PageTableCore:
     cdef int unmap_range(self, u64 va, u64 size) except -1 nogil
     cdef int protect_range(self, u64 va, u64 size, u64 prot) except -1 nogil
     cdef int walk(self, u64 va, u64* pa, int* level, u64* unit, int* prot) noexcept nogil
+    cdef i64 pte_table_present(self, u64 va) noexcept nogil
+    cdef i64 present_pages(self, u64 start, u64 end) noexcept nogil
     # for the fault engine (mm): Linux keeps tables across zaps and frees them
     # only inside holes between VMAs (free_pgtables)
     cdef int set_ptes(self, u64 va, u64 pa, u64 size, u64 prot, bint cont) except -1 nogil

@@ -5,6 +5,8 @@ from libc.string cimport memset
 
 import numpy as np
 
+from .._validate import buffer_length, user_range
+
 from ._types cimport u64, i64, u32, u8, i8, MAX_LEVELS
 from .tlb cimport TlbCore
 
@@ -60,6 +62,33 @@ cdef inline int _walk(PageTableCore self, u64 va, u64* pa, int* level, u64* unit
         prot[0] = <int>((e & DESC_PROT_MASK) >> DESC_PROT_SHIFT)
         return TR_OK
     return TR_NOT_MAPPED    # not reached: the last level has no table entries
+
+
+cdef i64 _present(PageTableCore self, int l, i64 t, u64 tva, u64 start, u64 end) noexcept nogil:
+    # granule pages mapped in [start, end) below table t of level l (which maps from tva):
+    # a last-level table wholly inside counts by its nvalid, a block leaf by its span
+    cdef int s = self.shift[l]
+    cdef u64 span = (<u64>1) << s, eva, eend, lo, hi
+    cdef u64 first = (start - tva) >> s, last = (end - 1 - tva) >> s, idx
+    cdef i64 n = 0, child, base = t << self.tbits[l]
+    cdef u64 e
+    for idx in range(first, last + 1):
+        e = self.tab[l][base + <i64>idx]
+        if not (e & DESC_VALID):
+            continue
+        eva = tva + (idx << s)
+        eend = eva + span
+        lo = start if start > eva else eva
+        hi = end if end < eend else eend
+        if e & DESC_TABLE:
+            child = <i64>(e >> DESC_ADDR_SHIFT)
+            if l + 1 == self.levels - 1 and lo == eva and hi == eend:
+                n += self.nvalid[l + 1][child]
+            else:
+                n += _present(self, l + 1, child, eva, lo, hi)
+        else:
+            n += <i64>((hi - lo) >> self.page_shift)
+    return n
 
 
 cdef class PageTableCore:
@@ -176,6 +205,8 @@ cdef class PageTableCore:
 
     # ------------------------------------------------------------ table pool
     def _grow(self, int l, i64 new_cap):
+        if not 0 <= l < self.levels or new_cap < self.cap[l]:
+            raise ValueError(f"level {l} (of {self.levels}) or capacity {new_cap} out of range")
         cdef cnp.ndarray tab = np.zeros(new_cap << self.tbits[l], dtype=np.uint64)
         cdef cnp.ndarray nv = np.zeros(new_cap, dtype=np.uint32)
         old = self._tab_arrays[l]
@@ -230,6 +261,26 @@ cdef class PageTableCore:
     cdef int walk(self, u64 va, u64* pa, int* level, u64* unit, int* prot) noexcept nogil:
         """Hardware-style walk of one address; returns a TranslateStatus."""
         return _walk(self, va, pa, level, unit, prot, NULL)
+
+    cdef i64 present_pages(self, u64 start, u64 end) noexcept nogil:
+        """Granule pages mapped in [start, end) (granule-aligned, below va_limit): the
+        nvalid of each last-level table wholly inside, a walk of the partial ones."""
+        if start >= end:
+            return 0
+        return _present(self, 0, 0, 0, start, end)
+
+    cdef i64 pte_table_present(self, u64 va) noexcept nogil:
+        """Valid entries of the last-level table covering va (0 without one): the
+        present PTEs of its PMD-sized region, as khugepaged counts (max_ptes_none)."""
+        cdef int l
+        cdef i64 t = 0
+        cdef u64 e
+        for l in range(self.levels - 1):
+            e = self.tab[l][(t << self.tbits[l]) + <i64>((va >> self.shift[l]) & self.imask[l])]
+            if not (e & DESC_VALID) or not (e & DESC_TABLE):
+                return 0
+            t = <i64>(e >> DESC_ADDR_SHIFT)
+        return self.nvalid[self.levels - 1][t]
 
     cdef int walk_tables(self, u64 va, u64* pa, int* level, u64* unit, int* prot, u64* table_pa) noexcept nogil:
         """walk, also giving the PA of the table read at each level (0 .. *level)."""
@@ -540,13 +591,20 @@ cdef class PageTableCore:
     cdef int _copy_level(self, PageTableCore src, int l, i64 dt, i64 st, u64 va, u64 end,
                          u64 clear_bits) except -1 nogil:
         cdef int s = self.shift[l]
-        cdef u64 span = (<u64>1) << s, nxt, e, idx
+        cdef u64 span = (<u64>1) << s, nxt, e, idx, va0 = va
+        cdef u64 run = (<u64>self.cont_n[l]) << s
+        cdef bint cont_level = self.cont_n[l] > 1
         cdef i64 child, dbase = dt << self.tbits[l], sbase = st << self.tbits[l]
         while va < end:
             nxt = _min((va & ~(span - 1)) + span, end)
             idx = (va >> s) & self.imask[l]
             e = src.tab[l][sbase + idx]
             if e & DESC_VALID:
+                if not (e & DESC_TABLE) and cont_level and (
+                        (va & ~(run - 1)) < va0 or (va & ~(run - 1)) + run > end):
+                    # copy_present_ptes -> set_ptes: pte_mknoncont; CONT only on whole
+                    # runs of the batch (contpte_set_ptes)
+                    e &= ~(<u64>DESC_CONT)
                 if e & DESC_TABLE:
                     if self.tab[l][dbase + idx] == 0:
                         child = self.alloc_table(l + 1)
@@ -559,6 +617,13 @@ cdef class PageTableCore:
                     self.tab[l][dbase + idx] = e & ~clear_bits
                     self.nvalid[l][dt] += 1
             va = nxt
+        # a batch of one PTE: set_ptes(nr == 1) -> contpte_try_fold, which folds the
+        # run when it wrote the run's last entry (as protect does)
+        if cont_level and end - va0 == span and (end & (run - 1)) == 0 and \
+                self.tab[l][dbase + ((va0 >> s) & self.imask[l])] & DESC_VALID and \
+                not (self.tab[l][dbase + ((va0 >> s) & self.imask[l])] & DESC_TABLE) and \
+                self._run_foldable(l, dt, va0):
+            self._set_run(l, dt, va0, True)
         return 0
 
     # ------------------------------------------------------------- protect
@@ -626,6 +691,9 @@ cdef class PageTableCore:
         """One nogil walk per address (outputs preallocated by the caller).
         unit_shift is log2 of the TLB unit (page, contiguous run or block)."""
         cdef Py_ssize_t i, n = vas.shape[0]
+        for name, have in (("pa", pa.shape[0]), ("status", status.shape[0]), ("level", level.shape[0]),
+                           ("unit_shift", unit_shift.shape[0]), ("prot", prot.shape[0])):
+            buffer_length(have, n, name)
         cdef int l, lv, levels = self.levels
         cdef u64 va, e, limit = self.va_limit
         cdef i64 t
@@ -692,11 +760,14 @@ cdef class PageTableCore:
                 base += m
 
     def _range_mapped(self, u64 va, u64 size):
+        self._user(va, size)
         return self.any_mapped(0, 0, va, va + size)
 
     def _first_mapped(self, const u64[::1] vas, u64 size):
         """Index of the first chunk [vas[i], vas[i]+size) already mapped, or -1."""
         cdef Py_ssize_t i, found = -1
+        if size == 0 or size > self.va_limit:
+            raise ValueError(f"size {size:#x} must be in 1..{self.va_limit:#x}")
         with nogil:
             for i in range(vas.shape[0]):
                 if self.any_mapped(0, 0, vas[i], vas[i] + size):
@@ -704,19 +775,52 @@ cdef class PageTableCore:
                     break
         return found
 
+    def _user(self, u64 va, u64 size):
+        """The raw entry points trust [va, va+size) to be page-aligned user VA."""
+        user_range(va, va + size if va + size >= va else 1 << 64, self.va_limit)
+        if (va | size) & ((<u64>1 << self.page_shift) - 1):
+            raise ValueError(f"range {va:#x}+{size:#x} is not aligned to the page")
+
+    def _pa(self, u64 pa, u64 size):
+        """A PA with low bits set would become descriptor flags (DESC_TABLE: a bogus walk)."""
+        if pa & (((<u64>1) << self.page_shift) - 1) or pa + size < pa:
+            raise ValueError(f"pa {pa:#x} is not page-aligned or pa+size wraps")
+
     def _map(self, u64 va, u64 pa, u64 size, u64 prot, bint cont, bint block):
+        self._user(va, size)
+        self._pa(pa, size)
+        if prot & ~(<u64>7):
+            raise ValueError(f"prot {prot:#x} has bits beyond r=1, w=2, x=4")
         self.map_range(va, pa, size, prot, cont, block)
 
     def _map_many(self, const u64[::1] vas, const u64[::1] pas, u64 size, u64 prot, bint cont, bint block):
         cdef Py_ssize_t i
+        cdef Py_ssize_t bad = -1
+        cdef u64 pmask = ((<u64>1) << self.page_shift) - 1
+        buffer_length(pas.shape[0], vas.shape[0], "pas")
+        with nogil:
+            for i in range(vas.shape[0]):
+                if (vas[i] | pas[i] | size) & pmask or vas[i] + size < vas[i] or \
+                        vas[i] + size > self.va_limit or pas[i] + size < pas[i]:
+                    bad = i
+                    break
+        if bad >= 0:
+            self._user(vas[bad], size)
+            self._pa(pas[bad], size)
+        if prot & ~(<u64>7):
+            raise ValueError(f"prot {prot:#x} has bits beyond r=1, w=2, x=4")
         with nogil:
             for i in range(vas.shape[0]):
                 self.map_range(vas[i], pas[i], size, prot, cont, block)
 
     def _unmap(self, u64 va, u64 size):
+        self._user(va, size)
         self.unmap_range(va, size)
 
     def _protect(self, u64 va, u64 size, u64 prot):
+        self._user(va, size)
+        if prot & ~(<u64>7):
+            raise ValueError(f"prot {prot:#x} has bits beyond r=1, w=2, x=4")
         self.protect_range(va, size, prot)
 
     # ---------------------------------------------------------- accounting

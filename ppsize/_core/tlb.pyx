@@ -74,6 +74,8 @@ from libc.string cimport memset
 
 import numpy as np
 
+from .._validate import buffer_length
+
 from ._types cimport u64, i64, u32, i32, u16, u8, i8, MAX_LEVELS
 
 cnp.import_array()
@@ -688,6 +690,12 @@ cdef class TlbCore:
         cdef tlb_walk w
         cdef int l
         self._asid_ok(asid)
+        if not 0 <= leaf_level < self.geoms[self.asid_geom[asid]].levels or len(table_pa) <= leaf_level:
+            raise ValueError(f"leaf_level {leaf_level} out of range for asid {asid}'s "
+                             f"{self.geoms[self.asid_geom[asid]].levels} levels (table_pa: {len(table_pa)})")
+        if unit_size == 0 or unit_size & (unit_size - 1) or unit_base & (unit_size - 1) or side not in (0, 1):
+            raise ValueError(f"unit {unit_base:#x}+{unit_size:#x} is not a power-of-two aligned "
+                             f"unit, or side {side} not 0/1")
         w.leaf_ok = leaf_ok
         w.leaf_level = leaf_level
         w.unit_base = unit_base
@@ -709,6 +717,8 @@ cdef class TlbCore:
         address no range maps or -1, number of stale hits, index of the first or -1)."""
         cdef Py_ssize_t i, n = vas.shape[0]
         cdef bint per_asid = asids.shape[0] > 0, per_side = sides.shape[0] > 0
+        self._check_run(n, asids, asid_all, sides, side_all, m_off, m_start, m_end, m_unit,
+                        m_pa, m_leaf, result)
         cdef u64 va, out = 0, base = 0, size = 0, off
         cdef u32 asid
         cdef int side, r, l
@@ -766,9 +776,36 @@ cdef class TlbCore:
                 result[i] = 2
         return bad, nstale, first_stale
 
+    def _check_run(self, Py_ssize_t n, asids, u16 asid_all, sides, u8 side_all, m_off, m_start,
+                   m_end, m_unit, m_pa, m_leaf, result):
+        """run()'s nogil loop trusts every index it reads: check them once per batch."""
+        buffer_length(result.shape[0], n, "result")
+        buffer_length(asids.shape[0], n, "asids", optional=True)
+        buffer_length(sides.shape[0], n, "sides", optional=True)
+        buffer_length(m_off.shape[0], self.max_asids + 1, "m_off (max_asids + 1 offsets)")
+        off = np.asarray(m_off)
+        nr = int(off[-1])
+        for name, a in (("m_start", m_start), ("m_end", m_end), ("m_unit", m_unit),
+                        ("m_pa", m_pa), ("m_leaf", m_leaf)):
+            buffer_length(a.shape[0], nr, name)
+        if off[0] != 0 or (np.diff(off) < 0).any():
+            raise ValueError("m_off must rise from 0")
+        if asid_all >= self.max_asids or side_all > 1 or (asids.shape[0] and np.asarray(asids).max() >= self.max_asids) \
+                or (sides.shape[0] and np.asarray(sides).max() > 1):
+            raise ValueError(f"asids must be < {self.max_asids} and sides 0 or 1")
+        if nr:
+            unit, leaf = np.asarray(m_unit), np.asarray(m_leaf)
+            if ((unit == 0) | (unit & (unit - np.uint64(1)))).any() or leaf.min() < 0 or leaf.max() >= MAX_LEVELS:
+                raise ValueError(f"m_unit must be powers of two and m_leaf in 0..{MAX_LEVELS - 1}")
+
+    def _k(self, int k):
+        if not 0 <= k < self.narr:
+            raise ValueError(f"array {k} out of range 0..{self.narr - 1}")
+
     def entries(self, int k):
         """Valid entries of array k: dict of NumPy arrays (set, way, tag, asid, out,
         base, size, walk) for inspection and tests."""
+        self._k(k)
         cdef tlb_array* a = &self.arr[k]
         n = a.nsets * a.ways
         tag = np.asarray(<u64[:n]>a.tag).copy()
@@ -784,6 +821,7 @@ cdef class TlbCore:
                 "out": out[idx], "base": low & ~(span - np.uint64(1)), "size": span, "walk": walk}
 
     def array_info(self, int k):
+        self._k(k)
         cdef tlb_array* a = &self.arr[k]
         return {"sets": a.nsets, "ways": a.ways, "repl": a.repl, "hash_bits": a.hbits,
                 "classes": [(a.cls_shift[c], bool(a.cls_walk[c]), a.cls_count[c]) for c in range(a.ncls)]}
@@ -836,7 +874,10 @@ cdef class TlbCore:
 
     def lru_order(self, int k, u32 s):
         """Ways of set s, most recently used first (LRU arrays)."""
+        self._k(k)
         cdef tlb_array* a = &self.arr[k]
+        if s >= a.nsets:
+            raise ValueError(f"set {s} out of range 0..{a.nsets - 1}")
         order = []
         x = a.head[s]
         while x != NONE16:

@@ -48,6 +48,7 @@ cdef class VmaTable:
     cdef u64* pgoff                   # in kernel pages (vm_pgoff)
     cdef i32* file                    # file id, -1 = anonymous
     cdef i32* anon                    # anon_vma id, 0 = none (not yet faulted)
+    cdef i64* faults                  # anonymous faults in the VMA (the order hooks' vma_faults)
     cdef readonly i64 n               # number of VMAs (mm->map_count)
     cdef readonly i64 capacity
     cdef readonly i64 _head

@@ -52,8 +52,11 @@ VM_FLAGS = {
 VMA_DTYPE = np.dtype([("start", np.uint64), ("end", np.uint64), ("flags", np.uint64),
                       ("pgoff", np.uint64), ("file", np.int32), ("anon", np.int32)])
 
+# storage columns: VMA_DTYPE's and faults (anonymous faults in the VMA, for the order
+# hooks: a split's parts both keep the count, a VMA merged away adds its count to the
+# one that absorbs it; kept out of rows and as_array)
 _FIELDS = (("start", np.uint64), ("end", np.uint64), ("flags", np.uint64),
-           ("pgoff", np.uint64), ("file", np.int32), ("anon", np.int32))
+           ("pgoff", np.uint64), ("file", np.int32), ("anon", np.int32), ("faults", np.int64))
 
 
 cdef inline bint _flags_eq(u64 a, u64 b) noexcept nogil:
@@ -117,12 +120,14 @@ cdef class VmaTable:
         cdef u64[::1] p = arrays["pgoff"]
         cdef i32[::1] fi = arrays["file"]
         cdef i32[::1] an = arrays["anon"]
+        cdef i64[::1] fa = arrays["faults"]
         self.start = &s[0] + head
         self.end = &e[0] + head
         self.flags = &f[0] + head
         self.pgoff = &p[0] + head
         self.file = &fi[0] + head
         self.anon = &an[0] + head
+        self.faults = &fa[0] + head
         self._head = head
         self.capacity = cap
         return 0
@@ -145,12 +150,14 @@ cdef class VmaTable:
                 memmove(self.pgoff - 1, self.pgoff, i * sizeof(u64))
                 memmove(self.file - 1, self.file, i * sizeof(i32))
                 memmove(self.anon - 1, self.anon, i * sizeof(i32))
+                memmove(self.faults - 1, self.faults, i * sizeof(i64))
             self.start -= 1
             self.end -= 1
             self.flags -= 1
             self.pgoff -= 1
             self.file -= 1
             self.anon -= 1
+            self.faults -= 1
             self._head -= 1
         else:
             m = self.n - i
@@ -161,12 +168,14 @@ cdef class VmaTable:
                 memmove(&self.pgoff[i + 1], &self.pgoff[i], m * sizeof(u64))
                 memmove(&self.file[i + 1], &self.file[i], m * sizeof(i32))
                 memmove(&self.anon[i + 1], &self.anon[i], m * sizeof(i32))
+                memmove(&self.faults[i + 1], &self.faults[i], m * sizeof(i64))
         self.start[i] = s
         self.end[i] = e
         self.flags[i] = f
         self.pgoff[i] = pg
         self.file[i] = fi
         self.anon[i] = an
+        self.faults[i] = 0
         self.n += 1
         return 0
 
@@ -183,12 +192,14 @@ cdef class VmaTable:
                 memmove(self.pgoff + count, self.pgoff, i * sizeof(u64))
                 memmove(self.file + count, self.file, i * sizeof(i32))
                 memmove(self.anon + count, self.anon, i * sizeof(i32))
+                memmove(self.faults + count, self.faults, i * sizeof(i64))
             self.start += count
             self.end += count
             self.flags += count
             self.pgoff += count
             self.file += count
             self.anon += count
+            self.faults += count
             self._head += count
         elif m > 0:
             memmove(&self.start[i], &self.start[i + count], m * sizeof(u64))
@@ -197,6 +208,7 @@ cdef class VmaTable:
             memmove(&self.pgoff[i], &self.pgoff[i + count], m * sizeof(u64))
             memmove(&self.file[i], &self.file[i + count], m * sizeof(i32))
             memmove(&self.anon[i], &self.anon[i + count], m * sizeof(i32))
+            memmove(&self.faults[i], &self.faults[i + count], m * sizeof(i64))
         self.n -= count
 
     # ------------------------------------------------------------ lookup
@@ -304,14 +316,14 @@ cdef class VmaTable:
     def as_array(self):
         """Copy of the table as a structured array (VMA_DTYPE)."""
         out = np.empty(self.n, dtype=VMA_DTYPE)
-        for name, _ in _FIELDS:
+        for name in VMA_DTYPE.names:
             out[name] = self._arrays[name][self._head:self._head + self.n]
         return out
 
     def arrays(self):
         """Read-only views of the live columns (valid until the next change)."""
         out = {}
-        for name, _ in _FIELDS:
+        for name in VMA_DTYPE.names:
             v = self._arrays[name][self._head:self._head + self.n]
             v.flags.writeable = False
             out[name] = v
@@ -362,6 +374,7 @@ cdef class VmaTable:
             self.end[i - 1] = self.end[i]
             if self.anon[i - 1] == 0:
                 self.anon[i - 1] = self.anon[i] if self.anon[i] else an
+            self.faults[i - 1] += self.faults[i]
             self._delete_rows(i, 1)
             return i - 1
         if left:
@@ -392,6 +405,7 @@ cdef class VmaTable:
         self._insert_row(k + 1, a, old_end, self.flags[k],
                          self.pgoff[k] + self._pages(a - self.start[k]),
                          self.file[k], self.anon[k])
+        self.faults[k + 1] = self.faults[k]
         return k + 1
 
     def remove_range(self, start, end):
@@ -453,6 +467,7 @@ cdef class VmaTable:
             self.end[k - 1] = self.end[k + 1]
             if self.anon[k - 1] == 0:
                 self.anon[k - 1] = self.anon[k + 1] if self.anon[k + 1] else an
+            self.faults[k - 1] += self.faults[k] + self.faults[k + 1]
             self._delete_rows(k, 2)
             return k - 1
         if ml:
@@ -460,6 +475,7 @@ cdef class VmaTable:
             if self.anon[k - 1] == 0:
                 self.anon[k - 1] = an
             if right_side:
+                self.faults[k - 1] += self.faults[k]
                 self._delete_rows(k, 1)
             else:
                 self.start[k] = e
@@ -471,6 +487,7 @@ cdef class VmaTable:
             if self.anon[k + 1] == 0:
                 self.anon[k + 1] = an
             if left_side:
+                self.faults[k + 1] += self.faults[k]
                 self._delete_rows(k, 1)
                 return k
             self.end[k] = s
@@ -518,6 +535,14 @@ cdef class VmaTable:
             raise IndexError(f"VMA index {k} out of range for {self.n} VMAs")
         self.flags[k] = <u64>flags
 
+    def faults_of(self, i):
+        """Anonymous faults taken in VMA ``i`` (and the VMAs merged into it; a split
+        VMA's parts both keep the count)."""
+        cdef i64 k = i
+        if not 0 <= k < self.n:
+            raise IndexError(f"VMA index {k} out of range for {self.n} VMAs")
+        return int(self.faults[k])
+
     def set_anon(self, i, anon):
         """Give VMA ``i`` an anon_vma id (anon_vma_prepare)."""
         cdef i64 k = i
@@ -531,6 +556,8 @@ cdef class VmaTable:
         where one side has none can be left unmerged when MREMAP_DONTUNMAP drops
         a VMA's anon_vma without a merge attempt."""
         cdef i64 a = i, b = j
+        if not (0 <= a < self.n and 0 <= b < self.n):
+            raise IndexError(f"VMA indices {i}, {j} out of range for {self.n} VMAs")
         return bool(self.end[a] == self.start[b] and not (self.flags[a] & VM_SPECIAL)
                     and _flags_eq(self.flags[a], self.flags[b]) and self.file[a] == self.file[b]
                     and self.anon[a] == self.anon[b]

@@ -12,6 +12,7 @@ PAGECACHE_TAG_TOWRITE: int
 EEXIST: int      # 17
 EINVAL: int      # 22
 ENOMEM: int      # 12
+XA_MAX_NODES: int      # 2**31 - 1: node ids are i32
 NODE_BYTES: int  # 576 = sizeof(struct xa_node)
 NODES_PER_SLAB: int  # 7 per 4K slab page
 MAX_PAGECACHE_ORDER: dict[int, int]  # PAGE_SIZE -> min(11, PMD order)

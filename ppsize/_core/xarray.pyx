@@ -82,6 +82,7 @@ MARK_NAMES = {"dirty": XA_MARK_0, "writeback": XA_MARK_1, "towrite": XA_MARK_2}
 EEXIST = cerrno.EEXIST
 EINVAL = cerrno.EINVAL
 ENOMEM = cerrno.ENOMEM
+XA_MAX_NODES = (1 << 31) - 1      # a node id must fit the i32 parent links
 NODE_BYTES = XA_NODE_BYTES
 NODES_PER_SLAB = XA_NODES_PER_SLAB
 MAX_PAGECACHE_ORDER = {4096: 9, 16384: 11, 65536: 11}   # min(11, PMD order) per PAGE_SIZE
@@ -175,6 +176,8 @@ cdef class XAPool:
         # so big pools are THP-backed where THP is in "madvise" mode), which
         # xa_node_alloc relies on for never-used nodes. Nothing else holds a view.
         cdef i64 old = self.p.cap
+        if not old <= newcap <= XA_MAX_NODES:       # node ids are i32 (parent links)
+            raise MemoryError(f"XAPool capacity {newcap} outside {old}..{XA_MAX_NODES}")
         slots = np.zeros(newcap * XA_CHUNK_SIZE, dtype=np.uint64)
         marks = np.zeros(newcap * XA_MAX_MARKS, dtype=np.uint64)
         parent = np.full(newcap, -1, dtype=np.int32)
@@ -262,12 +265,15 @@ cdef void xa_destroy(xarray_t *xa) noexcept nogil:
 # ============================================================ C functions on xarray_t
 cdef int xa_grow(xarray_t *xa) noexcept nogil:
     # NumPy allocation needs the GIL; growth doubles, so this is amortised
+    # Whatever stops the growth (no memory, a pool at XA_MAX_NODES, a subclass that
+    # refuses) is -ENOMEM to the caller: a noexcept function must not print
+    # "Exception ignored" and carry on with a pool that did not grow.
     with gil:
         try:
             (<XAPool>xa.pool.owner)._resize(xa.pool.cap * 2 if xa.pool.cap else 16)
-        except MemoryError:
+        except BaseException:
             return -cerrno.ENOMEM
-    return 0
+    return 0 if xa.pool.used < xa.pool.cap else -cerrno.ENOMEM
 
 cdef i32 xa_node_alloc(xarray_t *xa) noexcept nogil:
     # kmem_cache_alloc(radix_tree_node_cachep): a zeroed node (slots and marks clear)
@@ -356,6 +362,9 @@ cdef i32 xas_alloc(xarray_t *xa, xa_state *xas, int shift) noexcept nogil:
     node = xa_node_alloc(xa)
     if node < 0:
         xas_set_err(xas, -cerrno.ENOMEM)
+        # xas_create stops here: a root xas_expand already added stays (Linux shrinks
+        # only on deletion), so check() may find a root holding only slot 0
+        xa.root_unshrunk = True
         return -1
     if parent >= 0:
         xa.pool.offset[node] = xas.xa_offset
@@ -1291,8 +1300,11 @@ cdef class XArray:
         cdef u64 i = as_u64(index, "index")
         cdef u64 e = _as_entry(entry)
         cdef int o = as_order(order)
+        cdef int r
         with nogil:
-            xa_store(&self.xa, i, o, e)
+            r = xa_store(&self.xa, i, o, e)
+        if r == -cerrno.ENOMEM:
+            raise MemoryError(f"store at {i}: the node pool cannot grow (ENOMEM)")
 
     def store_batch(self, indices, entries, order=0):
         """store(indices[k], entries[k], order) for every k, in one nogil loop."""
@@ -1316,6 +1328,8 @@ cdef class XArray:
                                  "internal entry (entry & 3 == 2)")
             with nogil:
                 xa_store_batch(&self.xa, &iv[0], &ev[0], n, o, &nerr)
+            if nerr:
+                raise MemoryError(f"{nerr} of {n} stores failed: the node pool cannot grow (ENOMEM)")
 
     def add(self, index, entry, order=0):
         """__filemap_add_folio semantics. Returns 0, or -EEXIST (-17) if a real (non-value)
@@ -1331,6 +1345,8 @@ cdef class XArray:
         cdef int r
         with nogil:
             r = xa_add(&self.xa, i, o, e)
+        if r == -cerrno.ENOMEM:
+            raise MemoryError(f"add at {i}: the node pool cannot grow (ENOMEM)")
         return r
 
     def load(self, index):

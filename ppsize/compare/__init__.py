@@ -50,13 +50,14 @@ from .progress import NO_PROGRESS, Progress
 from .result import CompareResult, ConfigResult, TranslationResult
 from .run import CONFIGS, DEFAULT_CPU, Config, WorkloadFaultError, config, memory_for, run_config, steady_state
 from .scan import ERROR_REASONS, SKIP_REASONS, ScanResult, scan_trees
-from .workload import STEADY_ACCESSES, TOUCH, Mapping, ProcSpec, Workload, make_workload, steady_stream
+from .workload import (MAX_PROCESSES, STEADY_ACCESSES, TOUCH, Mapping, ProcSpec, Workload, check_processes,
+                       make_workload, steady_stream)
 
 __all__ = ["scan_trees", "ScanResult", "make_workload", "Workload", "ProcSpec", "CONFIGS",
            "Config", "run_config", "ConfigResult", "compare", "CompareResult", "Progress",
            "DEFAULT_TREES", "FILE_POLICIES", "THP_MODES", "WorkloadFaultError", "config", "memory_for",
            "Mapping", "SKIP_REASONS", "ERROR_REASONS", "TOUCH", "DEFAULT_CPU", "STEADY_ACCESSES",
-           "TranslationResult", "steady_state", "steady_stream"]
+           "TranslationResult", "steady_state", "steady_stream", "check_processes", "MAX_PROCESSES"]
 
 DEFAULT_TREES = ("/usr", "/etc")
 THP_MODES = ("always", "madvise", "never")          # transparent_hugepage/enabled
@@ -81,7 +82,7 @@ def _check_host_memory(mem):
 
 def compare(trees=DEFAULT_TREES, seed=0, processes=12, chosen=None, configs=None, thp="madvise",
             policy="drop-all", memory=None, cross_mounts=False, check=False, progress=None,
-            scan=None, cpu=DEFAULT_CPU, steady=STEADY_ACCESSES) -> CompareResult:
+            scan=None, cpu=DEFAULT_CPU, steady=STEADY_ACCESSES, workloads=()) -> CompareResult:
     """Scan ``trees``, build the seeded workload, and run it on every configuration
     (default all of :data:`CONFIGS`; keys or Config objects). ``thp``: every
     kernel's transparent_hugepage/enabled; ``policy``: the file policy
@@ -90,24 +91,43 @@ def compare(trees=DEFAULT_TREES, seed=0, processes=12, chosen=None, configs=None
     (slow on big trees). ``cpu``: the translation model (a ``ppsize.CPU_PRESETS``
     name or TLB settings; None: none) whose steady-state figures (``steady``
     accesses per process) every row gets. Returns a :class:`CompareResult`; raises
-    :class:`WorkloadFaultError` if the model cannot run the workload."""
+    :class:`WorkloadFaultError` if the model cannot run the workload.
+
+    ``workloads``: recordings (paths or loaded ``ppsize.recording.Workload``) replayed
+    under every configuration (``compare.recorded``): after the synthetic mix in the
+    same kernel, or, with ``trees`` empty, instead of it (each configuration's kernel
+    then holds only the recordings)."""
     t0 = time.perf_counter()
     progress = progress or NO_PROGRESS
     as_choice(thp, THP_MODES, "THP setting")
     as_choice(policy, FILE_POLICIES, "file policy")
+    check_processes(processes)
     cfgs = [c if isinstance(c, Config) else config(c) for c in (configs or CONFIGS)]
     if cpu is not None:
         from ..cpus import build_tlb
         build_tlb(cpu)                       # a bad preset fails before the scan
+    recs = []
+    if workloads:
+        from .recorded import load_workloads, recorded_memory, run_recorded
+        recs = load_workloads(workloads)
+        if not trees and scan is None:
+            mem = recorded_memory(recs) if memory is None else parse_size(memory, "memory")
+            _check_host_memory(mem)
+            results = [run_recorded(cfg, recs, memory=mem, thp=thp, policy=policy, cpu=None, check=check)
+                       for cfg in cfgs]
+            progress.close()
+            return CompareResult(None, None, mem, thp, results, time.perf_counter() - t0, policy)
     if scan is None:
         scan = scan_trees(trees, cross_mounts=cross_mounts, progress=progress)
     workload = make_workload(scan, seed=seed, processes=processes, chosen=chosen)
     mem = memory_for(scan, workload) if memory is None else parse_size(memory, "memory")
+    if workloads and memory is None:
+        mem += recorded_memory(recs)
     _check_host_memory(mem)
     results = []
     for i, cfg in enumerate(cfgs):
         results.append(run_config(cfg, scan, workload, memory=mem, thp=thp, policy=policy, check=check,
                                   progress=progress, base=i / len(cfgs), span=1 / len(cfgs),
-                                  cpu=cpu, steady=steady))
+                                  cpu=cpu, steady=steady, recordings=recs))
     progress.close()
     return CompareResult(scan, workload, mem, thp, results, time.perf_counter() - t0, policy)

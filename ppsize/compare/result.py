@@ -79,6 +79,7 @@ class ConfigResult:
     blocked: int = 0              # transitions blocked (pinned, mlocked, dirty... folios)
     policy: str = "drop-all"      # the kernel's file policy
     translation: TranslationResult = None   # the steady-state phase (None: no cpu)
+    replays: list = None          # compare --workload: a recording.replay.ReplayResult each
 
     cached_kB = _meminfo("Cached", "the page cache")
     anon_kB = _meminfo("AnonPages", "anonymous memory")
@@ -107,6 +108,7 @@ class ConfigResult:
                 "transitions_blocked": self.blocked, "file_policy": self.policy, "meminfo": dict(self.meminfo),
                 "outcomes": dict(self.outcomes), "processes": self.procs, "check": self.check,
                 "translation": self.translation.as_dict() if self.translation else None,
+                **({"recorded": [r.as_dict() for r in self.replays]} if self.replays else {}),
                 "seconds": {k: round(v, 3) for k, v in self.seconds.items()}}
 
 
@@ -169,6 +171,10 @@ class CompareResult:
 
     def summary(self) -> str:
         s, w = self.scan, self.workload
+        rec = self.recorded_lines()
+        if s is None:
+            return "\n".join(rec + [f"THP {self.thp}; file policy {self.policy}; model memory "
+                                    f"{fmt_size(self.memory)}"])
         skipped = ", ".join(f"{k} {v:,}" for k, v in sorted(s.skipped.items())) or "none"
         touched = sum(m.offsets.size for p in w.procs for m in p.mappings if m.file >= 0) * TOUCH
         return "\n".join([
@@ -179,12 +185,32 @@ class CompareResult:
             f"anon {sum(p.touched_anon_bytes for p in w.procs) >> 20:,} MiB written "
             f"of {w.anon_bytes >> 20:,} MiB mapped; THP {self.thp}; file policy {self.policy}; "
             f"model memory {fmt_size(self.memory)}",
-        ])
+        ] + rec)
+
+    def recorded_lines(self) -> list:
+        """One line per recorded workload (compare --workload), PARTIAL ones flagged,
+        and the layout of each configuration that moved it."""
+        first = next((r for r in self.results if r.replays), None)
+        if first is None:
+            return []
+        out = []
+        for rep in first.replays:
+            out.append(f"recorded workload {rep.path} ({rep.kind}): {len(rep.procs)} processes"
+                       + ("; PARTIAL: the recording is incomplete" if rep.partial else ""))
+        seen = set()
+        for r in self.results:
+            for rep in r.replays or ():
+                page = r.config.proc_page or r.config.kernel_page
+                if "kept" not in rep.layout and (rep.path, page) not in seen:
+                    seen.add((rep.path, page))
+                    out.append(f"  {rep.path}, {page >> 10}K pages: {rep.layout}")
+        return out
 
     def as_dict(self) -> dict:
         base = self.baseline
-        return {"trees": list(self.scan.trees), "scan": self.scan.as_dict(),
-                "workload": self.workload.as_dict(), "memory": self.memory, "thp": self.thp,
+        return {"trees": list(self.scan.trees) if self.scan else [],
+                "scan": self.scan.as_dict() if self.scan else None,
+                "workload": self.workload.as_dict() if self.workload else None, "memory": self.memory, "thp": self.thp,
                 "file_policy": self.policy,
                 "units": "kB (1024 bytes)", "baseline": base.config.key if base else None,
                 "configs": [dict(r.as_dict(), ratio=round(self.ratio(r), 6)) for r in self.results],

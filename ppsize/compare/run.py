@@ -75,7 +75,7 @@ class WorkloadFaultError(RuntimeError):
 
 def run_config(cfg, scan: ScanResult, workload: Workload, memory=None, thp="madvise",
                policy="drop-all", check=False, progress=None, base=0.0, span=1.0,
-               cpu=DEFAULT_CPU, steady=STEADY_ACCESSES) -> ConfigResult:
+               cpu=DEFAULT_CPU, steady=STEADY_ACCESSES, recordings=()) -> ConfigResult:
     """Build a Kernel for ``cfg`` (a Config or its key), create every scanned file,
     read each once in full (read(2) through the page cache, in chunks), run the
     workload, then read once more in full every file a min-order transition
@@ -88,7 +88,9 @@ def run_config(cfg, scan: ScanResult, workload: Workload, memory=None, thp="madv
     (``Kernel(cpu=)``; None: none); after the memory figures are taken, each process
     runs ``steady`` accesses of its steady-state stream (:func:`steady_state`) for
     the translation figures. Raises :class:`WorkloadFaultError` if an access of the
-    workload faulted."""
+    workload faulted. ``recordings``: loaded recorded workloads (``compare --workload``)
+    replayed into the same kernel after the synthetic mix (``compare.recorded``); their
+    processes are in the rows and their ReplayResults in ``replays``."""
     cfg = cfg if isinstance(cfg, Config) else config(cfg)
     as_choice(policy, FILE_POLICIES, "file policy")
     memory = memory_for(scan, workload) if memory is None else parse_size(memory, "memory")
@@ -105,6 +107,11 @@ def run_config(cfg, scan: ScanResult, workload: Workload, memory=None, thp="madv
     t = time.perf_counter()
     procs, outcomes, addrs = _run_workload(k, cfg, files, workload, bar)
     dropped = _reread_dropped(k, files)
+    replays, rec_rows, seeded = None, [], 0
+    if recordings:
+        from .recorded import replay_into
+        bar.update("recorded workloads", 0.95)
+        rec_rows, _out, replays, seeded = replay_into(k, cfg, recordings)
     secs["workload"] = time.perf_counter() - t
     stats = k.pagecache.stats()
     check_note = None
@@ -114,15 +121,16 @@ def run_config(cfg, scan: ScanResult, workload: Workload, memory=None, thp="madv
         check_note = "passed"
         secs["check"] = time.perf_counter() - t
     _refuse_faults(cfg, policy, outcomes)
-    expected = _expected_cached(scan, cfg, policy, dropped)
+    # the recordings' page cache has no closed form
+    expected = None if recordings else _expected_cached(scan, cfg, policy, dropped)
     done = sum(1 for tr in k.transitions if tr.status == "done")
     blocked = sum(1 for tr in k.transitions if tr.status == "blocked")
-    res = ConfigResult(cfg, k.meminfo(), cached_after_read, done, int(stats["pages_read"] - read0),
-                       [_proc_row(spec, p) for spec, p in procs],
+    res = ConfigResult(cfg, k.meminfo(), cached_after_read, done, int(stats["pages_read"] - read0 - seeded),
+                       [_proc_row(spec, p) for spec, p in procs] + rec_rows,
                        _outcome_names(sorted(outcomes.items())),
                        secs, None if expected is None else expected >> 10, oom=k.oom_count,
                        check=check_note, alloc_fail=stats["alloc_fail"], blocked=blocked,
-                       policy=policy)
+                       policy=policy, replays=replays)
     if cpu is not None and steady:
         t = time.perf_counter()
         bar.update("steady state", 0.97)

@@ -10,7 +10,7 @@ import numpy as np
 
 from .scan import ScanResult
 
-__all__ = ["make_workload", "Workload", "ProcSpec", "Mapping", "TOUCH", "steady_stream",
+__all__ = ["make_workload", "check_processes", "MAX_PROCESSES", "Workload", "ProcSpec", "Mapping", "TOUCH", "steady_stream",
            "STEADY_ACCESSES", "STEADY_MIX"]
 
 TOUCH = 4096                      # the workload's touch granularity (bytes)
@@ -123,6 +123,19 @@ def _parse_chosen(chosen, n):
     return out
 
 
+MAX_PROCESSES = 1024     # each process writes ~100 MiB of anon on average: the model's memory grows with it
+
+
+def check_processes(processes) -> int:
+    """The number of processes of a mix: an int in 1..MAX_PROCESSES (checked before
+    anything is scanned or allocated)."""
+    if isinstance(processes, bool) or not isinstance(processes, (int, np.integer)):
+        raise TypeError(f"processes must be an int, not {type(processes).__name__} ({processes!r})")
+    if not 1 <= processes <= MAX_PROCESSES:
+        raise ValueError(f"processes must be in 1..{MAX_PROCESSES}, got {processes}")
+    return int(processes)
+
+
 def make_workload(scan: ScanResult, seed=0, processes=12, chosen=None) -> Workload:
     """The seeded process mix over the files of ``scan``. Process i is named after
     ``NAMES[i % 12]``; it maps an executable (rx), the core libraries found
@@ -134,8 +147,7 @@ def make_workload(scan: ScanResult, seed=0, processes=12, chosen=None) -> Worklo
     sizes depend on the seed only; file choices on the seed and the trees.
     ``chosen``: process indices that run with the large page ("alternate": 1, 3,
     5, ... (default), "all", "none", or a list / comma-separated string)."""
-    if processes < 1:
-        raise ValueError(f"processes must be at least 1, got {processes}")
+    processes = check_processes(processes)
     chosen = _parse_chosen(chosen, processes)
     rng_anon = np.random.default_rng([seed, 1])
     rng = np.random.default_rng([seed, 2])
@@ -189,21 +201,25 @@ def make_workload(scan: ScanResult, seed=0, processes=12, chosen=None) -> Worklo
 def steady_stream(spec: ProcSpec, seed=0, index=0, n=STEADY_ACCESSES):
     """The steady-state access stream of one process over what it touched (seeded by
     ``seed`` and the process ``index``; a pure function of them and ``spec``), for the
-    translation figures. Three streams, interleaved in seeded order in blocks of
-    ``BLOCK`` accesses, in the shares of ``STEADY_MIX``:
+    translation figures. Three streams of :mod:`ppsize.workloads` generators over the
+    touched pages laid end to end, interleaved in seeded order in blocks of ``BLOCK``
+    accesses, in the shares of ``STEADY_MIX``:
 
-    * scan: the touched pages of the anonymous mappings (heap, stack, arenas) in
-      address order, ``SCAN_STEP`` apart inside each page, from a seeded start, wrapping;
-    * random: uniform over the touched anonymous pages, a random 8-byte word in each;
+    * scan: ``strided`` over the touched pages of the anonymous mappings (heap, stack,
+      arenas) in address order, ``SCAN_STEP`` apart inside each page, from a seeded
+      start, wrapping;
+    * random: ``uniform`` over the touched anonymous pages, a random 8-byte word in each;
     * text: instruction fetches over the touched pages of the executable and the
-      libraries, Zipf-distributed (exponent ``TEXT_ZIPF``) over a seeded permutation of
-      the pages (a few hot pages, a long tail), a random 4-byte instruction in each.
+      libraries, ``zipf`` (exponent ``TEXT_ZIPF``) over a seeded permutation of the
+      pages (a few hot pages, a long tail), a random 4-byte instruction in each
+      (``uniform``).
 
     A process without text gives its share to the scan. Returns ``(mapping, offset,
     insn)``: per access the index into ``spec.mappings``, the byte offset inside that
-    mapping and whether it is an instruction fetch. (Issue 11's numba generators may
-    replace this function; compare only needs these three arrays.)"""
+    mapping and whether it is an instruction fetch."""
+    from .. import workloads as W
     rng = np.random.default_rng([seed, 3, index])
+    seeds = rng.integers(0, 2**62, 4).tolist()
     anon = [(i, m.offsets) for i, m in enumerate(spec.mappings) if m.file < 0 and m.offsets.size]
     text = [(i, m.offsets) for i, m in enumerate(spec.mappings) if m.kind in ("exe", "lib") and m.offsets.size]
     n_text = int(n * STEADY_MIX["text"]) if text else 0
@@ -212,22 +228,24 @@ def steady_stream(spec: ProcSpec, seed=0, index=0, n=STEADY_ACCESSES):
     a_map = np.concatenate([np.full(o.size, i, np.int32) for i, o in anon]) if anon else np.zeros(0, np.int32)
     a_off = np.concatenate([o for _, o in anon]) if anon else np.zeros(0, np.uint64)
     parts = []
+
+    def pages(v, maps, offs):          # a position in the touched pages laid end to end
+        j = (v // TOUCH).astype(np.int64)
+        return maps[j], offs[j] + v % TOUCH
+
     if anon:
-        per = TOUCH // SCAN_STEP
-        k = (int(rng.integers(a_off.size * per)) + np.arange(n_scan)) % (a_off.size * per)
-        parts.append((a_map[k // per], a_off[k // per] + (k % per).astype(np.uint64) * SCAN_STEP,
+        span = a_off.size * TOUCH
+        start = seeds[0] % (span // SCAN_STEP) * SCAN_STEP
+        parts.append((*pages(W.strided(0, span, SCAN_STEP, start).take(n_scan), a_map, a_off),
                       np.zeros(n_scan, bool)))
-        j = rng.integers(0, a_off.size, n_rand)
-        parts.append((a_map[j], a_off[j] + rng.integers(0, TOUCH // 8, n_rand).astype(np.uint64) * 8,
+        parts.append((*pages(W.uniform(0, span, 8, seeds[1]).take(n_rand), a_map, a_off),
                       np.zeros(n_rand, bool)))
     if text:
         t_map = np.concatenate([np.full(o.size, i, np.int32) for i, o in text])
         t_off = np.concatenate([o for _, o in text])
-        w = 1.0 / np.arange(1, t_off.size + 1) ** TEXT_ZIPF
-        rank = rng.choice(t_off.size, n_text, p=w / w.sum())
-        j = rng.permutation(t_off.size)[rank]
-        parts.append((t_map[j], t_off[j] + rng.integers(0, TOUCH // 4, n_text).astype(np.uint64) * 4,
-                      np.ones(n_text, bool)))
+        v = W.zipf(0, t_off.size * TOUCH, TEXT_ZIPF, TOUCH, seeds[2]).take(n_text) + \
+            W.uniform(0, TOUCH, 4, seeds[3]).take(n_text)
+        parts.append((*pages(v, t_map, t_off), np.ones(n_text, bool)))
     if not parts:
         return np.zeros(0, np.int32), np.zeros(0, np.uint64), np.zeros(0, bool)
     mapping, offset, insn = (np.concatenate(x) for x in zip(*parts))

@@ -17,14 +17,17 @@ __all__ = ["explore", "explore_system", "Scenario", "PageCacheSystem", "Result",
            "DEFAULT_BAILOUT"]
 
 
-def explore(scenario=None, *, max_states=None, max_steps=None, **kwargs):
+def explore(scenario=None, *, max_states=None, max_steps=None, por=True, **kwargs):
     """Explore every interleaving of a page-cache scenario.
 
     ``scenario`` is a :class:`Scenario`, or pass its fields as keyword arguments
     (``policy=``, ``unlocked=``, ``drop=``, ``bailout=``, ``actors=``...). Returns a
-    :class:`Result` (``verdict``, ``states``, ``trace``, ``findings``, ``bounded``)."""
+    :class:`Result` (``verdict``, ``states``, ``trace``, ``findings``, ``bounded``).
+    ``por=False`` explores without partial-order reduction (same verdict, findings and
+    traces; more states)."""
     if scenario is None:
         scenario = Scenario(**kwargs)
     elif kwargs:
         raise TypeError("pass either a Scenario or its fields, not both")
-    return explore_system(PageCacheSystem(scenario), max_states=max_states, max_steps=max_steps)
+    return explore_system(PageCacheSystem(scenario), max_states=max_states, max_steps=max_steps,
+                          por=por)

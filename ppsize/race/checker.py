@@ -71,6 +71,9 @@ class Result:
     findings: list
     initial: str = ""
     depth: int = 0
+    por: bool = False            # explored with partial-order reduction
+    trace_states: int = 0        # states of the unreduced search that found the traces
+    trace_seconds: float = 0.0   # its time (included in seconds)
 
     @property
     def ok(self):
@@ -82,7 +85,9 @@ class Result:
 
     @property
     def states_per_second(self):
-        return self.states / self.seconds if self.seconds > 0 else float(self.states)
+        """Every state explored (the reduced and the trace search) per second."""
+        n = self.states + self.trace_states
+        return n / self.seconds if self.seconds > 0 else float(n)
 
     def as_dict(self):
         return {"verdict": self.verdict, "bounded": self.bounded, "bound_hit": self.bound_hit,
@@ -90,13 +95,64 @@ class Result:
                 "seconds": round(self.seconds, 4),
                 "states_per_second": round(self.states_per_second, 1),
                 "max_depth": self.depth, "initial": self.initial,
+                "por": self.por, "trace_states": self.trace_states,
+                "trace_seconds": round(self.trace_seconds, 4),
                 "message": self.findings[0].message if self.findings else "",
                 "trace": [s.as_dict() for s in self.trace],
                 "findings": [f.as_dict() for f in self.findings]}
 
 
-def explore(system, max_states=None, max_steps=None):
-    """Explore every interleaving of ``system``; return a :class:`Result`."""
+def explore(system, max_states=None, max_steps=None, por=True):
+    """Explore every interleaving of ``system``; return a :class:`Result`.
+
+    With ``por`` (and a system that has ``ample(state)``), the search is partial-order
+    reduced: from a state where ``ample`` names a step that is invisible and independent of
+    everything the other actors can still do, only that step is explored, unless its successor
+    was already visited (the cycle proviso: every cycle of the reduced graph then has a fully
+    expanded state, so no actor's steps are postponed forever). Deadlocks, violations and
+    weakly fair non-progress cycles are preserved (see ARCHITECTURE.md, race/), so the
+    reduced search decides the verdict and the set of findings. Its traces may be longer than
+    the shortest (a postponed local step can be forced in early), so when it finds something
+    the findings are taken from an unreduced search: bounded to the longest reduced trace's
+    depth (every reduced trace is a real path) for deadlocks and violations, a complete one
+    for a livelock (whose lasso needs the whole graph). ``Result.states`` is the reduced
+    search's count, ``Result.trace_states`` the unreduced one's. A reduced search stopped by
+    ``max_states``/``max_steps`` (bounded) keeps its own traces, which may not be shortest."""
+    if por and hasattr(system, "ample"):
+        return _explore_por(system, max_states, max_steps)
+    return _explore(system, max_states, max_steps, False)
+
+
+def _explore_por(system, max_states, max_steps):
+    t0 = time.perf_counter()
+    red = _explore(system, max_states, max_steps, True)
+    red.por = True
+    if not red.findings or red.bounded:
+        red.seconds = time.perf_counter() - t0
+        return red
+    if any(f.kind == "livelock" for f in red.findings):
+        full = _explore(system, max_states, max_steps, False)
+    else:
+        # BFS finds each finding first at its shortest depth: stop once all are found
+        depth = max(len(f.trace) for f in red.findings) + 1
+        until = ({f.message for f in red.findings if f.kind == "violation"},
+                 any(f.kind == "deadlock" for f in red.findings))
+        full = _explore(system, max_states, min(depth, max_steps or depth), False, until)
+        full.bounded = bool(max_steps and max_steps <= depth and full.bounded)
+        if not full.bounded:
+            full.bound_hit = ""
+
+    def key(res):
+        return sorted((f.kind, f.message if f.kind == "violation" else "") for f in res.findings)
+    if key(full) != key(red) and not full.bounded:
+        raise AssertionError(f"partial-order reduction changed the findings: {key(red)} "
+                             f"reduced, {key(full)} unreduced")
+    return Result(full.verdict, red.states, red.transitions, time.perf_counter() - t0,
+                  red.bounded, red.bound_hit, full.findings, red.initial, red.depth, True,
+                  full.states, full.seconds)
+
+
+def _explore(system, max_states, max_steps, reduce, until=None):
     if max_states is not None and max_states < 1:
         raise ValueError(f"max_states must be >= 1, got {max_states}")
     if max_steps is not None and max_steps < 1:
@@ -120,6 +176,20 @@ def explore(system, max_states=None, max_steps=None):
         violations.setdefault(msg, 0)
 
     queue = deque([0])
+
+    def add_state(nxt, sid, i):
+        cid = len(states)
+        ids[nxt] = cid
+        states.append(nxt)
+        parent.append((sid, i))
+        depth.append(depth[sid] + 1)
+        edges.append(None)
+        enabled.append(0)
+        queue.append(cid)
+        for msg in system.check(nxt):
+            violations.setdefault(msg, cid)
+        return cid
+
     while queue:
         sid = queue.popleft()
         st = states[sid]
@@ -127,10 +197,28 @@ def explore(system, max_states=None, max_steps=None):
             if any(system.step(st, i) is not None for i in range(nact)):
                 bound_hit = bound_hit or "max-steps"
             continue
+        pre = None
+        if reduce:
+            amp = system.ample(st)
+            if isinstance(amp, dict):
+                pre, amp = amp, None
+            if amp is not None and amp[1][0] in ids:
+                pre, amp = {amp[0]: amp[1]}, None          # the cycle proviso: expand fully
+            if amp is not None:
+                if max_states is not None and len(states) >= max_states:
+                    bound_hit = "max-states"
+                    enabled[sid] = None
+                    edges[sid] = []
+                    continue
+                i, (nxt, func, saw, viol) = amp
+                ntrans += 1
+                edges[sid] = [(i, add_state(nxt, sid, i))]
+                enabled[sid] = None          # computed if a livelock check needs it
+                continue
         out = []
         mask = 0
         for i in range(nact):
-            r = system.step(st, i)
+            r = pre[i] if pre is not None and i in pre else system.step(st, i)
             if r is None:
                 continue
             mask |= 1 << i
@@ -141,16 +229,7 @@ def explore(system, max_states=None, max_steps=None):
                 if max_states is not None and len(states) >= max_states:
                     bound_hit = "max-states"
                     continue
-                cid = len(states)
-                ids[nxt] = cid
-                states.append(nxt)
-                parent.append((sid, i))
-                depth.append(depth[sid] + 1)
-                edges.append(None)
-                enabled.append(0)
-                queue.append(cid)
-                for msg in system.check(nxt):
-                    violations.setdefault(msg, cid)
+                cid = add_state(nxt, sid, i)
             for msg in viol:
                 # a violation committed by this very step: report the path through it
                 if msg not in violations:
@@ -161,6 +240,8 @@ def explore(system, max_states=None, max_steps=None):
         if not out and not all(system.done(st, i) for i in range(nact)):
             if not (bound_hit == "max-states" and mask):
                 deadlocks.append(sid)
+        if until is not None and (deadlocks or not until[1]) and until[0] <= violations.keys():
+            break                            # every finding wanted is found, at its depth
 
     findings = []
 
@@ -230,7 +311,7 @@ def _livelocks(system, states, edges, enabled, nact):
             if system.done(st0, a) or a in stepping:
                 continue
             # weak fairness: a must be blocked somewhere in the component
-            if all(enabled[s] >> a & 1 for s in comp):
+            if all(_enabled(system, states, enabled, s, nact) >> a & 1 for s in comp):
                 fair = False
                 break
         if not fair:
@@ -240,6 +321,13 @@ def _livelocks(system, states, edges, enabled, nact):
         if best is None or entry < best[0]:
             best = (entry, cyc, sorted(stepping))
     return best
+
+
+def _enabled(system, states, enabled, s, nact):
+    """The mask of actors able to step in state s (computed late for a reduced state)."""
+    if enabled[s] is None:
+        enabled[s] = sum(1 << a for a in range(nact) if system.step(states[s], a) is not None)
+    return enabled[s]
 
 
 def _cycle_through(entry, members, edges, system, states):

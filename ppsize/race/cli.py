@@ -120,6 +120,9 @@ def add_parser(sub):
                    help="stop after N distinct states (the result is then bounded)")
     p.add_argument("--max-steps", type=_positive, default=None, metavar="N",
                    help="explore interleavings up to N steps deep (the result is then bounded)")
+    p.add_argument("--no-por", action="store_true",
+                   help="explore without partial-order reduction (same verdict, findings and "
+                        "shortest traces, more states; for comparison)")
     p.add_argument("--all", action="store_true",
                    help="print the trace of every finding (with --sweep: list every configuration)")
     g = p.add_argument_group("sweep")
@@ -187,7 +190,11 @@ def format_result(res, system, scenario, all_traces=False):
         lines.append(f"verdict: {label}" + (f" (bounded: {res.bound_hit} reached)" if res.bounded
                                              else ""))
     lines.append(f"states: {res.states} explored, {res.transitions} transitions, depth "
-                 f"{res.depth}, {res.seconds:.2f} s, {res.states_per_second:,.0f} states/s")
+                 f"{res.depth}, {res.seconds:.2f} s, {res.states_per_second:,.0f} states/s"
+                 + (", partial-order reduced" if res.por else ", unreduced (--no-por)"))
+    if res.trace_states:
+        lines.append(f"shortest traces: from an unreduced search of {res.trace_states} states "
+                     f"({res.trace_seconds:.2f} s)")
     for k, f in enumerate(res.findings):
         if k == 0 or all_traces:
             lines.append(f"{f.kind}: {f.message}")
@@ -225,7 +232,7 @@ def _run_sweep(args):
     cfgs = configurations(base, caches=None if args.cached is None else [args.cached],
                           kinds=args.sweep_kinds, nactors=args.sweep_actors,
                           over=args.sweep_over)
-    res = sweep(cfgs, jobs=args.jobs, max_states=args.max_states)
+    res = sweep(cfgs, jobs=args.jobs, max_states=args.max_states, por=not args.no_por)
     if args.json != "-":
         print(format_sweep(res, all_configs=args.all))
     if args.json:
@@ -241,6 +248,12 @@ def _run_sweep(args):
 def run(args) -> int:
     from . import PageCacheSystem
     from .checker import explore
+    if args.json and args.json != "-":          # before any exploring (also --sweep)
+        from ..cli import output_error
+        err = output_error(args.json)
+        if err:
+            print(f"ppsize race: error: --json: {err}", file=sys.stderr)
+            return 2
     if args.sweep:
         try:
             return _run_sweep(args)
@@ -253,7 +266,8 @@ def run(args) -> int:
         print(f"ppsize race: error: {e}", file=sys.stderr)
         return 2
     system = PageCacheSystem(sc)
-    res = explore(system, max_states=args.max_states, max_steps=args.max_steps)
+    res = explore(system, max_states=args.max_states, max_steps=args.max_steps,
+                  por=not args.no_por)
     if args.json != "-":
         print(format_result(res, system, sc, all_traces=args.all))
     if args.json:

@@ -49,6 +49,8 @@ READAHEAD = ("fault", "all", "none")
 #: functions of the model's retry loops that call cond_resched() (a cycle without any of them is
 #: a busy loop: a soft lockup on a kernel without preemption)
 RESCHED = ("find_get_entries", "truncate_inode_pages_range")
+#: partial-order reduction stops trying a step kind that failed this often and never passed
+SKIP_AFTER = 4
 DEFAULT_BAILOUT = {"range": "none", "drop-all": "early", "max-order-on-mmap": "early"}
 
 # locals
@@ -204,6 +206,10 @@ class PageCacheSystem:
         # actors that record a writeback error, and the bit each sets
         self.err_bits = [(j, AS_EIO if k == "eio" else AS_ENOSPC)
                          for j, k in enumerate(self.kinds) if k in ("eio", "enospc")]
+        #: actors whose finishing check() sees
+        self.watched = {0} | {j for j, _ in self.err_bits}
+        self._may = {}                  # (actor, past the bump) -> may_touch sets
+        self._por_fails = {}            # step kind -> times it was no ample candidate
 
     # ----------------------------------------------------------------- state
     def initial(self):
@@ -242,6 +248,108 @@ class PageCacheSystem:
         if w.viol:
             viol = list(viol) + [v.format(actor=self.actor_names[i]) for v in w.viol]
         return w.freeze(), func, saw, viol
+
+    # ------------------------------------------------- partial-order reduction
+    def tracked_step(self, state, i):
+        """:meth:`step` through :class:`footprint.TrackedWorld`: ``(result, reads, writes,
+        member)``, result as :meth:`step` returns it (``None``: blocked or finished)."""
+        loc0 = state[5][i]
+        if loc0[PC] == "done":
+            return None, set(), set(), False
+        if not hasattr(self, "_page_limit"):
+            self._page_limit = _fp.page_limit(self)
+        w = _fp.TrackedWorld(state, i, self._page_limit)
+        loc = _fp.TrackedLoc(loc0)
+        loc.w, loc.me = w, i
+        r = self.handlers[self.kinds[i]](w, i, loc)
+        R, W = w.R, w.W
+        w.R = None                          # stop recording: freeze reads everything
+        # a change of the cached folio set is invisible to check() once the transition is
+        # done (min order fixed) when every folio it adds or removes is at or above the min
+        # order: no "small folio" report can appear or go, and (no overlap before or after)
+        # none of overlap
+        member = w.member and not (
+            state[5][0][PC] == "done" and all(f[1] >= state[0] for f in w.changed))
+        if r is None:
+            return None, R, W, member
+        list.__setitem__(w.acts, i, tuple(loc))
+        W.add(("pc", i))
+        func, saw, viol = r
+        if w.viol:
+            viol = list(viol) + [v.format(actor=self.actor_names[i]) for v in w.viol]
+        return (w.freeze(), func, saw, viol), R, W, member
+
+    def may_touch(self, j, state=None):
+        """(may read or write, may write) of actor ``j`` over its remaining life from
+        ``state`` (footprint.may_touch; the transition's shrinks once past its bump)."""
+        post = j == 0 and state is not None and state[5][0][PC] not in _fp.BEFORE_BUMP
+        key = (j, post)
+        may = self._may
+        if key not in may:
+            r, wr = _fp.may_touch(self, j, post)
+            may[key] = (r | wr, wr)
+        return may[key]
+
+    def ample(self, state):
+        """A step that may be explored alone from ``state`` (a singleton ample set), or None.
+
+        Actor i's next step qualifies when it is enabled, commits no violation, changes
+        neither the min order nor the flag word nor (but see :meth:`tracked_step`) the set of
+        cached folios, and does not finish if check() watches its finishing (the transition,
+        eio, enospc): so no :meth:`check` result changes, it is invisible. (Another actor's
+        finishing step may be taken alone: a fair cycle cannot pass a state where it is
+        enabled, since it stays enabled until taken and no cycle contains a finish.) It touches
+        nothing that any other unfinished actor may touch over its remaining life
+        (:func:`footprint.may_touch`): it is then independent of every step the others can
+        take from here on, so it stays enabled and commutes with all of them. Returns
+        ``(i, result)``, or else the step results of every actor as a dict (the search
+        reuses them for the full expansion)."""
+        acts = state[5]
+        live = [j for j in range(len(acts)) if acts[j][PC] != "done"]
+        mays = {j: self.may_touch(j, state) for j in live}
+        ctx = (sum(1 << j for j in live), mays[0] if 0 in mays else None)
+        fails = self._por_fails
+        seen = {}
+        for i in live:
+            # a cheap, always sound shortcut: skip tracking a step of a kind (actor, pc,
+            # who is live, the transition's phase) that was never a candidate in many tries
+            key = (i, acts[i][PC], ctx[0], ctx[1] is not None and id(ctx[1]))
+            if fails.get(key, 0) >= SKIP_AFTER:
+                seen[i] = self.step(state, i)
+                continue
+            res, R, W, member = self.tracked_step(state, i)
+            seen[i] = res
+            ok = not (res is None or member or res[3] or "minord" in W or "flags" in W
+                      or (res[0][5][i][PC] == "done" and i in self.watched)
+                      or w_overlap(self, state, res[0]))
+            if ok:
+                W.discard(("pc", i))        # others read only whether actor 0 finished: it does not
+                for j in live:
+                    if j != i:
+                        rw, wr = mays[j]
+                        if not W.isdisjoint(rw) or not R.isdisjoint(wr):
+                            ok = False
+                            break
+            if ok:
+                fails[key] = -(1 << 30)     # once a candidate, always tried
+                return i, res
+            fails[key] = fails.get(key, 0) + 1
+        return seen
+
+    def footprint_check(self, state, i):
+        """Verify the footprint machinery on one step: the tracked step gives the same result
+        as :meth:`step`, and its reads and writes lie inside :meth:`may_touch` of actor i.
+        Returns a list of problems (empty when fine)."""
+        res, R, W, _ = self.tracked_step(state, i)
+        out = []
+        if res != self.step(state, i):
+            out.append(f"tracked step of {self.actor_names[i]} differs from step")
+        rw, wr = self.may_touch(i, state)
+        if not R <= rw:
+            out.append(f"{self.actor_names[i]} reads {sorted(map(str, R - rw))} outside may_touch")
+        if not W <= wr:
+            out.append(f"{self.actor_names[i]} writes {sorted(map(str, W - wr))} outside may_touch")
+        return out
 
     def check(self, state):
         minord, cache = state[0], state[1]
@@ -389,6 +497,7 @@ class PageCacheSystem:
 
     def _inv_write(self, w, i):
         """filemap_invalidate_lock (down_write). Returns (acquired, saw) or None to wait."""
+        w.read_all_readers()
         if w.writer == FREE and not w.readers:
             w.writer = i
             w.waiting &= ~(1 << i)
@@ -1084,6 +1193,13 @@ class PageCacheSystem:
         return func, saw, self._finish(w, i, loc, loc[REF])
 
 
+def w_overlap(system, before, after):
+    """Whether check() reports an overlap in either state (a reduced step must not hide one)."""
+    if before[1] == after[1]:
+        return False
+    return any(m.startswith("overlapping") for m in system.check(before) + system.check(after))
+
+
 def _bits(flags):
     names = [n for b, n in ((AS_EIO, "AS_EIO"), (AS_ENOSPC, "AS_ENOSPC")) if flags & b]
     return "|".join(names) or "none"
@@ -1104,6 +1220,9 @@ class _World:
     def freeze(self):
         return (self.minord, tuple(self.cache), self.writer, self.readers, self.waiting,
                 tuple(self.acts), self.xa, self.flags, self.irw)
+
+    def read_all_readers(self):
+        """_inv_write tests the whole reader mask (recorded by footprint.TrackedWorld)."""
 
     def find(self, idx):
         for f in self.cache:
@@ -1174,3 +1293,6 @@ class _World:
                 self.cache[pos] = f[:2] + (FREE, True) + f[4:]
                 n += 1
         return n
+
+
+from . import footprint as _fp        # noqa: E402  (footprint subclasses _World)

@@ -140,11 +140,11 @@ def configurations(base=None, *, caches=None, kinds=SWEEP_KINDS, nactors=1, over
     return out
 
 
-def run_one(kwargs, max_states=None):
+def run_one(kwargs, max_states=None, por=True):
     """Explore one configuration (in a worker process); return an :class:`Outcome`."""
     kw = {k: v for k, v in kwargs.items() if not k.startswith("_")}
     sc = Scenario(**kw)
-    res = explore(PageCacheSystem(sc), max_states=max_states)
+    res = explore(PageCacheSystem(sc), max_states=max_states, por=por)
     failures = []
     seen = set()
     for f in res.findings:
@@ -158,9 +158,10 @@ def run_one(kwargs, max_states=None):
                    failures)
 
 
-def sweep(configs, *, jobs=None, max_states=None):
+def sweep(configs, *, jobs=None, max_states=None, por=True):
     """Explore every configuration, ``jobs`` worker processes at once (default: the
-    machine's cores; 1 explores in this process). Returns a :class:`SweepResult` with the
+    machine's cores; 1 explores in this process); ``por=False``: without partial-order
+    reduction. Returns a :class:`SweepResult` with the
     outcomes in the order of ``configs``."""
     configs = list(configs)
     if jobs is None:
@@ -169,12 +170,13 @@ def sweep(configs, *, jobs=None, max_states=None):
         raise ValueError(f"jobs must be >= 1, got {jobs}")
     t0 = time.perf_counter()
     if jobs == 1 or len(configs) < 2:
-        outcomes = [run_one(c.kwargs, max_states) for c in configs]
+        outcomes = [run_one(c.kwargs, max_states, por) for c in configs]
     else:
         chunk = max(1, len(configs) // (jobs * 8))
         with ProcessPoolExecutor(max_workers=jobs) as pool:
             outcomes = list(pool.map(run_one, [c.kwargs for c in configs],
-                                     itertools.repeat(max_states), chunksize=chunk))
+                                     itertools.repeat(max_states), itertools.repeat(por),
+                                     chunksize=chunk))
     return SweepResult(outcomes, time.perf_counter() - t0, jobs)
 
 

@@ -80,7 +80,29 @@ def host_info() -> dict:
         mem = None
     return {"system": u.system, "node": u.node, "release": u.release, "version": u.version,
             "machine": u.machine, "page_size": PAGE, "cpus": os.cpu_count(), "MemTotal": mem,
-            "thp": _thp_settings(), "euid": os.geteuid()}
+            "thp": _thp_settings(), "euid": os.geteuid(), "read_ahead_kb": block_readahead()}
+
+
+def block_readahead(sys_block="/sys/block") -> dict:
+    """{"major:minor": read_ahead_kb} of every block device and partition (a
+    partition's is its disk's queue: the bdi's ra_pages that file readahead uses)."""
+    out = {}
+    try:
+        disks = os.listdir(sys_block)
+    except OSError:
+        return out
+    for d in disks:
+        base = os.path.join(sys_block, d)
+        try:
+            kb = int(Path(base, "queue", "read_ahead_kb").read_text())
+        except (OSError, ValueError):
+            continue
+        for part in [base] + [os.path.join(base, e) for e in os.listdir(base) if e.startswith(d)]:
+            try:
+                out[Path(part, "dev").read_text().strip()] = kb
+            except OSError:
+                pass
+    return out
 
 
 def _wait_stopped(pid: int, timeout: float = 1.0) -> None:
