@@ -61,6 +61,7 @@ def add_parser(sub):
 
 def _check_plot(args):
     """Why --plot cannot work (before the run), or None."""
+    import os
     from .cmd_plot import FORMATS
     from .extras import MissingExtraError, require
     from .plot import KINDS
