@@ -8,6 +8,7 @@ import sys
 
 import pytest
 
+from as_nobody import main_as_nobody
 from ppsize import cli
 from ppsize.compare import MAX_PROCESSES
 
@@ -83,32 +84,6 @@ def _main_err(capsys, argv):
     return status, err
 
 
-def _as_nobody(argv):
-    """main(argv) in a forked child that gave up root (as root every directory is
-    readable): (exit status, stderr)."""
-    import ppsize.compare  # noqa: F401  (nobody cannot read the interpreter's lazily imported modules)
-    cli.build_parser()                             # imports every subcommand's module
-    r, wfd = os.pipe()
-    pid = os.fork()
-    if pid == 0:                                   # the child: never returns to pytest
-        try:
-            os.close(r)
-            sys.stderr = os.fdopen(wfd, "w", buffering=1)
-            os.setgid(65534)
-            os.setuid(65534)
-            rc = cli.main(argv)
-            sys.stderr.flush()
-        except BaseException as e:
-            print(f"child: {type(e).__name__}: {e}", file=sys.stderr)
-            rc = 99
-        os._exit(rc)
-    os.close(wfd)
-    err = os.read(r, 65536).decode()
-    os.close(r)
-    _, status = os.waitpid(pid, 0)
-    return os.WEXITSTATUS(status), err
-
-
 @pytest.fixture
 def locked():
     import shutil
@@ -129,7 +104,7 @@ def locked():
 def test_unreadable_tree_root(locked):
     if os.getuid() != 0:
         pytest.skip("needs root to give up privileges")
-    status, err = _as_nobody(["compare", "--tree", os.path.join(locked, "noread", "tree")])
+    status, err = main_as_nobody(["compare", "--tree", os.path.join(locked, "noread", "tree")])
     assert status == 2 and err.count("\n") == 1 and "cannot be read: Permission denied" in err, err
 
 
@@ -137,7 +112,7 @@ def test_tree_behind_unsearchable_directory(locked):
     """stat fails with EACCES: reported as unreadable, not as missing."""
     if os.getuid() != 0:
         pytest.skip("needs root to give up privileges")
-    status, err = _as_nobody(["compare", "--tree", os.path.join(locked, "nosearch", "tree")])
+    status, err = main_as_nobody(["compare", "--tree", os.path.join(locked, "nosearch", "tree")])
     assert status == 2 and err.count("\n") == 1, err
     assert "not searchable (permission denied)" in err and "does not exist" not in err
 

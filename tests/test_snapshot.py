@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 import live_kernel as lk
+from as_nobody import main_as_nobody
 from ppsize.cli import main
 from ppsize.recording import capture as capture_mod
 from ppsize.recording import kpageflags_bits, load, pagemap_bits, pfn, snapshot
@@ -243,24 +244,8 @@ def test_real_permission_denied_as_another_user(tmp_path):
     import tempfile
     tmp_path = Path(tempfile.mkdtemp(dir="/tmp"))
     os.chmod(tmp_path, 0o777)
-    r, wfd = os.pipe()
-    pid = os.fork()
-    if pid == 0:                                   # the child: never returns to pytest
-        try:
-            os.close(r)
-            sys.stderr = os.fdopen(wfd, "w", buffering=1)
-            os.setgid(65534)
-            os.setuid(65534)
-            rc = main(["snapshot", "--pid", "1", "-o", str(tmp_path / "o.ppw")])
-            sys.stderr.flush()
-        except BaseException:
-            rc = 99
-        os._exit(rc)
-    os.close(wfd)
-    err = os.read(r, 65536).decode()
-    os.close(r)
-    _, status = os.waitpid(pid, 0)
-    assert os.WEXITSTATUS(status) == 2, err
+    status, err = main_as_nobody(["snapshot", "--pid", "1", "-o", str(tmp_path / "o.ppw")])
+    assert status == 2, err
     assert err.count("\n") == 1 and "permission denied reading /proc/1/" in err and "(pid 1)" in err
 
 
