@@ -607,7 +607,7 @@ class Process:
         (FilePages) and Pss. The model merges VMAs that /proc shows apart (VMAs whose
         anon_vmas differ, or split by a since-reverted mprotect); asking for the ranges
         /proc printed gives the unmerged report (show_smap walks one VMA's range)."""
-        start, end = parse_size(start, "start"), parse_size(end, "end")
+        start, end = as_ulong(start, "start"), as_ulong(end, "end")
         if end < start:
             raise ValueError(f"range_stats: end {end:#x} below start {start:#x}")
         kb = self.kernel.page_size >> 10
@@ -619,7 +619,7 @@ class Process:
         """A bool per kernel page of [start, end): mapped by a page-table entry (the
         zero page included), as pagemap's present bit."""
         kp = self.kernel.page_size
-        tr = self.mm.pt.translate(np.arange(parse_size(start, "start"), parse_size(end, "end"),
+        tr = self.mm.pt.translate(np.arange(as_ulong(start, "start"), as_ulong(end, "end"),
                                             kp, dtype=np.uint64))
         return np.asarray(tr.status) == 0
 

@@ -66,6 +66,8 @@ def test_process_page_beyond_one_folio_refused(page):
     lambda p, a: p.pin(a, T + 4096),
     lambda p, a: p.mremap(T, 4096, 8192),
     lambda p, a: p.mmap(4096, addr=T),
+    lambda p, a: p.range_stats(a, T),
+    lambda p, a: p.resident(T, T + 4096),
 ])
 def test_values_of_64_bits_or_more_refused(call):
     """They were reduced mod 2**64 (mmap(2**64 + 4096) mapped 4K; munmap unmapped) or
