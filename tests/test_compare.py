@@ -397,11 +397,34 @@ def test_cli_policy_option(tree, capsys):
     assert e.value.code == 2
 
 
-def test_refuses_a_tree_too_big_to_model(tmp_path, capsys):
+def test_refuses_a_tree_too_big_to_model(tmp_path, capsys, monkeypatch):
+    # The RAM is pinned: on a host that let this process use 200 GiB the model
+    # would run (and a CI container that saw its host's RAM was OOM-killed here).
+    monkeypatch.setattr(cmp, "host_ram", lambda: 24 << 30)
     with open(tmp_path / "sparse", "wb") as f:
         f.truncate(1 << 42)                 # 4 TiB, sparse
     assert main(["compare", "--tree", str(tmp_path), "-q"]) == 2
-    assert "model memory" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "model memory" in err and "24,576 MiB" in err
+
+
+def test_host_ram_takes_the_cgroup_limit(tmp_path):
+    """A container's limit is in its cgroup (v1 memory.limit_in_bytes or v2
+    memory.max, on its own level or an ancestor's), not in sysconf."""
+    def write(rel, text):
+        f = tmp_path / rel
+        f.parent.mkdir(parents=True, exist_ok=True)
+        f.write_text(text)
+    write("proc_cgroup", "4:memory:/job/a\n2:cpu:/job/a\n0::/job/a\n")
+    write("sys/fs/cgroup/memory/job/a/memory.limit_in_bytes", "9223372036854771712\n")  # no limit
+    write("sys/fs/cgroup/memory/job/memory.limit_in_bytes", f"{3 << 30}\n")
+    write("sys/fs/cgroup/job/a/memory.max", "max\n")
+    write("sys/fs/cgroup/memory.max", f"{5 << 30}\n")
+    from ppsize.compare import _cgroup_limits
+    assert sorted(_cgroup_limits(str(tmp_path), str(tmp_path / "proc_cgroup"))) == [3 << 30, 5 << 30]
+    assert _cgroup_limits(str(tmp_path), str(tmp_path / "missing")) == []
+    phys = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    assert 0 < cmp.host_ram() <= phys
 
 
 # ------------------------------------------------------------- phases

@@ -66,18 +66,57 @@ THP_MODES = ("always", "madvise", "never")          # transparent_hugepage/enabl
 HOST_BYTES_PER_FRAME = 100        # measured: ~430 MiB of RSS for 4M model frames of 4K
 
 
-def _check_host_memory(mem):
-    """Refuse (ValueError) a model memory whose 4K kernel would need more than
-    about half of this machine's RAM (a huge sparse file, a whole file system)."""
+def _cgroup_limits(root="/", proc_cgroup="/proc/self/cgroup"):
+    """The memory limits of this process's cgroups and their ancestors, in bytes:
+    cgroup v2 ``memory.max`` and v1 ``memory.limit_in_bytes`` ("max" and v1's
+    near-2**63 "no limit" are left out). A container sees its host's RAM in
+    sysconf and /proc/meminfo; only its cgroup says what it may use."""
+    limits = []
+    try:
+        lines = open(proc_cgroup).read().splitlines()
+    except OSError:
+        return limits
+    for line in lines:
+        _, controllers, path = line.split(":", 2)
+        if controllers == "":
+            base, name = "sys/fs/cgroup", "memory.max"                   # v2
+        elif "memory" in controllers.split(","):
+            base, name = "sys/fs/cgroup/memory", "memory.limit_in_bytes"  # v1
+        else:
+            continue
+        parts = [q for q in path.split("/") if q]
+        for depth in range(len(parts), -1, -1):
+            f = os.path.join(root, base, *parts[:depth], name)
+            try:
+                text = open(f).read().strip()
+            except OSError:
+                continue
+            if text.isdigit() and int(text) < 1 << 62:
+                limits.append(int(text))
+    return limits
+
+
+def host_ram() -> int:
+    """Bytes of RAM this process may use: the physical memory, or less if a cgroup
+    (a container, a CI job) limits it. 0 if it cannot be told."""
     try:
         ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     except (ValueError, OSError, AttributeError):
-        return
+        ram = 0
+    limits = [x for x in [ram] + _cgroup_limits() if x > 0]
+    return min(limits) if limits else 0
+
+
+def _check_host_memory(mem):
+    """Refuse (ValueError) a model memory whose 4K kernel would need more than
+    about half of the RAM this process may use (a huge sparse file, a whole file
+    system)."""
+    ram = host_ram()
     need = mem // 4096 * HOST_BYTES_PER_FRAME
     if ram > 0 and need > ram // 2:
         raise ValueError(f"the trees need {fmt_size(mem)} of model memory (the 64K kernel's page "
                          f"cache): about {need >> 20:,} MiB of RAM to model, more than half of "
-                         f"this machine's {ram >> 20:,} MiB; choose smaller trees (--tree)")
+                         f"the {ram >> 20:,} MiB this machine lets it use; choose smaller trees (--tree)")
 
 
 def compare(trees=DEFAULT_TREES, seed=0, processes=12, chosen=None, configs=None, thp="madvise",
