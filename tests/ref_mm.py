@@ -27,8 +27,15 @@ passes), tables kept after zaps until free_pgtables of the hole.
 
 Leaves: ``ptes`` maps the VA of each last-level entry (a kernel page when emulated,
 a process page when native) to ``[pfn, prot]`` (pfn of its first frame); ``blocks``
-maps PMD-aligned VAs to ``[pfn, prot]``. Tables: a set of ``(level, index)`` with
-level >= 1 (the root is never freed) and index = va >> shift of the parent level.
+maps PMD-aligned VAs to ``[pfn, prot]``. Tables: a dict ``(level, index) -> pfn`` with
+level >= 1 (the root is ``root``, freed at exit) and index = va >> shift of the parent
+level. Every table is kernel memory, as in Linux: a page-table page of order
+log2(table bytes / kernel page) from the buddy (unmovable), or, for a PGD smaller than
+a kernel page, an object of a pgd cache (perfectly packed slabs, the newest freed
+first); -2 stands for such an object. A fault allocates its tables where Linux does
+(__handle_mm_fault's pud/pmd_alloc at the fault, pte_alloc before the folio) and one
+that cannot is VM_FAULT_OOM; a split's PTE table is allocated when it happens (Linux
+withdraws the THP's deposit; the deposit is counted in PageTables, not charged).
 """
 from __future__ import annotations
 
@@ -75,6 +82,9 @@ class RefKernel:
         self.fault_alloc = {}
         self.fault_fallback = {}
         self.nr_oom = 0
+        self.nr_pagetable = 0      # NR_PAGETABLE (kernel pages)
+        self.nr_pgtable_fail = 0
+        self.caches = {}           # object size -> [per_slab, order, objects, [slab pfns]]
         self.top = "always"
         self.mthp = {self.pmd_order: "inherit"}
         self.use_zero_page = True
@@ -107,6 +117,53 @@ class RefKernel:
 
     def is_zero(self, pfn):
         return self.zero_pfn <= pfn < self.zero_pfn + (1 << self.zero_order)
+
+    # ------------------------------------------------------------ kernel memory
+    def table_alloc(self, nbytes):
+        """A page table of nbytes: its pfn, -2 (a pgd cache object) or -1 (no memory)."""
+        if nbytes < self.K:
+            return -2 if self.cache_alloc(nbytes) else -1
+        order = (nbytes // self.K).bit_length() - 1
+        pfn = self.buddy.alloc(order, UNMOVABLE)
+        if pfn < 0:
+            self.nr_pgtable_fail += 1
+            return -1
+        self.nr_pagetable += 1 << order
+        return pfn
+
+    def table_free(self, pfn, nbytes):
+        if pfn == -2:
+            self.cache_free(nbytes)
+            return
+        order = (nbytes // self.K).bit_length() - 1
+        self.buddy.free(pfn, order)
+        self.nr_pagetable -= 1 << order
+
+    def _cache(self, size):
+        if size not in self.caches:
+            # SLUB calculate_order: min_objects 12 (2 CPUs), leftover <= 1/16 .. 1/2
+            min_order = max(0, (-(-12 * size // self.K) - 1).bit_length())
+            order = next(o for f in (16, 8, 4, 2) for o in range(min(min_order, 3), 4)
+                         if (self.K << o) % size <= (self.K << o) // f)
+            self.caches[size] = [(self.K << order) // size, order, 0, []]
+        return self.caches[size]
+
+    def cache_alloc(self, size):
+        c = self._cache(size)
+        per, order, n, slabs = c
+        if n == per * len(slabs):
+            pfn = self.buddy.alloc(order, UNMOVABLE)
+            if pfn < 0:
+                return False
+            slabs.append(pfn)
+        c[2] += 1
+        return True
+
+    def cache_free(self, size):
+        c = self.caches[size]
+        c[2] -= 1
+        if (len(c[3]) - 1) * c[0] >= c[2] and c[3]:
+            self.buddy.free(c[3].pop(), c[1])
 
     # ------------------------------------------------------------ folios
     def count(self, order, ok):
@@ -191,11 +248,20 @@ class RefProcess:
         self.pid = k._next_pid
         k._next_pid += 1
         self.minflt_prev = 0       # min_flt is the task's: earlier images' faults
-        self._setup(P)
+        self._setup(P, self._alloc_root(P))
         if register:
             k.procs[self.pid] = self
 
-    def _setup(self, P):
+    def _alloc_root(self, P):
+        """pgd_alloc for an MM of page size P: the root's pfn (or -2); OSError(ENOMEM)."""
+        k = self.k
+        g = default_geometry(P, k.g.arch) if self.native else k.g
+        root = k.table_alloc(g.table_sizes[0])
+        if root == -1:
+            raise OSError(12, "ENOMEM: no memory for the page-table root")
+        return root
+
+    def _setup(self, P, root):
         k = self.k
         self.P = P
         self.porder = (P // k.K).bit_length() - 1
@@ -208,7 +274,8 @@ class RefProcess:
         self.read_mask = VM_READ | VM_WRITE | (VM_EXEC if k.g.arch == "x86_64" else 0)
         self.ptes = {}
         self.blocks = {}
-        self.tables = set()
+        self.tables = {}
+        self.root = root
         self.rss = 0
         self.minflt = 0
         self.outcomes = [0] * len(OUTCOME_NAMES)
@@ -217,9 +284,28 @@ class RefProcess:
     def _table_key(self, level, va):
         return (level, va >> self.tg.shifts[level - 1])
 
-    def _ensure_tables(self, va, leaf_level):
+    def _ensure_tables(self, va, leaf_level, oom=False):
+        """The tables of va's walk down to leaf_level, top-down. No memory for one:
+        False with ``oom`` (a fault's VM_FAULT_OOM; those allocated stay), else
+        MemoryError (a syscall's)."""
         for level in range(1, leaf_level + 1):
-            self.tables.add(self._table_key(level, va))
+            key = self._table_key(level, va)
+            if key in self.tables:
+                continue
+            pfn = self.k.table_alloc(self.tg.table_sizes[level])
+            if pfn == -1:
+                if oom:
+                    return False
+                raise MemoryError(f"ENOMEM: no memory for a level-{level} page table")
+            self.tables[key] = pfn
+        return True
+
+    def _free_table(self, key):
+        self.k.table_free(self.tables.pop(key), self.tg.table_sizes[key[0]])
+
+    def table_pfns(self):
+        """The page-table pages (pfns) of this process, the root's included."""
+        return {pfn for pfn in list(self.tables.values()) + [self.root] if pfn >= 0}
 
     def vmpte_bytes(self):
         g = self.tg
@@ -242,18 +328,23 @@ class RefProcess:
         return b not in self.blocks and self._table_key(self.pte_level, va) not in self.tables
 
     def free_tables(self, floor, ceiling):
-        """free_pgd_range: tables whose whole span lies in [floor, ceiling), bottom-up,
-        if nothing is left under them."""
+        """free_pgd_range: tables whose whole span lies in [floor, ceiling) and hold
+        nothing, depth first (each table's children, in address order, before it)."""
+        self._free_under(0, 0, floor, ceiling)
+
+    def _free_under(self, level, base, floor, ceiling):
         g = self.tg
-        for level in range(g.levels - 1, 0, -1):
-            span = 1 << g.shifts[level - 1]
-            for key in sorted(t for t in self.tables if t[0] == level):
-                base = key[1] * span
-                if base < floor or base + span > ceiling:
-                    continue
-                if self._table_used(level, base, span):
-                    continue
-                self.tables.discard(key)
+        if level == g.levels - 1:
+            return
+        cspan = 1 << g.shifts[level]            # VA of one entry = span of a child table
+        end = base + (1 << g.shifts[level - 1]) if level else self.va_limit
+        kids = sorted(i for l, i in self.tables if l == level + 1
+                      and base <= i * cspan < end and i * cspan + cspan > floor and i * cspan < ceiling)
+        for i in kids:
+            cva = i * cspan
+            self._free_under(level + 1, cva, floor, ceiling)
+            if cva >= floor and cva + cspan <= ceiling and not self._table_used(level + 1, cva, cspan):
+                self._free_table((level + 1, i))
 
     def _table_used(self, level, base, span):
         end = base + span
@@ -287,8 +378,8 @@ class RefProcess:
     def split_block(self, b):
         """split_huge_pmd: PTEs of the same frames (a huge zero PMD becomes PTEs of
         the zero page, __split_huge_zero_page_pmd); the deposited table is used."""
-        pfn, prot = self.blocks.pop(b)
         self._ensure_tables(b, self.pte_level)
+        pfn, prot = self.blocks.pop(b)
         step = self.unit >> self.k.kshift
         for i in range(self.pmd_size // self.unit):
             f = self.k.zero_pfn if self.k.is_zero(pfn) else pfn + i * step
@@ -396,6 +487,10 @@ class RefProcess:
                 return self.do_wp(vma, pva, need)
             self.minflt += 1               # spurious: present but the PTE denies it
             return HIT
+        # __handle_mm_fault: pud_alloc / pmd_alloc down to the PMD table
+        if not self._ensure_tables(pva, self.pte_level - 1, oom=True):
+            self.k.nr_oom += 1
+            return OOM
         return self.do_anonymous(vma, va, w, need)
 
     def _note(self, vs, need):
@@ -432,6 +527,10 @@ class RefProcess:
                     self.map_folio(a, pfn, k.pmd_order, prot | W, True)
                     return FAULT
                 k.count(k.pmd_order, False)
+        if not self._ensure_tables(pva, self.pte_level, oom=True):     # pte_alloc
+            k.nr_oom += 1
+            self.minflt -= 1
+            return OOM
         if not w:
             self.map_zero(pva, prot)
             return ZERO
@@ -492,7 +591,14 @@ class RefProcess:
                 k.set_excl(pfn, self.P >> k.kshift, True)
                 self.set_prot(pva, pva + self.P, prot)
                 return REUSE
-        # wp_page_copy: a process page, not counted in the mTHP stats
+        # wp_page_copy: a process page, not counted in the mTHP stats; a block is
+        # split first (its PTE table allocated here: no memory is VM_FAULT_OOM)
+        if block:
+            if not self._ensure_tables(b, self.pte_level, oom=True):
+                k.nr_oom += 1
+                self.minflt -= 1
+                return OOM
+            self.split_block(b)
         new = k.alloc_folio(self.porder)
         if new < 0:
             k.nr_oom += 1
@@ -656,6 +762,14 @@ class RefProcess:
         (folio_try_dup_anon_rmap); the child's tables mirror the parent's."""
         k = self.k
         child = RefProcess(k, self.P, self.pgtable)
+        try:
+            return self._copy_into(child)
+        except MemoryError:
+            child.exit()
+            raise OSError(12, "fork: ENOMEM") from None
+
+    def _copy_into(self, child):
+        k = self.k
         g = self.tg
         for s, e, flags, pgoff, fid, anon in self.aspace.vmas:
             if flags & VM_DONTCOPY:
@@ -667,10 +781,14 @@ class RefProcess:
             cow = (flags & (VM_SHARED | VM_MAYWRITE)) == VM_MAYWRITE
             if cow:
                 self.set_prot(s, e, self.leaf_prot(flags))
-            for level, idx in self.tables:
+            # copy_page_range: the child's tables in walk order (each before those below)
+            for level, idx in sorted(self.tables, key=lambda t: (t[1] << g.shifts[t[0] - 1], t[0])):
                 span = 1 << g.shifts[level - 1]
-                if idx * span < e and s < (idx + 1) * span:
-                    child.tables.add((level, idx))
+                if idx * span < e and s < (idx + 1) * span and (level, idx) not in child.tables:
+                    pfn = k.table_alloc(g.table_sizes[level])
+                    if pfn == -1:
+                        raise MemoryError("ENOMEM: fork's page tables")
+                    child.tables[(level, idx)] = pfn
             for va, size, pfn, prot, block in self.leaves_in(s, e):
                 p = prot & ~W if cow else prot
                 (child.blocks if block else child.ptes)[va] = [pfn, p]
@@ -686,12 +804,15 @@ class RefProcess:
     def exit_mm(self):
         self.zap(0, self.va_limit)
         self.free_tables(0, self.va_limit)
+        self.k.table_free(self.root, self.tg.table_sizes[0])     # mm_free_pgd
+        self.root = None
 
     def exec(self, page_size=None):
+        P = self.P if page_size is None else parse_size(page_size, "page_size")
+        root = self._alloc_root(P)          # bprm_mm_init: the new MM first
         self.exit_mm()
         self.minflt_prev += self.minflt
-        P = self.P if page_size is None else parse_size(page_size, "page_size")
-        self._setup(P)
+        self._setup(P, root)
 
     def exit(self):
         self.exit_mm()
