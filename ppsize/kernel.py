@@ -660,7 +660,7 @@ class Kernel:
             raise AssertionError(f"PageTables {table_bytes} bytes, but table pages {tables} x "
                                  f"{self.page_size} + PGD objects {small} + deposits {deposit}")
         # kmem caches: exactly the slabs their objects need, each a slab folio
-        nr_nodes = self.pagecache.xa_nodes
+        nr_nodes = sum(pc.pool.nr_nodes for pc in c.xa_users())     # every page cache's
         slab_heads = set(heads[owner == SLAB_OWNER].tolist())
         listed = set()
         for i in range(NR_CACHES):

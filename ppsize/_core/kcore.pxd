@@ -101,6 +101,7 @@ cdef class KernelCore:
     cdef readonly i64 nr_pagetable       # NR_PAGETABLE: kernel pages of page-table pages
     cdef readonly i64 nr_pgtable_fail    # page-table page allocations that failed
     cdef kmem_cache_t caches[NR_CACHES]
+    cdef object _xa_users                # the page caches charging radix_tree_node (weak)
     cdef object _anon_excl_a
     cdef u8* anon_excl                   # per frame: PageAnonExclusive
     # user order hooks (ppsize.hooks): a C function pointer (numba cfunc), or a Python

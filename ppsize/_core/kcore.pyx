@@ -3,6 +3,7 @@ cimport numpy as cnp
 from libc cimport errno as cerrno
 
 import operator
+import weakref
 
 import numpy as np
 
@@ -75,6 +76,7 @@ cdef class KernelCore:
             self.caches[order].head = -1
         # radix_tree_node_cachep: SLAB_RECLAIM_ACCOUNT, so __GFP_RECLAIMABLE pages
         self.setup_cache(CACHE_XA_NODE, XA_NODE_SLAB_SIZE, MIGRATE_RECLAIMABLE)
+        self._xa_users = weakref.WeakSet()
         self._hook_objs = [None, None, None, None]
         self.hook_error = None
 
@@ -197,6 +199,15 @@ cdef class KernelCore:
         return {"size": int(s.size), "per_slab": int(s.per_slab), "order": int(s.order),
                 "objects": int(s.objects), "slabs": int(s.nr_slabs),
                 "pages": int(s.nr_slabs << s.order), "fail": int(s.nr_fail)}
+
+    def add_xa_user(self, pc):
+        """A page cache whose XArray nodes this kernel's radix_tree_node cache charges."""
+        self._xa_users.add(pc)
+
+    def xa_users(self):
+        """The live page caches charging XArray nodes here (check(): their nodes are
+        the cache's objects)."""
+        return list(self._xa_users)
 
     def cache_slab_pfns(self, int c):
         """Head pfns of cache ``c``'s slabs, newest first (check())."""

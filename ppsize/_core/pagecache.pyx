@@ -133,6 +133,7 @@ cdef class PageCache:
         # every mapping's nodes are radix_tree_node slab objects of the kernel
         self.pool.p.charge = xa_node_charge
         self.pool.p.charge_ctx = <void*>k
+        k.add_xa_user(self)
         self.eof_order = -1
         self.nr_files = 0
         self.cap = 0
