@@ -1,0 +1,202 @@
+"""Page tables and XArray nodes are kernel memory (issue 15, class 3): table pages come
+from the buddy allocator (pagetable_alloc; a PGD below a kernel page from a pgd_cache),
+the page cache's XArray nodes are radix_tree_node slab objects on slab pages, a fault
+that cannot get a table is VM_FAULT_OOM, and MemTotal - MemFree is exactly the used
+counters (Kernel.check())."""
+import errno
+
+import numpy as np
+import pytest
+
+import ppsize
+from ppsize import Outcome as O
+from ppsize.kernel import PGTABLE_OWNER, SLAB_OWNER
+
+K4, G = 4096, 1 << 30
+
+
+def used_kb(m):
+    """What the counters say is in use (kB) on an anonymous-only kernel with 4K roots."""
+    return m["AnonPages"] + m["PageTables"] + m["Cached"] + m["XArrayNodes"]
+
+
+def table_folios(k):
+    """{head pfn: order} of the page-table folios."""
+    f = k.core.folios.as_numpy()
+    heads = np.flatnonzero((f["order"] >= 0) & (f["owner"] == PGTABLE_OWNER))
+    return {int(h): int(f["order"][h]) for h in heads}
+
+
+def test_tiny_machine_runs_out_of_table_memory():
+    # 16 frames: 4 the zero region, 1 the PGD; each 1G step needs a PMD table, a PTE
+    # table and the page (the first also the PUD table)
+    k = ppsize.Kernel("4K", "64K", thp="never")
+    free0 = k.meminfo()["MemFree"]
+    p = k.spawn()
+    assert k.meminfo()["MemFree"] == free0 - 4 and k.kmem_stats()["pagetable_pages"] == 1
+    a = p.mmap(16 * G, noreserve=True)
+    out = p.access(a + np.arange(8, dtype=np.uint64) * np.uint64(G), True)
+    # 11 frames: 4 + 3 + 3, then a PMD table but no PTE table: OOM; then no PMD table
+    assert out.tolist() == [O.FAULT] * 3 + [O.OOM] * 5
+    assert k.oom_count == 5 and k.kmem_stats()["pagetable_fail"] == 5
+    m = k.meminfo()
+    assert m["MemFree"] == 0 and m["PageTables"] == 9 * 4 and m["AnonPages"] == 3 * 4
+    assert m["MemFree"] + used_kb(m) == m["MemTotal"]
+    assert p.status()["VmPTE"] == 8 * 4               # PUD, 4 PMDs, 3 PTEs (not the PGD)
+    k.check()
+    p.munmap(a, 16 * G)                               # free_pgtables of the whole hole
+    assert k.meminfo()["MemFree"] == free0 - 4 and k.kmem_stats()["pagetable_pages"] == 1
+    assert p.access([a], True).tolist() == [O.SEGV_MAPERR]
+    b = p.mmap(64 * K4)
+    assert p.access([b], True).tolist() == [O.FAULT]  # memory is back: faults work again
+    k.check()
+    p.exit()
+    assert k.meminfo()["MemFree"] == free0 and k.kmem_stats()["pagetable_pages"] == 0
+    k.check()
+
+
+def test_native_64k_tables_are_order4_blocks_and_fail_under_fragmentation():
+    k = ppsize.Kernel("4K", "64M", thp="never")
+    p64 = k.spawn("64K", "native")
+    p4 = k.spawn()
+    e64 = k.spawn("64K", "emulated")
+    pgd = k.kmem_stats()["caches"]["pgd-512"]       # the 512-byte native PGD: pgd_cache
+    assert (pgd["objects"], pgd["slabs"], pgd["order"]) == (1, 1, 1)
+    before = table_folios(k)
+    a = p64.mmap(2 * G)
+    assert p64.access([a], True).tolist() == [O.FAULT]
+    new = {h: o for h, o in table_folios(k).items() if h not in before}
+    assert sorted(new.values()) == [4, 4]            # the 64K PMD and PTE tables: order 4
+    assert all(h % 16 == 0 for h in new)
+    assert k.kmem_stats()["pagetable_pages"] == 2 * 16 + 2   # + the 4K processes' PGDs
+    b, c = p4.mmap(2 * G), e64.mmap(2 * G)
+    assert p4.access([b], True).tolist() == [O.FAULT]
+    assert e64.access([c], True).tolist() == [O.FAULT]
+    k.check()
+    # an aged machine: only order-0 blocks free (the churn's blocks stay allocated)
+    k.fragment(seed=0, steps=200_000, fill=0.999, orders=[0], free_prob=0.002)
+    free = [int(x) for x in k.buddyinfo().split()[4:]]
+    assert free[0] > 2 and not any(free[1:])
+    fail0, oom0 = k.kmem_stats()["pagetable_fail"], k.oom_count
+    # a native fault in a new 512M PTE-table span needs an order-4 table first: OOM there
+    assert p64.access([a + G], True).tolist() == [O.OOM]
+    assert k.kmem_stats()["pagetable_fail"] == fail0 + 1 and k.oom_count == oom0 + 1
+    # the emulated 64K process gets its (order-0) table but no 64K folio: OOM, not a table's
+    assert e64.access([c + G], True).tolist() == [O.OOM]
+    assert k.kmem_stats()["pagetable_fail"] == fail0 + 1
+    # a 4K process still faults there: an order-0 PTE table and an order-0 page
+    assert p4.access([b + G], True).tolist() == [O.FAULT]
+    k.check()
+    k.release_fragments()
+    assert p64.access([a + G], True).tolist() == [O.FAULT]
+    k.check()
+
+
+@pytest.mark.parametrize("kpage,page,pgtable", [
+    ("4K", None, "emulated"), ("4K", "16K", "native"), ("4K", "64K", "native"),
+    ("4K", "64K", "emulated"), ("16K", None, "emulated"), ("64K", None, "emulated")])
+def test_munmap_and_exit_give_the_frames_back(kpage, page, pgtable):
+    k = ppsize.Kernel(kpage, "256M", thp="always")
+    free0 = k.meminfo()["MemFree"]
+    p = k.spawn(page, pgtable)
+    spawned = k.meminfo()["MemFree"]
+    assert spawned < free0                          # the PGD is kernel memory
+    a = p.mmap(4 * G, noreserve=True)
+    step = np.uint64(p.page_size * 1021)
+    p.access(a + np.arange(60, dtype=np.uint64) * step, True)
+    m = k.meminfo()
+    assert m["PageTables"] > 0 and k.kmem_stats()["pagetable_pages"] > 0
+    k.check()                                       # identity: tables and slab included
+    q = p.fork()
+    k.check()
+    q.exit()
+    p.munmap(a, 4 * G)
+    assert k.meminfo()["MemFree"] == spawned
+    p.exit()
+    st = k.kmem_stats()
+    assert k.meminfo()["MemFree"] == free0 and st["pagetable_pages"] == 0
+    assert all(c["objects"] == c["slabs"] == 0 for c in st["caches"].values())
+    k.check()
+
+
+def test_pagecache_enomem_when_no_slab_page():
+    # only scattered order-0 frames left: a folio fits, a 2-page radix_tree_node slab not
+    k = ppsize.Kernel("4K", "16M", thp="never")
+    p = k.spawn()
+    k.fragment(seed=1, steps=100_000, fill=0.999, orders=[0], free_prob=0.002)
+    assert not any(int(x) for x in k.buddyinfo().split()[5:])
+    f = k.create_file("/f", "4M", large_folios=False)
+    with pytest.raises(OSError) as e:
+        p.read(f, 64 * K4, K4)                       # index 64: the XArray needs nodes
+    assert e.value.errno == errno.ENOMEM
+    cache = k.kmem_stats()["caches"]["radix_tree_node"]
+    assert cache["fail"] >= 1 and cache["objects"] == 0 and k.pagecache.cached_pages == 0
+    c = p.mmap(4 << 20, file=f, prot="r")
+    oom = k.oom_count
+    assert p.access([c + 200 * K4], False).tolist() == [O.OOM]   # filemap_fault: ENOMEM
+    assert k.oom_count == oom + 1
+    k.check()
+    k.release_fragments()
+    assert p.access([c + 200 * K4], False).tolist() == [O.MAJOR]
+    cache = k.kmem_stats()["caches"]["radix_tree_node"]
+    assert cache["objects"] == k.pagecache.xa_nodes > 0
+    assert k.meminfo()["XArrayNodes"] == cache["slabs"] * 8  # 14 nodes per 8K slab
+    k.check()
+
+
+def test_fork_without_table_memory_fails_cleanly():
+    k = ppsize.Kernel("4K", "64K", thp="never")
+    p = k.spawn()
+    a = p.mmap(8 * G, noreserve=True)
+    p.access(a + np.arange(3, dtype=np.uint64) * np.uint64(G), True)   # 3 + 3 + 4 frames
+    m0, procs = k.meminfo(), len(k.processes)
+    with pytest.raises(OSError) as e:
+        p.fork()                                      # PGD fits, the copy's tables not
+    assert e.value.errno == errno.ENOMEM
+    assert k.meminfo() == m0 and len(k.processes) == procs
+    k.check()
+    p.munmap(a + G, 7 * G)
+    q = p.fork()
+    assert q.access([a], False).tolist() == [O.HIT]
+    k.check()
+
+
+def test_spawn_without_memory_for_the_pgd():
+    k = ppsize.Kernel("4K", "64K", thp="never")
+    p = k.spawn()
+    a = p.mmap(64 * K4)
+    p.access(a + np.arange(64, dtype=np.uint64) * np.uint64(K4), True)
+    assert k.meminfo()["MemFree"] == 0
+    with pytest.raises(OSError) as e:
+        k.spawn()
+    assert e.value.errno == errno.ENOMEM
+    with pytest.raises(OSError):
+        p.exec()                                      # the new MM first: the old one stays
+    assert p.alive and p.access([a], False).tolist() == [O.HIT]
+    k.check()
+
+
+def test_check_finds_a_table_frame_that_is_not_a_live_table():
+    k = ppsize.Kernel("4K", "16M")
+    p = k.spawn()
+    a = p.mmap(1 << 20)
+    p.access([a], True)
+    k.check()
+    pfn = max(table_folios(k))
+    k.core.folios.free(pfn)                          # the frame loses its table folio
+    with pytest.raises(AssertionError, match="MemTotal - MemFree|page-table"):
+        k.check()
+    k.core.folios.init(pfn, 0, 0, PGTABLE_OWNER, 12345)    # another MM's tag
+    with pytest.raises(AssertionError, match="not its own"):
+        k.check()
+
+
+def test_check_finds_a_stray_slab_page():
+    k = ppsize.Kernel("4K", "16M")
+    f = k.create_file("/f", "1M")
+    k.pagecache.read(f, 0, 1 << 20)
+    k.check()
+    pfn = k.core.buddy.alloc_pages(1, "reclaimable")
+    k.core.folios.init(pfn, 1, 0, SLAB_OWNER, -1)    # a slab page on no cache's list
+    with pytest.raises(AssertionError, match="slab"):
+        k.check()
