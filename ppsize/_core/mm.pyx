@@ -235,8 +235,9 @@ cdef class MMCore:
             self.minflt += 1          # a spurious read fault (e.g. prot changed)
             return ACC_HIT
         # __handle_mm_fault: p4d_alloc, pud_alloc, pmd_alloc down to the PMD table;
-        # no memory for one is VM_FAULT_OOM
-        if self.pt.prealloc(pva, self.pt.levels - 2) != 0:
+        # no memory for one is VM_FAULT_OOM (level: where pva's walk stopped, so
+        # tables down to there exist)
+        if level < self.pt.levels - 2 and self.pt.prealloc(pva, self.pt.levels - 2) != 0:
             self.k.count_oom()
             return ACC_OOM
         if self.vmas.file[vi] >= 0:
@@ -291,8 +292,9 @@ cdef class MMCore:
                                    prot | (PROT_W if flags & VM_WRITE else 0), True)
                     return ACC_FAULT
                 self.k.count_fault(self.k.pmd_order, False)      # THP_FAULT_FALLBACK
-        # do_anonymous_page: pte_alloc before the zero page or a folio (VM_FAULT_OOM)
-        if self.pt.prealloc(pva, self.pt.levels - 1) != 0:
+        # do_anonymous_page: pte_alloc before the zero page or a folio (VM_FAULT_OOM);
+        # a walk that reached the PTE level found the table
+        if level < self.pt.levels - 1 and self.pt.prealloc(pva, self.pt.levels - 1) != 0:
             self.k.count_oom()
             self.minflt -= 1
             vma_faults[vi] -= 1
