@@ -479,8 +479,8 @@ class Kernel:
     def meminfo(self) -> dict:
         """/proc/meminfo fields in kB: MemTotal (memory less the reserved zero
         region), MemFree, Cached (the page cache), AnonPages, AnonHugePages,
-        PageTables (every process's tables at their size: page-table pages, PGDs
-        below a page from the pgd_cache, THP deposits), and XArrayNodes (the slab
+        PageTables (every process's tables at their size: page-table pages, the
+        PTE tables THPs deposit, PGDs below a page from the pgd_cache), and XArrayNodes (the slab
         pages of the page cache's radix_tree_node cache, part of SReclaimable)."""
         c, kb = self.core, self.page_size >> 10
         reserved = 1 << c.zero_order
@@ -633,7 +633,8 @@ class Kernel:
             if not pt.charged:
                 raise AssertionError(f"pid {p.pid}: page table not charged to the kernel")
             table_bytes += p.page_table_bytes()
-            for level, pfns in pt.table_pfns().items():
+            last = p.pt_geometry.levels - 1
+            for level, pfns in list(pt.table_pfns().items()) + [(last, pt.deposit_pfns())]:
                 size = p.pt_geometry.table_sizes[level]
                 for pfn in pfns:
                     if pfn < 0:
@@ -654,11 +655,10 @@ class Kernel:
                     (1 << order) * self.page_size != max(self.page_size, p.pt_geometry.table_sizes[level]):
                 raise AssertionError(f"pid {p.pid} level {level}: table folio at pfn {pfn} "
                                      f"(order {order}, MM {int(arrays['index'][pfn])}) is not its own")
-        deposit = sum(p._deposited() * p.pt_geometry.table_sizes[-1] for p in self.processes.values())
         small = sum(size * n for size, n in objects.items())
-        if table_bytes != tables * self.page_size + small + deposit:
+        if table_bytes != tables * self.page_size + small:
             raise AssertionError(f"PageTables {table_bytes} bytes, but table pages {tables} x "
-                                 f"{self.page_size} + PGD objects {small} + deposits {deposit}")
+                                 f"{self.page_size} + PGD objects {small}")
         # kmem caches: exactly the slabs their objects need, each a slab folio
         nr_nodes = sum(pc.pool.nr_nodes for pc in c.xa_users())     # every page cache's
         slab_heads = set(heads[owner == SLAB_OWNER].tolist())

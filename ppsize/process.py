@@ -663,6 +663,9 @@ class Process:
     def check(self):
         """Page table and VMA invariants, and RSS equal to a recount."""
         self.mm.pt.check()
+        if self._deposited() != self.mm.pt.ndep:
+            raise AssertionError(f"pid {self.pid}: {self._deposited()} anon/zero PMD leaves, "
+                                 f"{self.mm.pt.ndep} deposited PTE tables")
         self.aspace.check()
         anon = file = 0
         for s, e, *_ in self.aspace.vmas:

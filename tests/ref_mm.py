@@ -34,8 +34,10 @@ log2(table bytes / kernel page) from the buddy (unmovable), or, for a PGD smalle
 a kernel page, an object of a pgd cache (perfectly packed slabs, the newest freed
 first); -2 stands for such an object. A fault allocates its tables where Linux does
 (__handle_mm_fault's pud/pmd_alloc at the fault, pte_alloc before the folio) and one
-that cannot is VM_FAULT_OOM; a split's PTE table is allocated when it happens (Linux
-withdraws the THP's deposit; the deposit is counted in PageTables, not charged).
+that cannot is VM_FAULT_OOM. Every block (an anon THP or the huge zero PMD) has a
+deposited PTE table (``deposits``, a LIFO of pfns: pgtable_trans_huge_deposit before
+the zero PMD, after the THP's folio; copy_huge_pmd at fork); a split withdraws one as
+its PTE table, a zap of a block frees one (zap_deposited_table), mremap keeps them.
 """
 from __future__ import annotations
 
@@ -181,6 +183,15 @@ class RefKernel:
         self.anon_pages += 1 << order
         return pfn
 
+    def unalloc_folio(self, pfn):
+        """A new folio never mapped, freed again (folio_put)."""
+        order = self.folio_order.pop(pfn)
+        del self.folio_mapped[pfn]
+        for i in range(1 << order):
+            del self.head_of[pfn + i]
+        self.anon_pages -= 1 << order
+        self.buddy.free(pfn, order)
+
     def get_frames(self, pfn, nr):
         for i in range(nr):
             self.mapcount[pfn + i] = self.mapcount.get(pfn + i, 0) + 1
@@ -275,6 +286,7 @@ class RefProcess:
         self.ptes = {}
         self.blocks = {}
         self.tables = {}
+        self.deposits = []          # deposited PTE tables (pfns), one per block
         self.root = root
         self.rss = 0
         self.minflt = 0
@@ -305,7 +317,18 @@ class RefProcess:
 
     def table_pfns(self):
         """The page-table pages (pfns) of this process, the root's included."""
-        return {pfn for pfn in list(self.tables.values()) + [self.root] if pfn >= 0}
+        return {pfn for pfn in list(self.tables.values()) + self.deposits + [self.root] if pfn >= 0}
+
+    def _deposit(self):
+        """pte_alloc_one + pgtable_trans_huge_deposit: False when there is no memory."""
+        pfn = self.k.table_alloc(self.tg.table_sizes[-1])
+        if pfn == -1:
+            return False
+        self.deposits.append(pfn)
+        return True
+
+    def _zap_deposit(self):
+        self.k.table_free(self.deposits.pop(), self.tg.table_sizes[-1])
 
     def vmpte_bytes(self):
         g = self.tg
@@ -378,7 +401,7 @@ class RefProcess:
     def split_block(self, b):
         """split_huge_pmd: PTEs of the same frames (a huge zero PMD becomes PTEs of
         the zero page, __split_huge_zero_page_pmd); the deposited table is used."""
-        self._ensure_tables(b, self.pte_level)
+        self.tables[self._table_key(self.pte_level, b)] = self.deposits.pop()   # withdraw
         pfn, prot = self.blocks.pop(b)
         step = self.unit >> self.k.kshift
         for i in range(self.pmd_size // self.unit):
@@ -428,15 +451,19 @@ class RefProcess:
     def zap(self, start, end):
         """zap_pte_range over [start, end): partial blocks split, tables kept."""
         self._split_partial(start, end)
+        blocks = 0
         for va, size, pfn, prot, block in self.leaves_in(start, end):
             if block:
                 del self.blocks[va]
+                blocks += 1
             else:
                 del self.ptes[va]
             if not self.k.is_zero(pfn):
                 nr = size >> self.k.kshift
                 self.k.put_frames(pfn, nr)
                 self.rss -= nr
+        for _ in range(blocks):             # the tables' side of the zap, after the pages
+            self._zap_deposit()
 
     def set_prot(self, start, end, prot):
         self._split_partial(start, end)
@@ -516,12 +543,20 @@ class RefProcess:
                 if not anon:
                     self._note(vs, need)
                 if not w and k.use_zero_page and k.zero_order >= k.pmd_order:
-                    self._ensure_tables(a, self.pte_level - 1)
+                    if not self._deposit():             # pte_alloc_one first
+                        k.nr_oom += 1
+                        self.minflt -= 1
+                        return OOM
                     self.blocks[a] = [k.zero_pfn, prot]
                     return ZERO
                 pfn = k.alloc_folio(k.pmd_order)
                 if pfn >= 0:
                     k.count(k.pmd_order, True)
+                    if not self._deposit():             # after the folio: released, OOM
+                        k.unalloc_folio(pfn)
+                        k.nr_oom += 1
+                        self.minflt -= 1
+                        return OOM
                     # Linux: maybe_pmd_mkwrite (W only with VM_WRITE); the engine maps it
                     # writable regardless (test_read_only_vma_thp_read_fault_not_writable)
                     self.map_folio(a, pfn, k.pmd_order, prot | W, True)
@@ -594,11 +629,7 @@ class RefProcess:
         # wp_page_copy: a process page, not counted in the mTHP stats; a block is
         # split first (its PTE table allocated here: no memory is VM_FAULT_OOM)
         if block:
-            if not self._ensure_tables(b, self.pte_level, oom=True):
-                k.nr_oom += 1
-                self.minflt -= 1
-                return OOM
-            self.split_block(b)
+            self.split_block(b)             # the deposit is its PTE table
         new = k.alloc_folio(self.porder)
         if new < 0:
             k.nr_oom += 1
@@ -691,24 +722,35 @@ class RefProcess:
         self.split_at(end)
         delta = new_start - start
         leaves = self.leaves_in(start, end)
+        stays = []                  # the destination's tables first, leaf by leaf
+        for va, size, pfn, prot, block in leaves:
+            nva = va + delta
+            stay = block and nva % self.pmd_size == 0 and self.pmd_none(nva)
+            if stay:
+                self._ensure_tables(nva, self.pte_level - 1)
+            else:
+                for i in range(size // self.unit):
+                    self._ensure_tables(nva + i * self.unit, self.pte_level)
+            stays.append(stay)
+        blocks = 0
         for va, size, pfn, prot, block in leaves:
             if block:
                 del self.blocks[va]
+                blocks += 1
             else:
                 del self.ptes[va]
-        for va, size, pfn, prot, block in leaves:
+        for _ in range(blocks):            # the source's zap frees the deposits
+            self._zap_deposit()
+        for (va, size, pfn, prot, block), stay in zip(leaves, stays):
             nva = va + delta
-            if block and nva % self.pmd_size == 0 and self.pmd_none(nva):
-                self._ensure_tables(nva, self.pte_level - 1)
+            if stay:
                 self.blocks[nva] = [pfn, prot]
+                assert self._deposit()     # what the zap just freed
             elif block:
-                self._ensure_tables(nva, self.pte_level)
                 step = self.unit >> self.k.kshift
                 for i in range(size // self.unit):
-                    self._ensure_tables(nva + i * self.unit, self.pte_level)
                     self.ptes[nva + i * self.unit] = [pfn + i * step, prot]
             else:
-                self._ensure_tables(nva, self.pte_level)
                 self.ptes[nva] = [pfn, prot]
 
     def populate(self, start, end):
@@ -781,14 +823,27 @@ class RefProcess:
             cow = (flags & (VM_SHARED | VM_MAYWRITE)) == VM_MAYWRITE
             if cow:
                 self.set_prot(s, e, self.leaf_prot(flags))
-            # copy_page_range: the child's tables in walk order (each before those below)
-            for level, idx in sorted(self.tables, key=lambda t: (t[1] << g.shifts[t[0] - 1], t[0])):
-                span = 1 << g.shifts[level - 1]
-                if idx * span < e and s < (idx + 1) * span and (level, idx) not in child.tables:
+            # copy_page_range: the child's tables and its blocks' deposits (copy_huge_pmd)
+            # in walk order (each table before those below it)
+            walk = [((idx << g.shifts[level - 1]), level, (level, idx)) for level, idx in self.tables
+                    if idx << g.shifts[level - 1] < e and s < (idx + 1) << g.shifts[level - 1]
+                    and (level, idx) not in child.tables]
+            walk += [(b, self.pte_level, None) for b in self.blocks if s <= b < e]
+            n_dep = len(child.deposits)
+            try:
+                for _, level, key in sorted(walk):
+                    if key is None:
+                        if not child._deposit():
+                            raise MemoryError("ENOMEM: fork's deposited tables")
+                        continue
                     pfn = k.table_alloc(g.table_sizes[level])
                     if pfn == -1:
                         raise MemoryError("ENOMEM: fork's page tables")
-                    child.tables[(level, idx)] = pfn
+                    child.tables[key] = pfn
+            except MemoryError:
+                while len(child.deposits) > n_dep:      # the partial copy's blocks zapped
+                    child._zap_deposit()
+                raise
             for va, size, pfn, prot, block in self.leaves_in(s, e):
                 p = prot & ~W if cow else prot
                 (child.blocks if block else child.ptes)[va] = [pfn, p]

@@ -12,7 +12,7 @@ import numpy as np
 from .._validate import buffer_length, user_range
 
 from ._types cimport u64, i64, u32, i32, u8, u16, i8
-from .pagetable cimport (PageTableCore, DESC_VALID, DESC_TABLE, DESC_CONT, DESC_R, DESC_W,
+from .pagetable cimport (PageTableCore, DESC_VALID, DESC_TABLE, DESC_CONT, DESC_R, DESC_W, DESC_SW_DEPOSIT,
                          DESC_X, DESC_PROT_MASK, DESC_PROT_SHIFT, TR_OK, FLUSH_COW, FLUSH_WP,
                          FLUSH_FORK)
 from .tlb cimport (TlbCore, tlb_walk, tlb_last, tlb_repeat_hit, tlb_note_hit, SIDE_DATA, SIDE_INSN,
@@ -281,15 +281,31 @@ cdef class MMCore:
             if self.vmas.anon[vi] == 0:
                 self._note_anon(vi)           # vmf_anon_prepare, reads too
             if not write and self.k.use_zero_page and self.k.zero_order >= self.k.pmd_order:
+                # do_huge_pmd_anonymous_page: pte_alloc_one for the deposit first
+                if self.pt.deposit() != 0:
+                    self.k.count_oom()
+                    self.minflt -= 1
+                    vma_faults[vi] -= 1
+                    return ACC_OOM
                 self.pt.map_range(a, (<u64>self.k.zero_pfn) << self.kshift, size, prot, False, True)
+                self.pt.mark_deposited(a, True)
                 return ACC_ZERO
             else:
                 pfn = self.buddy.alloc(self.k.pmd_order, MIGRATE_MOVABLE)
                 if pfn >= 0:
                     self.k.count_fault(self.k.pmd_order, True)
+                    # __do_huge_pmd_anonymous_page: the deposit after the folio; none is
+                    # VM_FAULT_OOM (the folio released)
+                    if self.pt.deposit() != 0:
+                        self.buddy.free(pfn, self.k.pmd_order)
+                        self.k.count_oom()
+                        self.minflt -= 1
+                        vma_faults[vi] -= 1
+                        return ACC_OOM
                     # maybe_pmd_mkwrite: writable when the VMA is, read fault or not
                     self.map_folio(a, pfn, self.k.pmd_order,
                                    prot | (PROT_W if flags & VM_WRITE else 0), True)
+                    self.pt.mark_deposited(a, True)
                     return ACC_FAULT
                 self.k.count_fault(self.k.pmd_order, False)      # THP_FAULT_FALLBACK
         # do_anonymous_page: pte_alloc before the zero page or a folio (VM_FAULT_OOM);
@@ -432,10 +448,12 @@ cdef class MMCore:
             new = self.buddy.alloc(self.k.pmd_order, MIGRATE_MOVABLE)
             if new >= 0:
                 self.k.count_fault(self.k.pmd_order, True)
+                self.pt.mark_deposited(pva, False)       # the deposit stays the THP's
                 self.pt.zap_range(pva & ~(span - 1), span)
                 # pmdp_huge_clear_flush -> flush_pmd_tlb_range
                 self.pt.tlb_flush(pva & ~(span - 1), (pva & ~(span - 1)) + span, span, False, FLUSH_COW)
                 self.map_folio(pva & ~(span - 1), new, self.k.pmd_order, prot, True)
+                self.pt.mark_deposited(pva, True)
                 return ACC_COW
             self.k.count_fault(self.k.pmd_order, False)
         elif not self.k.is_zero_pfn(pfn) and self.folios.flags[self.folios.folio_head(pfn)] & PG_anon:
@@ -451,8 +469,8 @@ cdef class MMCore:
                 return ACC_REUSE
         # wp_page_copy at the process page (the zero page, or a shared folio; a
         # PMD block is split first, as do_huge_pmd_wp_page falls back to PTEs:
-        # __split_huge_pmd, whose PTE table Linux withdraws from the deposit and the
-        # model allocates here; none: VM_FAULT_OOM)
+        # __split_huge_pmd, its PTE table the withdrawn deposit (a block without one,
+        # a file PMD, allocates it; none: VM_FAULT_OOM))
         if block and self.pt.split_block_at(pva) != 0:
             self.k.count_oom()
             self.minflt -= 1
@@ -993,7 +1011,7 @@ cdef class MMCore:
         cdef int level
         cdef i64 head, last_head = -1
         cdef u64 chunk_va = 0, chunk_pa = 0, chunk_len = 0, chunk_prot = 0
-        cdef bint chunk_block = False
+        cdef bint chunk_block = False, chunk_dep = False
         moved = []
         user_range(start, end, self.pt.va_limit)
         user_range(new_start, new_start + (end - start), self.pt.va_limit, "destination")
@@ -1018,14 +1036,27 @@ cdef class MMCore:
                 chunk_len += span
                 continue
             if chunk_len:
-                self.pt.map_range(chunk_va - start + new_start, chunk_pa, chunk_len, chunk_prot,
-                                  last_head >= 0, chunk_block)
+                self._move_map(chunk_va - start + new_start, chunk_pa, chunk_len, chunk_prot,
+                               last_head >= 0, chunk_block, chunk_dep)
             chunk_va, chunk_pa, chunk_len, chunk_prot = a, pa, span, prot
             chunk_block = level < self.pt.levels - 1
+            chunk_dep = (desc & DESC_SW_DEPOSIT) != 0
             last_head = head
         if chunk_len:
-            self.pt.map_range(chunk_va - start + new_start, chunk_pa, chunk_len, chunk_prot,
-                              last_head >= 0, chunk_block)
+            self._move_map(chunk_va - start + new_start, chunk_pa, chunk_len, chunk_prot,
+                           last_head >= 0, chunk_block, chunk_dep)
+
+    def _move_map(self, u64 nva, u64 pa, u64 size, u64 prot, bint cont, bint block, bint dep):
+        # one chunk of move_page_tables at its destination; a deposited block that stays
+        # a block gets its deposit back (move_huge_pmd moves it; the source's zap freed
+        # it here), one that became PTEs has none
+        cdef u64 a, unit
+        cdef int level, pr
+        self.pt.map_range(nva, pa, size, prot, cont, block)
+        if dep and self.pt.walk(nva, &a, &level, &unit, &pr) == TR_OK and level == self.pt.levels - 2:
+            if self.pt.deposit() != 0:
+                raise MemoryError("ENOMEM: no memory for a moved THP's deposit")
+            self.pt.mark_deposited(nva, True)
 
     def _move_tables(self, u64 nva, int level, u64 span):
         # the tables map_range will need for a leaf of `span` at level `level` moved to

@@ -18,6 +18,8 @@ cdef enum:
     DESC_PROT_SHIFT = 3
     DESC_SW_FOLIO = 64        # software bit: installed by set_ptes() of one folio
                               # covering the whole aligned run (may be refolded)
+    DESC_SW_DEPOSIT = 128     # software bit on a PMD leaf: a PTE table is deposited for it
+                              # (pgtable_trans_huge_deposit; anon THPs, the huge zero PMD)
     DESC_ADDR_SHIFT = 12
 
 cdef enum:                   # TLB flush sites (PageTableCore.tlb_skip: tests leave one out)
@@ -64,6 +66,12 @@ cdef class PageTableCore:
     cdef int tcache[MAX_LEVELS]
     cdef i64* tpfn[MAX_LEVELS]            # per table: its frame (-1: a cache object)
     cdef readonly object _pfn_arrays
+    # deposited PTE tables (pgtable_trans_huge_deposit / _withdraw): a LIFO of frames,
+    # one per leaf with DESC_SW_DEPOSIT
+    cdef object _dep_a
+    cdef i64* dep
+    cdef readonly i64 ndep
+    cdef i64 dep_cap
     # the MMU model translating through this table (Process.access), None: none
     cdef readonly TlbCore tlb
     cdef readonly bint tlb_on
@@ -89,6 +97,12 @@ cdef class PageTableCore:
     cdef int split_block_at(self, u64 va) noexcept nogil
     cdef void _split_into(self, int l, i64 t, u64 idx, u64 va, i64 child) noexcept nogil
     cdef void _free_frame(self, int l, i64 t) noexcept nogil
+    cdef i64 _table_slot(self, int l, i64 pfn) noexcept nogil
+    cdef bint _room(self, int l) noexcept with gil
+    cdef bint _dep_room(self) noexcept with gil
+    cdef int deposit(self) noexcept nogil
+    cdef void zap_deposited(self) noexcept nogil
+    cdef void mark_deposited(self, u64 va, bint on) noexcept nogil
     cdef void free_table(self, int l, i64 t) noexcept nogil
     cdef bint any_mapped(self, int l, i64 t, u64 va, u64 end) noexcept nogil
     cdef int map_range(self, u64 va, u64 pa, u64 size, u64 prot, bint cont, bint block) except -1 nogil

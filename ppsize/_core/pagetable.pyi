@@ -41,6 +41,9 @@ class PageTableCore:
     def uncharge(self) -> None:
         """mm_free_pgd: the root back; the table is standalone again."""
     def table_pfns(self) -> dict[int, list[int]]: ...
+    def deposit_pfns(self) -> list[int]:
+        """Frames of the deposited PTE tables (pgtable_trans_huge_deposit)."""
+    ndep: int                # deposited PTE tables
     def leaf_counts(self) -> tuple[list[int], list[int]]:
         """(leaves, leaves with the contiguous bit) per level."""
     def check(self) -> bool: ...

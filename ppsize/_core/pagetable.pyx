@@ -115,6 +115,10 @@ cdef class PageTableCore:
         self.kc = None
         self.charged = False
         self.mm_id = 0
+        self._dep_a = None
+        self.dep = NULL
+        self.ndep = 0
+        self.dep_cap = 0
         for l in range(n):
             entries = geometry.entries[l]
             self.shift[l] = geometry.shifts[l]
@@ -190,8 +194,8 @@ cdef class PageTableCore:
         may be left: exit_mmap freed the rest). The table is standalone afterwards."""
         if not self.charged:
             return
-        if sum(self.tables_per_level()[1:]):
-            raise ValueError("uncharge: tables below the root are still allocated")
+        if sum(self.tables_per_level()[1:]) or self.ndep:
+            raise ValueError("uncharge: tables below the root (or deposits) are still allocated")
         self._free_frame(0, 0)
         self.charged = False
         self.kc = None
@@ -301,16 +305,9 @@ cdef class PageTableCore:
         or -1 (nothing changed) when there is no memory for it: the kernel's page
         allocator has no block of the table's order (charged tables), or the pool
         cannot grow."""
-        cdef i64 t = self.free_head[l], pfn = -1
-        cdef bint grown = True
-        if t < 0 and self.top[l] == self.cap[l]:
-            with gil:
-                try:
-                    self._grow(l, 2 * self.cap[l])
-                except MemoryError:
-                    grown = False
-            if not grown:
-                return -1
+        cdef i64 t, pfn = -1
+        if self.free_head[l] < 0 and self.top[l] == self.cap[l] and not self._room(l):
+            return -1
         if self.charged:
             if self.tcache[l] >= 0:
                 if self.kc.cache_alloc(self.tcache[l]) != 0:
@@ -319,6 +316,22 @@ cdef class PageTableCore:
                 pfn = self.kc.pgtable_alloc(self.torder[l], self.mm_id)
                 if pfn < 0:
                     return -1
+        return self._table_slot(l, pfn)
+
+    cdef bint _room(self, int l) noexcept with gil:
+        # the pool of level l grows (doubling); False when it cannot
+        try:
+            self._grow(l, 2 * self.cap[l])
+            return True
+        except MemoryError:
+            return False
+
+    cdef i64 _table_slot(self, int l, i64 pfn) noexcept nogil:
+        """A zeroed table at level l backed by frame pfn (already charged, or a
+        withdrawn deposit); -1 when the pool cannot grow."""
+        cdef i64 t = self.free_head[l]
+        if t < 0 and self.top[l] == self.cap[l] and not self._room(l):
+            return -1
         if t >= 0:
             self.free_head[l] = <i64>self.tab[l][t << self.tbits[l]]
         else:
@@ -329,6 +342,61 @@ cdef class PageTableCore:
         self.tpfn[l][t] = pfn
         self.ntables[l] += 1
         return t
+
+    # ------------------------------------------------------- THP deposits
+    cdef int deposit(self) noexcept nogil:
+        """pte_alloc_one + pgtable_trans_huge_deposit: a PTE table's frame kept for a
+        PMD leaf (the caller marks the leaf, mark_deposited). 0, or -ENOMEM."""
+        cdef i64 pfn = -1
+        cdef int last = self.levels - 1
+        if self.ndep == self.dep_cap and not self._dep_room():
+            return -cerrno.ENOMEM
+        if self.charged:
+            pfn = self.kc.pgtable_alloc(self.torder[last], self.mm_id)
+            if pfn < 0:
+                return -cerrno.ENOMEM
+        self.dep[self.ndep] = pfn
+        self.ndep += 1
+        return 0
+
+    cdef bint _dep_room(self) noexcept with gil:
+        try:
+            new = np.full(max(16, 2 * self.dep_cap), -1, dtype=np.int64)
+            if self._dep_a is not None:
+                new[:self.dep_cap] = self._dep_a
+            self._dep_a = new
+            self.dep = <i64*>cnp.PyArray_DATA(new)
+            self.dep_cap = new.shape[0]
+            return True
+        except MemoryError:
+            return False
+
+    cdef void zap_deposited(self) noexcept nogil:
+        """zap_deposited_table: withdraw a deposit and free it (pte_free)."""
+        self.ndep -= 1
+        if self.charged:
+            self.kc.pgtable_free(self.dep[self.ndep], self.torder[self.levels - 1])
+
+    cdef void mark_deposited(self, u64 va, bint on) noexcept nogil:
+        """Set (clear) DESC_SW_DEPOSIT on the PMD leaf mapping va."""
+        cdef int l
+        cdef i64 t = 0
+        cdef u64* p
+        for l in range(self.levels - 1):
+            p = &self.tab[l][(t << self.tbits[l]) + ((va >> self.shift[l]) & self.imask[l])]
+            if (p[0] & (DESC_VALID | DESC_TABLE)) == DESC_VALID:
+                if on:
+                    p[0] |= DESC_SW_DEPOSIT
+                else:
+                    p[0] &= ~(<u64>DESC_SW_DEPOSIT)
+                return
+            if not (p[0] & DESC_VALID):
+                return
+            t = <i64>(p[0] >> DESC_ADDR_SHIFT)
+
+    def deposit_pfns(self):
+        """Frames of the deposited PTE tables (check())."""
+        return [int(self.dep[i]) for i in range(self.ndep)]
 
     cdef i64 _alloc_table(self, int l) except -1 nogil:
         """alloc_table for the paths outside a fault (a syscall's splits, fork's copy,
@@ -391,7 +459,14 @@ cdef class PageTableCore:
             if not (e & DESC_VALID):
                 return 0
             if not (e & DESC_TABLE):
-                child = self.alloc_table(l + 1)
+                if e & DESC_SW_DEPOSIT and self.ndep > 0:      # pgtable_trans_huge_withdraw
+                    self.ndep -= 1
+                    child = self._table_slot(l + 1, self.dep[self.ndep])
+                    if child < 0:
+                        self.ndep += 1
+                        return -cerrno.ENOMEM
+                else:
+                    child = self.alloc_table(l + 1)
                 if child < 0:
                     return -cerrno.ENOMEM
                 if e & DESC_CONT:
@@ -547,7 +622,18 @@ cdef class PageTableCore:
 
     # ------------------------------------------------------- split / unfold
     cdef int _split_block(self, int l, i64 t, u64 idx, u64 va) except -1 nogil:
-        self._split_into(l, t, idx, va, self._alloc_table(l + 1))
+        cdef i64 child
+        if self.tab[l][(t << self.tbits[l]) + idx] & DESC_SW_DEPOSIT and self.ndep > 0:
+            # __split_huge_pmd_locked: the PTE table is the withdrawn deposit
+            self.ndep -= 1
+            child = self._table_slot(l + 1, self.dep[self.ndep])
+            if child < 0:
+                self.ndep += 1
+                with gil:
+                    raise MemoryError("ENOMEM: the page-table pool cannot grow")
+        else:
+            child = self._alloc_table(l + 1)
+        self._split_into(l, t, idx, va, child)
         return 0
 
     cdef void _split_into(self, int l, i64 t, u64 idx, u64 va, i64 child) noexcept nogil:
@@ -776,6 +862,9 @@ cdef class PageTableCore:
                                      <i64>(e >> DESC_ADDR_SHIFT), va, nxt, clear_bits)
                 else:
                     assert nxt - va == span and self.tab[l][dbase + idx] == 0
+                    if e & DESC_SW_DEPOSIT and self.deposit() != 0:    # copy_huge_pmd
+                        with gil:
+                            raise MemoryError("ENOMEM: no memory for a THP's deposited table")
                     self.tab[l][dbase + idx] = e & ~clear_bits
                     self.nvalid[l][dt] += 1
             va = nxt
@@ -817,6 +906,8 @@ cdef class PageTableCore:
                         if op == OP_PROTECT:
                             self.tab[l][base + idx] = (e & ~(<u64>DESC_PROT_MASK)) | prot_bits
                         else:
+                            if e & DESC_SW_DEPOSIT:      # zap_huge_pmd: zap_deposited_table
+                                self.zap_deposited()
                             self.tab[l][base + idx] = 0
                             self.nvalid[l][t] -= 1
                         va = nxt
@@ -1027,6 +1118,19 @@ cdef class PageTableCore:
         seen = [set() for _ in range(self.levels)]
         seen[0].add(0)
         self._check_table(0, 0, 0, seen)
+        cdef i64 ndep = 0, i
+        cdef u64 e
+        for l in range(self.levels):
+            for t in seen[l]:
+                for i in range((<i64>1) << self.tbits[l]):
+                    e = self.tab[l][(<i64>t << self.tbits[l]) + i]
+                    if e & DESC_SW_DEPOSIT:
+                        if (e & (DESC_VALID | DESC_TABLE)) != DESC_VALID or l != self.levels - 2:
+                            raise AssertionError(f"level {l} table {t} entry {i}: a deposit mark "
+                                                 f"off a PMD leaf ({e:#x})")
+                        ndep += 1
+        if ndep != self.ndep:
+            raise AssertionError(f"{ndep} PMD leaves have a deposited table, {self.ndep} deposited")
         for l in range(self.levels):
             free = set()
             t = self.free_head[l]
