@@ -200,3 +200,60 @@ def test_check_finds_a_stray_slab_page():
     k.core.folios.init(pfn, 1, 0, SLAB_OWNER, -1)    # a slab page on no cache's list
     with pytest.raises(AssertionError, match="slab"):
         k.check()
+
+
+def test_thp_deposit_is_charged_withdrawn_by_a_split_and_freed_by_a_zap():
+    k = ppsize.Kernel("4K", "64M", thp="always")
+    p = k.spawn()
+    a = p.mmap(4 << 20)
+    base = k.kmem_stats()["pagetable_pages"]          # the PGD
+    assert p.access([a, a + (2 << 20)], True).tolist() == [O.FAULT, O.FAULT]
+    # PUD + PMD tables and one deposited PTE table per PMD-mapped THP
+    assert k.kmem_stats()["pagetable_pages"] == base + 2 + 2 and p.mm.pt.ndep == 2
+    assert len(p.mm.pt.deposit_pfns()) == 2 and k.meminfo()["AnonHugePages"] == 4096
+    k.check()
+    before = k.kmem_stats()["pagetable_pages"]
+    p.munmap(a + (1 << 20), 4096)                     # splits the first THP's PMD
+    assert p.mm.pt.ndep == 1 and k.kmem_stats()["pagetable_pages"] == before   # withdrawn
+    assert p.mm.pt.tables["PTE"] == 1
+    k.check()
+    q = p.fork()                                      # copy_huge_pmd: the child's deposit
+    assert q.mm.pt.ndep == 1
+    k.check()
+    q.exit()
+    p.munmap(a + (2 << 20), 2 << 20)                  # zap_huge_pmd frees the deposit
+    assert p.mm.pt.ndep == 0
+    k.check()
+
+
+def eat_free_memory(k, keep=None):
+    """Allocate every free block as kernel memory (folios owned by the kernel, as
+    Kernel.fragment leaves them), but one block of order ``keep`` (movable)."""
+    b, folios = k.core.buddy, k.core.folios
+    for mt in ("unmovable", "movable", "reclaimable"):
+        for order in range(b.max_order + 1):
+            for _ in range(len(b.free_list(order, mt))):
+                if keep is not None and order == keep and mt == "movable":
+                    keep = None
+                    continue
+                pfn = b.alloc_pages(order, mt)
+                assert pfn >= 0
+                folios.init(pfn, order, 0, 0, 0)
+
+
+def test_thp_fault_without_a_deposit_is_oom():
+    k = ppsize.Kernel("4K", "16M", thp="always")
+    p = k.spawn()
+    a = p.mmap(8 << 20)
+    assert p.access([a], True).tolist() == [O.FAULT]      # tables down to the PMD table
+    b = (a + (4 << 20)) & ~((2 << 20) - 1)                 # another PMD entry, same table
+    eat_free_memory(k, keep=9)                             # one 2M block, nothing else
+    assert k.meminfo()["MemFree"] == 2048
+    oom, fails = k.oom_count, k.kmem_stats()["pagetable_fail"]
+    # the THP gets the block, then pte_alloc_one for its deposit fails: the folio is
+    # released and the fault is VM_FAULT_OOM (no fallback to PTEs)
+    assert p.access([b], True).tolist() == [O.OOM]
+    assert k.oom_count == oom + 1 and k.kmem_stats()["pagetable_fail"] == fails + 1
+    assert k.mthp_stats()["2M"]["anon_fault_alloc"] == 2      # the folio was allocated
+    assert k.meminfo()["MemFree"] == 2048 and k.meminfo()["AnonHugePages"] == 2048
+    k.check()
