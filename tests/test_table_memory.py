@@ -257,3 +257,51 @@ def test_thp_fault_without_a_deposit_is_oom():
     assert k.mthp_stats()["2M"]["anon_fault_alloc"] == 2      # the folio was allocated
     assert k.meminfo()["MemFree"] == 2048 and k.meminfo()["AnonHugePages"] == 2048
     k.check()
+
+
+# ------------------------------------------------- against the reference, frame for frame
+def test_reference_charges_tables_the_same_way_when_they_run_out():
+    from test_mm import Twin
+    t = Twin("4K", "64K", thp="never")
+    t.spawn()
+    a = t.call(0, "mmap", 16 * G, noreserve=True)
+    out = t.access(0, [a + i * G for i in range(8)], True)
+    assert O.OOM in out.tolist()
+    t.compare()                                  # MemFree, table frames, outcomes, OOMs
+    with pytest.raises(OSError):
+        t.fork(0)
+    t.compare()
+    t.call(0, "munmap", a + G, 15 * G)
+    t.fork(0)
+    t.access(1, [a], True)                       # COW in the child
+    t.compare()
+    t.exit(1)
+    t.exit(0)
+    t.compare()
+
+
+def test_reference_deposits_split_zap_fork_and_mremap():
+    from test_mm import Twin
+    t = Twin("4K", "32M", thp="always")
+    p, q = t.spawn()
+    a = t.call(0, "mmap", 8 << 20)
+    a2 = (a + (2 << 20) - 1) & ~((2 << 20) - 1)
+    t.access(0, [a2, a2 + (2 << 20)], True)      # two PMD THPs: two deposits
+    t.access(0, [a2 + (4 << 20)], False)         # the huge zero PMD: a third
+    assert p.mm.pt.ndep == len(q.deposits) == 3
+    t.compare()
+    t.call(0, "mprotect", a2 + (1 << 20), 4096, "r")         # a split withdraws one
+    t.compare()
+    t.fork(0)                                    # copy_huge_pmd: the child's deposits
+    t.compare()
+    t.access(1, [a2 + (2 << 20) + 8], True)      # the child's COW of a THP (split first)
+    t.access(0, [a2 + (4 << 20)], True)          # the zero PMD becomes a THP: deposit kept
+    t.compare()
+    t.call(0, "mremap", a2 + (2 << 20), 2 << 20, 2 << 20, 3, 0x200000000000)   # moves one
+    t.compare()
+    assert p.mm.pt.ndep == len(q.deposits) == 2  # the moved THP keeps its deposit
+    t.call(0, "munmap", a, 8 << 20)              # zaps free them
+    assert p.mm.pt.ndep == len(q.deposits) == 1
+    t.call(0, "munmap", 0x200000000000, 2 << 20)
+    t.compare()
+    assert p.mm.pt.ndep == len(q.deposits) == 0
