@@ -543,6 +543,8 @@ class Kernel:
 
     @property
     def oom_count(self) -> int:
+        """Faults that ended in VM_FAULT_OOM: no folio, no page table or deposit, or no
+        slab page for the page cache's XArray."""
         return self.core.nr_oom
 
     def check(self, strict=False):
@@ -550,7 +552,9 @@ class Kernel:
         frame free xor in exactly one folio, each frame's mapcount equal to the
         mappings of it in all page tables, RSS and AnonPages equal to a recount,
         every process's page table and VMAs consistent, every page-cache folio
-        aligned and >= its file's min order. Files the `range` policy left mixed
+        aligned and >= its file's min order, and the accounting identity:
+        MemTotal - MemFree = AnonPages + Cached + page-table pages + slab pages +
+        kernel memory, every table page a live table's. Files the `range` policy left mixed
         are the one exception: their folios below the min order must be ones the
         transition left behind (no new ones; see :meth:`mixed_files`); with
         ``strict`` a mixed file fails the check too."""
