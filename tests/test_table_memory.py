@@ -305,3 +305,24 @@ def test_reference_deposits_split_zap_fork_and_mremap():
     t.call(0, "munmap", 0x200000000000, 2 << 20)
     t.compare()
     assert p.mm.pt.ndep == len(q.deposits) == 0
+
+
+def test_file_pmd_split_without_table_memory_zaps_the_block():
+    # a file PMD mapping has no deposit: with no page left for its PTE table, a split
+    # (the VMA boundary of a partial munmap) zaps the whole PMD, as
+    # __split_huge_pmd_locked does for a file THP; the rest refaults
+    k = ppsize.Kernel("4K", "32M", thp="always")
+    f = k.create_file("/lib.so", "4M")
+    p = k.spawn()
+    c = p.mmap(4 << 20, file=f, prot="r")
+    p.madvise(c, 4 << 20, "hugepage")
+    assert p.access([c], False).tolist() == [O.MAJOR]
+    assert p.status()["RssFile"] == 2048 and p.mm.pt.ndep == 0        # one PMD, no deposit
+    eat_free_memory(k)
+    assert k.meminfo()["MemFree"] == 0
+    p.munmap(c + (1 << 20), K4)
+    assert p.status()["RssFile"] == 0                 # the block zapped, not split
+    k.check()
+    out = p.access([c, c + (1 << 20) + K4], False)    # refault: no table memory either
+    assert out.tolist() == [O.OOM, O.OOM]
+    k.check()

@@ -83,6 +83,21 @@ cdef class MMCore:
         self.need_anon = <i64*>cnp.PyArray_DATA(self._need_anon_a)
 
     # ------------------------------------------------------------- helpers
+    cdef u64 _block_start(self, u64 x) noexcept nogil:
+        # the first address of the PMD block mapping x
+        return x & ~(((<u64>1) << self.pt.shift[self.pt.levels - 2]) - 1)
+
+    cdef int split_or_zap(self, u64 x) except -1 nogil:
+        """split_huge_pmd at x (a new VMA boundary, a partial mprotect or mremap): a
+        block without memory for its table (a file PMD: anon blocks have a deposit)
+        is zapped whole, as __split_huge_pmd_locked does for a file PMD (its pages
+        refault)."""
+        cdef u64 bs
+        if self.pt.try_split_at(x) != 0:
+            bs = self._block_start(x)
+            self.zap(bs, bs + ((<u64>1) << self.pt.shift[self.pt.levels - 2]))
+        return 0
+
     cdef u64 leaf_prot(self, u64 vm_flags) noexcept nogil:
         """PTE prot bits for the VMA's access flags (without write: private
         mappings get write only from a write fault, as PAGE_COPY)."""
@@ -184,10 +199,14 @@ cdef class MMCore:
         cdef u64 a = va, desc, s, e, span
         cdef int level
         cdef i64 pfn, nr, total = 0
-        # the partial blocks at the ends are split before anything changes: a split's
-        # table may not be had (MemoryError), and then nothing is unmapped
-        self.pt.split_at(va)
-        self.pt.split_at(end)
+        # the partial blocks at the ends are split before anything changes (an anon
+        # block's table is its deposit); a block whose table cannot be had (a file
+        # PMD) is zapped whole, as __split_huge_pmd_locked zaps a file PMD
+        if self.pt.try_split_at(va) != 0:
+            va = self._block_start(va)
+            a = va
+        if self.pt.try_split_at(end) != 0:
+            end = self._block_start(end) + ((<u64>1) << self.pt.shift[self.pt.levels - 2])
         while a < end and self.pt.next_leaf(&a, end, &desc, &level):
             span = (<u64>1) << self.pt.shift[level]
             s = a if a > va else va
@@ -901,7 +920,7 @@ cdef class MMCore:
     def split_at(self, u64 x):
         """Split a block mapping that a new VMA boundary at x cuts (vma_adjust_trans_huge)."""
         user_range(x, x, self.pt.va_limit, "split address")
-        self.pt.split_at(x)
+        self.split_or_zap(x)
 
     def unmap_file(self, i64 f, i64 first=0, i64 last=-1, bint even_cows=False):
         """unmap_mapping_pages(mapping, first, last - first + 1, even_cows) (all of
@@ -979,8 +998,8 @@ cdef class MMCore:
         cdef u64 run_start = 0
         cdef bint in_run = False
         user_range(start, end, self.pt.va_limit)
-        self.pt.split_at(start)           # the only tables a protect needs (MemoryError
-        self.pt.split_at(end)             # before anything changed)
+        self.split_or_zap(start)          # the only tables a protect needs
+        self.split_or_zap(end)
         self.pt.protect_range(start, end - start, prot)
         if not (vm_flags & VM_WRITE):
             return
@@ -1015,8 +1034,8 @@ cdef class MMCore:
         moved = []
         user_range(start, end, self.pt.va_limit)
         user_range(new_start, new_start + (end - start), self.pt.va_limit, "destination")
-        self.pt.split_at(start)
-        self.pt.split_at(end)
+        self.split_or_zap(start)
+        self.split_or_zap(end)
         while a < end and self.pt.next_leaf(&a, end, &desc, &level):
             span = (<u64>1) << self.pt.shift[level]
             moved.append((a, desc, level, span))

@@ -117,6 +117,7 @@ cdef class PageTableCore:
     cdef void _write_leaves(self, int l, i64 t, u64 va, u64 pa, u64 n, u64 attrs, bint cont) noexcept nogil
     cdef int zap_range(self, u64 va, u64 size) except -1 nogil
     cdef int split_at(self, u64 x) except -1 nogil
+    cdef int try_split_at(self, u64 x) noexcept nogil
     cdef int free_tables(self, u64 floor, u64 ceiling) except -1 nogil
     cdef bint next_leaf(self, u64* va, u64 end, u64* desc, int* level) noexcept nogil
     cdef int copy_range(self, PageTableCore src, u64 va, u64 end, u64 clear_bits) except -1 nogil

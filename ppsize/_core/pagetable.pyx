@@ -731,26 +731,25 @@ cdef class PageTableCore:
 
     cdef int split_at(self, u64 x) except -1 nogil:
         """Split every block that straddles x (split_huge_pmd where a new VMA
-        boundary or a partial move cuts a PMD mapping), unfolding its run."""
-        cdef int l
-        cdef i64 t = 0
-        cdef u64 e, idx, span
-        if x >= self.va_limit:
-            return 0
-        for l in range(self.levels - 1):
-            idx = (x >> self.shift[l]) & self.imask[l]
-            e = self.tab[l][(t << self.tbits[l]) + idx]
-            if not (e & DESC_VALID):
+        boundary or a partial move cuts a PMD mapping), unfolding its run; no memory
+        for a table is MemoryError (nothing changed at that level)."""
+        if self.try_split_at(x) != 0:
+            with gil:
+                raise MemoryError(f"ENOMEM: no memory for the page table of a split at {x:#x}")
+        return 0
+
+    cdef int try_split_at(self, u64 x) noexcept nogil:
+        """split_at: 0, or -ENOMEM when a block straddling x (one without a deposit: a
+        file PMD) cannot get its table; blocks above it already split stay split."""
+        cdef u64 pa = 0, unit = 0
+        cdef int level = 0, prot = 0
+        while x < self.va_limit:
+            if _walk(self, x, &pa, &level, &unit, &prot, NULL) != TR_OK or level == self.levels - 1:
                 return 0
-            if not (e & DESC_TABLE):
-                span = (<u64>1) << self.shift[l]
-                if x & (span - 1) == 0:
-                    return 0
-                if e & DESC_CONT:
-                    self._set_run(l, t, x, False)
-                self._split_block(l, t, idx, x)
-                e = self.tab[l][(t << self.tbits[l]) + idx]
-            t = <i64>(e >> DESC_ADDR_SHIFT)
+            if x & (((<u64>1) << self.shift[level]) - 1) == 0:
+                return 0
+            if self.split_block_at(x) != 0:
+                return -cerrno.ENOMEM
         return 0
 
     cdef int free_tables(self, u64 floor, u64 ceiling) except -1 nogil:
