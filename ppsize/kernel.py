@@ -8,7 +8,7 @@ import os
 import numpy as np
 
 from ._core.folio import FOLIO_FLAGS
-from ._core.kcore import KernelCore
+from ._core.kcore import OWNER_TAGS, KernelCore
 from ._lock import new_lock, serialized
 from ._validate import as_choice, as_page_size
 from .buddy import check_frames
@@ -22,6 +22,10 @@ __all__ = ["Kernel", "THP_SETTINGS", "FILE_POLICIES"]
 THP_SETTINGS = ("always", "inherit", "madvise", "never")
 PG_MLOCKED = FOLIO_FLAGS["mlocked"]
 KERNEL_OWNER = 0         # folio owner of memory the kernel keeps (fragment()); MMs are 1..
+PGTABLE_OWNER = OWNER_TAGS["pgtable"]   # page-table pages (PageTable), index = the MM id
+SLAB_OWNER = OWNER_TAGS["slab"]         # slab pages of the kernel's kmem caches
+CACHE_XA_NODE = 0        # KernelCore's kmem caches: radix_tree_node_cachep, then pgd_caches
+NR_CACHES = 5
 _TOP = {"never": 0, "madvise": 1, "always": 2}
 
 
@@ -475,8 +479,9 @@ class Kernel:
     def meminfo(self) -> dict:
         """/proc/meminfo fields in kB: MemTotal (memory less the reserved zero
         region), MemFree, Cached (the page cache), AnonPages, AnonHugePages,
-        PageTables, and XArrayNodes (the page cache's radix_tree_node slab, part
-        of SReclaimable)."""
+        PageTables (every process's tables at their size: page-table pages, the
+        PTE tables THPs deposit, PGDs below a page from the pgd_cache), and XArrayNodes (the slab
+        pages of the page cache's radix_tree_node cache, part of SReclaimable)."""
         c, kb = self.core, self.page_size >> 10
         reserved = 1 << c.zero_order
         thp_heads = set()
@@ -491,8 +496,22 @@ class Kernel:
             "AnonPages": c.anon_pages * kb,
             "AnonHugePages": len(thp_heads) * (1 << self.geometry.pmd_order) * kb,
             "PageTables": tables >> 10,
-            "XArrayNodes": self.pagecache.xa_slab_bytes >> 10,
+            "XArrayNodes": self.core.cache_stats(CACHE_XA_NODE)["pages"] * kb,
         }
+
+    def kmem_stats(self) -> dict:
+        """The kernel memory the model charges: {"pagetable_pages": NR_PAGETABLE (kernel
+        pages of page-table folios), "pagetable_fail": page-table allocations refused,
+        "oom": faults that ended in VM_FAULT_OOM, "caches": {name: {size, per_slab,
+        order, objects, slabs, pages, fail}}} (radix_tree_node, pgd-<size>)."""
+        c = self.core
+        caches = {}
+        for i in range(NR_CACHES):
+            st = c.cache_stats(i)
+            if st["size"]:
+                caches["radix_tree_node" if i == CACHE_XA_NODE else f"pgd-{st['size']}"] = st
+        return {"pagetable_pages": c.nr_pagetable, "pagetable_fail": c.nr_pgtable_fail,
+                "oom": c.nr_oom, "caches": caches}
 
     def buddyinfo(self):
         return self.core.buddy.buddyinfo()
@@ -524,6 +543,8 @@ class Kernel:
 
     @property
     def oom_count(self) -> int:
+        """Faults that ended in VM_FAULT_OOM: no folio, no page table or deposit, or no
+        slab page for the page cache's XArray."""
         return self.core.nr_oom
 
     def check(self, strict=False):
@@ -531,7 +552,9 @@ class Kernel:
         frame free xor in exactly one folio, each frame's mapcount equal to the
         mappings of it in all page tables, RSS and AnonPages equal to a recount,
         every process's page table and VMAs consistent, every page-cache folio
-        aligned and >= its file's min order. Files the `range` policy left mixed
+        aligned and >= its file's min order, and the accounting identity:
+        MemTotal - MemFree = AnonPages + Cached + page-table pages + slab pages +
+        kernel memory, every table page a live table's. Files the `range` policy left mixed
         are the one exception: their folios below the min order must be ones the
         transition left behind (no new ones; see :meth:`mixed_files`); with
         ``strict`` a mixed file fails the check too."""
@@ -585,8 +608,12 @@ class Kernel:
 
     def _check_accounting(self, arrays, heads):
         """MemTotal - MemFree equals the used counters: every allocated frame is in a
-        folio that AnonPages, Cached or the kernel's own memory (fragment(), folios
-        a pin keeps after their mapping dropped them) accounts for."""
+        folio that AnonPages, Cached, PageTables (page-table pages), the slab (the
+        kmem caches' pages) or the kernel's own memory (fragment(), folios a pin
+        keeps after their mapping dropped them) accounts for. Every page-table page
+        is a live table of a live process (and each of those has its page), every
+        slab page is on its cache's list and each cache holds exactly the slabs its
+        live objects need (XArray nodes, PGDs below a page)."""
         c, m = self.core, self.meminfo()
         kb = self.page_size >> 10
         used = (m["MemTotal"] - m["MemFree"]) // kb
@@ -594,9 +621,71 @@ class Kernel:
         sizes = np.left_shift(1, arrays["order"][heads].astype(np.int64))
         cached = int(sizes[owner <= -2].sum())
         kernel = int(sizes[((owner == KERNEL_OWNER) | (owner == -1)) & (heads != c.zero_pfn)].sum())
-        if used != c.anon_pages + cached + kernel:
+        tables = int(sizes[owner == PGTABLE_OWNER].sum())
+        slab = int(sizes[owner == SLAB_OWNER].sum())
+        total = c.anon_pages + cached + tables + slab + kernel
+        if used != total:
             raise AssertionError(f"MemTotal - MemFree = {used} pages, but AnonPages {c.anon_pages} + "
-                                 f"Cached {cached} + kernel {kernel} = {c.anon_pages + cached + kernel}")
+                                 f"Cached {cached} + PageTables {tables} + slab {slab} + kernel "
+                                 f"{kernel} = {total}")
+        if tables != c.nr_pagetable:
+            raise AssertionError(f"NR_PAGETABLE {c.nr_pagetable} pages, page-table folios hold {tables}")
+        # every page-table folio is one live table of a live process, and back
+        want, objects, table_bytes = {}, {}, 0
+        for p in self.processes.values():
+            pt = p.mm.pt
+            if not pt.charged:
+                raise AssertionError(f"pid {p.pid}: page table not charged to the kernel")
+            table_bytes += p.page_table_bytes()
+            last = p.pt_geometry.levels - 1
+            for level, pfns in list(pt.table_pfns().items()) + [(last, pt.deposit_pfns())]:
+                size = p.pt_geometry.table_sizes[level]
+                for pfn in pfns:
+                    if pfn < 0:
+                        objects[size] = objects.get(size, 0) + 1
+                        continue
+                    if pfn in want:
+                        raise AssertionError(f"pfn {pfn} backs two page tables")
+                    want[pfn] = (p, level)
+        tab_heads = heads[owner == PGTABLE_OWNER]
+        if set(tab_heads.tolist()) != set(want):
+            extra = sorted(set(tab_heads.tolist()) - set(want))[:4]
+            missing = sorted(set(want) - set(tab_heads.tolist()))[:4]
+            raise AssertionError(f"page-table folios not of a live table: {extra}; tables "
+                                 f"without their folio: {missing}")
+        for pfn, (p, level) in want.items():
+            order = int(arrays["order"][pfn])
+            if int(arrays["index"][pfn]) != p.mm.mm_id or \
+                    (1 << order) * self.page_size != max(self.page_size, p.pt_geometry.table_sizes[level]):
+                raise AssertionError(f"pid {p.pid} level {level}: table folio at pfn {pfn} "
+                                     f"(order {order}, MM {int(arrays['index'][pfn])}) is not its own")
+        small = sum(size * n for size, n in objects.items())
+        if table_bytes != tables * self.page_size + small:
+            raise AssertionError(f"PageTables {table_bytes} bytes, but table pages {tables} x "
+                                 f"{self.page_size} + PGD objects {small}")
+        # kmem caches: exactly the slabs their objects need, each a slab folio
+        nr_nodes = sum(pc.pool.nr_nodes for pc in c.xa_users())     # every page cache's
+        slab_heads = set(heads[owner == SLAB_OWNER].tolist())
+        listed = set()
+        for i in range(NR_CACHES):
+            st = c.cache_stats(i)
+            if not st["size"]:
+                continue
+            live = nr_nodes if i == CACHE_XA_NODE else objects.get(st["size"], 0)
+            if st["objects"] != live:
+                raise AssertionError(f"kmem cache {i} ({st['size']} B): {st['objects']} objects "
+                                     f"counted, {live} live")
+            if st["slabs"] != -(-live // st["per_slab"]):
+                raise AssertionError(f"kmem cache {i}: {st['slabs']} slabs for {live} objects "
+                                     f"of {st['per_slab']} per slab")
+            pfns = c.cache_slab_pfns(i)
+            if len(pfns) != st["slabs"] or any(int(arrays["order"][q]) != st["order"] for q in pfns):
+                raise AssertionError(f"kmem cache {i}: slab list {pfns[:4]} does not match "
+                                     f"{st['slabs']} slabs of order {st['order']}")
+            listed.update(pfns)
+        if listed != slab_heads:
+            raise AssertionError(f"slab folios {sorted(slab_heads - listed)[:4]} on no cache, "
+                                 f"{sorted(listed - slab_heads)[:4]} listed but not slab folios")
 
     def __repr__(self):
         return (f"<Kernel {fmt_size(self.page_size)} {self.geometry.name}, "

@@ -289,8 +289,9 @@ class PageCache:
 
     @property
     def xa_slab_bytes(self) -> int:
-        """radix_tree_node slab: 7 nodes of 576 bytes per 4K slab page (packed bound)."""
-        return -(-self.xa_nodes // 7) * 4096
+        """The radix_tree_node slab's pages (the kernel's cache, perfectly packed:
+        KernelCore.cache_stats), in bytes."""
+        return self._c.k.cache_stats(0)["pages"] * self.page_size
 
     def stats(self) -> dict:
         c = self._c.counters()

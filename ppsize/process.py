@@ -99,7 +99,8 @@ class Process:
         self._minflt_exec = 0          # faults of earlier images (min_flt is per task)
         self._pins: list = []          # long-term pins: (start, end, {folio head: pages})
         self._locked = False           # may have VM_LOCKED VMAs (PG_mlocked upkeep)
-        self._new_mm()
+        self.aspace, self.mm = self._make_mm(page, self.pt_geometry)
+        kernel.switch_mm(self)
         kernel.add_process(self)
 
     def _pt_geometry(self, page, pgtable):
@@ -115,21 +116,24 @@ class Process:
                              f"only {fmt_size(zero)}")
         return default_geometry(page, kg.arch)
 
-    def _new_mm(self):
-        """A fresh address space and MM (fork, exec)."""
+    def _make_mm(self, page, geometry, pgtable=None):
+        """A fresh address space and MM (spawn, fork, exec): (AddressSpace, MMCore).
+        mm_alloc -> mm_alloc_pgd: no memory for the PGD is OSError(ENOMEM)."""
         k = self.kernel
-        self.aspace = AddressSpace(k.geometry, self.page_size, pmd_size=self.pt_geometry.pmd_size)
+        aspace = AddressSpace(k.geometry, page, pmd_size=geometry.pmd_size)
         x86 = k.geometry.arch == "x86_64"
         read_mask = VM_READ | VM_WRITE | (VM_EXEC if x86 else 0)
         # arm64 exec_folio_order(): 64K folios for executable file mappings
         exec_order = -1 if x86 else (65536 // k.page_size).bit_length() - 1
-        pt = PageTable(self.pt_geometry)
+        pt = PageTable(geometry)
         pt._lock = k._lock                # the process's table is its Kernel's
-        self.mm = MMCore(k.core, pt, self.aspace.vmas,
-                         self.page_size.bit_length() - 1, self.pgtable == "native",
-                         k.alloc_mm_id(), read_mask, k.pagecache.core,
-                         FAULT_AROUND_BYTES, exec_order)
-        k.switch_mm(self)
+        try:
+            mm = MMCore(k.core, pt, aspace.vmas, page.bit_length() - 1,
+                        (pgtable or self.pgtable) == "native", k.alloc_mm_id(), read_mask,
+                        k.pagecache.core, FAULT_AROUND_BYTES, exec_order)
+        except MemoryError as e:
+            raise OSError(errno.ENOMEM, f"{e} ({os.strerror(errno.ENOMEM)})") from None
+        return aspace, mm
 
     @property
     def _lock(self):
@@ -516,7 +520,12 @@ class Process:
         self._require_alive()
         child = Process(self.kernel, self.page_size, self.pgtable, name or self.name, cpu=self.cpu)
         self.aspace.dup_mmap(child.aspace)
-        child.apply(child.aspace.drain_effects(), source=self)
+        try:
+            child.apply(child.aspace.drain_effects(), source=self)
+        except MemoryError as e:
+            # dup_mmap's copy_page_range -ENOMEM: the child is torn down, fork fails
+            child.exit()
+            raise OSError(errno.ENOMEM, f"fork: {e} ({os.strerror(errno.ENOMEM)})") from None
         return child
 
     def exec(self, page_size=None, pgtable=None):
@@ -525,11 +534,14 @@ class Process:
         self._require_alive()
         page, pgtable = _page_and_tables(self.kernel, page_size or self.page_size, pgtable or self.pgtable)
         geometry = self._pt_geometry(page, pgtable)      # refuse before tearing anything down
+        # bprm_mm_init: the new MM (and PGD) before exec_mmap drops the old one
+        aspace, mm = self._make_mm(page, geometry, pgtable)
         self.apply([Effect("exit_mm", 0, self.mm.pt.va_limit)])
         self.kernel.release_mm(self)
         self._minflt_exec += self.mm.minflt
         self.page_size, self.pgtable, self.pt_geometry = page, pgtable, geometry
-        self._new_mm()
+        self.aspace, self.mm = aspace, mm
+        self.kernel.switch_mm(self)
         self.kernel.note_page_size(self.page_size)
         self._forget_mlock()
 
@@ -651,6 +663,9 @@ class Process:
     def check(self):
         """Page table and VMA invariants, and RSS equal to a recount."""
         self.mm.pt.check()
+        if self._deposited() != self.mm.pt.ndep:
+            raise AssertionError(f"pid {self.pid}: {self._deposited()} anon/zero PMD leaves, "
+                                 f"{self.mm.pt.ndep} deposited PTE tables")
         self.aspace.check()
         anon = file = 0
         for s, e, *_ in self.aspace.vmas:

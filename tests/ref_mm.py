@@ -27,8 +27,17 @@ passes), tables kept after zaps until free_pgtables of the hole.
 
 Leaves: ``ptes`` maps the VA of each last-level entry (a kernel page when emulated,
 a process page when native) to ``[pfn, prot]`` (pfn of its first frame); ``blocks``
-maps PMD-aligned VAs to ``[pfn, prot]``. Tables: a set of ``(level, index)`` with
-level >= 1 (the root is never freed) and index = va >> shift of the parent level.
+maps PMD-aligned VAs to ``[pfn, prot]``. Tables: a dict ``(level, index) -> pfn`` with
+level >= 1 (the root is ``root``, freed at exit) and index = va >> shift of the parent
+level. Every table is kernel memory, as in Linux: a page-table page of order
+log2(table bytes / kernel page) from the buddy (unmovable), or, for a PGD smaller than
+a kernel page, an object of a pgd cache (perfectly packed slabs, the newest freed
+first); -2 stands for such an object. A fault allocates its tables where Linux does
+(__handle_mm_fault's pud/pmd_alloc at the fault, pte_alloc before the folio) and one
+that cannot is VM_FAULT_OOM. Every block (an anon THP or the huge zero PMD) has a
+deposited PTE table (``deposits``, a LIFO of pfns: pgtable_trans_huge_deposit before
+the zero PMD, after the THP's folio; copy_huge_pmd at fork); a split withdraws one as
+its PTE table, a zap of a block frees one (zap_deposited_table), mremap keeps them.
 """
 from __future__ import annotations
 
@@ -75,6 +84,9 @@ class RefKernel:
         self.fault_alloc = {}
         self.fault_fallback = {}
         self.nr_oom = 0
+        self.nr_pagetable = 0      # NR_PAGETABLE (kernel pages)
+        self.nr_pgtable_fail = 0
+        self.caches = {}           # object size -> [per_slab, order, objects, [slab pfns]]
         self.top = "always"
         self.mthp = {self.pmd_order: "inherit"}
         self.use_zero_page = True
@@ -108,6 +120,53 @@ class RefKernel:
     def is_zero(self, pfn):
         return self.zero_pfn <= pfn < self.zero_pfn + (1 << self.zero_order)
 
+    # ------------------------------------------------------------ kernel memory
+    def table_alloc(self, nbytes):
+        """A page table of nbytes: its pfn, -2 (a pgd cache object) or -1 (no memory)."""
+        if nbytes < self.K:
+            return -2 if self.cache_alloc(nbytes) else -1
+        order = (nbytes // self.K).bit_length() - 1
+        pfn = self.buddy.alloc(order, UNMOVABLE)
+        if pfn < 0:
+            self.nr_pgtable_fail += 1
+            return -1
+        self.nr_pagetable += 1 << order
+        return pfn
+
+    def table_free(self, pfn, nbytes):
+        if pfn == -2:
+            self.cache_free(nbytes)
+            return
+        order = (nbytes // self.K).bit_length() - 1
+        self.buddy.free(pfn, order)
+        self.nr_pagetable -= 1 << order
+
+    def _cache(self, size):
+        if size not in self.caches:
+            # SLUB calculate_order: min_objects 12 (2 CPUs), leftover <= 1/16 .. 1/2
+            min_order = max(0, (-(-12 * size // self.K) - 1).bit_length())
+            order = next(o for f in (16, 8, 4, 2) for o in range(min(min_order, 3), 4)
+                         if (self.K << o) % size <= (self.K << o) // f)
+            self.caches[size] = [(self.K << order) // size, order, 0, []]
+        return self.caches[size]
+
+    def cache_alloc(self, size):
+        c = self._cache(size)
+        per, order, n, slabs = c
+        if n == per * len(slabs):
+            pfn = self.buddy.alloc(order, UNMOVABLE)
+            if pfn < 0:
+                return False
+            slabs.append(pfn)
+        c[2] += 1
+        return True
+
+    def cache_free(self, size):
+        c = self.caches[size]
+        c[2] -= 1
+        if (len(c[3]) - 1) * c[0] >= c[2] and c[3]:
+            self.buddy.free(c[3].pop(), c[1])
+
     # ------------------------------------------------------------ folios
     def count(self, order, ok):
         d = self.fault_alloc if ok else self.fault_fallback
@@ -123,6 +182,15 @@ class RefKernel:
             self.head_of[pfn + i] = pfn
         self.anon_pages += 1 << order
         return pfn
+
+    def unalloc_folio(self, pfn):
+        """A new folio never mapped, freed again (folio_put)."""
+        order = self.folio_order.pop(pfn)
+        del self.folio_mapped[pfn]
+        for i in range(1 << order):
+            del self.head_of[pfn + i]
+        self.anon_pages -= 1 << order
+        self.buddy.free(pfn, order)
 
     def get_frames(self, pfn, nr):
         for i in range(nr):
@@ -191,11 +259,20 @@ class RefProcess:
         self.pid = k._next_pid
         k._next_pid += 1
         self.minflt_prev = 0       # min_flt is the task's: earlier images' faults
-        self._setup(P)
+        self._setup(P, self._alloc_root(P))
         if register:
             k.procs[self.pid] = self
 
-    def _setup(self, P):
+    def _alloc_root(self, P):
+        """pgd_alloc for an MM of page size P: the root's pfn (or -2); OSError(ENOMEM)."""
+        k = self.k
+        g = default_geometry(P, k.g.arch) if self.native else k.g
+        root = k.table_alloc(g.table_sizes[0])
+        if root == -1:
+            raise OSError(12, "ENOMEM: no memory for the page-table root")
+        return root
+
+    def _setup(self, P, root):
         k = self.k
         self.P = P
         self.porder = (P // k.K).bit_length() - 1
@@ -208,7 +285,9 @@ class RefProcess:
         self.read_mask = VM_READ | VM_WRITE | (VM_EXEC if k.g.arch == "x86_64" else 0)
         self.ptes = {}
         self.blocks = {}
-        self.tables = set()
+        self.tables = {}
+        self.deposits = []          # deposited PTE tables (pfns), one per block
+        self.root = root
         self.rss = 0
         self.minflt = 0
         self.outcomes = [0] * len(OUTCOME_NAMES)
@@ -217,9 +296,39 @@ class RefProcess:
     def _table_key(self, level, va):
         return (level, va >> self.tg.shifts[level - 1])
 
-    def _ensure_tables(self, va, leaf_level):
+    def _ensure_tables(self, va, leaf_level, oom=False):
+        """The tables of va's walk down to leaf_level, top-down. No memory for one:
+        False with ``oom`` (a fault's VM_FAULT_OOM; those allocated stay), else
+        MemoryError (a syscall's)."""
         for level in range(1, leaf_level + 1):
-            self.tables.add(self._table_key(level, va))
+            key = self._table_key(level, va)
+            if key in self.tables:
+                continue
+            pfn = self.k.table_alloc(self.tg.table_sizes[level])
+            if pfn == -1:
+                if oom:
+                    return False
+                raise MemoryError(f"ENOMEM: no memory for a level-{level} page table")
+            self.tables[key] = pfn
+        return True
+
+    def _free_table(self, key):
+        self.k.table_free(self.tables.pop(key), self.tg.table_sizes[key[0]])
+
+    def table_pfns(self):
+        """The page-table pages (pfns) of this process, the root's included."""
+        return {pfn for pfn in list(self.tables.values()) + self.deposits + [self.root] if pfn >= 0}
+
+    def _deposit(self):
+        """pte_alloc_one + pgtable_trans_huge_deposit: False when there is no memory."""
+        pfn = self.k.table_alloc(self.tg.table_sizes[-1])
+        if pfn == -1:
+            return False
+        self.deposits.append(pfn)
+        return True
+
+    def _zap_deposit(self):
+        self.k.table_free(self.deposits.pop(), self.tg.table_sizes[-1])
 
     def vmpte_bytes(self):
         g = self.tg
@@ -242,18 +351,23 @@ class RefProcess:
         return b not in self.blocks and self._table_key(self.pte_level, va) not in self.tables
 
     def free_tables(self, floor, ceiling):
-        """free_pgd_range: tables whose whole span lies in [floor, ceiling), bottom-up,
-        if nothing is left under them."""
+        """free_pgd_range: tables whose whole span lies in [floor, ceiling) and hold
+        nothing, depth first (each table's children, in address order, before it)."""
+        self._free_under(0, 0, floor, ceiling)
+
+    def _free_under(self, level, base, floor, ceiling):
         g = self.tg
-        for level in range(g.levels - 1, 0, -1):
-            span = 1 << g.shifts[level - 1]
-            for key in sorted(t for t in self.tables if t[0] == level):
-                base = key[1] * span
-                if base < floor or base + span > ceiling:
-                    continue
-                if self._table_used(level, base, span):
-                    continue
-                self.tables.discard(key)
+        if level == g.levels - 1:
+            return
+        cspan = 1 << g.shifts[level]            # VA of one entry = span of a child table
+        end = base + (1 << g.shifts[level - 1]) if level else self.va_limit
+        kids = sorted(i for l, i in self.tables if l == level + 1
+                      and base <= i * cspan < end and i * cspan + cspan > floor and i * cspan < ceiling)
+        for i in kids:
+            cva = i * cspan
+            self._free_under(level + 1, cva, floor, ceiling)
+            if cva >= floor and cva + cspan <= ceiling and not self._table_used(level + 1, cva, cspan):
+                self._free_table((level + 1, i))
 
     def _table_used(self, level, base, span):
         end = base + span
@@ -287,8 +401,8 @@ class RefProcess:
     def split_block(self, b):
         """split_huge_pmd: PTEs of the same frames (a huge zero PMD becomes PTEs of
         the zero page, __split_huge_zero_page_pmd); the deposited table is used."""
+        self.tables[self._table_key(self.pte_level, b)] = self.deposits.pop()   # withdraw
         pfn, prot = self.blocks.pop(b)
-        self._ensure_tables(b, self.pte_level)
         step = self.unit >> self.k.kshift
         for i in range(self.pmd_size // self.unit):
             f = self.k.zero_pfn if self.k.is_zero(pfn) else pfn + i * step
@@ -337,15 +451,19 @@ class RefProcess:
     def zap(self, start, end):
         """zap_pte_range over [start, end): partial blocks split, tables kept."""
         self._split_partial(start, end)
+        blocks = 0
         for va, size, pfn, prot, block in self.leaves_in(start, end):
             if block:
                 del self.blocks[va]
+                blocks += 1
             else:
                 del self.ptes[va]
             if not self.k.is_zero(pfn):
                 nr = size >> self.k.kshift
                 self.k.put_frames(pfn, nr)
                 self.rss -= nr
+        for _ in range(blocks):             # the tables' side of the zap, after the pages
+            self._zap_deposit()
 
     def set_prot(self, start, end, prot):
         self._split_partial(start, end)
@@ -396,6 +514,10 @@ class RefProcess:
                 return self.do_wp(vma, pva, need)
             self.minflt += 1               # spurious: present but the PTE denies it
             return HIT
+        # __handle_mm_fault: pud_alloc / pmd_alloc down to the PMD table
+        if not self._ensure_tables(pva, self.pte_level - 1, oom=True):
+            self.k.nr_oom += 1
+            return OOM
         return self.do_anonymous(vma, va, w, need)
 
     def _note(self, vs, need):
@@ -421,17 +543,29 @@ class RefProcess:
                 if not anon:
                     self._note(vs, need)
                 if not w and k.use_zero_page and k.zero_order >= k.pmd_order:
-                    self._ensure_tables(a, self.pte_level - 1)
+                    if not self._deposit():             # pte_alloc_one first
+                        k.nr_oom += 1
+                        self.minflt -= 1
+                        return OOM
                     self.blocks[a] = [k.zero_pfn, prot]
                     return ZERO
                 pfn = k.alloc_folio(k.pmd_order)
                 if pfn >= 0:
                     k.count(k.pmd_order, True)
+                    if not self._deposit():             # after the folio: released, OOM
+                        k.unalloc_folio(pfn)
+                        k.nr_oom += 1
+                        self.minflt -= 1
+                        return OOM
                     # Linux: maybe_pmd_mkwrite (W only with VM_WRITE); the engine maps it
                     # writable regardless (test_read_only_vma_thp_read_fault_not_writable)
                     self.map_folio(a, pfn, k.pmd_order, prot | W, True)
                     return FAULT
                 k.count(k.pmd_order, False)
+        if not self._ensure_tables(pva, self.pte_level, oom=True):     # pte_alloc
+            k.nr_oom += 1
+            self.minflt -= 1
+            return OOM
         if not w:
             self.map_zero(pva, prot)
             return ZERO
@@ -492,7 +626,10 @@ class RefProcess:
                 k.set_excl(pfn, self.P >> k.kshift, True)
                 self.set_prot(pva, pva + self.P, prot)
                 return REUSE
-        # wp_page_copy: a process page, not counted in the mTHP stats
+        # wp_page_copy: a process page, not counted in the mTHP stats; a block is
+        # split first (its PTE table allocated here: no memory is VM_FAULT_OOM)
+        if block:
+            self.split_block(b)             # the deposit is its PTE table
         new = k.alloc_folio(self.porder)
         if new < 0:
             k.nr_oom += 1
@@ -585,24 +722,35 @@ class RefProcess:
         self.split_at(end)
         delta = new_start - start
         leaves = self.leaves_in(start, end)
+        stays = []                  # the destination's tables first, leaf by leaf
+        for va, size, pfn, prot, block in leaves:
+            nva = va + delta
+            stay = block and nva % self.pmd_size == 0 and self.pmd_none(nva)
+            if stay:
+                self._ensure_tables(nva, self.pte_level - 1)
+            else:
+                for i in range(size // self.unit):
+                    self._ensure_tables(nva + i * self.unit, self.pte_level)
+            stays.append(stay)
+        blocks = 0
         for va, size, pfn, prot, block in leaves:
             if block:
                 del self.blocks[va]
+                blocks += 1
             else:
                 del self.ptes[va]
-        for va, size, pfn, prot, block in leaves:
+        for _ in range(blocks):            # the source's zap frees the deposits
+            self._zap_deposit()
+        for (va, size, pfn, prot, block), stay in zip(leaves, stays):
             nva = va + delta
-            if block and nva % self.pmd_size == 0 and self.pmd_none(nva):
-                self._ensure_tables(nva, self.pte_level - 1)
+            if stay:
                 self.blocks[nva] = [pfn, prot]
+                assert self._deposit()     # what the zap just freed
             elif block:
-                self._ensure_tables(nva, self.pte_level)
                 step = self.unit >> self.k.kshift
                 for i in range(size // self.unit):
-                    self._ensure_tables(nva + i * self.unit, self.pte_level)
                     self.ptes[nva + i * self.unit] = [pfn + i * step, prot]
             else:
-                self._ensure_tables(nva, self.pte_level)
                 self.ptes[nva] = [pfn, prot]
 
     def populate(self, start, end):
@@ -656,6 +804,14 @@ class RefProcess:
         (folio_try_dup_anon_rmap); the child's tables mirror the parent's."""
         k = self.k
         child = RefProcess(k, self.P, self.pgtable)
+        try:
+            return self._copy_into(child)
+        except MemoryError:
+            child.exit()
+            raise OSError(12, "fork: ENOMEM") from None
+
+    def _copy_into(self, child):
+        k = self.k
         g = self.tg
         for s, e, flags, pgoff, fid, anon in self.aspace.vmas:
             if flags & VM_DONTCOPY:
@@ -667,10 +823,27 @@ class RefProcess:
             cow = (flags & (VM_SHARED | VM_MAYWRITE)) == VM_MAYWRITE
             if cow:
                 self.set_prot(s, e, self.leaf_prot(flags))
-            for level, idx in self.tables:
-                span = 1 << g.shifts[level - 1]
-                if idx * span < e and s < (idx + 1) * span:
-                    child.tables.add((level, idx))
+            # copy_page_range: the child's tables and its blocks' deposits (copy_huge_pmd)
+            # in walk order (each table before those below it)
+            walk = [((idx << g.shifts[level - 1]), level, (level, idx)) for level, idx in self.tables
+                    if idx << g.shifts[level - 1] < e and s < (idx + 1) << g.shifts[level - 1]
+                    and (level, idx) not in child.tables]
+            walk += [(b, self.pte_level, None) for b in self.blocks if s <= b < e]
+            n_dep = len(child.deposits)
+            try:
+                for _, level, key in sorted(walk):
+                    if key is None:
+                        if not child._deposit():
+                            raise MemoryError("ENOMEM: fork's deposited tables")
+                        continue
+                    pfn = k.table_alloc(g.table_sizes[level])
+                    if pfn == -1:
+                        raise MemoryError("ENOMEM: fork's page tables")
+                    child.tables[key] = pfn
+            except MemoryError:
+                while len(child.deposits) > n_dep:      # the partial copy's blocks zapped
+                    child._zap_deposit()
+                raise
             for va, size, pfn, prot, block in self.leaves_in(s, e):
                 p = prot & ~W if cow else prot
                 (child.blocks if block else child.ptes)[va] = [pfn, p]
@@ -686,12 +859,15 @@ class RefProcess:
     def exit_mm(self):
         self.zap(0, self.va_limit)
         self.free_tables(0, self.va_limit)
+        self.k.table_free(self.root, self.tg.table_sizes[0])     # mm_free_pgd
+        self.root = None
 
     def exec(self, page_size=None):
+        P = self.P if page_size is None else parse_size(page_size, "page_size")
+        root = self._alloc_root(P)          # bprm_mm_init: the new MM first
         self.exit_mm()
         self.minflt_prev += self.minflt
-        P = self.P if page_size is None else parse_size(page_size, "page_size")
-        self._setup(P)
+        self._setup(P, root)
 
     def exit(self):
         self.exit_mm()

@@ -307,7 +307,9 @@ def test_folios_belong_to_kernel_and_are_freed():
     assert (arr["owner"][fo["pfn"]] == -2 - f.id).all()
     assert (arr["index"][fo["pfn"]] == fo["index"]).all()
     assert (arr["order"][fo["pfn"]] == fo["order"]).all()
-    assert k.core.buddy.nr_free_pages == free0 - pc.cached_pages
+    # the folios and the radix_tree_node slab pages of the XArray's nodes
+    assert pc.xa_slab_bytes == -(-pc.xa_nodes // 14) * 8192      # 14 nodes per 2-page slab
+    assert k.core.buddy.nr_free_pages == free0 - pc.cached_pages - pc.xa_slab_bytes // 4096
     assert pc.stats()["xa_nodes"] == pc.info(f)["xa_nodes"] > 0
     pc.drop_caches()
     assert k.core.buddy.nr_free_pages == free0 and pc.xa_nodes == 0

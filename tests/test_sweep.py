@@ -229,9 +229,11 @@ def test_resume_skips_done_cells(client, swept, tmp_path):
 
 
 def test_failed_cell_is_recorded_and_run_again(client, tmp_path):
-    """8M of model memory holds /etc's page cache on a 4K kernel, not on a 64K one."""
+    """8M of model memory holds /etc's page cache on a 4K kernel, not on a 64K one (one
+    process: a second could not get its page tables once the first's faults filled memory)."""
     path = str(tmp_path / "r.parquet")
-    spec = {"trees": ["/etc"], "configs": ["4K", "64K"], "memory": "8M", "cpus": ["none"]}
+    spec = {"trees": ["/etc"], "configs": ["4K", "64K"], "memory": "8M", "cpus": ["none"],
+            "processes": 1}
     out = sweep.execute(spec, client=client, results=path)
     assert (out.summary.done, out.summary.failed) == (1, 1)
     bad = out.frame[out.frame.status == "failed"]

@@ -55,6 +55,27 @@ cdef enum:
     HOOK_ANON = 0
     HOOK_RA = 1
 
+# Kernel memory that is not a folio of a process or file (KernelCore's kmem caches and
+# page-table pages): folio owner tags, above every MM id (1..), never a file (<= -2).
+cdef enum:
+    PGTABLE_OWNER = 0x7fffffff   # a page-table page (PageTable / PG_table): index = the MM id
+    SLAB_OWNER = 0x7ffffffe      # a slab page of a kmem cache: index = next slab of the cache
+    CACHE_XA_NODE = 0            # radix_tree_node_cachep (lib/radix-tree.c radix_tree_init)
+    CACHE_PGD0 = 1               # pgd_cache (arch/arm64/mm/pgd.c): PGDs below a page, one
+    NR_CACHES = 5                # cache per PGD size (1..4)
+
+# A kmem_cache modelled as perfectly packed slabs: a slab (a buddy block of `order`) is
+# allocated when the live objects need one more and freed when one empties (LIFO).
+ctypedef struct kmem_cache_t:
+    i64 size                     # object size (bytes); 0: cache not set up
+    i64 per_slab                 # objects per slab (oo_objects)
+    int order                    # buddy order of a slab (oo_order)
+    int mt                       # migratetype of its pages (gfp's)
+    i64 objects                  # live objects
+    i64 nr_slabs
+    i64 head                     # most recent slab's pfn (-1: none); linked through folio index
+    i64 nr_fail                  # allocations refused: no slab page (-ENOMEM)
+
 cdef enum:
     THP_NEVER = 0
     THP_MADVISE = 1
@@ -77,6 +98,10 @@ cdef class KernelCore:
     cdef i64 fault_alloc[NR_ORDERS]     # mthp stats: anon_fault_alloc per order
     cdef i64 fault_fallback[NR_ORDERS]  # anon_fault_fallback per order
     cdef readonly i64 nr_oom
+    cdef readonly i64 nr_pagetable       # NR_PAGETABLE: kernel pages of page-table pages
+    cdef readonly i64 nr_pgtable_fail    # page-table page allocations that failed
+    cdef kmem_cache_t caches[NR_CACHES]
+    cdef object _xa_users                # the page caches charging radix_tree_node (weak)
     cdef object _anon_excl_a
     cdef u8* anon_excl                   # per frame: PageAnonExclusive
     # user order hooks (ppsize.hooks): a C function pointer (numba cfunc), or a Python
@@ -107,4 +132,13 @@ cdef class KernelCore:
     cdef void count_fault(self, int order, bint ok) noexcept nogil
     cdef void count_oom(self) noexcept nogil
     cdef void anon_add(self, i64 nr) noexcept nogil
+    # kernel memory: page-table pages (pagetable_alloc / pagetable_free) and kmem caches
+    cdef i64 pgtable_alloc(self, int order, i32 mm_id) noexcept nogil
+    cdef void pgtable_free(self, i64 pfn, int order) noexcept nogil
+    cdef int cache_alloc(self, int c) noexcept nogil
+    cdef void cache_free(self, int c) noexcept nogil
+
+
+# the page cache's XArray pool charges its nodes here (xa_pool_t.charge, ctx: the KernelCore)
+cdef int xa_node_charge(void* k, int nr) noexcept nogil
 

@@ -19,8 +19,19 @@ class KernelCore:
     anon_pages: int          # NR_ANON_MAPPED (kernel pages)
     anon_thp_pages: int      # NR_ANON_THPS
     nr_oom: int
+    nr_pagetable: int        # NR_PAGETABLE: kernel pages of page-table folios
+    nr_pgtable_fail: int     # page-table allocations refused
     def __init__(self, nr_pages: int, kshift: int, max_order: int, pageblock_order: int,
                  pmd_order: int) -> None: ...
+    def setup_cache(self, c: int, size: int, mt: int) -> None:
+        """kmem_cache_create of cache c (slab order and objects from slab_order)."""
+    def pgd_cache(self, size: int) -> int:
+        """The pgd_cache index for PGDs of size bytes (set up on first use)."""
+    def cache_stats(self, c: int) -> dict[str, int]:
+        """{size, per_slab, order, objects, slabs, pages, fail} of kmem cache c."""
+    def cache_slab_pfns(self, c: int) -> list[int]: ...
+    def add_xa_user(self, pc: object) -> None: ...
+    def xa_users(self) -> list[object]: ...
     def mthp_stats(self) -> dict[int, tuple[int, int]]:
         """{order: (anon_fault_alloc, anon_fault_fallback)} of the orders used."""
     hook_batch_bad: int      # bad hook returns since reset_hook_report
@@ -31,6 +42,16 @@ class KernelCore:
     def reset_hook_report(self) -> None: ...
     def hook_report(self) -> tuple[int, tuple[int, int, int, int] | None, BaseException | None]: ...
     def hook_stats(self, which: int) -> list[int]: ...
+
+
+OWNER_TAGS: dict[str, int]      # folio owners of kernel memory: "pgtable", "slab"
+XA_NODE_SLAB_SIZE: int
+SLUB_MIN_OBJECTS: int
+SLUB_MAX_ORDER: int
+
+
+def slab_order(size: int, page_size: int, min_objects: int = ..., max_order: int = ...) -> tuple[int, int]:
+    """mm/slub.c calculate_order: (slab order, objects per slab)."""
 
 
 def hook_struct_layout() -> dict[str, tuple[int, dict[str, int]]]:

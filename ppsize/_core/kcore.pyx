@@ -1,16 +1,47 @@
 # The kernel's shared state (see kcore.pxd).
 cimport numpy as cnp
+from libc cimport errno as cerrno
 
 import operator
+import weakref
 
 import numpy as np
 
 from ._types cimport u64, i64, i32, u8, NR_ORDERS
-from .buddy cimport BuddyAllocator, MIGRATE_UNMOVABLE, MIGRATE_TYPES
+from .buddy cimport BuddyAllocator, MIGRATE_UNMOVABLE, MIGRATE_RECLAIMABLE, MIGRATE_TYPES
 from .folio cimport FolioTable, PG_uptodate, PG_zero
 from .vma cimport VM_HUGEPAGE, VM_NOHUGEPAGE
 
 cnp.import_array()
+
+OWNER_TAGS = {"pgtable": PGTABLE_OWNER, "slab": SLAB_OWNER}
+XA_NODE_SLAB_SIZE = 584     # radix_tree_node's object size with SLUB's free pointer
+                            # (576-byte xa_node + 8; /proc/slabinfo objsize on x86-64 6.x)
+SLUB_MIN_OBJECTS = 12       # calculate_order: 4 * (fls(nr_cpu_ids) + 1), 2 CPUs (this
+                            # machine: radix_tree_node 14 objects per 2-page slab)
+SLUB_MAX_ORDER = 3          # slub_max_order = PAGE_ALLOC_COSTLY_ORDER
+
+
+def slab_order(size, page_size, min_objects=SLUB_MIN_OBJECTS, max_order=SLUB_MAX_ORDER):
+    """mm/slub.c calculate_order + calc_slab_order for objects of ``size`` bytes:
+    (order, objects per slab). The smallest order >= get_order(min_objects * size)
+    whose leftover is at most 1/fraction of the slab, fraction 16, 8, 4, 2."""
+    min_order = max(0, (-(-min_objects * size // page_size) - 1).bit_length())
+    for fraction in (16, 8, 4, 2):
+        for order in range(min(min_order, max_order), max_order + 1):
+            slab = page_size << order
+            if slab % size <= slab // fraction:
+                return order, slab // size
+    return max_order, (page_size << max_order) // size
+
+
+cdef int xa_node_charge(void* k, int nr) noexcept nogil:
+    """The page cache's XArray nodes: +1 kmem_cache_alloc(radix_tree_node_cachep)
+    (0, or -ENOMEM when no slab page can be had), -1 kmem_cache_free."""
+    if nr > 0:
+        return (<KernelCore>k).cache_alloc(CACHE_XA_NODE)
+    (<KernelCore>k).cache_free(CACHE_XA_NODE)
+    return 0
 
 
 cdef class KernelCore:
@@ -40,6 +71,12 @@ cdef class KernelCore:
         self.thp_always = 0
         self.thp_madvise = 0
         self.thp_inherit = (<u64>1) << pmd_order     # default: only PMD size, inherit
+        for order in range(NR_CACHES):
+            self.caches[order].size = 0
+            self.caches[order].head = -1
+        # radix_tree_node_cachep: SLAB_RECLAIM_ACCOUNT, so __GFP_RECLAIMABLE pages
+        self.setup_cache(CACHE_XA_NODE, XA_NODE_SLAB_SIZE, MIGRATE_RECLAIMABLE)
+        self._xa_users = weakref.WeakSet()
         self._hook_objs = [None, None, None, None]
         self.hook_error = None
 
@@ -73,6 +110,113 @@ cdef class KernelCore:
 
     cdef void anon_add(self, i64 nr) noexcept nogil:
         self.anon_pages += nr
+
+    # ------------------------------------------------------------ kernel memory
+    cdef i64 pgtable_alloc(self, int order, i32 mm_id) noexcept nogil:
+        """pagetable_alloc(GFP_PGTABLE_USER, order) + pagetable_ctor (include/linux/mm.h):
+        an unmovable block made a page-table folio of the MM, NR_PAGETABLE += its pages;
+        -1 when the buddy has none (counted; the caller's VM_FAULT_OOM or -ENOMEM)."""
+        cdef i64 pfn = self.buddy.alloc(order, MIGRATE_UNMOVABLE)
+        if pfn < 0:
+            self.nr_pgtable_fail += 1
+            return -1
+        self.folios.folio_init(pfn, order, 0, PGTABLE_OWNER, mm_id)
+        self.nr_pagetable += (<i64>1) << order
+        return pfn
+
+    cdef void pgtable_free(self, i64 pfn, int order) noexcept nogil:
+        """pagetable_dtor + pagetable_free: the page-table folio back to the buddy."""
+        self.folios.folio_free(pfn)
+        self.buddy.free(pfn, order)
+        self.nr_pagetable -= (<i64>1) << order
+
+    def setup_cache(self, int c, i64 size, int mt):
+        """kmem_cache_create of cache ``c`` for objects of ``size`` bytes (slab order and
+        objects per slab from :func:`slab_order`); a cache already set up keeps its state."""
+        if not 0 <= c < NR_CACHES or size <= 0:
+            raise ValueError(f"cache {c} (0..{NR_CACHES - 1}) or object size {size} out of range")
+        if self.caches[c].size:
+            if self.caches[c].size != size:
+                raise ValueError(f"cache {c} holds {self.caches[c].size}-byte objects, not {size}")
+            return
+        order, per = slab_order(size, 1 << self.kshift)
+        self.caches[c].size = size
+        self.caches[c].per_slab = per
+        self.caches[c].order = order
+        self.caches[c].mt = mt
+        self.caches[c].objects = 0
+        self.caches[c].nr_slabs = 0
+        self.caches[c].head = -1
+        self.caches[c].nr_fail = 0
+
+    def pgd_cache(self, i64 size):
+        """The pgd_cache for PGDs of ``size`` bytes (below a kernel page: arm64
+        pgd_alloc's kmem_cache_alloc(pgd_cache, GFP_PGTABLE_USER)), set up on first use."""
+        cdef int c
+        for c in range(CACHE_PGD0, NR_CACHES):
+            if self.caches[c].size == size:
+                return c
+        for c in range(CACHE_PGD0, NR_CACHES):
+            if self.caches[c].size == 0:
+                self.setup_cache(c, size, MIGRATE_UNMOVABLE)
+                return c
+        raise ValueError(f"more than {NR_CACHES - CACHE_PGD0} PGD sizes in one kernel")
+
+    cdef int cache_alloc(self, int c) noexcept nogil:
+        """kmem_cache_alloc: one object; a new slab (allocate_slab -> alloc_pages of the
+        cache's order) when every slab is full. 0, or -ENOMEM (counted in nr_fail)."""
+        cdef kmem_cache_t* s = &self.caches[c]
+        cdef i64 pfn
+        if s.objects == s.nr_slabs * s.per_slab:
+            pfn = self.buddy.alloc(s.order, s.mt)
+            if pfn < 0:
+                s.nr_fail += 1
+                return -cerrno.ENOMEM
+            self.folios.folio_init(pfn, s.order, 0, SLAB_OWNER, s.head)
+            s.head = pfn
+            s.nr_slabs += 1
+        s.objects += 1
+        return 0
+
+    cdef void cache_free(self, int c) noexcept nogil:
+        """kmem_cache_free: one object; a slab left empty goes back to the buddy
+        (discard_slab). Perfect packing: the slab freed is the newest one."""
+        cdef kmem_cache_t* s = &self.caches[c]
+        cdef i64 pfn
+        s.objects -= 1
+        if (s.nr_slabs - 1) * s.per_slab >= s.objects and s.nr_slabs > 0:
+            pfn = s.head
+            s.head = self.folios.index[pfn]
+            self.folios.folio_free(pfn)
+            self.buddy.free(pfn, s.order)
+            s.nr_slabs -= 1
+
+    def cache_stats(self, int c):
+        """{size, per_slab, order, objects, slabs, pages, fail} of kmem cache ``c``."""
+        if not 0 <= c < NR_CACHES:
+            raise ValueError(f"cache {c} out of range 0..{NR_CACHES - 1}")
+        cdef kmem_cache_t* s = &self.caches[c]
+        return {"size": int(s.size), "per_slab": int(s.per_slab), "order": int(s.order),
+                "objects": int(s.objects), "slabs": int(s.nr_slabs),
+                "pages": int(s.nr_slabs << s.order), "fail": int(s.nr_fail)}
+
+    def add_xa_user(self, pc):
+        """A page cache whose XArray nodes this kernel's radix_tree_node cache charges."""
+        self._xa_users.add(pc)
+
+    def xa_users(self):
+        """The live page caches charging XArray nodes here (check(): their nodes are
+        the cache's objects)."""
+        return list(self._xa_users)
+
+    def cache_slab_pfns(self, int c):
+        """Head pfns of cache ``c``'s slabs, newest first (check())."""
+        cdef i64 pfn = self.caches[c].head
+        out = []
+        while pfn >= 0 and len(out) <= self.caches[c].nr_slabs:
+            out.append(int(pfn))
+            pfn = self.folios.index[pfn]
+        return out
 
     def mthp_stats(self):
         """{order: (anon_fault_alloc, anon_fault_fallback)} for orders with events."""

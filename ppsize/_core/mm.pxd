@@ -62,6 +62,8 @@ cdef class MMCore:
     cdef i64 folio_mappings_here(self, i64 head, int order, u64 fva) noexcept nogil
     cdef void set_exclusive(self, i64 pfn, i64 nr, u8 value) noexcept nogil
     cdef u64 leaf_prot(self, u64 vm_flags) noexcept nogil
+    cdef u64 _block_start(self, u64 x) noexcept nogil
+    cdef int split_or_zap(self, u64 x) except -1 nogil
     cdef void _note_anon(self, i64 vi) noexcept nogil
     # the MMU model (pt.tlb): a walk that fills the TLB, a hit compared with the table
     cdef int tlb_walk_fill(self, u64 va, int side, u64* pa, int* level, u64* unit, int* prot) noexcept nogil

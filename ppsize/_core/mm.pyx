@@ -5,13 +5,14 @@
 # nogil loop per batch of accesses; no Python object is touched per access.
 cimport numpy as cnp
 from libc.string cimport memset
+from libc cimport errno as cerrno
 
 import numpy as np
 
 from .._validate import buffer_length, user_range
 
 from ._types cimport u64, i64, u32, i32, u8, u16, i8
-from .pagetable cimport (PageTableCore, DESC_VALID, DESC_TABLE, DESC_CONT, DESC_R, DESC_W,
+from .pagetable cimport (PageTableCore, DESC_VALID, DESC_TABLE, DESC_CONT, DESC_R, DESC_W, DESC_SW_DEPOSIT,
                          DESC_X, DESC_PROT_MASK, DESC_PROT_SHIFT, TR_OK, FLUSH_COW, FLUSH_WP,
                          FLUSH_FORK)
 from .tlb cimport (TlbCore, tlb_walk, tlb_last, tlb_repeat_hit, tlb_note_hit, SIDE_DATA, SIDE_INSN,
@@ -77,10 +78,26 @@ cdef class MMCore:
         self.fault_around_bytes = fault_around_bytes
         self.exec_order = exec_order
         pt.zero_pa = (<u64>k.zero_pfn) << k.kshift
+        pt.charge_to(k, mm_id)          # mm_alloc_pgd: the tables are kernel memory now
         self._need_anon_a = np.zeros(64, dtype=np.int64)
         self.need_anon = <i64*>cnp.PyArray_DATA(self._need_anon_a)
 
     # ------------------------------------------------------------- helpers
+    cdef u64 _block_start(self, u64 x) noexcept nogil:
+        # the first address of the PMD block mapping x
+        return x & ~(((<u64>1) << self.pt.shift[self.pt.levels - 2]) - 1)
+
+    cdef int split_or_zap(self, u64 x) except -1 nogil:
+        """split_huge_pmd at x (a new VMA boundary, a partial mprotect or mremap): a
+        block without memory for its table (a file PMD: anon blocks have a deposit)
+        is zapped whole, as __split_huge_pmd_locked does for a file PMD (its pages
+        refault)."""
+        cdef u64 bs
+        if self.pt.try_split_at(x) != 0:
+            bs = self._block_start(x)
+            self.zap(bs, bs + ((<u64>1) << self.pt.shift[self.pt.levels - 2]))
+        return 0
+
     cdef u64 leaf_prot(self, u64 vm_flags) noexcept nogil:
         """PTE prot bits for the VMA's access flags (without write: private
         mappings get write only from a write fault, as PAGE_COPY)."""
@@ -182,6 +199,14 @@ cdef class MMCore:
         cdef u64 a = va, desc, s, e, span
         cdef int level
         cdef i64 pfn, nr, total = 0
+        # the partial blocks at the ends are split before anything changes (an anon
+        # block's table is its deposit); a block whose table cannot be had (a file
+        # PMD) is zapped whole, as __split_huge_pmd_locked zaps a file PMD
+        if self.pt.try_split_at(va) != 0:
+            va = self._block_start(va)
+            a = va
+        if self.pt.try_split_at(end) != 0:
+            end = self._block_start(end) + ((<u64>1) << self.pt.shift[self.pt.levels - 2])
         while a < end and self.pt.next_leaf(&a, end, &desc, &level):
             span = (<u64>1) << self.pt.shift[level]
             s = a if a > va else va
@@ -228,6 +253,12 @@ cdef class MMCore:
                 return self.do_wp(vi, pva, pa, level)
             self.minflt += 1          # a spurious read fault (e.g. prot changed)
             return ACC_HIT
+        # __handle_mm_fault: p4d_alloc, pud_alloc, pmd_alloc down to the PMD table;
+        # no memory for one is VM_FAULT_OOM (level: where pva's walk stopped, so
+        # tables down to there exist)
+        if level < self.pt.levels - 2 and self.pt.prealloc(pva, self.pt.levels - 2) != 0:
+            self.k.count_oom()
+            return ACC_OOM
         if self.vmas.file[vi] >= 0:
             return self.do_file_fault(vi, va, write)
         return self.do_anonymous(vi, va, write, level)
@@ -269,17 +300,40 @@ cdef class MMCore:
             if self.vmas.anon[vi] == 0:
                 self._note_anon(vi)           # vmf_anon_prepare, reads too
             if not write and self.k.use_zero_page and self.k.zero_order >= self.k.pmd_order:
+                # do_huge_pmd_anonymous_page: pte_alloc_one for the deposit first
+                if self.pt.deposit() != 0:
+                    self.k.count_oom()
+                    self.minflt -= 1
+                    vma_faults[vi] -= 1
+                    return ACC_OOM
                 self.pt.map_range(a, (<u64>self.k.zero_pfn) << self.kshift, size, prot, False, True)
+                self.pt.mark_deposited(a, True)
                 return ACC_ZERO
             else:
                 pfn = self.buddy.alloc(self.k.pmd_order, MIGRATE_MOVABLE)
                 if pfn >= 0:
                     self.k.count_fault(self.k.pmd_order, True)
+                    # __do_huge_pmd_anonymous_page: the deposit after the folio; none is
+                    # VM_FAULT_OOM (the folio released)
+                    if self.pt.deposit() != 0:
+                        self.buddy.free(pfn, self.k.pmd_order)
+                        self.k.count_oom()
+                        self.minflt -= 1
+                        vma_faults[vi] -= 1
+                        return ACC_OOM
                     # maybe_pmd_mkwrite: writable when the VMA is, read fault or not
                     self.map_folio(a, pfn, self.k.pmd_order,
                                    prot | (PROT_W if flags & VM_WRITE else 0), True)
+                    self.pt.mark_deposited(a, True)
                     return ACC_FAULT
                 self.k.count_fault(self.k.pmd_order, False)      # THP_FAULT_FALLBACK
+        # do_anonymous_page: pte_alloc before the zero page or a folio (VM_FAULT_OOM);
+        # a walk that reached the PTE level found the table
+        if level < self.pt.levels - 1 and self.pt.prealloc(pva, self.pt.levels - 1) != 0:
+            self.k.count_oom()
+            self.minflt -= 1
+            vma_faults[vi] -= 1
+            return ACC_OOM
         if not write:
             self.map_zero(pva, prot)
             return ACC_ZERO
@@ -413,10 +467,12 @@ cdef class MMCore:
             new = self.buddy.alloc(self.k.pmd_order, MIGRATE_MOVABLE)
             if new >= 0:
                 self.k.count_fault(self.k.pmd_order, True)
+                self.pt.mark_deposited(pva, False)       # the deposit stays the THP's
                 self.pt.zap_range(pva & ~(span - 1), span)
                 # pmdp_huge_clear_flush -> flush_pmd_tlb_range
                 self.pt.tlb_flush(pva & ~(span - 1), (pva & ~(span - 1)) + span, span, False, FLUSH_COW)
                 self.map_folio(pva & ~(span - 1), new, self.k.pmd_order, prot, True)
+                self.pt.mark_deposited(pva, True)
                 return ACC_COW
             self.k.count_fault(self.k.pmd_order, False)
         elif not self.k.is_zero_pfn(pfn) and self.folios.flags[self.folios.folio_head(pfn)] & PG_anon:
@@ -431,7 +487,13 @@ cdef class MMCore:
                 self.pt.tlb_flush(pva, pva + psize, 0, True, FLUSH_WP)     # ptep_set_access_flags
                 return ACC_REUSE
         # wp_page_copy at the process page (the zero page, or a shared folio; a
-        # PMD block is split first, as do_huge_pmd_wp_page falls back to PTEs)
+        # PMD block is split first, as do_huge_pmd_wp_page falls back to PTEs:
+        # __split_huge_pmd, its PTE table the withdrawn deposit (a block without one,
+        # a file PMD, allocates it; none: VM_FAULT_OOM))
+        if block and self.pt.split_block_at(pva) != 0:
+            self.k.count_oom()
+            self.minflt -= 1
+            return ACC_OOM
         new = self.buddy.alloc(self.porder, MIGRATE_MOVABLE)
         if new < 0:
             self.k.count_oom()
@@ -494,7 +556,7 @@ cdef class MMCore:
         cdef u64 flags = self.vmas.flags[vi], vs = self.vmas.start[vi]
         cdef u64 kpage = (<u64>1) << self.kshift, psize = (<u64>1) << self.pshift
         cdef u64 pva = va & ~(psize - 1), cur, pa, unit
-        cdef i64 pgoff, head, new, nr_file
+        cdef i64 pgoff, head, new, nr_file, nr
         cdef int level, prot
         cdef bint major = False, shared = (flags & VM_SHARED) != 0
         nr_file = (self.pc.i_size[f] + <i64>kpage - 1) >> self.kshift
@@ -508,6 +570,10 @@ cdef class MMCore:
                 return ACC_OOM
             if self.vmas.anon[vi] == 0:
                 self._note_anon(vi)
+            # finish_fault's pte_alloc (taken before the copy: a failure leaves nothing)
+            if self.pt.prealloc(pva, self.pt.levels - 1) != 0:
+                self.k.count_oom()
+                return ACC_OOM
             new = self.buddy.alloc(self.porder, MIGRATE_MOVABLE)
             if new < 0:
                 self.k.count_oom()
@@ -518,11 +584,15 @@ cdef class MMCore:
                 return ACC_MAJOR
             self.minflt += 1
             return ACC_COW
-        if not write and self.fault_around(vi, f, va) > 0 and \
-                self.pt.walk(va, &pa, &level, &unit, &prot) == TR_OK and \
-                self.pt.walk(pva + psize - kpage, &pa, &level, &unit, &prot) == TR_OK:
-            self.minflt += 1                           # VM_FAULT_NOPAGE: fault-around did it
-            return ACC_FAULT
+        if not write:
+            nr = self.fault_around(vi, f, va)
+            if nr < 0:                                 # do_fault_around's pte_alloc_one
+                self.k.count_oom()
+                return ACC_OOM
+            if nr > 0 and self.pt.walk(va, &pa, &level, &unit, &prot) == TR_OK and \
+                    self.pt.walk(pva + psize - kpage, &pa, &level, &unit, &prot) == TR_OK:
+                self.minflt += 1                       # VM_FAULT_NOPAGE: fault-around did it
+                return ACC_FAULT
         # __do_fault -> filemap_fault, then finish_fault for each folio of the
         # process page: the folio's pages in it mapped by one set_ptes (as
         # finish_fault maps a large folio's range), so aligned runs get PTE_CONT
@@ -536,7 +606,11 @@ cdef class MMCore:
                 if head < 0:
                     self.k.count_oom()
                     return ACC_OOM
-                if self.map_file_pages(vi, f, head, cur, pva + psize, write) == 0:
+                nr = self.map_file_pages(vi, f, head, cur, pva + psize, write)
+                if nr < 0:                             # finish_fault's pte_alloc
+                    self.k.count_oom()
+                    return ACC_OOM
+                if nr == 0:
                     return ACC_SIGBUS                  # a native PTE needs a folio >= the page
                 if write:                              # do_shared_fault: folio dirty
                     self.folio_mark_dirty(f, head)
@@ -627,7 +701,8 @@ cdef class MMCore:
         """set_pte_range for the pages of the folio at head that lie in [lo, hi) and
         in the VMA and below i_size (rounded up to the mapping unit: the kernel page,
         or the process page with native tables); present PTEs are left alone.
-        Returns kernel pages mapped (0 when the folio is smaller than one PTE)."""
+        Returns kernel pages mapped (0 when the folio is smaller than one PTE), or
+        -ENOMEM when the PTE table cannot be allocated."""
         cdef int order = self.folios.folio_order(head)
         cdef u64 kpage = (<u64>1) << self.kshift
         cdef u64 step = (<u64>1) << self.pt.shift[self.pt.levels - 1]
@@ -670,6 +745,8 @@ cdef class MMCore:
         if hi > ve:
             hi = ve
         a = lo
+        if a < hi and self.pt.prealloc(a, self.pt.levels - 1) != 0:
+            return -cerrno.ENOMEM                  # pte_alloc: [lo, hi) is in one PTE table
         if a < hi and not self.pt.any_mapped(0, 0, a, hi):
             run = hi                               # all absent: one set_ptes
             pfn = head + <i64>((a - fva) >> self.kshift)
@@ -700,7 +777,7 @@ cdef class MMCore:
         """do_fault_around -> filemap_map_pages: map the uptodate, unlocked cache
         folios in the fault-around window (fault_around_bytes, within the VMA and
         the PTE table); a large folio wholly inside the VMA and the table is mapped
-        in full (6.18). Returns pages mapped."""
+        in full (6.18). Returns pages mapped, or -ENOMEM (no PTE table)."""
         cdef u64 window = self.fault_around_bytes, kpage = (<u64>1) << self.kshift
         cdef u64 tspan = (<u64>1) << self.pt.shift[self.pt.levels - 2]
         cdef u64 vs = self.vmas.start[vi], ve = self.vmas.end[vi]
@@ -745,6 +822,8 @@ cdef class MMCore:
                 mapped = self.map_file_pages(vi, f, head, fva, fva + fsize, False)
             else:
                 mapped = self.map_file_pages(vi, f, head, start, end, False)
+            if mapped < 0:
+                return mapped
             n += mapped
         ra = &self.pc.ra[f]
         ra.mmap_miss = ra.mmap_miss - <i32>n if ra.mmap_miss > n else 0
@@ -841,7 +920,7 @@ cdef class MMCore:
     def split_at(self, u64 x):
         """Split a block mapping that a new VMA boundary at x cuts (vma_adjust_trans_huge)."""
         user_range(x, x, self.pt.va_limit, "split address")
-        self.pt.split_at(x)
+        self.split_or_zap(x)
 
     def unmap_file(self, i64 f, i64 first=0, i64 last=-1, bint even_cows=False):
         """unmap_mapping_pages(mapping, first, last - first + 1, even_cows) (all of
@@ -919,6 +998,8 @@ cdef class MMCore:
         cdef u64 run_start = 0
         cdef bint in_run = False
         user_range(start, end, self.pt.va_limit)
+        self.split_or_zap(start)          # the only tables a protect needs
+        self.split_or_zap(end)
         self.pt.protect_range(start, end - start, prot)
         if not (vm_flags & VM_WRITE):
             return
@@ -949,16 +1030,20 @@ cdef class MMCore:
         cdef int level
         cdef i64 head, last_head = -1
         cdef u64 chunk_va = 0, chunk_pa = 0, chunk_len = 0, chunk_prot = 0
-        cdef bint chunk_block = False
+        cdef bint chunk_block = False, chunk_dep = False
         moved = []
         user_range(start, end, self.pt.va_limit)
         user_range(new_start, new_start + (end - start), self.pt.va_limit, "destination")
-        self.pt.split_at(start)
-        self.pt.split_at(end)
+        self.split_or_zap(start)
+        self.split_or_zap(end)
         while a < end and self.pt.next_leaf(&a, end, &desc, &level):
             span = (<u64>1) << self.pt.shift[level]
             moved.append((a, desc, level, span))
             a += span
+        # the destination's tables first, leaf by leaf (move_page_tables allocates as
+        # it goes; here a MemoryError comes before anything moved)
+        for a, desc, level, span in moved:
+            self._move_tables(a - start + new_start, level, span)
         self.pt.zap_range(start, end - start)
         for a, desc, level, span in moved:
             pa = desc & ADDR_MASK
@@ -970,14 +1055,44 @@ cdef class MMCore:
                 chunk_len += span
                 continue
             if chunk_len:
-                self.pt.map_range(chunk_va - start + new_start, chunk_pa, chunk_len, chunk_prot,
-                                  last_head >= 0, chunk_block)
+                self._move_map(chunk_va - start + new_start, chunk_pa, chunk_len, chunk_prot,
+                               last_head >= 0, chunk_block, chunk_dep)
             chunk_va, chunk_pa, chunk_len, chunk_prot = a, pa, span, prot
             chunk_block = level < self.pt.levels - 1
+            chunk_dep = (desc & DESC_SW_DEPOSIT) != 0
             last_head = head
         if chunk_len:
-            self.pt.map_range(chunk_va - start + new_start, chunk_pa, chunk_len, chunk_prot,
-                              last_head >= 0, chunk_block)
+            self._move_map(chunk_va - start + new_start, chunk_pa, chunk_len, chunk_prot,
+                           last_head >= 0, chunk_block, chunk_dep)
+
+    def _move_map(self, u64 nva, u64 pa, u64 size, u64 prot, bint cont, bint block, bint dep):
+        # one chunk of move_page_tables at its destination; a deposited block that stays
+        # a block gets its deposit back (move_huge_pmd moves it; the source's zap freed
+        # it here), one that became PTEs has none
+        cdef u64 a, unit
+        cdef int level, pr
+        self.pt.map_range(nva, pa, size, prot, cont, block)
+        if dep and self.pt.walk(nva, &a, &level, &unit, &pr) == TR_OK and level == self.pt.levels - 2:
+            if self.pt.deposit() != 0:
+                raise MemoryError("ENOMEM: no memory for a moved THP's deposit")
+            self.pt.mark_deposited(nva, True)
+
+    def _move_tables(self, u64 nva, int level, u64 span):
+        # the tables map_range will need for a leaf of `span` at level `level` moved to
+        # nva: a block stays a block where nva is aligned and its entry empty, else PTEs
+        cdef u64 pa, unit, a
+        cdef int lv, pr
+        cdef int last = self.pt.levels - 1
+        if level < last and (nva & (span - 1)) == 0:
+            if self.pt.prealloc(nva, level) != 0:
+                raise MemoryError("ENOMEM: no memory for mremap's page tables")
+            if self.pt.walk(nva, &pa, &lv, &unit, &pr) != TR_OK and lv == level:
+                return
+        a = nva
+        while a < nva + span:
+            if self.pt.prealloc(a, last) != 0:
+                raise MemoryError("ENOMEM: no memory for mremap's page tables")
+            a = (a & ~((<u64>1 << self.pt.shift[last - 1]) - 1)) + (<u64>1 << self.pt.shift[last - 1])
 
     def fork_copy(self, MMCore parent, u64 start, u64 end, bint cow):
         """copy_page_range for one VMA: share every leaf; for a COW mapping write-
@@ -990,7 +1105,13 @@ cdef class MMCore:
             raise ValueError("fork_copy copies from another MM of the same kernel and geometry")
         if cow:
             parent.pt.protect_range(start, end - start, parent.leaf_prot(parent.vmas.flags[parent.vmas.find(start)]))
-        self.pt.copy_range(parent.pt, start, end, DESC_W if cow else 0)
+        try:
+            self.pt.copy_range(parent.pt, start, end, DESC_W if cow else 0)
+        except MemoryError:
+            # copy_page_range's -ENOMEM: the part copied is dropped (no rmap taken yet);
+            # the parent stays write-protected, as Linux leaves it
+            self.pt.zap_range(start, end - start)
+            raise
         while a < end and self.pt.next_leaf(&a, end, &desc, &level):
             span = (<u64>1) << self.pt.shift[level]
             pa = desc & ADDR_MASK
@@ -1014,6 +1135,7 @@ cdef class MMCore:
         self.zap(0, self.pt.va_limit)
         self.pt.free_tables(0, self.pt.va_limit)
         self.pt.tlb_finish_mmu()
+        self.pt.uncharge()                 # mmput -> __mmdrop -> mm_free_pgd
 
     # ----------------------------------------------------------- accounting
     def outcome_counts(self):

@@ -54,6 +54,7 @@ cdef class PageCache:
     cdef BuddyAllocator buddy
     cdef FolioTable folios
     cdef readonly XAPool pool                  # radix_tree_node cache of every mapping
+    cdef object __weakref__                    # KernelCore.xa_users
     cdef readonly int kshift                   # PAGE_SHIFT
     cdef readonly int max_pagecache_order      # MAX_PAGECACHE_ORDER = min(11, PMD order)
     cdef readonly i64 ra_pages                 # bdi->ra_pages (VM_READAHEAD_PAGES default)

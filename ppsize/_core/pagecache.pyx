@@ -37,6 +37,7 @@ from ppsize._core.folio cimport (FolioTable, PG_uptodate, PG_dirty, PG_locked, P
 from ppsize._core.kcore cimport (KernelCore, ra_order_info, HOOK_RA, HOOK_BAD_RANGE, HOOK_BAD_LOW,
                                 HOOK_BAD_HIGH, HOOK_BAD_ERROR)
 
+from .kcore cimport xa_node_charge
 cnp.import_array()
 
 from ppsize._validate import as_int
@@ -129,6 +130,10 @@ cdef class PageCache:
         if self.ra_pages < 0 or self.io_pages < 0:
             raise ValueError("ra_pages and io_pages must be >= 0")
         self.pool = XAPool(64)
+        # every mapping's nodes are radix_tree_node slab objects of the kernel
+        self.pool.p.charge = xa_node_charge
+        self.pool.p.charge_ctx = <void*>k
+        k.add_xa_user(self)
         self.eof_order = -1
         self.nr_files = 0
         self.cap = 0
@@ -192,6 +197,7 @@ cdef class PageCache:
     def __dealloc__(self):
         cdef i64 f
         if self.pool is not None and self.cap:
+            self.pool.p.charge = NULL          # the kernel goes too: nothing to give back
             for f in range(self.nr_files):
                 xa_destroy(&self.xa[f])
 

@@ -1,8 +1,9 @@
 # INTERNAL to ppsize (may change without notice; public: _types, xarray, folio).
 # Multi-level page table for any Geometry (ppsize.geometry), all state in
 # NumPy-owned pools: one uint64 pool of tables per level, tables addressed by index.
-from ._types cimport u64, i64, u32, u8, MAX_LEVELS
+from ._types cimport u64, i64, i32, u32, u8, MAX_LEVELS
 from .tlb cimport TlbCore
+from .kcore cimport KernelCore
 
 # Descriptor bits (the model's encoding, not the hardware's): low 12 bits are
 # flags, bits 12.. hold the output address (leaf) or the child table index (table).
@@ -17,6 +18,8 @@ cdef enum:
     DESC_PROT_SHIFT = 3
     DESC_SW_FOLIO = 64        # software bit: installed by set_ptes() of one folio
                               # covering the whole aligned run (may be refolded)
+    DESC_SW_DEPOSIT = 128     # software bit on a PMD leaf: a PTE table is deposited for it
+                              # (pgtable_trans_huge_deposit; anon THPs, the huge zero PMD)
     DESC_ADDR_SHIFT = 12
 
 cdef enum:                   # TLB flush sites (PageTableCore.tlb_skip: tests leave one out)
@@ -53,6 +56,22 @@ cdef class PageTableCore:
     cdef readonly object _nvalid_arrays
     cdef i64 ntables[MAX_LEVELS]          # live tables per level
     cdef public u64 zero_pa               # the huge zero folio (~0: none): its split maps ZERO_PAGE
+    # the kernel memory of the tables (charge_to: a process's MM): each table is a
+    # page-table folio of order torder[l] (pagetable_alloc), or an object of kmem cache
+    # tcache[l] >= 0 (a PGD below a kernel page: pgd_cache); standalone: none
+    cdef KernelCore kc
+    cdef readonly bint charged
+    cdef readonly i32 mm_id
+    cdef int torder[MAX_LEVELS]
+    cdef int tcache[MAX_LEVELS]
+    cdef i64* tpfn[MAX_LEVELS]            # per table: its frame (-1: a cache object)
+    cdef readonly object _pfn_arrays
+    # deposited PTE tables (pgtable_trans_huge_deposit / _withdraw): a LIFO of frames,
+    # one per leaf with DESC_SW_DEPOSIT
+    cdef object _dep_a
+    cdef i64* dep
+    cdef readonly i64 ndep
+    cdef i64 dep_cap
     # the MMU model translating through this table (Process.access), None: none
     cdef readonly TlbCore tlb
     cdef readonly bint tlb_on
@@ -72,7 +91,18 @@ cdef class PageTableCore:
     cdef void tlb_finish_mmu(self) noexcept nogil
     cdef void _gather(self, u64 va, u64 end, int l) noexcept nogil
 
-    cdef i64 alloc_table(self, int l) except -1 nogil
+    cdef i64 alloc_table(self, int l) noexcept nogil
+    cdef i64 _alloc_table(self, int l) except -1 nogil
+    cdef int prealloc(self, u64 va, int last) noexcept nogil
+    cdef int split_block_at(self, u64 va) noexcept nogil
+    cdef void _split_into(self, int l, i64 t, u64 idx, u64 va, i64 child) noexcept nogil
+    cdef void _free_frame(self, int l, i64 t) noexcept nogil
+    cdef i64 _table_slot(self, int l, i64 pfn) noexcept nogil
+    cdef bint _room(self, int l) noexcept with gil
+    cdef bint _dep_room(self) noexcept with gil
+    cdef int deposit(self) noexcept nogil
+    cdef void zap_deposited(self) noexcept nogil
+    cdef void mark_deposited(self, u64 va, bint on) noexcept nogil
     cdef void free_table(self, int l, i64 t) noexcept nogil
     cdef bint any_mapped(self, int l, i64 t, u64 va, u64 end) noexcept nogil
     cdef int map_range(self, u64 va, u64 pa, u64 size, u64 prot, bint cont, bint block) except -1 nogil
@@ -87,6 +117,7 @@ cdef class PageTableCore:
     cdef void _write_leaves(self, int l, i64 t, u64 va, u64 pa, u64 n, u64 attrs, bint cont) noexcept nogil
     cdef int zap_range(self, u64 va, u64 size) except -1 nogil
     cdef int split_at(self, u64 x) except -1 nogil
+    cdef int try_split_at(self, u64 x) noexcept nogil
     cdef int free_tables(self, u64 floor, u64 ceiling) except -1 nogil
     cdef bint next_leaf(self, u64* va, u64 end, u64* desc, int* level) noexcept nogil
     cdef int copy_range(self, PageTableCore src, u64 va, u64 end, u64 clear_bits) except -1 nogil

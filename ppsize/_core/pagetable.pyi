@@ -11,6 +11,9 @@ from ppsize._core.tlb import TlbCore
 FLUSH_SITES: dict          # TLB flush site name -> bit (PageTableCore.tlb_skip)
 
 
+from .kcore import KernelCore
+
+
 class PageTableCore:
     geometry: Geometry
     levels: int
@@ -22,6 +25,9 @@ class PageTableCore:
     tlb_asid: int
     tlb_table_base: int      # synthetic PA of the tables (walk references)
     tlb_skip: int            # FLUSH_SITES bits left out (tests)
+    charged: bool            # its tables are kernel memory (charge_to)
+    mm_id: int               # the MM they are charged to
+    _pfn_arrays: list
     def set_tlb(self, tlb: Optional[TlbCore], asid: int, table_base: int) -> None: ...
     def _tlb_gather(self, fullmm: bool = False) -> None: ...
     def _tlb_finish(self, freed_tables: bool = False) -> None: ...
@@ -30,6 +36,14 @@ class PageTableCore:
     def _tlb_flush_mm(self, site: int = 32) -> None: ...
     def __init__(self, geometry: str | Geometry = "arm64-4k-48") -> None: ...
     def tables_per_level(self) -> list[int]: ...
+    def charge_to(self, k: "KernelCore", mm_id: int) -> None:
+        """Make this empty table an MM's on kernel k (the root charged now)."""
+    def uncharge(self) -> None:
+        """mm_free_pgd: the root back; the table is standalone again."""
+    def table_pfns(self) -> dict[int, list[int]]: ...
+    def deposit_pfns(self) -> list[int]:
+        """Frames of the deposited PTE tables (pgtable_trans_huge_deposit)."""
+    ndep: int                # deposited PTE tables
     def leaf_counts(self) -> tuple[list[int], list[int]]:
         """(leaves, leaves with the contiguous bit) per level."""
     def check(self) -> bool: ...

@@ -7,8 +7,11 @@ import numpy as np
 
 from .._validate import buffer_length, user_range
 
-from ._types cimport u64, i64, u32, u8, i8, MAX_LEVELS
+from libc cimport errno as cerrno
+
+from ._types cimport u64, i64, i32, u32, u8, i8, MAX_LEVELS
 from .tlb cimport TlbCore
+from .kcore cimport KernelCore
 
 cnp.import_array()
 
@@ -108,6 +111,14 @@ cdef class PageTableCore:
         vmpte_levels = set(geometry.vmpte_levels())
         self._tab_arrays = []
         self._nvalid_arrays = []
+        self._pfn_arrays = []
+        self.kc = None
+        self.charged = False
+        self.mm_id = 0
+        self._dep_a = None
+        self.dep = NULL
+        self.ndep = 0
+        self.dep_cap = 0
         for l in range(n):
             entries = geometry.entries[l]
             self.shift[l] = geometry.shifts[l]
@@ -122,6 +133,9 @@ cdef class PageTableCore:
             self.ntables[l] = 0
             self._tab_arrays.append(None)
             self._nvalid_arrays.append(None)
+            self._pfn_arrays.append(None)
+            self.torder[l] = 0
+            self.tcache[l] = -1
             self._grow(l, 1 if l == 0 else 16)
         if n >= 2:
             self.cont_n[n - 1] = geometry.cont_ptes     # CONT_PTES
@@ -131,7 +145,70 @@ cdef class PageTableCore:
         self.tlb_on = False
         self.tlb_skip = 0
         self.tlb_gather_mmu(False)
-        self.alloc_table(0)                             # the root (pgd_alloc)
+        if self.alloc_table(0) < 0:                     # the root (pgd_alloc)
+            raise MemoryError("no memory for the page-table root")
+
+    # ----------------------------------------------------- kernel memory
+    def charge_to(self, KernelCore k, i32 mm_id):
+        """Make this (empty) table an MM's on kernel ``k``: from now on every table is
+        kernel memory, its root first (pgd_alloc: __pgd_alloc's page-table folio, or an
+        object of the pgd_cache when the PGD is smaller than a kernel page, as arm64's
+        pgd_alloc). Every other table is pagetable_alloc(order): table bytes / kernel
+        page (a 4K table on a 4K kernel: order 0; a native 16K table: order 2; 64K:
+        order 4), at least one kernel page. MemoryError (ENOMEM) if the root cannot be
+        had: then nothing is charged."""
+        cdef int l
+        cdef i64 pfn
+        if self.charged:
+            raise ValueError("the page table is already charged to a kernel")
+        if sum(self.tables_per_level()[1:]) or self.nvalid[0][0]:
+            raise ValueError("only an empty page table can be charged to a kernel")
+        kpage = 1 << k.kshift
+        for l in range(self.levels):
+            nbytes = self.geometry.table_sizes[l]
+            if nbytes < kpage:
+                if l != 0:
+                    raise ValueError(f"level {l} tables of {nbytes} bytes are below the "
+                                     f"{kpage}-byte kernel page")
+                self.tcache[l] = k.pgd_cache(nbytes)
+                self.torder[l] = -1
+            else:
+                self.tcache[l] = -1
+                self.torder[l] = (nbytes // kpage).bit_length() - 1
+        if self.tcache[0] >= 0:
+            if k.cache_alloc(self.tcache[0]) != 0:
+                raise MemoryError(f"ENOMEM: no memory for the page-table root (pgd_cache)")
+            pfn = -1
+        else:
+            pfn = k.pgtable_alloc(self.torder[0], mm_id)
+            if pfn < 0:
+                raise MemoryError(f"ENOMEM: no memory for the page-table root "
+                                  f"(order-{self.torder[0]} pgd_alloc)")
+        self.kc = k
+        self.mm_id = mm_id
+        self.charged = True
+        self.tpfn[0][0] = pfn
+
+    def uncharge(self):
+        """mm_free_pgd (__mmdrop): give the root back; the MM is gone (only the root
+        may be left: exit_mmap freed the rest). The table is standalone afterwards."""
+        if not self.charged:
+            return
+        if sum(self.tables_per_level()[1:]) or self.ndep:
+            raise ValueError("uncharge: tables below the root (or deposits) are still allocated")
+        self._free_frame(0, 0)
+        self.charged = False
+        self.kc = None
+
+    def table_pfns(self):
+        """{level: [frame of each live table]} of a charged table (cache objects: -1)."""
+        out = {}
+        seen = [set() for _ in range(self.levels)]
+        seen[0].add(0)
+        self._check_table(0, 0, 0, seen)
+        for l in range(self.levels):
+            out[l] = sorted(int(self.tpfn[l][t]) for t in seen[l])
+        return out
 
     # ------------------------------------------------------------- the TLB
     def set_tlb(self, TlbCore tlb, u32 asid, u64 table_base):
@@ -209,37 +286,195 @@ cdef class PageTableCore:
             raise ValueError(f"level {l} (of {self.levels}) or capacity {new_cap} out of range")
         cdef cnp.ndarray tab = np.zeros(new_cap << self.tbits[l], dtype=np.uint64)
         cdef cnp.ndarray nv = np.zeros(new_cap, dtype=np.uint32)
+        cdef cnp.ndarray pf = np.full(new_cap, -1, dtype=np.int64)
         old = self._tab_arrays[l]
         if old is not None:
             tab[:old.shape[0]] = old
             nv[:self.cap[l]] = self._nvalid_arrays[l]
+            pf[:self.cap[l]] = self._pfn_arrays[l]
         self._tab_arrays[l] = tab
         self._nvalid_arrays[l] = nv
+        self._pfn_arrays[l] = pf
         self.tab[l] = <u64*>cnp.PyArray_DATA(tab)
         self.nvalid[l] = <u32*>cnp.PyArray_DATA(nv)
+        self.tpfn[l] = <i64*>cnp.PyArray_DATA(pf)
         self.cap[l] = new_cap
 
-    cdef i64 alloc_table(self, int l) except -1 nogil:
-        """A zeroed table at level l (pte_alloc_one / pmd_alloc_one / ...)."""
+    cdef i64 alloc_table(self, int l) noexcept nogil:
+        """A zeroed table at level l (pte_alloc_one / pmd_alloc_one / ...): its index,
+        or -1 (nothing changed) when there is no memory for it: the kernel's page
+        allocator has no block of the table's order (charged tables), or the pool
+        cannot grow."""
+        cdef i64 t, pfn = -1
+        if self.free_head[l] < 0 and self.top[l] == self.cap[l] and not self._room(l):
+            return -1
+        if self.charged:
+            if self.tcache[l] >= 0:
+                if self.kc.cache_alloc(self.tcache[l]) != 0:
+                    return -1
+            else:
+                pfn = self.kc.pgtable_alloc(self.torder[l], self.mm_id)
+                if pfn < 0:
+                    return -1
+        return self._table_slot(l, pfn)
+
+    cdef bint _room(self, int l) noexcept with gil:
+        # the pool of level l grows (doubling); False when it cannot
+        try:
+            self._grow(l, 2 * self.cap[l])
+            return True
+        except MemoryError:
+            return False
+
+    cdef i64 _table_slot(self, int l, i64 pfn) noexcept nogil:
+        """A zeroed table at level l backed by frame pfn (already charged, or a
+        withdrawn deposit); -1 when the pool cannot grow."""
         cdef i64 t = self.free_head[l]
+        if t < 0 and self.top[l] == self.cap[l] and not self._room(l):
+            return -1
         if t >= 0:
             self.free_head[l] = <i64>self.tab[l][t << self.tbits[l]]
         else:
-            if self.top[l] == self.cap[l]:
-                with gil:
-                    self._grow(l, 2 * self.cap[l])
             t = self.top[l]
             self.top[l] += 1
         memset(&self.tab[l][t << self.tbits[l]], 0, sizeof(u64) << self.tbits[l])
         self.nvalid[l][t] = 0
+        self.tpfn[l][t] = pfn
         self.ntables[l] += 1
         return t
 
+    # ------------------------------------------------------- THP deposits
+    cdef int deposit(self) noexcept nogil:
+        """pte_alloc_one + pgtable_trans_huge_deposit: a PTE table's frame kept for a
+        PMD leaf (the caller marks the leaf, mark_deposited). 0, or -ENOMEM."""
+        cdef i64 pfn = -1
+        cdef int last = self.levels - 1
+        if self.ndep == self.dep_cap and not self._dep_room():
+            return -cerrno.ENOMEM
+        if self.charged:
+            pfn = self.kc.pgtable_alloc(self.torder[last], self.mm_id)
+            if pfn < 0:
+                return -cerrno.ENOMEM
+        self.dep[self.ndep] = pfn
+        self.ndep += 1
+        return 0
+
+    cdef bint _dep_room(self) noexcept with gil:
+        try:
+            new = np.full(max(16, 2 * self.dep_cap), -1, dtype=np.int64)
+            if self._dep_a is not None:
+                new[:self.dep_cap] = self._dep_a
+            self._dep_a = new
+            self.dep = <i64*>cnp.PyArray_DATA(new)
+            self.dep_cap = new.shape[0]
+            return True
+        except MemoryError:
+            return False
+
+    cdef void zap_deposited(self) noexcept nogil:
+        """zap_deposited_table: withdraw a deposit and free it (pte_free)."""
+        self.ndep -= 1
+        if self.charged:
+            self.kc.pgtable_free(self.dep[self.ndep], self.torder[self.levels - 1])
+
+    cdef void mark_deposited(self, u64 va, bint on) noexcept nogil:
+        """Set (clear) DESC_SW_DEPOSIT on the PMD leaf mapping va."""
+        cdef int l
+        cdef i64 t = 0
+        cdef u64* p
+        for l in range(self.levels - 1):
+            p = &self.tab[l][(t << self.tbits[l]) + ((va >> self.shift[l]) & self.imask[l])]
+            if (p[0] & (DESC_VALID | DESC_TABLE)) == DESC_VALID:
+                if on:
+                    p[0] |= DESC_SW_DEPOSIT
+                else:
+                    p[0] &= ~(<u64>DESC_SW_DEPOSIT)
+                return
+            if not (p[0] & DESC_VALID):
+                return
+            t = <i64>(p[0] >> DESC_ADDR_SHIFT)
+
+    def deposit_pfns(self):
+        """Frames of the deposited PTE tables (check())."""
+        return [int(self.dep[i]) for i in range(self.ndep)]
+
+    cdef i64 _alloc_table(self, int l) except -1 nogil:
+        """alloc_table for the paths outside a fault (a syscall's splits, fork's copy,
+        mremap's destination): no memory is MemoryError (ENOMEM) to the caller."""
+        cdef i64 t = self.alloc_table(l)
+        if t < 0:
+            with gil:
+                raise MemoryError(f"ENOMEM: no memory for a level-{l} page table")
+        return t
+
+    cdef void _free_frame(self, int l, i64 t) noexcept nogil:
+        # pagetable_free / kmem_cache_free(pgd_cache) of a charged table
+        if self.charged:
+            if self.tcache[l] >= 0:
+                self.kc.cache_free(self.tcache[l])
+            else:
+                self.kc.pgtable_free(self.tpfn[l][t], self.torder[l])
+            self.tpfn[l][t] = -1
+
     cdef void free_table(self, int l, i64 t) noexcept nogil:
-        """Return an empty table to its pool (pte_free / pmd_free / ...)."""
+        """Return an empty table to its pool (pte_free / pmd_free / ...), its page
+        to the kernel."""
+        self._free_frame(l, t)
         self.tab[l][t << self.tbits[l]] = <u64>self.free_head[l]
         self.free_head[l] = t
         self.ntables[l] -= 1
+
+    cdef int prealloc(self, u64 va, int last) noexcept nogil:
+        """__handle_mm_fault's p4d_alloc / pud_alloc / pmd_alloc (last = the PMD table's
+        level) and pte_alloc (last = the PTE table's): the missing tables of va's walk
+        down to level ``last``, top-down; stops at a block leaf. 0, or -ENOMEM with the
+        tables allocated so far kept (empty tables, as Linux leaves them)."""
+        cdef int l
+        cdef i64 t = 0, child
+        cdef u64* p
+        for l in range(last):
+            p = &self.tab[l][(t << self.tbits[l]) + ((va >> self.shift[l]) & self.imask[l])]
+            if p[0] == 0:
+                child = self.alloc_table(l + 1)      # grows pool l+1 only: p stays valid
+                if child < 0:
+                    return -cerrno.ENOMEM
+                p[0] = (<u64>child << DESC_ADDR_SHIFT) | DESC_VALID | DESC_TABLE
+                self.nvalid[l][t] += 1
+            elif not (p[0] & DESC_TABLE):
+                return 0
+            t = <i64>(p[0] >> DESC_ADDR_SHIFT)
+        return 0
+
+    cdef int split_block_at(self, u64 va) noexcept nogil:
+        """__split_huge_pmd of the block mapping va (none: nothing to do), its run
+        unfolded first: 0, or -ENOMEM (no table; the block stays)."""
+        cdef int l
+        cdef i64 t = 0, child
+        cdef u64 e, idx
+        if va >= self.va_limit:
+            return 0
+        for l in range(self.levels - 1):
+            idx = (va >> self.shift[l]) & self.imask[l]
+            e = self.tab[l][(t << self.tbits[l]) + idx]
+            if not (e & DESC_VALID):
+                return 0
+            if not (e & DESC_TABLE):
+                if e & DESC_SW_DEPOSIT and self.ndep > 0:      # pgtable_trans_huge_withdraw
+                    self.ndep -= 1
+                    child = self._table_slot(l + 1, self.dep[self.ndep])
+                    if child < 0:
+                        self.ndep += 1
+                        return -cerrno.ENOMEM
+                else:
+                    child = self.alloc_table(l + 1)
+                if child < 0:
+                    return -cerrno.ENOMEM
+                if e & DESC_CONT:
+                    self._set_run(l, t, va, False)
+                self._split_into(l, t, idx, va, child)
+                return 0
+            t = <i64>(e >> DESC_ADDR_SHIFT)
+        return 0
 
     # ------------------------------------------------------------- queries
     cdef bint any_mapped(self, int l, i64 t, u64 va, u64 end) noexcept nogil:
@@ -315,7 +550,7 @@ cdef class PageTableCore:
             else:
                 e = self.tab[l][base + idx]
                 if e == 0:
-                    child = self.alloc_table(l + 1)
+                    child = self._alloc_table(l + 1)
                     self.tab[l][base + idx] = (<u64>child << DESC_ADDR_SHIFT) | DESC_VALID | DESC_TABLE
                     self.nvalid[l][t] += 1
                 else:
@@ -377,7 +612,7 @@ cdef class PageTableCore:
         for l in range(last):
             p = &self.tab[l][(t << self.tbits[l]) + ((va >> self.shift[l]) & self.imask[l])]
             if p[0] == 0:
-                child = self.alloc_table(l + 1)       # grows pool l+1 only: p stays valid
+                child = self._alloc_table(l + 1)      # grows pool l+1 only: p stays valid
                 p[0] = (<u64>child << DESC_ADDR_SHIFT) | DESC_VALID | DESC_TABLE
                 self.nvalid[l][t] += 1
             t = <i64>(p[0] >> DESC_ADDR_SHIFT)
@@ -387,6 +622,21 @@ cdef class PageTableCore:
 
     # ------------------------------------------------------- split / unfold
     cdef int _split_block(self, int l, i64 t, u64 idx, u64 va) except -1 nogil:
+        cdef i64 child
+        if self.tab[l][(t << self.tbits[l]) + idx] & DESC_SW_DEPOSIT and self.ndep > 0:
+            # __split_huge_pmd_locked: the PTE table is the withdrawn deposit
+            self.ndep -= 1
+            child = self._table_slot(l + 1, self.dep[self.ndep])
+            if child < 0:
+                self.ndep += 1
+                with gil:
+                    raise MemoryError("ENOMEM: the page-table pool cannot grow")
+        else:
+            child = self._alloc_table(l + 1)
+        self._split_into(l, t, idx, va, child)
+        return 0
+
+    cdef void _split_into(self, int l, i64 t, u64 idx, u64 va, i64 child) noexcept nogil:
         """Replace the block at (l, t, idx) (holding va) by a full next-level table of
         the same memory (split_huge_pmd -> PTEs via set_ptes; a PUD block -> PMD blocks,
         as arm64 split_pud does). A block mapped as one folio keeps CONT below. The
@@ -399,7 +649,6 @@ cdef class PageTableCore:
         cdef int cl = l + 1
         cdef u64 cspan = (<u64>1) << self.shift[cl]
         cdef u64 n = (<u64>1) << self.tbits[cl], i
-        cdef i64 child = self.alloc_table(cl)
         cdef u64* ct = &self.tab[cl][child << self.tbits[cl]]
         self.tlb_flush(va & ~(bspan - 1), (va & ~(bspan - 1)) + bspan, bspan, False, FLUSH_SPLIT)
         if pa == self.zero_pa:
@@ -407,14 +656,13 @@ cdef class PageTableCore:
                 ct[i] = pa | (attrs & ~(<u64>DESC_SW_FOLIO))
             self.nvalid[cl][child] = <u32>n
             self.tab[l][base + idx] = (<u64>child << DESC_ADDR_SHIFT) | DESC_VALID | DESC_TABLE
-            return 0
+            return
         if (e & DESC_SW_FOLIO) and self.cont_n[cl] > 1:
             attrs |= DESC_CONT
         for i in range(n):
             ct[i] = (pa + i * cspan) | attrs
         self.nvalid[cl][child] = <u32>n
         self.tab[l][base + idx] = (<u64>child << DESC_ADDR_SHIFT) | DESC_VALID | DESC_TABLE
-        return 0
 
     cdef void _set_run(self, int l, i64 t, u64 va, bint on) noexcept nogil:
         """Set or clear CONT on the whole run containing va (fold / unfold). A change
@@ -483,26 +731,25 @@ cdef class PageTableCore:
 
     cdef int split_at(self, u64 x) except -1 nogil:
         """Split every block that straddles x (split_huge_pmd where a new VMA
-        boundary or a partial move cuts a PMD mapping), unfolding its run."""
-        cdef int l
-        cdef i64 t = 0
-        cdef u64 e, idx, span
-        if x >= self.va_limit:
-            return 0
-        for l in range(self.levels - 1):
-            idx = (x >> self.shift[l]) & self.imask[l]
-            e = self.tab[l][(t << self.tbits[l]) + idx]
-            if not (e & DESC_VALID):
+        boundary or a partial move cuts a PMD mapping), unfolding its run; no memory
+        for a table is MemoryError (nothing changed at that level)."""
+        if self.try_split_at(x) != 0:
+            with gil:
+                raise MemoryError(f"ENOMEM: no memory for the page table of a split at {x:#x}")
+        return 0
+
+    cdef int try_split_at(self, u64 x) noexcept nogil:
+        """split_at: 0, or -ENOMEM when a block straddling x (one without a deposit: a
+        file PMD) cannot get its table; blocks above it already split stay split."""
+        cdef u64 pa = 0, unit = 0
+        cdef int level = 0, prot = 0
+        while x < self.va_limit:
+            if _walk(self, x, &pa, &level, &unit, &prot, NULL) != TR_OK or level == self.levels - 1:
                 return 0
-            if not (e & DESC_TABLE):
-                span = (<u64>1) << self.shift[l]
-                if x & (span - 1) == 0:
-                    return 0
-                if e & DESC_CONT:
-                    self._set_run(l, t, x, False)
-                self._split_block(l, t, idx, x)
-                e = self.tab[l][(t << self.tbits[l]) + idx]
-            t = <i64>(e >> DESC_ADDR_SHIFT)
+            if x & (((<u64>1) << self.shift[level]) - 1) == 0:
+                return 0
+            if self.split_block_at(x) != 0:
+                return -cerrno.ENOMEM
         return 0
 
     cdef int free_tables(self, u64 floor, u64 ceiling) except -1 nogil:
@@ -607,13 +854,16 @@ cdef class PageTableCore:
                     e &= ~(<u64>DESC_CONT)
                 if e & DESC_TABLE:
                     if self.tab[l][dbase + idx] == 0:
-                        child = self.alloc_table(l + 1)
+                        child = self._alloc_table(l + 1)
                         self.tab[l][dbase + idx] = (<u64>child << DESC_ADDR_SHIFT) | DESC_VALID | DESC_TABLE
                         self.nvalid[l][dt] += 1
                     self._copy_level(src, l + 1, <i64>(self.tab[l][dbase + idx] >> DESC_ADDR_SHIFT),
                                      <i64>(e >> DESC_ADDR_SHIFT), va, nxt, clear_bits)
                 else:
                     assert nxt - va == span and self.tab[l][dbase + idx] == 0
+                    if e & DESC_SW_DEPOSIT and self.deposit() != 0:    # copy_huge_pmd
+                        with gil:
+                            raise MemoryError("ENOMEM: no memory for a THP's deposited table")
                     self.tab[l][dbase + idx] = e & ~clear_bits
                     self.nvalid[l][dt] += 1
             va = nxt
@@ -655,6 +905,8 @@ cdef class PageTableCore:
                         if op == OP_PROTECT:
                             self.tab[l][base + idx] = (e & ~(<u64>DESC_PROT_MASK)) | prot_bits
                         else:
+                            if e & DESC_SW_DEPOSIT:      # zap_huge_pmd: zap_deposited_table
+                                self.zap_deposited()
                             self.tab[l][base + idx] = 0
                             self.nvalid[l][t] -= 1
                         va = nxt
@@ -865,6 +1117,19 @@ cdef class PageTableCore:
         seen = [set() for _ in range(self.levels)]
         seen[0].add(0)
         self._check_table(0, 0, 0, seen)
+        cdef i64 ndep = 0, i
+        cdef u64 e
+        for l in range(self.levels):
+            for t in seen[l]:
+                for i in range((<i64>1) << self.tbits[l]):
+                    e = self.tab[l][(<i64>t << self.tbits[l]) + i]
+                    if e & DESC_SW_DEPOSIT:
+                        if (e & (DESC_VALID | DESC_TABLE)) != DESC_VALID or l != self.levels - 2:
+                            raise AssertionError(f"level {l} table {t} entry {i}: a deposit mark "
+                                                 f"off a PMD leaf ({e:#x})")
+                        ndep += 1
+        if ndep != self.ndep:
+            raise AssertionError(f"{ndep} PMD leaves have a deposited table, {self.ndep} deposited")
         for l in range(self.levels):
             free = set()
             t = self.free_head[l]

@@ -74,6 +74,11 @@ cdef struct xa_state:
     int err
 
 
+# A pool's memory charge (the model's kernel memory: KernelCore's radix_tree_node slab):
+# called with +1 before a node is taken (non-zero: -ENOMEM, no node) and -1 after one
+# is freed; NULL: nothing charged (a standalone XArray).
+ctypedef int (*xa_charge_fn)(void *ctx, int nr) noexcept nogil
+
 ctypedef struct xa_pool_t:
     u64 *slots                # [cap * 64]
     u64 *marks                # [cap * 3] one 64-bit bitmap per mark
@@ -87,6 +92,8 @@ ctypedef struct xa_pool_t:
     i32 free_head             # free-node list
     i64 nr_nodes              # live nodes of every tree using the pool
     void *owner               # borrowed: the XAPool that owns the NumPy arrays (growth)
+    xa_charge_fn charge       # kmem_cache_alloc / kmem_cache_free accounting, or NULL
+    void *charge_ctx          # borrowed: its context (the KernelCore)
 
 
 ctypedef struct xarray_t:

@@ -167,6 +167,8 @@ cdef class XAPool:
         self.p.free_head = -1
         self.p.nr_nodes = 0
         self.p.owner = <void *>self
+        self.p.charge = NULL
+        self.p.charge_ctx = NULL
         if capacity > 0:
             self._resize(capacity)
 
@@ -276,8 +278,11 @@ cdef int xa_grow(xarray_t *xa) noexcept nogil:
     return 0 if xa.pool.used < xa.pool.cap else -cerrno.ENOMEM
 
 cdef i32 xa_node_alloc(xarray_t *xa) noexcept nogil:
-    # kmem_cache_alloc(radix_tree_node_cachep): a zeroed node (slots and marks clear)
+    # kmem_cache_alloc(radix_tree_node_cachep): a zeroed node (slots and marks clear);
+    # the pool's charge (the kernel's slab pages) first: no slab page, no node (-ENOMEM)
     cdef i32 node
+    if xa.pool.charge != NULL and xa.pool.charge(xa.pool.charge_ctx, 1) != 0:
+        return -1
     if xa.pool.free_head >= 0:
         node = xa.pool.free_head
         xa.pool.free_head = xa.pool.parent[node]
@@ -287,6 +292,8 @@ cdef i32 xa_node_alloc(xarray_t *xa) noexcept nogil:
         # a node never used: its slots and marks are still the zeros XAPool._resize
         # allocated them with
         if xa.pool.used == xa.pool.cap and xa_grow(xa) != 0:
+            if xa.pool.charge != NULL:
+                xa.pool.charge(xa.pool.charge_ctx, -1)
             return -1
         node = <i32>xa.pool.used
         xa.pool.used = xa.pool.used + 1
@@ -311,6 +318,8 @@ cdef void xa_node_free(xarray_t *xa, i32 node) noexcept nogil:
     xa.nr_nodes = xa.nr_nodes - 1
     xa.pool.nr_nodes = xa.pool.nr_nodes - 1
     xa.nr_nodes_freed = xa.nr_nodes_freed + 1
+    if xa.pool.charge != NULL:
+        xa.pool.charge(xa.pool.charge_ctx, -1)
 
 # ---------------------------------------------------------------- walking
 cdef u64 xas_start(xarray_t *xa, xa_state *xas) noexcept nogil:
