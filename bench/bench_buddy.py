@@ -15,8 +15,8 @@ reported per alloc+free pair; the boot is inside the timed cycle on every side.
   __rmqueue_steal, nr_free per list, NR_FREE_PAGES, per-order alloc/failure/free counts,
   and the per-entry checks of the batch calls. It returns the same pfns as ppsize (the
   test asserts it). It does not do what ppsize does not: pcp lists, watermarks, CMA,
-  isolation, compaction; nor has it ppsize's Python layer (argument checks, NumPy
-  arrays made per call) beyond the migratetype array both sides build per call.
+  isolation, compaction; nor has it ppsize's Python layer (argument and array checks,
+  the result array, the NumPy arrays of the allocator made at boot).
 - plain_c_min: bench/c/buddy_min.c, a lower bound, not equal work: per-order lists
   only (no migratetypes, pageblocks, tail adds, counters or checks).
 - pyset: a plain-Python buddy (one set of free pfns per order, split on alloc, merge
@@ -75,7 +75,6 @@ class PySetBuddy:
 
 
 P64 = np.ctypeslib.ndpointer(np.int64, flags="C_CONTIGUOUS")
-P8 = np.ctypeslib.ndpointer(np.int8, flags="C_CONTIGUOUS")
 
 
 @pytest.fixture(scope="module")
@@ -88,7 +87,7 @@ def plain_c(c_compiler):
     dll.cb_nr_free_pages.restype = ctypes.c_int64
     dll.cb_nr_free_pages.argtypes = [ctypes.c_void_p]
     dll.cb_alloc_batch.restype = ctypes.c_int64
-    dll.cb_alloc_batch.argtypes = [ctypes.c_void_p, P64, P8, ctypes.c_int64, P64]
+    dll.cb_alloc_batch.argtypes = [ctypes.c_void_p, P64, ctypes.c_int, ctypes.c_int64, P64]
     dll.cb_free_batch.restype = ctypes.c_int64
     dll.cb_free_batch.argtypes = [ctypes.c_void_p, P64, P64, ctypes.c_int64]
     return dll
@@ -134,11 +133,10 @@ def test_alloc_free_plain_c(benchmark, plain_c, order):
     perm = _perm(n)
 
     def cycle():
-        # the same steps as the ppsize cycle: boot, the migratetype array that
-        # alloc_batch("movable") builds, one batch call each way
+        # the same steps as the ppsize cycle: boot, one batch call each way
         b = plain_c.cb_new(NR, MAX_ORDER, PB)
         pfns = np.empty(n, dtype=np.int64)
-        assert plain_c.cb_alloc_batch(b, orders, np.full(n, 1, dtype=np.int8), n, pfns) == 0
+        assert plain_c.cb_alloc_batch(b, orders, 1, n, pfns) == 0
         assert plain_c.cb_free_batch(b, np.ascontiguousarray(pfns[perm]), orders, n) == -1
         free = plain_c.cb_nr_free_pages(b)
         plain_c.cb_del(b)

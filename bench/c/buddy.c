@@ -17,8 +17,9 @@
  *   claims, steals, bad frees;
  * - boot as memblock's __free_pages_memory (aligned blocks of at most MAX_PAGE_ORDER
  *   through split_large_buddy, FPI_TO_TAIL);
- * - the batch entry points check each entry as ppsize's alloc_batch/free_batch do (an
- *   order in range; a free of exactly an allocated head of that order, else stop).
+ * - the batch entry points check each entry as ppsize's alloc_batch/free_batch do (all
+ *   orders in range before allocating; a free of exactly an allocated head of that
+ *   order, else stop there).
  * What it does not do (nor does ppsize): pcp lists, watermarks, CMA, isolation,
  * compaction, page shuffling; no Python objects, no NumPy. Compiled at bench time
  * (bench/conftest.py build_c) and called through ctypes, one call per batch. */
@@ -264,16 +265,22 @@ static int alloc_order(const buddy_t *b, int64_t pfn)
     return (s & ST_ALLOC) ? (s & ORDER_MASK) : -1;
 }
 
-static void buddy_free(buddy_t *b, int64_t pfn, int order)
+static void free_block(buddy_t *b, int64_t pfn, int order)
+{
+    b->state[pfn] = 0;
+    b->nr_frees[order]++;
+    split_large_buddy(b, pfn, order, 0);
+}
+
+/* ppsize's BuddyAllocator.free, the C callers' entry (unused by the batch below) */
+void cb_free(buddy_t *b, int64_t pfn, int order)
 {
     if (pfn < 0 || pfn >= b->nr_pages || order < 0 || order > b->max_order
         || (b->state[pfn] & (ST_ALLOC | ST_FREE | ORDER_MASK)) != (ST_ALLOC | order)) {
         b->nr_bad_free++;
         return;
     }
-    b->state[pfn] = 0;
-    b->nr_frees[order]++;
-    split_large_buddy(b, pfn, order, 0);
+    free_block(b, pfn, order);
 }
 
 buddy_t *cb_new(int64_t nr_pages, int max_order, int pageblock_order)
@@ -318,14 +325,14 @@ void cb_del(buddy_t *b)
 int64_t cb_nr_free_pages(const buddy_t *b) { return b->nr_free_pages; }
 int64_t cb_nr_fail(const buddy_t *b, int order) { return b->nr_fail[order]; }
 
-/* As BuddyAllocator.alloc_batch: -2 (nothing done) at the first order out of range. */
-int64_t cb_alloc_batch(buddy_t *b, const int64_t *orders, const int8_t *mts, int64_t n,
-                       int64_t *out)
+/* As BuddyAllocator.alloc_batch with one migratetype for all: -2 - i (nothing done)
+ * when orders[i] is the first order out of range, else 0. */
+int64_t cb_alloc_batch(buddy_t *b, const int64_t *orders, int mt, int64_t n, int64_t *out)
 {
+    if (mt < 0 || mt >= PCPTYPES) return -1;
     for (int64_t i = 0; i < n; i++)
-        if (orders[i] < 0 || orders[i] > b->max_order || mts[i] < 0 || mts[i] >= PCPTYPES)
-            return -2 - i;
-    for (int64_t i = 0; i < n; i++) out[i] = buddy_alloc(b, (int)orders[i], mts[i]);
+        if ((uint64_t)orders[i] > (uint64_t)b->max_order) return -2 - i;
+    for (int64_t i = 0; i < n; i++) out[i] = buddy_alloc(b, (int)orders[i], mt);
     return 0;
 }
 
@@ -338,7 +345,7 @@ int64_t cb_free_batch(buddy_t *b, const int64_t *pfns, const int64_t *orders, in
         if (order < 0 || order > b->max_order || pfn < 0 || pfn >= b->nr_pages
             || alloc_order(b, pfn) != order)
             return i;
-        buddy_free(b, pfn, (int)order);
+        free_block(b, pfn, (int)order);
     }
     return -1;
 }
