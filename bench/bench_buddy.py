@@ -1,27 +1,38 @@
-"""Buddy allocator benchmarks: alloc+free throughput per order vs Python baselines.
+"""Buddy allocator benchmarks: alloc+free throughput per order vs C and Python baselines.
 
-Workload per order k: fill memory with order-k allocations (one alloc_batch call),
-then free them all in a random order (one free_batch call), so every free merges.
-Cost is reported per alloc+free pair.
+Workload per order k: boot 1 GiB of 4K frames (262144), MAX_PAGE_ORDER 10, pageblock
+order 9; fill memory with order-k MIGRATE_MOVABLE allocations (one batch call), then free
+them all in a seeded random order (one batch call), so every free merges. Cost is
+reported per alloc+free pair; the boot is inside the timed cycle on every side.
 
-- ppsize: BuddyAllocator, 1 GiB of 4K frames (262144), MAX_PAGE_ORDER 10, pageblock 9.
+- ppsize: BuddyAllocator(NR, 10, 9), alloc_batch(orders, "movable"), free_batch.
+- plain_c: bench/c/buddy.c, compiled here at bench time (-O2, bench/conftest.py build_c),
+  the equal-work baseline: the same algorithm, state and counters as ppsize's
+  (mm/page_alloc.c): free lists per (order, migratetype) with head and tail, a state
+  byte per frame, a migratetype byte per pageblock, split_large_buddy, the pageblock
+  type check and retyping on merges at orders >= pageblock_order, FPI_TO_TAIL at boot
+  and buddy_merge_likely on free, __rmqueue_smallest -> __rmqueue_claim ->
+  __rmqueue_steal, nr_free per list, NR_FREE_PAGES, per-order alloc/failure/free counts,
+  and the per-entry checks of the batch calls. It returns the same pfns as ppsize (the
+  test asserts it). It does not do what ppsize does not: pcp lists, watermarks, CMA,
+  isolation, compaction; nor has it ppsize's Python layer (argument and array checks,
+  the result array, the NumPy arrays of the allocator made at boot).
+- plain_c_min: bench/c/buddy_min.c, a lower bound, not equal work: per-order lists
+  only (no migratetypes, pageblocks, tail adds, counters or checks).
 - pyset: a plain-Python buddy (one set of free pfns per order, split on alloc, merge
   on free; no migratetypes, no list order), same memory, one call per operation.
-- plain_c: a minimal C buddy (per-order int32 doubly linked lists, a state byte, no
-  migratetypes/pageblocks), compiled here at bench time, the same batch loops.
 - reference: tests/ref_buddy.py (lists with O(n) removal, the test oracle), on
   16 MiB (4096 frames) since its cost grows with memory; per pair it flatters it.
 Churn: seeded mixed-order aging (BuddyAllocator.churn), steps per second.
 """
 import ctypes
 import os
-import subprocess
 import sys
 
 import numpy as np
 import pytest
 
-from conftest import record
+from conftest import build_c, record
 from ppsize.buddy import BuddyAllocator
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests"))
@@ -63,77 +74,34 @@ class PySetBuddy:
         self.free[order].add(p)
 
 
-C_SOURCE = r"""
-#include <stdint.h>
-#include <stdlib.h>
-typedef struct { int64_t nr; int max_order; int32_t *next, *prev; uint8_t *st;
-                 int32_t head[32]; } buddy_t;
-static void add(buddy_t *b, int64_t p, int o) {
-    int32_t h = b->head[o]; b->next[p] = h; b->prev[p] = -1;
-    if (h >= 0) b->prev[h] = (int32_t)p;
-    b->head[o] = (int32_t)p; b->st[p] = 0x40 | o;
-}
-static void del(buddy_t *b, int64_t p, int o) {
-    int32_t n = b->next[p], q = b->prev[p];
-    if (q >= 0) b->next[q] = n; else b->head[o] = n;
-    if (n >= 0) b->prev[n] = q;
-    b->st[p] = 0;
-}
-static void free_one(buddy_t *b, int64_t p, int o) {
-    while (o < b->max_order) {
-        int64_t q = p ^ ((int64_t)1 << o);
-        if (q >= b->nr || b->st[q] != (0x40 | o)) break;
-        del(b, q, o); p &= q; o++;
-    }
-    add(b, p, o);
-}
-buddy_t *plain_new(int64_t nr, int max_order) {
-    buddy_t *b = calloc(1, sizeof *b);
-    b->nr = nr; b->max_order = max_order;
-    b->next = malloc(nr * 4); b->prev = malloc(nr * 4); b->st = calloc(nr, 1);
-    for (int o = 0; o < 32; o++) b->head[o] = -1;
-    for (int64_t s = 0; s < nr;) {
-        int o = max_order;
-        if (s) { o = __builtin_ctzll(s); if (o > max_order) o = max_order; }
-        while (s + ((int64_t)1 << o) > nr) o--;
-        free_one(b, s, o); s += (int64_t)1 << o;
-    }
-    return b;
-}
-void plain_del(buddy_t *b) { free(b->next); free(b->prev); free(b->st); free(b); }
-void plain_alloc_batch(buddy_t *b, const int64_t *orders, int64_t n, int64_t *out) {
-    for (int64_t i = 0; i < n; i++) {
-        int o = (int)orders[i], c; out[i] = -1;
-        for (c = o; c <= b->max_order; c++) if (b->head[c] >= 0) break;
-        if (c > b->max_order) continue;
-        int64_t p = b->head[c]; del(b, p, c);
-        while (c > o) { c--; add(b, p + ((int64_t)1 << c), c); }
-        b->st[p] = 0x80 | o; out[i] = p;
-    }
-}
-void plain_free_batch(buddy_t *b, const int64_t *pfns, const int64_t *orders, int64_t n) {
-    for (int64_t i = 0; i < n; i++) { b->st[pfns[i]] = 0; free_one(b, pfns[i], (int)orders[i]); }
-}
-"""
+P64 = np.ctypeslib.ndpointer(np.int64, flags="C_CONTIGUOUS")
 
 
 @pytest.fixture(scope="module")
 def plain_c(c_compiler):
-    here = os.path.dirname(__file__)
-    out_dir = os.path.join(here, "_cbuild")
-    os.makedirs(out_dir, exist_ok=True)
-    src = os.path.join(out_dir, "buddy_plain.c")
-    lib = os.path.join(out_dir, "buddy_plain.so")
-    with open(src, "w") as f:
-        f.write(C_SOURCE)
-    subprocess.run([c_compiler, "-O2", "-shared", "-fPIC", "-o", lib, src], check=True)
-    dll = ctypes.CDLL(lib)
+    """bench/c/buddy.c: the equal-work C buddy (see the module docstring)."""
+    dll = build_c(c_compiler, "buddy.c", "buddy")
+    dll.cb_new.restype = ctypes.c_void_p
+    dll.cb_new.argtypes = [ctypes.c_int64, ctypes.c_int, ctypes.c_int]
+    dll.cb_del.argtypes = [ctypes.c_void_p]
+    dll.cb_nr_free_pages.restype = ctypes.c_int64
+    dll.cb_nr_free_pages.argtypes = [ctypes.c_void_p]
+    dll.cb_alloc_batch.restype = ctypes.c_int64
+    dll.cb_alloc_batch.argtypes = [ctypes.c_void_p, P64, ctypes.c_int, ctypes.c_int64, P64]
+    dll.cb_free_batch.restype = ctypes.c_int64
+    dll.cb_free_batch.argtypes = [ctypes.c_void_p, P64, P64, ctypes.c_int64]
+    return dll
+
+
+@pytest.fixture(scope="module")
+def plain_c_min(c_compiler):
+    """bench/c/buddy_min.c: the minimal C buddy, a lower bound (not equal work)."""
+    dll = build_c(c_compiler, "buddy_min.c", "buddy_min")
     dll.plain_new.restype = ctypes.c_void_p
     dll.plain_new.argtypes = [ctypes.c_int64, ctypes.c_int]
     dll.plain_del.argtypes = [ctypes.c_void_p]
-    p64 = np.ctypeslib.ndpointer(np.int64, flags="C_CONTIGUOUS")
-    dll.plain_alloc_batch.argtypes = [ctypes.c_void_p, p64, ctypes.c_int64, p64]
-    dll.plain_free_batch.argtypes = [ctypes.c_void_p, p64, p64, ctypes.c_int64]
+    dll.plain_alloc_batch.argtypes = [ctypes.c_void_p, P64, ctypes.c_int64, P64]
+    dll.plain_free_batch.argtypes = [ctypes.c_void_p, P64, P64, ctypes.c_int64]
     return dll
 
 
@@ -165,16 +133,39 @@ def test_alloc_free_plain_c(benchmark, plain_c, order):
     perm = _perm(n)
 
     def cycle():
-        b = plain_c.plain_new(NR, MAX_ORDER)
+        # the same steps as the ppsize cycle: boot, one batch call each way
+        b = plain_c.cb_new(NR, MAX_ORDER, PB)
         pfns = np.empty(n, dtype=np.int64)
-        plain_c.plain_alloc_batch(b, orders, n, pfns)
-        plain_c.plain_free_batch(b, np.ascontiguousarray(pfns[perm]), orders, n)
-        plain_c.plain_del(b)
+        assert plain_c.cb_alloc_batch(b, orders, 1, n, pfns) == 0
+        assert plain_c.cb_free_batch(b, np.ascontiguousarray(pfns[perm]), orders, n) == -1
+        free = plain_c.cb_nr_free_pages(b)
+        plain_c.cb_del(b)
+        return pfns, free
+
+    pfns, free = benchmark.pedantic(cycle, rounds=5, iterations=1)
+    assert free == NR
+    # the same algorithm: the same blocks, in the same order, as ppsize's
+    assert (pfns == BuddyAllocator(NR, MAX_ORDER, PB).alloc_batch(orders, "movable")).all()
+    record(benchmark, "alloc+free", f"order {order}", "plain_c", n)
+
+
+@pytest.mark.parametrize("order", ORDERS)
+def test_alloc_free_plain_c_min(benchmark, plain_c_min, order):
+    n = NR >> order
+    orders = np.full(n, order, dtype=np.int64)
+    perm = _perm(n)
+
+    def cycle():
+        b = plain_c_min.plain_new(NR, MAX_ORDER)
+        pfns = np.empty(n, dtype=np.int64)
+        plain_c_min.plain_alloc_batch(b, orders, n, pfns)
+        plain_c_min.plain_free_batch(b, np.ascontiguousarray(pfns[perm]), orders, n)
+        plain_c_min.plain_del(b)
         return pfns
 
     pfns = benchmark.pedantic(cycle, rounds=5, iterations=1)
     assert (pfns >= 0).all()
-    record(benchmark, "alloc+free", f"order {order}", "plain_c", n)
+    record(benchmark, "alloc+free", f"order {order}", "plain_c_min", n)
 
 
 @pytest.mark.parametrize("order", ORDERS)

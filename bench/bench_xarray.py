@@ -11,8 +11,12 @@ ppsize:   XArray.store_batch / XArray.load_batch (one nogil loop each; stores in
           XArray so node allocation and tree growth are included).
 dict:     the obvious Python: `for i, e in zip(idx.tolist(), ent.tolist()): d[i] = e` and
           `np.array([d.get(i, 0) for i in idx.tolist()], np.uint64)`.
-plain-C:  bench/c/radix_store.c, the least a radix-tree store with XArray-sized nodes can
-          do (calloc'ed nodes, no marks or multi-index entries): the bound on the store.
+plain-C:  bench/c/radix_store.c, compiled at bench time: an order-0 radix-tree store with
+          XArray-sized nodes (one calloc each) doing ppsize's work: the entry check pass,
+          xas_expand with the tree's marks carried into new roots, count and nr_values
+          (value entries) per node, the sibling (multi-index) checks of the old and next
+          slot. It does not split multi-index entries, erase or shrink (not benchmarked),
+          nor keep ppsize's lookup cache; see the file's comment.
 The ratio table printed at the end (bench/conftest.py) is dict (or C) time / ppsize time.
 """
 import ctypes
@@ -80,6 +84,7 @@ def test_store_plain_c(benchmark, pattern, c_compiler):
     lib.rs_new.restype = ctypes.c_void_p
     lib.rs_nodes.restype = ctypes.c_size_t
     lib.rs_load.restype = ctypes.c_uint64
+    lib.rs_store_batch.restype = ctypes.c_long
     u64p = ctypes.POINTER(ctypes.c_uint64)
     trees = []
 
@@ -88,7 +93,8 @@ def test_store_plain_c(benchmark, pattern, c_compiler):
         return (ctypes.c_void_p(trees[-1]),), {}
 
     def run(t):
-        lib.rs_store_batch(t, idx.ctypes.data_as(u64p), ent.ctypes.data_as(u64p), ctypes.c_size_t(N))
+        assert lib.rs_store_batch(t, idx.ctypes.data_as(u64p), ent.ctypes.data_as(u64p),
+                                  ctypes.c_size_t(N)) == 0
 
     benchmark.pedantic(run, setup=setup, rounds=5, iterations=1)
     t = ctypes.c_void_p(trees[-1])

@@ -438,3 +438,30 @@ def test_churn_fragments_and_is_reproducible():
     assert idx[0] == 0.0 and idx[10] > idx[4] > 0.0        # high orders are fragmented
     assert (np.diff(idx) >= 0).all()
     assert a.stats()["claimed"] > 0                         # mixed types claimed pageblocks
+
+
+def test_batch_calls_check_every_entry_before_allocating():
+    """alloc_batch's checks run over the whole batch before the first allocation (the
+    fast path takes an int64 array as is, other inputs are converted and checked)."""
+    b = BuddyAllocator(1024, 4, 2)
+    free0 = b.nr_free_pages
+    for bad, val in (([0, 1, -1], -1), ([0, 5], 5), (np.array([2, 3, 17], dtype=np.uint8), 17)):
+        with pytest.raises(ValueError, match=f"order {val} at index {len(bad) - 1} out of range 0..4"):
+            b.alloc_batch(bad)
+        assert b.nr_free_pages == free0 and b.stats()["allocs"].sum() == 0
+    with pytest.raises(ValueError, match="orders must be one-dimensional"):
+        b.alloc_batch(np.zeros((2, 2), dtype=np.int64))
+    with pytest.raises(ValueError, match="migratetype 3 at index 1 out of range"):
+        b.alloc_batch([0, 0], np.array([1, 3]))
+    with pytest.raises(ValueError, match="migratetype array shape"):
+        b.alloc_batch([0, 0], np.array([1]))
+    assert b.nr_free_pages == free0
+    got = b.alloc_batch(np.array([0, 1, 2]), np.array([0, 1, 2], dtype=np.int64))
+    assert [b.describe(p)[3] for p in got] == ["unmovable", "movable", "reclaimable"]
+    with pytest.raises(ValueError, match="pfns and orders must be 1-D of equal length"):
+        b.free_batch(got, [0, 1])
+    with pytest.raises(TypeError, match="pfns must be integers"):
+        b.free_batch(got.astype(float), [0, 1, 2])
+    b.free_batch(got[::-1], np.array([2, 1, 0]))      # non-contiguous pfns, converted
+    assert b.nr_free_pages == free0
+    b.check()

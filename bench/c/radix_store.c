@@ -1,9 +1,17 @@
-/* Baseline for bench_xarray.py: the store of a minimal plain-C 64-way radix tree
- * with XArray-sized nodes (64 slots + parent, shift, offset, count, 3 mark words:
+/* Baseline for bench_xarray.py: the order-0 store of a plain-C 64-way radix tree with
+ * XArray-sized nodes (64 slots + parent, shift, offset, count, nr_values, 3 mark words:
  * 576 bytes, one calloc each, as kmem_cache_zalloc(radix_tree_node_cachep) gives
- * Linux), root grown on demand as xas_expand does. No multi-index entries, marks or
- * shrinking: the least work any radix-tree store does, to bound what a store can
- * cost on this machine. Loaded through ctypes, one call per batch. */
+ * Linux), doing the work ppsize's store does (lib/xarray.c xas_store/xas_create):
+ * - the batch first checks every entry is not internal ((e & 3) == 2), as
+ *   XArray.store_batch does, and stores nothing if one is;
+ * - the root grows on demand as xas_expand does, carrying the tree's marks
+ *   (xa_flags XA_FLAGS_MARK) into each new root's mark words;
+ * - value entries (odd) are counted per node (nr_values), as update_node does;
+ * - multi-index entries: a store checks the old slot and the next one for sibling
+ *   entries as ppsize's leaf store does; replacing a multi-index entry (a split) is
+ *   not implemented: such a store is counted as failed (the benchmark has none);
+ * - erasing (entry 0) and node shrinking are not done (the benchmark only stores).
+ * Loaded through ctypes, one call per batch. */
 #include <stdint.h>
 #include <stdlib.h>
 
@@ -19,7 +27,10 @@ _Static_assert(sizeof(struct node) == 576, "sizeof(struct xa_node)");
 struct tree {
     struct node *root;      /* NULL: empty */
     size_t nodes;
+    unsigned marks;         /* xa_flags XA_FLAGS_MARK(0..2) */
 };
+
+#define IS_SIBLING(e) (((uintptr_t)(e) & 3) == 2 && (uintptr_t)(e) < 256)
 
 static struct node *node_new(struct tree *t, struct node *parent, int shift, int offset)
 {
@@ -35,9 +46,14 @@ struct tree *rs_new(void) { return calloc(1, sizeof(struct tree)); }
 
 size_t rs_nodes(const struct tree *t) { return t->nodes; }
 
-/* Store entries[i] at indices[i] (entries non-zero), creating nodes on the way. */
-void rs_store_batch(struct tree *t, const uint64_t *indices, const uint64_t *entries, size_t n)
+/* Store entries[i] at indices[i] (entries non-zero), creating nodes on the way.
+ * Returns the number of failed stores, or -1 - i when entries[i] is internal. */
+long rs_store_batch(struct tree *t, const uint64_t *indices, const uint64_t *entries, size_t n)
 {
+    long failed = 0;
+    for (size_t i = 0; i < n; i++)
+        if ((entries[i] & 3) == 2)
+            return -1 - (long)i;
     for (size_t i = 0; i < n; i++) {
         uint64_t index = indices[i];
         if (!t->root)
@@ -46,6 +62,9 @@ void rs_store_batch(struct tree *t, const uint64_t *indices, const uint64_t *ent
             struct node *up = node_new(t, NULL, t->root->shift + 6, 0);
             up->slots[0] = t->root;
             up->count = 1;
+            for (int m = 0; m < 3; m++)
+                if (t->marks & (1u << m))
+                    up->marks[m] |= 1;
             t->root->parent = up;
             t->root = up;
         }
@@ -58,10 +77,19 @@ void rs_store_batch(struct tree *t, const uint64_t *indices, const uint64_t *ent
             }
             nd = nd->slots[off];
         }
-        void **slot = &nd->slots[index & 63];
-        nd->count += !*slot;
-        *slot = (void *)(uintptr_t)entries[i];
+        int off = index & 63;
+        void **slot = &nd->slots[off];
+        void *old = *slot;
+        if (IS_SIBLING(old) || (off < 63 && IS_SIBLING(nd->slots[off + 1]))) {
+            failed++;                                      /* a multi-index entry */
+            continue;
+        }
+        uint64_t e = entries[i];
+        *slot = (void *)(uintptr_t)e;
+        nd->count += !old;
+        nd->nr_values += (int)(e & 1) - (int)((uintptr_t)old & 1);
     }
+    return failed;
 }
 
 uint64_t rs_load(const struct tree *t, uint64_t index)

@@ -42,19 +42,20 @@ cdef class BuddyAllocator:
     cdef readonly i64 nr_claimed         # __rmqueue_claim successes (pageblock claimed)
     cdef readonly i64 nr_stolen          # __rmqueue_steal successes (block polluted)
 
-    # NumPy-owned storage (kept alive here), raw pointers below
+    # per-frame storage NumPy-owned (kept alive here), raw pointers below
     cdef object _next_a, _prev_a, _state_a, _pbmt_a
-    cdef object _head_a, _tail_a, _nrfree_a, _alloc_a, _fail_a, _frees_a
     cdef i32 *next_                      # per frame: free-list links (valid on free heads)
     cdef i32 *prev_
     cdef u8 *state                       # per frame: BUDDY_ST_* | mt << 4 | order
     cdef u8 *pb_mt                       # per pageblock: migratetype
-    cdef i32 *head                       # per (order, mt): first pfn of the free list or -1
-    cdef i32 *tail                       # per (order, mt): last pfn or -1
-    cdef i64 *nr_free                    # per (order, mt): blocks on that list
-    cdef i64 *nr_alloc                   # per order: successful allocations
-    cdef i64 *nr_fail                    # per order: failed allocations
-    cdef i64 *nr_frees                   # per order: frees
+    # per-list and per-order state inside the object (as struct zone's free_area[]):
+    # the hot paths index them from self, with no pointer to load
+    cdef i32 head[NR_ORDERS * MIGRATE_TYPES]     # per (order, mt): first pfn or -1
+    cdef i32 tail[NR_ORDERS * MIGRATE_TYPES]     # per (order, mt): last pfn or -1
+    cdef i64 nr_free[NR_ORDERS * MIGRATE_TYPES]  # per (order, mt): blocks on that list
+    cdef i64 nr_alloc[NR_ORDERS]         # per order: successful allocations
+    cdef i64 nr_fail[NR_ORDERS]          # per order: failed allocations
+    cdef i64 nr_frees[NR_ORDERS]         # per order: frees
 
     # the interface other kernels use
     cdef i64 alloc(self, int order, int migratetype) noexcept nogil
@@ -71,6 +72,7 @@ cdef class BuddyAllocator:
     cdef void _expand(self, i64 pfn, int low, int high, int mt) noexcept nogil
     cdef void _free_one_page(self, i64 pfn, int order, int mt, bint fpi_to_tail) noexcept nogil
     cdef void _split_large_buddy(self, i64 pfn, int order, bint fpi_to_tail) noexcept nogil
+    cdef void _free_block(self, i64 pfn, int order) noexcept nogil
     cdef i64 _rmqueue_smallest(self, int order, int mt) noexcept nogil
     cdef i64 _try_to_claim_block(self, i64 page, int current_order, int order,
                                  int start_type, int block_type) noexcept nogil

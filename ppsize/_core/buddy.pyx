@@ -19,9 +19,13 @@ pages, the compaction capture.
 """
 import numpy as np
 
+cimport numpy as cnp
 from libc.stdint cimport uint64_t
+from libc.string cimport memset
 
 from ppsize._validate import as_int
+
+cnp.import_array()
 
 from ppsize._core._types cimport i64, i32, u8, u64
 
@@ -62,6 +66,29 @@ def migratetype_index(mt):
             return int(mt)
         raise ValueError(f"migratetype {int(mt)} out of range; 0 unmovable, 1 movable, 2 reclaimable")
     raise TypeError(f"migratetype must be a str or int, not {type(mt).__name__} ({mt!r})")
+
+
+cdef object _int64_vector(x, str what):
+    # a 1-D C-contiguous int64 array of x: the array itself when it already is one
+    # (the batch calls' common case, no copy), else a checked conversion
+    if type(x) is np.ndarray and x.dtype == np.int64 and x.ndim == 1 and x.flags.c_contiguous:
+        return x
+    a = np.asarray(x)
+    if a.ndim != 1:
+        raise ValueError(f"{what} must be one-dimensional, got shape {a.shape}")
+    if a.size and a.dtype.kind not in "iu":
+        raise TypeError(f"{what} must be integers, got dtype {a.dtype}")
+    return np.ascontiguousarray(a, dtype=np.int64)
+
+
+cdef object _counts(const i64 *src, int n):
+    # a fresh int64 array holding a copy of n counters
+    out = np.empty(n, dtype=np.int64)
+    cdef i64 *o = <i64*>cnp.PyArray_DATA(out)
+    cdef int i
+    for i in range(n):
+        o[i] = src[i]
+    return out
 
 
 # ------------------------------------------------------------ PRNG for churn
@@ -106,38 +133,29 @@ cdef class BuddyAllocator:
         self.max_order = max_order
         self.pageblock_order = pageblock_order
         self.nr_pageblocks = (nr_pages + (1 << pageblock_order) - 1) >> pageblock_order
-        cdef int nlists = (max_order + 1) * MIGRATE_TYPES
-        self._next_a = np.full(nr_pages, -1, dtype=np.int32)
-        self._prev_a = np.full(nr_pages, -1, dtype=np.int32)
-        self._state_a = np.zeros(nr_pages, dtype=np.uint8)
+        cdef int i
+        for i in range(NR_ORDERS * MIGRATE_TYPES):
+            self.head[i] = -1
+            self.tail[i] = -1
+            self.nr_free[i] = 0
+        for i in range(NR_ORDERS):
+            self.nr_alloc[i] = 0
+            self.nr_fail[i] = 0
+            self.nr_frees[i] = 0
+        self._next_a = np.empty(nr_pages, dtype=np.int32)
+        self._prev_a = np.empty(nr_pages, dtype=np.int32)
+        self._state_a = np.empty(nr_pages, dtype=np.uint8)
+        self._pbmt_a = np.empty(self.nr_pageblocks, dtype=np.uint8)
+        self.next_ = <i32*>cnp.PyArray_DATA(self._next_a)
+        self.prev_ = <i32*>cnp.PyArray_DATA(self._prev_a)
+        self.state = <u8*>cnp.PyArray_DATA(self._state_a)
+        self.pb_mt = <u8*>cnp.PyArray_DATA(self._pbmt_a)
+        # links -1 (all bytes 0xFF) as INIT_LIST_HEAD(&page->lru) in __init_single_page;
         # memmap_init_range: every pageblock starts MIGRATE_MOVABLE
-        self._pbmt_a = np.full(self.nr_pageblocks, MIGRATE_MOVABLE, dtype=np.uint8)
-        self._head_a = np.full(nlists, -1, dtype=np.int32)
-        self._tail_a = np.full(nlists, -1, dtype=np.int32)
-        self._nrfree_a = np.zeros(nlists, dtype=np.int64)
-        self._alloc_a = np.zeros(max_order + 1, dtype=np.int64)
-        self._fail_a = np.zeros(max_order + 1, dtype=np.int64)
-        self._frees_a = np.zeros(max_order + 1, dtype=np.int64)
-        cdef i32[::1] nx = self._next_a
-        cdef i32[::1] pv = self._prev_a
-        cdef u8[::1] st = self._state_a
-        cdef u8[::1] pb = self._pbmt_a
-        cdef i32[::1] hd = self._head_a
-        cdef i32[::1] tl = self._tail_a
-        cdef i64[::1] nf = self._nrfree_a
-        cdef i64[::1] na = self._alloc_a
-        cdef i64[::1] fl = self._fail_a
-        cdef i64[::1] fr = self._frees_a
-        self.next_ = &nx[0]
-        self.prev_ = &pv[0]
-        self.state = &st[0]
-        self.pb_mt = &pb[0]
-        self.head = &hd[0]
-        self.tail = &tl[0]
-        self.nr_free = &nf[0]
-        self.nr_alloc = &na[0]
-        self.nr_fail = &fl[0]
-        self.nr_frees = &fr[0]
+        memset(self.next_, 0xFF, nr_pages * sizeof(i32))
+        memset(self.prev_, 0xFF, nr_pages * sizeof(i32))
+        memset(self.state, 0, nr_pages)
+        memset(self.pb_mt, MIGRATE_MOVABLE, self.nr_pageblocks)
         self._boot_free()
 
     def _boot_free(self):
@@ -288,6 +306,10 @@ cdef class BuddyAllocator:
                 != (BUDDY_ST_ALLOC | order)):
             self.nr_bad_free += 1          # bad_page(): leave the frame alone
             return
+        self._free_block(pfn, order)
+
+    cdef inline void _free_block(self, i64 pfn, int order) noexcept nogil:
+        # __free_pages_ok after the checks: the head is no longer allocated
         self.state[pfn] = 0
         self.nr_frees[order] += 1
         self._split_large_buddy(pfn, order, False)
@@ -562,35 +584,39 @@ cdef class BuddyAllocator:
     def alloc_batch(self, orders, migratetype="movable"):
         """Allocate one block per entry of ``orders`` in one nogil loop; returns an
         int64 array of pfns (-1 where the allocation failed). ``migratetype`` is one
-        name/int for all, or an array of ints (0..2) of the same length."""
-        o = np.asarray(orders)
-        if o.ndim != 1:
-            raise ValueError(f"orders must be one-dimensional, got shape {o.shape}")
-        if o.size and not np.issubdtype(o.dtype, np.integer):
-            raise TypeError(f"orders must be integers, got dtype {o.dtype}")
-        o = np.ascontiguousarray(o, dtype=np.int64)
-        if o.size:
-            bad = np.flatnonzero((o < 0) | (o > self.max_order))
-            if bad.size:
-                raise ValueError(f"order {int(o[bad[0]])} at index {int(bad[0])} out of range "
-                                 f"0..{self.max_order}")
+        name/int for all, or an array of ints (0..2) of the same length. A bad order
+        or migratetype raises ValueError naming it before anything is allocated."""
+        o = _int64_vector(orders, "orders")
+        cdef const i64 *ov = <const i64*>cnp.PyArray_DATA(o)
+        cdef Py_ssize_t i, n = cnp.PyArray_DIMS(o)[0], bad = -1
+        cdef u64 maxo = <u64>self.max_order
+        with nogil:
+            for i in range(n):
+                if <u64>ov[i] > maxo:           # negative orders wrap above maxo
+                    bad = i
+                    break
+        if bad >= 0:
+            raise ValueError(f"order {ov[bad]} at index {bad} out of range 0..{self.max_order}")
+        out = np.empty(n, dtype=np.int64)
+        cdef i64 *res = <i64*>cnp.PyArray_DATA(out)
+        cdef const signed char *mv
+        cdef int mt
         if isinstance(migratetype, (str, int, np.integer)):
-            m = np.full(o.size, migratetype_index(migratetype), dtype=np.int8)
-        else:
-            m = np.asarray(migratetype)
-            if m.shape != o.shape:
-                raise ValueError(f"migratetype array shape {m.shape} != orders shape {o.shape}")
-            if m.size and not np.issubdtype(m.dtype, np.integer):
-                raise TypeError(f"migratetype array must be integers, got dtype {m.dtype}")
-            if m.size and ((m < 0) | (m >= MIGRATE_PCPTYPES)).any():
-                bad = np.flatnonzero((m < 0) | (m >= MIGRATE_PCPTYPES))
-                raise ValueError(f"migratetype {int(m[bad[0]])} at index {int(bad[0])} out of range 0..2")
-            m = np.ascontiguousarray(m, dtype=np.int8)
-        out = np.empty(o.size, dtype=np.int64)
-        cdef i64[::1] ov = o
-        cdef signed char[::1] mv = m
-        cdef i64[::1] res = out
-        cdef Py_ssize_t i, n = o.size
+            mt = migratetype_index(migratetype)
+            with nogil:
+                for i in range(n):
+                    res[i] = self.alloc(<int>ov[i], mt)
+            return out
+        m = np.asarray(migratetype)
+        if m.shape != o.shape:
+            raise ValueError(f"migratetype array shape {m.shape} != orders shape {o.shape}")
+        if m.size and not np.issubdtype(m.dtype, np.integer):
+            raise TypeError(f"migratetype array must be integers, got dtype {m.dtype}")
+        if m.size and ((m < 0) | (m >= MIGRATE_PCPTYPES)).any():
+            bad = np.flatnonzero((m < 0) | (m >= MIGRATE_PCPTYPES))[0]
+            raise ValueError(f"migratetype {int(m[bad])} at index {bad} out of range 0..2")
+        m = np.ascontiguousarray(m, dtype=np.int8)
+        mv = <const signed char*>cnp.PyArray_DATA(m)
         with nogil:
             for i in range(n):
                 res[i] = self.alloc(<int>ov[i], mv[i])
@@ -600,17 +626,13 @@ cdef class BuddyAllocator:
         """Free blocks (pfns[i], orders[i]) in order in one nogil loop. Stops at the
         first entry that is not an allocated block of that order and raises
         ValueError naming it; the entries before it stay freed."""
-        p = np.asarray(pfns)
-        o = np.asarray(orders)
-        if p.ndim != 1 or p.shape != o.shape:
+        p = _int64_vector(pfns, "pfns")
+        o = _int64_vector(orders, "orders")
+        if p.shape != o.shape:
             raise ValueError(f"pfns and orders must be 1-D of equal length, got {p.shape} and {o.shape}")
-        if p.size and not (np.issubdtype(p.dtype, np.integer) and np.issubdtype(o.dtype, np.integer)):
-            raise TypeError(f"pfns and orders must be integer arrays, got {p.dtype} and {o.dtype}")
-        p = np.ascontiguousarray(p, dtype=np.int64)
-        o = np.ascontiguousarray(o, dtype=np.int64)
-        cdef i64[::1] pv = p
-        cdef i64[::1] ov = o
-        cdef Py_ssize_t i, n = p.size, bad = -1
+        cdef const i64 *pv = <const i64*>cnp.PyArray_DATA(p)
+        cdef const i64 *ov = <const i64*>cnp.PyArray_DATA(o)
+        cdef Py_ssize_t i, n = cnp.PyArray_DIMS(p)[0], bad = -1
         cdef i64 pfn
         cdef i64 order
         with nogil:
@@ -621,7 +643,7 @@ cdef class BuddyAllocator:
                         or self.alloc_order(pfn) != order):
                     bad = i
                     break
-                self.free(pfn, <int>order)
+                self._free_block(pfn, <int>order)      # free() without its repeated check
         if bad >= 0:
             pfn = pv[bad]
             order = ov[bad]
@@ -636,7 +658,8 @@ cdef class BuddyAllocator:
     def free_blocks(self, by_migratetype=False):
         """Free block counts per order (zone->free_area[order].nr_free), or with
         by_migratetype=True an array [migratetype, order] as /proc/pagetypeinfo."""
-        a = np.asarray(self._nrfree_a).reshape(self.max_order + 1, MIGRATE_TYPES).T.copy()
+        a = _counts(self.nr_free, (self.max_order + 1) * MIGRATE_TYPES)
+        a = a.reshape(self.max_order + 1, MIGRATE_TYPES).T.copy()
         return a if by_migratetype else a.sum(axis=0)
 
     def free_pages_per_order(self):
@@ -772,9 +795,9 @@ cdef class BuddyAllocator:
             "nr_pages": self.nr_pages,
             "nr_free": self.nr_free_pages,
             "nr_allocated": self.nr_pages - self.nr_free_pages,
-            "allocs": np.array(self._alloc_a, copy=True),
-            "failures": np.array(self._fail_a, copy=True),
-            "frees": np.array(self._frees_a, copy=True),
+            "allocs": _counts(self.nr_alloc, self.max_order + 1),
+            "failures": _counts(self.nr_fail, self.max_order + 1),
+            "frees": _counts(self.nr_frees, self.max_order + 1),
             "free_blocks": self.free_blocks(),
             "claimed": self.nr_claimed,
             "stolen": self.nr_stolen,
@@ -789,9 +812,9 @@ cdef class BuddyAllocator:
     @property
     def nbytes(self):
         """Bytes of all allocator arrays."""
-        return sum(a.nbytes for a in (self._next_a, self._prev_a, self._state_a, self._pbmt_a,
-                                      self._head_a, self._tail_a, self._nrfree_a,
-                                      self._alloc_a, self._fail_a, self._frees_a))
+        cdef int nlists = (self.max_order + 1) * MIGRATE_TYPES
+        return (sum(a.nbytes for a in (self._next_a, self._prev_a, self._state_a, self._pbmt_a))
+                + nlists * (4 + 4 + 8) + 3 * (self.max_order + 1) * 8)
 
     # ------------------------------------------------------------------ churn
     def churn(self, seed, steps, orders=None, weights=None,
