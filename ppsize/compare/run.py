@@ -176,7 +176,9 @@ class _Bar:
 
 
 def _boot(cfg, scan, memory, thp, policy, bar, cpu=None):
-    """The configuration's Kernel and one File per scanned inode."""
+    """The configuration's Kernel and the ids of its files, one per scanned inode
+    (file id = the scan's index: the named ones with their paths, the others
+    ``#<index>``), created in one batch."""
     from ..kernel import Kernel
     kw = {} if cpu is None else {"cpu": cpu}
     if policy != "drop-all":
@@ -184,19 +186,13 @@ def _boot(cfg, scan, memory, thp, policy, bar, cpu=None):
         if policy == "large-unless-eof" and cfg.per_process:
             kw["large_folio_size"] = cfg.proc_page
     k = Kernel(cfg.kernel_page, memory=memory, thp=thp, **kw)
-    names = scan.names
-    sizes = scan.sizes.tolist()
-    n = len(sizes)
-    files = []
-    for i, size in enumerate(sizes):
-        files.append(k.create_file(names.get(i) or f"#{i}", size))
-        if i & 8191 == 0:
-            bar.update(f"creating files {i:,}/{n:,}", 0.2 * i / max(n, 1))
+    bar.update(f"creating {scan.nr_files:,} files", 0.0)
+    files = k.create_files(scan.sizes, scan.names)
     return k, files
 
 
 def _read_all(k, files, bar):
-    """Every file read once in full (read(2) with readahead), in chunks."""
+    """Every file read once in full (read(2) with readahead), in chunks of ids."""
     n = len(files)
     for a in range(0, n, _READ_CHUNK):
         k.pagecache.read_all(files[a:a + _READ_CHUNK])
@@ -220,7 +216,7 @@ def _run_workload(k, cfg, files, workload, bar):
         at = []
         for m in spec.mappings:
             if m.file >= 0:
-                addr = p.mmap(m.length, file=files[m.file], prot=m.prot)
+                addr = p.mmap(m.length, file=k.pagecache.file_of(files[m.file]), prot=m.prot)
                 out = p.access(m.offsets + np.uint64(addr), write=False)
             else:
                 addr = p.mmap(m.length, prot="rw", stack=m.kind == "stack")
