@@ -77,6 +77,13 @@ class _Builtin:
     def __call__(self, *args):
         return _kernel(self.__name__)(*args)
 
+    @property
+    def py_func(self):
+        """The plain Python function (as a numba dispatcher's py_func; its callees
+        are bound)."""
+        _bind()
+        return _PY[self.__name__]
+
 
 def _builtin(fn):
     _PY[fn.__name__] = fn

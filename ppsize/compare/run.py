@@ -134,24 +134,26 @@ def run_config(cfg, scan: ScanResult, workload: Workload, memory=None, thp="madv
     if cpu is not None and steady:
         t = time.perf_counter()
         bar.update("steady state", 0.97)
-        res.translation = steady_state(k, procs, addrs, workload.seed, steady, cpu)
+        res.translation = steady_state(k, procs, addrs, workload.seed, steady, cpu, workload=workload)
         secs["steady"] = time.perf_counter() - t
     bar.update("done", 1.0, force=True)
     return res
 
 
-def steady_state(k, procs, addrs, seed, n, cpu_name=None) -> TranslationResult:
+def steady_state(k, procs, addrs, seed, n, cpu_name=None, workload=None) -> TranslationResult:
     """The translation figures of the process mix in steady state: each process, in
     turn, runs its :func:`~.workload.steady_stream` (n accesses over what it touched)
     twice through its CPU's TLB, and the second pass is counted (the first warms the
     TLBs and re-faults what a transition unmapped: the counted pass is the steady
     state of a process running after another). Returns the counters summed over the
-    processes with the preset's cycle estimate."""
+    processes with the preset's cycle estimate. ``workload``: the Workload of ``procs``
+    (seed ``seed``), whose streams are kept across configurations (:meth:`Workload.steady`)."""
     from ..tlb import NR_COUNTERS
     total = np.zeros(NR_COUNTERS, np.int64)
     faults = 0
     for j, ((spec, p), base) in enumerate(zip(procs, addrs)):
-        mapping, offset, insn = steady_stream(spec, seed, j, n)
+        mapping, offset, insn = (workload.steady(j, n) if workload is not None
+                                 else steady_stream(spec, seed, j, n))
         if not mapping.size:
             continue
         vas = base[mapping] + offset
