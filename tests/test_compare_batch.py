@@ -28,13 +28,7 @@ def scan():
 
 def _per_file_boot(cfg, scan, memory, thp, policy, bar, cpu=None):
     """compare's boot before the batch: one Kernel.create_file per scanned file."""
-    from ppsize.kernel import Kernel
-    kw = {} if cpu is None else {"cpu": cpu}
-    if policy != "drop-all":
-        kw["file_policy"] = policy
-        if policy == "large-unless-eof" and cfg.per_process:
-            kw["large_folio_size"] = cfg.proc_page
-    k = Kernel(cfg.kernel_page, memory=memory, thp=thp, **kw)
+    k = run_mod.kernel_for(cfg, memory, thp, policy, cpu)
     names = scan.names
     return k, [k.create_file(names.get(i) or f"#{i}", int(s)) for i, s in enumerate(scan.sizes)]
 

@@ -17,7 +17,7 @@ from .result import ConfigResult, TranslationResult
 from .scan import ScanResult
 from .workload import STEADY_ACCESSES, Workload, steady_stream
 
-__all__ = ["Config", "CONFIGS", "config", "memory_for", "run_config", "WorkloadFaultError",
+__all__ = ["Config", "CONFIGS", "config", "memory_for", "run_config", "kernel_for", "WorkloadFaultError",
            "DEFAULT_CPU", "steady_state"]
 
 DEFAULT_CPU = "neoverse-n1"     # the translation model of every configuration (--cpu): the
@@ -177,17 +177,22 @@ class _Bar:
         self.progress.update(f"{self.label}: {what}", self.base + self.span * fraction, force=force)
 
 
-def _boot(cfg, scan, memory, thp, policy, bar, cpu=None):
-    """The configuration's Kernel and the ids of its files, one per scanned inode
-    (file id = the scan's index: the named ones with their paths, the others
-    ``#<index>``), created in one batch."""
+def kernel_for(cfg, memory, thp, policy, cpu=None):
+    """The empty Kernel of a configuration (page, memory, THP, file policy, CPU)."""
     from ..kernel import Kernel
     kw = {} if cpu is None else {"cpu": cpu}
     if policy != "drop-all":
         kw["file_policy"] = policy
         if policy == "large-unless-eof" and cfg.per_process:
             kw["large_folio_size"] = cfg.proc_page
-    k = Kernel(cfg.kernel_page, memory=memory, thp=thp, **kw)
+    return Kernel(cfg.kernel_page, memory=memory, thp=thp, **kw)
+
+
+def _boot(cfg, scan, memory, thp, policy, bar, cpu=None):
+    """The configuration's Kernel and the ids of its files, one per scanned inode
+    (file id = the scan's index: the named ones with their paths, the others
+    ``#<index>``), created in one batch."""
+    k = kernel_for(cfg, memory, thp, policy, cpu)
     bar.update(f"creating {scan.nr_files:,} files", 0.0)
     files = k.create_files(scan.sizes, scan.names)
     return k, files
