@@ -175,55 +175,51 @@ def scan_trees(trees, cross_mounts=False, progress=None) -> ScanResult:
             continue
         subdirs = []
         with it:
-            while True:
-                try:
-                    entry = next(it)
-                except StopIteration:
-                    break
-                except OSError:              # readdir failing halfway
-                    skip("unreadable_dir", d)
-                    break
-                entries += 1
-                if entries & 1023 == 0:
-                    progress.update(f"scanning: {len(sizes):,} files, {ndirs:,} directories")
-                path = entry.path
-                try:
-                    if entry.is_symlink():   # d_type (lstat only where it is unknown)
-                        skip("symlink", path)
-                        continue
-                    st = lstat(path)
-                except FileNotFoundError:
-                    skip("vanished", path)
-                    continue
-                except PermissionError:
-                    skip("permission", path)
-                    continue
-                except OSError:
-                    skip("error", path)
-                    continue
-                mode = st.st_mode
-                if S_ISREG(mode):
-                    if st.st_nlink > 1 or single:
-                        key = (st.st_dev, st.st_ino)
-                        if key in seen:
-                            skip("hardlink", path)
+            try:
+                for entry in it:             # an OSError out of here: readdir failing halfway
+                    entries += 1
+                    if entries & 1023 == 0:
+                        progress.update(f"scanning: {len(sizes):,} files, {ndirs:,} directories")
+                    path = entry.path
+                    try:
+                        if entry.is_symlink():   # d_type (lstat only where it is unknown)
+                            skip("symlink", path)
                             continue
-                        seen.add(key)
-                    size = st.st_size
-                    append(size)
-                    if size > 0:
-                        pick(path, entry.name, size, mode)
-                elif S_ISDIR(mode):
-                    key = (st.st_dev, st.st_ino)
-                    if st.st_dev != dev and not cross_mounts:
-                        skip("other_fs", path)
-                    elif key not in dirs_seen:
-                        dirs_seen.add(key)
-                        subdirs.append((path, st.st_dev))
-                elif S_ISLNK(mode):          # replaced by a link since readdir
-                    skip("symlink", path)
-                else:
-                    skip("special", path)
+                        st = lstat(path)
+                    except FileNotFoundError:
+                        skip("vanished", path)
+                        continue
+                    except PermissionError:
+                        skip("permission", path)
+                        continue
+                    except OSError:
+                        skip("error", path)
+                        continue
+                    mode = st.st_mode
+                    if S_ISREG(mode):
+                        if st.st_nlink > 1 or single:
+                            key = (st.st_dev, st.st_ino)
+                            if key in seen:
+                                skip("hardlink", path)
+                                continue
+                            seen.add(key)
+                        size = st.st_size
+                        append(size)
+                        if size > 0:
+                            pick(path, entry.name, size, mode)
+                    elif S_ISDIR(mode):
+                        key = (st.st_dev, st.st_ino)
+                        if st.st_dev != dev and not cross_mounts:
+                            skip("other_fs", path)
+                        elif key not in dirs_seen:
+                            dirs_seen.add(key)
+                            subdirs.append((path, st.st_dev))
+                    elif S_ISLNK(mode):          # replaced by a link since readdir
+                        skip("symlink", path)
+                    else:
+                        skip("special", path)
+            except OSError:
+                skip("unreadable_dir", d)
         subdirs.reverse()                    # depth first, in listing order
         stack.extend(subdirs)
     progress.close()
