@@ -54,10 +54,11 @@ def test_batch_equals_one_at_a_time(kp, pp, pgtable, maps, holes, n, seed):
     b_k, b_p, _ = _build(kp, pp, pgtable, maps, holes)
     rng = np.random.default_rng(seed)
     # a small pool of pages (repeats: a fault, then hits on what it mapped, in one
-    # batch), some addresses past every mapping, reads and writes mixed
+    # batch), some addresses past every mapping and past the address space (no walk
+    # at all), reads and writes mixed
     pool = np.concatenate([a + rng.integers(0, n_ // K4, 24, dtype=np.uint64) * K4
-                           for a, n_ in addrs] + [np.array([addrs[-1][0] + addrs[-1][1] + 5 * M],
-                                                           np.uint64)])
+                           for a, n_ in addrs] + [np.array([addrs[-1][0] + addrs[-1][1] + 5 * M,
+                                                            1 << 60, 1 << 60], np.uint64)])
     vas = (rng.choice(pool, n) + rng.integers(0, K4, n, dtype=np.uint64)).astype(np.uint64)
     writes = rng.random(n) < 0.4
     for _round in range(2):                  # cold (faults among hits), then warm
@@ -108,3 +109,26 @@ def test_faults_growing_the_table_pool_mid_batch():
         runs.append((out.tolist(), p.status(), p.page_table_bytes()))
     assert runs[0] == runs[1]
     assert runs[0][0].count(ppsize.Outcome.HIT) == 400
+
+
+def test_addresses_past_the_address_space_among_hits():
+    """An access past the address space (SEGV_MAPERR, no walk) does not leave the
+    look-ahead without the entry of the address WALK_AHEAD after it."""
+    k = ppsize.Kernel("4K", "64M", thp="never")
+    p = k.spawn()
+    a = p.mmap(4 * M, prot="r")                # reads of it map the zero page
+    ro = p.mmap(4 * M, prot="r")
+    p.access(np.arange(a, a + 4 * M, K4, dtype=np.uint64))
+    rng = np.random.default_rng(3)
+    vas = a + rng.integers(0, 4 * M, 4000).astype(np.uint64)
+    vas[rng.random(4000) < 0.3] = np.uint64(1 << 60)
+    vas[rng.random(4000) < 0.3] = np.uint64(ro + 8)  # never touched: faults
+    one = np.array([p.access(vas[i:i + 1])[0] for i in range(vas.size)])
+    k2 = ppsize.Kernel("4K", "64M", thp="never")
+    p2 = k2.spawn()
+    p2.mmap(4 * M, prot="r")
+    p2.mmap(4 * M, prot="r")
+    p2.access(np.arange(a, a + 4 * M, K4, dtype=np.uint64))
+    batch = p2.access(vas)
+    assert batch.tolist() == one.tolist()
+    assert (batch == ppsize.Outcome.SEGV_MAPERR).sum() == (vas == np.uint64(1 << 60)).sum()

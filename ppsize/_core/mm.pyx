@@ -805,7 +805,8 @@ cdef class MMCore:
         cdef i64 vi
         cdef tlb_last last
         cdef const u64* ahead[WALK_AHEAD]      # the walk's end entry of each address ahead
-        cdef const u64* ent
+        cdef const u64* ent = NULL
+        cdef const u64* nxt
         cdef u64 e
         cdef Py_ssize_t last_fault = -1         # the last access that faulted
         last.side = -1
@@ -822,6 +823,14 @@ cdef class MMCore:
                     x = False
                 # the permission an entry must grant: PROT_X, PROT_W, or R or W (read)
                 allow = PROT_X if x else (PROT_W if w else PROT_R | PROT_W)
+                if not use_tlb:
+                    # every access (also one past the address space) takes its entry
+                    # found WALK_AHEAD ago and starts the walk of the one that far on
+                    ent = ahead[i & (WALK_AHEAD - 1)]
+                    if i + WALK_AHEAD < n:              # (the slot just read is reused)
+                        nxt = walk_entry(self.pt, vas[i + WALK_AHEAD])
+                        mm_prefetch(nxt)
+                        ahead[(i + WALK_AHEAD) & (WALK_AHEAD - 1)] = nxt
                 if va >= limit:
                     r = ACC_SEGV_MAPERR
                 elif use_tlb:
@@ -854,14 +863,10 @@ cdef class MMCore:
                     # stale, and those accesses walk again.
                     r = -1
                     if i - WALK_AHEAD > last_fault:    # found after the last fault
-                        e = ahead[i & (WALK_AHEAD - 1)][0]
+                        e = ent[0]                      # (va < limit: not NULL)
                         if (e & (DESC_VALID | DESC_TABLE)) == DESC_VALID and \
                                 <int>((e & DESC_PROT_MASK) >> DESC_PROT_SHIFT) & allow:
                             r = ACC_HIT
-                    if i + WALK_AHEAD < n:              # (the slot just read is reused)
-                        ent = walk_entry(self.pt, vas[i + WALK_AHEAD])
-                        mm_prefetch(ent)
-                        ahead[(i + WALK_AHEAD) & (WALK_AHEAD - 1)] = ent
                     if r < 0:
                         st = self.pt.walk(va, &pa, &level, &unit, &prot)
                         if st == TR_OK and prot & allow:
