@@ -8,6 +8,8 @@ module validates arguments and shapes results.
     f = pc.create_file("/etc/passwd", 3000)
     pc.read(f, 0, 3000)        # {'bytes': 3000, 'pages_read': 1, 'folios_added': {0: 1}, ...}
     pc.meminfo_cached           # kB
+    ids = pc.create_files(sizes, {0: "/bin/sh"})   # many files in one call: range of ids
+    pc.read_all(ids)            # each read once in full, no Python object per file
 """
 from __future__ import annotations
 
@@ -170,7 +172,12 @@ class PageCache:
         bytes), ``names`` {position in ``sizes``: path}; a file without a name gets
         the path ``#<file id>``. No Python object is made per file until one is asked
         for (:meth:`file_of`). Returns the range of the new file ids."""
-        sz = np.ascontiguousarray(sizes, dtype=np.int64).reshape(-1)
+        raw = np.asarray(sizes)
+        if raw.size and raw.dtype.kind not in "iu":
+            raise TypeError(f"file sizes must be integers, not {raw.dtype} (e.g. {raw.reshape(-1)[0]!r})")
+        if raw.dtype.kind == "u" and raw.size and raw.max() > np.iinfo(np.int64).max:
+            raise ValueError(f"file size {int(raw.max())} beyond the model's s_maxbytes {S_MAXBYTES:#x}")
+        sz = np.ascontiguousarray(raw, dtype=np.int64).reshape(-1)
         if sz.size and (sz.min() < 0 or sz.max() >= S_MAXBYTES):
             bad = int(sz[(sz < 0) | (sz >= S_MAXBYTES)][0])
             raise ValueError(f"file size {bad} not in 0 .. s_maxbytes {S_MAXBYTES:#x} - 1")

@@ -111,6 +111,10 @@ def test_batch_files_named_and_nameless():
         k.create_files([1, -1])
     with pytest.raises(ValueError):
         k.create_files([1], {1: "/out-of-range"})
+    with pytest.raises(TypeError, match="integers"):
+        k.create_files([1.5, 2.0])
+    with pytest.raises(ValueError, match="s_maxbytes"):
+        k.create_files(np.array([2**64 - 1], np.uint64))
     assert len(pc.files) == 5                  # the refused batches made nothing
     assert pc.read_all(range(0, 4)) == 100 + 10 + 0 + 5000
     with pytest.raises(ValueError, match="unknown file ids"):
