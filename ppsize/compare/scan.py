@@ -20,7 +20,16 @@ from .progress import NO_PROGRESS
 
 __all__ = ["ScanResult", "scan_trees", "SKIP_REASONS", "ERROR_REASONS"]
 
-# indirections the tests monkeypatch (a file vanishing, a directory unreadable)
+_O_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
+
+
+def _opendir(path):
+    """open(2) of a directory to list (scandir of its fd) and stat in (fstatat)."""
+    return os.open(path, _O_DIR)
+
+
+# indirections the tests monkeypatch (a file vanishing, a directory unreadable):
+# _opendir(path) -> fd, _scandir(fd) -> entries, _lstat(name, dir_fd=fd)
 _lstat = os.lstat
 _scandir = os.scandir
 
@@ -105,7 +114,8 @@ def scan_trees(trees, cross_mounts=False, progress=None) -> ScanResult:
     etc. as os.stat raises them).
 
     One pass, one ``lstat`` per entry that is not a symbolic link (readdir's d_type
-    tells those apart without one, as ``find`` does); no object is kept per file but
+    tells those apart without one, as ``find`` does), relative to the directory's fd
+    (fstatat, as ``find`` does: no path walk from the root); no object is kept per file but
     its size (an int64 array) and, for the files the workload may map, its path. An
     inode is looked up in the set of those seen only if it has further links
     (st_nlink > 1) or a tree is a single file (which a directory tree may hold too)."""
@@ -159,67 +169,77 @@ def scan_trees(trees, cross_mounts=False, progress=None) -> ScanResult:
                 pick(t, os.path.basename(t), st.st_size, st.st_mode)
         else:
             skip("special", t)
-    lstat, scandir, append = _lstat, _scandir, sizes.append
+    lstat, scandir, opendir, append = _lstat, _scandir, _opendir, sizes.append
     S_ISREG, S_ISDIR, S_ISLNK = stat.S_ISREG, stat.S_ISDIR, stat.S_ISLNK
     entries = 0
     while stack:
         d, dev = stack.pop()
         ndirs += 1
         try:
-            it = scandir(d)
+            fd = opendir(d)
         except FileNotFoundError:
             skip("vanished", d)
             continue
         except OSError:                      # EACCES, ENOTDIR (replaced), EIO, ...
             skip("unreadable_dir", d)
             continue
+        prefix = d if d.endswith("/") else d + "/"      # as os.path.join(d, name)
         subdirs = []
-        with it:
+        try:
             try:
-                for entry in it:             # an OSError out of here: readdir failing halfway
-                    entries += 1
-                    if entries & 1023 == 0:
-                        progress.update(f"scanning: {len(sizes):,} files, {ndirs:,} directories")
-                    path = entry.path
-                    try:
-                        if entry.is_symlink():   # d_type (lstat only where it is unknown)
-                            skip("symlink", path)
-                            continue
-                        st = lstat(path)
-                    except FileNotFoundError:
-                        skip("vanished", path)
-                        continue
-                    except PermissionError:
-                        skip("permission", path)
-                        continue
-                    except OSError:
-                        skip("error", path)
-                        continue
-                    mode = st.st_mode
-                    if S_ISREG(mode):
-                        if st.st_nlink > 1 or single:
-                            key = (st.st_dev, st.st_ino)
-                            if key in seen:
-                                skip("hardlink", path)
-                                continue
-                            seen.add(key)
-                        size = st.st_size
-                        append(size)
-                        if size > 0:
-                            pick(path, entry.name, size, mode)
-                    elif S_ISDIR(mode):
-                        key = (st.st_dev, st.st_ino)
-                        if st.st_dev != dev and not cross_mounts:
-                            skip("other_fs", path)
-                        elif key not in dirs_seen:
-                            dirs_seen.add(key)
-                            subdirs.append((path, st.st_dev))
-                    elif S_ISLNK(mode):          # replaced by a link since readdir
-                        skip("symlink", path)
-                    else:
-                        skip("special", path)
+                it = scandir(fd)
             except OSError:
                 skip("unreadable_dir", d)
+                it = None
+            if it is not None:
+                with it:
+                    try:
+                        for entry in it:         # an OSError out of here: readdir failing halfway
+                            entries += 1
+                            if entries & 1023 == 0:
+                                progress.update(f"scanning: {len(sizes):,} files, {ndirs:,} directories")
+                            name = entry.name
+                            try:
+                                if entry.is_symlink():   # d_type (fstatat only where it is unknown)
+                                    skip("symlink", prefix + name)
+                                    continue
+                                st = lstat(name, dir_fd=fd)  # fstatat: no path walk from the root
+                            except FileNotFoundError:
+                                skip("vanished", prefix + name)
+                                continue
+                            except PermissionError:
+                                skip("permission", prefix + name)
+                                continue
+                            except OSError:
+                                skip("error", prefix + name)
+                                continue
+                            mode = st.st_mode
+                            if S_ISREG(mode):
+                                if st.st_nlink > 1 or single:
+                                    key = (st.st_dev, st.st_ino)
+                                    if key in seen:
+                                        skip("hardlink", prefix + name)
+                                        continue
+                                    seen.add(key)
+                                size = st.st_size
+                                append(size)
+                                if size > 0:
+                                    pick(prefix + name, name, size, mode)
+                            elif S_ISDIR(mode):
+                                key = (st.st_dev, st.st_ino)
+                                if st.st_dev != dev and not cross_mounts:
+                                    skip("other_fs", prefix + name)
+                                elif key not in dirs_seen:
+                                    dirs_seen.add(key)
+                                    subdirs.append((prefix + name, st.st_dev))
+                            elif S_ISLNK(mode):          # replaced by a link since readdir
+                                skip("symlink", prefix + name)
+                            else:
+                                skip("special", prefix + name)
+                    except OSError:
+                        skip("unreadable_dir", d)
+        finally:
+            os.close(fd)
         subdirs.reverse()                    # depth first, in listing order
         stack.extend(subdirs)
     progress.close()
