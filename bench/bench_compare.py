@@ -1,10 +1,13 @@
-"""``ppsize compare`` end to end over a real tree (default /usr; PPSIZE_BENCH_TREE
-overrides, e.g. "/usr /etc"): the command run in a subprocess, timed by
-pytest-benchmark (one round: it takes seconds), with its peak RSS (ru_maxrss from
-wait4) and where the time went (scan, and per configuration: Kernel + create_file,
-the full reads, the workload), from the command's own JSON.
+"""``ppsize compare`` end to end over real trees (default /usr and /etc, compare's own
+default; PPSIZE_BENCH_TREE overrides): the command run in a subprocess, timed by
+pytest-benchmark (one round), with its peak RSS (ru_maxrss from wait4) and where the
+time went (scan, and per configuration: Kernel + create_files, the full reads, the
+workload, the steady-state translation pass), from the command's own JSON.
 
-Goal: hundreds of thousands of files in well under a minute.
+Baseline, in the same run: ``find TREES -type f -printf '%s\n'`` (best of 3), which
+lists the same trees and stats every file, but keeps nothing, dedups no inode and
+models nothing. Goals (issue 13): the scan at most 1.5x find, the whole run under
+1.6 s warm (>= 0.3x find), peak RSS under 500 MiB.
 """
 import json
 import os
@@ -15,17 +18,30 @@ import time
 
 import pytest
 
-from conftest import note, record
+from conftest import note, record, record_value
 
-TREES = os.environ.get("PPSIZE_BENCH_TREE", "/usr").split()
+TREES = os.environ.get("PPSIZE_BENCH_TREE", "/usr /etc").split()
 ROOT = os.path.join(os.path.dirname(__file__), "..")
 
 
-def run_compare(trees, out):
-    """Run ``python -m ppsize compare`` in a child; (seconds, peak RSS kB, rc)."""
+def time_find(trees, rounds=3):
+    """Best wall time of ``find trees -type f -printf '%s\n'`` (output discarded)."""
+    best = float("inf")
+    for _ in range(rounds):
+        t0 = time.perf_counter()
+        subprocess.run(["find", *trees, "-type", "f", "-printf", "%s\n"], stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL)
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+def run_compare(trees, out, configs=()):
+    """Run ``python -m ppsize compare`` in a child; (seconds, peak RSS kB, rc, stderr)."""
     argv = [sys.executable, "-m", "ppsize", "compare", "-q", "--json", out]
     for t in trees:
         argv += ["--tree", t]
+    for c in configs:
+        argv += ["--config", c]
     env = dict(os.environ, PYTHONPATH=os.path.abspath(ROOT))
     t0 = time.perf_counter()
     child = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
@@ -46,21 +62,29 @@ def test_compare_tree(benchmark):
         def once():
             box["run"] = run_compare(TREES, out)
 
+        time_find(TREES, rounds=1)      # both start from a warm dentry and inode cache
         benchmark.pedantic(once, rounds=1, iterations=1)
         seconds, maxrss, rc, err = box["run"]
         assert rc == 0, err
         with open(out) as f:
             data = json.load(f)
     files = data["scan"]["files"]
-    record(benchmark, "compare", " ".join(TREES), "ppsize", files)
+    find_s = time_find(TREES)
+    case = " ".join(TREES)
+    record(benchmark, "compare", case, "ppsize", files)
+    record_value("compare", case, "find", find_s / files, benchmark)
+    record_value("compare-scan", case, "ppsize", data["scan"]["seconds"] / files)
+    record_value("compare-scan", case, "find", find_s / files)
     benchmark.extra_info.update(files=files, wall_s=seconds, peak_rss_kB=maxrss,
                                 scan_s=data["scan"]["seconds"])
-    parts = {"create": 0.0, "read": 0.0, "workload": 0.0}
+    parts = {"create": 0.0, "read": 0.0, "workload": 0.0, "steady": 0.0}
     for c in data["configs"]:
         for k in parts:
             parts[k] += c["seconds"].get(k, 0.0)
     note(f"ppsize compare {' '.join(TREES)}: {files:,} files, {data['scan']['bytes'] / 2**30:.2f} GiB, "
          f"{len(data['configs'])} configurations: wall {seconds:.1f} s, peak RSS {maxrss / 1024:.0f} MiB "
          f"(model memory {data['memory'] >> 30} G); scan {data['scan']['seconds']:.1f} s, "
-         f"Kernel+create_file {parts['create']:.1f} s, full reads {parts['read']:.1f} s, "
-         f"workload {parts['workload']:.1f} s")
+         f"Kernel+create_files {parts['create']:.2f} s, full reads {parts['read']:.2f} s, "
+         f"workload {parts['workload']:.2f} s, steady state {parts['steady']:.2f} s; find {find_s:.2f} s: "
+         f"scan/find {data['scan']['seconds'] / find_s:.2f} (goal <= 1.5), whole run {seconds:.2f} s "
+         f"(goal < 1.6), peak RSS goal < 500 MiB")

@@ -243,6 +243,11 @@ class Kernel:
         ``large_folios``: the file system supports large folios."""
         return self.pagecache.create_file(path, size, large_folios=large_folios)
 
+    def create_files(self, sizes, names=None, large_folios=True) -> range:
+        """``len(sizes)`` files in one call (:meth:`PageCache.create_files`: ``names``
+        {position: path}, the others ``#<file id>``); the range of their ids."""
+        return self.pagecache.create_files(sizes, names, large_folios=large_folios)
+
     def special_file(self, name, size) -> File:
         """The kernel's image behind a special mapping (the vDSO: vdso_image's
         pages), one per name and kernel, every page cached (they are kernel pages,

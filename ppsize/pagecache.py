@@ -8,6 +8,8 @@ module validates arguments and shapes results.
     f = pc.create_file("/etc/passwd", 3000)
     pc.read(f, 0, 3000)        # {'bytes': 3000, 'pages_read': 1, 'folios_added': {0: 1}, ...}
     pc.meminfo_cached           # kB
+    ids = pc.create_files(sizes, {0: "/bin/sh"})   # many files in one call: range of ids
+    pc.read_all(ids)            # each read once in full, no Python object per file
 """
 from __future__ import annotations
 
@@ -47,6 +49,77 @@ def _errno_error(code, path, offset):
     return OSError(code, f"read of {path} at {offset}: {os.strerror(code)}")
 
 
+def _nameless_id(path):
+    """k if ``path`` is "#k" (k decimal, no leading zeros), else None."""
+    digits = path[1:]
+    if path[:1] == "#" and digits.isascii() and digits.isdigit() and (digits[0] != "0" or digits == "0"):
+        return int(digits)
+    return None
+
+
+class _FileTable:
+    """The :class:`File` of each file id of a PageCache, made on first use, and the
+    path -> id map. Files of a batch (:meth:`PageCache.create_files`) without a
+    name are ``#<id>``; they cost nothing per file until asked for."""
+
+    def __init__(self, cache):
+        self.cache = cache
+        self.n = 0
+        self.made: dict[int, File] = {}
+        self.paths: dict[int, str] = {}       # id -> path of every named file
+        self.by_path: dict[str, int] = {}
+
+    def __len__(self):
+        return self.n
+
+    def __getitem__(self, fid) -> File:
+        f = self.made.get(fid)
+        if f is None:
+            if not 0 <= fid < self.n:
+                raise IndexError(fid)
+            f = self.made[fid] = File(fid, self.paths.get(fid) or f"#{fid}", self.cache)
+        return f
+
+    def id_of(self, path):
+        """The id of the file at ``path``, or None."""
+        fid = self.by_path.get(path)
+        if fid is None:
+            fid = _nameless_id(path)
+            if fid is not None and (fid >= self.n or fid in self.paths):
+                fid = None
+        return fid
+
+    def refuse_taken(self, path):
+        if self.id_of(path) is not None:
+            raise FileExistsError(errno.EEXIST, "file exists in the model", path)
+
+    def refuse_batch(self, first, n, named):
+        """FileExistsError if a name of the batch is taken, or is the ``#<id>`` of one
+        of its nameless files, or an earlier file's name is."""
+        paths = list(named.values())
+        if len(set(paths)) != len(paths):
+            raise FileExistsError(errno.EEXIST, "two files of the batch have one path")
+        for path in paths:
+            self.refuse_taken(path)
+        for path in paths + [p for p in self.by_path if p[:1] == "#"]:
+            k = _nameless_id(path)
+            if k is not None and first <= k < first + n and k not in named:
+                raise FileExistsError(errno.EEXIST, "file exists in the model", path)
+
+    def add(self, fid, path) -> File:
+        assert fid == self.n
+        self.n += 1
+        self.paths[fid] = path
+        self.by_path[path] = fid
+        return self[fid]
+
+    def add_batch(self, first, n, named):
+        assert first == self.n
+        self.n += n
+        self.paths.update(named)
+        self.by_path.update((p, i) for i, p in named.items())
+
+
 @serialized
 class PageCache:
     """Every file's page cache on ``kernel`` (a :class:`ppsize.Kernel`, or its
@@ -66,8 +139,7 @@ class PageCache:
         ra = parse_size(readahead, "readahead")
         io = ra if io_size is None else parse_size(io_size, "io_size")
         self._c = _pc.PageCache(core, ra_pages=ra // self.page_size, io_pages=io // self.page_size)
-        self._files: list[File] = []
-        self._by_path: dict[str, File] = {}
+        self._files = _FileTable(self)
         self._mixed: dict[int, set] = {}   # file id -> {(index, order)} left below min order
 
     # ------------------------------------------------------------ files
@@ -86,29 +158,57 @@ class PageCache:
         ``min_order``: mapping_set_folio_order_range(min_order, max) as a filesystem with
         blocks larger than the page does (LBS)."""
         path = os.fspath(path)
-        if path in self._by_path:
-            raise FileExistsError(errno.EEXIST, "file exists in the model", path)
+        self._files.refuse_taken(path)
         size = parse_size(size, "file size")
         if size >= S_MAXBYTES:
             raise ValueError(f"file size {size:#x} beyond the model's s_maxbytes {S_MAXBYTES:#x}")
+        max_order = self._order_range(large_folios, min_order)
+        fid = self._c.new_file(size, min_order, max_order)
+        return self._files.add(fid, path)
+
+    def create_files(self, sizes, names=None, large_folios=True, min_order=0) -> range:
+        """``len(sizes)`` new inodes in one call (one nogil loop; the same state as one
+        :meth:`create_file` per size, in order): ``sizes`` (int64 array-like of
+        bytes), ``names`` {position in ``sizes``: path}; a file without a name gets
+        the path ``#<file id>``. No Python object is made per file until one is asked
+        for (:meth:`file_of`). Returns the range of the new file ids."""
+        raw = np.asarray(sizes)
+        if raw.size and raw.dtype.kind not in "iu":
+            raise TypeError(f"file sizes must be integers, not {raw.dtype} (e.g. {raw.reshape(-1)[0]!r})")
+        if raw.dtype.kind == "u" and raw.size and raw.max() > np.iinfo(np.int64).max:
+            raise ValueError(f"file size {int(raw.max())} beyond the model's s_maxbytes {S_MAXBYTES:#x}")
+        sz = np.ascontiguousarray(raw, dtype=np.int64).reshape(-1)
+        if sz.size and (sz.min() < 0 or sz.max() >= S_MAXBYTES):
+            bad = int(sz[(sz < 0) | (sz >= S_MAXBYTES)][0])
+            raise ValueError(f"file size {bad} not in 0 .. s_maxbytes {S_MAXBYTES:#x} - 1")
+        max_order = self._order_range(large_folios, min_order)
+        first = self._c.nr_files
+        named = {}
+        for i, path in (names or {}).items():
+            i = in_range(_int(i, "names index"), 0, sz.size - 1, "names index")
+            named[first + i] = os.fspath(path)
+        self._files.refuse_batch(first, sz.size, named)
+        got = self._c.new_files(sz, min_order, max_order)
+        assert got == first
+        self._files.add_batch(first, sz.size, named)
+        return range(first, first + sz.size)
+
+    def _order_range(self, large_folios, min_order) -> int:
+        """The max order of a new file (-1: MAX_PAGECACHE_ORDER), checking min_order."""
         min_order = in_range(_int(min_order, "min_order"), 0, self.max_pagecache_order, "min_order")
         if not large_folios and min_order:
             raise ValueError("large_folios=False means order-0 folios only: min_order must be 0")
-        fid = self._c.new_file(size, min_order, -1 if large_folios else 0)
-        f = File(fid, path, self)
-        self._files.append(f)
-        self._by_path[path] = f
-        return f
+        return -1 if large_folios else 0
 
     @property
     def files(self) -> list:
-        return list(self._files)
+        return [self._files[i] for i in range(len(self._files))]
 
     def file(self, path) -> File:
-        try:
-            return self._by_path[os.fspath(path)]
-        except KeyError:
-            raise FileNotFoundError(errno.ENOENT, "no such file in the model", os.fspath(path)) from None
+        fid = self._files.id_of(os.fspath(path))
+        if fid is None:
+            raise FileNotFoundError(errno.ENOENT, "no such file in the model", os.fspath(path))
+        return self._files[fid]
 
     def file_of(self, f) -> File:
         """The :class:`File` named by ``f``: a File of this cache, a path or a file id."""
@@ -152,10 +252,19 @@ class PageCache:
                 "async_ra": after["async_ra"] - before["async_ra"]}
 
     def read_all(self, files=None) -> int:
-        """Read each file (default: all) once in full with one read(2) each; bytes read."""
-        fids = np.fromiter((self._fid(f) for f in (self._files if files is None else files)),
-                           dtype=np.int64)
-        r = self._c.read_files(fids)
+        """Read each file (default: all) once in full with one read(2) each; bytes read.
+        ``files``: Files, paths or ids; a ``range`` of ids is read without a Python
+        object per file (the range :meth:`create_files` returns)."""
+        if files is None:
+            files = range(len(self._files))
+        if isinstance(files, range) and files.step == 1:
+            if len(files) and not (0 <= files.start and files.stop <= len(self._files)):
+                raise ValueError(f"files {files.start} .. {files.stop - 1}: unknown file ids "
+                                 f"({len(self._files)} files)")
+            r = self._c.read_range(files.start, len(files))
+        else:
+            fids = np.fromiter((self._fid(f) for f in files), dtype=np.int64)
+            r = self._c.read_files(fids)
         self.kernel.hooks_after_batch()
         if r < 0:
             raise OSError(-r, os.strerror(-r))

@@ -33,24 +33,79 @@ __all__ = ["generator", "Stream", "run", "next_random", "uniform", "strided", "s
 
 CHUNK = 1 << 16               # addresses per Process.access call in run()
 
-try:
-    import numba
-    _njit = numba.njit(nogil=True)
-    _builtin = numba.njit(nogil=True, cache=True)    # ours: compiled once, cached on disk
-    HAVE_NUMBA = True
-except ImportError:          # pragma: no cover - the numba extra not installed
-    numba = None
-    HAVE_NUMBA = False
+# numba is imported on first use of a compiled kernel (a Stream's fill, a user
+# generator), not with this module: ``take`` of the built-in uniform, strided and zipf
+# streams is NumPy (the same addresses), so ``ppsize compare`` never loads numba.
+_PY: dict = {}               # name -> the plain function of each built-in kernel
+_BOUND = False               # the built-ins compiled (or, without numba, bound plainly)
 
-    def _njit(fn):
-        return fn
-    _builtin = _njit
+
+def _numba():
+    """The numba module, or None if it is not installed."""
+    try:
+        import numba
+    except ImportError:       # pragma: no cover - the numba extra not installed
+        return None
+    return numba
+
+
+def _bind():
+    """Compile every built-in kernel (numba njit, nogil, cached on disk) into this
+    module's namespace, in definition order (a kernel's callees first), or bind the
+    plain functions without numba. numba resolves a kernel's globals when it first
+    compiles it, by which time they are all bound."""
+    global _BOUND
+    if not _BOUND:
+        nb = _numba()
+        for name, fn in _PY.items():
+            globals()[name] = nb.njit(nogil=True, cache=True)(fn) if nb else fn
+        _BOUND = True
+
+
+def _kernel(name):
+    _bind()
+    return globals()[name]
+
+
+class _Builtin:
+    """A built-in kernel before :func:`_bind`: calling it binds them all and calls
+    the compiled one (a Stream holds this; a compiled caller never sees it)."""
+
+    def __init__(self, name):
+        self.__name__ = name
+
+    def __call__(self, *args):
+        return _kernel(self.__name__)(*args)
+
+    @property
+    def py_func(self):
+        """The plain Python function (as a numba dispatcher's py_func; its callees
+        are bound)."""
+        _bind()
+        return _PY[self.__name__]
+
+
+def _builtin(fn):
+    _PY[fn.__name__] = fn
+    return _Builtin(fn.__name__)
+
+
+def __getattr__(name):
+    # next_random, HAVE_NUMBA and numba as module attributes, looked up on first use
+    if name == "next_random":
+        return _kernel(name)
+    if name == "HAVE_NUMBA":
+        return _numba() is not None
+    if name == "numba":
+        return _numba()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def generator(fn):
     """Compile a generator kernel ``fill(out, state, ints, floats)`` (numba njit,
     nogil); without numba the function runs as plain Python (slowly)."""
-    return _njit(fn)
+    nb = _numba()
+    return nb.njit(nogil=True)(fn) if nb else fn
 
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
@@ -69,13 +124,27 @@ def next_random(state):
     return z ^ (z >> _S31)
 
 
+del next_random               # bound on first use (module __getattr__): compiled, if numba is
+
+
+def _next_randoms(state, n):
+    """The next ``n`` :func:`next_random` numbers at once (NumPy; the same values)."""
+    z = state[0] + _GOLDEN * np.arange(1, n + 1, dtype=np.uint64)
+    if n:
+        state[0] = z[-1]
+    z = (z ^ (z >> _S30)) * _M1
+    z = (z ^ (z >> _S27)) * _M2
+    return z ^ (z >> _S31)
+
+
 class Stream:
     """A seeded address stream: ``kernel`` (a :func:`generator`) with its parameters.
     :meth:`fill` continues the stream into a caller's buffer; :meth:`reset` starts it
     again from the seed."""
 
-    def __init__(self, kernel, ints=(), floats=(), seed=0, name=None, state=()):
+    def __init__(self, kernel, ints=(), floats=(), seed=0, name=None, state=(), vector=None):
         self.kernel = kernel
+        self.vector = vector          # built-ins: vector(n, state, ints) -> the same addresses
         self.ints = np.ascontiguousarray(ints, dtype=np.int64)
         self.floats = np.ascontiguousarray(floats, dtype=np.float64)
         self.seed = as_int(seed, "seed")
@@ -98,8 +167,12 @@ class Stream:
         return out
 
     def take(self, n):
-        """The next ``n`` addresses as a new array (for tests and small streams)."""
-        return self.fill(np.empty(in_range(as_int(n, "n"), 0, 1 << 40, "n"), np.uint64))
+        """The next ``n`` addresses as a new array (for tests and small streams); the
+        built-in uniform, strided and zipf streams compute it with NumPy (no numba)."""
+        n = in_range(as_int(n, "n"), 0, 1 << 40, "n")
+        if self.vector is not None:
+            return self.vector(n, self.state, self.ints)
+        return self.fill(np.empty(n, np.uint64))
 
     def chunks(self, n, chunk=CHUNK):
         """The next ``n`` addresses, ``chunk`` at a time, in one reused buffer (each
@@ -149,6 +222,29 @@ def _strided(out, state, ints, floats):
     state[1] = pos
 
 
+def _uniform_np(n, state, ints):
+    base, m, align = np.uint64(ints[0]), np.uint64(ints[1]), np.uint64(ints[2])
+    return base + (_next_randoms(state, n) % m) * align
+
+
+def _strided_np(n, state, ints):
+    # pos wraps at size after each step: (start + i * stride) mod size, stride <= size
+    base, size, stride = (int(x) for x in ints[:3])
+    pos = (int(state[1]) + stride * np.arange(n, dtype=object if stride * n >= 1 << 63 else np.int64)) % size
+    state[1] = np.uint64((int(state[1]) + stride * n) % size)
+    return np.uint64(base) + pos.astype(np.uint64)
+
+
+def _zipf_np(n, state, ints):
+    base, align, m = np.uint64(ints[0]), np.uint64(ints[1]), np.uint64(ints[2])
+    low = np.uint64(0xffffffff)
+    r = _next_randoms(state, n)
+    k = 3 + 2 * (((r >> np.uint64(32)) * m) >> np.uint64(32)).astype(np.int64)
+    pages = ints[k].astype(np.uint64)
+    pages = np.where((r & low) >= ints[k + 1].astype(np.uint64), pages >> np.uint64(32), pages)
+    return base + (pages & low) * align
+
+
 @_builtin
 def _zipf(out, state, ints, floats):
     # Walker's alias method, one 16-byte slot per item j (the high 32 bits of r scaled
@@ -195,6 +291,30 @@ def _alias_table(w, prob, alias):
         for i in range(tops[k]):
             prob[stacks[k, i]] = 1.0
             alias[stacks[k, i]] = stacks[k, i]
+
+
+_ALIAS_PY_MAX = 1 << 16       # zipf over at most this many items: the alias table in Python
+
+
+def _alias_table_py(w, prob, alias):
+    # _alias_table without numba, the same floats: numba's w.sum() adds in order (as
+    # cumsum does; NumPy's sum is pairwise), the rest is the same IEEE arithmetic
+    n = w.size
+    p = (w * (n / np.cumsum(w)[-1])).tolist()
+    small = [i for i in range(n) if p[i] < 1.0]
+    large = [i for i in range(n) if not p[i] < 1.0]
+    pr = [0.0] * n
+    al = list(range(n))
+    while small and large:
+        s, g = small.pop(), large.pop()
+        pr[s] = p[s]
+        al[s] = g
+        p[g] = p[g] + p[s] - 1.0
+        (small if p[g] < 1.0 else large).append(g)
+    for i in small + large:               # what is left has probability 1 (rounding)
+        pr[i] = 1.0
+    prob[:] = pr
+    alias[:] = al
 
 
 @_builtin
@@ -268,7 +388,7 @@ def uniform(base, size, align=8, seed=0) -> Stream:
     align = _pow2(align, "align")
     if size < align:
         raise ValueError(f"size {size} is smaller than align {align}")
-    return Stream(_uniform, [base, size // align, align], seed=seed, name="uniform")
+    return Stream(_uniform, [base, size // align, align], seed=seed, name="uniform", vector=_uniform_np)
 
 
 def strided(base, size, stride, start=0) -> Stream:
@@ -276,7 +396,8 @@ def strided(base, size, stride, start=0) -> Stream:
     base, size = _region(base, size)
     stride = in_range(as_int(stride, "stride"), 1, size, "stride")
     start = in_range(as_int(start, "start"), 0, size - 1, "start")
-    return Stream(_strided, [base, size, stride], state=[start], name=f"strided({stride})")
+    return Stream(_strided, [base, size, stride], state=[start], name=f"strided({stride})",
+                  vector=_strided_np)
 
 
 def sequential(base, size, step=8) -> Stream:
@@ -300,13 +421,16 @@ def zipf(base, size, exponent=1.0, align=4096, seed=0) -> Stream:
         raise ValueError(f"exponent must be in [0, 10], got {exponent!r}")
     w = 1.0 / np.arange(1, n + 1, dtype=np.float64) ** a
     prob, alias = np.empty(n, np.float64), np.empty(n, np.int64)
-    _alias_table(w, prob, alias)
+    if n <= _ALIAS_PY_MAX or not _BOUND and _numba() is None:
+        _alias_table_py(w, prob, alias)
+    else:
+        _kernel("_alias_table")(w, prob, alias)
     perm = np.random.default_rng([seed, 11]).permutation(n).astype(np.int64)
     slots = np.empty(2 * n, np.int64)
     slots[0::2] = perm | (perm[alias] << 32)
     slots[1::2] = np.minimum(np.round(prob * 2.0**32), 2.0**32).astype(np.int64)
     return Stream(_zipf, np.concatenate(([base, align, n], slots)), seed=seed,
-                  name=f"zipf({a:g})")
+                  name=f"zipf({a:g})", vector=_zipf_np)
 
 
 def pointer_chase(base, size, align=64, seed=0) -> Stream:

@@ -130,15 +130,14 @@ def test_missing_tree_raises(tmp_path):
 def test_file_vanishing_between_scandir_and_lstat(tmp_path, monkeypatch):
     files = make_tree(str(tmp_path), seed=5, n=10)
     victim = sorted(files)[3]
-    real = os.scandir
+    real = os.lstat
 
-    def scandir(path):
-        entries = list(real(path))          # listed: then the file goes away
-        if os.path.dirname(victim) == os.fspath(path) and os.path.exists(victim):
-            os.unlink(victim)
-        return _Iter(entries)
+    def lstat(name, dir_fd=None):
+        if name == os.path.basename(victim) and os.path.exists(victim):
+            os.unlink(victim)               # listed: then the file goes away
+        return real(name, dir_fd=dir_fd)
 
-    monkeypatch.setattr(cmp.scan, "_scandir", scandir)
+    monkeypatch.setattr(cmp.scan, "_lstat", lstat)
     s = cmp.scan_trees([str(tmp_path)])
     assert s.skipped == {"vanished": 1}
     assert s.examples["vanished"] == [victim]
@@ -176,23 +175,23 @@ def test_unreadable_directory_and_lstat_errors(tmp_path, monkeypatch):
     locked = os.path.join(str(tmp_path), "d1")
     lost = {p: s for p, s in files.items() if p.startswith(locked + os.sep)}
     assert lost
-    real_scandir, real_lstat = os.scandir, os.lstat
+    real_opendir, real_lstat = cmp.scan._opendir, os.lstat
     eio = sorted(p for p in files if p not in lost)[0]
     eacces = sorted(p for p in files if p not in lost)[1]
 
-    def scandir(path):
+    def opendir(path):
         if os.fspath(path) == locked:
             raise PermissionError(13, "Permission denied", path)
-        return real_scandir(path)
+        return real_opendir(path)
 
-    def lstat(path):
-        if path == eio:
-            raise OSError(5, "Input/output error", path)
-        if path == eacces:
-            raise PermissionError(13, "Permission denied", path)
-        return real_lstat(path)
+    def lstat(name, dir_fd=None):               # file names are unique in the tree
+        if name == os.path.basename(eio):
+            raise OSError(5, "Input/output error", name)
+        if name == os.path.basename(eacces):
+            raise PermissionError(13, "Permission denied", name)
+        return real_lstat(name, dir_fd=dir_fd)
 
-    monkeypatch.setattr(cmp.scan, "_scandir", scandir)
+    monkeypatch.setattr(cmp.scan, "_opendir", opendir)
     monkeypatch.setattr(cmp.scan, "_lstat", lstat)
     s = cmp.scan_trees([str(tmp_path)])
     assert s.skipped == {"unreadable_dir": 1, "error": 1, "permission": 1}
@@ -209,7 +208,7 @@ def test_readdir_failing_halfway_is_counted(tmp_path, monkeypatch):
     for i in range(6):
         (tmp_path / f"f{i}").write_bytes(b"z" * (i + 1))
     real = os.scandir
-    monkeypatch.setattr(cmp.scan, "_scandir", lambda p: _Iter(list(real(p)), fail_after=2))
+    monkeypatch.setattr(cmp.scan, "_scandir", lambda fd: _Iter(list(real(fd)), fail_after=2))
     s = cmp.scan_trees([str(tmp_path)])
     assert s.nr_files == 2 and s.skipped == {"unreadable_dir": 1}
 

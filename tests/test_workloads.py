@@ -43,6 +43,33 @@ def test_compiled_equals_interpreted(name):
     np.testing.assert_array_equal(s.take(3000), _interpreted(s, 3000))
 
 
+@pytest.mark.parametrize("name", ["uniform", "sequential", "strided", "zipf"])
+@settings(max_examples=20, deadline=None)
+@given(seed=st.integers(0, 2**32), first=st.integers(0, 900), n=st.integers(0, 3000))
+def test_numpy_take_equals_compiled_fill(name, seed, first, n):
+    """take() of these streams is NumPy (no numba): the compiled kernel's addresses,
+    continuing from the same state."""
+    a, b = streams(seed)[name], streams(seed)[name]
+    assert a.vector is not None
+    a.take(first)
+    b.fill(np.empty(first, np.uint64))
+    np.testing.assert_array_equal(a.take(n), b.fill(np.empty(n, np.uint64)))
+    np.testing.assert_array_equal(a.state, b.state)
+
+
+@pytest.mark.parametrize("n", [1, 2, 7, 1000, 4096, 1 << 16])
+@pytest.mark.parametrize("exponent", [0.0, 0.7, 1.2, 3.0])
+def test_alias_table_python_equals_compiled(n, exponent):
+    """zipf's alias table without numba (up to 2**16 items) is the compiled one's, bit
+    for bit (numba sums in order: the Python version does too)."""
+    w = 1.0 / np.arange(1, n + 1, dtype=np.float64) ** exponent
+    p1, a1, p2, a2 = np.empty(n), np.empty(n, np.int64), np.empty(n), np.empty(n, np.int64)
+    W._alias_table_py(w, p1, a1)
+    W._kernel("_alias_table")(w, p2, a2)
+    np.testing.assert_array_equal(p1, p2)
+    np.testing.assert_array_equal(a1, a2)
+
+
 @pytest.mark.parametrize("name", list(streams()))
 @settings(max_examples=10, deadline=None)
 @given(seed=st.integers(0, 2**32), chunk=st.integers(1, 700))

@@ -13,6 +13,7 @@ from .._validate import buffer_length, user_range
 
 from ._types cimport u64, i64, u32, i32, u8, u16, i8
 from .pagetable cimport (PageTableCore, DESC_VALID, DESC_TABLE, DESC_CONT, DESC_R, DESC_W, DESC_SW_DEPOSIT,
+                         DESC_ADDR_SHIFT,
                          DESC_X, DESC_PROT_MASK, DESC_PROT_SHIFT, TR_OK, FLUSH_COW, FLUSH_WP,
                          FLUSH_FORK)
 from .tlb cimport (TlbCore, tlb_walk, tlb_last, tlb_repeat_hit, tlb_note_hit, SIDE_DATA, SIDE_INSN,
@@ -37,6 +38,36 @@ cdef extern from *:
     """
     int mm_ctz "ppsize_mm_ctz" (unsigned long long x) nogil     # x != 0
     int mm_clz "ppsize_mm_clz" (unsigned long long x) nogil     # x != 0
+
+cdef extern from *:
+    void mm_prefetch "__builtin_prefetch" (const void* p) noexcept nogil
+
+cdef enum:
+    WALK_AHEAD = 32            # the access loop starts the walk of the address this far ahead
+
+
+cdef inline const u64* walk_entry(PageTableCore pt, u64 va) noexcept nogil:
+    """The entry va's walk will end on (the upper levels are small and cached), or
+    NULL (va out of range). The access loop prefetches it for an address WALK_AHEAD
+    ahead, so its cache miss overlaps the walks before it, as a core's walker
+    overlaps independent walks; a hint only: a fault may change the tables before
+    va is reached, and the walk then reads what is there. (The prefetch is at the
+    call site: gcc drops a call to a function whose only effect is a prefetch.)"""
+    cdef int l, last = pt.levels - 1
+    cdef i64 t = 0
+    cdef u64 e
+    cdef const u64* ent = NULL
+    if va >= pt.va_limit:
+        return NULL
+    for l in range(last + 1):
+        ent = &pt.tab[l][(t << pt.tbits[l]) + ((va >> pt.shift[l]) & pt.imask[l])]
+        if l == last:
+            break
+        e = ent[0]
+        if (e & (DESC_VALID | DESC_TABLE)) != (DESC_VALID | DESC_TABLE):
+            break                         # a block, or nothing mapped: no deeper entry
+        t = <i64>(e >> DESC_ADDR_SHIFT)
+    return ent
 
 cdef u64 ADDR_MASK = ~(<u64>0xfff)
 cdef enum:
@@ -853,6 +884,11 @@ cdef class MMCore:
         cdef u32 asid = self.pt.tlb_asid
         cdef i64 vi
         cdef tlb_last last
+        cdef const u64* ahead[WALK_AHEAD]      # the walk's end entry of each address ahead
+        cdef const u64* ent = NULL
+        cdef const u64* nxt
+        cdef u64 e
+        cdef Py_ssize_t last_fault = -1         # the last access that faulted
         last.side = -1
         self.n_need_anon = 0
         self.anon_overflow = False
@@ -867,6 +903,14 @@ cdef class MMCore:
                     x = False
                 # the permission an entry must grant: PROT_X, PROT_W, or R or W (read)
                 allow = PROT_X if x else (PROT_W if w else PROT_R | PROT_W)
+                if not use_tlb:
+                    # every access (also one past the address space) takes its entry
+                    # found WALK_AHEAD ago and starts the walk of the one that far on
+                    ent = ahead[i & (WALK_AHEAD - 1)]
+                    if i + WALK_AHEAD < n:              # (the slot just read is reused)
+                        nxt = walk_entry(self.pt, vas[i + WALK_AHEAD])
+                        mm_prefetch(nxt)
+                        ahead[(i + WALK_AHEAD) & (WALK_AHEAD - 1)] = nxt
                 if va >= limit:
                     r = ACC_SEGV_MAPERR
                 elif use_tlb:
@@ -892,11 +936,24 @@ cdef class MMCore:
                             if r <= ACC_REUSE or r == ACC_MAJOR:      # the retried access
                                 self.tlb_walk_fill(va, side, &pa, &level, &unit, &prot)
                 else:
-                    st = self.pt.walk(va, &pa, &level, &unit, &prot)
-                    if st == TR_OK and prot & allow:
-                        r = ACC_HIT
-                    else:
-                        r = self._fault(va, w, x, st, level)
+                    # the hardware walk, started WALK_AHEAD accesses early: the entry
+                    # it ends on is found and prefetched then, and read now; a valid
+                    # leaf allowing the access is a hit (no fault: nothing else to do).
+                    # A fault may change the tables: entries found before it are
+                    # stale, and those accesses walk again.
+                    r = -1
+                    if i - WALK_AHEAD > last_fault:    # found after the last fault
+                        e = ent[0]                      # (va < limit: not NULL)
+                        if (e & (DESC_VALID | DESC_TABLE)) == DESC_VALID and \
+                                <int>((e & DESC_PROT_MASK) >> DESC_PROT_SHIFT) & allow:
+                            r = ACC_HIT
+                    if r < 0:
+                        st = self.pt.walk(va, &pa, &level, &unit, &prot)
+                        if st == TR_OK and prot & allow:
+                            r = ACC_HIT
+                        else:
+                            r = self._fault(va, w, x, st, level)
+                            last_fault = i
                 out[i] = <u8>r
                 self.outcomes[<int>r] += 1
         if self.anon_overflow:

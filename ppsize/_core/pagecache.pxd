@@ -119,3 +119,4 @@ cdef class PageCache:
     cdef i64 remove_idle_folios(self, i64 f, i64 start, i64 end, bint contained, i64 *busy) noexcept nogil
     # Python-level access
     cdef i64 _check_file(self, object f) except -1
+    cdef void _init_file(self, i64 f, i64 size, int min_order, int max_order) noexcept nogil

@@ -179,6 +179,30 @@ cdef class PageCache:
             raise ValueError(f"file size {size} is negative")
         if f == self.cap:
             self._grow(self.cap * 2)
+        self._init_file(f, size, min_order, max_order)
+        self.nr_files = f + 1
+        return f
+
+    def new_files(self, const i64[::1] sizes, int min_order=0, int max_order=-1):
+        """new_file of each of `sizes` in one nogil loop (ids consecutive, in order;
+        the same state as one new_file call per size). Returns the first id."""
+        cdef Py_ssize_t i, n = sizes.shape[0]
+        cdef i64 first = self.nr_files, cap = self.cap
+        for i in range(n):
+            if sizes[i] < 0:
+                raise ValueError(f"file size {sizes[i]} (file {i} of the batch) is negative")
+        while cap < first + n:
+            cap *= 2
+        if cap != self.cap:
+            self._grow(cap)
+        with nogil:
+            for i in range(n):
+                self._init_file(first + i, sizes[i], min_order, max_order)
+        self.nr_files = first + n
+        return first
+
+    cdef void _init_file(self, i64 f, i64 size, int min_order, int max_order) noexcept nogil:
+        # alloc_inode + mapping_set_folio_order_range + file_ra_state_init
         self.i_size[f] = size
         self.large[f] = AS_LARGE if max_order != 0 else 0
         self.nrpages[f] = 0
@@ -191,8 +215,6 @@ cdef class PageCache:
         self.max_order[f] = 0
         self.mapping_set_folio_order_range(f, min_order,
                                            self.max_pagecache_order if max_order < 0 else max_order)
-        self.nr_files = f + 1
-        return f
 
     def __dealloc__(self):
         cdef i64 f
@@ -915,6 +937,22 @@ cdef class PageCache:
         with nogil:
             r = self.filemap_read(fi, pos, count)
         return r
+
+    def read_range(self, i64 first, i64 n):
+        """read(2) of files first .. first + n - 1 once in full, in id order (one nogil
+        loop, as read_files of those ids); bytes read, or the first negative errno."""
+        cdef i64 f, r, total = 0
+        if first < 0 or n < 0 or first + n > self.nr_files:
+            raise ValueError(f"files {first} .. {first + n - 1}: not in 0 .. {self.nr_files - 1}")
+        with nogil:
+            for f in range(first, first + n):
+                if self.i_size[f] > 0:
+                    r = self.filemap_read(f, 0, self.i_size[f])
+                    if r < 0:
+                        total = r
+                        break
+                    total += r
+        return total
 
     def read_files(self, const i64[::1] fids):
         """read(2) of each file once in full (one nogil loop); bytes read, or the

@@ -40,6 +40,7 @@ A scan is done once and can serve any number of runs (``compare(scan=...)``, or
 :func:`run_config` directly, e.g. one task per configuration)."""
 from __future__ import annotations
 
+import gc
 import os
 import time
 
@@ -168,5 +169,7 @@ def compare(trees=DEFAULT_TREES, seed=0, processes=12, chosen=None, configs=None
         results.append(run_config(cfg, scan, workload, memory=mem, thp=thp, policy=policy, check=check,
                                   progress=progress, base=i / len(cfgs), span=1 / len(cfgs),
                                   cpu=cpu, steady=steady, recordings=recs))
+        gc.collect()      # the run's Kernel (cycles: Kernel <-> PageCache, Process) goes now,
+                          # not with the next cyclic collection: one model's memory live at a time
     progress.close()
     return CompareResult(scan, workload, mem, thp, results, time.perf_counter() - t0, policy)

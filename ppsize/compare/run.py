@@ -17,7 +17,7 @@ from .result import ConfigResult, TranslationResult
 from .scan import ScanResult
 from .workload import STEADY_ACCESSES, Workload, steady_stream
 
-__all__ = ["Config", "CONFIGS", "config", "memory_for", "run_config", "WorkloadFaultError",
+__all__ = ["Config", "CONFIGS", "config", "memory_for", "run_config", "kernel_for", "WorkloadFaultError",
            "DEFAULT_CPU", "steady_state"]
 
 DEFAULT_CPU = "neoverse-n1"     # the translation model of every configuration (--cpu): the
@@ -134,24 +134,26 @@ def run_config(cfg, scan: ScanResult, workload: Workload, memory=None, thp="madv
     if cpu is not None and steady:
         t = time.perf_counter()
         bar.update("steady state", 0.97)
-        res.translation = steady_state(k, procs, addrs, workload.seed, steady, cpu)
+        res.translation = steady_state(k, procs, addrs, workload.seed, steady, cpu, workload=workload)
         secs["steady"] = time.perf_counter() - t
     bar.update("done", 1.0, force=True)
     return res
 
 
-def steady_state(k, procs, addrs, seed, n, cpu_name=None) -> TranslationResult:
+def steady_state(k, procs, addrs, seed, n, cpu_name=None, workload=None) -> TranslationResult:
     """The translation figures of the process mix in steady state: each process, in
     turn, runs its :func:`~.workload.steady_stream` (n accesses over what it touched)
     twice through its CPU's TLB, and the second pass is counted (the first warms the
     TLBs and re-faults what a transition unmapped: the counted pass is the steady
     state of a process running after another). Returns the counters summed over the
-    processes with the preset's cycle estimate."""
+    processes with the preset's cycle estimate. ``workload``: the Workload of ``procs``
+    (seed ``seed``), whose streams are kept across configurations (:meth:`Workload.steady`)."""
     from ..tlb import NR_COUNTERS
     total = np.zeros(NR_COUNTERS, np.int64)
     faults = 0
     for j, ((spec, p), base) in enumerate(zip(procs, addrs)):
-        mapping, offset, insn = steady_stream(spec, seed, j, n)
+        mapping, offset, insn = (workload.steady(j, n) if workload is not None
+                                 else steady_stream(spec, seed, j, n))
         if not mapping.size:
             continue
         vas = base[mapping] + offset
@@ -175,28 +177,29 @@ class _Bar:
         self.progress.update(f"{self.label}: {what}", self.base + self.span * fraction, force=force)
 
 
-def _boot(cfg, scan, memory, thp, policy, bar, cpu=None):
-    """The configuration's Kernel and one File per scanned inode."""
+def kernel_for(cfg, memory, thp, policy, cpu=None):
+    """The empty Kernel of a configuration (page, memory, THP, file policy, CPU)."""
     from ..kernel import Kernel
     kw = {} if cpu is None else {"cpu": cpu}
     if policy != "drop-all":
         kw["file_policy"] = policy
         if policy == "large-unless-eof" and cfg.per_process:
             kw["large_folio_size"] = cfg.proc_page
-    k = Kernel(cfg.kernel_page, memory=memory, thp=thp, **kw)
-    names = scan.names
-    sizes = scan.sizes.tolist()
-    n = len(sizes)
-    files = []
-    for i, size in enumerate(sizes):
-        files.append(k.create_file(names.get(i) or f"#{i}", size))
-        if i & 8191 == 0:
-            bar.update(f"creating files {i:,}/{n:,}", 0.2 * i / max(n, 1))
+    return Kernel(cfg.kernel_page, memory=memory, thp=thp, **kw)
+
+
+def _boot(cfg, scan, memory, thp, policy, bar, cpu=None):
+    """The configuration's Kernel and the ids of its files, one per scanned inode
+    (file id = the scan's index: the named ones with their paths, the others
+    ``#<index>``), created in one batch."""
+    k = kernel_for(cfg, memory, thp, policy, cpu)
+    bar.update(f"creating {scan.nr_files:,} files", 0.0)
+    files = k.create_files(scan.sizes, scan.names)
     return k, files
 
 
 def _read_all(k, files, bar):
-    """Every file read once in full (read(2) with readahead), in chunks."""
+    """Every file read once in full (read(2) with readahead), in chunks of ids."""
     n = len(files)
     for a in range(0, n, _READ_CHUNK):
         k.pagecache.read_all(files[a:a + _READ_CHUNK])
@@ -220,7 +223,7 @@ def _run_workload(k, cfg, files, workload, bar):
         at = []
         for m in spec.mappings:
             if m.file >= 0:
-                addr = p.mmap(m.length, file=files[m.file], prot=m.prot)
+                addr = p.mmap(m.length, file=k.pagecache.file_of(files[m.file]), prot=m.prot)
                 out = p.access(m.offsets + np.uint64(addr), write=False)
             else:
                 addr = p.mmap(m.length, prot="rw", stack=m.kind == "stack")

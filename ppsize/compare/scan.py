@@ -7,7 +7,7 @@ import os
 import re
 import stat
 import time
-import zlib
+from zlib import crc32
 from array import array
 from collections import Counter
 from dataclasses import dataclass, field
@@ -20,7 +20,16 @@ from .progress import NO_PROGRESS
 
 __all__ = ["ScanResult", "scan_trees", "SKIP_REASONS", "ERROR_REASONS"]
 
-# indirections the tests monkeypatch (a file vanishing, a directory unreadable)
+_O_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
+
+
+def _opendir(path):
+    """open(2) of a directory to list (scandir of its fd) and stat in (fstatat)."""
+    return os.open(path, _O_DIR)
+
+
+# indirections the tests monkeypatch (a file vanishing, a directory unreadable):
+# _opendir(path) -> fd, _scandir(fd) -> entries, _lstat(name, dir_fd=fd)
 _lstat = os.lstat
 _scandir = os.scandir
 
@@ -91,7 +100,7 @@ _LIB = re.compile(r"\.so(\.[0-9]+)*$")
 
 def _is_lib(name: str) -> bool:
     """A shared library's name: ``*.so`` or ``*.so.<digits>[.<digits>...]``."""
-    return _LIB.search(name) is not None
+    return ".so" in name and _LIB.search(name) is not None
 
 
 def scan_trees(trees, cross_mounts=False, progress=None) -> ScanResult:
@@ -102,7 +111,14 @@ def scan_trees(trees, cross_mounts=False, progress=None) -> ScanResult:
     file system are skipped unless ``cross_mounts``. Entries that vanish or cannot
     be read are counted in ``skipped`` by reason (:data:`SKIP_REASONS`), never
     fatal. A tree that does not exist raises FileNotFoundError (NotADirectoryError
-    etc. as os.stat raises them)."""
+    etc. as os.stat raises them).
+
+    One pass, one ``lstat`` per entry that is not a symbolic link (readdir's d_type
+    tells those apart without one, as ``find`` does), relative to the directory's fd
+    (fstatat, as ``find`` does: no path walk from the root); no object is kept per file but
+    its size (an int64 array) and, for the files the workload may map, its path. An
+    inode is looked up in the set of those seen only if it has further links
+    (st_nlink > 1) or a tree is a single file (which a directory tree may hold too)."""
     progress = progress or NO_PROGRESS
     t0 = time.perf_counter()
     trees = [os.fspath(t) for t in trees]
@@ -112,7 +128,7 @@ def scan_trees(trees, cross_mounts=False, progress=None) -> ScanResult:
         roots.append((t, st))
     sizes = array("q")
     libs, exes, data = [], [], []
-    seen: set = set()
+    seen: set = set()                        # (st_dev, st_ino) of files that may recur
     dirs_seen: set = set()
     skipped: Counter = Counter()
     examples: dict = {}
@@ -124,84 +140,106 @@ def scan_trees(trees, cross_mounts=False, progress=None) -> ScanResult:
         if len(ex) < 5:
             ex.append(path)
 
-    def add_file(path, name, st):
-        key = (st.st_dev, st.st_ino)
-        if key in seen:
-            skip("hardlink", path)
-            return
-        seen.add(key)
-        size = st.st_size
-        idx = len(sizes)
-        sizes.append(size)
-        if size > 0:
-            if _is_lib(name):
-                libs.append((path, idx, size))
-            elif st.st_mode & 0o111:
-                exes.append((path, idx, size))
-            elif zlib.crc32(path.encode("utf-8", "surrogateescape")) & 31 == 0:
-                data.append((path, idx, size))
+    def pick(path, name, size, mode):
+        # a file the workload may map: a library, an executable, or the 1-in-32 sample
+        idx = len(sizes) - 1
+        if _is_lib(name):
+            libs.append((path, idx, size))
+        elif mode & 0o111:
+            exes.append((path, idx, size))
+        elif crc32(path.encode("utf-8", "surrogateescape")) & 31 == 0:
+            data.append((path, idx, size))
 
     stack = []
+    single = False                           # a tree is a file: every inode checked
     for t, st in roots:
         if stat.S_ISDIR(st.st_mode):
             if (st.st_dev, st.st_ino) not in dirs_seen:
                 dirs_seen.add((st.st_dev, st.st_ino))
                 stack.append((t, st.st_dev))
         elif stat.S_ISREG(st.st_mode):
-            add_file(t, os.path.basename(t), st)
+            single = True
+            key = (st.st_dev, st.st_ino)
+            if key in seen:
+                skip("hardlink", t)
+                continue
+            seen.add(key)
+            sizes.append(st.st_size)
+            if st.st_size > 0:
+                pick(t, os.path.basename(t), st.st_size, st.st_mode)
         else:
             skip("special", t)
+    lstat, scandir, opendir, append = _lstat, _scandir, _opendir, sizes.append
+    S_ISREG, S_ISDIR, S_ISLNK = stat.S_ISREG, stat.S_ISDIR, stat.S_ISLNK
     entries = 0
     while stack:
         d, dev = stack.pop()
         ndirs += 1
         try:
-            it = _scandir(d)
+            fd = opendir(d)
         except FileNotFoundError:
             skip("vanished", d)
             continue
         except OSError:                      # EACCES, ENOTDIR (replaced), EIO, ...
             skip("unreadable_dir", d)
             continue
+        prefix = d if d.endswith("/") else d + "/"      # as os.path.join(d, name)
         subdirs = []
-        with it:
-            while True:
-                try:
-                    entry = next(it)
-                except StopIteration:
-                    break
-                except OSError:              # readdir failing halfway
-                    skip("unreadable_dir", d)
-                    break
-                path = entry.path
-                try:
-                    st = _lstat(path)
-                except FileNotFoundError:
-                    skip("vanished", path)
-                    continue
-                except PermissionError:
-                    skip("permission", path)
-                    continue
-                except OSError:
-                    skip("error", path)
-                    continue
-                mode = st.st_mode
-                if stat.S_ISREG(mode):
-                    add_file(path, entry.name, st)
-                elif stat.S_ISDIR(mode):
-                    key = (st.st_dev, st.st_ino)
-                    if st.st_dev != dev and not cross_mounts:
-                        skip("other_fs", path)
-                    elif key not in dirs_seen:
-                        dirs_seen.add(key)
-                        subdirs.append((path, st.st_dev))
-                elif stat.S_ISLNK(mode):
-                    skip("symlink", path)
-                else:
-                    skip("special", path)
-                entries += 1
-                if entries & 1023 == 0:
-                    progress.update(f"scanning: {len(sizes):,} files, {ndirs:,} directories")
+        try:
+            try:
+                it = scandir(fd)
+            except OSError:
+                skip("unreadable_dir", d)
+                it = None
+            if it is not None:
+                with it:
+                    try:
+                        for entry in it:         # an OSError out of here: readdir failing halfway
+                            entries += 1
+                            if entries & 1023 == 0:
+                                progress.update(f"scanning: {len(sizes):,} files, {ndirs:,} directories")
+                            name = entry.name
+                            try:
+                                if entry.is_symlink():   # d_type (fstatat only where it is unknown)
+                                    skip("symlink", prefix + name)
+                                    continue
+                                st = lstat(name, dir_fd=fd)  # fstatat: no path walk from the root
+                            except FileNotFoundError:
+                                skip("vanished", prefix + name)
+                                continue
+                            except PermissionError:
+                                skip("permission", prefix + name)
+                                continue
+                            except OSError:
+                                skip("error", prefix + name)
+                                continue
+                            mode = st.st_mode
+                            if S_ISREG(mode):
+                                if st.st_nlink > 1 or single:
+                                    key = (st.st_dev, st.st_ino)
+                                    if key in seen:
+                                        skip("hardlink", prefix + name)
+                                        continue
+                                    seen.add(key)
+                                size = st.st_size
+                                append(size)
+                                if size > 0:
+                                    pick(prefix + name, name, size, mode)
+                            elif S_ISDIR(mode):
+                                key = (st.st_dev, st.st_ino)
+                                if st.st_dev != dev and not cross_mounts:
+                                    skip("other_fs", prefix + name)
+                                elif key not in dirs_seen:
+                                    dirs_seen.add(key)
+                                    subdirs.append((prefix + name, st.st_dev))
+                            elif S_ISLNK(mode):          # replaced by a link since readdir
+                                skip("symlink", prefix + name)
+                            else:
+                                skip("special", prefix + name)
+                    except OSError:
+                        skip("unreadable_dir", d)
+        finally:
+            os.close(fd)
         subdirs.reverse()                    # depth first, in listing order
         stack.extend(subdirs)
     progress.close()

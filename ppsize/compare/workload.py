@@ -66,6 +66,18 @@ class Workload:
     def anon_bytes(self) -> int:
         return sum(p.anon_bytes for p in self.procs)
 
+    def steady(self, index, n=STEADY_ACCESSES):
+        """:func:`steady_stream` of process ``index`` (this workload's seed), computed
+        once and kept: every configuration of a comparison runs the same streams."""
+        cache = self.__dict__.setdefault("_steady", {})
+        key = (index, n)
+        if key not in cache:
+            cache[key] = steady_stream(self.procs[index], self.seed, index, n)
+        return cache[key]
+
+    def __getstate__(self):
+        return {k: v for k, v in self.__dict__.items() if k != "_steady"}    # not pickled
+
     def mapped_files(self, chosen_only=False) -> set:
         return {m.file for p in self.procs if p.chosen or not chosen_only
                 for m in p.mappings if m.file >= 0}
