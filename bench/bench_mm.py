@@ -119,8 +119,11 @@ def test_cold_faults(benchmark, page_size, pgtable, gib, kernel_fault_ns):
     warm = WARM.get(f"{page_size}-{pgtable}")
     if warm is not None:
         record_value("cold-fault", case, "warm-refault", warm, benchmark)
-        note(f"cold fault {case}: {cold * 1e9:.0f} ns, cold/warm = {cold / warm:.2f} (target <= 1.33), "
-             f"cold/kernel = {cold / kernel_fault_ns:.2f}")
+        # min is the table's convention; the median shows the host-THP/compaction rounds the min hides
+        med = benchmark.stats.stats.median / held[2].size
+        note(f"cold fault {case}: min {cold * 1e9:.0f} ns, median {med * 1e9:.0f} ns; cold/warm = "
+             f"{cold / warm:.2f} (median {med / warm:.2f}; target <= 1.33), cold/kernel = "
+             f"{cold / kernel_fault_ns:.2f} (median {med / kernel_fault_ns:.2f})")
     held[0].check()
     held.clear()
 
