@@ -8,7 +8,7 @@ import os
 import numpy as np
 
 from ._core.folio import FOLIO_FLAGS
-from ._core.kcore import OWNER_TAGS, KernelCore
+from ._core.kcore import KMEM_CACHES, OWNER_TAGS, KernelCore
 from ._lock import new_lock, serialized
 from ._validate import as_choice, as_page_size
 from .buddy import check_frames
@@ -24,8 +24,8 @@ PG_MLOCKED = FOLIO_FLAGS["mlocked"]
 KERNEL_OWNER = 0         # folio owner of memory the kernel keeps (fragment()); MMs are 1..
 PGTABLE_OWNER = OWNER_TAGS["pgtable"]   # page-table pages (PageTable), index = the MM id
 SLAB_OWNER = OWNER_TAGS["slab"]         # slab pages of the kernel's kmem caches
-CACHE_XA_NODE = 0        # KernelCore's kmem caches: radix_tree_node_cachep, then pgd_caches
-NR_CACHES = 5
+CACHE_XA_NODE = KMEM_CACHES["radix_tree_node"]   # KernelCore's kmem caches: radix_tree_node_cachep,
+NR_CACHES = KMEM_CACHES["nr_caches"]             # then the pgd_caches
 _TOP = {"never": 0, "madvise": 1, "always": 2}
 
 

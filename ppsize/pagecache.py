@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ._core import pagecache as _pc
+from ._core.kcore import KMEM_CACHES
 from ._validate import as_int as _int, as_int_or_size, in_range
 from ._lock import new_lock, serialized
 from .units import S_MAXBYTES, parse_size
@@ -400,7 +401,7 @@ class PageCache:
     def xa_slab_bytes(self) -> int:
         """The radix_tree_node slab's pages (the kernel's cache, perfectly packed:
         KernelCore.cache_stats), in bytes."""
-        return self._c.k.cache_stats(0)["pages"] * self.page_size
+        return self._c.k.cache_stats(KMEM_CACHES["radix_tree_node"])["pages"] * self.page_size
 
     def stats(self) -> dict:
         c = self._c.counters()

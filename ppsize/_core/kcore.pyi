@@ -45,6 +45,7 @@ class KernelCore:
 
 
 OWNER_TAGS: dict[str, int]      # folio owners of kernel memory: "pgtable", "slab"
+KMEM_CACHES: dict[str, int]     # cache_stats index of radix_tree_node, and nr_caches
 XA_NODE_SLAB_SIZE: int
 SLUB_MIN_OBJECTS: int
 SLUB_MAX_ORDER: int

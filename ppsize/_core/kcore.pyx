@@ -15,6 +15,7 @@ from .vma cimport VM_HUGEPAGE, VM_NOHUGEPAGE
 cnp.import_array()
 
 OWNER_TAGS = {"pgtable": PGTABLE_OWNER, "slab": SLAB_OWNER}
+KMEM_CACHES = {"radix_tree_node": CACHE_XA_NODE, "nr_caches": NR_CACHES}   # cache_stats indices
 XA_NODE_SLAB_SIZE = 584     # radix_tree_node's object size with SLUB's free pointer
                             # (576-byte xa_node + 8; /proc/slabinfo objsize on x86-64 6.x)
 SLUB_MIN_OBJECTS = 12       # calculate_order: 4 * (fls(nr_cpu_ids) + 1), 2 CPUs (this

@@ -34,9 +34,11 @@ Deviations from Linux, all outside the paths the page cache uses:
 - A store of a smaller order into a larger multi-index entry replaces the value and keeps the
   larger order, as Linux does, but nr_values is fixed up for the sibling slots too (Linux only
   accounts the canonical slot there, so its nr_values can drift).
-- Allocation never fails: no -ENOMEM from xas_alloc (GFP_NOWAIT in xas_try_split always
-  succeeds); xas_split's "really large entries" refusal is kept (-ENOMEM, as
-  xas_split_alloc's WARN path).
+- Allocation fails only where the model runs out: a pool whose charge hook (a Kernel's
+  radix_tree_node slab) gets no slab page, or a pool that cannot grow, gives -ENOMEM from
+  xa_node_alloc as kmem_cache_alloc would; a standalone pool is not charged. GFP_NOWAIT in
+  xas_try_split is not modelled as failing; xas_split's "really large entries" refusal is
+  kept (-ENOMEM, as xas_split_alloc's WARN path).
 - No RCU: freed slots are not set to XA_RETRY_ENTRY; no XA_ZERO_ENTRY, no XA_FREE_MARK
   (XA_FLAGS_TRACK_FREE), no xa_update callback (workingset shadow-node LRU).
 """
