@@ -14,7 +14,8 @@ Errors are never fatal: each is counted by reason (the indices of
 ``ppsize.compare.scan.SKIP_REASONS``), with the first few paths.
 """
 cimport cython
-from libc.errno cimport errno, ENOENT, EACCES, EPERM
+cimport libc.errno as cerrno
+from libc.errno cimport ENOENT, EACCES, EPERM
 from libc.stdint cimport int64_t, uint64_t, uint32_t, uint8_t
 from libcpp.pair cimport pair
 from libcpp.set cimport set as cset
@@ -234,7 +235,7 @@ cdef class TreeWalk:
             self.dirs += 1
             fd = open(d.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC)
             if fd < 0:
-                self._skip(R_VANISHED if errno == ENOENT else R_UNREADABLE_DIR, d)
+                self._skip(R_VANISHED if cerrno.errno == ENOENT else R_UNREADABLE_DIR, d)
                 continue
             dp = fdopendir(fd)
             if dp == NULL:
@@ -248,10 +249,10 @@ cdef class TreeWalk:
             sub_path.clear()
             sub_dev.clear()
             while True:
-                errno = 0
+                cerrno.errno = 0
                 ent = readdir(dp)
                 if ent == NULL:
-                    if errno != 0:                           # readdir failing halfway
+                    if cerrno.errno != 0:                           # readdir failing halfway
                         self._skip(R_UNREADABLE_DIR, d)
                     break
                 name = ent.d_name
@@ -264,7 +265,7 @@ cdef class TreeWalk:
                     self._skip(R_SYMLINK, path)
                     continue
                 if fstatat(fd, name, &st, AT_SYMLINK_NOFOLLOW) != 0:
-                    err = errno
+                    err = cerrno.errno
                     if err == ENOENT:
                         self._skip(R_VANISHED, path)
                     elif err == EACCES or err == EPERM:
