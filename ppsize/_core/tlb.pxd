@@ -61,6 +61,8 @@ cdef struct tlb_array:
     u16* tail
     u8* plru                  # per set: pn tree-PLRU node bits (heap order, node 1 = root)
     u16* hslot                # per set: (1 << hbits) slots of way + 1, 0 = empty
+    u16* hpos                 # per entry (hashed arrays): its slot in hslot, so an
+    u16* hhome                # invalidation needs no probe, and its home slot (no rehash)
     u32* nvalid               # valid entries per set
     u32 nsets
     u32 ways

@@ -187,18 +187,17 @@ cdef inline void _invalidate(tlb_array* a, u32 s, u32 w) noexcept nogil:
     if a.hbits:                          # backward-shift deletion (linear probing)
         slot = &a.hslot[<u64>s << a.hbits]
         m = (1u << a.hbits) - 1
-        i = _home(a.tag[e], a.asid[e], a.hbits)
-        while slot[i] != w + 1:
-            i = (i + 1) & m
+        i = a.hpos[e]                    # (hpos and hhome spare the probe and the rehash)
         j = i
         while True:
             j = (j + 1) & m
             if slot[j] == 0:
                 break
-            k = _home(a.tag[base + slot[j] - 1], a.asid[base + slot[j] - 1], a.hbits)
+            k = a.hhome[base + slot[j] - 1]
             # move slot[j] back to i unless its home lies cyclically in (i, j]
             if (j > i and (k <= i or k > j)) or (j < i and k <= i and k > j):
                 slot[i] = slot[j]
+                a.hpos[base + slot[j] - 1] = <u16>i
                 i = j
         slot[i] = 0
     if a.repl == REPL_LRU:
@@ -271,9 +270,11 @@ cdef inline i64 _insert(tlb_array* a, int c, u64 tag, u16 asid, u64 out, u64 va,
         slot = &a.hslot[<u64>s << a.hbits]
         m = (1u << a.hbits) - 1
         i = _home(tag, asid, a.hbits)
+        a.hhome[base + w] = <u16>i
         while slot[i]:
             i = (i + 1) & m
         slot[i] = <u16>(w + 1)
+        a.hpos[base + w] = <u16>i
     _touch(a, s, w)
     return w
 
@@ -516,6 +517,8 @@ cdef class TlbCore:
         a.tail = <u16*>cnp.PyArray_DATA(buf(nsets, np.uint16, NONE16))
         a.plru = <u8*>cnp.PyArray_DATA(buf(nsets * pn, np.uint8))
         a.hslot = <u16*>cnp.PyArray_DATA(buf(nsets << a.hbits if a.hbits else 1, np.uint16))
+        a.hpos = <u16*>cnp.PyArray_DATA(buf(n if a.hbits else 1, np.uint16))
+        a.hhome = <u16*>cnp.PyArray_DATA(buf(n if a.hbits else 1, np.uint16))
         a.nvalid = <u32*>cnp.PyArray_DATA(buf(nsets, np.uint32))
         sizes = sorted(int(s) for s in sizes)
         if len(sizes) > TLB_MAX_CLASSES:
@@ -862,6 +865,11 @@ cdef class TlbCore:
                 if a.hbits:
                     used = [a.hslot[(s << a.hbits) + i] for i in range(1 << a.hbits)]
                     assert sorted(v - 1 for v in used if v) == valid, f"array {k} set {s}: hash index"
+                    for i in range(1 << a.hbits):
+                        if used[i]:
+                            assert a.hpos[base + used[i] - 1] == i, f"array {k} set {s}: hash position"
+                            assert a.hhome[base + used[i] - 1] == _home(a.tag[base + used[i] - 1],
+                                a.asid[base + used[i] - 1], a.hbits), f"array {k} set {s}: hash home"
                 if a.repl == REPL_LRU:
                     order = []
                     x = a.head[s]
