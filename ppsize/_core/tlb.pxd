@@ -75,6 +75,7 @@ cdef struct tlb_array:
     int cls_shift[TLB_MAX_CLASSES]
     bint cls_walk[TLB_MAX_CLASSES]
     i64 cls_count[TLB_MAX_CLASSES]
+    u32 live                  # bit c set: class c holds entries (cls_count[c] > 0)
     int nleaf                 # classes [0, nleaf) are leaf sizes, ascending
     u64 epoch                 # bumped by every insert and invalidation: a loop that saw an
                               # entry hit may reuse it while the epoch stands (tlb_repeat_hit)

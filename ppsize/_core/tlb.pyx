@@ -80,6 +80,9 @@ from ._types cimport u64, i64, u32, i32, u16, u8, i8, MAX_LEVELS
 
 cnp.import_array()
 
+cdef extern from *:
+    int __builtin_ctz(unsigned int x) nogil
+
 cdef u64 WALK_BIT = (<u64>1) << 63
 cdef u16 NONE16 = 0xffff
 cdef u64 ATTR_MASK = 0xfff
@@ -214,6 +217,8 @@ cdef inline void _invalidate(tlb_array* a, u32 s, u32 w) noexcept nogil:
         a.prv[e] = NONE16
         a.nxt[e] = NONE16
     a.cls_count[a.cls[e]] -= 1
+    if a.cls_count[a.cls[e]] == 0:
+        a.live &= ~(1u << a.cls[e])
     a.nvalid[s] -= 1
     a.tag[e] = 0
     a.epoch += 1
@@ -265,6 +270,7 @@ cdef inline i64 _insert(tlb_array* a, int c, u64 tag, u16 asid, u64 out, u64 va,
     a.out[base + w] = out
     a.cls[base + w] = <u8>c
     a.cls_count[c] += 1
+    a.live |= 1u << c
     a.nvalid[s] += 1
     if a.hbits:
         slot = &a.hslot[<u64>s << a.hbits]
@@ -302,9 +308,10 @@ cdef inline void _fill_leaf(TlbCore self, int k, u32 asid, u64 va, u64 base, u64
     cdef tlb_array* a = &self.arr[k]
     cdef int c, best = -1
     cdef u64 nb
-    for c in range(a.nleaf):
-        if ((<u64>1) << a.cls_shift[c]) <= size:
-            best = c
+    for c in range(a.nleaf):             # ascending: the last that fits
+        if ((<u64>1) << a.cls_shift[c]) > size:
+            break
+        best = c
     if best < 0:
         return
     nb = va & ~(((<u64>1) << a.cls_shift[best]) - 1)
@@ -357,7 +364,7 @@ cdef inline int _lookup(TlbCore self, u32 asid, u64 va, int side, u64* out, u64*
     cdef int lvl, k, c, sh
     cdef tlb_array* a
     cdef u64 tag, e
-    cdef u32 s
+    cdef u32 s, live
     cdef i64 w
     for lvl in range(2):
         k = self.l1[side] if lvl == 0 else self.l2[side]
@@ -365,9 +372,10 @@ cdef inline int _lookup(TlbCore self, u32 asid, u64 va, int side, u64* out, u64*
             return TLB_MISS
         a = &self.arr[k]
         ctr[4 * k + C_ACC] += 1
-        for c in range(a.nleaf):
-            if a.cls_count[c] == 0:
-                continue
+        live = a.live & ((1u << a.nleaf) - 1)
+        while live:                      # the leaf classes holding entries, smallest first
+            c = __builtin_ctz(live)
+            live &= live - 1
             sh = a.cls_shift[c]
             tag = _tag(va, sh, False)
             s = _set(a, va, sh)
@@ -524,6 +532,7 @@ cdef class TlbCore:
         if len(sizes) > TLB_MAX_CLASSES:
             raise ValueError(f"more than {TLB_MAX_CLASSES} entry sizes")
         a.ncls = len(sizes)
+        a.live = 0
         a.nleaf = len(sizes)
         for c in range(a.ncls):
             a.cls_shift[c] = sizes[c]
@@ -879,6 +888,7 @@ cdef class TlbCore:
                     assert sorted(order) == valid, f"array {k} set {s}: LRU list {order} != {valid}"
                     assert (a.tail[s] == (order[len(order) - 1] if order else NONE16)), f"array {k} set {s}: LRU tail"
             assert counts == [a.cls_count[c] for c in range(a.ncls)], f"array {k}: class counts"
+            assert a.live == sum(1 << c for c in range(a.ncls) if counts[c]), f"array {k}: live classes"
 
     def lru_order(self, int k, u32 s):
         """Ways of set s, most recently used first (LRU arrays)."""
