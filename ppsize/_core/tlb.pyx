@@ -102,8 +102,9 @@ cdef inline u32 _set(tlb_array* a, u64 va, int shift) noexcept nogil:
 
 
 cdef inline u32 _home(u64 tag, u16 asid, int hbits) noexcept nogil:
-    return <u32>(((tag * <u64>0x9E3779B97F4A7C15) ^ (<u64>asid * <u64>0xC2B2AE3D27D4EB4F))
-                 * <u64>0xD6E8FEB86659FD93 >> (64 - hbits))
+    # Fibonacci hashing of the key (the ASID in bits 47..62, which no tag of a user VA
+    # below 2**47 reaches but for the walk bit 63): one multiply, the top hbits
+    return <u32>(((tag ^ (<u64>asid << 47)) * <u64>0x9E3779B97F4A7C15) >> (64 - hbits))
 
 
 cdef inline u64 _rand(tlb_array* a) noexcept nogil:
