@@ -179,3 +179,75 @@ def test_permission_errors_as_nobody():
         for sub in ("noread", "nosearch"):
             os.chmod(os.path.join(base, sub), stat.S_IRWXU)
         shutil.rmtree(base)
+
+
+def _in_child_limited(body):
+    """Run body(limit_as) in a forked child; its exit status (0: body returned True)."""
+    pid = os.fork()
+    if pid == 0:
+        code = 3
+        try:
+            code = 0 if body() else 1
+        except BaseException:
+            code = 2
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status)
+
+
+def _vm_size():
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmSize:"):
+                return int(line.split()[1]) * 1024
+    raise AssertionError("no VmSize")
+
+
+def test_out_of_memory_is_memory_error():
+    """A failed malloc/realloc in push and in the nogil walk raises MemoryError (the walk
+    stays failed), never a crash or a silent short result: the address space is limited
+    so the 16 MiB copies of a root's path cannot all be made."""
+    import resource
+    from ppsize._core.scan import TreeWalk
+
+    def push_fails():
+        w = TreeWalk()
+        big = b"/" + b"x" * (64 << 20)
+        resource.setrlimit(resource.RLIMIT_AS, (_vm_size() + (16 << 20), resource.RLIM_INFINITY))
+        with pytest.raises(MemoryError):
+            w.push(big, 0)
+        with pytest.raises(MemoryError):
+            w.step(10)
+        return True
+
+    def walk_fails():
+        w = TreeWalk()
+        root = b"/" + b"x" * (16 << 20)                # open fails (ENAMETOOLONG): one example each
+        for _ in range(4):
+            w.push(root, 0)
+        resource.setrlimit(resource.RLIMIT_AS, (_vm_size() + (24 << 20), resource.RLIM_INFINITY))
+        with pytest.raises(MemoryError, match="out of memory"):
+            while w.step(10):
+                pass
+        with pytest.raises(MemoryError):
+            w.step(10)
+        del w                                          # frees what was allocated
+        return True
+
+    assert _in_child_limited(push_fails) == 0
+    assert _in_child_limited(walk_fails) == 0
+
+
+def test_out_of_memory_limit_is_real():
+    """The same limited walk, with room enough, completes (the limit above is what fails)."""
+    from ppsize._core.scan import TreeWalk
+
+    w = TreeWalk()
+    root = b"/" + b"x" * (16 << 20)
+    for _ in range(4):
+        w.push(root, 0)
+    while w.step(10):
+        pass
+    count, examples = w.skipped()[5]                 # unreadable_dir
+    assert count == 4 and len(examples) == 4 and all(e == root for e in examples)
