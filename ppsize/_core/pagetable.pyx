@@ -106,6 +106,102 @@ cdef inline u8 _cont_shift(PageTableCore self, int l) noexcept nogil:
     return <u8>(self.shift[l] + __builtin_ctz(<unsigned>self.cont_n[l]))
 
 
+cdef u64 _HOLE = 0            # an invalid descriptor: the PTE "read" of a walk that ended early
+
+
+cdef enum:                   # arm64-64k-48 (_translate64k): shifts, table bits, contiguous spans
+    K64_S0 = 42
+    K64_S1 = 29
+    K64_S2 = 16
+    K64_TB1 = 13
+    K64_TB2 = 13
+    K64_CS1 = 34                 # PMD_SHIFT + log2(CONT_PMDS)
+    K64_CS2 = 21                 # PAGE_SHIFT + log2(CONT_PTES)
+
+
+cdef void _translate64k(PageTableCore self, const u64* vas, Py_ssize_t n,
+                        _TrOut* o) noexcept nogil:
+    """_translate_batch for arm64-64k-48 (3 levels: PGD, PMD, PTE), with the shifts
+    and table bits as compile-time constants (immediate shifts, no per-level loads).
+    Two passes per group: the root and the PMD entry (both
+    hot: one root of 2^(48-K64_S0) entries, PMD tables of 2^K64_TB1), then a prefetch of the
+    PTE entry; the second pass reads it and writes the outputs. A walk that ends
+    early (bad address, hole or block above the PTE) is noted and reads _HOLE in
+    the second pass; its outputs are rewritten after it, which keeps the output
+    stores out of the first pass. The root index needs no mask: va < va_limit =
+    1 << (K64_S0 + root bits) (checked first, and by the caller)."""
+    cdef u64 limit = self.va_limit, va, e
+    cdef const u64* root = self.tab[0]
+    cdef const u64* t1 = self.tab[1]
+    cdef const u64* t2 = self.tab[2]
+    cdef u64 m1 = ((<u64>1) << K64_TB1) - 1, m2 = ((<u64>1) << K64_TB2) - 1
+    cdef u8 cs0 = _cont_shift(self, 0)
+    cdef const u64* ptr[WALK_GROUP]
+    cdef u64 early_e[WALK_GROUP]
+    cdef i8 early_l[WALK_GROUP]
+    cdef Py_ssize_t early_j[WALK_GROUP]
+    cdef const u64* p
+    cdef Py_ssize_t base = 0, j, m, i, k, ne
+    # the outputs in locals: byte stores through o's fields would make the compiler
+    # reload them from *o after every store
+    cdef u64* opa = o.pa
+    cdef u8* ost = o.status
+    cdef i8* olv = o.level
+    cdef u8* ous = o.unit_shift
+    cdef u8* opr = o.prot
+    cdef u8 unit2[DESC_CONT + 1]     # a PTE's unit_shift by its DESC_CONT bit
+    unit2[0] = <u8>K64_S2
+    unit2[DESC_CONT] = K64_CS2
+    while base < n:
+        m = n - base if n - base < WALK_GROUP else WALK_GROUP
+        ne = 0
+        for j in range(m):
+            va = vas[base + j]
+            if va >= limit:
+                ptr[j] = &_HOLE
+                early_e[ne], early_l[ne], early_j[ne] = 0, -1, j
+                ne += 1
+                continue
+            e = root[va >> K64_S0]
+            if (e & (DESC_VALID | DESC_TABLE)) != (DESC_VALID | DESC_TABLE):
+                ptr[j] = &_HOLE
+                early_e[ne], early_l[ne], early_j[ne] = e, 0, j
+                ne += 1
+                continue
+            e = t1[((e >> DESC_ADDR_SHIFT) << K64_TB1) + ((va >> K64_S1) & m1)]
+            if (e & (DESC_VALID | DESC_TABLE)) != (DESC_VALID | DESC_TABLE):
+                ptr[j] = &_HOLE
+                early_e[ne], early_l[ne], early_j[ne] = e, 1, j
+                ne += 1
+                continue
+            p = &t2[((e >> DESC_ADDR_SHIFT) << K64_TB2) + ((va >> K64_S2) & m2)]
+            ptr[j] = p
+            __builtin_prefetch(p)
+        for j in range(m):
+            i = base + j
+            e = ptr[j][0]
+            olv[i] = 2
+            if e & DESC_VALID:
+                opa[i] = (e & ~(<u64>0xfff)) | (vas[i] & (((<u64>1) << K64_S2) - 1))
+                ost[i] = TR_OK
+                ous[i] = unit2[e & DESC_CONT]
+                opr[i] = <u8>((e & DESC_PROT_MASK) >> DESC_PROT_SHIFT)
+            else:
+                opa[i] = 0
+                ost[i] = TR_NOT_MAPPED
+                ous[i] = 0
+                opr[i] = 0
+        for k in range(ne):
+            i = base + early_j[k]
+            if early_l[k] < 0:
+                _tr_bad(o, i)
+            elif early_l[k] == 0:
+                _tr_end(o, i, vas[i], early_e[k], 0, K64_S0, cs0)
+            else:
+                _tr_end(o, i, vas[i], early_e[k], 1, K64_S1, K64_CS1)
+        base += m
+
+
 cdef void _translate_batch(PageTableCore self, const u64* vas, Py_ssize_t n,
                            _TrOut* o) noexcept nogil:
     """_walk (the MMU's table walk) of every address, WALK_GROUP walks at a time
@@ -127,6 +223,11 @@ cdef void _translate_batch(PageTableCore self, const u64* vas, Py_ssize_t n,
     cdef const u64* ptr[WALK_GROUP]
     cdef const u64* p
     cdef Py_ssize_t base = 0, j, m, i
+    if (levels == 3 and self.va_limit == (<u64>1) << 48 and s0 == 42 and self.tbits[0] == 6
+            and self.shift[1] == 29 and self.shift[2] == 16 and self.tbits[1] == 13
+            and self.tbits[2] == 13 and _cont_shift(self, 1) == 34 and _cont_shift(self, 2) == 21):
+        _translate64k(self, vas, n, o)
+        return
     if levels == 1:                 # the root holds only leaves
         for i in range(n):
             va = vas[i]
@@ -184,6 +285,12 @@ cdef void _translate_batch(PageTableCore self, const u64* vas, Py_ssize_t n,
             if p != NULL:
                 _tr_end(o, base + j, vas[base + j], p[0], last, sh, cs)
         base += m
+
+
+# _translate calls the batch walk through a pointer set at import: kept out of line, the
+# walk's loops get the registers to themselves (inlined into _translate they spill).
+cdef void (*_batch_fn)(PageTableCore, const u64*, Py_ssize_t, _TrOut*) noexcept nogil
+_batch_fn = _translate_batch
 
 
 cdef i64 _present(PageTableCore self, int l, i64 t, u64 tva, u64 start, u64 end) noexcept nogil:
@@ -1074,7 +1181,7 @@ cdef class PageTableCore:
         o.unit_shift = &unit_shift[0]
         o.prot = &prot[0]
         with nogil:
-            _translate_batch(self, &vas[0], n, &o)
+            _batch_fn(self, &vas[0], n, &o)
 
     def _range_mapped(self, u64 va, u64 size):
         self._user(va, size)
