@@ -123,8 +123,8 @@ cdef void _translate64k(PageTableCore self, const u64* vas, Py_ssize_t n,
                         _TrOut* o) noexcept nogil:
     """_translate_batch for arm64-64k-48 (3 levels: PGD, PMD, PTE), with the shifts
     and table bits as compile-time constants (immediate shifts, no per-level loads).
-    Two passes per group: the root and the PMD entry (both
-    hot: one root of 2^(48-K64_S0) entries, PMD tables of 2^K64_TB1), then a prefetch of the
+    The root's 64 entries are resolved to PMD table pointers once per call. Two
+    passes per group: the PMD entry (hot: few PMD tables), then a prefetch of the
     PTE entry; the second pass reads it and writes the outputs. A walk that ends
     early (bad address, hole or block above the PTE) is noted and reads _HOLE in
     the second pass; its outputs are rewritten after it, which keeps the output
@@ -150,6 +150,12 @@ cdef void _translate64k(PageTableCore self, const u64* vas, Py_ssize_t n,
     cdef u8* ous = o.unit_shift
     cdef u8* opr = o.prot
     cdef u8 unit2[DESC_CONT + 1]     # a PTE's unit_shift by its DESC_CONT bit
+    cdef const u64* pmd[1 << (48 - K64_S0)]     # per root entry: its PMD table, or NULL
+    cdef const u64* pm
+    for j in range(1 << (48 - K64_S0)):   # (the tables cannot change: PageTable is serialized)
+        e = root[j]
+        pmd[j] = &t1[(e >> DESC_ADDR_SHIFT) << K64_TB1] if (
+            (e & (DESC_VALID | DESC_TABLE)) == (DESC_VALID | DESC_TABLE)) else NULL
     unit2[0] = <u8>K64_S2
     unit2[DESC_CONT] = K64_CS2
     while base < n:
@@ -162,13 +168,13 @@ cdef void _translate64k(PageTableCore self, const u64* vas, Py_ssize_t n,
                 early_e[ne], early_l[ne], early_j[ne] = 0, -1, j
                 ne += 1
                 continue
-            e = root[va >> K64_S0]
-            if (e & (DESC_VALID | DESC_TABLE)) != (DESC_VALID | DESC_TABLE):
+            pm = pmd[va >> K64_S0]
+            if pm == NULL:
                 ptr[j] = &_HOLE
-                early_e[ne], early_l[ne], early_j[ne] = e, 0, j
+                early_e[ne], early_l[ne], early_j[ne] = root[va >> K64_S0], 0, j
                 ne += 1
                 continue
-            e = t1[((e >> DESC_ADDR_SHIFT) << K64_TB1) + ((va >> K64_S1) & m1)]
+            e = pm[(va >> K64_S1) & m1]
             if (e & (DESC_VALID | DESC_TABLE)) != (DESC_VALID | DESC_TABLE):
                 ptr[j] = &_HOLE
                 early_e[ne], early_l[ne], early_j[ne] = e, 1, j
