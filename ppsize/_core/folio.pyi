@@ -4,6 +4,8 @@ from typing import Iterable
 import numpy as np
 import numpy.typing as npt
 
+from .framemem import FrameMem
+
 FOLIO_FLAGS: dict[str, int]
 FOLIO_DTYPE: np.dtype
 PY_FOLIO_TAIL_BASE: int
@@ -18,7 +20,7 @@ class FolioTable:
     nr_pages: int
     nr_folios: int
     nr_folio_pages: int
-    def __init__(self, nr_pages: int) -> None: ...
+    def __init__(self, nr_pages: int, frames: FrameMem | None = None) -> None: ...
     def init(self, pfn: int, order: int, flags: Flags = 0, owner: int = -1, index: int = 0) -> int: ...
     def free(self, pfn: int) -> int: ...
     def split(self, pfn: int, new_order: int) -> None: ...
