@@ -25,3 +25,12 @@ cdef class FrameMem:
     cdef void prepare(self, i64 hi) noexcept nogil
 
 cdef void populate(void *p, size_t nbytes) noexcept nogil
+
+
+cdef class GrowBuf:
+    # an anonymous private mapping that grows in place or moves with mremap
+    # (MREMAP_MAYMOVE: the host moves the pages, nothing is copied or re-zeroed);
+    # the bytes past the old size come zero-filled
+    cdef void *p
+    cdef readonly size_t nbytes
+    cdef int grow(self, size_t nbytes) except -1

@@ -28,6 +28,11 @@ cnp.import_array()
 
 cdef extern from "<sys/mman.h>" nogil:
     int madvise(void *addr, size_t length, int advice)
+    void *sys_mmap "mmap"(void *addr, size_t length, int prot, int flags, int fd, long offset)
+    void *mremap(void *old_address, size_t old_size, size_t new_size, int flags, ...)
+    int munmap(void *addr, size_t length)
+    int PROT_READ, PROT_WRITE, MAP_PRIVATE, MAP_ANONYMOUS, MREMAP_MAYMOVE, MADV_HUGEPAGE
+    void *MAP_FAILED
 
 cdef enum:
     MADV_POPULATE_WRITE_ = 23       # include/uapi/asm-generic/mman-common.h (Linux 5.14+)
@@ -141,3 +146,39 @@ cdef class FrameMem:
     def lazy(self):
         """Frames not yet prepared."""
         return self.lazy_hi - self.lazy_lo
+
+
+cdef size_t HUGE_HINT = 4 << 20     # NumPy's threshold for advising MADV_HUGEPAGE
+
+
+cdef class GrowBuf:
+    """GrowBuf(nbytes): zeroed host memory that grows without a copy (mremap). Its
+    address changes on growth: hold pointers, never views, across grow()."""
+
+    def __cinit__(self, size_t nbytes):
+        self.p = NULL
+        self.nbytes = 0
+        self.grow(nbytes)
+
+    cdef int grow(self, size_t nbytes) except -1:
+        cdef void *q
+        nbytes = (max(nbytes, 1) + HOST_PAGE - 1) & ~(HOST_PAGE - 1)
+        if nbytes <= self.nbytes:
+            return 0
+        if self.p == NULL:
+            q = sys_mmap(NULL, nbytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)
+        else:
+            q = mremap(self.p, self.nbytes, nbytes, MREMAP_MAYMOVE)
+        if q == MAP_FAILED:
+            raise MemoryError(f"cannot map {nbytes} bytes for a growing pool")
+        if nbytes >= HUGE_HINT:
+            # large pools keep the THP backing NumPy gave them (the walk reads
+            # them at random); growth faults in only the new part
+            madvise(q, nbytes, MADV_HUGEPAGE)
+        self.p = q
+        self.nbytes = nbytes
+        return 0
+
+    def __dealloc__(self):
+        if self.p != NULL:
+            munmap(self.p, self.nbytes)
