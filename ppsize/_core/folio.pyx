@@ -366,10 +366,13 @@ cdef class FolioTable:
                 "mapcount": self.folio_mapcount(h), "flags": flag_names(self.flags[h]),
                 "owner": self.owner[h], "index": self.index[h]}
 
-    def as_numpy(self):
+    def as_numpy(self, used_only=False):
         """Read-only views of the per-frame arrays: order (head order / tail marker
-        FOLIO_TAIL_BASE - order / -1), refcount, mapcount, flags, owner, index."""
-        self._ready()
+        FOLIO_TAIL_BASE - order / -1), refcount, mapcount, flags, owner, index.
+        ``used_only``: the caller reads only frames of live folios, so frames the
+        kernel's buddy never handed out need not get their -1 markers first."""
+        if not used_only:
+            self._ready()
         out = {}
         for name, a in (("order", self._order_a), ("refcount", self._ref_a),
                         ("mapcount", self._map_a), ("flags", self._flags_a),
