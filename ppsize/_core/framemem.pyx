@@ -41,10 +41,18 @@ cdef size_t HOST_PAGE = mmap.PAGESIZE
 cdef bint have_populate = True      # cleared on the first EINVAL (an older host kernel)
 
 
+SMALL_ARRAY = 4 << 20     # bytes; NumPy's MADV_HUGEPAGE threshold
+
+
 def frame_array(n, dtype):
-    """A zeroed 1-D array of ``n`` elements of ``dtype`` in its own anonymous private
-    mapping, advised MADV_NOHUGEPAGE (host pages are zero-filled on first touch)."""
+    """A zeroed 1-D array of ``n`` elements of ``dtype``: from 4 MiB up in its own
+    anonymous private mapping, advised MADV_NOHUGEPAGE (host pages are zero-filled
+    on first touch); smaller ones from NumPy (the heap)."""
     itemsize = np.dtype(dtype).itemsize
+    if n * itemsize < SMALL_ARRAY:
+        # small: the C heap reuses warm pages across kernels (as a C buddy's malloc
+        # does), and NumPy advises no THP below this size
+        return np.zeros(n, dtype=dtype)
     m = mmap.mmap(-1, max(1, n * itemsize), flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
     try:
         m.madvise(mmap.MADV_NOHUGEPAGE)
