@@ -12,7 +12,6 @@
 cimport cython
 
 from ppsize._core._types cimport i64, i32, i8, u16
-from ppsize._core.framemem cimport FrameMem
 
 cdef enum:
     # folio flags (a subset of include/linux/page-flags.h, plus PG_anon for
@@ -46,7 +45,7 @@ cdef class FolioTable:
     cdef readonly i64 nr_folios
     cdef readonly i64 nr_folio_pages
     cdef object _order_a, _ref_a, _map_a, _flags_a, _owner_a, _index_a
-    cdef FrameMem frames               # the shared per-frame allocator (lazy frames), or None
+    cdef object frames                 # the kernel's FrameMem (framemem.pyx, internal)
     cdef i8 *order_
     cdef i32 *refcount
     cdef i32 *mapcount                # per page; 0 = unmapped (Linux _mapcount + 1)

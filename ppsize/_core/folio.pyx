@@ -24,6 +24,7 @@ from libc.string cimport memcpy, memset
 from ppsize._validate import as_int, as_order
 
 from ppsize._core._types cimport i64, i32, i8, u16, u64
+from ppsize._core.framemem cimport FrameMem
 
 FOLIO_FLAGS = {
     "locked": PG_locked, "uptodate": PG_uptodate, "dirty": PG_dirty, "lru": PG_lru,

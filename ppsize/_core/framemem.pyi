@@ -2,6 +2,8 @@
 import numpy as np
 import numpy.typing as npt
 
+SMALL_ARRAY: int
+
 def frame_array(n: int, dtype: npt.DTypeLike) -> npt.NDArray[np.generic]: ...
 
 class FrameMem:
