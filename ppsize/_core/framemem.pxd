@@ -20,6 +20,7 @@ cdef class FrameMem:
     cdef u8 *base[FRAMEMEM_MAX_ARRAYS]
     cdef size_t itemsize[FRAMEMEM_MAX_ARRAYS]
     cdef int fill[FRAMEMEM_MAX_ARRAYS]          # byte value (0: populate only)
+    cdef bint mapped[FRAMEMEM_MAX_ARRAYS]       # an mmap of its own (populated in bulk)
     cdef object _arrays
 
     cdef void prepare(self, i64 hi) noexcept nogil

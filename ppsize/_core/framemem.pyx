@@ -50,9 +50,11 @@ def frame_array(n, dtype):
     on first touch); smaller ones from NumPy (the heap)."""
     itemsize = np.dtype(dtype).itemsize
     if n * itemsize < SMALL_ARRAY:
-        # small: the C heap reuses warm pages across kernels (as a C buddy's malloc
-        # does), and NumPy advises no THP below this size
-        return np.zeros(n, dtype=dtype)
+        # small: from the C heap, whose pages stay warm across kernels (as a C
+        # buddy's malloc); calloc would map fresh pages above glibc's mmap threshold
+        a = np.empty(n, dtype=dtype)
+        memset(cnp.PyArray_DATA(a), 0, <size_t>a.nbytes)
+        return a
     m = mmap.mmap(-1, max(1, n * itemsize), flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
     try:
         m.madvise(mmap.MADV_NOHUGEPAGE)
@@ -117,10 +119,11 @@ cdef class FrameMem:
         self.base[i] = <u8*>cnp.PyArray_DATA(a)
         self.itemsize[i] = sz
         self.fill[i] = f
+        self.mapped[i] = a.nbytes >= SMALL_ARRAY       # heap arrays are touched already
         if f:
             memset(self.base[i], f, self.lazy_lo * sz)
             memset(self.base[i] + self.lazy_hi * sz, f, (self.nr_pages - self.lazy_hi) * sz)
-        else:
+        elif self.mapped[i]:
             populate(self.base[i], self.lazy_lo * sz)   # the frames already in use
         self._arrays.append(a)
         self.nr_arrays += 1
@@ -141,7 +144,7 @@ cdef class FrameMem:
             sz = self.itemsize[i]
             if self.fill[i]:
                 memset(self.base[i] + lo * sz, self.fill[i], (hi - lo) * sz)
-            else:
+            elif self.mapped[i]:
                 populate(self.base[i] + lo * sz, (hi - lo) * sz)
         self.lazy_lo = hi
 
