@@ -311,8 +311,7 @@ cdef class BuddyAllocator:
             if pr < 0 and self.def_pfn < self.def_end and \
                     li == self.max_order * MIGRATE_TYPES + MIGRATE_MOVABLE:
                 self._deferred_grow(self.def_chunk)
-        self.next_[p] = -1
-        self.prev_[p] = -1
+        # p's own links are left stale: they are read only while p is on a list
         self.nr_free[li] -= 1
         self.state[p] = 0
 
