@@ -56,6 +56,7 @@ cdef class BuddyAllocator:
     cdef readonly i64 def_pfn
     cdef readonly i64 def_end
     cdef readonly i64 def_chunk          # frames linked per deferred_grow_zone step
+    cdef int def_li                      # the list the deferred blocks trail (-1: none left)
     cdef i32 *next_                      # per frame: free-list links (valid on free heads)
     cdef i32 *prev_
     cdef u8 *state                       # per frame: BUDDY_ST_* | mt << 4 | order
@@ -77,8 +78,8 @@ cdef class BuddyAllocator:
     cdef bint pfn_is_free(self, i64 pfn) noexcept nogil
 
     # internals (mirroring mm/page_alloc.c)
-    cdef void _list_add(self, i64 pfn, int order, int mt, bint to_tail) noexcept nogil
-    cdef void _list_del(self, i64 pfn, int order, int mt) noexcept nogil
+    cdef inline void _list_add(self, i64 pfn, int order, int mt, bint to_tail) noexcept nogil
+    cdef inline void _list_del(self, i64 pfn, int order, int mt) noexcept nogil
     cdef bint _page_is_buddy(self, i64 pfn, int order) noexcept nogil
     cdef void _change_pageblock_range(self, i64 pfn, int order, int mt) noexcept nogil
     cdef void _expand(self, i64 pfn, int low, int high, int mt) noexcept nogil

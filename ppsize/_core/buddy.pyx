@@ -175,6 +175,7 @@ cdef class BuddyAllocator:
         frames.set_lazy(0, full)
         self.frames = frames
         self.def_pfn = self.def_end = 0          # set below, after the boot's own frees
+        self.def_li = -1
         # links are read only on free-list members (written by __add_to_free_list),
         # state 0 is "no block head": zero pages of the host, never touched at boot
         self._next_a = frames.array(np.int32)
@@ -192,6 +193,8 @@ cdef class BuddyAllocator:
         self._boot_free(full, nr_pages)
         self.def_pfn = first
         self.def_end = full
+        if first < full:
+            self.def_li = max_order * MIGRATE_TYPES + MIGRATE_MOVABLE
         # the deferred blocks: free, counted, not linked (deferred_free_pages later)
         self.nr_free[max_order * MIGRATE_TYPES + MIGRATE_MOVABLE] += (full - first) >> max_order
         self.nr_free_pages += full - first
@@ -244,6 +247,8 @@ cdef class BuddyAllocator:
             self.state[pfn] = <u8>(BUDDY_ST_FREE | (MIGRATE_MOVABLE << BUDDY_MT_SHIFT) | self.max_order)
             pfn += step
         self.def_pfn = hi
+        if hi == self.def_end:
+            self.def_li = -1
 
     def deferred_init_all(self):
         """page_alloc_init_late(): link every deferred block now (before a walk
@@ -260,7 +265,7 @@ cdef class BuddyAllocator:
         return self.def_end - self.def_pfn
 
     # ------------------------------------------------------------ free lists
-    cdef void _list_add(self, i64 pfn, int order, int mt, bint to_tail) noexcept nogil:
+    cdef inline void _list_add(self, i64 pfn, int order, int mt, bint to_tail) noexcept nogil:
         # __add_to_free_list + set_buddy_order
         cdef int li = order * MIGRATE_TYPES + mt
         cdef i32 p = <i32>pfn
@@ -269,7 +274,7 @@ cdef class BuddyAllocator:
         assert 0 <= pfn and pfn + (<i64>1 << order) <= self.nr_pages, "free block outside memory"
         assert self.state[pfn] == 0, "adding a block head that is already free or allocated"
         if to_tail:
-            if self.def_pfn < self.def_end and li == self.max_order * MIGRATE_TYPES + MIGRATE_MOVABLE:
+            if li == self.def_li:
                 self._deferred_grow(self.def_end - self.def_pfn)   # list_add_tail after them
             old = self.tail[li]
             self.prev_[p] = old
@@ -291,7 +296,7 @@ cdef class BuddyAllocator:
         self.nr_free[li] += 1
         self.state[p] = <u8>(BUDDY_ST_FREE | (mt << BUDDY_MT_SHIFT) | order)
 
-    cdef void _list_del(self, i64 pfn, int order, int mt) noexcept nogil:
+    cdef inline void _list_del(self, i64 pfn, int order, int mt) noexcept nogil:
         # __del_page_from_free_list: list_del, __ClearPageBuddy, set_page_private(0)
         cdef int li = order * MIGRATE_TYPES + mt
         cdef i32 p = <i32>pfn
@@ -308,8 +313,7 @@ cdef class BuddyAllocator:
         else:
             self.tail[li] = pr
             # the list's linked part ran dry: the deferred blocks come next
-            if pr < 0 and self.def_pfn < self.def_end and \
-                    li == self.max_order * MIGRATE_TYPES + MIGRATE_MOVABLE:
+            if li == self.def_li and pr < 0:
                 self._deferred_grow(self.def_chunk)
         # p's own links are left stale: they are read only while p is on a list
         self.nr_free[li] -= 1
