@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 import ppsize
 from ppsize.buddy import BuddyAllocator
 from ref_buddy import RefBuddy
-from test_buddy import assert_same, configs, ops
+from test_buddy import apply_op, assert_same, configs, ops
 
 
 def same_visible(d: BuddyAllocator, e: BuddyAllocator):
@@ -36,33 +36,7 @@ def test_deferred_against_eager_and_reference(cfg, seq, step_blocks):
     same_visible(d, e)
     live = []
     for op in seq:
-        if op[0] == "alloc":
-            order = min(op[1], max_order)
-            p = d.alloc_pages(order, op[2])
-            assert p == e.alloc_pages(order, op[2]) == r.alloc(order, op[2])
-            if p >= 0:
-                live.append((p, order))
-        elif op[0] == "batch":
-            orders = [min(o, max_order) for o in op[1]]
-            got = d.alloc_batch(np.array(orders, dtype=np.int64), op[2])
-            assert got.tolist() == e.alloc_batch(np.array(orders, dtype=np.int64), op[2]).tolist()
-            assert got.tolist() == [r.alloc(o, op[2]) for o in orders]
-            live += [(int(p), o) for p, o in zip(got, orders) if p >= 0]
-        elif not live:
-            continue
-        elif op[0] == "free":
-            p, o = live.pop(op[1] % len(live))
-            d.free_pages(p, o)
-            e.free_pages(p, o)
-            r.free(p, o)
-        else:
-            k = op[1] % len(live)
-            p, o = live[k]
-            new = min(op[2], o)
-            d.split(p, o, new)
-            e.split(p, o, new)
-            r.split(p, o, new)
-            live[k:k + 1] = [(q, new) for q in range(p, p + (1 << o), 1 << new)]
+        apply_op(op, live, max_order, [d, e], r)
         same_visible(d, e)
         probe = op[-1] % nr
         assert d.describe(probe) == e.describe(probe)
