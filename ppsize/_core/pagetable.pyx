@@ -12,6 +12,7 @@ from libc cimport errno as cerrno
 from ._types cimport u64, i64, i32, u32, u8, i8, MAX_LEVELS
 from .tlb cimport TlbCore
 from .kcore cimport KernelCore
+from .framemem cimport GrowBuf
 
 cnp.import_array()
 
@@ -514,22 +515,25 @@ cdef class PageTableCore:
 
     # ------------------------------------------------------------ table pool
     def _grow(self, int l, i64 new_cap):
+        # the pools grow in place (GrowBuf: mremap, no zero-and-copy of the old
+        # tables, the new part zero-filled by the host); the walk reads them
+        # through self.tab / nvalid / tpfn, re-read after every growth
         if not 0 <= l < self.levels or new_cap < self.cap[l]:
             raise ValueError(f"level {l} (of {self.levels}) or capacity {new_cap} out of range")
-        cdef cnp.ndarray tab = np.zeros(new_cap << self.tbits[l], dtype=np.uint64)
-        cdef cnp.ndarray nv = np.zeros(new_cap, dtype=np.uint32)
-        cdef cnp.ndarray pf = np.full(new_cap, -1, dtype=np.int64)
-        old = self._tab_arrays[l]
-        if old is not None:
-            tab[:old.shape[0]] = old
-            nv[:self.cap[l]] = self._nvalid_arrays[l]
-            pf[:self.cap[l]] = self._pfn_arrays[l]
-        self._tab_arrays[l] = tab
-        self._nvalid_arrays[l] = nv
-        self._pfn_arrays[l] = pf
-        self.tab[l] = <u64*>cnp.PyArray_DATA(tab)
-        self.nvalid[l] = <u32*>cnp.PyArray_DATA(nv)
-        self.tpfn[l] = <i64*>cnp.PyArray_DATA(pf)
+        cdef GrowBuf tab, nv, pf
+        cdef i64 old = self.cap[l]
+        if self._tab_arrays[l] is None:
+            self._tab_arrays[l] = GrowBuf(0)
+            self._nvalid_arrays[l] = GrowBuf(0)
+            self._pfn_arrays[l] = GrowBuf(0)
+        tab, nv, pf = self._tab_arrays[l], self._nvalid_arrays[l], self._pfn_arrays[l]
+        tab.grow((<size_t>new_cap << self.tbits[l]) * sizeof(u64))
+        nv.grow(<size_t>new_cap * sizeof(u32))
+        pf.grow(<size_t>new_cap * sizeof(i64))
+        self.tab[l] = <u64*>tab.p
+        self.nvalid[l] = <u32*>nv.p
+        self.tpfn[l] = <i64*>pf.p
+        memset(&self.tpfn[l][old], 0xFF, <size_t>(new_cap - old) * sizeof(i64))   # -1: no frame
         self.cap[l] = new_cap
 
     cdef i64 alloc_table(self, int l) noexcept nogil:
