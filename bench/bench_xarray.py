@@ -16,7 +16,12 @@ plain-C:  bench/c/radix_store.c, compiled at bench time: an order-0 radix-tree s
           xas_expand with the tree's marks carried into new roots, count and nr_values
           (value entries) per node, the sibling (multi-index) checks of the old and next
           slot. It does not split multi-index entries, erase or shrink (not benchmarked),
-          nor keep ppsize's lookup cache; see the file's comment.
+          nor keep ppsize's lookup cache; see the file's comment. Its cost (callgrind,
+          gcc -O2 like every baseline): 93 instructions per sequential store, 99 per
+          sparse one (plus calloc); the order-0 store alone was 57: the entry check
+          pass ~9, the sibling checks of the old and next slot ~18, nr_values and count
+          ~6. The checks are written branch-light (one test of both slots, a
+          branch-free check pass); that is what the equal work costs, not slack.
 The ratio table printed at the end (bench/conftest.py) is dict (or C) time / ppsize time.
 """
 import ctypes

@@ -272,7 +272,7 @@ class FilePolicy:
     def _blockers(self, fo, sel) -> dict:
         """The folios of ``sel`` that block a transition, and why (folio_busy less
         the mapping, which the transition undoes itself)."""
-        refcount = self.kernel.core.folios.as_numpy()["refcount"]
+        refcount = self.kernel.core.folios.as_numpy(used_only=True)["refcount"]   # live folios
         blocked = {"pinned": 0, "mlocked": 0, "dirty": 0, "writeback": 0, "locked": 0, "folios": []}
         for k in sel.tolist():
             pfn, fl, nr = int(fo["pfn"][k]), int(fo["flags"][k]), 1 << int(fo["order"][k])

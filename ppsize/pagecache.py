@@ -284,7 +284,7 @@ class PageCache:
             return None
         if pfn < 0:
             raise OSError(-pfn, os.strerror(-pfn))
-        fo = self.kernel_folios()
+        fo = self._c.k.folios.as_numpy(used_only=True)     # pfn is a live cache folio
         return int(fo["index"][pfn]), int(fo["order"][pfn]), int(pfn)
 
     def seed(self, f, index, order) -> int:

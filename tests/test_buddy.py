@@ -361,6 +361,38 @@ ops = st.lists(st.one_of(
 ), max_size=60)
 
 
+def apply_op(op, live, max_order, buddies, r):
+    """One op of ``ops`` on every allocator of ``buddies`` and the reference: the
+    same pfns from each; ``live`` holds the allocated (pfn, order) blocks."""
+    if op[0] == "alloc":
+        order = min(op[1], max_order)
+        got = [b.alloc_pages(order, op[2]) for b in buddies]
+        assert got == [r.alloc(order, op[2])] * len(buddies)
+        if got[0] >= 0:
+            live.append((got[0], order))
+    elif op[0] == "batch":
+        orders = [min(o, max_order) for o in op[1]]
+        got = [b.alloc_batch(np.array(orders, dtype=np.int64), op[2]).tolist() for b in buddies]
+        want = [r.alloc(o, op[2]) for o in orders]
+        assert got == [want] * len(buddies)
+        live += [(int(p), o) for p, o in zip(want, orders) if p >= 0]
+    elif not live:
+        return
+    elif op[0] == "free":
+        p, o = live.pop(op[1] % len(live))
+        for b in buddies:
+            b.free_pages(p, o)
+        r.free(p, o)
+    else:
+        k = op[1] % len(live)
+        p, o = live[k]
+        new = min(op[2], o)
+        for b in buddies:
+            b.split(p, o, new)
+        r.split(p, o, new)
+        live[k:k + 1] = [(q, new) for q in range(p, p + (1 << o), 1 << new)]
+
+
 @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(configs(), ops)
 def test_against_reference(cfg, seq):
@@ -370,30 +402,7 @@ def test_against_reference(cfg, seq):
     assert_same(b, r)
     live = []
     for op in seq:
-        if op[0] == "alloc":
-            order = min(op[1], max_order)
-            p = b.alloc_pages(order, op[2])
-            assert p == r.alloc(order, op[2])
-            if p >= 0:
-                live.append((p, order))
-        elif op[0] == "batch":
-            orders = [min(o, max_order) for o in op[1]]
-            got = b.alloc_batch(np.array(orders, dtype=np.int64), op[2])
-            assert got.tolist() == [r.alloc(o, op[2]) for o in orders]
-            live += [(int(p), o) for p, o in zip(got, orders) if p >= 0]
-        elif not live:
-            continue
-        elif op[0] == "free":
-            p, o = live.pop(op[1] % len(live))
-            b.free_pages(p, o)
-            r.free(p, o)
-        else:
-            k = op[1] % len(live)
-            p, o = live[k]
-            new = min(op[2], o)
-            b.split(p, o, new)
-            r.split(p, o, new)
-            live[k:k + 1] = [(q, new) for q in range(p, p + (1 << o), 1 << new)]
+        apply_op(op, live, max_order, [b], r)
         b.check()
     assert_same(b, r)
     for p, o in live:

@@ -51,9 +51,13 @@ size_t rs_nodes(const struct tree *t) { return t->nodes; }
 long rs_store_batch(struct tree *t, const uint64_t *indices, const uint64_t *entries, size_t n)
 {
     long failed = 0;
+    uint64_t internal = 0;                  /* branch-free pass; find i only if one is */
     for (size_t i = 0; i < n; i++)
-        if ((entries[i] & 3) == 2)
-            return -1 - (long)i;
+        internal |= (entries[i] & 3) == 2;
+    if (internal)
+        for (size_t i = 0; i < n; i++)
+            if ((entries[i] & 3) == 2)
+                return -1 - (long)i;
     for (size_t i = 0; i < n; i++) {
         uint64_t index = indices[i];
         if (!t->root)
@@ -79,8 +83,11 @@ long rs_store_batch(struct tree *t, const uint64_t *indices, const uint64_t *ent
         }
         int off = index & 63;
         void **slot = &nd->slots[off];
-        void *old = *slot;
-        if (IS_SIBLING(old) || (off < 63 && IS_SIBLING(nd->slots[off + 1]))) {
+        void *old = *slot, *next = off < 63 ? nd->slots[off + 1] : NULL;
+        /* internal entries in a leaf are rare: one test of both, then the exact check */
+        /* internal entries in a leaf are rare: one test of both, then the exact check */
+        if (((((uintptr_t)old & 3) == 2) | (((uintptr_t)next & 3) == 2)) &&
+                (IS_SIBLING(old) || IS_SIBLING(next))) {
             failed++;                                      /* a multi-index entry */
             continue;
         }

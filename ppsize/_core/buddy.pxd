@@ -11,6 +11,7 @@
 cimport cython
 
 from ppsize._core._types cimport i64, i32, u8, NR_ORDERS
+from ppsize._core.framemem cimport FrameMem
 
 cdef enum:
     # include/linux/mmzone.h enum migratetype (no CMA, no ISOLATE in the model)
@@ -27,6 +28,9 @@ cdef enum:
     BUDDY_MT_SHIFT = 4
     BUDDY_MT_MASK = 0x30
     BUDDY_ORDER_LIMIT = NR_ORDERS - 1   # max_order must fit the 4-bit order field
+    # deferred_grow_zone() grows by whole sections: PAGES_PER_SECTION of x86-64 / arm64
+    # with 4K pages (SECTION_SIZE_BITS 27), at least one max-order block
+    DEFERRED_GROW_FRAMES = 1 << 15
 
 
 # final: C-level methods are called directly (no vtable), so the C compiler can
@@ -42,8 +46,17 @@ cdef class BuddyAllocator:
     cdef readonly i64 nr_claimed         # __rmqueue_claim successes (pageblock claimed)
     cdef readonly i64 nr_stolen          # __rmqueue_steal successes (block polluted)
 
-    # per-frame storage NumPy-owned (kept alive here), raw pointers below
+    # per-frame storage from the shared allocator (kept alive here), raw pointers below
+    cdef readonly FrameMem frames
     cdef object _next_a, _prev_a, _state_a, _pbmt_a
+    # CONFIG_DEFERRED_STRUCT_PAGE_INIT: the max-order blocks def_pfn .. def_end-1 are
+    # free MIGRATE_MOVABLE blocks at the tail of that free list (after its last
+    # linked block, in pfn order, as the boot's FPI_TO_TAIL left them) whose links
+    # and state are not written yet; counted in nr_free / nr_free_pages
+    cdef readonly i64 def_pfn
+    cdef readonly i64 def_end
+    cdef readonly i64 def_chunk          # frames linked per deferred_grow_zone step
+    cdef int def_li                      # the list the deferred blocks trail (-1: none left)
     cdef i32 *next_                      # per frame: free-list links (valid on free heads)
     cdef i32 *prev_
     cdef u8 *state                       # per frame: BUDDY_ST_* | mt << 4 | order
@@ -65,8 +78,8 @@ cdef class BuddyAllocator:
     cdef bint pfn_is_free(self, i64 pfn) noexcept nogil
 
     # internals (mirroring mm/page_alloc.c)
-    cdef void _list_add(self, i64 pfn, int order, int mt, bint to_tail) noexcept nogil
-    cdef void _list_del(self, i64 pfn, int order, int mt) noexcept nogil
+    cdef inline void _list_add(self, i64 pfn, int order, int mt, bint to_tail) noexcept nogil
+    cdef inline void _list_del(self, i64 pfn, int order, int mt) noexcept nogil
     cdef bint _page_is_buddy(self, i64 pfn, int order) noexcept nogil
     cdef void _change_pageblock_range(self, i64 pfn, int order, int mt) noexcept nogil
     cdef void _expand(self, i64 pfn, int low, int high, int mt) noexcept nogil
@@ -79,3 +92,4 @@ cdef class BuddyAllocator:
     cdef i64 _rmqueue_claim(self, int order, int start_mt) noexcept nogil
     cdef i64 _rmqueue_steal(self, int order, int start_mt) noexcept nogil
     cdef i64 _nr_free_order(self, int order) noexcept nogil
+    cdef void _deferred_grow(self, i64 nr) noexcept nogil

@@ -1,6 +1,8 @@
 """Stubs for the compiled buddy allocator (ppsize/_core/buddy.pyx)."""
 from typing import Iterable, Sequence
 
+from .framemem import FrameMem
+
 import numpy as np
 import numpy.typing as npt
 
@@ -23,7 +25,15 @@ class BuddyAllocator:
     nr_bad_free: int
     nr_claimed: int
     nr_stolen: int
-    def __init__(self, nr_pages: int, max_order: int, pageblock_order: int) -> None: ...
+    frames: FrameMem
+    def_pfn: int
+    def_end: int
+    def_chunk: int
+    def __init__(self, nr_pages: int, max_order: int, pageblock_order: int,
+                 frames: FrameMem | None = None, deferred: bool | int = True) -> None: ...
+    def deferred_init_all(self) -> int: ...
+    @property
+    def deferred_pages(self) -> int: ...
     def alloc_pages(self, order: int, migratetype: MigrateType = "movable") -> int: ...
     def free_pages(self, pfn: int, order: int) -> None: ...
     def split(self, pfn: int, order: int, new_order: int) -> None: ...

@@ -9,7 +9,14 @@ next/prev arrays, so any block is removed in O(1) and a merge costs O(1) per lev
 
 Per-frame state: next (4 B) + prev (4 B) + state (1 B) = 9 bytes/frame, plus one
 byte per pageblock. The state byte holds [ALLOC:1][FREE:1][migratetype:2][order:4]
-on block heads and 0 elsewhere.
+on block heads and 0 elsewhere. The arrays come from framemem (host pages
+zero-filled on first touch, never THP). Boot links only the first section's
+max-order blocks; the rest of the zone's max-order blocks stay "deferred"
+(CONFIG_DEFERRED_STRUCT_PAGE_INIT, mm/mm_init.c deferred_init_memmap): free,
+counted, logically the tail of the MIGRATE_MOVABLE max-order list in pfn order,
+linked a section at a time when that list runs dry (deferred_grow_zone), or all
+at once before anything appends to that list's tail or walks every frame. Every
+pfn, count and list order is the eager boot's; only unused frames cost nothing.
 
 Not modelled (deliberately): per-cpu page lists (every alloc/free goes straight to
 the buddy lists, as FPI_NONE/RMQUEUE_NORMAL without pcp), watermarks and
@@ -117,9 +124,16 @@ cdef class BuddyAllocator:
     pageblocks are MIGRATE_MOVABLE and all memory is freed as at boot
     (memblock __free_pages_memory: aligned blocks of at most MAX_PAGE_ORDER, the tail
     as smaller blocks, each via __free_pages_core -> FPI_TO_TAIL).
+
+    ``deferred``: CONFIG_DEFERRED_STRUCT_PAGE_INIT. True: boot links one section
+    (DEFERRED_GROW_FRAMES) of max-order blocks and the rest a section at a time as
+    the free list needs them; an int: frames per step instead; False: link every
+    block at boot. Results are the same either way. ``frames``: the kernel's shared
+    FrameMem (per-frame arrays); None: one of its own.
     """
 
-    def __cinit__(self, nr_pages, max_order, pageblock_order):
+    def __cinit__(self, nr_pages, max_order, pageblock_order, FrameMem frames=None,
+                  deferred=True):
         nr_pages = as_int(nr_pages, "nr_pages")
         max_order = as_int(max_order, "max_order")
         pageblock_order = as_int(pageblock_order, "pageblock_order")
@@ -129,6 +143,10 @@ cdef class BuddyAllocator:
             raise ValueError(f"max_order must be in 0..{BUDDY_ORDER_LIMIT}, got {max_order}")
         if pageblock_order < 0 or pageblock_order > max_order:
             raise ValueError(f"pageblock_order must be in 0..max_order={max_order}, got {pageblock_order}")
+        if frames is None:
+            frames = FrameMem(nr_pages)
+        elif frames.nr_pages != nr_pages:
+            raise ValueError(f"frames cover {frames.nr_pages} frames, not nr_pages={nr_pages}")
         self.nr_pages = nr_pages
         self.max_order = max_order
         self.pageblock_order = pageblock_order
@@ -142,27 +160,49 @@ cdef class BuddyAllocator:
             self.nr_alloc[i] = 0
             self.nr_fail[i] = 0
             self.nr_frees[i] = 0
-        self._next_a = np.empty(nr_pages, dtype=np.int32)
-        self._prev_a = np.empty(nr_pages, dtype=np.int32)
-        self._state_a = np.empty(nr_pages, dtype=np.uint8)
+        # deferred_init_memmap(): the whole max-order blocks past the first section
+        # are initialised when the zone first needs them (deferred_grow_zone)
+        if deferred is True:
+            deferred = DEFERRED_GROW_FRAMES
+        elif deferred is False:
+            deferred = nr_pages
+        deferred = as_int(deferred, "deferred")
+        if deferred < 1:
+            raise ValueError(f"deferred must be True, False or frames per step >= 1, got {deferred}")
+        self.def_chunk = max(deferred, 1 << max_order)
+        cdef i64 full = (<i64>nr_pages >> max_order) << max_order
+        cdef i64 first = min(full, self.def_chunk)
+        frames.set_lazy(0, full)
+        self.frames = frames
+        self.def_pfn = self.def_end = 0          # set below, after the boot's own frees
+        self.def_li = -1
+        # links are read only on free-list members (written by __add_to_free_list),
+        # state 0 is "no block head": zero pages of the host, never touched at boot
+        self._next_a = frames.array(np.int32)
+        self._prev_a = frames.array(np.int32)
+        self._state_a = frames.array(np.uint8)
         self._pbmt_a = np.empty(self.nr_pageblocks, dtype=np.uint8)
         self.next_ = <i32*>cnp.PyArray_DATA(self._next_a)
         self.prev_ = <i32*>cnp.PyArray_DATA(self._prev_a)
         self.state = <u8*>cnp.PyArray_DATA(self._state_a)
         self.pb_mt = <u8*>cnp.PyArray_DATA(self._pbmt_a)
-        # links -1 (all bytes 0xFF) as INIT_LIST_HEAD(&page->lru) in __init_single_page;
         # memmap_init_range: every pageblock starts MIGRATE_MOVABLE
-        memset(self.next_, 0xFF, nr_pages * sizeof(i32))
-        memset(self.prev_, 0xFF, nr_pages * sizeof(i32))
-        memset(self.state, 0, nr_pages)
         memset(self.pb_mt, MIGRATE_MOVABLE, self.nr_pageblocks)
-        self._boot_free()
+        frames.prepare(first)
+        self._boot_free(0, first)
+        self._boot_free(full, nr_pages)
+        self.def_pfn = first
+        self.def_end = full
+        if first < full:
+            self.def_li = max_order * MIGRATE_TYPES + MIGRATE_MOVABLE
+        # the deferred blocks: free, counted, not linked (deferred_free_pages later)
+        self.nr_free[max_order * MIGRATE_TYPES + MIGRATE_MOVABLE] += (full - first) >> max_order
+        self.nr_free_pages += full - first
 
-    def _boot_free(self):
-        # mm/memblock.c __free_pages_memory(0, nr_pages) -> memblock_free_pages ->
+    def _boot_free(self, i64 start, i64 end):
+        # mm/memblock.c __free_pages_memory(start, end) -> memblock_free_pages ->
         # __free_pages_core -> __free_pages_ok(FPI_TO_TAIL) -> free_one_page ->
         # split_large_buddy
-        cdef i64 start = 0, end = self.nr_pages
         cdef int order
         with nogil:
             while start < end:
@@ -179,8 +219,53 @@ cdef class BuddyAllocator:
                 self._split_large_buddy(start, order, True)
                 start += <i64>1 << order
 
+    cdef void _deferred_grow(self, i64 nr) noexcept nogil:
+        # deferred_grow_zone() / deferred_init_memmap_chunk(): the next nr frames
+        # (whole max-order blocks, rounded up to a section) of the deferred range:
+        # per-frame arrays prepared, each block linked at the tail of the
+        # MIGRATE_MOVABLE max-order list as the eager boot's FPI_TO_TAIL free put it.
+        # Already counted in nr_free and nr_free_pages.
+        cdef int li = self.max_order * MIGRATE_TYPES + MIGRATE_MOVABLE
+        cdef i64 lo = self.def_pfn, hi, pfn, step = <i64>1 << self.max_order
+        cdef i32 old
+        if nr < self.def_chunk:
+            nr = self.def_chunk
+        hi = lo + ((nr + step - 1) & ~(step - 1))
+        if hi > self.def_end:
+            hi = self.def_end
+        self.frames.prepare(hi)
+        pfn = lo
+        while pfn < hi:
+            old = self.tail[li]
+            self.prev_[pfn] = old
+            self.next_[pfn] = -1
+            if old >= 0:
+                self.next_[old] = <i32>pfn
+            else:
+                self.head[li] = <i32>pfn
+            self.tail[li] = <i32>pfn
+            self.state[pfn] = <u8>(BUDDY_ST_FREE | (MIGRATE_MOVABLE << BUDDY_MT_SHIFT) | self.max_order)
+            pfn += step
+        self.def_pfn = hi
+        if hi == self.def_end:
+            self.def_li = -1
+
+    def deferred_init_all(self):
+        """page_alloc_init_late(): link every deferred block now (before a walk
+        over all frames' state). Returns the frames initialised."""
+        cdef i64 n = self.def_end - self.def_pfn
+        if n:
+            with nogil:
+                self._deferred_grow(n)
+        return n
+
+    @property
+    def deferred_pages(self):
+        """Frames still in never-used deferred max-order blocks (free, unlinked)."""
+        return self.def_end - self.def_pfn
+
     # ------------------------------------------------------------ free lists
-    cdef void _list_add(self, i64 pfn, int order, int mt, bint to_tail) noexcept nogil:
+    cdef inline void _list_add(self, i64 pfn, int order, int mt, bint to_tail) noexcept nogil:
         # __add_to_free_list + set_buddy_order
         cdef int li = order * MIGRATE_TYPES + mt
         cdef i32 p = <i32>pfn
@@ -189,6 +274,8 @@ cdef class BuddyAllocator:
         assert 0 <= pfn and pfn + (<i64>1 << order) <= self.nr_pages, "free block outside memory"
         assert self.state[pfn] == 0, "adding a block head that is already free or allocated"
         if to_tail:
+            if li == self.def_li:
+                self._deferred_grow(self.def_end - self.def_pfn)   # list_add_tail after them
             old = self.tail[li]
             self.prev_[p] = old
             self.next_[p] = -1
@@ -209,7 +296,7 @@ cdef class BuddyAllocator:
         self.nr_free[li] += 1
         self.state[p] = <u8>(BUDDY_ST_FREE | (mt << BUDDY_MT_SHIFT) | order)
 
-    cdef void _list_del(self, i64 pfn, int order, int mt) noexcept nogil:
+    cdef inline void _list_del(self, i64 pfn, int order, int mt) noexcept nogil:
         # __del_page_from_free_list: list_del, __ClearPageBuddy, set_page_private(0)
         cdef int li = order * MIGRATE_TYPES + mt
         cdef i32 p = <i32>pfn
@@ -225,8 +312,10 @@ cdef class BuddyAllocator:
             self.prev_[n] = pr
         else:
             self.tail[li] = pr
-        self.next_[p] = -1
-        self.prev_[p] = -1
+            # the list's linked part ran dry: the deferred blocks come next
+            if li == self.def_li and pr < 0:
+                self._deferred_grow(self.def_chunk)
+        # p's own links are left stale: they are read only while p is on a list
         self.nr_free[li] -= 1
         self.state[p] = 0
 
@@ -500,6 +589,8 @@ cdef class BuddyAllocator:
         cdef u8 s
         if pfn < 0 or pfn >= self.nr_pages:
             return False
+        if self.def_pfn <= pfn < self.def_end:
+            return True                                  # a deferred (free) block
         for k in range(self.max_order + 1):
             h = pfn & ~((<i64>1 << k) - 1)
             s = self.state[h]
@@ -529,6 +620,8 @@ cdef class BuddyAllocator:
         cdef int k
         cdef i64 h
         cdef u8 s
+        if self.def_pfn <= pfn < self.def_end:           # a deferred block
+            return ("free", pfn & ~((1 << self.max_order) - 1), self.max_order, "movable")
         for k in range(self.max_order + 1):
             h = pfn & ~((<i64>1 << k) - 1)
             s = self.state[h]
@@ -674,6 +767,7 @@ cdef class BuddyAllocator:
             mt = MIGRATE_HIGHATOMIC
         else:
             mt = migratetype_index(migratetype)
+        self.deferred_init_all()                         # the list's tail is deferred
         out = []
         cdef i32 p = self.head[order * MIGRATE_TYPES + mt]
         cdef i64 guard = 0
@@ -691,6 +785,11 @@ cdef class BuddyAllocator:
         cdef u8 s
         with nogil:
             while pfn < self.nr_pages:
+                if pfn == self.def_pfn and pfn < self.def_end:     # the deferred blocks
+                    for i in range(pfn, self.def_end):
+                        m[i] = 1
+                    pfn = self.def_end
+                    continue
                 s = self.state[pfn]
                 if s & (BUDDY_ST_FREE | BUDDY_ST_ALLOC):
                     nr = <i64>1 << (s & BUDDY_ORDER_MASK)
@@ -712,7 +811,8 @@ cdef class BuddyAllocator:
 
     def frame_state(self):
         """Read-only view of the per-frame state byte (head: FREE 0x40 / ALLOC 0x80
-        | migratetype << 4 | order; 0 elsewhere)."""
+        | migratetype << 4 | order; 0 elsewhere). Links the deferred blocks first."""
+        self.deferred_init_all()
         v = np.asarray(self._state_a).view()
         v.flags.writeable = False
         return v
@@ -917,6 +1017,7 @@ cdef class BuddyAllocator:
         cdef i32 p, prev
         cdef i64 count, total_free = 0, listed = 0, size, b
         cdef u8 s
+        self.deferred_init_all()                         # walk every frame's real state
         if self.nr_bad_free:
             raise AssertionError(f"{self.nr_bad_free} bad frees from C callers "
                                  "(pfn not an allocated head of that order)")

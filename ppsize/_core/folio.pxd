@@ -45,6 +45,7 @@ cdef class FolioTable:
     cdef readonly i64 nr_folios
     cdef readonly i64 nr_folio_pages
     cdef object _order_a, _ref_a, _map_a, _flags_a, _owner_a, _index_a
+    cdef object frames                 # the kernel's FrameMem (framemem.pyx, internal)
     cdef i8 *order_
     cdef i32 *refcount
     cdef i32 *mapcount                # per page; 0 = unmapped (Linux _mapcount + 1)

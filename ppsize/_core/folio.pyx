@@ -1,4 +1,4 @@
-"""Folio metadata per frame, struct-of-arrays, NumPy-owned.
+"""Folio metadata per frame, struct-of-arrays.
 
 Mirrors what Linux keeps in struct page / struct folio for a folio of 2**order
 frames (include/linux/mm_types.h, include/linux/page-flags.h):
@@ -12,7 +12,9 @@ frames (include/linux/mm_types.h, include/linux/page-flags.h):
   owner, an int32 id; -1 none), ``index`` (folio->index: file page index, or the
   anon VA >> PAGE_SHIFT).
 
-23 bytes per frame.
+23 bytes per frame, from the shared per-frame allocator (framemem): a kernel's
+frames that its buddy has not handed out yet are filled (-1 markers) when it
+first does (their host pages cost nothing before).
 """
 import numpy as np
 
@@ -22,6 +24,7 @@ from libc.string cimport memcpy, memset
 from ppsize._validate import as_int, as_order
 
 from ppsize._core._types cimport i64, i32, i8, u16, u64
+from ppsize._core.framemem cimport FrameMem
 
 FOLIO_FLAGS = {
     "locked": PG_locked, "uptodate": PG_uptodate, "dirty": PG_dirty, "lru": PG_lru,
@@ -67,19 +70,28 @@ def flag_names(mask):
 
 
 cdef class FolioTable:
-    """FolioTable(nr_pages): folio metadata for frames 0..nr_pages-1, all free."""
+    """FolioTable(nr_pages, frames=None): folio metadata for frames 0..nr_pages-1,
+    all free. ``frames``: the kernel's FrameMem, whose lazy frames (never handed out
+    by its buddy) get their -1 markers only when first used; None: a table of
+    its own."""
 
-    def __cinit__(self, nr_pages):
+    def __cinit__(self, nr_pages, FrameMem frames=None):
         nr_pages = as_int(nr_pages, "nr_pages")
         if nr_pages < 1:
             raise ValueError(f"nr_pages must be >= 1, got {nr_pages}")
+        if frames is None:
+            frames = FrameMem(nr_pages)
+        elif frames.nr_pages != nr_pages:
+            raise ValueError(f"frames cover {frames.nr_pages} frames, not nr_pages={nr_pages}")
         self.nr_pages = nr_pages
-        self._order_a = np.full(nr_pages, FOLIO_NONE, dtype=np.int8)
-        self._ref_a = np.zeros(nr_pages, dtype=np.int32)
-        self._map_a = np.zeros(nr_pages, dtype=np.int32)
-        self._flags_a = np.zeros(nr_pages, dtype=np.uint16)
-        self._owner_a = np.full(nr_pages, -1, dtype=np.int32)
-        self._index_a = np.zeros(nr_pages, dtype=np.int64)
+        self.frames = frames
+        # FOLIO_NONE (-1) and owner -1 are all-ones bytes: 0xFF fills
+        self._order_a = frames.array(np.int8, 0xFF)
+        self._ref_a = frames.array(np.int32)
+        self._map_a = frames.array(np.int32)
+        self._flags_a = frames.array(np.uint16)
+        self._owner_a = frames.array(np.int32, 0xFF)
+        self._index_a = frames.array(np.int64)
         cdef i8[::1] o = self._order_a
         cdef i32[::1] r = self._ref_a
         cdef i32[::1] m = self._map_a
@@ -238,10 +250,18 @@ cdef class FolioTable:
         return h >= 0 and (self.flags[h] & mask) == mask
 
     # ---------------------------------------------------------- Python level
+    def _ready(self):
+        # frames the buddy has not handed out yet hold no markers: write them
+        # before Python looks at arbitrary frames (C callers only see used frames)
+        if self.frames.lazy_lo < self.frames.lazy_hi:
+            self.frames.prepare_all()
+
     def _pfn(self, pfn):
         pfn = as_int(pfn, "pfn")
         if pfn < 0 or pfn >= self.nr_pages:
             raise ValueError(f"pfn {pfn} outside memory (0..{self.nr_pages - 1})")
+        if self.frames.lazy_lo <= pfn < self.frames.lazy_hi:
+            self.frames.prepare_all()
         return pfn
 
     def _head(self, pfn):
@@ -347,9 +367,13 @@ cdef class FolioTable:
                 "mapcount": self.folio_mapcount(h), "flags": flag_names(self.flags[h]),
                 "owner": self.owner[h], "index": self.index[h]}
 
-    def as_numpy(self):
+    def as_numpy(self, used_only=False):
         """Read-only views of the per-frame arrays: order (head order / tail marker
-        FOLIO_TAIL_BASE - order / -1), refcount, mapcount, flags, owner, index."""
+        FOLIO_TAIL_BASE - order / -1), refcount, mapcount, flags, owner, index.
+        ``used_only``: the caller reads only frames of live folios, so frames the
+        kernel's buddy never handed out need not get their -1 markers first."""
+        if not used_only:
+            self._ready()
         out = {}
         for name, a in (("order", self._order_a), ("refcount", self._ref_a),
                         ("mapcount", self._map_a), ("flags", self._flags_a),
@@ -364,6 +388,7 @@ cdef class FolioTable:
         stop = self.nr_pages if stop is None else stop
         if not 0 <= start <= stop <= self.nr_pages:
             raise ValueError(f"frames {start}..{stop} are not a range inside 0..{self.nr_pages}")
+        self._ready()
         out = np.empty(len(range(start, stop)), dtype=FOLIO_DTYPE)
         for name, a in (("order", self._order_a), ("refcount", self._ref_a),
                         ("mapcount", self._map_a), ("flags", self._flags_a),
@@ -373,12 +398,14 @@ cdef class FolioTable:
 
     def heads(self):
         """pfns of all folio heads, ascending."""
+        self._ready()
         return np.flatnonzero(self._order_a >= 0)
 
     def head_of(self, pfns):
         """compound_head() of every pfn of an integer array (one nogil loop): the
         head pfn of its folio, -1 where the frame is in no folio or out of range."""
         cdef const i64[::1] src = np.ascontiguousarray(pfns, dtype=np.int64)
+        self._ready()
         out = np.empty(src.shape[0], dtype=np.int64)
         cdef i64[::1] dst = out
         cdef Py_ssize_t i
@@ -404,6 +431,7 @@ cdef class FolioTable:
         AssertionError naming the first bad pfn."""
         cdef i64 pfn = 0, nr, i, nf = 0, npg = 0
         cdef i8 o
+        self._ready()
         while pfn < self.nr_pages:
             o = self.order_[pfn]
             if o == FOLIO_NONE:

@@ -10,6 +10,7 @@ import numpy as np
 from ._types cimport u64, i64, i32, u8, NR_ORDERS
 from .buddy cimport BuddyAllocator, MIGRATE_UNMOVABLE, MIGRATE_RECLAIMABLE, MIGRATE_TYPES
 from .folio cimport FolioTable, PG_uptodate, PG_zero
+from .framemem cimport FrameMem
 from .vma cimport VM_HUGEPAGE, VM_NOHUGEPAGE
 
 cnp.import_array()
@@ -50,8 +51,11 @@ cdef class KernelCore:
 
     def __cinit__(self, i64 nr_pages, int kshift, int max_order, int pageblock_order, int pmd_order):
         cdef int order
-        self.buddy = BuddyAllocator(nr_pages, max_order, pageblock_order)
-        self.folios = FolioTable(nr_pages)
+        # one per-frame allocator for all of them: frames the buddy has never handed
+        # out (its deferred blocks) cost no host memory in any array
+        frames = FrameMem(nr_pages)
+        self.buddy = BuddyAllocator(nr_pages, max_order, pageblock_order, frames)
+        self.folios = FolioTable(nr_pages, frames)
         self.kshift = kshift
         self.pmd_order = pmd_order
         # The zero page and the huge zero folio share one reserved, naturally
@@ -65,7 +69,7 @@ cdef class KernelCore:
         if self.zero_pfn < 0:
             raise MemoryError("no memory for the zero page")
         self.folios.folio_init(self.zero_pfn, order, PG_zero | PG_uptodate, -1, 0)
-        self._anon_excl_a = np.zeros(nr_pages, dtype=np.uint8)
+        self._anon_excl_a = frames.array(np.uint8)
         self.anon_excl = <u8*>cnp.PyArray_DATA(self._anon_excl_a)
         self.use_zero_page = True
         self.thp_top = THP_ALWAYS

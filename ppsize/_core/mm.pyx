@@ -245,7 +245,7 @@ cdef class MMCore:
             pfn = <i64>(((desc & ADDR_MASK) + (s - a)) >> self.kshift)
             nr = <i64>((e - s) >> self.kshift)
             if not self.k.is_zero_pfn(pfn):
-                if self.folios.flags[self.folios.folio_head(pfn)] & PG_anon:
+                if self.folios.test_flags(pfn, PG_anon):
                     self.rss_anon -= nr
                 else:
                     self.rss_file -= nr
@@ -506,7 +506,7 @@ cdef class MMCore:
                 self.pt.mark_deposited(pva, True)
                 return ACC_COW
             self.k.count_fault(self.k.pmd_order, False)
-        elif not self.k.is_zero_pfn(pfn) and self.folios.flags[self.folios.folio_head(pfn)] & PG_anon:
+        elif not self.k.is_zero_pfn(pfn) and self.folios.test_flags(pfn, PG_anon):
             if block and self.can_reuse(pva & ~(span - 1), pa & ~(span - 1), <i64>(span >> self.kshift)):
                 self.set_exclusive(<i64>((pa & ~(span - 1)) >> self.kshift), <i64>(span >> self.kshift), 1)
                 self.pt.protect_range(pva & ~(span - 1), span, prot)      # reuse the THP
@@ -1012,7 +1012,7 @@ cdef class MMCore:
             while a < end and self.pt.next_leaf(&a, end, &desc, &level):
                 span = (<u64>1) << self.pt.shift[level]
                 pfn = <i64>((desc & ADDR_MASK) >> self.kshift)
-                if not self.k.is_zero_pfn(pfn) and (even_cows or not (self.folios.flags[self.folios.folio_head(pfn)] & PG_anon)):
+                if not self.k.is_zero_pfn(pfn) and (even_cows or not self.folios.test_flags(pfn, PG_anon)):
                     # a block may start before the range: zap only its part inside
                     total += self.zap(a if a > lo else lo, a + span if a + span < end else end)
                 a += span
@@ -1177,7 +1177,7 @@ cdef class MMCore:
             if not self.k.is_zero_pfn(pfn):
                 for i in range(nr):
                     self.folios.mapcount[pfn + i] += 1
-                if self.folios.flags[self.folios.folio_head(pfn)] & PG_anon:
+                if self.folios.test_flags(pfn, PG_anon):
                     if cow:
                         self.set_exclusive(pfn, nr, 0)   # folio_try_dup_anon_rmap
                     self.rss_anon += nr
@@ -1225,7 +1225,7 @@ cdef class MMCore:
                 for i in range(nr):
                     if self.folios.mapcount[pfn + i] > 0:     # <= 0 only in a corrupt state
                         pss += kpage / self.folios.mapcount[pfn + i]
-                if self.folios.flags[self.folios.folio_head(pfn)] & PG_anon:
+                if self.folios.test_flags(pfn, PG_anon):
                     anon += nr
                     if level < self.pt.levels - 1:
                         pmd += nr
@@ -1243,7 +1243,7 @@ cdef class MMCore:
         while a < end and self.pt.next_leaf(&a, end, &desc, &level):
             pfn = <i64>((desc & ADDR_MASK) >> self.kshift)
             if level == self.pt.levels - 2 and (self.k.is_zero_pfn(pfn) or
-                                               self.folios.flags[self.folios.folio_head(pfn)] & PG_anon):
+                                               self.folios.test_flags(pfn, PG_anon)):
                 n += 1
             a += (<u64>1) << self.pt.shift[level]
         return n
@@ -1257,7 +1257,7 @@ cdef class MMCore:
         while a < end and self.pt.next_leaf(&a, end, &desc, &level):
             pfn = <i64>((desc & ADDR_MASK) >> self.kshift)
             if level < self.pt.levels - 1 and not self.k.is_zero_pfn(pfn) and \
-                    self.folios.flags[self.folios.folio_head(pfn)] & PG_anon:
+                    self.folios.test_flags(pfn, PG_anon):
                 out.append(pfn)
             a += (<u64>1) << self.pt.shift[level]
         return out

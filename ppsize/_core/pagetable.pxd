@@ -52,7 +52,7 @@ cdef class PageTableCore:
     cdef i64 cap[MAX_LEVELS]              # tables the pool can hold
     cdef i64 top[MAX_LEVELS]              # high-water mark of the pool
     cdef i64 free_head[MAX_LEVELS]        # free-table list (linked through slot 0)
-    cdef readonly object _tab_arrays      # the NumPy arrays owning the pools
+    cdef readonly object _tab_arrays      # the GrowBufs (framemem) owning the pools
     cdef readonly object _nvalid_arrays
     cdef i64 ntables[MAX_LEVELS]          # live tables per level
     cdef public u64 zero_pa               # the huge zero folio (~0: none): its split maps ZERO_PAGE

@@ -12,6 +12,7 @@ from libc cimport errno as cerrno
 from ._types cimport u64, i64, i32, u32, u8, i8, MAX_LEVELS
 from .tlb cimport TlbCore
 from .kcore cimport KernelCore
+from .framemem cimport GrowBuf
 
 cnp.import_array()
 
@@ -19,6 +20,7 @@ cdef u64 ADDR_MASK = ~(<u64>0xfff)
 
 cdef extern from *:
     void __builtin_prefetch(const void* p) noexcept nogil
+    int __builtin_ctz(unsigned x) noexcept nogil
 
 cdef enum:
     OP_ZAP = 0           # clear leaves, keep tables
@@ -65,6 +67,237 @@ cdef inline int _walk(PageTableCore self, u64 va, u64* pa, int* level, u64* unit
         prot[0] = <int>((e & DESC_PROT_MASK) >> DESC_PROT_SHIFT)
         return TR_OK
     return TR_NOT_MAPPED    # not reached: the last level has no table entries
+
+
+ctypedef struct _TrOut:        # PageTable.translate's output arrays (raw pointers: no
+    u64* pa                   # reloads of memoryview fields after each byte store)
+    u8* status
+    i8* level
+    u8* unit_shift
+    u8* prot
+
+
+cdef inline void _tr_end(_TrOut* o, Py_ssize_t i, u64 va, u64 e, int l, int shift,
+                         u8 cont_shift) noexcept nogil:
+    """The walk of vas[i] ended at level l on entry e (a leaf, or not valid): the
+    outputs _walk gives (a leaf's span is 1 << shift; CONT: 1 << cont_shift)."""
+    o.level[i] = <i8>l
+    if e & DESC_VALID:
+        o.pa[i] = (e & ~(<u64>0xfff)) | (va & (((<u64>1) << shift) - 1))
+        o.status[i] = TR_OK
+        o.unit_shift[i] = cont_shift if e & DESC_CONT else <u8>shift
+        o.prot[i] = <u8>((e & DESC_PROT_MASK) >> DESC_PROT_SHIFT)
+    else:
+        o.pa[i] = 0
+        o.status[i] = TR_NOT_MAPPED
+        o.unit_shift[i] = 0
+        o.prot[i] = 0
+
+
+cdef inline void _tr_bad(_TrOut* o, Py_ssize_t i) noexcept nogil:
+    o.pa[i] = 0
+    o.status[i] = TR_BAD_ADDRESS
+    o.level[i] = -1
+    o.unit_shift[i] = 0
+    o.prot[i] = 0
+
+
+cdef inline u8 _cont_shift(PageTableCore self, int l) noexcept nogil:
+    """log2 of the span of a contiguous run at level l (CONT_PTES / CONT_PMDS entries)."""
+    return <u8>(self.shift[l] + __builtin_ctz(<unsigned>self.cont_n[l]))
+
+
+cdef u64 _HOLE = 0            # an invalid descriptor: the PTE "read" of a walk that ended early
+
+
+cdef enum:                   # arm64-64k-48 (_translate64k): shifts, table bits, contiguous spans
+    K64_S0 = 42
+    K64_S1 = 29
+    K64_S2 = 16
+    K64_TB1 = 13
+    K64_TB2 = 13
+    K64_CS1 = 34                 # PMD_SHIFT + log2(CONT_PMDS)
+    K64_CS2 = 21                 # PAGE_SHIFT + log2(CONT_PTES)
+
+
+cdef void _translate64k(PageTableCore self, const u64* vas, Py_ssize_t n,
+                        _TrOut* o) noexcept nogil:
+    """_translate_batch for arm64-64k-48 (3 levels: PGD, PMD, PTE), with the shifts
+    and table bits as compile-time constants (immediate shifts, no per-level loads).
+    The root's 64 entries are resolved to PMD table pointers once per call. Two
+    passes per group: the PMD entry (hot: few PMD tables), then a prefetch of the
+    PTE entry; the second pass reads it and writes the outputs. A walk that ends
+    early (bad address, hole or block above the PTE) is noted and reads _HOLE in
+    the second pass; its outputs are rewritten after it, which keeps the output
+    stores out of the first pass. The root index needs no mask: va < va_limit =
+    1 << (K64_S0 + root bits) (checked first, and by the caller)."""
+    cdef u64 limit = self.va_limit, va, e
+    cdef const u64* root = self.tab[0]
+    cdef const u64* t1 = self.tab[1]
+    cdef const u64* t2 = self.tab[2]
+    cdef u64 m1 = ((<u64>1) << K64_TB1) - 1, m2 = ((<u64>1) << K64_TB2) - 1
+    cdef u8 cs0 = _cont_shift(self, 0)
+    cdef const u64* ptr[WALK_GROUP]
+    cdef u64 early_e[WALK_GROUP]
+    cdef i8 early_l[WALK_GROUP]
+    cdef Py_ssize_t early_j[WALK_GROUP]
+    cdef const u64* p
+    cdef Py_ssize_t base = 0, j, m, i, k, ne
+    # the outputs in locals: byte stores through o's fields would make the compiler
+    # reload them from *o after every store
+    cdef u64* opa = o.pa
+    cdef u8* ost = o.status
+    cdef i8* olv = o.level
+    cdef u8* ous = o.unit_shift
+    cdef u8* opr = o.prot
+    cdef u8 unit2[DESC_CONT + 1]     # a PTE's unit_shift by its DESC_CONT bit
+    cdef const u64* pmd[1 << (48 - K64_S0)]     # per root entry: its PMD table, or NULL
+    cdef const u64* pm
+    for j in range(1 << (48 - K64_S0)):   # (the tables cannot change: PageTable is serialized)
+        e = root[j]
+        pmd[j] = &t1[(e >> DESC_ADDR_SHIFT) << K64_TB1] if (
+            (e & (DESC_VALID | DESC_TABLE)) == (DESC_VALID | DESC_TABLE)) else NULL
+    unit2[0] = <u8>K64_S2
+    unit2[DESC_CONT] = K64_CS2
+    while base < n:
+        m = n - base if n - base < WALK_GROUP else WALK_GROUP
+        ne = 0
+        for j in range(m):
+            va = vas[base + j]
+            if va >= limit:
+                ptr[j] = &_HOLE
+                early_e[ne], early_l[ne], early_j[ne] = 0, -1, j
+                ne += 1
+                continue
+            pm = pmd[va >> K64_S0]
+            if pm == NULL:
+                ptr[j] = &_HOLE
+                early_e[ne], early_l[ne], early_j[ne] = root[va >> K64_S0], 0, j
+                ne += 1
+                continue
+            e = pm[(va >> K64_S1) & m1]
+            if (e & (DESC_VALID | DESC_TABLE)) != (DESC_VALID | DESC_TABLE):
+                ptr[j] = &_HOLE
+                early_e[ne], early_l[ne], early_j[ne] = e, 1, j
+                ne += 1
+                continue
+            p = &t2[((e >> DESC_ADDR_SHIFT) << K64_TB2) + ((va >> K64_S2) & m2)]
+            ptr[j] = p
+            __builtin_prefetch(p)
+        for j in range(m):
+            i = base + j
+            e = ptr[j][0]
+            olv[i] = 2
+            if e & DESC_VALID:
+                opa[i] = (e & ~(<u64>0xfff)) | (vas[i] & (((<u64>1) << K64_S2) - 1))
+                ost[i] = TR_OK
+                ous[i] = unit2[e & DESC_CONT]
+                opr[i] = <u8>((e & DESC_PROT_MASK) >> DESC_PROT_SHIFT)
+            else:
+                opa[i] = 0
+                ost[i] = TR_NOT_MAPPED
+                ous[i] = 0
+                opr[i] = 0
+        for k in range(ne):
+            i = base + early_j[k]
+            if early_l[k] < 0:
+                _tr_bad(o, i)
+            elif early_l[k] == 0:
+                _tr_end(o, i, vas[i], early_e[k], 0, K64_S0, cs0)
+            else:
+                _tr_end(o, i, vas[i], early_e[k], 1, K64_S1, K64_CS1)
+        base += m
+
+
+cdef void _translate_batch(PageTableCore self, const u64* vas, Py_ssize_t n,
+                           _TrOut* o) noexcept nogil:
+    """_walk (the MMU's table walk) of every address, WALK_GROUP walks at a time
+    advancing together one level per pass, each entry prefetched a pass before it
+    is read: the cache misses of independent walks overlap instead of queueing.
+    Per-level constants are hoisted into locals before each pass; the root (one
+    small table, always hot) is read in the first pass without a prefetch, and the
+    last level (leaves only) has a pass of its own."""
+    cdef int levels = self.levels, last = self.levels - 1, l
+    cdef u64 limit = self.va_limit, va, e
+    cdef const u64* root = self.tab[0]
+    cdef int s0 = self.shift[0]
+    cdef u64 m0 = self.imask[0]
+    cdef u8 cs0 = _cont_shift(self, 0)
+    cdef const u64* tn          # the next level's pool, shift, index mask, table bits
+    cdef int sn, tbn, sh
+    cdef u64 mn
+    cdef u8 cs
+    cdef const u64* ptr[WALK_GROUP]
+    cdef const u64* p
+    cdef Py_ssize_t base = 0, j, m, i
+    if (levels == 3 and self.va_limit == (<u64>1) << 48 and s0 == 42 and self.tbits[0] == 6
+            and self.shift[1] == 29 and self.shift[2] == 16 and self.tbits[1] == 13
+            and self.tbits[2] == 13 and _cont_shift(self, 1) == 34 and _cont_shift(self, 2) == 21):
+        _translate64k(self, vas, n, o)
+        return
+    if levels == 1:                 # the root holds only leaves
+        for i in range(n):
+            va = vas[i]
+            if va >= limit:
+                _tr_bad(o, i)
+            else:
+                _tr_end(o, i, va, root[(va >> s0) & m0], 0, s0, cs0)
+        return
+    while base < n:
+        m = n - base if n - base < WALK_GROUP else WALK_GROUP
+        # pass 0: the root entry, and a prefetch of the level-1 entry
+        tn = self.tab[1]
+        sn = self.shift[1]
+        mn = self.imask[1]
+        tbn = self.tbits[1]
+        for j in range(m):
+            i = base + j
+            va = vas[i]
+            if va >= limit:
+                ptr[j] = NULL
+                _tr_bad(o, i)
+                continue
+            e = root[(va >> s0) & m0]
+            if (e & (DESC_VALID | DESC_TABLE)) == (DESC_VALID | DESC_TABLE):
+                ptr[j] = &tn[((e >> DESC_ADDR_SHIFT) << tbn) + ((va >> sn) & mn)]
+                __builtin_prefetch(ptr[j])
+            else:
+                ptr[j] = NULL
+                _tr_end(o, i, va, e, 0, s0, cs0)
+        # the middle levels: read the prefetched entry, prefetch the next
+        for l in range(1, last):
+            sh = self.shift[l]
+            cs = _cont_shift(self, l)
+            tn = self.tab[l + 1]
+            sn = self.shift[l + 1]
+            mn = self.imask[l + 1]
+            tbn = self.tbits[l + 1]
+            for j in range(m):
+                p = ptr[j]
+                if p == NULL:               # finished (or a bad address)
+                    continue
+                e = p[0]
+                va = vas[base + j]
+                if (e & (DESC_VALID | DESC_TABLE)) == (DESC_VALID | DESC_TABLE):
+                    ptr[j] = &tn[((e >> DESC_ADDR_SHIFT) << tbn) + ((va >> sn) & mn)]
+                    __builtin_prefetch(ptr[j])
+                else:
+                    ptr[j] = NULL
+                    _tr_end(o, base + j, va, e, l, sh, cs)
+        # the last level: leaves (or holes) only
+        sh = self.shift[last]
+        cs = _cont_shift(self, last)
+        for j in range(m):
+            p = ptr[j]
+            if p != NULL:
+                _tr_end(o, base + j, vas[base + j], p[0], last, sh, cs)
+        base += m
+
+
+# _translate calls the batch walk through a pointer set at import: kept out of line, the
+# walk's loops get the registers to themselves (inlined into _translate they spill).
+cdef void (*_batch_fn)(PageTableCore, const u64*, Py_ssize_t, _TrOut*) noexcept nogil
+_batch_fn = _translate_batch
 
 
 cdef i64 _present(PageTableCore self, int l, i64 t, u64 tva, u64 start, u64 end) noexcept nogil:
@@ -282,22 +515,25 @@ cdef class PageTableCore:
 
     # ------------------------------------------------------------ table pool
     def _grow(self, int l, i64 new_cap):
+        # the pools grow in place (GrowBuf: mremap, no zero-and-copy of the old
+        # tables, the new part zero-filled by the host); the walk reads them
+        # through self.tab / nvalid / tpfn, re-read after every growth
         if not 0 <= l < self.levels or new_cap < self.cap[l]:
             raise ValueError(f"level {l} (of {self.levels}) or capacity {new_cap} out of range")
-        cdef cnp.ndarray tab = np.zeros(new_cap << self.tbits[l], dtype=np.uint64)
-        cdef cnp.ndarray nv = np.zeros(new_cap, dtype=np.uint32)
-        cdef cnp.ndarray pf = np.full(new_cap, -1, dtype=np.int64)
-        old = self._tab_arrays[l]
-        if old is not None:
-            tab[:old.shape[0]] = old
-            nv[:self.cap[l]] = self._nvalid_arrays[l]
-            pf[:self.cap[l]] = self._pfn_arrays[l]
-        self._tab_arrays[l] = tab
-        self._nvalid_arrays[l] = nv
-        self._pfn_arrays[l] = pf
-        self.tab[l] = <u64*>cnp.PyArray_DATA(tab)
-        self.nvalid[l] = <u32*>cnp.PyArray_DATA(nv)
-        self.tpfn[l] = <i64*>cnp.PyArray_DATA(pf)
+        cdef GrowBuf tab, nv, pf
+        cdef i64 old = self.cap[l]
+        if self._tab_arrays[l] is None:
+            self._tab_arrays[l] = GrowBuf(0)
+            self._nvalid_arrays[l] = GrowBuf(0)
+            self._pfn_arrays[l] = GrowBuf(0)
+        tab, nv, pf = self._tab_arrays[l], self._nvalid_arrays[l], self._pfn_arrays[l]
+        tab.grow((<size_t>new_cap << self.tbits[l]) * sizeof(u64))
+        nv.grow(<size_t>new_cap * sizeof(u32))
+        pf.grow(<size_t>new_cap * sizeof(i64))
+        self.tab[l] = <u64*>tab.p
+        self.nvalid[l] = <u32*>nv.p
+        self.tpfn[l] = <i64*>pf.p
+        memset(&self.tpfn[l][old], 0xFF, <size_t>(new_cap - old) * sizeof(i64))   # -1: no frame
         self.cap[l] = new_cap
 
     cdef i64 alloc_table(self, int l) noexcept nogil:
@@ -942,74 +1178,20 @@ cdef class PageTableCore:
                    i8[::1] level, u8[::1] unit_shift, u8[::1] prot):
         """One nogil walk per address (outputs preallocated by the caller).
         unit_shift is log2 of the TLB unit (page, contiguous run or block)."""
-        cdef Py_ssize_t i, n = vas.shape[0]
+        cdef Py_ssize_t n = vas.shape[0]
         for name, have in (("pa", pa.shape[0]), ("status", status.shape[0]), ("level", level.shape[0]),
                            ("unit_shift", unit_shift.shape[0]), ("prot", prot.shape[0])):
             buffer_length(have, n, name)
-        cdef int l, lv, levels = self.levels
-        cdef u64 va, e, limit = self.va_limit
-        cdef i64 t
-        cdef u64* tab[MAX_LEVELS]
-        cdef int shift[MAX_LEVELS]
-        cdef int tbits[MAX_LEVELS]
-        cdef u64 imask[MAX_LEVELS]
-        cdef u64 offmask[MAX_LEVELS]
-        cdef u8 cont_shift[MAX_LEVELS]
-        for l in range(levels):
-            tab[l] = self.tab[l]
-            shift[l] = self.shift[l]
-            tbits[l] = self.tbits[l]
-            imask[l] = self.imask[l]
-            offmask[l] = ((<u64>1) << self.shift[l]) - 1
-            cont_shift[l] = <u8>(self.shift[l] + (self.cont_n[l].bit_length() - 1))
-        cdef const u64* ptr[WALK_GROUP]
-        cdef Py_ssize_t base, j, m
+        if n == 0:
+            return
+        cdef _TrOut o
+        o.pa = &pa[0]
+        o.status = &status[0]
+        o.level = &level[0]
+        o.unit_shift = &unit_shift[0]
+        o.prot = &prot[0]
         with nogil:
-            # Walks of WALK_GROUP addresses advance together one level per round,
-            # each entry prefetched a round before it is read: the cache misses
-            # of independent walks overlap instead of queueing.
-            base = 0
-            while base < n:
-                m = n - base if n - base < WALK_GROUP else WALK_GROUP
-                for j in range(m):
-                    va = vas[base + j]
-                    if va >= limit:
-                        ptr[j] = NULL
-                        i = base + j
-                        pa[i] = 0
-                        status[i] = TR_BAD_ADDRESS
-                        level[i] = -1
-                        unit_shift[i] = 0
-                        prot[i] = 0
-                        continue
-                    ptr[j] = &tab[0][(va >> shift[0]) & imask[0]]
-                    __builtin_prefetch(ptr[j])
-                for l in range(levels):
-                    for j in range(m):
-                        if ptr[j] == NULL:          # finished (or a bad address)
-                            continue
-                        e = ptr[j][0]
-                        if (e & (DESC_VALID | DESC_TABLE)) == (DESC_VALID | DESC_TABLE):
-                            t = <i64>(e >> DESC_ADDR_SHIFT)
-                            ptr[j] = &tab[l + 1][(t << tbits[l + 1]) +
-                                                 ((vas[base + j] >> shift[l + 1]) & imask[l + 1])]
-                            __builtin_prefetch(ptr[j])
-                            continue
-                        # the walk ends here: write its outputs now
-                        ptr[j] = NULL
-                        i = base + j
-                        level[i] = <i8>l
-                        if e & DESC_VALID:
-                            pa[i] = (e & ADDR_MASK) | (vas[i] & offmask[l])
-                            status[i] = TR_OK
-                            unit_shift[i] = cont_shift[l] if e & DESC_CONT else <u8>shift[l]
-                            prot[i] = <u8>((e & DESC_PROT_MASK) >> DESC_PROT_SHIFT)
-                        else:
-                            pa[i] = 0
-                            status[i] = TR_NOT_MAPPED
-                            unit_shift[i] = 0
-                            prot[i] = 0
-                base += m
+            _batch_fn(self, &vas[0], n, &o)
 
     def _range_mapped(self, u64 va, u64 size):
         self._user(va, size)

@@ -1,0 +1,37 @@
+# INTERNAL to ppsize (may change without notice).
+# One allocator for the per-frame arrays of buddy, folio and kcore (framemem.pyx):
+# anonymous mmaps the host zero-fills lazily, never transparent huge pages, and a
+# lazily initialised range of frames (CONFIG_DEFERRED_STRUCT_PAGE_INIT: the buddy's
+# never-used max-order blocks) whose array slices are filled / populated in bulk
+# when the buddy first hands them out.
+#
+#   from ppsize._core.framemem cimport FrameMem
+#   frames.prepare(hi)      # frames below hi: fill values written, host pages populated
+from ppsize._core._types cimport i64, u8
+
+cdef enum:
+    FRAMEMEM_MAX_ARRAYS = 16
+
+cdef class FrameMem:
+    cdef readonly i64 nr_pages
+    cdef readonly i64 lazy_lo          # frames lazy_lo .. lazy_hi-1 not yet prepared
+    cdef readonly i64 lazy_hi
+    cdef int nr_arrays
+    cdef u8 *base[FRAMEMEM_MAX_ARRAYS]
+    cdef size_t itemsize[FRAMEMEM_MAX_ARRAYS]
+    cdef int fill[FRAMEMEM_MAX_ARRAYS]          # byte value (0: populate only)
+    cdef bint mapped[FRAMEMEM_MAX_ARRAYS]       # an mmap of its own (populated in bulk)
+    cdef object _arrays
+
+    cdef void prepare(self, i64 hi) noexcept nogil
+
+cdef void populate(void *p, size_t nbytes) noexcept nogil
+
+
+cdef class GrowBuf:
+    # an anonymous private mapping that grows in place or moves with mremap
+    # (MREMAP_MAYMOVE: the host moves the pages, nothing is copied or re-zeroed);
+    # the bytes past the old size come zero-filled
+    cdef void *p
+    cdef readonly size_t nbytes
+    cdef int grow(self, size_t nbytes) except -1
