@@ -6,7 +6,9 @@ workload, the steady-state translation pass), from the command's own JSON.
 
 Baseline, in the same run: ``find TREES -type f -printf '%s\n'`` (best of 3), which
 lists the same trees and stats every file, but keeps nothing, dedups no inode and
-models nothing. Goals (issue 13): the scan at most 1.5x find, the whole run under
+models nothing. The scan's own rows: the native walk (ppsize._core.scan, what
+compare uses) and, for reference, the Python walk it replaced (``scan_trees(engine="python")``,
+os.scandir + fstatat per entry), both in this process after the command's run. Goals (issue 13): the scan at most 1.5x find, the whole run under
 1.6 s warm (>= 0.3x find), peak RSS under 500 MiB.
 """
 import json
@@ -75,6 +77,10 @@ def test_compare_tree(benchmark):
     record_value("compare", case, "find", find_s / files, benchmark)
     record_value("compare-scan", case, "ppsize", data["scan"]["seconds"] / files)
     record_value("compare-scan", case, "find", find_s / files)
+    from ppsize.compare import scan_trees
+    py_walk = scan_trees(TREES, engine="python")
+    assert py_walk.nr_files == files
+    record_value("compare-scan", case, "python-walk", py_walk.seconds / files)
     benchmark.extra_info.update(files=files, wall_s=seconds, peak_rss_kB=maxrss,
                                 scan_s=data["scan"]["seconds"])
     parts = {"create": 0.0, "read": 0.0, "workload": 0.0, "steady": 0.0}
@@ -85,6 +91,7 @@ def test_compare_tree(benchmark):
          f"{len(data['configs'])} configurations: wall {seconds:.1f} s, peak RSS {maxrss / 1024:.0f} MiB "
          f"(model memory {data['memory'] >> 30} G); scan {data['scan']['seconds']:.1f} s, "
          f"Kernel+create_files {parts['create']:.2f} s, full reads {parts['read']:.2f} s, "
-         f"workload {parts['workload']:.2f} s, steady state {parts['steady']:.2f} s; find {find_s:.2f} s: "
+         f"workload {parts['workload']:.2f} s, steady state {parts['steady']:.2f} s; find {find_s:.2f} s "
+         f"(the Python walk {py_walk.seconds:.2f} s): "
          f"scan/find {data['scan']['seconds'] / find_s:.2f} (goal <= 1.5), whole run {seconds:.2f} s "
          f"(goal < 1.6), peak RSS goal < 500 MiB")

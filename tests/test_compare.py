@@ -138,7 +138,7 @@ def test_file_vanishing_between_scandir_and_lstat(tmp_path, monkeypatch):
         return real(name, dir_fd=dir_fd)
 
     monkeypatch.setattr(cmp.scan, "_lstat", lstat)
-    s = cmp.scan_trees([str(tmp_path)])
+    s = cmp.scan_trees([str(tmp_path)], engine="python")
     assert s.skipped == {"vanished": 1}
     assert s.examples["vanished"] == [victim]
     assert s.nr_files == len(files) - 1
@@ -193,7 +193,7 @@ def test_unreadable_directory_and_lstat_errors(tmp_path, monkeypatch):
 
     monkeypatch.setattr(cmp.scan, "_opendir", opendir)
     monkeypatch.setattr(cmp.scan, "_lstat", lstat)
-    s = cmp.scan_trees([str(tmp_path)])
+    s = cmp.scan_trees([str(tmp_path)], engine="python")
     assert s.skipped == {"unreadable_dir": 1, "error": 1, "permission": 1}
     assert s.examples["unreadable_dir"] == [locked]
     gone = set(lost) | {eio, eacces}
@@ -209,19 +209,20 @@ def test_readdir_failing_halfway_is_counted(tmp_path, monkeypatch):
         (tmp_path / f"f{i}").write_bytes(b"z" * (i + 1))
     real = os.scandir
     monkeypatch.setattr(cmp.scan, "_scandir", lambda fd: _Iter(list(real(fd)), fail_after=2))
-    s = cmp.scan_trees([str(tmp_path)])
+    s = cmp.scan_trees([str(tmp_path)], engine="python")
     assert s.nr_files == 2 and s.skipped == {"unreadable_dir": 1}
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root reads every directory")
-def test_really_unreadable_directory(tmp_path):
+@pytest.mark.parametrize("engine", ["native", "python"])
+def test_really_unreadable_directory(tmp_path, engine):
     (tmp_path / "ok").write_bytes(b"1" * 100)
     d = tmp_path / "closed"
     d.mkdir()
     (d / "x").write_bytes(b"2" * 100)
     d.chmod(0)
     try:
-        s = cmp.scan_trees([str(tmp_path)])
+        s = cmp.scan_trees([str(tmp_path)], engine=engine)
     finally:
         d.chmod(stat.S_IRWXU)
     assert s.nr_files == 1 and s.skipped == {"unreadable_dir": 1}

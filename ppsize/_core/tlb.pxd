@@ -61,6 +61,8 @@ cdef struct tlb_array:
     u16* tail
     u8* plru                  # per set: pn tree-PLRU node bits (heap order, node 1 = root)
     u16* hslot                # per set: (1 << hbits) slots of way + 1, 0 = empty
+    u16* hpos                 # per entry (hashed arrays): its slot in hslot, so an
+    u16* hhome                # invalidation needs no probe, and its home slot (no rehash)
     u32* nvalid               # valid entries per set
     u32 nsets
     u32 ways
@@ -73,6 +75,7 @@ cdef struct tlb_array:
     int cls_shift[TLB_MAX_CLASSES]
     bint cls_walk[TLB_MAX_CLASSES]
     i64 cls_count[TLB_MAX_CLASSES]
+    u32 live                  # bit c set: class c holds entries (cls_count[c] > 0)
     int nleaf                 # classes [0, nleaf) are leaf sizes, ascending
     u64 epoch                 # bumped by every insert and invalidation: a loop that saw an
                               # entry hit may reuse it while the epoch stands (tlb_repeat_hit)

@@ -80,6 +80,9 @@ from ._types cimport u64, i64, u32, i32, u16, u8, i8, MAX_LEVELS
 
 cnp.import_array()
 
+cdef extern from *:
+    int __builtin_ctz(unsigned int x) nogil
+
 cdef u64 WALK_BIT = (<u64>1) << 63
 cdef u16 NONE16 = 0xffff
 cdef u64 ATTR_MASK = 0xfff
@@ -99,8 +102,9 @@ cdef inline u32 _set(tlb_array* a, u64 va, int shift) noexcept nogil:
 
 
 cdef inline u32 _home(u64 tag, u16 asid, int hbits) noexcept nogil:
-    return <u32>(((tag * <u64>0x9E3779B97F4A7C15) ^ (<u64>asid * <u64>0xC2B2AE3D27D4EB4F))
-                 * <u64>0xD6E8FEB86659FD93 >> (64 - hbits))
+    # Fibonacci hashing of the key (the ASID in bits 47..62, which no tag of a user VA
+    # below 2**47 reaches but for the walk bit 63): one multiply, the top hbits
+    return <u32>(((tag ^ (<u64>asid << 47)) * <u64>0x9E3779B97F4A7C15) >> (64 - hbits))
 
 
 cdef inline u64 _rand(tlb_array* a) noexcept nogil:
@@ -187,18 +191,17 @@ cdef inline void _invalidate(tlb_array* a, u32 s, u32 w) noexcept nogil:
     if a.hbits:                          # backward-shift deletion (linear probing)
         slot = &a.hslot[<u64>s << a.hbits]
         m = (1u << a.hbits) - 1
-        i = _home(a.tag[e], a.asid[e], a.hbits)
-        while slot[i] != w + 1:
-            i = (i + 1) & m
+        i = a.hpos[e]                    # (hpos and hhome spare the probe and the rehash)
         j = i
         while True:
             j = (j + 1) & m
             if slot[j] == 0:
                 break
-            k = _home(a.tag[base + slot[j] - 1], a.asid[base + slot[j] - 1], a.hbits)
+            k = a.hhome[base + slot[j] - 1]
             # move slot[j] back to i unless its home lies cyclically in (i, j]
             if (j > i and (k <= i or k > j)) or (j < i and k <= i and k > j):
                 slot[i] = slot[j]
+                a.hpos[base + slot[j] - 1] = <u16>i
                 i = j
         slot[i] = 0
     if a.repl == REPL_LRU:
@@ -215,6 +218,8 @@ cdef inline void _invalidate(tlb_array* a, u32 s, u32 w) noexcept nogil:
         a.prv[e] = NONE16
         a.nxt[e] = NONE16
     a.cls_count[a.cls[e]] -= 1
+    if a.cls_count[a.cls[e]] == 0:
+        a.live &= ~(1u << a.cls[e])
     a.nvalid[s] -= 1
     a.tag[e] = 0
     a.epoch += 1
@@ -266,14 +271,17 @@ cdef inline i64 _insert(tlb_array* a, int c, u64 tag, u16 asid, u64 out, u64 va,
     a.out[base + w] = out
     a.cls[base + w] = <u8>c
     a.cls_count[c] += 1
+    a.live |= 1u << c
     a.nvalid[s] += 1
     if a.hbits:
         slot = &a.hslot[<u64>s << a.hbits]
         m = (1u << a.hbits) - 1
         i = _home(tag, asid, a.hbits)
+        a.hhome[base + w] = <u16>i
         while slot[i]:
             i = (i + 1) & m
         slot[i] = <u16>(w + 1)
+        a.hpos[base + w] = <u16>i
     _touch(a, s, w)
     return w
 
@@ -301,9 +309,10 @@ cdef inline void _fill_leaf(TlbCore self, int k, u32 asid, u64 va, u64 base, u64
     cdef tlb_array* a = &self.arr[k]
     cdef int c, best = -1
     cdef u64 nb
-    for c in range(a.nleaf):
-        if ((<u64>1) << a.cls_shift[c]) <= size:
-            best = c
+    for c in range(a.nleaf):             # ascending: the last that fits
+        if ((<u64>1) << a.cls_shift[c]) > size:
+            break
+        best = c
     if best < 0:
         return
     nb = va & ~(((<u64>1) << a.cls_shift[best]) - 1)
@@ -356,7 +365,7 @@ cdef inline int _lookup(TlbCore self, u32 asid, u64 va, int side, u64* out, u64*
     cdef int lvl, k, c, sh
     cdef tlb_array* a
     cdef u64 tag, e
-    cdef u32 s
+    cdef u32 s, live
     cdef i64 w
     for lvl in range(2):
         k = self.l1[side] if lvl == 0 else self.l2[side]
@@ -364,9 +373,10 @@ cdef inline int _lookup(TlbCore self, u32 asid, u64 va, int side, u64* out, u64*
             return TLB_MISS
         a = &self.arr[k]
         ctr[4 * k + C_ACC] += 1
-        for c in range(a.nleaf):
-            if a.cls_count[c] == 0:
-                continue
+        live = a.live & ((1u << a.nleaf) - 1)
+        while live:                      # the leaf classes holding entries, smallest first
+            c = __builtin_ctz(live)
+            live &= live - 1
             sh = a.cls_shift[c]
             tag = _tag(va, sh, False)
             s = _set(a, va, sh)
@@ -516,11 +526,14 @@ cdef class TlbCore:
         a.tail = <u16*>cnp.PyArray_DATA(buf(nsets, np.uint16, NONE16))
         a.plru = <u8*>cnp.PyArray_DATA(buf(nsets * pn, np.uint8))
         a.hslot = <u16*>cnp.PyArray_DATA(buf(nsets << a.hbits if a.hbits else 1, np.uint16))
+        a.hpos = <u16*>cnp.PyArray_DATA(buf(n if a.hbits else 1, np.uint16))
+        a.hhome = <u16*>cnp.PyArray_DATA(buf(n if a.hbits else 1, np.uint16))
         a.nvalid = <u32*>cnp.PyArray_DATA(buf(nsets, np.uint32))
         sizes = sorted(int(s) for s in sizes)
         if len(sizes) > TLB_MAX_CLASSES:
             raise ValueError(f"more than {TLB_MAX_CLASSES} entry sizes")
         a.ncls = len(sizes)
+        a.live = 0
         a.nleaf = len(sizes)
         for c in range(a.ncls):
             a.cls_shift[c] = sizes[c]
@@ -862,6 +875,11 @@ cdef class TlbCore:
                 if a.hbits:
                     used = [a.hslot[(s << a.hbits) + i] for i in range(1 << a.hbits)]
                     assert sorted(v - 1 for v in used if v) == valid, f"array {k} set {s}: hash index"
+                    for i in range(1 << a.hbits):
+                        if used[i]:
+                            assert a.hpos[base + used[i] - 1] == i, f"array {k} set {s}: hash position"
+                            assert a.hhome[base + used[i] - 1] == _home(a.tag[base + used[i] - 1],
+                                a.asid[base + used[i] - 1], a.hbits), f"array {k} set {s}: hash home"
                 if a.repl == REPL_LRU:
                     order = []
                     x = a.head[s]
@@ -871,6 +889,7 @@ cdef class TlbCore:
                     assert sorted(order) == valid, f"array {k} set {s}: LRU list {order} != {valid}"
                     assert (a.tail[s] == (order[len(order) - 1] if order else NONE16)), f"array {k} set {s}: LRU tail"
             assert counts == [a.cls_count[c] for c in range(a.ncls)], f"array {k}: class counts"
+            assert a.live == sum(1 << c for c in range(a.ncls) if counts[c]), f"array {k}: live classes"
 
     def lru_order(self, int k, u32 s):
         """Ways of set s, most recently used first (LRU arrays)."""

@@ -165,11 +165,20 @@ def compare(trees=DEFAULT_TREES, seed=0, processes=12, chosen=None, configs=None
         mem += recorded_memory(recs)
     _check_host_memory(mem)
     results = []
-    for i, cfg in enumerate(cfgs):
-        results.append(run_config(cfg, scan, workload, memory=mem, thp=thp, policy=policy, check=check,
-                                  progress=progress, base=i / len(cfgs), span=1 / len(cfgs),
-                                  cpu=cpu, steady=steady, recordings=recs))
-        gc.collect()      # the run's Kernel (cycles: Kernel <-> PageCache, Process) goes now,
-                          # not with the next cyclic collection: one model's memory live at a time
+    # what lives now (modules, the scan, the workload) is frozen out of the collector, so each
+    # run's collection below traverses that run's objects only (unless the caller froze first)
+    freeze = gc.get_freeze_count() == 0
+    if freeze:
+        gc.freeze()
+    try:
+        for i, cfg in enumerate(cfgs):
+            results.append(run_config(cfg, scan, workload, memory=mem, thp=thp, policy=policy, check=check,
+                                      progress=progress, base=i / len(cfgs), span=1 / len(cfgs),
+                                      cpu=cpu, steady=steady, recordings=recs))
+            gc.collect()      # the run's Kernel (cycles: Kernel <-> PageCache, Process) goes now,
+                              # not with the next cyclic collection: one model's memory live at a time
+    finally:
+        if freeze:
+            gc.unfreeze()
     progress.close()
     return CompareResult(scan, workload, mem, thp, results, time.perf_counter() - t0, policy)

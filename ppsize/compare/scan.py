@@ -15,6 +15,7 @@ from functools import cached_property
 
 import numpy as np
 
+from .._validate import as_choice
 from ..units import parse_size
 from .progress import NO_PROGRESS
 
@@ -103,22 +104,28 @@ def _is_lib(name: str) -> bool:
     return ".so" in name and _LIB.search(name) is not None
 
 
-def scan_trees(trees, cross_mounts=False, progress=None) -> ScanResult:
-    """Walk ``trees`` (directories, or single files) iteratively with
-    ``os.scandir`` and ``lstat``: regular files only, each inode once (by
-    (st_dev, st_ino), also across trees), symbolic links below a tree never
-    followed (a tree named itself is, as ``find -H``). Directories on another
-    file system are skipped unless ``cross_mounts``. Entries that vanish or cannot
-    be read are counted in ``skipped`` by reason (:data:`SKIP_REASONS`), never
+def scan_trees(trees, cross_mounts=False, progress=None, engine="native") -> ScanResult:
+    """Walk ``trees`` (directories, or single files) iteratively: regular files only,
+    each inode once (by (st_dev, st_ino), also across trees), symbolic links below a
+    tree never followed (a tree named itself is, as ``find -H``). Directories on
+    another file system are skipped unless ``cross_mounts``. Entries that vanish or
+    cannot be read are counted in ``skipped`` by reason (:data:`SKIP_REASONS`), never
     fatal. A tree that does not exist raises FileNotFoundError (NotADirectoryError
     etc. as os.stat raises them).
 
-    One pass, one ``lstat`` per entry that is not a symbolic link (readdir's d_type
-    tells those apart without one, as ``find`` does), relative to the directory's fd
-    (fstatat, as ``find`` does: no path walk from the root); no object is kept per file but
-    its size (an int64 array) and, for the files the workload may map, its path. An
-    inode is looked up in the set of those seen only if it has further links
-    (st_nlink > 1) or a tree is a single file (which a directory tree may hold too)."""
+    One pass, as ``find`` does it: each directory opened (open(2), O_DIRECTORY) and
+    listed (readdir), one ``lstat`` per entry that is not a symbolic link (readdir's
+    d_type tells those apart without one) relative to the directory's fd (fstatat: no
+    path walk from the root); no object is kept per file but its size (an int64 array)
+    and, for the files the workload may map, its path. An inode is looked up in the
+    set of those seen only if it has further links (st_nlink > 1) or a tree is a
+    single file (which a directory tree may hold too).
+
+    ``engine``: "native" (ppsize._core.scan.TreeWalk, one nogil loop) or "python"
+    (the same walk with os.scandir, through the indirections the tests replace to
+    inject errors: the reference the native walk is tested against). Both give the
+    same ScanResult."""
+    as_choice(engine, ("native", "python"), "scan engine")
     progress = progress or NO_PROGRESS
     t0 = time.perf_counter()
     trees = [os.fspath(t) for t in trees]
@@ -126,52 +133,108 @@ def scan_trees(trees, cross_mounts=False, progress=None) -> ScanResult:
     for t in trees:
         st = os.stat(t)                     # raises for a missing tree: the caller's error
         roots.append((t, st))
-    sizes = array("q")
-    libs, exes, data = [], [], []
-    seen: set = set()                        # (st_dev, st_ino) of files that may recur
+    found = _Found()
+    seen: set = set()                        # (st_dev, st_ino) of the files named as trees
+    dirs: list = []                          # (path, st) of the directory trees, once each
     dirs_seen: set = set()
-    skipped: Counter = Counter()
-    examples: dict = {}
-    ndirs = 0
-
-    def skip(reason, path):
-        skipped[reason] += 1
-        ex = examples.setdefault(reason, [])
-        if len(ex) < 5:
-            ex.append(path)
-
-    def pick(path, name, size, mode):
-        # a file the workload may map: a library, an executable, or the 1-in-32 sample
-        idx = len(sizes) - 1
-        if _is_lib(name):
-            libs.append((path, idx, size))
-        elif mode & 0o111:
-            exes.append((path, idx, size))
-        elif crc32(path.encode("utf-8", "surrogateescape")) & 31 == 0:
-            data.append((path, idx, size))
-
-    stack = []
-    single = False                           # a tree is a file: every inode checked
     for t, st in roots:
         if stat.S_ISDIR(st.st_mode):
             if (st.st_dev, st.st_ino) not in dirs_seen:
                 dirs_seen.add((st.st_dev, st.st_ino))
-                stack.append((t, st.st_dev))
+                dirs.append((t, st))
         elif stat.S_ISREG(st.st_mode):
-            single = True
             key = (st.st_dev, st.st_ino)
             if key in seen:
-                skip("hardlink", t)
+                found.skip("hardlink", t)
                 continue
             seen.add(key)
-            sizes.append(st.st_size)
+            found.sizes.append(st.st_size)
             if st.st_size > 0:
-                pick(t, os.path.basename(t), st.st_size, st.st_mode)
+                found.pick(t, os.path.basename(t), st.st_size, st.st_mode)
         else:
-            skip("special", t)
-    lstat, scandir, opendir, append = _lstat, _scandir, _opendir, sizes.append
+            found.skip("special", t)
+    single = bool(seen)                      # a tree is a file: every inode checked
+    walk = _walk_native if engine == "native" else _walk_py
+    ndirs = walk(found, dirs, seen, single, cross_mounts, progress)
+    progress.close()
+    key = lambda e: e[0]
+    return ScanResult(trees=trees, sizes=np.concatenate([np.frombuffer(found.sizes, dtype=np.int64)]
+                                                        + found.more_sizes),
+                      libs=sorted(found.libs, key=key), exes=sorted(found.exes, key=key),
+                      data=sorted(found.data, key=key), dirs=ndirs, skipped=dict(found.skipped),
+                      seconds=time.perf_counter() - t0, examples=found.examples)
+
+
+class _Found:
+    """What a walk found: sizes (int64, walk order), the picked files, the skips."""
+
+    def __init__(self):
+        self.sizes = array("q")
+        self.more_sizes = []                 # int64 arrays after ``sizes`` (the native walk's)
+        self.libs, self.exes, self.data = [], [], []
+        self.skipped: Counter = Counter()
+        self.examples: dict = {}
+
+    @property
+    def nr_files(self):
+        return len(self.sizes) + sum(a.size for a in self.more_sizes)
+
+    def skip(self, reason, path):
+        self.skipped[reason] += 1
+        ex = self.examples.setdefault(reason, [])
+        if len(ex) < 5:
+            ex.append(path)
+
+    def pick(self, path, name, size, mode):
+        """A file the workload may map: a library, an executable, or the 1-in-32 sample
+        (the file just appended to ``sizes``)."""
+        idx = len(self.sizes) - 1
+        if _is_lib(name):
+            self.libs.append((path, idx, size))
+        elif mode & 0o111:
+            self.exes.append((path, idx, size))
+        elif crc32(path.encode("utf-8", "surrogateescape")) & 31 == 0:
+            self.data.append((path, idx, size))
+
+
+_STEP = 1 << 15        # entries the native walk reads between progress updates
+
+
+def _walk_native(found, dirs, seen, single, cross_mounts, progress) -> int:
+    """The walk below the directory trees in ppsize._core.scan (nogil); returns the
+    number of directories listed."""
+    from .._core.scan import TreeWalk
+    w = TreeWalk(cross_mounts=cross_mounts, single=single, base=len(found.sizes))
+    for dev, ino in seen:
+        w.see_file(dev, ino)
+    for t, st in dirs:
+        w.see_dir(st.st_dev, st.st_ino)
+    for t, st in dirs:                       # a stack: the last tree is walked first
+        w.push(os.fsencode(t), st.st_dev)
+    while w.step(_STEP):
+        progress.update(f"scanning: {found.nr_files + w.nr_files:,} files, {w.dirs:,} directories")
+    found.more_sizes.append(w.sizes())
+    lists = (found.libs, found.exes, found.data)
+    for kind, path, idx, size in w.picks():
+        lists[kind].append((os.fsdecode(path), idx, size))
+    for reason, (count, examples) in zip(SKIP_REASONS, w.skipped()):
+        if count:
+            found.skipped[reason] += count
+            ex = found.examples.setdefault(reason, [])
+            ex.extend(os.fsdecode(p) for p in examples[:5 - len(ex)])
+    return w.dirs
+
+
+def _walk_py(found, dirs, seen, single, cross_mounts, progress) -> int:
+    """The walk below the directory trees with os.scandir and lstat (through the
+    indirections _opendir, _scandir and _lstat); returns the number of directories
+    listed."""
+    stack = [(t, st.st_dev) for t, st in dirs]        # the last tree first, as before
+    dirs_seen = {(st.st_dev, st.st_ino) for _, st in dirs}
+    lstat, scandir, opendir, append = _lstat, _scandir, _opendir, found.sizes.append
+    skip, pick = found.skip, found.pick
     S_ISREG, S_ISDIR, S_ISLNK = stat.S_ISREG, stat.S_ISDIR, stat.S_ISLNK
-    entries = 0
+    entries = ndirs = 0
     while stack:
         d, dev = stack.pop()
         ndirs += 1
@@ -197,7 +260,7 @@ def scan_trees(trees, cross_mounts=False, progress=None) -> ScanResult:
                         for entry in it:         # an OSError out of here: readdir failing halfway
                             entries += 1
                             if entries & 1023 == 0:
-                                progress.update(f"scanning: {len(sizes):,} files, {ndirs:,} directories")
+                                progress.update(f"scanning: {len(found.sizes):,} files, {ndirs:,} directories")
                             name = entry.name
                             try:
                                 if entry.is_symlink():   # d_type (fstatat only where it is unknown)
@@ -242,9 +305,4 @@ def scan_trees(trees, cross_mounts=False, progress=None) -> ScanResult:
             os.close(fd)
         subdirs.reverse()                    # depth first, in listing order
         stack.extend(subdirs)
-    progress.close()
-    key = lambda e: e[0]
-    return ScanResult(trees=trees, sizes=np.frombuffer(sizes, dtype=np.int64).copy(),
-                      libs=sorted(libs, key=key), exes=sorted(exes, key=key),
-                      data=sorted(data, key=key), dirs=ndirs, skipped=dict(skipped),
-                      seconds=time.perf_counter() - t0, examples=examples)
+    return ndirs
