@@ -29,6 +29,7 @@ cdef enum:
 
 cdef enum:
     WALK_GROUP = 64      # walks interleaved by _translate (measured: 64 > 32 > 16)
+    WALK_BLOCK = -1      # _walk_alloc met a block leaf
 
 
 # TLB flush sites by name (PageTableCore.tlb_skip: a test leaves one out)
@@ -298,6 +299,28 @@ cdef void _translate_batch(PageTableCore self, const u64* vas, Py_ssize_t n,
 # walk's loops get the registers to themselves (inlined into _translate they spill).
 cdef void (*_batch_fn)(PageTableCore, const u64*, Py_ssize_t, _TrOut*) noexcept nogil
 _batch_fn = _translate_batch
+
+
+cdef inline i64 _walk_alloc(PageTableCore self, u64 va, int last) noexcept nogil:
+    """The walk down to va's level-``last`` table, allocating the missing tables
+    top-down (p4d_alloc / pud_alloc / pmd_alloc / pte_alloc): that table's index;
+    -ENOMEM with the tables allocated so far kept (empty tables, as Linux leaves
+    them); WALK_BLOCK at a block leaf above ``last``."""
+    cdef int l
+    cdef i64 t = 0, child
+    cdef u64* p
+    for l in range(last):
+        p = &self.tab[l][(t << self.tbits[l]) + ((va >> self.shift[l]) & self.imask[l])]
+        if p[0] == 0:
+            child = self.alloc_table(l + 1)      # grows pool l+1 only: p stays valid
+            if child < 0:
+                return -cerrno.ENOMEM
+            p[0] = (<u64>child << DESC_ADDR_SHIFT) | DESC_VALID | DESC_TABLE
+            self.nvalid[l][t] += 1
+        elif not (p[0] & DESC_TABLE):
+            return WALK_BLOCK
+        t = <i64>(p[0] >> DESC_ADDR_SHIFT)
+    return t
 
 
 cdef i64 _present(PageTableCore self, int l, i64 t, u64 tva, u64 start, u64 end) noexcept nogil:
@@ -663,23 +686,8 @@ cdef class PageTableCore:
     cdef int prealloc(self, u64 va, int last) noexcept nogil:
         """__handle_mm_fault's p4d_alloc / pud_alloc / pmd_alloc (last = the PMD table's
         level) and pte_alloc (last = the PTE table's): the missing tables of va's walk
-        down to level ``last``, top-down; stops at a block leaf. 0, or -ENOMEM with the
-        tables allocated so far kept (empty tables, as Linux leaves them)."""
-        cdef int l
-        cdef i64 t = 0, child
-        cdef u64* p
-        for l in range(last):
-            p = &self.tab[l][(t << self.tbits[l]) + ((va >> self.shift[l]) & self.imask[l])]
-            if p[0] == 0:
-                child = self.alloc_table(l + 1)      # grows pool l+1 only: p stays valid
-                if child < 0:
-                    return -cerrno.ENOMEM
-                p[0] = (<u64>child << DESC_ADDR_SHIFT) | DESC_VALID | DESC_TABLE
-                self.nvalid[l][t] += 1
-            elif not (p[0] & DESC_TABLE):
-                return 0
-            t = <i64>(p[0] >> DESC_ADDR_SHIFT)
-        return 0
+        down to level ``last``; stops at a block leaf. 0, or -ENOMEM."""
+        return -cerrno.ENOMEM if _walk_alloc(self, va, last) == -cerrno.ENOMEM else 0
 
     cdef int split_block_at(self, u64 va) noexcept nogil:
         """__split_huge_pmd of the block mapping va (none: nothing to do), its run
@@ -841,17 +849,15 @@ cdef class PageTableCore:
     cdef int set_ptes(self, u64 va, u64 pa, u64 size, u64 prot, bint cont) except -1 nogil:
         """set_ptes: map one folio [va, va+size) -> pa with last-level entries, all
         in one last-level table (a naturally aligned folio up to PMD size is); the
-        range must be empty. Walks down once, allocating missing tables."""
-        cdef int l, last = self.levels - 1
-        cdef i64 t = 0, child
-        cdef u64* p
-        for l in range(last):
-            p = &self.tab[l][(t << self.tbits[l]) + ((va >> self.shift[l]) & self.imask[l])]
-            if p[0] == 0:
-                child = self._alloc_table(l + 1)      # grows pool l+1 only: p stays valid
-                p[0] = (<u64>child << DESC_ADDR_SHIFT) | DESC_VALID | DESC_TABLE
-                self.nvalid[l][t] += 1
-            t = <i64>(p[0] >> DESC_ADDR_SHIFT)
+        range must be empty. Walks down once, allocating missing tables; no memory
+        is MemoryError (ENOMEM)."""
+        cdef int last = self.levels - 1
+        cdef i64 t = _walk_alloc(self, va, last)
+        if t < 0:
+            with gil:
+                if t == WALK_BLOCK:
+                    raise ValueError(f"set_ptes: {va:#x} is inside a block mapping")
+                raise MemoryError(f"ENOMEM: no memory for the page tables of {va:#x}")
         self._write_leaves(last, t, va, pa, size >> self.shift[last],
                            DESC_VALID | (prot << DESC_PROT_SHIFT), cont)
         return 0
