@@ -3,9 +3,12 @@
 Workload per order k: boot 1 GiB of 4K frames (262144), MAX_PAGE_ORDER 10, pageblock
 order 9; fill memory with order-k MIGRATE_MOVABLE allocations (one batch call), then free
 them all in a seeded random order (one batch call), so every free merges. Cost is
-reported per alloc+free pair; the boot is inside the timed cycle on every side.
+reported per alloc+free pair; the boot is inside the timed cycle on every side. Every
+side writes its pfns into the same two preallocated arrays each round (alloc into one,
+np.take the permutation into the other) and runs one untimed warm-up round, so no side
+pays the host's first touch of a fresh result buffer.
 
-- ppsize: BuddyAllocator(NR, 10, 9), alloc_batch(orders, "movable"), free_batch.
+- ppsize: BuddyAllocator(NR, 10, 9), alloc_batch(orders, "movable", out=pfns), free_batch.
 - plain_c: bench/c/buddy.c, compiled here at bench time (-O2, bench/conftest.py build_c),
   the equal-work baseline: the same algorithm, state and counters as ppsize's
   (mm/page_alloc.c): free lists per (order, migratetype) with head and tail, a state
@@ -115,13 +118,15 @@ def test_alloc_free_ppsize(benchmark, order):
     orders = np.full(n, order, dtype=np.int64)
     perm = _perm(n)
 
+    pfns, back = np.empty(n, dtype=np.int64), np.empty(n, dtype=np.int64)
+
     def cycle():
         b = BuddyAllocator(NR, MAX_ORDER, PB)
-        pfns = b.alloc_batch(orders, "movable")
-        b.free_batch(pfns[perm], orders)
+        b.alloc_batch(orders, "movable", out=pfns)
+        b.free_batch(np.take(pfns, perm, out=back), orders)
         return b
 
-    b = benchmark.pedantic(cycle, rounds=5, iterations=1)
+    b = benchmark.pedantic(cycle, rounds=5, iterations=1, warmup_rounds=1)
     assert b.nr_free_pages == NR and b.stats()["failures"].sum() == 0
     record(benchmark, "alloc+free", f"order {order}", "ppsize", n)
 
@@ -132,17 +137,18 @@ def test_alloc_free_plain_c(benchmark, plain_c, order):
     orders = np.full(n, order, dtype=np.int64)
     perm = _perm(n)
 
+    pfns, back = np.empty(n, dtype=np.int64), np.empty(n, dtype=np.int64)
+
     def cycle():
         # the same steps as the ppsize cycle: boot, one batch call each way
         b = plain_c.cb_new(NR, MAX_ORDER, PB)
-        pfns = np.empty(n, dtype=np.int64)
         assert plain_c.cb_alloc_batch(b, orders, 1, n, pfns) == 0
-        assert plain_c.cb_free_batch(b, np.ascontiguousarray(pfns[perm]), orders, n) == -1
+        assert plain_c.cb_free_batch(b, np.take(pfns, perm, out=back), orders, n) == -1
         free = plain_c.cb_nr_free_pages(b)
         plain_c.cb_del(b)
         return pfns, free
 
-    pfns, free = benchmark.pedantic(cycle, rounds=5, iterations=1)
+    pfns, free = benchmark.pedantic(cycle, rounds=5, iterations=1, warmup_rounds=1)
     assert free == NR
     # the same algorithm: the same blocks, in the same order, as ppsize's
     assert (pfns == BuddyAllocator(NR, MAX_ORDER, PB).alloc_batch(orders, "movable")).all()
@@ -155,15 +161,16 @@ def test_alloc_free_plain_c_min(benchmark, plain_c_min, order):
     orders = np.full(n, order, dtype=np.int64)
     perm = _perm(n)
 
+    pfns, back = np.empty(n, dtype=np.int64), np.empty(n, dtype=np.int64)
+
     def cycle():
         b = plain_c_min.plain_new(NR, MAX_ORDER)
-        pfns = np.empty(n, dtype=np.int64)
         plain_c_min.plain_alloc_batch(b, orders, n, pfns)
-        plain_c_min.plain_free_batch(b, np.ascontiguousarray(pfns[perm]), orders, n)
+        plain_c_min.plain_free_batch(b, np.take(pfns, perm, out=back), orders, n)
         plain_c_min.plain_del(b)
         return pfns
 
-    pfns = benchmark.pedantic(cycle, rounds=5, iterations=1)
+    pfns = benchmark.pedantic(cycle, rounds=5, iterations=1, warmup_rounds=1)
     assert (pfns >= 0).all()
     record(benchmark, "alloc+free", f"order {order}", "plain_c_min", n)
 

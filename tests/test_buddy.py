@@ -449,6 +449,29 @@ def test_churn_fragments_and_is_reproducible():
     assert a.stats()["claimed"] > 0                         # mixed types claimed pageblocks
 
 
+def test_alloc_batch_out_receives_the_pfns():
+    """alloc_batch(out=) fills the caller's array with what a fresh call returns, and a
+    wrong out is refused before anything is allocated."""
+    a, b = BuddyAllocator(1024, 4, 2), BuddyAllocator(1024, 4, 2)
+    orders = np.array([0, 3, 1, 4, 0, 2], dtype=np.int64)
+    buf = np.full(orders.size, 7, dtype=np.int64)
+    assert b.alloc_batch(orders, "unmovable", out=buf) is buf
+    assert buf.tolist() == a.alloc_batch(orders, "unmovable").tolist()
+    free0 = b.nr_free_pages
+    for bad in (np.empty(5, dtype=np.int64), np.empty(6, dtype=np.int32),
+                np.empty(12, dtype=np.int64)[::2], [0] * 6):
+        with pytest.raises(ValueError, match="out must be a writable C-contiguous int64 array of length 6"):
+            b.alloc_batch(orders, out=bad)
+    ro = np.empty(6, dtype=np.int64)
+    ro.flags.writeable = False
+    with pytest.raises(ValueError, match="out must be a writable"):
+        b.alloc_batch(orders, out=ro)
+    assert b.nr_free_pages == free0
+    b.free_batch(buf, orders)
+    assert b.nr_free_pages == 1024
+    b.check()
+
+
 def test_batch_calls_check_every_entry_before_allocating():
     """alloc_batch's checks run over the whole batch before the first allocation (the
     fast path takes an int64 array as is, other inputs are converted and checked)."""

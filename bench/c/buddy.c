@@ -4,7 +4,7 @@
  * - free lists per (order, migratetype), 4 migratetypes (MIGRATE_HIGHATOMIC's lists
  *   exist and stay empty), doubly linked through per-frame int32 next/prev arrays with
  *   a head and a tail per list, adds at the head or the tail (FPI_TO_TAIL at boot,
- *   buddy_merge_likely on free), list_del clearing the links;
+ *   buddy_merge_likely on free), list_del leaving the deleted entry's links stale;
  * - a per-frame state byte [ALLOC:1][FREE:1][migratetype:2][order:4] on block heads
  *   (PageBuddy + buddy_order + the allocation's migratetype);
  * - a per-pageblock migratetype byte: split_large_buddy frees multi-pageblock blocks one
@@ -73,8 +73,7 @@ static void list_del(buddy_t *b, int64_t pfn, int order, int mt)
     int32_t p = (int32_t)pfn, n = b->next[p], pr = b->prev[p];
     if (pr >= 0) b->next[pr] = n; else b->head[li] = n;
     if (n >= 0) b->prev[n] = pr; else b->tail[li] = pr;
-    b->next[p] = -1;
-    b->prev[p] = -1;
+    /* p's own links are left stale, as ppsize's _list_del does (read only while on a list) */
     b->nr_free[li]--;
     b->state[p] = 0;
 }

@@ -674,15 +674,25 @@ cdef class BuddyAllocator:
             raise ValueError(f"cannot split pfn {pfn} at order {order}: "
                              + self._why_not_allocated(pfn, order))
 
-    def alloc_batch(self, orders, migratetype="movable"):
+    def alloc_batch(self, orders, migratetype="movable", out=None):
         """Allocate one block per entry of ``orders`` in one nogil loop; returns an
         int64 array of pfns (-1 where the allocation failed). ``migratetype`` is one
-        name/int for all, or an array of ints (0..2) of the same length. A bad order
-        or migratetype raises ValueError naming it before anything is allocated."""
+        name/int for all, or an array of ints (0..2) of the same length. ``out``, if
+        given, is a writable C-contiguous int64 array of the same length that receives
+        the pfns (and is returned), so a caller allocating in rounds reuses one buffer.
+        A bad order, migratetype or ``out`` raises ValueError naming it before anything
+        is allocated."""
         o = _int64_vector(orders, "orders")
         cdef const i64 *ov = <const i64*>cnp.PyArray_DATA(o)
         cdef Py_ssize_t i, n = cnp.PyArray_DIMS(o)[0], bad = -1
         cdef u64 maxo = <u64>self.max_order
+        if out is None:
+            out = np.empty(n, dtype=np.int64)
+        elif not (isinstance(out, np.ndarray) and out.dtype == np.int64 and out.ndim == 1
+                  and out.shape[0] == n and out.flags.c_contiguous and out.flags.writeable):
+            raise ValueError(f"out must be a writable C-contiguous int64 array of length {n}, "
+                             f"got {type(out).__name__} "
+                             f"{getattr(out, 'dtype', '')} {getattr(out, 'shape', '')}")
         with nogil:
             for i in range(n):
                 if <u64>ov[i] > maxo:           # negative orders wrap above maxo
@@ -690,7 +700,6 @@ cdef class BuddyAllocator:
                     break
         if bad >= 0:
             raise ValueError(f"order {ov[bad]} at index {bad} out of range 0..{self.max_order}")
-        out = np.empty(n, dtype=np.int64)
         cdef i64 *res = <i64*>cnp.PyArray_DATA(out)
         cdef const signed char *mv
         cdef int mt
