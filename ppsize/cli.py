@@ -8,10 +8,6 @@ import os
 import stat
 import sys
 
-# No ppsize command does linear algebra, but OpenBLAS (loaded with NumPy) starts a thread per
-# core that busy-waits for work (~0.1 s of a core at start-up): one thread, unless the user says
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-
 # subcommand -> module (imported only when needed)
 SUBCOMMANDS = {
     "compare": "ppsize.cmd_compare",
@@ -117,6 +113,11 @@ def build_parser(only=None) -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     only = argv[0] if argv and argv[0] in SUBCOMMANDS else None
+    if only == "compare":
+        # compare does no linear algebra, but OpenBLAS (loaded with NumPy) starts a thread per
+        # core that busy-waits for work (~0.1 s of a core at start-up): one, unless the user
+        # says otherwise (only here: record's and replay's children keep the user's environment)
+        os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     args = build_parser(only).parse_args(argv)
     try:
         return args._run(args)
