@@ -88,12 +88,17 @@ def input_dir_error(path: str, what: str = "tree"):
     return None
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(only=None) -> argparse.ArgumentParser:
+    """The parser of every subcommand, or (``only``: a name of SUBCOMMANDS) of that one
+    alone: its module is the only one imported (``main`` does this when the first
+    argument names a subcommand; ``ppsize --help`` and errors list them all)."""
     parser = _Parser(prog="ppsize", description="Memory model of Linux with a per-process page size: "
                      "compare kernel configurations, page-table geometries and page-cache races.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
     for name, module in SUBCOMMANDS.items():
+        if only is not None and name != only:
+            continue
         try:
             mod = importlib.import_module(module)
         except ModuleNotFoundError as e:      # a subcommand still being written
@@ -106,7 +111,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    only = argv[0] if argv and argv[0] in SUBCOMMANDS else None
+    if only == "compare":
+        # compare does no linear algebra, but OpenBLAS (loaded with NumPy) starts a thread per
+        # core that busy-waits for work (~0.1 s of a core at start-up): one, unless the user
+        # says otherwise (only here: record's and replay's children keep the user's environment)
+        os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+    args = build_parser(only).parse_args(argv)
     try:
         return args._run(args)
     except BrokenPipeError:

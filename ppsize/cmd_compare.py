@@ -55,6 +55,10 @@ def add_parser(sub):
                    help="also draw a figure to FILE (.png, .svg, .pdf; needs the plot extra)")
     p.add_argument("--plot-kind", default="memory", metavar="KIND",
                    help="the figure --plot draws (as ppsize plot --kind; default memory)")
+    p.add_argument("--jobs", "-j", type=int, default=None, metavar="N",
+                   help="configurations run at once, in threads (default: 2 when there are two "
+                        "CPUs and two Kernels fit in the host memory, else 1; the figures are the "
+                        "same for any N)")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar, no summary lines")
     return p
 
@@ -85,6 +89,8 @@ def run(args) -> int:
             return fail("compare", err)
     if not 1 <= args.processes <= MAX_PROCESSES:
         return fail("compare", f"--processes must be in 1..{MAX_PROCESSES}, not {args.processes}")
+    if args.jobs is not None and not 1 <= args.jobs <= 64:
+        return fail("compare", f"--jobs must be in 1..64, not {args.jobs}")
     if args.json and args.json != "-":
         err = output_error(args.json)
         if err:
@@ -105,7 +111,7 @@ def run(args) -> int:
                          configs=args.config, thp=args.thp, policy=args.policy,
                          cross_mounts=args.cross_mounts, cpu=None if args.cpu == "none" else args.cpu,
                          check=args.check, progress=progress, scan=scan,
-                         workloads=args.workload or ())
+                         workloads=args.workload or (), workers=args.jobs)
     except (FileNotFoundError, NotADirectoryError, PermissionError) as e:
         progress.close()
         print(f"ppsize compare: cannot read tree: {e}", file=sys.stderr)

@@ -26,11 +26,10 @@ def scan():
     return s
 
 
-def _per_file_boot(cfg, scan, memory, thp, policy, bar, cpu=None):
-    """compare's boot before the batch: one Kernel.create_file per scanned file."""
-    k = run_mod.kernel_for(cfg, memory, thp, policy, cpu)
+def _per_file_create(k, scan, bar):
+    """compare's file creation before the batch: one Kernel.create_file per scanned file."""
     names = scan.names
-    return k, [k.create_file(names.get(i) or f"#{i}", int(s)) for i, s in enumerate(scan.sizes)]
+    return [k.create_file(names.get(i) or f"#{i}", int(s)) for i, s in enumerate(scan.sizes)]
 
 
 def _per_file_read(k, files, bar):
@@ -74,7 +73,7 @@ def test_batch_create_and_read_is_per_file_state(scan, page):
 def test_run_config_figures_are_the_per_file_path(scan, key, monkeypatch):
     w = cmp.make_workload(scan, seed=3, processes=4)
     batch = cmp.run_config(key, scan, w, check=True).as_dict()
-    monkeypatch.setattr(run_mod, "_boot", _per_file_boot)
+    monkeypatch.setattr(run_mod, "_create", _per_file_create)
     monkeypatch.setattr(run_mod, "_read_all", _per_file_read)
     per_file = cmp.run_config(key, scan, w, check=True).as_dict()
     for d in (batch, per_file):

@@ -251,3 +251,75 @@ def test_out_of_memory_limit_is_real():
         pass
     count, examples = w.skipped()[5]                 # unreadable_dir
     assert count == 4 and len(examples) == 4 and all(e == root for e in examples)
+
+
+# ------------------------------------------------- the walk in threads (issue 13 item 6)
+def _scan_with(trees, workers, monkeypatch, **kw):
+    monkeypatch.setattr(cmp.scan, "scan_workers", lambda: workers)
+    return cmp.scan_trees(trees, engine="native", **kw)
+
+
+def _linked_tree(root, n=14):
+    """n subdirectories of files (some nested), hard links across them (each to an
+    earlier and to a later subdirectory), a symbolic link to a subdirectory."""
+    paths = []
+    for i in range(n):
+        d = os.path.join(root, f"s{i:02d}", "deep" if i % 3 == 0 else "")
+        os.makedirs(d, exist_ok=True)
+        for j in range(5):
+            p = os.path.join(d, f"f{j}.so.{i}" if j == 0 else f"f{j}")
+            with open(p, "wb") as f:
+                f.truncate(1000 * i + j)
+            paths.append(p)
+    for i in range(1, n, 2):       # s<i>/link<k> -> a file of s<i-1> and of s<i+1>
+        os.link(paths[5 * (i - 1)], os.path.join(root, f"s{i:02d}", "back"))
+        if i + 1 < n:
+            os.link(paths[5 * (i + 1) + 1], os.path.join(root, f"s{i:02d}", "fwd"))
+    os.symlink(os.path.join(root, "s03"), os.path.join(root, "s03-link"))
+    with open(os.path.join(root, "top"), "wb") as f:
+        f.truncate(7)
+
+
+def test_threaded_walk_is_the_serial_walk(tmp_path, monkeypatch):
+    _linked_tree(str(tmp_path))
+    sub = str(tmp_path / "s04")
+    for trees in ([str(tmp_path)], [str(tmp_path), sub], [sub, str(tmp_path)],
+                  [str(tmp_path / "s01"), str(tmp_path / "s02"), str(tmp_path)]):
+        one = _scan_with(trees, 1, monkeypatch)
+        two = _scan_with(trees, 2, monkeypatch)
+        assert_same(one, two)
+        assert_same(two, cmp.scan_trees(trees, engine="python"))
+        assert two.skipped["hardlink"] >= 6
+
+
+def test_threaded_walk_walks_a_unit_again_after_a_shared_inode(tmp_path, monkeypatch):
+    """A hard link found in two units: the later unit is walked again from every inode
+    seen before it (the same result as the serial walk, not a second count)."""
+    _linked_tree(str(tmp_path))
+    again = []
+    real = cmp.scan._rows
+    monkeypatch.setattr(cmp.scan, "_rows", lambda keys: again.append(len(keys)) or real(keys))
+    two = _scan_with([str(tmp_path)], 2, monkeypatch)
+    assert again                            # the re-walk happened
+    assert_same(two, _scan_with([str(tmp_path)], 1, monkeypatch))
+
+
+def test_tree_walk_stack_and_keys(tmp_path):
+    from ppsize._core.scan import TreeWalk
+    _linked_tree(str(tmp_path), n=3)
+    st = os.stat(tmp_path)
+    w = TreeWalk()
+    assert w.see_dir(st.st_dev, st.st_ino)
+    w.push(os.fsencode(str(tmp_path)), st.st_dev)
+    assert w.list_dirs(1) == w.stack_size == 3          # s00 s01 s02 wait
+    units = w.take_stack()
+    listed = [n for n in os.listdir(tmp_path) if os.path.isdir(tmp_path / n) and not os.path.islink(tmp_path / n)]
+    assert [os.fsdecode(os.path.basename(p)) for p, _ in units] == listed     # readdir order
+    assert w.stack_size == 0 and not w.step(100)
+    keys = w.keys(dirs=True)
+    assert keys.shape == (4, 2) and (st.st_dev, st.st_ino) in set(map(tuple, keys.tolist()))
+    u = TreeWalk()
+    u.see_keys(keys, dirs=True)
+    assert not u.see_dir(st.st_dev, st.st_ino)
+    with pytest.raises(ValueError):
+        u.see_keys(np.zeros((2, 3), np.uint64))

@@ -66,7 +66,8 @@ cdef class MMCore:
     cdef int split_or_zap(self, u64 x) except -1 nogil
     cdef void _note_anon(self, i64 vi) noexcept nogil
     # the MMU model (pt.tlb): a walk that fills the TLB, a hit compared with the table
-    cdef int tlb_walk_fill(self, u64 va, int side, u64* pa, int* level, u64* unit, int* prot) noexcept nogil
+    cdef int tlb_walk_fill(self, u64 va, int side, u64* pa, int* level, u64* unit, int* prot,
+                           bint missed=*) noexcept nogil
     cdef int _fault(self, u64 va, bint w, bint x, int st, int level) except -1 nogil
     cdef bint tlb_hit_stale(self, u64 va, u64 out, u64 base, u64 size) noexcept nogil
     # file faults (mm/filemap.c, mm/memory.c)

@@ -547,11 +547,14 @@ cdef class MMCore:
             self.anon_overflow = True
 
     # ------------------------------------------------------------ the TLB
-    cdef int tlb_walk_fill(self, u64 va, int side, u64* pa, int* level, u64* unit, int* prot) noexcept nogil:
+    cdef int tlb_walk_fill(self, u64 va, int side, u64* pa, int* level, u64* unit, int* prot,
+                           bint missed=False) noexcept nogil:
         """The hardware walk of a TLB miss (pt.tlb), returning what pt.walk would: its
         references counted per level (walk caches, data cache); a valid leaf is
         filled into the L2 and L1 as the unit the walk found (the contiguous run when
-        the core coalesces); an invalid entry (the access faults) fills nothing."""
+        the core coalesces); an invalid entry (the access faults) fills nothing.
+        ``missed``: the TLB lookup of va just missed (TlbCore.walk_fill_missed: the
+        fills need not probe again)."""
         cdef tlb_walk w
         cdef u64 span
         cdef int st = self.pt.walk_tables(va, pa, level, unit, prot, w.table_pa)
@@ -564,7 +567,10 @@ cdef class MMCore:
             w.unit_size = unit[0] if self.pt.tlb.coalesce else span
             w.unit_base = va & ~(w.unit_size - 1)
             w.pa_base = (pa[0] - (va - w.unit_base)) | <u64>prot[0]
-        self.pt.tlb.walk_fill(self.pt.tlb_asid, va, side, &w)
+        if missed:
+            self.pt.tlb.walk_fill_missed(self.pt.tlb_asid, va, side, &w)
+        else:
+            self.pt.tlb.walk_fill(self.pt.tlb_asid, va, side, &w)
         return st
 
     cdef bint tlb_hit_stale(self, u64 va, u64 out, u64 base, u64 size) noexcept nogil:
@@ -928,7 +934,7 @@ cdef class MMCore:
                                 self.tlb_stale_first = i
                             self.tlb_stale += 1
                     else:
-                        st = self.tlb_walk_fill(va, side, &pa, &level, &unit, &prot)
+                        st = self.tlb_walk_fill(va, side, &pa, &level, &unit, &prot, hit < 0)
                         if st == TR_OK and prot & allow:
                             r = ACC_HIT
                         else:

@@ -19,7 +19,7 @@ failed allocation stops the walk and raises MemoryError, and __dealloc__ frees a
 cimport cython
 cimport libc.errno as cerrno
 from libc.errno cimport ENOENT, EACCES, EPERM
-from libc.stdint cimport int64_t, uint64_t, uint32_t, uint8_t, SIZE_MAX
+from libc.stdint cimport int64_t, uint64_t, uint32_t, uint8_t, SIZE_MAX, INT64_MAX
 from libc.stdlib cimport malloc, calloc, realloc, free
 from libc.string cimport memcpy, strlen
 
@@ -290,6 +290,8 @@ cdef class TreeWalk:
     cdef Buf cur                     # the directory's path, then "dir/name" per entry
     cdef DevInoSet seen              # (st_dev, st_ino) of files that may recur
     cdef DevInoSet dirs_seen
+    cdef Buf added_files             # (st_dev, st_ino) uint64 pairs the walk added to seen
+    cdef Buf added_dirs              # ... and to dirs_seen (not see_*: the walk's own finds)
     cdef Buf sizes_v                 # int64
     cdef Buf pick_kind               # uint8
     cdef Buf pick_idx                # int64
@@ -306,12 +308,14 @@ cdef class TreeWalk:
     cdef bint single                 # a tree is a file: every inode checked
     cdef bint oom                    # an allocation failed: the results are incomplete
     cdef int64_t base                # file indices start here (the root files before)
+    cdef int64_t dir_stop            # _walk lists no directory once dirs reaches this
 
     def __cinit__(self, bint cross_mounts=False, bint single=False, int64_t base=0):
         # tp_alloc zeroed every C field: all buffers and sets start empty (NULL)
         self.cross_mounts = cross_mounts
         self.single = single
         self.base = base
+        self.dir_stop = INT64_MAX
 
     def __dealloc__(self):
         cdef int r
@@ -332,6 +336,8 @@ cdef class TreeWalk:
             _buf_free(&self.ex_paths[r])
         _set_free(&self.seen)
         _set_free(&self.dirs_seen)
+        _buf_free(&self.added_files)
+        _buf_free(&self.added_dirs)
 
     cdef int _check(self) except -1:
         if self.oom:
@@ -416,6 +422,72 @@ cdef class TreeWalk:
         self._check()
         return self.stack_n > 0
 
+    def list_dirs(self, int64_t count):
+        """Pop and list ``count`` directories (fewer if the stack runs out), as step
+        would; the stack's size after."""
+        self._check()
+        self.dir_stop = self.dirs + count
+        with nogil:
+            self._walk(INT64_MAX - self.entries)
+        self.dir_stop = INT64_MAX
+        self._check()
+        return self.stack_n
+
+    @property
+    def stack_size(self):
+        return self.stack_n
+
+    def take_stack(self):
+        """[(path bytes, st_dev)] of the directories still to walk, in the order the
+        walk would pop them (each a whole subtree of the walk); the stack is left empty."""
+        cdef size_t i, start, end
+        res = []
+        for i in range(self.stack_n):
+            start = <size_t>_u64_at(&self.stack_end, i - 1) if i > 0 else 0
+            end = <size_t>_u64_at(&self.stack_end, i)
+            res.append((self.stack_path.p[start:end - 1], _u64_at(&self.stack_dev, i)))
+        res.reverse()
+        self.stack_path.len = self.stack_end.len = self.stack_dev.len = 0
+        self.stack_n = 0
+        return res
+
+    def keys(self, bint dirs=False):
+        """(st_dev, st_ino) of every file inode (``dirs``: directory inode) in the set
+        the walk looks inodes up in: an (n, 2) uint64 array."""
+        cdef DevInoSet* st = &self.dirs_seen if dirs else &self.seen
+        out = np.empty((st.n, 2), dtype=np.uint64)
+        cdef uint64_t[:, ::1] o = out
+        cdef size_t i, j = 0
+        for i in range(st.cap):
+            if st.used[i]:
+                o[j, 0] = st.keys[2 * i]
+                o[j, 1] = st.keys[2 * i + 1]
+                j += 1
+        return out
+
+    def added(self, bint dirs=False):
+        """The (st_dev, st_ino) the walk itself added to its file (``dirs``: directory)
+        set, in the order found (not those of see_*): an (n, 2) uint64 array."""
+        cdef Buf* b = &self.added_dirs if dirs else &self.added_files
+        cdef Py_ssize_t n = b.len // (2 * sizeof(uint64_t))
+        out = np.empty((n, 2), dtype=np.uint64)
+        cdef uint64_t[:, ::1] o = out
+        if n:
+            memcpy(&o[0, 0], b.p, n * 2 * sizeof(uint64_t))
+        return out
+
+    def see_keys(self, const uint64_t[:, ::1] keys, bint dirs=False):
+        """see_file (``dirs``: see_dir) for each (st_dev, st_ino) row of ``keys``."""
+        self._check()
+        cdef DevInoSet* st = &self.dirs_seen if dirs else &self.seen
+        cdef Py_ssize_t i
+        if keys.shape[0] and keys.shape[1] != 2:
+            raise ValueError("keys must be (n, 2): st_dev, st_ino")
+        for i in range(keys.shape[0]):
+            if _set_insert(st, keys[i, 0], keys[i, 1]) < 0:
+                self.oom = True
+                self._check()
+
     @cython.cdivision(True)
     cdef void _walk(self, int64_t budget) noexcept nogil:
         cdef int64_t stop = self.entries + budget
@@ -427,7 +499,7 @@ cdef class TreeWalk:
         cdef size_t dlen, plen, nlen, start, n, j
         cdef const char* name
         cdef Buf* cur = &self.cur
-        while self.stack_n > 0 and self.entries < stop:
+        while self.stack_n > 0 and self.entries < stop and self.dirs < self.dir_stop:
             # pop the top directory into cur (NUL-terminated for open)
             n = self.stack_n
             start = <size_t>_u64_at(&self.stack_end, n - 2) if n > 1 else 0
@@ -490,7 +562,8 @@ cdef class TreeWalk:
                 if S_ISREG(st.st_mode):
                     if st.st_nlink > 1 or self.single:
                         err = _set_insert(&self.seen, st.st_dev, st.st_ino)
-                        if err < 0:
+                        if err < 0 or (err == 1 and (_push_u64(&self.added_files, st.st_dev) < 0
+                                                     or _push_u64(&self.added_files, st.st_ino) < 0)):
                             self.oom = True
                             break
                         if err == 0:
@@ -506,7 +579,8 @@ cdef class TreeWalk:
                         self._skip(R_OTHER_FS, cur.p, cur.len)
                         continue
                     err = _set_insert(&self.dirs_seen, st.st_dev, st.st_ino)
-                    if err < 0:
+                    if err < 0 or (err == 1 and (_push_u64(&self.added_dirs, st.st_dev) < 0
+                                                 or _push_u64(&self.added_dirs, st.st_ino) < 0)):
                         self.oom = True
                         break
                     if err == 1:

@@ -107,6 +107,7 @@ cdef class TlbCore:
     cdef int wc_arr[TLB_MAX_WCS]         # array holding each walk cache's entries
     cdef int wc_dist[TLB_MAX_WCS]        # levels above the last level (1 = entry pointing at a PTE table)
     cdef int dcache                      # array index of the data-cache model, -1: none
+    cdef bint wc_shared                  # two walk caches share an array and a distance
     cdef tlb_geom geoms[TLB_MAX_GEOMS]
     cdef int ngeom
     cdef u8* asid_geom                   # per ASID slot
@@ -121,6 +122,7 @@ cdef class TlbCore:
     # the engine's interface (all nogil, none can fail)
     cdef int lookup(self, u32 asid, u64 va, int side, u64* out, u64* base, u64* size) noexcept nogil
     cdef void walk_fill(self, u32 asid, u64 va, int side, tlb_walk* w) noexcept nogil
+    cdef void walk_fill_missed(self, u32 asid, u64 va, int side, tlb_walk* w) noexcept nogil
     cdef void flush_range(self, u32 asid, u64 start, u64 end, bint last_level) noexcept nogil
     cdef void flush_mm(self, u32 asid) noexcept nogil
     cdef void flush_page(self, u32 asid, u64 va) noexcept nogil

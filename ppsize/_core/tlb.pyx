@@ -394,9 +394,15 @@ cdef inline int _lookup(TlbCore self, u32 asid, u64 va, int side, u64* out, u64*
     return TLB_MISS
 
 
-cdef inline void _walk_fill(TlbCore self, u32 asid, u64 va, int side, tlb_walk* w) noexcept nogil:
+cdef inline void _walk_fill(TlbCore self, u32 asid, u64 va, int side, tlb_walk* w, bint missed) noexcept nogil:
     """Account the page-table walk that found *w for va (walk caches, memory
-    references per level, data cache), then fill walk caches, L2 and L1."""
+    references per level, data cache), then fill walk caches, L2 and L1.
+    ``missed``: the lookup of (asid, va, side) just missed in the L1 and the L2 and
+    nothing was filled since, so the fills need not probe for an entry to update (the
+    lookup probed every live class with the tag the fill uses; a class not live holds
+    nothing). A walk-cache entry is filled only at a level whose probe above just missed,
+    so it is not probed again either (unless two walk caches share an array and a
+    level: then the second finds the first's entry, as before)."""
     cdef i64* ctr = &self.counters[<u64>asid * NR_COUNTERS]
     cdef tlb_geom* g = &self.geoms[self.asid_geom[asid]]
     cdef int L = w.leaf_level, start = 0, i, l, lvl, sh, c
@@ -446,12 +452,12 @@ cdef inline void _walk_fill(TlbCore self, u32 asid, u64 va, int side, tlb_walk* 
         sh = g.shift[lvl]
         c = _class(a, sh, True)
         if c >= 0:
-            _insert(a, c, _tag(va, sh, True), <u16>asid, w.table_pa[lvl + 1], va, NULL)
+            _insert(a, c, _tag(va, sh, True), <u16>asid, w.table_pa[lvl + 1], va, NULL, self.wc_shared)
     if not w.leaf_ok:
         return                            # a faulting walk caches no translation
     if self.l2[side] >= 0:
-        _fill_leaf(self, self.l2[side], asid, va, w.unit_base, w.unit_size, w.pa_base, ctr)
-    _fill_leaf(self, self.l1[side], asid, va, w.unit_base, w.unit_size, w.pa_base, ctr)
+        _fill_leaf(self, self.l2[side], asid, va, w.unit_base, w.unit_size, w.pa_base, ctr, not missed)
+    _fill_leaf(self, self.l1[side], asid, va, w.unit_base, w.unit_size, w.pa_base, ctr, not missed)
 
 
 cdef class TlbCore:
@@ -481,6 +487,11 @@ cdef class TlbCore:
                 self.wc_arr[i] = int(spec["in_tlb"])
             else:
                 self.wc_arr[i] = self._add_array(spec, [])
+        self.wc_shared = False            # two walk caches in one array at one distance
+        for i in range(self.nwc):
+            for k in range(i):
+                if self.wc_arr[i] == self.wc_arr[k] and self.wc_dist[i] == self.wc_dist[k]:
+                    self.wc_shared = True
         dc = config.get("dcache")
         self.dcache = self._add_array(dc, [6]) if dc else -1
         ag = np.zeros(self.max_asids, dtype=np.uint8)
@@ -577,7 +588,13 @@ cdef class TlbCore:
 
     cdef void walk_fill(self, u32 asid, u64 va, int side, tlb_walk* w) noexcept nogil:
         """Account the walk that found *w for va, then fill walk caches, L2, L1."""
-        _walk_fill(self, asid, va, side, w)
+        _walk_fill(self, asid, va, side, w, False)
+
+    cdef void walk_fill_missed(self, u32 asid, u64 va, int side, tlb_walk* w) noexcept nogil:
+        """walk_fill right after lookup(asid, va, side) returned TLB_MISS (nothing filled
+        since): the same state and counters, without probing again for the entries the
+        lookup just found absent."""
+        _walk_fill(self, asid, va, side, w, True)
 
     cdef void flush_range(self, u32 asid, u64 start, u64 end, bint last_level) noexcept nogil:
         """TLBI VALE1IS (last_level) / VAE1IS over [start, end) for asid."""
@@ -785,7 +802,7 @@ cdef class TlbCore:
                     # in VA order, in a region of their own per ASID and level
                     w.table_pa[l] = (((<u64>asid + 1) << 50) | (<u64>l << 46)) + \
                         ((va >> (g.shift[l] + g.tbits[l])) << (g.tbits[l] + 3))
-                _walk_fill(self, asid, va, side, &w)
+                _walk_fill(self, asid, va, side, &w, True)      # (r < 0: the lookup missed)
                 result[i] = 2
         return bad, nstale, first_stale
 

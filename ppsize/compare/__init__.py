@@ -43,11 +43,12 @@ from __future__ import annotations
 import gc
 import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 from .._validate import as_choice
 from ..filepolicy import FILE_POLICIES
 from ..units import fmt_size, parse_size
-from .progress import NO_PROGRESS, Progress
+from .progress import NO_PROGRESS, Progress, SharedProgress
 from .result import CompareResult, ConfigResult, TranslationResult
 from .run import CONFIGS, DEFAULT_CPU, Config, WorkloadFaultError, config, memory_for, run_config, steady_state
 from .scan import ERROR_REASONS, SKIP_REASONS, ScanResult, scan_trees
@@ -58,13 +59,31 @@ __all__ = ["scan_trees", "ScanResult", "make_workload", "Workload", "ProcSpec", 
            "Config", "run_config", "ConfigResult", "compare", "CompareResult", "Progress",
            "DEFAULT_TREES", "FILE_POLICIES", "THP_MODES", "WorkloadFaultError", "config", "memory_for",
            "Mapping", "SKIP_REASONS", "ERROR_REASONS", "TOUCH", "DEFAULT_CPU", "STEADY_ACCESSES",
-           "TranslationResult", "steady_state", "steady_stream", "check_processes", "MAX_PROCESSES"]
+           "TranslationResult", "steady_state", "steady_stream", "check_processes", "MAX_PROCESSES",
+           "workers_for"]
 
 DEFAULT_TREES = ("/usr", "/etc")
 THP_MODES = ("always", "madvise", "never")          # transparent_hugepage/enabled
 
 
 HOST_BYTES_PER_FRAME = 100        # measured: ~430 MiB of RSS for 4M model frames of 4K
+PARALLEL_HOST_BYTES = 1 << 30     # two configurations run at once while both fit in this
+
+
+def workers_for(scan, workload, ram=None) -> int:
+    """How many configurations :func:`compare` runs at once (threads; the compiled kernels
+    run without the GIL): 2 on a machine with two CPUs or more, while two Kernels' host
+    memory fits in :data:`PARALLEL_HOST_BYTES` and a quarter of the RAM (each bounded by
+    HOST_BYTES_PER_FRAME per 4K frame of the largest configuration's page cache and anon:
+    the deferred boot costs no host memory for frames never handed out); else 1. The
+    figures are the same either way (each run is a pure function of its inputs)."""
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    if cpus < 2:
+        return 1
+    frames = (scan.cache_bytes(65536) + workload.anon_bytes) // 4096
+    need = 2 * frames * HOST_BYTES_PER_FRAME
+    ram = host_ram() if ram is None else ram
+    return 2 if need <= PARALLEL_HOST_BYTES and (ram <= 0 or need <= ram // 4) else 1
 
 
 def _cgroup_limits(root="/", proc_cgroup="/proc/self/cgroup"):
@@ -122,7 +141,7 @@ def _check_host_memory(mem):
 
 def compare(trees=DEFAULT_TREES, seed=0, processes=12, chosen=None, configs=None, thp="madvise",
             policy="drop-all", memory=None, cross_mounts=False, check=False, progress=None,
-            scan=None, cpu=DEFAULT_CPU, steady=STEADY_ACCESSES, workloads=()) -> CompareResult:
+            scan=None, cpu=DEFAULT_CPU, steady=STEADY_ACCESSES, workloads=(), workers=None) -> CompareResult:
     """Scan ``trees``, build the seeded workload, and run it on every configuration
     (default all of :data:`CONFIGS`; keys or Config objects). ``thp``: every
     kernel's transparent_hugepage/enabled; ``policy``: the file policy
@@ -136,7 +155,11 @@ def compare(trees=DEFAULT_TREES, seed=0, processes=12, chosen=None, configs=None
     ``workloads``: recordings (paths or loaded ``ppsize.recording.Workload``) replayed
     under every configuration (``compare.recorded``): after the synthetic mix in the
     same kernel, or, with ``trees`` empty, instead of it (each configuration's kernel
-    then holds only the recordings)."""
+    then holds only the recordings).
+
+    ``workers``: configurations run at once, in threads (default :func:`workers_for`: 2
+    when two CPUs and the host memory allow, else 1); the results, in ``configs`` order,
+    are the same for any number."""
     t0 = time.perf_counter()
     progress = progress or NO_PROGRESS
     as_choice(thp, THP_MODES, "THP setting")
@@ -170,13 +193,28 @@ def compare(trees=DEFAULT_TREES, seed=0, processes=12, chosen=None, configs=None
     freeze = gc.get_freeze_count() == 0
     if freeze:
         gc.freeze()
+    workers = workers_for(scan, workload) if workers is None else int(workers)
+    if workers < 1:
+        raise ValueError(f"workers must be >= 1, got {workers}")
+    workers = min(workers, len(cfgs))
+    bar = SharedProgress(progress, len(cfgs)) if workers > 1 else None
+
+    def one(i):
+        res = run_config(cfgs[i], scan, workload, memory=mem, thp=thp, policy=policy, check=check,
+                         progress=bar.slot(i) if bar else progress, base=i / len(cfgs),
+                         span=1 / len(cfgs), cpu=cpu, steady=steady, recordings=recs)
+        gc.collect()          # the run's Kernel (cycles: Kernel <-> PageCache, Process) goes now,
+        return res            # not with the next cyclic collection: one model (per worker) live at a time
+
     try:
-        for i, cfg in enumerate(cfgs):
-            results.append(run_config(cfg, scan, workload, memory=mem, thp=thp, policy=policy, check=check,
-                                      progress=progress, base=i / len(cfgs), span=1 / len(cfgs),
-                                      cpu=cpu, steady=steady, recordings=recs))
-            gc.collect()      # the run's Kernel (cycles: Kernel <-> PageCache, Process) goes now,
-                              # not with the next cyclic collection: one model's memory live at a time
+        if workers == 1:
+            results = [one(i) for i in range(len(cfgs))]
+        else:
+            ex = ThreadPoolExecutor(workers, thread_name_prefix="ppsize-compare")
+            try:
+                results = list(ex.map(one, range(len(cfgs))))
+            finally:          # an error or ^C: no configuration starts after it
+                ex.shutdown(wait=True, cancel_futures=True)
     finally:
         if freeze:
             gc.unfreeze()

@@ -2,9 +2,10 @@
 from __future__ import annotations
 
 import sys
+import threading
 import time
 
-__all__ = ["Progress", "NO_PROGRESS"]
+__all__ = ["Progress", "NO_PROGRESS", "SharedProgress"]
 
 
 class Progress:
@@ -47,3 +48,36 @@ class Progress:
 
 
 NO_PROGRESS = Progress(enabled=False)
+
+
+class SharedProgress:
+    """The bar of ``n`` runs in threads, run ``i`` reporting its share [i/n, (i+1)/n]
+    (``slot(i)``): the bar shows the sum of what every run has done, one thread
+    drawing at a time."""
+
+    def __init__(self, progress, n):
+        self.progress, self.n = progress, n
+        self._done = [0.0] * n
+        self._lock = threading.Lock()
+
+    def slot(self, i):
+        return _Slot(self, i)
+
+    def close(self):
+        self.progress.close()
+
+
+class _Slot:
+    def __init__(self, shared, i):
+        self.shared, self.i = shared, i
+
+    def update(self, label, fraction=None, force=False):
+        sh = self.shared
+        with sh._lock:
+            if fraction is not None:
+                sh._done[self.i] = min(max(fraction * sh.n - self.i, 0.0), 1.0)
+                fraction = sum(sh._done) / sh.n
+            sh.progress.update(label, fraction, force=force)
+
+    def close(self):
+        pass

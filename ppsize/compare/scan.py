@@ -10,6 +10,8 @@ import time
 from zlib import crc32
 from array import array
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from functools import cached_property
 
@@ -200,9 +202,19 @@ class _Found:
 _STEP = 1 << 15        # entries the native walk reads between progress updates
 
 
-def _walk_native(found, dirs, seen, single, cross_mounts, progress) -> int:
+_MIN_UNITS = 8         # the parallel walk lists directories until this many subtrees wait
+
+
+def scan_workers() -> int:
+    """Threads of the native walk: 2 with two CPUs or more, else 1."""
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return 2 if cpus >= 2 else 1
+
+
+def _walk_native(found, dirs, seen, single, cross_mounts, progress, workers=None) -> int:
     """The walk below the directory trees in ppsize._core.scan (nogil); returns the
-    number of directories listed."""
+    number of directories listed. With ``workers`` > 1 (default :func:`scan_workers`)
+    and no tree a single file, :func:`_walk_parallel`: the same result."""
     from .._core.scan import TreeWalk
     w = TreeWalk(cross_mounts=cross_mounts, single=single, base=len(found.sizes))
     for dev, ino in seen:
@@ -211,18 +223,112 @@ def _walk_native(found, dirs, seen, single, cross_mounts, progress) -> int:
         w.see_dir(st.st_dev, st.st_ino)
     for t, st in dirs:                       # a stack: the last tree is walked first
         w.push(os.fsencode(t), st.st_dev)
+    workers = scan_workers() if workers is None else workers
+    if workers > 1 and not single:
+        return _walk_parallel(found, w, cross_mounts, progress, workers)
     while w.step(_STEP):
         progress.update(f"scanning: {found.nr_files + w.nr_files:,} files, {w.dirs:,} directories")
+    _take(found, w, 0)
+    return w.dirs
+
+
+def _take(found, w, offset):
+    """Append walk w's results to found (its file indices + offset)."""
     found.more_sizes.append(w.sizes())
     lists = (found.libs, found.exes, found.data)
     for kind, path, idx, size in w.picks():
-        lists[kind].append((os.fsdecode(path), idx, size))
+        lists[kind].append((os.fsdecode(path), idx + offset, size))
     for reason, (count, examples) in zip(SKIP_REASONS, w.skipped()):
         if count:
             found.skipped[reason] += count
             ex = found.examples.setdefault(reason, [])
             ex.extend(os.fsdecode(p) for p in examples[:5 - len(ex)])
-    return w.dirs
+
+
+def _added(w) -> tuple:
+    """The file and the directory inodes walk w added itself, as sets of (st_dev, st_ino)."""
+    return tuple(set(map(tuple, w.added(d).tolist())) for d in (False, True))
+
+
+def _rows(keys: set):
+    return np.array(sorted(keys), dtype=np.uint64).reshape(-1, 2)
+
+
+def _walk_parallel(found, w, cross_mounts, progress, workers) -> int:
+    """The serial walk's result from ``workers`` threads. The trees waiting on w's
+    stack (in the order the serial walk pops them) are the units of work; with fewer
+    than ``_MIN_UNITS`` of them, each tree's top directory is listed first (in this
+    thread, one TreeWalk each) and its subdirectories become the units. Each unit, a
+    whole subtree, is walked by a TreeWalk of its own in a pool, starting from the
+    inodes seen by w and by its tree's listing; the results are appended in the serial
+    order. The one thing a unit's walk could do differently from the serial walk is
+    finding new an inode that an earlier unit found (a hard link across units, a
+    directory reached twice): each unit's finds (TreeWalk.added) are checked against
+    everything found before it, and a unit (or a tree's listing) that found such an
+    inode is walked again, alone, from all of those: as the serial walk would."""
+    from .._core.scan import TreeWalk
+    roots = w.take_stack()
+    seed = (w.keys(), w.keys(dirs=True))
+
+    def walk(unit, files, dirs_, count=None, slot=None):
+        u = TreeWalk(cross_mounts=cross_mounts)
+        u.see_keys(files)
+        u.see_keys(dirs_, dirs=True)
+        u.push(*unit)
+        if count is not None:
+            u.list_dirs(count)
+            return u
+        while u.step(_STEP):
+            if slot is not None:
+                done[slot] = u.nr_files
+        return u
+
+    # items in the serial order: (tree listing or None, unit, seed of the unit)
+    items = []
+    if len(roots) < _MIN_UNITS:
+        for r in roots:
+            top = walk(r, *seed, count=1)
+            items.append((r, top, None))
+            sub_seed = (np.concatenate([seed[0], top.added()]), np.concatenate([seed[1], top.added(True)]))
+            items.extend((u, None, sub_seed) for u in top.take_stack())
+    else:
+        items = [(r, None, seed) for r in roots]
+    done = [0] * len(items)
+    ndirs = w.dirs
+    _take(found, w, 0)
+    seen = (set(map(tuple, seed[0].tolist())), set(map(tuple, seed[1].tolist())))
+    redo_tree = None                           # a tree's listing was redone: its units are
+    ex = ThreadPoolExecutor(workers, thread_name_prefix="ppsize-scan")
+    try:
+        futs = [None if top is not None else ex.submit(walk, unit, *useed, slot=i)
+                for i, (unit, top, useed) in enumerate(items)]
+        for i, ((unit, top, useed), fut) in enumerate(zip(items, futs)):
+            if top is not None:                # a tree's top directory, listed above
+                redo_tree = None
+                u = top
+            elif redo_tree is not None:        # inside a tree walked again whole: done
+                fut.cancel()
+                continue
+            else:
+                while True:
+                    try:
+                        u = fut.result(timeout=0.1)
+                        break
+                    except FutureTimeout:
+                        progress.update(f"scanning: {found.nr_files + sum(done[i:]):,} files")
+            added = _added(u)
+            if not (added[0].isdisjoint(seen[0]) and added[1].isdisjoint(seen[1])):
+                u = walk(unit, _rows(seen[0]), _rows(seen[1]))    # again, as the serial walk
+                added = _added(u)
+                if top is not None:
+                    redo_tree = unit           # the whole tree was walked: skip its units
+            _take(found, u, found.nr_files)
+            seen[0].update(added[0])
+            seen[1].update(added[1])
+            ndirs += u.dirs
+    finally:
+        ex.shutdown(wait=True, cancel_futures=True)
+    return ndirs
 
 
 def _walk_py(found, dirs, seen, single, cross_mounts, progress) -> int:

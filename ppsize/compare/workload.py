@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+import threading
 from dataclasses import dataclass
 
 import numpy as np
@@ -53,6 +54,9 @@ class ProcSpec:
         return sum(m.offsets.size * TOUCH for m in self.mappings if m.file < 0)
 
 
+_STEADY_LOCK = threading.Lock()
+
+
 @dataclass
 class Workload:
     seed: int
@@ -69,11 +73,12 @@ class Workload:
     def steady(self, index, n=STEADY_ACCESSES):
         """:func:`steady_stream` of process ``index`` (this workload's seed), computed
         once and kept: every configuration of a comparison runs the same streams."""
-        cache = self.__dict__.setdefault("_steady", {})
-        key = (index, n)
-        if key not in cache:
-            cache[key] = steady_stream(self.procs[index], self.seed, index, n)
-        return cache[key]
+        with _STEADY_LOCK:                  # configurations run in threads: computed once
+            cache = self.__dict__.setdefault("_steady", {})
+            key = (index, n)
+            if key not in cache:
+                cache[key] = steady_stream(self.procs[index], self.seed, index, n)
+            return cache[key]
 
     def __getstate__(self):
         return {k: v for k, v in self.__dict__.items() if k != "_steady"}    # not pickled
