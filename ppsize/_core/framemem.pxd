@@ -21,7 +21,12 @@ cdef class FrameMem:
     cdef size_t itemsize[FRAMEMEM_MAX_ARRAYS]
     cdef int fill[FRAMEMEM_MAX_ARRAYS]          # byte value (0: populate only)
     cdef bint mapped[FRAMEMEM_MAX_ARRAYS]       # an mmap of its own (populated in bulk)
+    cdef size_t dirty[FRAMEMEM_MAX_ARRAYS]      # bytes from the start that may hold a
+                                                # previous kernel's values (host pages
+                                                # reused from the pool): zeroed, not
+                                                # populated, when prepared
     cdef object _arrays
+    cdef object _maps                  # the arrays' HostMaps (None: a heap array)
 
     cdef void prepare(self, i64 hi) noexcept nogil
 
@@ -34,4 +39,6 @@ cdef class GrowBuf:
     # the bytes past the old size come zero-filled
     cdef void *p
     cdef readonly size_t nbytes
+    cdef size_t mapped                 # length of the mapping (>= nbytes)
+    cdef size_t dirty                  # bytes from p that may be non-zero
     cdef int grow(self, size_t nbytes) except -1

@@ -14,13 +14,24 @@ same on the host.
   (deferred_grow_zone), and every array's slice is populated in bulk then
   (MADV_POPULATE_WRITE; touching each host page on kernels without it), instead of
   one host page fault per 4 KiB of each array in the middle of the model's faults.
+- A pool of host memory (``pool_stats``, ``set_pool_limit``): the arrays and page-table
+  pools (GrowBuf) of a dropped Kernel keep their host pages, up to a limit, for the
+  next Kernel of the same interpreter. A host's first touch of a page costs more than
+  the model's whole fault on it (~1.5 us per 4 KiB on the development VM, ~12 ns per
+  modelled frame of per-frame arrays), while zeroing a page already resident costs
+  ~70 ns: a reused array is zeroed (memset) where the earlier kernel may have written
+  it, when this kernel prepares those frames, instead of populated. What the arrays
+  hold is the same either way (zeros, or the fill value once prepared); only where the
+  host memory comes from differs. The first Kernel of an interpreter pays the host's
+  first touch as before.
 """
 import mmap
 
 import numpy as np
 
+cimport cython
 cimport numpy as cnp
-from libc.string cimport memset
+from libc.string cimport memcpy, memset
 
 from ppsize._core._types cimport i64, u8
 
@@ -32,6 +43,7 @@ cdef extern from "<sys/mman.h>" nogil:
     void *mremap(void *old_address, size_t old_size, size_t new_size, int flags, ...)
     int munmap(void *addr, size_t length)
     int PROT_READ, PROT_WRITE, MAP_PRIVATE, MAP_ANONYMOUS, MREMAP_MAYMOVE, MADV_HUGEPAGE
+    int MADV_NOHUGEPAGE, MADV_DONTNEED
     void *MAP_FAILED
 
 cdef enum:
@@ -44,23 +56,173 @@ cdef bint have_populate = True      # cleared on the first EINVAL (an older host
 SMALL_ARRAY = 4 << 20     # bytes; NumPy's MADV_HUGEPAGE threshold
 
 
-def frame_array(n, dtype):
-    """A zeroed 1-D array of ``n`` elements of ``dtype``: from 4 MiB up in its own
-    anonymous private mapping, advised MADV_NOHUGEPAGE (host pages are zero-filled
-    on first touch); smaller ones from NumPy (the heap)."""
-    itemsize = np.dtype(dtype).itemsize
+# ------------------------------------------------------------------ the pool
+# Host mappings of dropped arrays and page-table pools, oldest first: [key, addr,
+# mapped, dirty] (dirty: bytes from addr that may be resident and non-zero; the
+# rest of the mapping is untouched or was given back with MADV_DONTNEED). Only
+# touched with the GIL held (array registration, GrowBuf growth, deallocation).
+_pool = []
+cdef size_t pool_bytes = 0               # sum of the entries' dirty bytes
+cdef size_t pool_limit = 128 << 20       # bytes of host memory the pool may keep
+cdef size_t pool_entry_limit = 16 << 20  # ... of which one mapping keeps at most
+cdef size_t pool_reused = 0              # bytes handed out again (statistics)
+
+
+def set_pool_limit(size_t nbytes, entry_nbytes=None):
+    """Keep at most ``nbytes`` of dropped arrays' host memory for later kernels (0:
+    none, every mapping is unmapped when dropped), at most ``entry_nbytes`` of one
+    mapping (default nbytes / 8). Trims the pool at once; returns the old limit."""
+    global pool_limit, pool_entry_limit
+    old = pool_limit
+    pool_limit = nbytes
+    pool_entry_limit = nbytes // 8 if entry_nbytes is None else entry_nbytes
+    _trim(0)
+    return old
+
+
+def pool_stats():
+    """The pool: entries, bytes kept (upper bound of the host memory it holds),
+    bytes handed out again since import, the limits."""
+    return {"entries": len(_pool), "bytes": pool_bytes, "reused": pool_reused,
+            "limit": pool_limit, "entry_limit": pool_entry_limit}
+
+
+def pool_clear():
+    """Unmap everything the pool keeps."""
+    _trim(pool_limit + 1)
+
+
+cdef void _trim(size_t room):
+    # drop the oldest entries until room more bytes fit under the limit
+    global pool_bytes
+    cdef size_t addr, mapped, dirty
+    while _pool and (pool_bytes + room > pool_limit or room > pool_limit):
+        _, addr, mapped, dirty = _pool.pop(0)
+        pool_bytes -= dirty
+        munmap(<void*>addr, mapped)
+        if room > pool_limit and not _pool:
+            break
+
+
+cdef void _release(object key, void *p, size_t mapped, size_t dirty):
+    """A dropped mapping: into the pool (its first pool_entry_limit dirty bytes,
+    the rest given back), or unmapped."""
+    global pool_bytes
+    cdef size_t keep = min(dirty, pool_entry_limit, pool_limit) & ~(HOST_PAGE - 1)
+    if p == NULL:
+        return
+    if keep == 0 or key is None:
+        munmap(p, mapped)
+        return
+    if keep < dirty:
+        madvise(<u8*>p + keep, dirty - keep, MADV_DONTNEED)
+    _trim(keep)
+    _pool.append([key, <size_t>p, mapped, keep])
+    pool_bytes += keep
+
+
+cdef object _take(object key, size_t nbytes, bint fit):
+    """A pooled mapping for key: the one with the most reusable bytes (fit: the
+    smallest that holds nbytes), removed from the pool; None if there is none."""
+    global pool_bytes, pool_reused
+    cdef Py_ssize_t i, best = -1
+    cdef size_t score, best_score = 0
+    for i in range(len(_pool)):
+        e = _pool[i]
+        if e[0] != key:
+            continue
+        if fit:
+            if e[2] < nbytes:
+                continue
+            score = ~(<size_t>e[2])             # smaller mapping, higher score
+        else:
+            score = min(<size_t>e[3], nbytes)
+        if best < 0 or score > best_score:
+            best, best_score = i, score
+    if best < 0:
+        return None
+    e = _pool.pop(best)
+    pool_bytes -= <size_t>e[3]
+    pool_reused += min(<size_t>e[3], nbytes)
+    return e
+
+
+cdef class HostMap:
+    """An anonymous private mapping owning a frame array's memory (the array's
+    base object): back to the pool when the array goes. No Python attributes, so
+    the cycle collector never clears it before its deallocation."""
+    cdef void *p
+    cdef size_t mapped
+    cdef size_t dirty
+    cdef size_t itemsize                 # the pool key ("frames", itemsize)
+
+    def __dealloc__(self):
+        if self.p != NULL:
+            _release(("frames", self.itemsize), self.p, self.mapped, self.dirty)
+            self.p = NULL
+
+
+cdef object _frame_alloc(i64 n, object dtype, size_t *dirty):
+    """A 1-D array of n elements of dtype and, in dirty, how many bytes from its
+    start may hold a previous kernel's values (0: all zero). Small arrays from the
+    heap (zeroed); from 4 MiB up a mapping of its own, reused from the pool when
+    one of the same item size is there, MADV_NOHUGEPAGE."""
+    dt = np.dtype(dtype)
+    cdef size_t itemsize = dt.itemsize
+    cdef size_t nbytes = max(1, n * itemsize)
+    cdef size_t length = (nbytes + HOST_PAGE - 1) & ~(HOST_PAGE - 1)
+    cdef void *q
+    cdef HostMap hm
+    cdef cnp.npy_intp dims[1]
+    dirty[0] = 0
     if n * itemsize < SMALL_ARRAY:
         # small: from the C heap, whose pages stay warm across kernels (as a C
         # buddy's malloc); calloc would map fresh pages above glibc's mmap threshold
-        a = np.empty(n, dtype=dtype)
+        a = np.empty(n, dtype=dt)
         memset(cnp.PyArray_DATA(a), 0, <size_t>a.nbytes)
         return a
-    m = mmap.mmap(-1, max(1, n * itemsize), flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
-    try:
-        m.madvise(mmap.MADV_NOHUGEPAGE)
-    except (AttributeError, OSError):   # a host without THP: nothing to turn off
-        pass
-    return np.frombuffer(m, dtype=dtype, count=n)
+    key = ("frames", itemsize)
+    hm = HostMap()
+    e = _take(key, length, False)
+    if e is not None:
+        q = <void*><size_t>e[1]
+        if <size_t>e[2] != length:
+            # shrink (its tail given back) or grow (the new part fresh zeros)
+            q = mremap(q, <size_t>e[2], length, MREMAP_MAYMOVE)
+            if q == MAP_FAILED:
+                munmap(<void*><size_t>e[1], <size_t>e[2])
+                q = NULL
+        if q != NULL:
+            dirty[0] = min(<size_t>e[3], length)
+    else:
+        q = NULL
+    if q == NULL:
+        q = sys_mmap(NULL, length, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)
+        if q == MAP_FAILED:
+            raise MemoryError(f"cannot map {length} bytes for a per-frame array")
+        # NumPy advises MADV_HUGEPAGE on large arrays; with THP defrag=madvise the
+        # first touch of each 2 MiB then stalls in direct compaction
+        madvise(q, length, MADV_NOHUGEPAGE)
+    hm.p = q
+    hm.mapped = length
+    hm.itemsize = itemsize
+    hm.dirty = length            # whatever the kernel writes may be kept
+    dims[0] = n
+    a = cnp.PyArray_SimpleNewFromData(1, dims, dt.num, q)
+    cnp.set_array_base(a, hm)
+    return a
+
+
+def frame_array(n, dtype):
+    """A zeroed 1-D array of ``n`` elements of ``dtype``: from 4 MiB up in its own
+    anonymous private mapping (reused from the pool of dropped arrays, zeroed, or
+    new: host pages zero-filled on first touch), advised MADV_NOHUGEPAGE; smaller
+    ones from NumPy (the heap)."""
+    cdef size_t dirty
+    a = _frame_alloc(n, dtype, &dirty)
+    if dirty:
+        memset(cnp.PyArray_DATA(a), 0, dirty)
+    return a
 
 
 cdef void populate(void *p, size_t nbytes) noexcept nogil:
@@ -83,6 +245,9 @@ cdef void populate(void *p, size_t nbytes) noexcept nogil:
         a += HOST_PAGE
 
 
+# no_gc_clear: __dealloc__ reads the arrays' HostMaps (a Kernel is freed by the
+# cycle collector, whose tp_clear would otherwise empty _maps first)
+@cython.no_gc_clear
 cdef class FrameMem:
     """FrameMem(nr_pages): the per-frame arrays of one kernel's frames 0..nr_pages-1.
 
@@ -95,6 +260,27 @@ cdef class FrameMem:
         self.lazy_lo = self.lazy_hi = 0
         self.nr_arrays = 0
         self._arrays = []
+        self._maps = []
+
+    def __dealloc__(self):
+        # what the pool keeps of each array: the prepared frames (and the bytes an
+        # earlier kernel had written); the frames past the lazy range are given
+        # back (they would make the whole array "written")
+        cdef HostMap hm
+        cdef int i
+        cdef size_t sz, a, end
+        for i in range(min(self.nr_arrays, len(self._maps))):
+            hm = self._maps[i]
+            if hm is None or hm.p == NULL:
+                continue
+            sz = self.itemsize[i]
+            a = (max(self.dirty[i], <size_t>self.lazy_lo * sz) + HOST_PAGE - 1) & ~(HOST_PAGE - 1)
+            end = (<size_t>self.lazy_hi * sz) & ~(HOST_PAGE - 1)
+            if self.lazy_hi < self.nr_pages and end < hm.mapped:
+                madvise(<u8*>hm.p + end, hm.mapped - end, MADV_DONTNEED)
+                if a > end:
+                    a = end
+            hm.dirty = min(a, hm.mapped)
 
     def set_lazy(self, i64 lo, i64 hi):
         """Frames lo .. hi-1 are prepared lazily (before any array is registered)."""
@@ -112,20 +298,30 @@ cdef class FrameMem:
             raise ValueError(f"fill must be 0 or 0xFF (all bytes), got {fill!r}")
         if self.nr_arrays == FRAMEMEM_MAX_ARRAYS:
             raise ValueError(f"at most {FRAMEMEM_MAX_ARRAYS} per-frame arrays")
-        a = frame_array(self.nr_pages, dtype)
+        cdef size_t dirty
+        a = _frame_alloc(self.nr_pages, dtype, &dirty)
         cdef int i = self.nr_arrays
         cdef size_t sz = a.itemsize
         cdef int f = fill
+        cdef size_t lo_b = self.lazy_lo * sz, hi_b = self.lazy_hi * sz
         self.base[i] = <u8*>cnp.PyArray_DATA(a)
         self.itemsize[i] = sz
         self.fill[i] = f
         self.mapped[i] = a.nbytes >= SMALL_ARRAY       # heap arrays are touched already
+        self.dirty[i] = dirty
         if f:
-            memset(self.base[i], f, self.lazy_lo * sz)
-            memset(self.base[i] + self.lazy_hi * sz, f, (self.nr_pages - self.lazy_hi) * sz)
+            memset(self.base[i], f, lo_b)
+            memset(self.base[i] + hi_b, f, self.nr_pages * sz - hi_b)
         elif self.mapped[i]:
-            populate(self.base[i], self.lazy_lo * sz)   # the frames already in use
+            # the frames already in use: reused bytes zeroed, the rest populated;
+            # the frames past the lazy range zero as well
+            memset(self.base[i], 0, min(dirty, lo_b))
+            if dirty < lo_b:
+                populate(self.base[i] + dirty, lo_b - dirty)
+            if dirty > hi_b:
+                memset(self.base[i] + hi_b, 0, dirty - hi_b)
         self._arrays.append(a)
+        self._maps.append(a.base if isinstance(a.base, HostMap) else None)
         self.nr_arrays += 1
         return a
 
@@ -135,7 +331,7 @@ cdef class FrameMem:
         __init_single_page of a deferred range, done in bulk)."""
         cdef i64 lo = self.lazy_lo
         cdef int i
-        cdef size_t sz
+        cdef size_t sz, a, b, z
         if hi > self.lazy_hi:
             hi = self.lazy_hi
         if hi <= lo:
@@ -145,7 +341,15 @@ cdef class FrameMem:
             if self.fill[i]:
                 memset(self.base[i] + lo * sz, self.fill[i], (hi - lo) * sz)
             elif self.mapped[i]:
-                populate(self.base[i] + lo * sz, (hi - lo) * sz)
+                # bytes a previous kernel wrote (pooled host pages) are zeroed, the
+                # rest populated
+                a = lo * sz
+                b = hi * sz
+                z = min(max(self.dirty[i], a), b)
+                if z > a:
+                    memset(self.base[i] + a, 0, z - a)
+                if b > z:
+                    populate(self.base[i] + z, b - z)
         self.lazy_lo = hi
 
     def prepare_all(self):
@@ -160,36 +364,63 @@ cdef class FrameMem:
 
 
 cdef size_t HUGE_HINT = 4 << 20     # NumPy's threshold for advising MADV_HUGEPAGE
+cdef size_t GROW_POOL_MIN = 64 << 10  # GrowBufs from this size are pooled
 
 
 cdef class GrowBuf:
-    """GrowBuf(nbytes): zeroed host memory that grows without a copy (mremap). Its
-    address changes on growth: hold pointers, never views, across grow()."""
+    """GrowBuf(nbytes): zeroed host memory that grows without a copy of fresh
+    memory (mremap), or into a larger pooled mapping of a dropped GrowBuf (a copy of
+    what it holds, cheaper than the host's first touch of the new part). Its address
+    changes on growth: hold pointers, never views, across grow()."""
 
     def __cinit__(self, size_t nbytes):
         self.p = NULL
-        self.nbytes = 0
+        self.nbytes = self.mapped = self.dirty = 0
         self.grow(nbytes)
 
     cdef int grow(self, size_t nbytes) except -1:
         cdef void *q
+        cdef size_t z
         nbytes = (max(nbytes, 1) + HOST_PAGE - 1) & ~(HOST_PAGE - 1)
         if nbytes <= self.nbytes:
             return 0
-        if self.p == NULL:
-            q = sys_mmap(NULL, nbytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)
-        else:
-            q = mremap(self.p, self.nbytes, nbytes, MREMAP_MAYMOVE)
-        if q == MAP_FAILED:
-            raise MemoryError(f"cannot map {nbytes} bytes for a growing pool")
-        if nbytes >= HUGE_HINT:
-            # large pools keep the THP backing NumPy gave them (the walk reads
-            # them at random); growth faults in only the new part
-            madvise(q, nbytes, MADV_HUGEPAGE)
-        self.p = q
+        if nbytes > self.mapped:
+            # small pools stay fresh mappings (a few host pages): a pooled mapping
+            # goes to the pool that grows into it
+            e = _take("grow", nbytes, True) if nbytes >= GROW_POOL_MIN else None
+            if e is not None:
+                # a pooled mapping that holds nbytes: take it, copy what this one holds
+                q = <void*><size_t>e[1]
+                if self.nbytes:
+                    memcpy(q, self.p, self.nbytes)
+                _release("grow" if self.mapped >= GROW_POOL_MIN else None, self.p, self.mapped,
+                         self.dirty)
+                self.p = q
+                self.mapped = e[2]
+                self.dirty = max(<size_t>e[3], self.nbytes)
+            else:
+                if self.p == NULL:
+                    q = sys_mmap(NULL, nbytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)
+                else:
+                    q = mremap(self.p, self.mapped, nbytes, MREMAP_MAYMOVE)
+                if q == MAP_FAILED:
+                    raise MemoryError(f"cannot map {nbytes} bytes for a growing pool")
+                if nbytes >= HUGE_HINT:
+                    # large pools keep the THP backing NumPy gave them (the walk reads
+                    # them at random); growth faults in only the new part
+                    madvise(q, nbytes, MADV_HUGEPAGE)
+                self.p = q
+                self.mapped = nbytes
+        # the bytes past the old size: zero (fresh, or zeroed where reused)
+        z = min(self.dirty, nbytes)
+        if z > self.nbytes:
+            memset(<u8*>self.p + self.nbytes, 0, z - self.nbytes)
         self.nbytes = nbytes
+        self.dirty = max(self.dirty, nbytes)
         return 0
 
     def __dealloc__(self):
         if self.p != NULL:
-            munmap(self.p, self.nbytes)
+            _release("grow" if self.mapped >= GROW_POOL_MIN else None, self.p, self.mapped,
+                     self.dirty)
+            self.p = NULL
