@@ -21,10 +21,8 @@ cdef class FrameMem:
     cdef size_t itemsize[FRAMEMEM_MAX_ARRAYS]
     cdef int fill[FRAMEMEM_MAX_ARRAYS]          # byte value (0: populate only)
     cdef bint mapped[FRAMEMEM_MAX_ARRAYS]       # an mmap of its own (populated in bulk)
-    cdef size_t dirty[FRAMEMEM_MAX_ARRAYS]      # bytes from the start that may hold a
-                                                # previous kernel's values (host pages
-                                                # reused from the pool): zeroed, not
-                                                # populated, when prepared
+    cdef size_t dirty[FRAMEMEM_MAX_ARRAYS]      # bytes from the start reused from the
+                                                # pool (resident, zeroed at registration)
     cdef object _arrays
     cdef object _maps                  # the arrays' HostMaps (None: a heap array)
 

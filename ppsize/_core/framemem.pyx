@@ -20,7 +20,7 @@ same on the host.
   the model's whole fault on it (~1.5 us per 4 KiB on the development VM, ~12 ns per
   modelled frame of per-frame arrays), while zeroing a page already resident costs
   ~70 ns: a reused array is zeroed (memset) where the earlier kernel may have written
-  it, when this kernel prepares those frames, instead of populated. What the arrays
+  it when the new kernel registers it, so its pages are resident before the faults. What the arrays
   hold is the same either way (zeros, or the fill value once prepared); only where the
   host memory comes from differs. The first Kernel of an interpreter pays the host's
   first touch as before.
@@ -274,12 +274,17 @@ cdef class FrameMem:
             if hm is None or hm.p == NULL:
                 continue
             sz = self.itemsize[i]
-            a = (max(self.dirty[i], <size_t>self.lazy_lo * sz) + HOST_PAGE - 1) & ~(HOST_PAGE - 1)
-            end = (<size_t>self.lazy_hi * sz) & ~(HOST_PAGE - 1)
-            if self.lazy_hi < self.nr_pages and end < hm.mapped:
-                madvise(<u8*>hm.p + end, hm.mapped - end, MADV_DONTNEED)
-                if a > end:
-                    a = end
+            if self.lazy_lo >= self.lazy_hi:
+                a = hm.mapped                  # every frame prepared: all may be written
+            else:
+                # the unprepared frames lazy_lo .. lazy_hi-1 are zero: keep the part
+                # before them, give back the part after (the frames past the range)
+                a = (max(self.dirty[i], <size_t>self.lazy_lo * sz) + HOST_PAGE - 1) & ~(HOST_PAGE - 1)
+                end = (<size_t>self.lazy_hi * sz) & ~(HOST_PAGE - 1)
+                if self.lazy_hi < self.nr_pages and end < hm.mapped:
+                    madvise(<u8*>hm.p + end, hm.mapped - end, MADV_DONTNEED)
+                    if a > end:
+                        a = end
             hm.dirty = min(a, hm.mapped)
 
     def set_lazy(self, i64 lo, i64 hi):
@@ -313,13 +318,15 @@ cdef class FrameMem:
             memset(self.base[i], f, lo_b)
             memset(self.base[i] + hi_b, f, self.nr_pages * sz - hi_b)
         elif self.mapped[i]:
-            # the frames already in use: reused bytes zeroed, the rest populated;
-            # the frames past the lazy range zero as well
-            memset(self.base[i], 0, min(dirty, lo_b))
+            # the frames already in use populated; bytes a previous kernel wrote
+            # (pooled host pages) zeroed now, the lazy range's too: frames not yet
+            # prepared read as zero, as on fresh host pages
+            memset(self.base[i], 0, dirty)
             if dirty < lo_b:
                 populate(self.base[i] + dirty, lo_b - dirty)
-            if dirty > hi_b:
-                memset(self.base[i] + hi_b, 0, dirty - hi_b)
+        if f and dirty > lo_b:
+            # the lazy range of a fill array: zero until prepared, as fresh pages
+            memset(self.base[i] + lo_b, 0, min(dirty, hi_b) - lo_b)
         self._arrays.append(a)
         self._maps.append(a.base if isinstance(a.base, HostMap) else None)
         self.nr_arrays += 1
@@ -331,7 +338,7 @@ cdef class FrameMem:
         __init_single_page of a deferred range, done in bulk)."""
         cdef i64 lo = self.lazy_lo
         cdef int i
-        cdef size_t sz, a, b, z
+        cdef size_t sz
         if hi > self.lazy_hi:
             hi = self.lazy_hi
         if hi <= lo:
@@ -341,15 +348,7 @@ cdef class FrameMem:
             if self.fill[i]:
                 memset(self.base[i] + lo * sz, self.fill[i], (hi - lo) * sz)
             elif self.mapped[i]:
-                # bytes a previous kernel wrote (pooled host pages) are zeroed, the
-                # rest populated
-                a = lo * sz
-                b = hi * sz
-                z = min(max(self.dirty[i], a), b)
-                if z > a:
-                    memset(self.base[i] + a, 0, z - a)
-                if b > z:
-                    populate(self.base[i] + z, b - z)
+                populate(self.base[i] + lo * sz, (hi - lo) * sz)
         self.lazy_lo = hi
 
     def prepare_all(self):
