@@ -66,6 +66,9 @@ cdef size_t pool_bytes = 0               # sum of the entries' dirty bytes
 cdef size_t pool_limit = 128 << 20       # bytes of host memory the pool may keep
 cdef size_t pool_entry_limit = 16 << 20  # ... of which one mapping keeps at most
 cdef size_t pool_reused = 0              # bytes handed out again (statistics)
+# set while the pool is being changed: a deallocation the cycle collector runs in
+# the middle (an allocation there may collect a Kernel) unmaps instead of pooling
+cdef bint pool_busy = False
 
 
 def set_pool_limit(size_t nbytes, entry_nbytes=None):
@@ -76,7 +79,7 @@ def set_pool_limit(size_t nbytes, entry_nbytes=None):
     old = pool_limit
     pool_limit = nbytes
     pool_entry_limit = nbytes // 8 if entry_nbytes is None else entry_nbytes
-    _trim(0)
+    _locked_trim(0)
     return old
 
 
@@ -89,7 +92,18 @@ def pool_stats():
 
 def pool_clear():
     """Unmap everything the pool keeps."""
-    _trim(pool_limit + 1)
+    _locked_trim(pool_limit + 1)
+
+
+cdef void _locked_trim(size_t room):
+    global pool_busy
+    if pool_busy:
+        return
+    pool_busy = True
+    try:
+        _trim(room)
+    finally:
+        pool_busy = False
 
 
 cdef void _trim(size_t room):
@@ -107,23 +121,38 @@ cdef void _trim(size_t room):
 cdef void _release(object key, void *p, size_t mapped, size_t dirty):
     """A dropped mapping: into the pool (its first pool_entry_limit dirty bytes,
     the rest given back), or unmapped."""
-    global pool_bytes
+    global pool_bytes, pool_busy
     cdef size_t keep = min(dirty, pool_entry_limit, pool_limit) & ~(HOST_PAGE - 1)
     if p == NULL:
         return
-    if keep == 0 or key is None:
+    if keep == 0 or key is None or pool_busy:
         munmap(p, mapped)
         return
-    if keep < dirty:
-        madvise(<u8*>p + keep, dirty - keep, MADV_DONTNEED)
-    _trim(keep)
-    _pool.append([key, <size_t>p, mapped, keep])
-    pool_bytes += keep
+    pool_busy = True
+    try:
+        if keep < dirty:
+            madvise(<u8*>p + keep, dirty - keep, MADV_DONTNEED)
+        _trim(keep)
+        _pool.append([key, <size_t>p, mapped, keep])
+        pool_bytes += keep
+    finally:
+        pool_busy = False
 
 
 cdef object _take(object key, size_t nbytes, bint fit):
     """A pooled mapping for key: the one with the most reusable bytes (fit: the
     smallest that holds nbytes), removed from the pool; None if there is none."""
+    global pool_bytes, pool_reused, pool_busy
+    if pool_busy:
+        return None
+    pool_busy = True
+    try:
+        return _take_locked(key, nbytes, fit)
+    finally:
+        pool_busy = False
+
+
+cdef object _take_locked(object key, size_t nbytes, bint fit):
     global pool_bytes, pool_reused
     cdef Py_ssize_t i, best = -1
     cdef size_t score, best_score = 0
