@@ -21,10 +21,12 @@ cdef class FrameMem:
     cdef size_t itemsize[FRAMEMEM_MAX_ARRAYS]
     cdef int fill[FRAMEMEM_MAX_ARRAYS]          # byte value (0: populate only)
     cdef bint mapped[FRAMEMEM_MAX_ARRAYS]       # an mmap of its own (populated in bulk)
-    cdef size_t dirty[FRAMEMEM_MAX_ARRAYS]      # bytes from the start reused from the
-                                                # pool (resident, zeroed at registration)
+    cdef size_t resident[FRAMEMEM_MAX_ARRAYS]   # bytes from the start whose host pages
+                                                # came from the pool (zeroed at
+                                                # registration where written before)
     cdef object _arrays
-    cdef object _maps                  # the arrays' HostMaps (None: a heap array)
+    cdef void *maps[FRAMEMEM_MAX_ARRAYS]        # the arrays' HostMaps, owned references
+                                                # (NULL: a heap array)
 
     cdef void prepare(self, i64 hi) noexcept nogil
 

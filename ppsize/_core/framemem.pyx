@@ -31,6 +31,7 @@ import numpy as np
 
 cimport cython
 cimport numpy as cnp
+from cpython.ref cimport PyObject, Py_INCREF, Py_XDECREF
 from libc.string cimport memcpy, memset
 
 from ppsize._core._types cimport i64, u8
@@ -58,11 +59,12 @@ SMALL_ARRAY = 4 << 20     # bytes; NumPy's MADV_HUGEPAGE threshold
 
 # ------------------------------------------------------------------ the pool
 # Host mappings of dropped arrays and page-table pools, oldest first: [key, addr,
-# mapped, dirty] (dirty: bytes from addr that may be resident and non-zero; the
+# mapped, resident, dirty] (resident: bytes from addr whose host pages may be
+# resident; dirty <= resident: bytes from addr that may be non-zero; the
 # rest of the mapping is untouched or was given back with MADV_DONTNEED). Only
 # touched with the GIL held (array registration, GrowBuf growth, deallocation).
 _pool = []
-cdef size_t pool_bytes = 0               # sum of the entries' dirty bytes
+cdef size_t pool_bytes = 0               # sum of the entries' resident bytes
 cdef size_t pool_limit = 128 << 20       # bytes of host memory the pool may keep
 cdef size_t pool_entry_limit = 16 << 20  # ... of which one mapping keeps at most
 cdef size_t pool_reused = 0              # bytes handed out again (statistics)
@@ -109,20 +111,21 @@ cdef void _locked_trim(size_t room):
 cdef void _trim(size_t room):
     # drop the oldest entries until room more bytes fit under the limit
     global pool_bytes
-    cdef size_t addr, mapped, dirty
+    cdef size_t addr, mapped, resident
     while _pool and (pool_bytes + room > pool_limit or room > pool_limit):
-        _, addr, mapped, dirty = _pool.pop(0)
-        pool_bytes -= dirty
+        e = _pool.pop(0)
+        addr, mapped, resident = e[1], e[2], e[3]
+        pool_bytes -= resident
         munmap(<void*>addr, mapped)
         if room > pool_limit and not _pool:
             break
 
 
-cdef void _release(object key, void *p, size_t mapped, size_t dirty):
-    """A dropped mapping: into the pool (its first pool_entry_limit dirty bytes,
+cdef void _release(object key, void *p, size_t mapped, size_t resident, size_t dirty):
+    """A dropped mapping: into the pool (its first pool_entry_limit resident bytes,
     the rest given back), or unmapped."""
     global pool_bytes, pool_busy
-    cdef size_t keep = min(dirty, pool_entry_limit, pool_limit) & ~(HOST_PAGE - 1)
+    cdef size_t keep = min(resident, pool_entry_limit, pool_limit) & ~(HOST_PAGE - 1)
     if p == NULL:
         return
     if keep == 0 or key is None or pool_busy:
@@ -130,10 +133,10 @@ cdef void _release(object key, void *p, size_t mapped, size_t dirty):
         return
     pool_busy = True
     try:
-        if keep < dirty:
-            madvise(<u8*>p + keep, dirty - keep, MADV_DONTNEED)
+        if keep < resident:
+            madvise(<u8*>p + keep, resident - keep, MADV_DONTNEED)
         _trim(keep)
-        _pool.append([key, <size_t>p, mapped, keep])
+        _pool.append([key, <size_t>p, mapped, keep, min(dirty, keep)])
         pool_bytes += keep
     finally:
         pool_busy = False
@@ -182,18 +185,20 @@ cdef class HostMap:
     the cycle collector never clears it before its deallocation."""
     cdef void *p
     cdef size_t mapped
+    cdef size_t resident                 # (as the pool's entries)
     cdef size_t dirty
     cdef size_t itemsize                 # the pool key ("frames", itemsize)
 
     def __dealloc__(self):
         if self.p != NULL:
-            _release(("frames", self.itemsize), self.p, self.mapped, self.dirty)
+            _release(("frames", self.itemsize), self.p, self.mapped, self.resident, self.dirty)
             self.p = NULL
 
 
-cdef object _frame_alloc(i64 n, object dtype, size_t *dirty):
-    """A 1-D array of n elements of dtype and, in dirty, how many bytes from its
-    start may hold a previous kernel's values (0: all zero). Small arrays from the
+cdef object _frame_alloc(i64 n, object dtype, size_t *resident, size_t *dirty):
+    """A 1-D array of n elements of dtype and, in resident / dirty, how many bytes
+    from its start are host pages reused from the pool / may hold a previous
+    kernel's values (0: fresh, all zero). Small arrays from the
     heap (zeroed); from 4 MiB up a mapping of its own, reused from the pool when
     one of the same item size is there, MADV_NOHUGEPAGE."""
     dt = np.dtype(dtype)
@@ -203,7 +208,7 @@ cdef object _frame_alloc(i64 n, object dtype, size_t *dirty):
     cdef void *q
     cdef HostMap hm
     cdef cnp.npy_intp dims[1]
-    dirty[0] = 0
+    dirty[0] = resident[0] = 0
     if n * itemsize < SMALL_ARRAY:
         # small: from the C heap, whose pages stay warm across kernels (as a C
         # buddy's malloc); calloc would map fresh pages above glibc's mmap threshold
@@ -222,7 +227,8 @@ cdef object _frame_alloc(i64 n, object dtype, size_t *dirty):
                 munmap(<void*><size_t>e[1], <size_t>e[2])
                 q = NULL
         if q != NULL:
-            dirty[0] = min(<size_t>e[3], length)
+            resident[0] = min(<size_t>e[3], length)
+            dirty[0] = min(<size_t>e[4], length)
     else:
         q = NULL
     if q == NULL:
@@ -235,7 +241,7 @@ cdef object _frame_alloc(i64 n, object dtype, size_t *dirty):
     hm.p = q
     hm.mapped = length
     hm.itemsize = itemsize
-    hm.dirty = length            # whatever the kernel writes may be kept
+    hm.resident = hm.dirty = length    # whatever the owner writes may be kept
     dims[0] = n
     a = cnp.PyArray_SimpleNewFromData(1, dims, dt.num, q)
     cnp.set_array_base(a, hm)
@@ -247,8 +253,8 @@ def frame_array(n, dtype):
     anonymous private mapping (reused from the pool of dropped arrays, zeroed, or
     new: host pages zero-filled on first touch), advised MADV_NOHUGEPAGE; smaller
     ones from NumPy (the heap)."""
-    cdef size_t dirty
-    a = _frame_alloc(n, dtype, &dirty)
+    cdef size_t resident, dirty
+    a = _frame_alloc(n, dtype, &resident, &dirty)
     if dirty:
         memset(cnp.PyArray_DATA(a), 0, dirty)
     return a
@@ -275,7 +281,8 @@ cdef void populate(void *p, size_t nbytes) noexcept nogil:
 
 
 # no_gc_clear: __dealloc__ reads the arrays' HostMaps (a Kernel is freed by the
-# cycle collector, whose tp_clear would otherwise empty _maps first)
+# cycle collector); they are held by C references (maps), which no tp_clear of a
+# container in the same garbage drops: an array may go first, its mapping not
 @cython.no_gc_clear
 cdef class FrameMem:
     """FrameMem(nr_pages): the per-frame arrays of one kernel's frames 0..nr_pages-1.
@@ -289,7 +296,9 @@ cdef class FrameMem:
         self.lazy_lo = self.lazy_hi = 0
         self.nr_arrays = 0
         self._arrays = []
-        self._maps = []
+        cdef int i
+        for i in range(FRAMEMEM_MAX_ARRAYS):
+            self.maps[i] = NULL
 
     def __dealloc__(self):
         # what the pool keeps of each array: the prepared frames (and the bytes an
@@ -297,24 +306,32 @@ cdef class FrameMem:
         # back (they would make the whole array "written")
         cdef HostMap hm
         cdef int i
-        cdef size_t sz, a, end
-        for i in range(min(self.nr_arrays, len(self._maps))):
-            hm = self._maps[i]
-            if hm is None or hm.p == NULL:
+        cdef size_t sz, d, r, end
+        for i in range(self.nr_arrays):
+            if self.maps[i] == NULL:
+                continue
+            hm = <HostMap>self.maps[i]
+            if hm.p == NULL:
                 continue
             sz = self.itemsize[i]
             if self.lazy_lo >= self.lazy_hi:
-                a = hm.mapped                  # every frame prepared: all may be written
+                d = r = hm.mapped              # every frame prepared: all may be written
             else:
-                # the unprepared frames lazy_lo .. lazy_hi-1 are zero: keep the part
-                # before them, give back the part after (the frames past the range)
-                a = (max(self.dirty[i], <size_t>self.lazy_lo * sz) + HOST_PAGE - 1) & ~(HOST_PAGE - 1)
+                # the unprepared frames lazy_lo .. lazy_hi-1 are zero (fresh, or
+                # zeroed when registered): the part before them is kept, the part
+                # after (the frames past the range) given back
+                d = (<size_t>self.lazy_lo * sz + HOST_PAGE - 1) & ~(HOST_PAGE - 1)
+                r = max(self.resident[i], d)
                 end = (<size_t>self.lazy_hi * sz) & ~(HOST_PAGE - 1)
                 if self.lazy_hi < self.nr_pages and end < hm.mapped:
                     madvise(<u8*>hm.p + end, hm.mapped - end, MADV_DONTNEED)
-                    if a > end:
-                        a = end
-            hm.dirty = min(a, hm.mapped)
+                    r = min(r, end)
+                    d = min(d, end)
+            hm.resident = min(r, hm.mapped)
+            hm.dirty = min(d, hm.resident)
+            hm = None
+            Py_XDECREF(<PyObject*>self.maps[i])     # the pool gets it once its array goes
+            self.maps[i] = NULL
 
     def set_lazy(self, i64 lo, i64 hi):
         """Frames lo .. hi-1 are prepared lazily (before any array is registered)."""
@@ -332,8 +349,8 @@ cdef class FrameMem:
             raise ValueError(f"fill must be 0 or 0xFF (all bytes), got {fill!r}")
         if self.nr_arrays == FRAMEMEM_MAX_ARRAYS:
             raise ValueError(f"at most {FRAMEMEM_MAX_ARRAYS} per-frame arrays")
-        cdef size_t dirty
-        a = _frame_alloc(self.nr_pages, dtype, &dirty)
+        cdef size_t resident, dirty
+        a = _frame_alloc(self.nr_pages, dtype, &resident, &dirty)
         cdef int i = self.nr_arrays
         cdef size_t sz = a.itemsize
         cdef int f = fill
@@ -342,7 +359,7 @@ cdef class FrameMem:
         self.itemsize[i] = sz
         self.fill[i] = f
         self.mapped[i] = a.nbytes >= SMALL_ARRAY       # heap arrays are touched already
-        self.dirty[i] = dirty
+        self.resident[i] = resident
         if f:
             memset(self.base[i], f, lo_b)
             memset(self.base[i] + hi_b, f, self.nr_pages * sz - hi_b)
@@ -351,13 +368,16 @@ cdef class FrameMem:
             # (pooled host pages) zeroed now, the lazy range's too: frames not yet
             # prepared read as zero, as on fresh host pages
             memset(self.base[i], 0, dirty)
-            if dirty < lo_b:
-                populate(self.base[i] + dirty, lo_b - dirty)
+            if resident < lo_b:
+                populate(self.base[i] + resident, lo_b - resident)
         if f and dirty > lo_b:
             # the lazy range of a fill array: zero until prepared, as fresh pages
             memset(self.base[i] + lo_b, 0, min(dirty, hi_b) - lo_b)
         self._arrays.append(a)
-        self._maps.append(a.base if isinstance(a.base, HostMap) else None)
+        if isinstance(a.base, HostMap):
+            hm_obj = a.base
+            Py_INCREF(hm_obj)
+            self.maps[i] = <PyObject*>hm_obj
         self.nr_arrays += 1
         return a
 
@@ -367,7 +387,7 @@ cdef class FrameMem:
         __init_single_page of a deferred range, done in bulk)."""
         cdef i64 lo = self.lazy_lo
         cdef int i
-        cdef size_t sz
+        cdef size_t sz, a, b, z
         if hi > self.lazy_hi:
             hi = self.lazy_hi
         if hi <= lo:
@@ -377,7 +397,17 @@ cdef class FrameMem:
             if self.fill[i]:
                 memset(self.base[i] + lo * sz, self.fill[i], (hi - lo) * sz)
             elif self.mapped[i]:
-                populate(self.base[i] + lo * sz, (hi - lo) * sz)
+                # reused host pages (zero since registration) are written again, as
+                # __init_single_page writes each struct page of the section: the
+                # section's entries are then in the CPU cache for the faults that
+                # follow; fresh ones populated (their first touch)
+                a = lo * sz
+                b = hi * sz
+                z = min(max(self.resident[i], a), b)
+                if z > a:
+                    memset(self.base[i] + a, 0, z - a)
+                if b > z:
+                    populate(self.base[i] + z, b - z)
         self.lazy_lo = hi
 
     def prepare_all(self):
@@ -422,10 +452,10 @@ cdef class GrowBuf:
                 if self.nbytes:
                     memcpy(q, self.p, self.nbytes)
                 _release("grow" if self.mapped >= GROW_POOL_MIN else None, self.p, self.mapped,
-                         self.dirty)
+                         self.dirty, self.dirty)
                 self.p = q
                 self.mapped = e[2]
-                self.dirty = max(<size_t>e[3], self.nbytes)
+                self.dirty = max(<size_t>e[4], self.nbytes)
             else:
                 if self.p == NULL:
                     q = sys_mmap(NULL, nbytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)
@@ -450,5 +480,5 @@ cdef class GrowBuf:
     def __dealloc__(self):
         if self.p != NULL:
             _release("grow" if self.mapped >= GROW_POOL_MIN else None, self.p, self.mapped,
-                     self.dirty)
+                     self.dirty, self.dirty)
             self.p = NULL
