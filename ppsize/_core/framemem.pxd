@@ -1,6 +1,7 @@
 # INTERNAL to ppsize (may change without notice).
 # One allocator for the per-frame arrays of buddy, folio and kcore (framemem.pyx):
-# anonymous mmaps the host zero-fills lazily, never transparent huge pages, and a
+# anonymous mmaps the host zero-fills lazily (or reused, zeroed, from the pool of
+# dropped kernels' mappings), never transparent huge pages, and a
 # lazily initialised range of frames (CONFIG_DEFERRED_STRUCT_PAGE_INIT: the buddy's
 # never-used max-order blocks) whose array slices are filled / populated in bulk
 # when the buddy first hands them out.
@@ -35,8 +36,10 @@ cdef void populate(void *p, size_t nbytes) noexcept nogil
 
 cdef class GrowBuf:
     # an anonymous private mapping that grows in place or moves with mremap
-    # (MREMAP_MAYMOVE: the host moves the pages, nothing is copied or re-zeroed);
-    # the bytes past the old size come zero-filled
+    # (MREMAP_MAYMOVE: the host moves the pages, nothing is copied or re-zeroed),
+    # or into a larger mapping a dropped GrowBuf left in framemem's pool (what it
+    # holds copied: resident memory, no host first touch); the bytes past the old
+    # size come zero-filled
     cdef void *p
     cdef readonly size_t nbytes
     cdef size_t mapped                 # length of the mapping (>= nbytes)
