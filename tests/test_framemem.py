@@ -133,17 +133,24 @@ def workload(page_size):
     return [s.copy() for s in seen], status, folios, state, k.core.buddy.stats()
 
 
+@pytest.mark.parametrize("ahead", [True, False])
 @pytest.mark.parametrize("page_size", ["4K", "64K"])
-def test_same_results_with_and_without_pool(pool, page_size):
+def test_same_results_with_and_without_pool(pool, page_size, ahead):
     pool.set_pool_limit(0)
-    fresh = workload(page_size)                  # new host memory throughout
+    old = pool.set_populate_ahead(False)
+    try:
+        fresh = workload(page_size)              # new host memory, no worker
+    finally:
+        pool.set_populate_ahead(old)
     gc.collect()
+    pool.set_populate_ahead(ahead)
     pool.set_pool_limit(128 << 20)
     workload(page_size)                          # fills the pool
     gc.collect()
     assert pool.pool_stats()["entries"] > 0
     before = pool.pool_stats()["reused"]
     reused = workload(page_size)                 # runs on the pooled memory
+    pool.set_populate_ahead(True)
     assert pool.pool_stats()["reused"] > before
     for x, y in zip(fresh[0], reused[0]):
         assert np.array_equal(x, y)
@@ -153,3 +160,44 @@ def test_same_results_with_and_without_pool(pool, page_size):
     assert np.array_equal(fresh[3], reused[3])
     for n in fresh[4]:
         assert np.array_equal(np.asarray(fresh[4][n]), np.asarray(reused[4][n])), n
+
+
+def test_populate_ahead_worker_and_fork(pool):
+    """The populate-ahead worker (started once the buddy grows past its boot
+    section) is joined when the Kernel goes; a forked child that keeps using the
+    parent's Kernel never touches the parent's worker (no lock, no join)."""
+    import os
+    import time
+    pool.set_pool_limit(0)
+    pool.set_populate_ahead(True)
+    k = ppsize.Kernel("4K", "16G", thp="never")
+    p = k.spawn()
+    a = p.mmap(GIB)
+    p.access(np.arange(a, a + GIB // 2, 4096, dtype=np.uint64), write=True)
+    pid = os.fork()
+    if pid == 0:                                  # the child: more faults, then drop it all
+        code = 1
+        try:
+            out = p.access(np.arange(a + GIB // 2, a + GIB, 4096, dtype=np.uint64), write=True)
+            k.check()
+            code = 0 if (out == ppsize.Outcome.FAULT).all() else 2
+            del p, k, out
+            gc.collect()
+        finally:
+            os._exit(code)
+    deadline = time.monotonic() + 120
+    while True:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            break
+        if time.monotonic() > deadline:
+            os.kill(pid, 9)
+            os.waitpid(pid, 0)
+            pytest.fail("the forked child hung (the parent's worker touched?)")
+        time.sleep(0.05)
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
+    out = p.access(np.arange(a + GIB // 2, a + GIB, 4096, dtype=np.uint64), write=True)
+    assert (out == ppsize.Outcome.FAULT).all()
+    k.check()
+    del p, k, out
+    gc.collect()                                  # joins the worker

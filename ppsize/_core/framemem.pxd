@@ -13,6 +13,18 @@ from ppsize._core._types cimport i64, u8
 cdef enum:
     FRAMEMEM_MAX_ARRAYS = 16
 
+cdef struct Ahead:
+    # the populate-ahead worker's request (framemem.pyx: deferred_init_memmap's
+    # pgdatinit thread): frames lo .. hi-1 of the arrays listed, under mu
+    void *mu                           # pthread_mutex_t *
+    void *cv                           # pthread_cond_t *
+    int stop
+    i64 lo
+    i64 hi
+    int nr
+    u8 *base[FRAMEMEM_MAX_ARRAYS]
+    size_t itemsize[FRAMEMEM_MAX_ARRAYS]
+
 cdef class FrameMem:
     cdef readonly i64 nr_pages
     cdef readonly i64 lazy_lo          # frames lazy_lo .. lazy_hi-1 not yet prepared
@@ -29,7 +41,13 @@ cdef class FrameMem:
     cdef void *maps[FRAMEMEM_MAX_ARRAYS]        # the arrays' HostMaps, owned references
                                                 # (NULL: a heap array)
 
+    cdef Ahead *ahead                  # NULL until the worker is started
+    cdef unsigned long worker          # its pthread_t
+    cdef int worker_pid                # the process that started it (a fork's child
+                                       # has no worker: it never touches it)
+
     cdef void prepare(self, i64 hi) noexcept nogil
+    cdef void populate_ahead(self, i64 lo, i64 hi) noexcept nogil
 
 cdef void populate(void *p, size_t nbytes) noexcept nogil
 

@@ -32,6 +32,7 @@ import numpy as np
 cimport cython
 cimport numpy as cnp
 from cpython.ref cimport PyObject, Py_INCREF, Py_XDECREF
+from libc.stdlib cimport free, malloc
 from libc.string cimport memcpy, memset
 
 from ppsize._core._types cimport i64, u8
@@ -47,10 +48,75 @@ cdef extern from "<sys/mman.h>" nogil:
     int MADV_NOHUGEPAGE, MADV_DONTNEED
     void *MAP_FAILED
 
+cdef extern from "<pthread.h>" nogil:
+    ctypedef unsigned long pthread_t
+    ctypedef struct pthread_mutex_t:
+        pass
+    ctypedef struct pthread_cond_t:
+        pass
+    int pthread_create(pthread_t *thread, void *attr, void *(*start)(void *) noexcept nogil, void *arg)
+    int pthread_join(pthread_t thread, void **retval)
+    int pthread_mutex_init(pthread_mutex_t *m, void *attr)
+    int pthread_mutex_destroy(pthread_mutex_t *m)
+    int pthread_mutex_lock(pthread_mutex_t *m)
+    int pthread_mutex_unlock(pthread_mutex_t *m)
+    int pthread_cond_init(pthread_cond_t *c, void *attr)
+    int pthread_cond_destroy(pthread_cond_t *c)
+    int pthread_cond_wait(pthread_cond_t *c, pthread_mutex_t *m)
+    int pthread_cond_signal(pthread_cond_t *c)
+
+cdef extern from "<unistd.h>" nogil:
+    int getpid()
+
 cdef enum:
     MADV_POPULATE_WRITE_ = 23       # include/uapi/asm-generic/mman-common.h (Linux 5.14+)
 
 cdef size_t HOST_PAGE = mmap.PAGESIZE
+cdef bint populate_ahead_on = True    # set_populate_ahead()
+
+
+def set_populate_ahead(bint on):
+    """Whether a FrameMem populates the host pages of the next lazy chunk on a
+    worker thread while the model faults in the current one (as Linux initialises
+    its memmap on pgdatinit kthreads). For Kernels created afterwards; returns the
+    old setting. Outcomes never depend on it: the worker only faults in host pages
+    (MADV_POPULATE_WRITE, which leaves their contents as they are)."""
+    global populate_ahead_on
+    old = populate_ahead_on
+    populate_ahead_on = on
+    return old
+
+
+cdef void *_ahead_main(void *arg) noexcept nogil:
+    # the worker: populate each requested range of every listed array; it writes
+    # no byte (a populated page keeps what it holds), so the fault path, which
+    # prepares the same frames itself when it needs them, never waits for it
+    cdef Ahead *a = <Ahead*>arg
+    cdef i64 lo, hi
+    cdef int i, nr
+    cdef u8 *base[FRAMEMEM_MAX_ARRAYS]
+    cdef size_t itemsize[FRAMEMEM_MAX_ARRAYS]
+    pthread_mutex_lock(<pthread_mutex_t*>a.mu)
+    while True:
+        while not a.stop and a.lo >= a.hi:
+            pthread_cond_wait(<pthread_cond_t*>a.cv, <pthread_mutex_t*>a.mu)
+        if a.stop:
+            break
+        lo, hi, nr = a.lo, a.hi, a.nr
+        for i in range(nr):
+            base[i] = a.base[i]
+            itemsize[i] = a.itemsize[i]
+        a.lo = a.hi
+        pthread_mutex_unlock(<pthread_mutex_t*>a.mu)
+        for i in range(nr):
+            if populate_ahead_on:
+                madvise(<void*>((<size_t>(base[i] + lo * itemsize[i])) & ~(HOST_PAGE - 1)),
+                        (((<size_t>(base[i] + hi * itemsize[i])) + HOST_PAGE - 1) & ~(HOST_PAGE - 1))
+                        - ((<size_t>(base[i] + lo * itemsize[i])) & ~(HOST_PAGE - 1)),
+                        MADV_POPULATE_WRITE_)
+        pthread_mutex_lock(<pthread_mutex_t*>a.mu)
+    pthread_mutex_unlock(<pthread_mutex_t*>a.mu)
+    return NULL
 cdef bint have_populate = True      # cleared on the first EINVAL (an older host kernel)
 
 
@@ -299,6 +365,8 @@ cdef class FrameMem:
         cdef int i
         for i in range(FRAMEMEM_MAX_ARRAYS):
             self.maps[i] = NULL
+        self.ahead = NULL
+        self.worker_pid = 0
 
     def __dealloc__(self):
         # what the pool keeps of each array: the prepared frames (and the bytes an
@@ -307,6 +375,20 @@ cdef class FrameMem:
         cdef HostMap hm
         cdef int i
         cdef size_t sz, d, r, end
+        if self.ahead != NULL and self.worker_pid == getpid():
+            # stop and join the worker before any of its arrays can be unmapped
+            with nogil:
+                pthread_mutex_lock(<pthread_mutex_t*>self.ahead.mu)
+                self.ahead.stop = 1
+                pthread_cond_signal(<pthread_cond_t*>self.ahead.cv)
+                pthread_mutex_unlock(<pthread_mutex_t*>self.ahead.mu)
+                pthread_join(<pthread_t>self.worker, NULL)
+            pthread_mutex_destroy(<pthread_mutex_t*>self.ahead.mu)
+            pthread_cond_destroy(<pthread_cond_t*>self.ahead.cv)
+            free(self.ahead.mu)
+            free(self.ahead.cv)
+            free(self.ahead)
+            self.ahead = NULL
         for i in range(self.nr_arrays):
             if self.maps[i] == NULL:
                 continue
@@ -409,6 +491,62 @@ cdef class FrameMem:
                 if b > z:
                     populate(self.base[i] + z, b - z)
         self.lazy_lo = hi
+        if hi < self.lazy_hi and lo > 0:
+            # the next chunk of the same size, populated by the worker meanwhile
+            # (not at boot, lo == 0: an idle Kernel stays as small as it was)
+            self.populate_ahead(hi, min(self.lazy_hi, hi + (hi - lo)))
+
+    cdef void populate_ahead(self, i64 lo, i64 hi) noexcept nogil:
+        """Ask the worker (started on first use) to populate the host pages of
+        frames lo .. hi-1 of every mapped array not reused from the pool."""
+        cdef Ahead *a
+        cdef int i, n = 0
+        cdef pthread_t t
+        if not populate_ahead_on:
+            return
+        if self.ahead == NULL:
+            if self.worker_pid != 0:
+                return                         # could not start one: no worker
+            self.worker_pid = getpid()
+            a = <Ahead*>malloc(sizeof(Ahead))
+            if a == NULL:
+                return
+            a.mu = malloc(sizeof(pthread_mutex_t))
+            a.cv = malloc(sizeof(pthread_cond_t))
+            if a.mu == NULL or a.cv == NULL:
+                free(a.mu)
+                free(a.cv)
+                free(a)
+                return
+            pthread_mutex_init(<pthread_mutex_t*>a.mu, NULL)
+            pthread_cond_init(<pthread_cond_t*>a.cv, NULL)
+            a.stop = 0
+            a.lo = a.hi = 0
+            a.nr = 0
+            if pthread_create(&t, NULL, _ahead_main, a) != 0:
+                pthread_mutex_destroy(<pthread_mutex_t*>a.mu)
+                pthread_cond_destroy(<pthread_cond_t*>a.cv)
+                free(a.mu)
+                free(a.cv)
+                free(a)
+                return
+            self.worker = t
+            self.ahead = a
+        elif self.worker_pid != getpid():
+            return                             # a fork's child: the worker is the parent's
+        a = self.ahead
+        pthread_mutex_lock(<pthread_mutex_t*>a.mu)
+        for i in range(self.nr_arrays):
+            # fresh host pages only: reused ones are resident already
+            if self.mapped[i] and <size_t>hi * self.itemsize[i] > self.resident[i]:
+                a.base[n] = self.base[i]
+                a.itemsize[n] = self.itemsize[i]
+                n += 1
+        a.nr = n
+        a.lo = lo
+        a.hi = hi
+        pthread_cond_signal(<pthread_cond_t*>a.cv)
+        pthread_mutex_unlock(<pthread_mutex_t*>a.mu)
 
     def prepare_all(self):
         """Prepare every lazy frame (before a walk over all frames' arrays)."""
