@@ -24,6 +24,12 @@ same on the host.
   hold is the same either way (zeros, or the fill value once prepared); only where the
   host memory comes from differs. The first Kernel of an interpreter pays the host's
   first touch as before.
+- Populate ahead (``set_populate_ahead``): when the buddy grows past its boot section,
+  a worker pthread per FrameMem (Linux: the pgdatinit kthreads of deferred_init_memmap)
+  populates the fresh host pages of the next chunk of frames while the model faults in
+  the current one. It writes no byte (MADV_POPULATE_WRITE keeps a page's contents), so
+  nothing it does is visible to the model and the fault path never waits for it;
+  it is joined before the arrays can be unmapped, and a fork's child never touches it.
 """
 import mmap
 
