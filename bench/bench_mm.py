@@ -101,10 +101,12 @@ def test_cold_faults(benchmark, page_size, pgtable, gib, kernel_fault_ns):
     fresh process and a fresh 2 GiB mmap, one write per page over the first GiB
     (gib=1) or over the second GiB after the first was faulted untimed (gib=2):
     every frame, folio, page table and per-frame array entry the timed faults use is
-    new to the model. The host memory behind the model's arrays comes from the pool
-    of the Kernels dropped before (framemem: zeroed at the Kernel's boot, outside
-    the timed part), as it does for every Kernel after the first in an interpreter;
-    test_cold_faults_first_kernel measures the first one, whose host memory is new.
+    new to the model. The host memory behind the model's arrays and page tables
+    comes from framemem's pool of the Kernels dropped before (what they wrote is
+    zeroed at the new Kernel's boot, outside the timed part; each section's entries
+    are written again when the buddy first hands it out, inside it), as it does for
+    every Kernel after the first in an interpreter; test_cold_faults_first_kernel
+    measures the first one, whose host memory is new.
     Reported against the warm re-fault of the same process configuration and the
     kernel's own fault (a fresh mmap in a fresh process), both measured in this run."""
     held = []
