@@ -88,8 +88,9 @@ def set_populate_ahead(bint on):
     """Whether a FrameMem populates the host pages of the next lazy chunk on a
     worker thread while the model faults in the current one (as Linux initialises
     its memmap on pgdatinit kthreads); off by default. Takes effect at the next
-    chunk; returns the old setting. Outcomes never depend on it: the worker only faults in host pages
-    (MADV_POPULATE_WRITE, which leaves their contents as they are)."""
+    chunk; returns the old setting. Outcomes never depend on it: the worker only
+    faults in host pages (MADV_POPULATE_WRITE, which leaves their contents as they
+    are)."""
     global populate_ahead_on
     old = populate_ahead_on
     populate_ahead_on = on
@@ -126,6 +127,8 @@ cdef void *_ahead_main(void *arg) noexcept nogil:
         pthread_mutex_lock(<pthread_mutex_t*>a.mu)
     pthread_mutex_unlock(<pthread_mutex_t*>a.mu)
     return NULL
+
+
 cdef bint have_populate = True      # cleared on the first EINVAL (an older host kernel)
 
 
