@@ -146,6 +146,8 @@ cdef size_t pool_bytes = 0               # sum of the entries' resident bytes
 cdef size_t pool_limit = 128 << 20       # bytes of host memory the pool may keep
 cdef size_t pool_entry_limit = 16 << 20  # ... of which one mapping keeps at most
 cdef size_t pool_reused = 0              # bytes handed out again (statistics)
+cdef size_t grow_bytes = 0               # of pool_bytes, in GrowBuf mappings
+cdef size_t GROW_LIMIT = 32 << 20        # at most this much of them
 # set while the pool is being changed: a deallocation the cycle collector runs in
 # the middle (an allocation there may collect a Kernel) unmaps instead of pooling
 cdef bint pool_busy = False
@@ -189,11 +191,14 @@ cdef void _locked_trim(size_t room):
 cdef void _trim(size_t room):
     # drop the oldest entries until room more bytes fit under the limit
     global pool_bytes
+    global grow_bytes
     cdef size_t addr, mapped, resident
     while _pool and (pool_bytes + room > pool_limit or room > pool_limit):
         e = _pool.pop(0)
         addr, mapped, resident = e[1], e[2], e[3]
         pool_bytes -= resident
+        if e[0] == "grow":
+            grow_bytes -= resident
         munmap(<void*>addr, mapped)
         if room > pool_limit and not _pool:
             break
@@ -202,11 +207,12 @@ cdef void _trim(size_t room):
 cdef void _release(object key, void *p, size_t mapped, size_t resident, size_t dirty):
     """A dropped mapping: into the pool (its first pool_entry_limit resident bytes,
     the rest given back), or unmapped."""
-    global pool_bytes, pool_busy
+    global pool_bytes, pool_busy, grow_bytes
     cdef size_t keep = min(resident, pool_entry_limit, pool_limit) & ~(HOST_PAGE - 1)
+    cdef bint grow = key == "grow"
     if p == NULL:
         return
-    if keep == 0 or key is None or pool_busy:
+    if keep == 0 or key is None or pool_busy or (grow and grow_bytes + keep > GROW_LIMIT):
         munmap(p, mapped)
         return
     pool_busy = True
@@ -216,6 +222,8 @@ cdef void _release(object key, void *p, size_t mapped, size_t resident, size_t d
         _trim(keep)
         _pool.append([key, <size_t>p, mapped, keep, min(dirty, keep)])
         pool_bytes += keep
+        if grow:
+            grow_bytes += keep
     finally:
         pool_busy = False
 
@@ -234,7 +242,7 @@ cdef object _take(object key, size_t nbytes, bint fit):
 
 
 cdef object _take_locked(object key, size_t nbytes, bint fit):
-    global pool_bytes, pool_reused
+    global pool_bytes, pool_reused, grow_bytes
     cdef Py_ssize_t i, best = -1
     cdef size_t score, best_score = 0
     for i in range(len(_pool)):
@@ -253,6 +261,8 @@ cdef object _take_locked(object key, size_t nbytes, bint fit):
         return None
     e = _pool.pop(best)
     pool_bytes -= <size_t>e[3]
+    if e[0] == "grow":
+        grow_bytes -= <size_t>e[3]
     pool_reused += min(<size_t>e[3], nbytes)
     return e
 
@@ -572,7 +582,11 @@ cdef class FrameMem:
 
 
 cdef size_t HUGE_HINT = 4 << 20     # NumPy's threshold for advising MADV_HUGEPAGE
-cdef size_t GROW_POOL_MIN = 64 << 10  # GrowBufs from this size are pooled
+cdef size_t GROW_TAKE_MIN = 64 << 10  # a GrowBuf growing from this size takes a pooled one
+cdef size_t GROW_POOL_MIN = 2 << 20   # GrowBufs from this size are pooled (a page-table
+                                     # pool of 512 tables, 1 GiB mapped: smaller ones
+                                     # are cheap to map, and a reused one is zeroed to
+                                     # its whole size, which may be more than was used)
 
 
 cdef class GrowBuf:
@@ -593,9 +607,10 @@ cdef class GrowBuf:
         if nbytes <= self.nbytes:
             return 0
         if nbytes > self.mapped:
-            # small pools stay fresh mappings (a few host pages): a pooled mapping
-            # goes to the pool that grows into it
-            e = _take("grow", nbytes, True) if nbytes >= GROW_POOL_MIN else None
+            # a pooled mapping goes to a pool that grows (the page tables' pools
+            # start at 16 tables per level, and only the levels that fill up grow),
+            # small ones stay fresh mappings (a few host pages)
+            e = _take("grow", nbytes, True) if self.nbytes >= GROW_TAKE_MIN else None
             if e is not None:
                 # a pooled mapping that holds nbytes: take it, copy what this one holds
                 q = <void*><size_t>e[1]
