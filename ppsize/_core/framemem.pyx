@@ -204,6 +204,21 @@ cdef void _trim(size_t room):
             break
 
 
+cdef void _trim_grow(size_t room):
+    # drop the oldest GrowBuf entries until room more bytes of them fit
+    global pool_bytes, grow_bytes
+    cdef Py_ssize_t i = 0
+    while i < len(_pool) and grow_bytes + room > GROW_LIMIT:
+        e = _pool[i]
+        if e[0] != "grow":
+            i += 1
+            continue
+        del _pool[i]
+        pool_bytes -= <size_t>e[3]
+        grow_bytes -= <size_t>e[3]
+        munmap(<void*><size_t>e[1], <size_t>e[2])
+
+
 cdef void _release(object key, void *p, size_t mapped, size_t resident, size_t dirty):
     """A dropped mapping: into the pool (its first pool_entry_limit resident bytes,
     the rest given back), or unmapped."""
@@ -212,13 +227,15 @@ cdef void _release(object key, void *p, size_t mapped, size_t resident, size_t d
     cdef bint grow = key == "grow"
     if p == NULL:
         return
-    if keep == 0 or key is None or pool_busy or (grow and grow_bytes + keep > GROW_LIMIT):
+    if keep == 0 or key is None or pool_busy or (grow and keep > GROW_LIMIT):
         munmap(p, mapped)
         return
     pool_busy = True
     try:
         if keep < resident:
             madvise(<u8*>p + keep, resident - keep, MADV_DONTNEED)
+        if grow:
+            _trim_grow(keep)
         _trim(keep)
         _pool.append([key, <size_t>p, mapped, keep, min(dirty, keep)])
         pool_bytes += keep
