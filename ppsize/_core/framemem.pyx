@@ -14,13 +14,35 @@ same on the host.
   (deferred_grow_zone), and every array's slice is populated in bulk then
   (MADV_POPULATE_WRITE; touching each host page on kernels without it), instead of
   one host page fault per 4 KiB of each array in the middle of the model's faults.
+- A pool of host memory (``pool_stats``, ``set_pool_limit``): the arrays and page-table
+  pools (GrowBuf) of a dropped Kernel keep their host pages, up to a limit, for the
+  next Kernel of the same interpreter. A host's first touch of a page costs more than
+  the model's whole fault on it (~1.5 us per 4 KiB on the development VM, ~12 ns per
+  modelled frame of per-frame arrays), while zeroing a page already resident costs
+  ~70 ns: a reused array is zeroed (memset) where the earlier kernel may have written
+  it when the new kernel registers it, so its pages are resident before the faults. What the arrays
+  hold is the same either way (zeros, or the fill value once prepared); only where the
+  host memory comes from differs. The first Kernel of an interpreter pays the host's
+  first touch as before.
+- Populate ahead (``set_populate_ahead(True)``; off by default: on this 2-core shared
+  VM it saved 5 of 66 ns per cold 4K fault and 13 of 337 per 64K one with a core
+  free, and cost 100 ns per 64K fault with the other core busy, when the worker and
+  the faulting thread contend for one core): when the buddy grows past its boot section,
+  a worker pthread per FrameMem (Linux: the pgdatinit kthreads of deferred_init_memmap)
+  populates the fresh host pages of the next chunk of frames while the model faults in
+  the current one. It writes no byte (MADV_POPULATE_WRITE keeps a page's contents), so
+  nothing it does is visible to the model and the fault path never waits for it;
+  it is joined before the arrays can be unmapped, and a fork's child never touches it.
 """
 import mmap
 
 import numpy as np
 
+cimport cython
 cimport numpy as cnp
-from libc.string cimport memset
+from cpython.ref cimport PyObject, Py_INCREF, Py_XDECREF
+from libc.stdlib cimport free, malloc
+from libc.string cimport memcpy, memset
 
 from ppsize._core._types cimport i64, u8
 
@@ -32,35 +54,315 @@ cdef extern from "<sys/mman.h>" nogil:
     void *mremap(void *old_address, size_t old_size, size_t new_size, int flags, ...)
     int munmap(void *addr, size_t length)
     int PROT_READ, PROT_WRITE, MAP_PRIVATE, MAP_ANONYMOUS, MREMAP_MAYMOVE, MADV_HUGEPAGE
+    int MADV_NOHUGEPAGE, MADV_DONTNEED
     void *MAP_FAILED
+
+cdef extern from "<pthread.h>" nogil:
+    ctypedef unsigned long pthread_t
+    ctypedef struct pthread_mutex_t:
+        pass
+    ctypedef struct pthread_cond_t:
+        pass
+    int pthread_create(pthread_t *thread, void *attr, void *(*start)(void *) noexcept nogil, void *arg)
+    int pthread_join(pthread_t thread, void **retval)
+    int pthread_mutex_init(pthread_mutex_t *m, void *attr)
+    int pthread_mutex_destroy(pthread_mutex_t *m)
+    int pthread_mutex_lock(pthread_mutex_t *m)
+    int pthread_mutex_unlock(pthread_mutex_t *m)
+    int pthread_cond_init(pthread_cond_t *c, void *attr)
+    int pthread_cond_destroy(pthread_cond_t *c)
+    int pthread_cond_wait(pthread_cond_t *c, pthread_mutex_t *m)
+    int pthread_cond_signal(pthread_cond_t *c)
+
+cdef extern from "<unistd.h>" nogil:
+    int getpid()
 
 cdef enum:
     MADV_POPULATE_WRITE_ = 23       # include/uapi/asm-generic/mman-common.h (Linux 5.14+)
 
 cdef size_t HOST_PAGE = mmap.PAGESIZE
+cdef bint populate_ahead_on = False   # set_populate_ahead(): off unless asked for
+
+
+def set_populate_ahead(bint on):
+    """Whether a FrameMem populates the host pages of the next lazy chunk on a
+    worker thread while the model faults in the current one (as Linux initialises
+    its memmap on pgdatinit kthreads); off by default. Takes effect at the next
+    chunk; returns the old setting. Outcomes never depend on it: the worker only
+    faults in host pages (MADV_POPULATE_WRITE, which leaves their contents as they
+    are)."""
+    global populate_ahead_on
+    old = populate_ahead_on
+    populate_ahead_on = on
+    return old
+
+
+cdef void *_ahead_main(void *arg) noexcept nogil:
+    # the worker: populate each requested range of every listed array; it writes
+    # no byte (a populated page keeps what it holds), so the fault path, which
+    # prepares the same frames itself when it needs them, never waits for it
+    cdef Ahead *a = <Ahead*>arg
+    cdef i64 lo, hi
+    cdef int i, nr
+    cdef u8 *base[FRAMEMEM_MAX_ARRAYS]
+    cdef size_t itemsize[FRAMEMEM_MAX_ARRAYS]
+    pthread_mutex_lock(<pthread_mutex_t*>a.mu)
+    while True:
+        while not a.stop and a.lo >= a.hi:
+            pthread_cond_wait(<pthread_cond_t*>a.cv, <pthread_mutex_t*>a.mu)
+        if a.stop:
+            break
+        lo, hi, nr = a.lo, a.hi, a.nr
+        for i in range(nr):
+            base[i] = a.base[i]
+            itemsize[i] = a.itemsize[i]
+        a.lo = a.hi
+        pthread_mutex_unlock(<pthread_mutex_t*>a.mu)
+        for i in range(nr):
+            if populate_ahead_on:
+                madvise(<void*>((<size_t>(base[i] + lo * itemsize[i])) & ~(HOST_PAGE - 1)),
+                        (((<size_t>(base[i] + hi * itemsize[i])) + HOST_PAGE - 1) & ~(HOST_PAGE - 1))
+                        - ((<size_t>(base[i] + lo * itemsize[i])) & ~(HOST_PAGE - 1)),
+                        MADV_POPULATE_WRITE_)
+        pthread_mutex_lock(<pthread_mutex_t*>a.mu)
+    pthread_mutex_unlock(<pthread_mutex_t*>a.mu)
+    return NULL
+
+
 cdef bint have_populate = True      # cleared on the first EINVAL (an older host kernel)
 
 
 SMALL_ARRAY = 4 << 20     # bytes; NumPy's MADV_HUGEPAGE threshold
 
 
-def frame_array(n, dtype):
-    """A zeroed 1-D array of ``n`` elements of ``dtype``: from 4 MiB up in its own
-    anonymous private mapping, advised MADV_NOHUGEPAGE (host pages are zero-filled
-    on first touch); smaller ones from NumPy (the heap)."""
-    itemsize = np.dtype(dtype).itemsize
+# ------------------------------------------------------------------ the pool
+# Host mappings of dropped arrays and page-table pools, oldest first: [key, addr,
+# mapped, resident, dirty] (resident: bytes from addr whose host pages may be
+# resident; dirty <= resident: bytes from addr that may be non-zero; the
+# rest of the mapping is untouched or was given back with MADV_DONTNEED). Only
+# touched with the GIL held (array registration, GrowBuf growth, deallocation).
+_pool = []
+cdef size_t pool_bytes = 0               # sum of the entries' resident bytes
+cdef size_t pool_limit = 128 << 20       # bytes of host memory the pool may keep
+cdef size_t pool_entry_limit = 16 << 20  # ... of which one mapping keeps at most
+cdef size_t pool_reused = 0              # bytes handed out again (statistics)
+cdef size_t grow_bytes = 0               # of pool_bytes, in GrowBuf mappings
+cdef size_t GROW_LIMIT = 32 << 20        # at most this much of them
+# set while the pool is being changed: a deallocation the cycle collector runs in
+# the middle (an allocation there may collect a Kernel) unmaps instead of pooling
+cdef bint pool_busy = False
+
+
+def set_pool_limit(size_t nbytes, entry_nbytes=None):
+    """Keep at most ``nbytes`` of dropped arrays' host memory for later kernels (0:
+    none, every mapping is unmapped when dropped), at most ``entry_nbytes`` of one
+    mapping (default nbytes / 8). Trims the pool at once; returns the old limit."""
+    global pool_limit, pool_entry_limit
+    old = pool_limit
+    pool_limit = nbytes
+    pool_entry_limit = nbytes // 8 if entry_nbytes is None else entry_nbytes
+    _locked_trim(0)
+    return old
+
+
+def pool_stats():
+    """The pool: entries, bytes kept (upper bound of the host memory it holds),
+    bytes handed out again since import, the limits."""
+    return {"entries": len(_pool), "bytes": pool_bytes, "reused": pool_reused,
+            "limit": pool_limit, "entry_limit": pool_entry_limit}
+
+
+def pool_clear():
+    """Unmap everything the pool keeps."""
+    _locked_trim(pool_limit + 1)
+
+
+cdef void _locked_trim(size_t room):
+    global pool_busy
+    if pool_busy:
+        return
+    pool_busy = True
+    try:
+        _trim(room)
+    finally:
+        pool_busy = False
+
+
+cdef void _trim(size_t room):
+    # drop the oldest entries until room more bytes fit under the limit
+    global pool_bytes
+    global grow_bytes
+    cdef size_t addr, mapped, resident
+    while _pool and (pool_bytes + room > pool_limit or room > pool_limit):
+        e = _pool.pop(0)
+        addr, mapped, resident = e[1], e[2], e[3]
+        pool_bytes -= resident
+        if e[0] == "grow":
+            grow_bytes -= resident
+        munmap(<void*>addr, mapped)
+        if room > pool_limit and not _pool:
+            break
+
+
+cdef void _trim_grow(size_t room):
+    # drop the oldest GrowBuf entries until room more bytes of them fit
+    global pool_bytes, grow_bytes
+    cdef Py_ssize_t i = 0
+    while i < len(_pool) and grow_bytes + room > GROW_LIMIT:
+        e = _pool[i]
+        if e[0] != "grow":
+            i += 1
+            continue
+        del _pool[i]
+        pool_bytes -= <size_t>e[3]
+        grow_bytes -= <size_t>e[3]
+        munmap(<void*><size_t>e[1], <size_t>e[2])
+
+
+cdef void _release(object key, void *p, size_t mapped, size_t resident, size_t dirty):
+    """A dropped mapping: into the pool (its first pool_entry_limit resident bytes,
+    the rest given back), or unmapped."""
+    global pool_bytes, pool_busy, grow_bytes
+    cdef size_t keep = min(resident, pool_entry_limit, pool_limit) & ~(HOST_PAGE - 1)
+    cdef bint grow = key == "grow"
+    if p == NULL:
+        return
+    if keep == 0 or key is None or pool_busy or (grow and keep > GROW_LIMIT):
+        munmap(p, mapped)
+        return
+    pool_busy = True
+    try:
+        if keep < resident:
+            madvise(<u8*>p + keep, resident - keep, MADV_DONTNEED)
+        if grow:
+            _trim_grow(keep)
+        _trim(keep)
+        _pool.append([key, <size_t>p, mapped, keep, min(dirty, keep)])
+        pool_bytes += keep
+        if grow:
+            grow_bytes += keep
+    finally:
+        pool_busy = False
+
+
+cdef object _take(object key, size_t nbytes, bint fit):
+    """A pooled mapping for key: the one with the most reusable bytes (fit: the
+    smallest that holds nbytes), removed from the pool; None if there is none."""
+    global pool_bytes, pool_reused, pool_busy
+    if pool_busy:
+        return None
+    pool_busy = True
+    try:
+        return _take_locked(key, nbytes, fit)
+    finally:
+        pool_busy = False
+
+
+cdef object _take_locked(object key, size_t nbytes, bint fit):
+    global pool_bytes, pool_reused, grow_bytes
+    cdef Py_ssize_t i, best = -1
+    cdef size_t score, best_score = 0
+    for i in range(len(_pool)):
+        e = _pool[i]
+        if e[0] != key:
+            continue
+        if fit:
+            if e[2] < nbytes:
+                continue
+            score = ~(<size_t>e[2])             # smaller mapping, higher score
+        else:
+            score = min(<size_t>e[3], nbytes)
+        if best < 0 or score > best_score:
+            best, best_score = i, score
+    if best < 0:
+        return None
+    e = _pool.pop(best)
+    pool_bytes -= <size_t>e[3]
+    if e[0] == "grow":
+        grow_bytes -= <size_t>e[3]
+    pool_reused += min(<size_t>e[3], nbytes)
+    return e
+
+
+cdef class HostMap:
+    """An anonymous private mapping owning a frame array's memory (the array's
+    base object): back to the pool when the array goes. No Python attributes, so
+    the cycle collector never clears it before its deallocation."""
+    cdef void *p
+    cdef size_t mapped
+    cdef size_t resident                 # (as the pool's entries)
+    cdef size_t dirty
+    cdef size_t itemsize                 # the pool key ("frames", itemsize)
+
+    def __dealloc__(self):
+        if self.p != NULL:
+            _release(("frames", self.itemsize), self.p, self.mapped, self.resident, self.dirty)
+            self.p = NULL
+
+
+cdef object _frame_alloc(i64 n, object dtype, size_t *resident, size_t *dirty):
+    """A 1-D array of n elements of dtype and, in resident / dirty, how many bytes
+    from its start are host pages reused from the pool / may hold a previous
+    kernel's values (0: fresh, all zero). Small arrays from the
+    heap (zeroed); from 4 MiB up a mapping of its own, reused from the pool when
+    one of the same item size is there, MADV_NOHUGEPAGE."""
+    dt = np.dtype(dtype)
+    cdef size_t itemsize = dt.itemsize
+    cdef size_t nbytes = max(1, n * itemsize)
+    cdef size_t length = (nbytes + HOST_PAGE - 1) & ~(HOST_PAGE - 1)
+    cdef void *q
+    cdef HostMap hm
+    cdef cnp.npy_intp dims[1]
+    dirty[0] = resident[0] = 0
     if n * itemsize < SMALL_ARRAY:
         # small: from the C heap, whose pages stay warm across kernels (as a C
         # buddy's malloc); calloc would map fresh pages above glibc's mmap threshold
-        a = np.empty(n, dtype=dtype)
+        a = np.empty(n, dtype=dt)
         memset(cnp.PyArray_DATA(a), 0, <size_t>a.nbytes)
         return a
-    m = mmap.mmap(-1, max(1, n * itemsize), flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
-    try:
-        m.madvise(mmap.MADV_NOHUGEPAGE)
-    except (AttributeError, OSError):   # a host without THP: nothing to turn off
-        pass
-    return np.frombuffer(m, dtype=dtype, count=n)
+    key = ("frames", itemsize)
+    hm = HostMap()
+    e = _take(key, length, False)
+    if e is not None:
+        q = <void*><size_t>e[1]
+        if <size_t>e[2] != length:
+            # shrink (its tail given back) or grow (the new part fresh zeros)
+            q = mremap(q, <size_t>e[2], length, MREMAP_MAYMOVE)
+            if q == MAP_FAILED:
+                munmap(<void*><size_t>e[1], <size_t>e[2])
+                q = NULL
+        if q != NULL:
+            resident[0] = min(<size_t>e[3], length)
+            dirty[0] = min(<size_t>e[4], length)
+    else:
+        q = NULL
+    if q == NULL:
+        q = sys_mmap(NULL, length, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)
+        if q == MAP_FAILED:
+            raise MemoryError(f"cannot map {length} bytes for a per-frame array")
+        # NumPy advises MADV_HUGEPAGE on large arrays; with THP defrag=madvise the
+        # first touch of each 2 MiB then stalls in direct compaction
+        madvise(q, length, MADV_NOHUGEPAGE)
+    hm.p = q
+    hm.mapped = length
+    hm.itemsize = itemsize
+    hm.resident = hm.dirty = length    # whatever the owner writes may be kept
+    dims[0] = n
+    a = cnp.PyArray_SimpleNewFromData(1, dims, dt.num, q)
+    cnp.set_array_base(a, hm)
+    return a
+
+
+def frame_array(n, dtype):
+    """A zeroed 1-D array of ``n`` elements of ``dtype``: from 4 MiB up in its own
+    anonymous private mapping (reused from the pool of dropped arrays, zeroed, or
+    new: host pages zero-filled on first touch), advised MADV_NOHUGEPAGE; smaller
+    ones from NumPy (the heap)."""
+    cdef size_t resident, dirty
+    a = _frame_alloc(n, dtype, &resident, &dirty)
+    if dirty:
+        memset(cnp.PyArray_DATA(a), 0, dirty)
+    return a
 
 
 cdef void populate(void *p, size_t nbytes) noexcept nogil:
@@ -83,6 +385,10 @@ cdef void populate(void *p, size_t nbytes) noexcept nogil:
         a += HOST_PAGE
 
 
+# no_gc_clear: __dealloc__ reads the arrays' HostMaps (a Kernel is freed by the
+# cycle collector); they are held by C references (maps), which no tp_clear of a
+# container in the same garbage drops: an array may go first, its mapping not
+@cython.no_gc_clear
 cdef class FrameMem:
     """FrameMem(nr_pages): the per-frame arrays of one kernel's frames 0..nr_pages-1.
 
@@ -95,6 +401,58 @@ cdef class FrameMem:
         self.lazy_lo = self.lazy_hi = 0
         self.nr_arrays = 0
         self._arrays = []
+        cdef int i
+        for i in range(FRAMEMEM_MAX_ARRAYS):
+            self.maps[i] = NULL
+        self.ahead = NULL
+        self.worker_pid = 0
+
+    def __dealloc__(self):
+        # what the pool keeps of each array: the prepared frames (and the bytes an
+        # earlier kernel had written); the frames past the lazy range are given
+        # back (they would make the whole array "written")
+        cdef HostMap hm
+        cdef int i
+        cdef size_t sz, d, r, end
+        if self.ahead != NULL and self.worker_pid == getpid():
+            # stop and join the worker before any of its arrays can be unmapped
+            with nogil:
+                pthread_mutex_lock(<pthread_mutex_t*>self.ahead.mu)
+                self.ahead.stop = 1
+                pthread_cond_signal(<pthread_cond_t*>self.ahead.cv)
+                pthread_mutex_unlock(<pthread_mutex_t*>self.ahead.mu)
+                pthread_join(<pthread_t>self.worker, NULL)
+            pthread_mutex_destroy(<pthread_mutex_t*>self.ahead.mu)
+            pthread_cond_destroy(<pthread_cond_t*>self.ahead.cv)
+            free(self.ahead.mu)
+            free(self.ahead.cv)
+            free(self.ahead)
+            self.ahead = NULL
+        for i in range(self.nr_arrays):
+            if self.maps[i] == NULL:
+                continue
+            hm = <HostMap>self.maps[i]
+            if hm.p == NULL:
+                continue
+            sz = self.itemsize[i]
+            if self.lazy_lo >= self.lazy_hi:
+                d = r = hm.mapped              # every frame prepared: all may be written
+            else:
+                # the unprepared frames lazy_lo .. lazy_hi-1 are zero (fresh, or
+                # zeroed when registered): the part before them is kept, the part
+                # after (the frames past the range) given back
+                d = (<size_t>self.lazy_lo * sz + HOST_PAGE - 1) & ~(HOST_PAGE - 1)
+                r = max(self.resident[i], d)
+                end = (<size_t>self.lazy_hi * sz) & ~(HOST_PAGE - 1)
+                if self.lazy_hi < self.nr_pages and end < hm.mapped:
+                    madvise(<u8*>hm.p + end, hm.mapped - end, MADV_DONTNEED)
+                    r = min(r, end)
+                    d = min(d, end)
+            hm.resident = min(r, hm.mapped)
+            hm.dirty = min(d, hm.resident)
+            hm = None
+            Py_XDECREF(<PyObject*>self.maps[i])     # the pool gets it once its array goes
+            self.maps[i] = NULL
 
     def set_lazy(self, i64 lo, i64 hi):
         """Frames lo .. hi-1 are prepared lazily (before any array is registered)."""
@@ -112,20 +470,35 @@ cdef class FrameMem:
             raise ValueError(f"fill must be 0 or 0xFF (all bytes), got {fill!r}")
         if self.nr_arrays == FRAMEMEM_MAX_ARRAYS:
             raise ValueError(f"at most {FRAMEMEM_MAX_ARRAYS} per-frame arrays")
-        a = frame_array(self.nr_pages, dtype)
+        cdef size_t resident, dirty
+        a = _frame_alloc(self.nr_pages, dtype, &resident, &dirty)
         cdef int i = self.nr_arrays
         cdef size_t sz = a.itemsize
         cdef int f = fill
+        cdef size_t lo_b = self.lazy_lo * sz, hi_b = self.lazy_hi * sz
         self.base[i] = <u8*>cnp.PyArray_DATA(a)
         self.itemsize[i] = sz
         self.fill[i] = f
         self.mapped[i] = a.nbytes >= SMALL_ARRAY       # heap arrays are touched already
+        self.resident[i] = resident
         if f:
-            memset(self.base[i], f, self.lazy_lo * sz)
-            memset(self.base[i] + self.lazy_hi * sz, f, (self.nr_pages - self.lazy_hi) * sz)
+            memset(self.base[i], f, lo_b)
+            memset(self.base[i] + hi_b, f, self.nr_pages * sz - hi_b)
         elif self.mapped[i]:
-            populate(self.base[i], self.lazy_lo * sz)   # the frames already in use
+            # the frames already in use populated; bytes a previous kernel wrote
+            # (pooled host pages) zeroed now, the lazy range's too: frames not yet
+            # prepared read as zero, as on fresh host pages
+            memset(self.base[i], 0, dirty)
+            if resident < lo_b:
+                populate(self.base[i] + resident, lo_b - resident)
+        if f and dirty > lo_b:
+            # the lazy range of a fill array: zero until prepared, as fresh pages
+            memset(self.base[i] + lo_b, 0, min(dirty, hi_b) - lo_b)
         self._arrays.append(a)
+        if isinstance(a.base, HostMap):
+            hm_obj = a.base
+            Py_INCREF(hm_obj)
+            self.maps[i] = <PyObject*>hm_obj
         self.nr_arrays += 1
         return a
 
@@ -135,7 +508,7 @@ cdef class FrameMem:
         __init_single_page of a deferred range, done in bulk)."""
         cdef i64 lo = self.lazy_lo
         cdef int i
-        cdef size_t sz
+        cdef size_t sz, a, b, z
         if hi > self.lazy_hi:
             hi = self.lazy_hi
         if hi <= lo:
@@ -145,8 +518,74 @@ cdef class FrameMem:
             if self.fill[i]:
                 memset(self.base[i] + lo * sz, self.fill[i], (hi - lo) * sz)
             elif self.mapped[i]:
-                populate(self.base[i] + lo * sz, (hi - lo) * sz)
+                # reused host pages (zero since registration) are written again, as
+                # __init_single_page writes each struct page of the section: the
+                # section's entries are then in the CPU cache for the faults that
+                # follow; fresh ones populated (their first touch)
+                a = lo * sz
+                b = hi * sz
+                z = min(max(self.resident[i], a), b)
+                if z > a:
+                    memset(self.base[i] + a, 0, z - a)
+                if b > z:
+                    populate(self.base[i] + z, b - z)
         self.lazy_lo = hi
+        if hi < self.lazy_hi and lo > 0:
+            # the next chunk of the same size, populated by the worker meanwhile
+            # (not at boot, lo == 0: an idle Kernel stays as small as it was)
+            self.populate_ahead(hi, min(self.lazy_hi, hi + (hi - lo)))
+
+    cdef void populate_ahead(self, i64 lo, i64 hi) noexcept nogil:
+        """Ask the worker (started on first use) to populate the host pages of
+        frames lo .. hi-1 of every mapped array not reused from the pool."""
+        cdef Ahead *a
+        cdef int i, n = 0
+        cdef pthread_t t
+        if not populate_ahead_on:
+            return
+        if self.ahead == NULL:
+            if self.worker_pid != 0:
+                return                         # could not start one: no worker
+            self.worker_pid = getpid()
+            a = <Ahead*>malloc(sizeof(Ahead))
+            if a == NULL:
+                return
+            a.mu = malloc(sizeof(pthread_mutex_t))
+            a.cv = malloc(sizeof(pthread_cond_t))
+            if a.mu == NULL or a.cv == NULL:
+                free(a.mu)
+                free(a.cv)
+                free(a)
+                return
+            pthread_mutex_init(<pthread_mutex_t*>a.mu, NULL)
+            pthread_cond_init(<pthread_cond_t*>a.cv, NULL)
+            a.stop = 0
+            a.lo = a.hi = 0
+            a.nr = 0
+            if pthread_create(&t, NULL, _ahead_main, a) != 0:
+                pthread_mutex_destroy(<pthread_mutex_t*>a.mu)
+                pthread_cond_destroy(<pthread_cond_t*>a.cv)
+                free(a.mu)
+                free(a.cv)
+                free(a)
+                return
+            self.worker = t
+            self.ahead = a
+        elif self.worker_pid != getpid():
+            return                             # a fork's child: the worker is the parent's
+        a = self.ahead
+        pthread_mutex_lock(<pthread_mutex_t*>a.mu)
+        for i in range(self.nr_arrays):
+            # fresh host pages only: reused ones are resident already
+            if self.mapped[i] and <size_t>hi * self.itemsize[i] > self.resident[i]:
+                a.base[n] = self.base[i]
+                a.itemsize[n] = self.itemsize[i]
+                n += 1
+        a.nr = n
+        a.lo = lo
+        a.hi = hi
+        pthread_cond_signal(<pthread_cond_t*>a.cv)
+        pthread_mutex_unlock(<pthread_mutex_t*>a.mu)
 
     def prepare_all(self):
         """Prepare every lazy frame (before a walk over all frames' arrays)."""
@@ -160,36 +599,68 @@ cdef class FrameMem:
 
 
 cdef size_t HUGE_HINT = 4 << 20     # NumPy's threshold for advising MADV_HUGEPAGE
+cdef size_t GROW_TAKE_MIN = 64 << 10  # a GrowBuf growing from this size takes a pooled one
+cdef size_t GROW_POOL_MIN = 2 << 20   # GrowBufs from this size are pooled (a page-table
+                                     # pool of 512 tables, 1 GiB mapped: smaller ones
+                                     # are cheap to map, and a reused one is zeroed to
+                                     # its whole size, which may be more than was used)
 
 
 cdef class GrowBuf:
-    """GrowBuf(nbytes): zeroed host memory that grows without a copy (mremap). Its
-    address changes on growth: hold pointers, never views, across grow()."""
+    """GrowBuf(nbytes): zeroed host memory that grows without a copy of fresh
+    memory (mremap), or into a larger pooled mapping of a dropped GrowBuf (a copy of
+    what it holds, cheaper than the host's first touch of the new part). Its address
+    changes on growth: hold pointers, never views, across grow()."""
 
     def __cinit__(self, size_t nbytes):
         self.p = NULL
-        self.nbytes = 0
+        self.nbytes = self.mapped = self.dirty = 0
         self.grow(nbytes)
 
     cdef int grow(self, size_t nbytes) except -1:
         cdef void *q
+        cdef size_t z
         nbytes = (max(nbytes, 1) + HOST_PAGE - 1) & ~(HOST_PAGE - 1)
         if nbytes <= self.nbytes:
             return 0
-        if self.p == NULL:
-            q = sys_mmap(NULL, nbytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)
-        else:
-            q = mremap(self.p, self.nbytes, nbytes, MREMAP_MAYMOVE)
-        if q == MAP_FAILED:
-            raise MemoryError(f"cannot map {nbytes} bytes for a growing pool")
-        if nbytes >= HUGE_HINT:
-            # large pools keep the THP backing NumPy gave them (the walk reads
-            # them at random); growth faults in only the new part
-            madvise(q, nbytes, MADV_HUGEPAGE)
-        self.p = q
+        if nbytes > self.mapped:
+            # a pooled mapping goes to a pool that grows (the page tables' pools
+            # start at 16 tables per level, and only the levels that fill up grow),
+            # small ones stay fresh mappings (a few host pages)
+            e = _take("grow", nbytes, True) if self.nbytes >= GROW_TAKE_MIN else None
+            if e is not None:
+                # a pooled mapping that holds nbytes: take it, copy what this one holds
+                q = <void*><size_t>e[1]
+                if self.nbytes:
+                    memcpy(q, self.p, self.nbytes)
+                _release("grow" if self.mapped >= GROW_POOL_MIN else None, self.p, self.mapped,
+                         self.dirty, self.dirty)
+                self.p = q
+                self.mapped = e[2]
+                self.dirty = max(<size_t>e[4], self.nbytes)
+            else:
+                if self.p == NULL:
+                    q = sys_mmap(NULL, nbytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)
+                else:
+                    q = mremap(self.p, self.mapped, nbytes, MREMAP_MAYMOVE)
+                if q == MAP_FAILED:
+                    raise MemoryError(f"cannot map {nbytes} bytes for a growing pool")
+                if nbytes >= HUGE_HINT:
+                    # large pools keep the THP backing NumPy gave them (the walk reads
+                    # them at random); growth faults in only the new part
+                    madvise(q, nbytes, MADV_HUGEPAGE)
+                self.p = q
+                self.mapped = nbytes
+        # the bytes past the old size: zero (fresh, or zeroed where reused)
+        z = min(self.dirty, nbytes)
+        if z > self.nbytes:
+            memset(<u8*>self.p + self.nbytes, 0, z - self.nbytes)
         self.nbytes = nbytes
+        self.dirty = max(self.dirty, nbytes)
         return 0
 
     def __dealloc__(self):
         if self.p != NULL:
-            munmap(self.p, self.nbytes)
+            _release("grow" if self.mapped >= GROW_POOL_MIN else None, self.p, self.mapped,
+                     self.dirty, self.dirty)
+            self.p = NULL

@@ -1,0 +1,203 @@
+"""framemem's pool of host memory (issue 13 item 4): the per-frame arrays and page-table
+pools of a dropped Kernel are reused by the next one, zeroed. What a Kernel computes
+must not depend on where its host memory came from: the same workload gives the same
+outcomes, counters and per-frame state with the pool as without it."""
+import gc
+
+import numpy as np
+import pytest
+
+import ppsize
+from ppsize._core import framemem as fm
+from ppsize._core.framemem import FrameMem, frame_array
+
+BIG = fm.SMALL_ARRAY // 8 * 2          # int64 elements of a mapped (poolable) array
+
+
+@pytest.fixture
+def pool():
+    """An empty pool with the default limits, restored afterwards."""
+    old = fm.pool_stats()
+    fm.pool_clear()
+    fm.set_pool_limit(128 << 20)
+    yield fm
+    fm.set_pool_limit(old["limit"], old["entry_limit"])
+    fm.pool_clear()
+
+
+def test_frame_array_reused_zeroed(pool):
+    a = frame_array(BIG, np.int64)
+    a[:] = -7
+    del a
+    gc.collect()
+    st = pool.pool_stats()
+    assert st["entries"] >= 1 and 0 < st["bytes"] <= st["limit"]
+    reused = st["reused"]
+    b = frame_array(BIG + 100, np.int64)          # a different size: resized mapping
+    assert pool.pool_stats()["reused"] > reused
+    assert not b.any()
+    b[:] = 3
+    assert (b == 3).all()
+
+
+def test_small_arrays_are_not_pooled(pool):
+    a = frame_array(16, np.int32)
+    a[:] = 1
+    del a
+    gc.collect()
+    assert pool.pool_stats()["entries"] == 0
+
+
+N = fm.SMALL_ARRAY                     # frames: every array below is mapped
+
+
+@pytest.mark.parametrize("lazy", [(0, 0), (N // 4, N - 1000), (1000, N), (N // 2, N // 2 + 4096)])
+@pytest.mark.parametrize("prepare", [True, False])
+def test_framemem_reused_arrays_read_fresh(pool, lazy, prepare):
+    lo, hi = lazy
+
+    def make():
+        f = FrameMem(N)
+        f.set_lazy(lo, hi)
+        return f, f.array(np.int32, 0xFF), f.array(np.int64), f.array(np.uint8)
+
+    f, a, b, c = make()
+    if prepare:
+        f.prepare_all()
+        for x in (a, b, c):
+            x[:] = 5                               # everything written, then dropped
+    else:
+        for x in (a, b, c):                        # what a kernel writes: used frames
+            x[:lo] = 5
+            x[hi:] = 5
+    del f, a, b, c, x
+    gc.collect()
+    assert pool.pool_stats()["entries"] == 3
+    f, a, b, c = make()
+    outside = np.ones(N, dtype=bool)
+    outside[lo:hi] = False
+    # outside the lazy range: the fill values; inside: zero (fresh) until prepared
+    assert (a[outside] == -1).all() and not b.any() and not c.any()
+    assert not a[lo:hi].any()
+    f.prepare_all()
+    assert (a == -1).all() and not b.any() and not c.any()
+
+
+def test_pool_limit(pool):
+    pool.set_pool_limit(8 << 20, 4 << 20)
+    arrays = [frame_array(BIG, np.int64) for _ in range(4)]   # 8 MiB each
+    for x in arrays:
+        x[:] = 1
+    del arrays, x
+    gc.collect()
+    st = pool.pool_stats()
+    assert st["bytes"] <= 8 << 20 and st["entries"] == 2      # 4 MiB kept of each
+    pool.set_pool_limit(0)
+    assert pool.pool_stats()["entries"] == 0
+    a = frame_array(BIG, np.int64)
+    del a
+    gc.collect()
+    assert pool.pool_stats()["entries"] == 0                 # limit 0: unmapped
+
+
+GIB = 1 << 30
+
+
+def workload(page_size):
+    """A seeded workload on a 16 GiB Kernel (mapped, poolable arrays; page-table
+    pools large enough to be pooled): faults, re-faults after MADV_DONTNEED, a fork
+    with COW faults in both, munmap, an exit. Returns what it observed."""
+    k = ppsize.Kernel("4K", "16G", thp="never", mthp={"64K": "always"})
+    p = k.spawn(page_size=page_size, pgtable="emulated")
+    P = p.page_size
+    a = p.mmap(GIB)
+    rng = np.random.default_rng(7)
+    vas = np.arange(a, a + GIB // 2, P, dtype=np.uint64)
+    seen = [p.access(vas, write=True)]
+    drop = a + (GIB // 8)
+    p.madvise(drop, GIB // 8, "dontneed")
+    probe = rng.choice(vas, 20000) + np.uint64(8)
+    seen.append(p.access(probe, write=bool(rng.integers(2))))
+    c = p.fork()
+    seen.append(c.access(probe[:5000], write=True))
+    seen.append(p.access(probe[5000:9000], write=True))
+    p.munmap(a + GIB // 4, GIB // 16)
+    b = p.mmap(GIB // 4)
+    seen.append(p.access(np.arange(b, b + GIB // 4, P, dtype=np.uint64), write=True))
+    c.exit()
+    seen.append(p.access(probe, write=False))
+    status = p.status()
+    folios = {n: v.copy() for n, v in k.core.folios.as_numpy().items()}
+    state = k.core.buddy.frame_state().copy()
+    k.check()
+    return [s.copy() for s in seen], status, folios, state, k.core.buddy.stats()
+
+
+@pytest.mark.parametrize("ahead", [True, False])
+@pytest.mark.parametrize("page_size", ["4K", "64K"])
+def test_same_results_with_and_without_pool(pool, page_size, ahead):
+    pool.set_pool_limit(0)
+    old = pool.set_populate_ahead(False)
+    try:
+        fresh = workload(page_size)              # new host memory, no worker
+    finally:
+        pool.set_populate_ahead(old)
+    gc.collect()
+    pool.set_populate_ahead(ahead)
+    pool.set_pool_limit(128 << 20)
+    workload(page_size)                          # fills the pool
+    gc.collect()
+    assert pool.pool_stats()["entries"] > 0
+    before = pool.pool_stats()["reused"]
+    reused = workload(page_size)                 # runs on the pooled memory
+    pool.set_populate_ahead(True)
+    assert pool.pool_stats()["reused"] > before
+    for x, y in zip(fresh[0], reused[0]):
+        assert np.array_equal(x, y)
+    assert fresh[1] == reused[1]
+    for n in fresh[2]:
+        assert np.array_equal(fresh[2][n], reused[2][n]), n
+    assert np.array_equal(fresh[3], reused[3])
+    for n in fresh[4]:
+        assert np.array_equal(np.asarray(fresh[4][n]), np.asarray(reused[4][n])), n
+
+
+def test_populate_ahead_worker_and_fork(pool):
+    """The populate-ahead worker (started once the buddy grows past its boot
+    section) is joined when the Kernel goes; a forked child that keeps using the
+    parent's Kernel never touches the parent's worker (no lock, no join)."""
+    import os
+    import time
+    pool.set_pool_limit(0)
+    pool.set_populate_ahead(True)
+    k = ppsize.Kernel("4K", "16G", thp="never")
+    p = k.spawn()
+    a = p.mmap(GIB)
+    p.access(np.arange(a, a + GIB // 2, 4096, dtype=np.uint64), write=True)
+    pid = os.fork()
+    if pid == 0:                                  # the child: more faults, then drop it all
+        code = 1
+        try:
+            out = p.access(np.arange(a + GIB // 2, a + GIB, 4096, dtype=np.uint64), write=True)
+            k.check()
+            code = 0 if (out == ppsize.Outcome.FAULT).all() else 2
+            del p, k, out
+            gc.collect()
+        finally:
+            os._exit(code)
+    deadline = time.monotonic() + 120
+    while True:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            break
+        if time.monotonic() > deadline:
+            os.kill(pid, 9)
+            os.waitpid(pid, 0)
+            pytest.fail("the forked child hung (the parent's worker touched?)")
+        time.sleep(0.05)
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
+    out = p.access(np.arange(a + GIB // 2, a + GIB, 4096, dtype=np.uint64), write=True)
+    assert (out == ppsize.Outcome.FAULT).all()
+    k.check()
+    del p, k, out
+    gc.collect()                                  # joins the worker
