@@ -3,7 +3,7 @@ reference (tests/ref_tlb.py), analytic properties, flushes and stale-hit detecti
 and bad input."""
 import numpy as np
 import pytest
-from hypothesis import given, settings, HealthCheck, strategies as st
+from hypothesis import example, given, settings, HealthCheck, strategies as st
 
 import ppsize
 from ppsize.tlb import TLB, StaleTLBHit, estimate_cycles, linux_flush_range, REPLACEMENTS
@@ -73,6 +73,46 @@ def scenario(draw):
 
 @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(scenario())
+@example(
+    sc=({'l1d': {'entries': 1,
+       'ways': 1,
+       'sizes': ['4K'],
+       'replacement': 'lru',
+       'seed': 1},
+      'l1i': {'entries': 4,
+       'ways': 2,
+       'sizes': ['64K', '32M'],
+       'replacement': 'lru',
+       'seed': 1},
+      'l2': {'entries': 8,
+       'ways': 2,
+       'sizes': ['2M'],
+       'replacement': 'lru',
+       'seed': 1},
+      'walk_caches': [{'name': 'wc1',
+        'distance': 1,
+        'entries': 1,
+        'ways': 1,
+        'replacement': 'lru'},
+       {'name': 'wc2',
+        'distance': 2,
+        'entries': 1,
+        'ways': 1,
+        'replacement': 'lru'}],
+      'dcache': None,
+      'coalesce': False},
+     [(0, 'arm64-16k-48', '16K'),
+      (1, 'arm64-16k-48', '32M'),
+      (2, 'arm64-16k-48', '16K')],
+     [('run', 0, 0),
+      ('run', 0, 0),
+      ('run', 1, 1),
+      ('run', 0, 0),
+      ('run', 0, 0),
+      ('run', 0, 0),
+      ('run', 0, 0),
+      ('run', 0, 0)]),
+).via('discovered failure')
 def test_differential_against_reference(sc):
     kw, procs, ops = sc
     t = TLB("custom", **kw)

@@ -133,9 +133,10 @@ cdef class TlbCore:
 
 
 cdef struct tlb_last:
-    # The last L1 hit of a batch loop: while the L1 array's epoch is unchanged the same
-    # entry is still there and the most recently used of its set, so a further access
-    # inside it is an L1 hit with nothing to update but the counters (tlb_repeat_hit).
+    # The last L1 hit of a batch loop, in the smallest size the L1 holds: while the L1
+    # array's epoch is unchanged the same entry is still there, the most recently used of
+    # its set and the first a lookup finds, so a further access inside it is an L1 hit
+    # with nothing to update but the counters (tlb_repeat_hit).
     u64 epoch
     u64 base
     u64 size
@@ -158,8 +159,19 @@ cdef inline bint tlb_repeat_hit(TlbCore t, u32 asid, u64 va, int side, tlb_last*
 
 cdef inline void tlb_note_hit(TlbCore t, int side, int level, u64 out, u64 base, u64 size,
                               tlb_last* last) noexcept nogil:
-    """Remember an L1 hit (level 0) for tlb_repeat_hit; anything else forgets."""
+    """Remember an L1 hit (level 0) for tlb_repeat_hit; anything else forgets. Only a hit
+    in the smallest leaf size the L1 holds: lookup probes the sizes smallest first, so
+    inside a larger entry another access may hit a smaller one (a 64K entry inside a
+    32M block's), which is the one it touches."""
+    cdef tlb_array* a = &t.arr[t.l1[side]]
+    cdef u32 live = a.live & ((1u << a.nleaf) - 1)
+    cdef int c = 0
     if level != 0:
+        last.side = -1
+        return
+    while live and not (live >> c) & 1:
+        c += 1
+    if size != (<u64>1) << a.cls_shift[c]:
         last.side = -1
         return
     last.side = side
