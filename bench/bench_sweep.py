@@ -13,7 +13,6 @@ shared fairly between sessions, and a LocalCluster's workers are in the sweep's
 session, so while other sessions are busy two workers get no more CPU than one.
 
 Goals: >= 1.7x with two workers on 2 cores, overhead < 50 ms per task."""
-import multiprocessing
 import os
 import statistics
 import time
@@ -21,6 +20,7 @@ import time
 import pytest
 
 from conftest import note
+from cpuprobe import capacity
 
 pytest.importorskip("distributed")
 
@@ -29,23 +29,6 @@ from ppsize import sweep  # noqa: E402
 SPEC = {"trees": ["/etc"], "seeds": "0-3",
         "configs": ["4K", "16K", "64K", "4K+16K-native", "4K+64K-emulated", "4K+64K-native"]}
 ROUNDS = int(os.environ.get("PPSIZE_BENCH_ROUNDS", "3"))
-
-
-def _burn(n=4_000_000):
-    t = time.perf_counter()
-    x = 0
-    for i in range(n):
-        x += i
-    return time.perf_counter() - t
-
-
-def _capacity() -> float:
-    """How many times one process's work two processes do at once, right now."""
-    one = min(_burn() for _ in range(2))
-    ctx = multiprocessing.get_context("spawn")
-    with ctx.Pool(2) as pool:
-        two = max(pool.map(_burn, [4_000_000] * 2))
-    return 2 * one / two
 
 
 def _noop(x):
@@ -68,13 +51,13 @@ def test_sweep_two_workers_vs_one(benchmark):
             walls[n].append(out.summary.cell_wall)
             summaries.setdefault(n, []).append(out.summary)
 
-        cap = _capacity()
+        cap = capacity()
         for _ in range(ROUNDS - 1):
             once(1)
             once(2)
         once(1)
         benchmark.pedantic(once, args=(2,), rounds=1, iterations=1)
-        cap = min(cap, _capacity())
+        cap = min(cap, capacity())
         c1 = clients[1][0]
         t = time.perf_counter()
         for i in range(100):
