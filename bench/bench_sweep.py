@@ -20,7 +20,7 @@ import time
 import pytest
 
 from conftest import note
-from cpuprobe import capacity
+from cpuprobe import capacity, noop
 
 pytest.importorskip("distributed")
 
@@ -29,10 +29,6 @@ from ppsize import sweep  # noqa: E402
 SPEC = {"trees": ["/etc"], "seeds": "0-3",
         "configs": ["4K", "16K", "64K", "4K+16K-native", "4K+64K-emulated", "4K+64K-native"]}
 ROUNDS = int(os.environ.get("PPSIZE_BENCH_ROUNDS", "3"))
-
-
-def _noop(x):
-    return x
 
 
 @pytest.mark.skipif(not os.path.isdir("/etc"), reason="no /etc")
@@ -61,7 +57,7 @@ def test_sweep_two_workers_vs_one(benchmark):
         c1 = clients[1][0]
         t = time.perf_counter()
         for i in range(100):
-            c1.submit(_noop, i, pure=False).result()
+            c1.submit(noop, i, pure=False).result()
         roundtrip = (time.perf_counter() - t) / 100
     finally:
         for c, cluster in clients.values():

@@ -1,8 +1,9 @@
-"""The machine's parallel capacity right now: a pure-Python loop in one process, then
-in two at once. Its own module, importing nothing of the benchmarks: the spawned
-pool workers unpickle ``burn`` by importing this module, and a module that imports
-``conftest`` would find tests/conftest.py first on their sys.path, fail, and leave
-``Pool.map`` waiting forever for the lost tasks."""
+"""What bench_sweep runs in other processes: the machine's parallel capacity right now
+(a pure-Python loop in one process, then in two at once) and a no-op Dask task. Its
+own module, importing nothing of the benchmarks: spawned pool and Dask workers
+unpickle these functions by importing their module, and one that imports
+``conftest`` finds tests/conftest.py first on their sys.path, fails, and the task is
+lost (``Pool.map`` and ``Future.result`` wait forever)."""
 import multiprocessing
 import time
 
@@ -22,3 +23,7 @@ def capacity() -> float:
     with ctx.Pool(2) as pool:
         two = max(pool.map_async(burn, [4_000_000] * 2).get(timeout=120))
     return 2 * one / two
+
+
+def noop(x):
+    return x
