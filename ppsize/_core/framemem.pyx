@@ -129,6 +129,15 @@ cdef void *_ahead_main(void *arg) noexcept nogil:
     return NULL
 
 
+cdef void _ahead_free(Ahead *a) noexcept nogil:
+    # a worker's shared state, once its thread is joined (or never started)
+    pthread_mutex_destroy(<pthread_mutex_t*>a.mu)
+    pthread_cond_destroy(<pthread_cond_t*>a.cv)
+    free(a.mu)
+    free(a.cv)
+    free(a)
+
+
 cdef bint have_populate = True      # cleared on the first EINVAL (an older host kernel)
 
 
@@ -422,11 +431,7 @@ cdef class FrameMem:
                 pthread_cond_signal(<pthread_cond_t*>self.ahead.cv)
                 pthread_mutex_unlock(<pthread_mutex_t*>self.ahead.mu)
                 pthread_join(<pthread_t>self.worker, NULL)
-            pthread_mutex_destroy(<pthread_mutex_t*>self.ahead.mu)
-            pthread_cond_destroy(<pthread_cond_t*>self.ahead.cv)
-            free(self.ahead.mu)
-            free(self.ahead.cv)
-            free(self.ahead)
+            _ahead_free(self.ahead)
             self.ahead = NULL
         for i in range(self.nr_arrays):
             if self.maps[i] == NULL:
@@ -563,11 +568,7 @@ cdef class FrameMem:
             a.lo = a.hi = 0
             a.nr = 0
             if pthread_create(&t, NULL, _ahead_main, a) != 0:
-                pthread_mutex_destroy(<pthread_mutex_t*>a.mu)
-                pthread_cond_destroy(<pthread_cond_t*>a.cv)
-                free(a.mu)
-                free(a.cv)
-                free(a)
+                _ahead_free(a)
                 return
             self.worker = t
             self.ahead = a
@@ -606,6 +607,11 @@ cdef size_t GROW_POOL_MIN = 2 << 20   # GrowBufs from this size are pooled (a pa
                                      # its whole size, which may be more than was used)
 
 
+cdef inline void _grow_release(void *p, size_t mapped, size_t dirty):
+    # a GrowBuf's mapping it no longer uses: pooled from GROW_POOL_MIN, else unmapped
+    _release("grow" if mapped >= GROW_POOL_MIN else None, p, mapped, dirty, dirty)
+
+
 cdef class GrowBuf:
     """GrowBuf(nbytes): zeroed host memory that grows without a copy of fresh
     memory (mremap), or into a larger pooled mapping of a dropped GrowBuf (a copy of
@@ -633,8 +639,7 @@ cdef class GrowBuf:
                 q = <void*><size_t>e[1]
                 if self.nbytes:
                     memcpy(q, self.p, self.nbytes)
-                _release("grow" if self.mapped >= GROW_POOL_MIN else None, self.p, self.mapped,
-                         self.dirty, self.dirty)
+                _grow_release(self.p, self.mapped, self.dirty)
                 self.p = q
                 self.mapped = e[2]
                 self.dirty = max(<size_t>e[4], self.nbytes)
@@ -661,6 +666,5 @@ cdef class GrowBuf:
 
     def __dealloc__(self):
         if self.p != NULL:
-            _release("grow" if self.mapped >= GROW_POOL_MIN else None, self.p, self.mapped,
-                     self.dirty, self.dirty)
+            _grow_release(self.p, self.mapped, self.dirty)
             self.p = NULL
