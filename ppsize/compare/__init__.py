@@ -51,7 +51,7 @@ from ..units import fmt_size, parse_size
 from .progress import NO_PROGRESS, Progress, SharedProgress
 from .result import CompareResult, ConfigResult, TranslationResult
 from .run import CONFIGS, DEFAULT_CPU, Config, WorkloadFaultError, config, memory_for, run_config, steady_state
-from .scan import ERROR_REASONS, SKIP_REASONS, ScanResult, scan_trees
+from .scan import ERROR_REASONS, SKIP_REASONS, ScanResult, scan_trees, usable_cpus
 from .workload import (MAX_PROCESSES, STEADY_ACCESSES, TOUCH, Mapping, ProcSpec, Workload, check_processes,
                        make_workload, steady_stream)
 
@@ -77,8 +77,7 @@ def workers_for(scan, workload, ram=None) -> int:
     HOST_BYTES_PER_FRAME per 4K frame of the largest configuration's page cache and anon:
     the deferred boot costs no host memory for frames never handed out); else 1. The
     figures are the same either way (each run is a pure function of its inputs)."""
-    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    if cpus < 2:
+    if usable_cpus() < 2:
         return 1
     frames = (scan.cache_bytes(65536) + workload.anon_bytes) // 4096
     need = 2 * frames * HOST_BYTES_PER_FRAME

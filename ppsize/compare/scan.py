@@ -205,10 +205,14 @@ _STEP = 1 << 15        # entries the native walk reads between progress updates
 _MIN_UNITS = 8         # the parallel walk lists directories until this many subtrees wait
 
 
+def usable_cpus() -> int:
+    """The CPUs this process may run on (its affinity mask, where the host has one)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
 def scan_workers() -> int:
     """Threads of the native walk: 2 with two CPUs or more, else 1."""
-    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return 2 if cpus >= 2 else 1
+    return 2 if usable_cpus() >= 2 else 1
 
 
 def _walk_native(found, dirs, seen, single, cross_mounts, progress, workers=None) -> int:
