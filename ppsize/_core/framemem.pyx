@@ -81,6 +81,14 @@ cdef enum:
     MADV_POPULATE_WRITE_ = 23       # include/uapi/asm-generic/mman-common.h (Linux 5.14+)
 
 cdef size_t HOST_PAGE = mmap.PAGESIZE
+
+
+cdef inline size_t _page_down(size_t x) noexcept nogil:
+    return x & ~(HOST_PAGE - 1)
+
+
+cdef inline size_t _page_up(size_t x) noexcept nogil:
+    return (x + HOST_PAGE - 1) & ~(HOST_PAGE - 1)
 cdef bint populate_ahead_on = False   # set_populate_ahead(): off unless asked for
 
 
@@ -104,6 +112,7 @@ cdef void *_ahead_main(void *arg) noexcept nogil:
     cdef Ahead *a = <Ahead*>arg
     cdef i64 lo, hi
     cdef int i, nr
+    cdef size_t start
     cdef u8 *base[FRAMEMEM_MAX_ARRAYS]
     cdef size_t itemsize[FRAMEMEM_MAX_ARRAYS]
     pthread_mutex_lock(<pthread_mutex_t*>a.mu)
@@ -120,9 +129,9 @@ cdef void *_ahead_main(void *arg) noexcept nogil:
         pthread_mutex_unlock(<pthread_mutex_t*>a.mu)
         for i in range(nr):
             if populate_ahead_on:
-                madvise(<void*>((<size_t>(base[i] + lo * itemsize[i])) & ~(HOST_PAGE - 1)),
-                        (((<size_t>(base[i] + hi * itemsize[i])) + HOST_PAGE - 1) & ~(HOST_PAGE - 1))
-                        - ((<size_t>(base[i] + lo * itemsize[i])) & ~(HOST_PAGE - 1)),
+                # not populate(): its fallback rewrites bytes the fault path may be writing
+                start = _page_down(<size_t>(base[i] + lo * itemsize[i]))
+                madvise(<void*>start, _page_up(<size_t>(base[i] + hi * itemsize[i])) - start,
                         MADV_POPULATE_WRITE_)
         pthread_mutex_lock(<pthread_mutex_t*>a.mu)
     pthread_mutex_unlock(<pthread_mutex_t*>a.mu)
@@ -232,7 +241,7 @@ cdef void _release(object key, void *p, size_t mapped, size_t resident, size_t d
     """A dropped mapping: into the pool (its first pool_entry_limit resident bytes,
     the rest given back), or unmapped."""
     global pool_bytes, pool_busy, grow_bytes
-    cdef size_t keep = min(resident, pool_entry_limit, pool_limit) & ~(HOST_PAGE - 1)
+    cdef size_t keep = _page_down(min(resident, pool_entry_limit, pool_limit))
     cdef bint grow = key == "grow"
     if p == NULL:
         return
@@ -318,7 +327,7 @@ cdef object _frame_alloc(i64 n, object dtype, size_t *resident, size_t *dirty):
     dt = np.dtype(dtype)
     cdef size_t itemsize = dt.itemsize
     cdef size_t nbytes = max(1, n * itemsize)
-    cdef size_t length = (nbytes + HOST_PAGE - 1) & ~(HOST_PAGE - 1)
+    cdef size_t length = _page_up(nbytes)
     cdef void *q
     cdef HostMap hm
     cdef cnp.npy_intp dims[1]
@@ -378,8 +387,8 @@ cdef void populate(void *p, size_t nbytes) noexcept nogil:
     """Fault in the host pages under p .. p+nbytes for writing (whole host pages
     around the range: they belong to the same mapping)."""
     global have_populate
-    cdef size_t start = <size_t>p & ~(HOST_PAGE - 1)
-    cdef size_t end = (<size_t>p + nbytes + HOST_PAGE - 1) & ~(HOST_PAGE - 1)
+    cdef size_t start = _page_down(<size_t>p)
+    cdef size_t end = _page_up(<size_t>p + nbytes)
     cdef size_t a
     if nbytes == 0:
         return
@@ -446,9 +455,9 @@ cdef class FrameMem:
                 # the unprepared frames lazy_lo .. lazy_hi-1 are zero (fresh, or
                 # zeroed when registered): the part before them is kept, the part
                 # after (the frames past the range) given back
-                d = (<size_t>self.lazy_lo * sz + HOST_PAGE - 1) & ~(HOST_PAGE - 1)
+                d = _page_up(<size_t>self.lazy_lo * sz)
                 r = max(self.resident[i], d)
-                end = (<size_t>self.lazy_hi * sz) & ~(HOST_PAGE - 1)
+                end = _page_down(<size_t>self.lazy_hi * sz)
                 if self.lazy_hi < self.nr_pages and end < hm.mapped:
                     madvise(<u8*>hm.p + end, hm.mapped - end, MADV_DONTNEED)
                     r = min(r, end)
@@ -626,7 +635,7 @@ cdef class GrowBuf:
     cdef int grow(self, size_t nbytes) except -1:
         cdef void *q
         cdef size_t z
-        nbytes = (max(nbytes, 1) + HOST_PAGE - 1) & ~(HOST_PAGE - 1)
+        nbytes = _page_up(max(nbytes, 1))
         if nbytes <= self.nbytes:
             return 0
         if nbytes > self.mapped:
