@@ -112,29 +112,45 @@ def trees(n):
 PER_FILE: dict = {}
 
 
+def _parts(data):
+    """The configurations' phase timings, summed."""
+    parts = {"kernel": 0.0, "create": 0.0, "read": 0.0, "workload": 0.0, "steady": 0.0}
+    for c in data["configs"]:
+        for k in parts:
+            parts[k] += c["seconds"].get(k, 0.0)
+    return parts
+
+
+def _per_file(data):
+    """Seconds per file of the phases that scale with the files."""
+    parts = _parts(data)
+    return (data["scan"]["seconds"] + parts["create"] + parts["read"]) / data["scan"]["files"]
+
+
 @pytest.mark.parametrize("n", SIZES)
 def test_compare_scale(benchmark, n):
     generate(MAX)
-    with tempfile.TemporaryDirectory() as d:
-        out = os.path.join(d, "compare.json")
-        box = {}
-        benchmark.pedantic(lambda: box.setdefault("r", run_compare(trees(n), out, CONFIGS, jobs=1)),
-                           rounds=1, iterations=1)
-        seconds, maxrss, rc, err = box["r"]
-        assert rc == 0, err
-        with open(out) as f:
-            data = json.load(f)
+    runs = []
+
+    def once():
+        with tempfile.TemporaryDirectory() as d:
+            out = os.path.join(d, "compare.json")
+            seconds, maxrss, rc, err = run_compare(trees(n), out, CONFIGS, jobs=1)
+            assert rc == 0, err
+            with open(out) as f:
+                runs.append((seconds, maxrss, json.load(f)))
+
+    # the small trees take well under a second: three rounds, the least disturbed one counts
+    benchmark.pedantic(once, rounds=3 if n <= 10**5 else 1, iterations=1)
+    seconds, maxrss, data = min(runs, key=lambda r: _per_file(r[2]))
     files = data["scan"]["files"]
     assert files == n                                  # every generated file, once
     record(benchmark, "compare-scale", f"{n:>9,} files", "ppsize", files)
     t0 = time.perf_counter()
     subprocess.run(["find", *trees(n), "-type", "f", "-printf", "%s\n"], stdout=subprocess.DEVNULL)
     record_value("compare-scale", f"{n:>9,} files", "find", (time.perf_counter() - t0) / files, benchmark)
-    parts = {"kernel": 0.0, "create": 0.0, "read": 0.0, "workload": 0.0, "steady": 0.0}
-    for c in data["configs"]:
-        for k in parts:
-            parts[k] += c["seconds"].get(k, 0.0)
-    per_file = (data["scan"]["seconds"] + parts["create"] + parts["read"]) / files
+    parts = _parts(data)
+    per_file = _per_file(data)
     PER_FILE[n] = per_file
     benchmark.extra_info.update(files=files, wall_s=seconds, peak_rss_kB=maxrss, **parts)
     note(f"compare on {n:,} generated files ({len(data['configs'])} configurations, model memory "
