@@ -1132,7 +1132,7 @@ cdef int xa_try_split(xarray_t *xa, u64 index, int new_order) noexcept nogil:
     xas_try_split(xa, &xas, entry, order)
     return xas.err
 
-cdef i32 xa_walk_existing(xarray_t *xa, u64 index) noexcept nogil:
+cdef inline i32 xa_walk_existing(xarray_t *xa, u64 index) noexcept nogil:
     # store_batch, first pass: follow the existing tree (read only) towards index, to
     # its leaf or the deepest node on the way, and prefetch the slot (and the node's
     # counters) the store will write: the misses of a group of stores overlap.
@@ -1250,7 +1250,9 @@ cdef void xa_store_batch(xarray_t *xa, const u64 *idx, const u64 *ent, i64 n, in
                 node = xa.hint                  # the leaf the previous store wrote
                 if node < 0 or (index ^ xa.hint_base) >= XA_CHUNK_SIZE:
                     node = cur[j]
-                    if node >= 0:
+                    if node >= 0 and xa.pool.shift[node] != 0:
+                        # xas_create below the node the walk stopped at (a leaf
+                        # found already needs none: no call)
                         node = xa_create_path(xa, node, index)
                 if node >= 0 and xa_store_leaf_slot(xa, node, index, entry):
                     xa.hint = node
