@@ -22,18 +22,24 @@ plain-C:  bench/c/radix_store.c, compiled at bench time: an order-0 radix-tree s
           pass ~9, the sibling checks of the old and next slot ~18, nr_values and count
           ~6. The checks are written branch-light (one test of both slots, a
           branch-free check pass); that is what the equal work costs, not slack.
+Measurement: test_store runs ppsize and plain-C in turns in one test (ROUNDS rounds
+each, min per side, bench/conftest.py record_value), so a change of load on this shared
+machine moves both sides instead of flipping the ratio.
 The ratio table printed at the end (bench/conftest.py) is dict (or C) time / ppsize time.
 """
 import ctypes
+import gc
+import time
 
 import numpy as np
 import pytest
 
-from conftest import build_c, record
+from conftest import build_c, record, record_value
 from ppsize._core.xarray import XArray
 
 N = 1 << 20
 PATTERNS = ["seq", "perm", "sparse"]
+ROUNDS = 11             # timed rounds of each side in test_store
 
 
 def workload(pattern):
@@ -47,24 +53,82 @@ def workload(pattern):
     return idx, ent
 
 
+@pytest.fixture(scope="module")
+def radix_store(c_compiler):
+    lib = build_c(c_compiler, "radix_store.c", "radix_store")
+    lib.rs_new.restype = ctypes.c_void_p
+    lib.rs_nodes.restype = ctypes.c_size_t
+    lib.rs_nodes.argtypes = [ctypes.c_void_p]
+    lib.rs_load.restype = ctypes.c_uint64
+    lib.rs_load.argtypes = [ctypes.c_void_p, ctypes.c_uint64]
+    lib.rs_store_batch.restype = ctypes.c_long
+    lib.rs_free.argtypes = [ctypes.c_void_p]
+    return lib
+
+
 @pytest.mark.parametrize("pattern", PATTERNS)
-def test_store_ppsize(benchmark, pattern):
+def test_store(benchmark, pattern, radix_store):
+    """ppsize's store_batch and the plain-C store in turns (C first in odd rounds),
+    ROUNDS timed rounds each; each side's figure is the min of its rounds. Each round
+    stores into a fresh tree made untimed (XArray(), rs_new) and drops it untimed
+    after its timer stops, so both sides allocate every node in the timed part."""
     idx, ent = workload(pattern)
+    lib = radix_store
+    u64p = ctypes.POINTER(ctypes.c_uint64)
+    ip, ep = idx.ctypes.data_as(u64p), ent.ctypes.data_as(u64p)
+    times = {"ppsize": [], "plain-C": []}
 
-    def setup():
-        return (XArray(),), {}
-
-    def run(xa):
+    def ppsize_round():
+        xa = XArray()
+        t0 = time.perf_counter()
         xa.store_batch(idx, ent)
+        t1 = time.perf_counter()
+        times["ppsize"].append(t1 - t0)
         return xa
 
-    benchmark.pedantic(run, setup=setup, rounds=5, iterations=1)
+    def c_round():
+        t = lib.rs_new()
+        t0 = time.perf_counter()
+        failed = lib.rs_store_batch(ctypes.c_void_p(t), ip, ep, ctypes.c_size_t(N))
+        t1 = time.perf_counter()
+        times["plain-C"].append(t1 - t0)
+        assert failed == 0
+        return t
+
+    state = {"r": 0}
+
+    def one_round():
+        r = state["r"]
+        state["r"] = r + 1
+        for side in ((ppsize_round, c_round) if r % 2 == 0 else (c_round, ppsize_round)):
+            res = side()
+            if side is c_round:
+                lib.rs_free(res)
+            del res
+
+    lib.rs_free(c_round())                      # warm-up of each side, untimed
+    ppsize_round()
+    times["ppsize"].clear()
+    times["plain-C"].clear()
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        benchmark.pedantic(one_round, rounds=ROUNDS, iterations=1)
+    finally:
+        if was:
+            gc.enable()
     xa = XArray()
     xa.store_batch(idx, ent)
     assert (xa.load_batch(idx) == ent).all()
+    t = lib.rs_new()
+    assert lib.rs_store_batch(ctypes.c_void_p(t), ip, ep, ctypes.c_size_t(N)) == 0
+    assert lib.rs_nodes(t) == xa.nr_nodes                    # the same tree shape
+    assert [lib.rs_load(t, int(i)) for i in idx[:1000]] == ent[:1000].tolist()
+    lib.rs_free(t)
     benchmark.extra_info["nr_nodes"] = xa.nr_nodes
     benchmark.extra_info["slab_bytes"] = xa.slab_bytes
-    record(benchmark, "xarray", f"store {pattern} 1M", "ppsize", N)
+    for impl, ts in times.items():
+        record_value("xarray", f"store {pattern} 1M", impl, min(ts) / N, benchmark)
 
 
 @pytest.mark.parametrize("pattern", PATTERNS)
@@ -80,36 +144,6 @@ def test_store_dict(benchmark, pattern):
     d = benchmark.pedantic(run, rounds=3, iterations=1)
     assert len(d) == N
     record(benchmark, "xarray", f"store {pattern} 1M", "dict", N)
-
-
-@pytest.mark.parametrize("pattern", PATTERNS)
-def test_store_plain_c(benchmark, pattern, c_compiler):
-    idx, ent = workload(pattern)
-    lib = build_c(c_compiler, "radix_store.c", "radix_store")
-    lib.rs_new.restype = ctypes.c_void_p
-    lib.rs_nodes.restype = ctypes.c_size_t
-    lib.rs_load.restype = ctypes.c_uint64
-    lib.rs_store_batch.restype = ctypes.c_long
-    u64p = ctypes.POINTER(ctypes.c_uint64)
-    trees = []
-
-    def setup():
-        trees.append(lib.rs_new())
-        return (ctypes.c_void_p(trees[-1]),), {}
-
-    def run(t):
-        assert lib.rs_store_batch(t, idx.ctypes.data_as(u64p), ent.ctypes.data_as(u64p),
-                                  ctypes.c_size_t(N)) == 0
-
-    benchmark.pedantic(run, setup=setup, rounds=5, iterations=1)
-    t = ctypes.c_void_p(trees[-1])
-    xa = XArray()
-    xa.store_batch(idx, ent)
-    assert lib.rs_nodes(t) == xa.nr_nodes                    # the same tree shape
-    assert [lib.rs_load(t, ctypes.c_uint64(int(i))) for i in idx[:1000]] == ent[:1000].tolist()
-    for tr in trees:
-        lib.rs_free(ctypes.c_void_p(tr))
-    record(benchmark, "xarray", f"store {pattern} 1M", "plain-C", N)
 
 
 @pytest.mark.parametrize("pattern", PATTERNS)

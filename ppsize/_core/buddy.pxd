@@ -83,10 +83,11 @@ cdef class BuddyAllocator:
     cdef bint _page_is_buddy(self, i64 pfn, int order) noexcept nogil
     cdef void _change_pageblock_range(self, i64 pfn, int order, int mt) noexcept nogil
     cdef void _expand(self, i64 pfn, int low, int high, int mt) noexcept nogil
-    cdef void _free_one_page(self, i64 pfn, int order, int mt, bint fpi_to_tail) noexcept nogil
+    cdef inline void _free_one_page(self, i64 pfn, int order, int mt, bint fpi_to_tail) noexcept nogil
     cdef void _split_large_buddy(self, i64 pfn, int order, bint fpi_to_tail) noexcept nogil
-    cdef void _free_block(self, i64 pfn, int order) noexcept nogil
-    cdef i64 _rmqueue_smallest(self, int order, int mt) noexcept nogil
+    cdef inline void _free_block(self, i64 pfn, int order) noexcept nogil
+    cdef inline i64 _alloc(self, int order, int migratetype) noexcept nogil
+    cdef inline i64 _rmqueue_smallest(self, int order, int mt) noexcept nogil
     cdef i64 _try_to_claim_block(self, i64 page, int current_order, int order,
                                  int start_type, int block_type) noexcept nogil
     cdef i64 _rmqueue_claim(self, int order, int start_mt) noexcept nogil

@@ -340,23 +340,55 @@ cdef class BuddyAllocator:
         return self.nr_free[li] + self.nr_free[li + 1] + self.nr_free[li + 2] + self.nr_free[li + 3]
 
     # -------------------------------------------------------------- freeing
-    cdef void _free_one_page(self, i64 pfn, int order, int mt, bint fpi_to_tail) noexcept nogil:
+    cdef inline void _free_one_page(self, i64 pfn, int order, int mt, bint fpi_to_tail) noexcept nogil:
         # __free_one_page(page, pfn, zone, order, migratetype, fpi_flags)
+        # The arrays and limits are read once into locals: every store to the u8 state
+        # array may alias any field of self for the C compiler, so through self each
+        # access would reload them. page_is_buddy, __del_page_from_free_list and
+        # __add_to_free_list are written out here on those locals (the same steps as
+        # _page_is_buddy / _list_del / _list_add).
+        cdef u8 *state = self.state
+        cdef i32 *next_ = self.next_
+        cdef i32 *prev_ = self.prev_
+        cdef i64 nr_pages = self.nr_pages
+        cdef int max_order = self.max_order
+        cdef int pb_order = self.pageblock_order
         cdef i64 buddy_pfn = 0, higher
-        cdef int buddy_mt
+        cdef int buddy_mt, li
+        cdef i32 n, pr, p, old
         cdef bint to_tail
         self.nr_free_pages += <i64>1 << order          # account_freepages
-        while order < self.max_order:
+        while order < max_order:
             buddy_pfn = pfn ^ (<i64>1 << order)          # __find_buddy_pfn
-            if not self._page_is_buddy(buddy_pfn, order):
+            # page_is_buddy(): inside the zone, PageBuddy, buddy_order == order
+            if buddy_pfn >= nr_pages or ((state[buddy_pfn] & (BUDDY_ST_FREE | BUDDY_ORDER_MASK))
+                                         != (BUDDY_ST_FREE | order)):
                 break                                    # goto done_merging
             buddy_mt = mt
-            if order >= self.pageblock_order:
-                buddy_mt = self.pb_mt[buddy_pfn >> self.pageblock_order]
+            if order >= pb_order:
+                buddy_mt = self.pb_mt[buddy_pfn >> pb_order]
                 # migratetype_is_mergeable(): all modelled types (< PCPTYPES) are
                 if mt != buddy_mt and (mt >= MIGRATE_PCPTYPES or buddy_mt >= MIGRATE_PCPTYPES):
                     break
-            self._list_del(buddy_pfn, order, buddy_mt)
+            # __del_page_from_free_list(buddy, zone, order, buddy_mt), as _list_del
+            li = order * MIGRATE_TYPES + buddy_mt
+            p = <i32>buddy_pfn
+            assert state[p] == (BUDDY_ST_FREE | (buddy_mt << BUDDY_MT_SHIFT) | order), \
+                "merging a buddy that is not on its free list (VM_WARN in __del_page_from_free_list)"
+            n = next_[p]
+            pr = prev_[p]
+            if pr >= 0:
+                next_[pr] = n
+            else:
+                self.head[li] = n
+            if n >= 0:
+                prev_[n] = pr
+            else:
+                self.tail[li] = pr
+                if li == self.def_li and pr < 0:
+                    self._deferred_grow(self.def_chunk)
+            self.nr_free[li] -= 1
+            state[p] = 0
             if buddy_mt != mt:
                 # "Match buddy type. This ensures that an expand() down the line
                 # puts the sub-blocks on the right freelists."
@@ -366,13 +398,33 @@ cdef class BuddyAllocator:
         # done_merging:
         if fpi_to_tail:
             to_tail = True
+        elif order < max_order - 1:
+            # buddy_merge_likely(pfn, buddy_pfn, page, order): is the buddy of the
+            # next order up free (page_is_buddy at order + 1)?
+            higher = (buddy_pfn & pfn) ^ (<i64>1 << (order + 1))
+            to_tail = higher < nr_pages and ((state[higher] & (BUDDY_ST_FREE | BUDDY_ORDER_MASK))
+                                             == (BUDDY_ST_FREE | (order + 1)))
         else:
-            # buddy_merge_likely(pfn, buddy_pfn, page, order)
             to_tail = False
-            if order < self.max_order - 1:
-                higher = buddy_pfn & pfn
-                to_tail = self._page_is_buddy(higher ^ (<i64>1 << (order + 1)), order + 1)
-        self._list_add(pfn, order, mt, to_tail)
+        if to_tail:
+            self._list_add(pfn, order, mt, True)
+            return
+        # __add_to_free_list(page, zone, order, mt, tail=false) + set_buddy_order,
+        # as _list_add
+        li = order * MIGRATE_TYPES + mt
+        p = <i32>pfn
+        assert 0 <= pfn and pfn + (<i64>1 << order) <= nr_pages, "free block outside memory"
+        assert state[pfn] == 0, "adding a block head that is already free or allocated"
+        old = self.head[li]
+        next_[p] = old
+        prev_[p] = -1
+        if old >= 0:
+            prev_[old] = p
+        else:
+            self.tail[li] = p
+        self.head[li] = p
+        self.nr_free[li] += 1
+        state[p] = <u8>(BUDDY_ST_FREE | (mt << BUDDY_MT_SHIFT) | order)
 
     cdef void _split_large_buddy(self, i64 pfn, int order, bint fpi_to_tail) noexcept nogil:
         # split_large_buddy(): free a multi-pageblock block one pageblock at a time,
@@ -401,7 +453,12 @@ cdef class BuddyAllocator:
         # __free_pages_ok after the checks: the head is no longer allocated
         self.state[pfn] = 0
         self.nr_frees[order] += 1
-        self._split_large_buddy(pfn, order, False)
+        if order <= self.pageblock_order:
+            # split_large_buddy() of a block within one pageblock: one
+            # __free_one_page with that pageblock's get_pfnblock_migratetype
+            self._free_one_page(pfn, order, self.pb_mt[pfn >> self.pageblock_order], False)
+        else:
+            self._split_large_buddy(pfn, order, False)
 
     # ------------------------------------------------------------ allocation
     cdef void _expand(self, i64 pfn, int low, int high, int mt) noexcept nogil:
@@ -413,19 +470,59 @@ cdef class BuddyAllocator:
             size >>= 1
             self._list_add(pfn + size, high, mt, False)
 
-    cdef i64 _rmqueue_smallest(self, int order, int mt) noexcept nogil:
-        # __rmqueue_smallest + page_del_and_expand
-        cdef int cur
-        cdef i32 page
-        for cur in range(order, self.max_order + 1):
-            page = self.head[cur * MIGRATE_TYPES + mt]    # get_page_from_free_area
-            if page < 0:
-                continue
-            self._list_del(page, cur, mt)
-            self._expand(page, order, cur, mt)
-            self.nr_free_pages -= <i64>1 << order
-            return page
-        return -1
+    cdef inline i64 _rmqueue_smallest(self, int order, int mt) noexcept nogil:
+        # __rmqueue_smallest + page_del_and_expand. The block taken is the first of
+        # its list (get_page_from_free_area), so its prev link is -1; and every list
+        # of this migratetype between order and the order it came from was just found
+        # empty, so expand()'s __add_to_free_list onto them links a lone block. The
+        # caller (__rmqueue's users: alloc, try_to_claim_block's caller) writes the
+        # allocated state of the head, so __del_page_from_free_list's clearing of it
+        # is left to that write.
+        cdef u8 *state = self.state
+        cdef i32 *next_ = self.next_
+        cdef i32 *prev_ = self.prev_
+        cdef int cur = order, li = order * MIGRATE_TYPES + mt
+        cdef int max_order = self.max_order
+        cdef i32 page = self.head[li], n, p
+        cdef i64 size
+        while page < 0:
+            cur += 1
+            if cur > max_order:
+                return -1
+            li += MIGRATE_TYPES
+            page = self.head[li]
+        # __del_page_from_free_list(page, zone, cur, mt) of the list's first block
+        assert state[page] == (BUDDY_ST_FREE | (mt << BUDDY_MT_SHIFT) | cur), \
+            "the head of a free list is not a free block of that list"
+        assert prev_[page] == -1, "the head of a free list has a prev link"
+        n = next_[page]
+        self.head[li] = n
+        if n >= 0:
+            prev_[n] = -1
+        else:
+            self.tail[li] = -1
+            if li == self.def_li:
+                # the list's linked part ran dry: the deferred blocks come next
+                self._deferred_grow(self.def_chunk)
+        self.nr_free[li] -= 1
+        # expand(zone, page, order, cur, migratetype): upper halves onto lists of
+        # orders cur-1 .. order, each empty (the search above passed it)
+        size = <i64>1 << cur
+        while cur > order:
+            cur -= 1
+            size >>= 1
+            li -= MIGRATE_TYPES
+            p = <i32>(page + size)
+            assert self.head[li] < 0 and self.nr_free[li] == 0, "expand onto a list that is not empty"
+            assert state[p] == 0, "adding a block head that is already free or allocated"
+            next_[p] = -1
+            prev_[p] = -1
+            self.head[li] = p
+            self.tail[li] = p
+            self.nr_free[li] = 1
+            state[p] = <u8>(BUDDY_ST_FREE | (mt << BUDDY_MT_SHIFT) | cur)
+        self.nr_free_pages -= <i64>1 << order
+        return page
 
     cdef i64 _try_to_claim_block(self, i64 page, int current_order, int order,
                                  int start_type, int block_type) noexcept nogil:
@@ -537,13 +634,16 @@ cdef class BuddyAllocator:
     cdef i64 alloc(self, int order, int migratetype) noexcept nogil:
         """__rmqueue(): own free lists, then claim a pageblock, then steal.
         Returns the pfn or -1 (counted in nr_fail[order])."""
-        cdef i64 page
         if order < 0 or order > self.max_order:
             return -1
         if migratetype < 0 or migratetype >= MIGRATE_PCPTYPES:
             self.nr_fail[order] += 1
             return -1
-        page = self._rmqueue_smallest(order, migratetype)
+        return self._alloc(order, migratetype)
+
+    cdef inline i64 _alloc(self, int order, int migratetype) noexcept nogil:
+        # alloc() after its argument checks (alloc_batch checked every entry first)
+        cdef i64 page = self._rmqueue_smallest(order, migratetype)
         if page < 0:
             page = self._rmqueue_claim(order, migratetype)
             if page < 0:
@@ -707,7 +807,7 @@ cdef class BuddyAllocator:
             mt = migratetype_index(migratetype)
             with nogil:
                 for i in range(n):
-                    res[i] = self.alloc(<int>ov[i], mt)
+                    res[i] = self._alloc(<int>ov[i], mt)     # orders checked above
             return out
         m = np.asarray(migratetype)
         if m.shape != o.shape:
@@ -721,7 +821,7 @@ cdef class BuddyAllocator:
         mv = <const signed char*>cnp.PyArray_DATA(m)
         with nogil:
             for i in range(n):
-                res[i] = self.alloc(<int>ov[i], mv[i])
+                res[i] = self._alloc(<int>ov[i], mv[i])     # orders and types checked above
         return out
 
     def free_batch(self, pfns, orders):
@@ -737,12 +837,15 @@ cdef class BuddyAllocator:
         cdef Py_ssize_t i, n = cnp.PyArray_DIMS(p)[0], bad = -1
         cdef i64 pfn
         cdef i64 order
+        cdef u64 maxo = <u64>self.max_order, nr = <u64>self.nr_pages
+        cdef const u8 *state = self.state
         with nogil:
             for i in range(n):
                 pfn = pv[i]
                 order = ov[i]
-                if (order < 0 or order > self.max_order or pfn < 0 or pfn >= self.nr_pages
-                        or self.alloc_order(pfn) != order):
+                # free()'s check: an allocated head of exactly this order
+                if (<u64>order > maxo or <u64>pfn >= nr
+                        or (state[pfn] & (BUDDY_ST_ALLOC | BUDDY_ORDER_MASK)) != (BUDDY_ST_ALLOC | order)):
                     bad = i
                     break
                 self._free_block(pfn, <int>order)      # free() without its repeated check
