@@ -316,6 +316,22 @@ def test_folios_belong_to_kernel_and_are_freed():
     k.check()
 
 
+def test_kernel_freed_by_the_cycle_collector_gives_nodes_back():
+    # a Kernel lives in reference cycles, so the collector frees it: the PageCache's
+    # __dealloc__ must still find its per-file XArrays and their shared node pool
+    # (before no_gc_clear / no_gc, a tp_clear could free either first: a segfault at
+    # exit after a million-file compare)
+    import gc
+    k, pc, _ = make("4K")
+    for i in range(50):
+        pc.read(pc.create_file(f"/f{i}", "300K"), 0, 300 << 10)
+    pool = pc._c.pool
+    assert not gc.is_tracked(pool) and pool.nr_nodes > 0
+    del k, pc
+    gc.collect()
+    assert pool.nr_nodes == 0
+
+
 def test_set_folio_order_range_rules():
     k, pc, _ = make("4K")
     f = pc.create_file("/o", "1M")

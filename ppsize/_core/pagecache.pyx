@@ -111,6 +111,9 @@ def init_ra_size(size, max):
     return get_init_ra_size(size, max)
 
 
+# no_gc_clear: a Kernel is freed by the cycle collector, and __dealloc__ walks every
+# file's XArray (self._xa_a) to give its nodes back to self.pool
+@cython.no_gc_clear
 @cython.final
 cdef class PageCache:
     """All files' page cache on a KernelCore `k` (frames from k.buddy, folios in k.folios).

@@ -43,6 +43,7 @@ Deviations from Linux, all outside the paths the page cache uses:
   (XA_FLAGS_TRACK_FREE), no xa_update callback (workingset shadow-node LRU).
 """
 import numpy as np
+cimport cython
 cimport numpy as cnp
 
 from ppsize._validate import as_index_array, as_int, as_order, as_u64
@@ -159,6 +160,10 @@ def _as_mark(mark):
     return int(mark)
 
 
+# no_gc: only NumPy arrays hang off a pool, so it is in no cycle; never cleared by
+# the cycle collector, its arrays outlive every XArray / PageCache whose __dealloc__
+# gives nodes back to it (a tp_clear of the pool first would leave them dangling)
+@cython.no_gc
 cdef class XAPool:
     """A pool of xa_nodes (the radix_tree_node slab cache): NumPy-owned arrays that any
     number of XArrays (xarray_t) allocate nodes from. Grows by doubling, in place."""
@@ -1270,6 +1275,7 @@ cdef void xa_store_batch(xarray_t *xa, const u64 *idx, const u64 *ent, i64 n, in
         k += m
 
 
+@cython.no_gc_clear                 # __dealloc__ gives the nodes back to self.pool
 cdef class XArray:
     """An XArray of u64 entries (0 = empty; odd = value entry; (e & 3) == 2 refused).
 
