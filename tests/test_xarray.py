@@ -550,3 +550,26 @@ def test_private_pool_default():
     assert xa.pool.nr_nodes == xa.nr_nodes == xa.height
     other = XArray()
     assert other.pool is not xa.pool
+
+
+def test_pool_growth_keeps_entries_and_zero_nodes():
+    """XAPool's slots grow in place (a framemem GrowBuf: mremap, or a dropped pool's
+    mapping taken over): every stored entry survives each doubling, the never-used
+    nodes read zero (pool.check), and a pool made after others were dropped (their
+    mappings reused, written before) starts zeroed too."""
+    from ppsize._core.xarray import XAPool
+    rng = np.random.default_rng(5)
+    for rnd in range(3):
+        pool = XAPool(1)
+        xa = XArray(pool=pool)
+        idx = rng.choice(1 << 22, 20000, replace=False).astype(np.uint64)
+        ent = (np.arange(1, idx.size + 1, dtype=np.uint64) << np.uint64(2)) | np.uint64(rnd & 1)
+        caps = set()
+        for k in range(0, idx.size, 2500):
+            xa.store_batch(idx[k:k + 2500], ent[k:k + 2500])
+            caps.add(pool.capacity)
+            assert (xa.load_batch(idx[:k + 2500]) == ent[:k + 2500]).all()
+        assert len(caps) > 2                # it grew several times on the way
+        pool.check()
+        xa.check()
+        del xa, pool

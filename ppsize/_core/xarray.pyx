@@ -49,6 +49,7 @@ cimport numpy as cnp
 from ppsize._validate import as_index_array, as_int, as_order, as_u64
 from libc.string cimport memset, memcpy
 from cpython.object cimport PyObject
+from ppsize._core.framemem cimport GrowBuf
 from libc cimport errno as cerrno
 from ppsize._core._types cimport u64, i64, i32, u8
 
@@ -180,14 +181,15 @@ cdef class XAPool:
             self._resize(capacity)
 
     def _resize(self, i64 newcap):
-        # Grow by allocating zeroed arrays and copying the used part: np.zeros gets
-        # lazily zeroed memory (and, for large arrays, NumPy's madvise(MADV_HUGEPAGE),
-        # so big pools are THP-backed where THP is in "madvise" mode), which
-        # xa_node_alloc relies on for never-used nodes. Nothing else holds a view.
+        # Grow the small per-node arrays by allocating zeroed ones and copying the used
+        # part (np.zeros: lazily zeroed memory), the slots in place (below); never-used
+        # nodes read zero either way, which xa_node_alloc relies on. Nothing else holds
+        # a view.
         cdef i64 old = self.p.cap
+        cdef GrowBuf buf
+        cdef cnp.npy_intp dims[1]
         if not old <= newcap <= XA_MAX_NODES:       # node ids are i32 (parent links)
             raise MemoryError(f"XAPool capacity {newcap} outside {old}..{XA_MAX_NODES}")
-        slots = np.zeros(newcap * XA_CHUNK_SIZE, dtype=np.uint64)
         marks = np.zeros(newcap * XA_MAX_MARKS, dtype=np.uint64)
         parent = np.full(newcap, -1, dtype=np.int32)
         shift = np.full(newcap, NODE_FREE, dtype=np.uint8)
@@ -195,11 +197,21 @@ cdef class XAPool:
         count = np.zeros(newcap, dtype=np.uint8)
         nrv = np.zeros(newcap, dtype=np.uint8)
         if old:
-            slots[:self.p.used * XA_CHUNK_SIZE] = self._slots_a[:self.p.used * XA_CHUNK_SIZE]
             marks[:self.p.used * XA_MAX_MARKS] = self._marks_a[:self.p.used * XA_MAX_MARKS]
             for new, cur in ((parent, self._parent_a), (shift, self._shift_a),
                              (offset, self._offset_a), (count, self._count_a), (nrv, self._nrv_a)):
                 new[:old] = cur
+        # The slots (512 of a node's 536 bytes) live in a GrowBuf (framemem): it grows
+        # by mremap (the host moves the pages: no copy of the used part, no zeroing of
+        # the new part, which comes zero-filled), so doubling the pool does not rewrite
+        # it. _slots_a is a view over it, made anew at each growth (nothing else holds
+        # one; the old view is stale once the buffer moves); the view's base keeps the
+        # buffer alive. Last: nothing after the move can fail and leave p.slots stale.
+        buf = self._slots_a.base if old else GrowBuf(0)
+        buf.grow(<size_t>newcap * XA_CHUNK_SIZE * sizeof(u64))
+        dims[0] = newcap * XA_CHUNK_SIZE
+        slots = cnp.PyArray_SimpleNewFromData(1, dims, cnp.NPY_UINT64, buf.p)
+        cnp.set_array_base(slots, buf)
         self._slots_a, self._marks_a, self._parent_a, self._shift_a = slots, marks, parent, shift
         self._offset_a, self._count_a, self._nrv_a = offset, count, nrv
         self.p.slots = <u64 *>cnp.PyArray_DATA(self._slots_a)
