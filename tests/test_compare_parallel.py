@@ -114,3 +114,30 @@ def test_every_figure_is_pinned(workers):
     res = cmp.compare([], scan=golden_scan(), seed=4, processes=8, workers=workers, steady=1 << 15)
     figures, table = _digests(res)
     assert (figures, table) == (GOLDEN_FIGURES, GOLDEN_TABLE), res.table()
+
+
+def test_a_large_run_hands_each_kernels_host_memory_to_the_next(monkeypatch):
+    # 200k files: one 4K Kernel's host memory is above framemem's pool limit, so
+    # compare raises the limits for the run (the next configuration reuses it instead
+    # of the host's first touch) and puts them back afterwards
+    from ppsize._core import framemem
+    scan = ScanResult(["/big"], np.full(200_000, 40 << 10, np.int64), [], [], [], 1, {}, 0.0)
+    w = cmp.make_workload(scan, seed=0, processes=2)
+    keep = cmp._kernel_host_bytes(scan, w)
+    before = framemem.pool_stats()
+    assert keep > before["limit"]
+    seen = []
+    run = cmp.run_config
+
+    def spy(*a, **kw):
+        seen.append(framemem.pool_stats())
+        return run(*a, **kw)
+
+    monkeypatch.setattr(cmp, "run_config", spy)
+    res = cmp.compare([], scan=scan, seed=0, processes=2, workers=1, configs=["4K", "4K+64K-native"],
+                      steady=0)
+    limits = ("limit", "entry_limit", "grow_limit")
+    assert [[s[k] for k in limits] for s in seen] == [[keep] * 3] * 2
+    assert {k: framemem.pool_stats()[k] for k in limits} == {k: before[k] for k in limits}
+    assert seen[1]["bytes"] > before["limit"]             # the first Kernel's, for the second
+    assert res.results[0].meminfo["Cached"] == res.results[1].meminfo["Cached"] == 200_000 * 40

@@ -21,7 +21,7 @@ def pool():
     fm.pool_clear()
     fm.set_pool_limit(128 << 20)
     yield fm
-    fm.set_pool_limit(old["limit"], old["entry_limit"])
+    fm.set_pool_limit(old["limit"], old["entry_limit"], old["grow_limit"])
     fm.pool_clear()
 
 
@@ -201,3 +201,19 @@ def test_populate_ahead_worker_and_fork(pool):
     k.check()
     del p, k, out
     gc.collect()                                  # joins the worker
+
+
+def test_grow_limit_keeps_a_large_growbuf_whole(pool):
+    from ppsize._core.xarray import XAPool
+    nbytes = 96 * 1024 * 64 * 8                  # an XAPool's slots: 48 MiB, a GrowBuf
+    gc.collect()
+    base = pool.pool_stats()["bytes"]
+    XAPool(96 * 1024)                            # dropped at once
+    assert pool.pool_stats()["bytes"] - base <= pool.pool_stats()["entry_limit"]  # default: a part
+    pool.pool_clear()
+    pool.set_pool_limit(256 << 20, 256 << 20, 256 << 20)
+    assert pool.pool_stats()["grow_limit"] == 256 << 20
+    XAPool(96 * 1024)
+    assert pool.pool_stats()["bytes"] >= nbytes  # kept whole for the next pool
+    pool.set_pool_limit(256 << 20, 256 << 20, 1 << 20)
+    assert pool.pool_stats()["bytes"] < nbytes   # a lower grow limit trims GrowBufs at once

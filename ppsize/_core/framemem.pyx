@@ -165,20 +165,22 @@ cdef size_t pool_limit = 128 << 20       # bytes of host memory the pool may kee
 cdef size_t pool_entry_limit = 16 << 20  # ... of which one mapping keeps at most
 cdef size_t pool_reused = 0              # bytes handed out again (statistics)
 cdef size_t grow_bytes = 0               # of pool_bytes, in GrowBuf mappings
-cdef size_t GROW_LIMIT = 32 << 20        # at most this much of them
+cdef size_t grow_limit = 32 << 20        # at most this much of them
 # set while the pool is being changed: a deallocation the cycle collector runs in
 # the middle (an allocation there may collect a Kernel) unmaps instead of pooling
 cdef bint pool_busy = False
 
 
-def set_pool_limit(size_t nbytes, entry_nbytes=None):
+def set_pool_limit(size_t nbytes, entry_nbytes=None, grow_nbytes=None):
     """Keep at most ``nbytes`` of dropped arrays' host memory for later kernels (0:
     none, every mapping is unmapped when dropped), at most ``entry_nbytes`` of one
-    mapping (default nbytes / 8). Trims the pool at once; returns the old limit."""
-    global pool_limit, pool_entry_limit
+    mapping (default nbytes / 8) and ``grow_nbytes`` of GrowBufs' (default nbytes / 4).
+    Trims the pool at once; returns the old limit."""
+    global pool_limit, pool_entry_limit, grow_limit
     old = pool_limit
     pool_limit = nbytes
     pool_entry_limit = nbytes // 8 if entry_nbytes is None else entry_nbytes
+    grow_limit = nbytes // 4 if grow_nbytes is None else grow_nbytes
     _locked_trim(0)
     return old
 
@@ -187,7 +189,7 @@ def pool_stats():
     """The pool: entries, bytes kept (upper bound of the host memory it holds),
     bytes handed out again since import, the limits."""
     return {"entries": len(_pool), "bytes": pool_bytes, "reused": pool_reused,
-            "limit": pool_limit, "entry_limit": pool_entry_limit}
+            "limit": pool_limit, "entry_limit": pool_entry_limit, "grow_limit": grow_limit}
 
 
 def pool_clear():
@@ -201,6 +203,7 @@ cdef void _locked_trim(size_t room):
         return
     pool_busy = True
     try:
+        _trim_grow(0)                    # a lowered grow limit
         _trim(room)
     finally:
         pool_busy = False
@@ -226,7 +229,7 @@ cdef void _trim_grow(size_t room):
     # drop the oldest GrowBuf entries until room more bytes of them fit
     global pool_bytes, grow_bytes
     cdef Py_ssize_t i = 0
-    while i < len(_pool) and grow_bytes + room > GROW_LIMIT:
+    while i < len(_pool) and grow_bytes + room > grow_limit:
         e = _pool[i]
         if e[0] != "grow":
             i += 1
@@ -245,7 +248,7 @@ cdef void _release(object key, void *p, size_t mapped, size_t resident, size_t d
     cdef bint grow = key == "grow"
     if p == NULL:
         return
-    if keep == 0 or key is None or pool_busy or (grow and keep > GROW_LIMIT):
+    if keep == 0 or key is None or pool_busy or (grow and keep > grow_limit):
         munmap(p, mapped)
         return
     pool_busy = True

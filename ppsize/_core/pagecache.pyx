@@ -27,6 +27,7 @@ from libc.string cimport memset
 
 from ppsize._core._types cimport u64, i64, i32, u32, u8, NR_ORDERS
 from libc cimport errno as cerrno
+from ppsize._core.framemem import frame_array
 from ppsize._core.xarray cimport (xarray_t, xa_pool_t, XAPool, xa_init, xa_destroy, xa_load,
                                   xa_store, xa_add, xa_erase, xa_find_range, xa_try_split,
                                   xa_check_tree, xa_clear_mark, xa_is_value, xa_is_pfn,
@@ -143,23 +144,24 @@ cdef class PageCache:
         self._grow(max(capacity, 4))
 
     def _grow(self, i64 newcap):
-        # per-file arrays double; xarray_t and file_ra_state are plain structs (no
-        # self-pointers), so moving them with the buffer is safe
+        # per-file arrays double; a large one comes from framemem (frame_array: the
+        # host pages of a dropped Kernel's arrays, zeroed, instead of the host's first
+        # touch of fresh ones, which costs more than creating the files); xarray_t and
+        # file_ra_state are plain structs (no self-pointers), so copying them is safe
         cdef i64 old = self.cap
-        if not old:
-            self._isize_a = np.zeros(newcap, dtype=np.int64)
-            self._minord_a = np.zeros(newcap, dtype=np.uint8)
-            self._maxord_a = np.zeros(newcap, dtype=np.uint8)
-            self._large_a = np.zeros(newcap, dtype=np.uint8)
-            self._nrpages_a = np.zeros(newcap, dtype=np.int64)
-            self._ra_a = np.zeros(newcap, dtype=RA_DTYPE)
-            self._xa_a = np.zeros(newcap * sizeof(xarray_t), dtype=np.uint8)
-            self._read_a = np.zeros(newcap, dtype=np.int64)
-        else:
-            for a, n in ((self._isize_a, newcap), (self._minord_a, newcap), (self._maxord_a, newcap),
-                         (self._large_a, newcap), (self._nrpages_a, newcap), (self._ra_a, newcap),
-                         (self._xa_a, newcap * sizeof(xarray_t)), (self._read_a, newcap)):
-                a.resize(n, refcheck=False)
+        cur = (self._isize_a, self._minord_a, self._maxord_a, self._large_a, self._nrpages_a,
+               self._ra_a, self._xa_a, self._read_a)
+        new = []
+        for i, (dt, per) in enumerate(((np.int64, 1), (np.uint8, 1), (np.uint8, 1), (np.uint8, 1),
+                                       (np.int64, 1), (RA_DTYPE, 1), (np.uint8, sizeof(xarray_t)),
+                                       (np.int64, 1))):
+            dt = np.dtype(dt)
+            a = frame_array(newcap * per * dt.itemsize, np.uint8).view(dt)
+            if old:
+                a[:old * per] = cur[i]
+            new.append(a)
+        (self._isize_a, self._minord_a, self._maxord_a, self._large_a, self._nrpages_a,
+         self._ra_a, self._xa_a, self._read_a) = new
         if RA_DTYPE.itemsize != sizeof(file_ra_state):
             raise RuntimeError("file_ra_state layout differs from RA_DTYPE")
         self.i_size = <i64 *>cnp.PyArray_DATA(self._isize_a)

@@ -45,6 +45,7 @@ import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+from .._core import framemem
 from .._validate import as_choice
 from ..filepolicy import FILE_POLICIES
 from ..units import fmt_size, parse_size
@@ -68,6 +69,12 @@ THP_MODES = ("always", "madvise", "never")          # transparent_hugepage/enabl
 
 HOST_BYTES_PER_FRAME = 100        # measured: ~430 MiB of RSS for 4M model frames of 4K
 PARALLEL_HOST_BYTES = 1 << 30     # two configurations run at once while both fit in this
+
+
+def _kernel_host_bytes(scan, workload) -> int:
+    """About the host memory of one 4K configuration's Kernel (HOST_BYTES_PER_FRAME
+    per frame of its page cache and anon)."""
+    return (scan.cache_bytes(4096) + workload.anon_bytes) // 4096 * HOST_BYTES_PER_FRAME
 
 
 def workers_for(scan, workload, ram=None) -> int:
@@ -205,6 +212,15 @@ def compare(trees=DEFAULT_TREES, seed=0, processes=12, chosen=None, configs=None
         gc.collect()          # the run's Kernel (cycles: Kernel <-> PageCache, Process) goes now,
         return res            # not with the next cyclic collection: one model (per worker) live at a time
 
+    # a dropped Kernel's host memory (per-frame and per-file arrays, node pools) is kept
+    # for the next one: a host's first touch of a fresh page costs more than the model's
+    # use of it, and would make the cost per file grow with the tree
+    pool = framemem.pool_stats()
+    keep = _kernel_host_bytes(scan, workload)
+    ram = host_ram()
+    keep = min(keep, ram // 4) if ram > 0 else keep
+    if keep > pool["limit"]:
+        framemem.set_pool_limit(keep, keep, keep)
     try:
         if workers == 1:
             results = [one(i) for i in range(len(cfgs))]
@@ -217,5 +233,7 @@ def compare(trees=DEFAULT_TREES, seed=0, processes=12, chosen=None, configs=None
     finally:
         if freeze:
             gc.unfreeze()
+        if keep > pool["limit"]:
+            framemem.set_pool_limit(pool["limit"], pool["entry_limit"], pool["grow_limit"])
     progress.close()
     return CompareResult(scan, workload, mem, thp, results, time.perf_counter() - t0, policy)
