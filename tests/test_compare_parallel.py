@@ -123,7 +123,8 @@ def test_a_large_run_hands_each_kernels_host_memory_to_the_next(monkeypatch):
     from ppsize._core import framemem
     scan = ScanResult(["/big"], np.full(200_000, 40 << 10, np.int64), [], [], [], 1, {}, 0.0)
     w = cmp.make_workload(scan, seed=0, processes=2)
-    keep = cmp._kernel_host_bytes(scan, w)
+    keep = cmp._pool_bytes(scan, w)
+    assert cmp._pool_bytes(scan, w, ram=512 << 20) == 128 << 20 < keep   # at most a quarter of the RAM
     before = framemem.pool_stats()
     assert keep > before["limit"]
     seen = []

@@ -71,10 +71,13 @@ HOST_BYTES_PER_FRAME = 100        # measured: ~430 MiB of RSS for 4M model frame
 PARALLEL_HOST_BYTES = 1 << 30     # two configurations run at once while both fit in this
 
 
-def _kernel_host_bytes(scan, workload) -> int:
-    """About the host memory of one 4K configuration's Kernel (HOST_BYTES_PER_FRAME
-    per frame of its page cache and anon)."""
-    return (scan.cache_bytes(4096) + workload.anon_bytes) // 4096 * HOST_BYTES_PER_FRAME
+def _pool_bytes(scan, workload, ram=None) -> int:
+    """The host memory compare lets framemem's pool keep for the next configuration:
+    about one 4K configuration's Kernel (HOST_BYTES_PER_FRAME per frame of its page
+    cache and anon), at most a quarter of the RAM."""
+    keep = (scan.cache_bytes(4096) + workload.anon_bytes) // 4096 * HOST_BYTES_PER_FRAME
+    ram = host_ram() if ram is None else ram
+    return min(keep, ram // 4) if ram > 0 else keep
 
 
 def workers_for(scan, workload, ram=None) -> int:
@@ -216,10 +219,9 @@ def compare(trees=DEFAULT_TREES, seed=0, processes=12, chosen=None, configs=None
     # for the next one: a host's first touch of a fresh page costs more than the model's
     # use of it, and would make the cost per file grow with the tree
     pool = framemem.pool_stats()
-    keep = _kernel_host_bytes(scan, workload)
-    ram = host_ram()
-    keep = min(keep, ram // 4) if ram > 0 else keep
-    if keep > pool["limit"]:
+    keep = _pool_bytes(scan, workload)
+    raised = keep > pool["limit"]
+    if raised:
         framemem.set_pool_limit(keep, keep, keep)
     try:
         if workers == 1:
@@ -233,7 +235,7 @@ def compare(trees=DEFAULT_TREES, seed=0, processes=12, chosen=None, configs=None
     finally:
         if freeze:
             gc.unfreeze()
-        if keep > pool["limit"]:
+        if raised:
             framemem.set_pool_limit(pool["limit"], pool["entry_limit"], pool["grow_limit"])
     progress.close()
     return CompareResult(scan, workload, mem, thp, results, time.perf_counter() - t0, policy)
