@@ -48,22 +48,29 @@ cdef enum:                    # per-ASID counters (row of TlbCore.counters)
     C_WALK_FAULT = 43         # walks that found no valid leaf (the access faulted)
     NR_COUNTERS = 48
 
+cdef struct tlb_entry:
+    # One entry (24 bytes: a set of 5 ways spans two or three cache lines of the host).
+    u64 tag                   # (base | (span/2 - 1)) with bit 63 set for walk-cache entries; 0 = invalid
+    u64 out                   # leaf: PA of the entry's base | attribute bits; walk: next table PA
+    u16 asid
+    u16 nxt                   # LRU list (per set, most recent at head), way indices
+    u16 prv
+    u8 cls                    # class index
+
+cdef struct tlb_set:
+    u16 head                  # LRU list ends; 0xffff = empty
+    u16 tail
+    u32 nvalid                # valid entries
+
 cdef struct tlb_array:
-    # One set-associative array, struct of arrays over nsets * ways entries.
-    # tag: (base | (span/2 - 1)) with bit 63 set for walk-cache entries; 0 = invalid.
-    u64* tag
-    u16* asid
-    u8* cls                   # class index of each entry
-    u64* out                  # leaf: PA of the entry's base | attribute bits; walk: next table PA
-    u16* nxt                  # LRU list (per set, most recent at head), way indices
-    u16* prv
-    u16* head                 # per set; 0xffff = empty
-    u16* tail
+    # One set-associative array of nsets * ways entries, each entry's fields side by
+    # side (a lookup reads one set's memory, not one line per field).
+    tlb_entry* ent
+    tlb_set* sets
     u8* plru                  # per set: pn tree-PLRU node bits (heap order, node 1 = root)
     u16* hslot                # per set: (1 << hbits) slots of way + 1, 0 = empty
     u16* hpos                 # per entry (hashed arrays): its slot in hslot, so an
     u16* hhome                # invalidation needs no probe, and its home slot (no rehash)
-    u32* nvalid               # valid entries per set
     u32 nsets
     u32 ways
     u32 pn                    # ways rounded up to a power of two
@@ -77,6 +84,7 @@ cdef struct tlb_array:
     i64 cls_count[TLB_MAX_CLASSES]
     u32 live                  # bit c set: class c holds entries (cls_count[c] > 0)
     int nleaf                 # classes [0, nleaf) are leaf sizes, ascending
+    i8 fill_cls[64]           # per log2(unit size): the largest leaf class <= it, -1: none
     u64 epoch                 # bumped by every insert and invalidation: a loop that saw an
                               # entry hit may reuse it while the epoch stands (tlb_repeat_hit)
 

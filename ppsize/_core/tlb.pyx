@@ -3,9 +3,10 @@
 One ``TlbCore`` is one CPU's translation hardware: an L1 instruction and an L1 data TLB,
 a unified L2 (or separate L2 I/D), walk caches and an optional data cache that the
 walker's memory references go through. Every structure is a set-associative array
-(``tlb_array``): ``sets x ways`` entries in NumPy-owned struct-of-arrays buffers, any
-positive set count (1280 x 5 = 256 sets; 48 x 48 = one set), LRU, tree-PLRU or seeded
-random replacement. Entries are tagged with an ASID, so processes with different page
+(``tlb_array``): ``sets x ways`` entries (``tlb_entry``: tag, output, ASID, LRU links
+and size class side by side, so a probe's compare and a hit's output share a cache line)
+in NumPy-owned buffers, any positive set count (1280 x 5 = 256 sets; 48 x 48 = one
+set), LRU, tree-PLRU or seeded random replacement. Entries are tagged with an ASID, so processes with different page
 sizes and table modes share one TLB. Validation and presets live in ``ppsize.tlb``.
 
 Model
@@ -82,6 +83,7 @@ cnp.import_array()
 
 cdef extern from *:
     int __builtin_ctz(unsigned int x) nogil
+    int __builtin_clzll(unsigned long long x) nogil
 
 cdef u64 WALK_BIT = (<u64>1) << 63
 cdef u16 NONE16 = 0xffff
@@ -121,9 +123,7 @@ cdef inline i64 _find(tlb_array* a, u32 s, u64 tag, u16 asid) noexcept nogil:
     cdef u32 w, i, m
     cdef u64 base = <u64>s * a.ways
     cdef u16* slot
-    cdef u16 v = a.head[s]
-    if v != NONE16 and a.tag[base + v] == tag and a.asid[base + v] == asid:
-        return v                          # the most recently used way (LRU lists only)
+    cdef u16 v
     if a.hbits:
         slot = &a.hslot[<u64>s << a.hbits]
         m = (1u << a.hbits) - 1
@@ -131,13 +131,13 @@ cdef inline i64 _find(tlb_array* a, u32 s, u64 tag, u16 asid) noexcept nogil:
         v = slot[i]
         while v:
             w = v - 1
-            if a.tag[base + w] == tag and a.asid[base + w] == asid:
+            if a.ent[base + w].tag == tag and a.ent[base + w].asid == asid:
                 return w
             i = (i + 1) & m
             v = slot[i]
         return -1
     for w in range(a.ways):
-        if a.tag[base + w] == tag and a.asid[base + w] == asid:
+        if a.ent[base + w].tag == tag and a.ent[base + w].asid == asid:
             return w
     return -1
 
@@ -149,23 +149,23 @@ cdef inline void _touch(tlb_array* a, u32 s, u32 w) noexcept nogil:
     cdef u32 node, lo, hi, mid
     cdef u8* bits
     if a.repl == REPL_LRU:
-        if a.head[s] == w:
+        if a.sets[s].head == w:
             return
-        p = a.prv[base + w]
-        n = a.nxt[base + w]
+        p = a.ent[base + w].prv
+        n = a.ent[base + w].nxt
         if p != NONE16:                 # unlink (a new entry has no neighbours)
-            a.nxt[base + p] = n
+            a.ent[base + p].nxt = n
             if n != NONE16:
-                a.prv[base + n] = p
+                a.ent[base + n].prv = p
             else:
-                a.tail[s] = p
-        a.prv[base + w] = NONE16
-        a.nxt[base + w] = a.head[s]
-        if a.head[s] != NONE16:
-            a.prv[base + a.head[s]] = <u16>w
-        a.head[s] = <u16>w
-        if a.tail[s] == NONE16:
-            a.tail[s] = <u16>w
+                a.sets[s].tail = p
+        a.ent[base + w].prv = NONE16
+        a.ent[base + w].nxt = a.sets[s].head
+        if a.sets[s].head != NONE16:
+            a.ent[base + a.sets[s].head].prv = <u16>w
+        a.sets[s].head = <u16>w
+        if a.sets[s].tail == NONE16:
+            a.sets[s].tail = <u16>w
     elif a.repl == REPL_PLRU:
         bits = &a.plru[<u64>s * a.pn]
         node = 1
@@ -183,46 +183,63 @@ cdef inline void _touch(tlb_array* a, u32 s, u32 w) noexcept nogil:
                 lo = mid
 
 
+cdef inline void _hash_del(tlb_array* a, u32 s, u32 w) noexcept nogil:
+    """Remove way w of set s from the set's hash index: backward-shift deletion
+    (linear probing; hpos and hhome spare the probe and the rehash)."""
+    cdef u64 base = <u64>s * a.ways
+    cdef u16* slot = &a.hslot[<u64>s << a.hbits]
+    cdef u32 m = (1u << a.hbits) - 1
+    cdef u32 i = a.hpos[base + w], j = i, k
+    while True:
+        j = (j + 1) & m
+        if slot[j] == 0:
+            break
+        k = a.hhome[base + slot[j] - 1]
+        # move slot[j] back to i unless its home lies cyclically in (i, j]
+        if (j > i and (k <= i or k > j)) or (j < i and k <= i and k > j):
+            slot[i] = slot[j]
+            a.hpos[base + slot[j] - 1] = <u16>i
+            i = j
+    slot[i] = 0
+
+
 cdef inline void _invalidate(tlb_array* a, u32 s, u32 w) noexcept nogil:
     cdef u64 base = <u64>s * a.ways, e = base + w
-    cdef u32 i, j, k, m
-    cdef u16* slot
     cdef u16 p, n
-    if a.hbits:                          # backward-shift deletion (linear probing)
-        slot = &a.hslot[<u64>s << a.hbits]
-        m = (1u << a.hbits) - 1
-        i = a.hpos[e]                    # (hpos and hhome spare the probe and the rehash)
-        j = i
-        while True:
-            j = (j + 1) & m
-            if slot[j] == 0:
-                break
-            k = a.hhome[base + slot[j] - 1]
-            # move slot[j] back to i unless its home lies cyclically in (i, j]
-            if (j > i and (k <= i or k > j)) or (j < i and k <= i and k > j):
-                slot[i] = slot[j]
-                a.hpos[base + slot[j] - 1] = <u16>i
-                i = j
-        slot[i] = 0
+    if a.hbits:
+        _hash_del(a, s, w)
     if a.repl == REPL_LRU:
-        p = a.prv[e]
-        n = a.nxt[e]
+        p = a.ent[e].prv
+        n = a.ent[e].nxt
         if p != NONE16:
-            a.nxt[base + p] = n
+            a.ent[base + p].nxt = n
         else:
-            a.head[s] = n
+            a.sets[s].head = n
         if n != NONE16:
-            a.prv[base + n] = p
+            a.ent[base + n].prv = p
         else:
-            a.tail[s] = p
-        a.prv[e] = NONE16
-        a.nxt[e] = NONE16
-    a.cls_count[a.cls[e]] -= 1
-    if a.cls_count[a.cls[e]] == 0:
-        a.live &= ~(1u << a.cls[e])
-    a.nvalid[s] -= 1
-    a.tag[e] = 0
+            a.sets[s].tail = p
+        a.ent[e].prv = NONE16
+        a.ent[e].nxt = NONE16
+    a.cls_count[a.ent[e].cls] -= 1
+    if a.cls_count[a.ent[e].cls] == 0:
+        a.live &= ~(1u << a.ent[e].cls)
+    a.sets[s].nvalid -= 1
+    a.ent[e].tag = 0
     a.epoch += 1
+
+
+cdef inline void _hash_add(tlb_array* a, u32 s, u32 w, u64 tag, u16 asid) noexcept nogil:
+    """Enter way w of set s (key tag, asid) in the set's hash index (linear probing)."""
+    cdef u64 base = <u64>s * a.ways
+    cdef u16* slot = &a.hslot[<u64>s << a.hbits]
+    cdef u32 m = (1u << a.hbits) - 1
+    cdef u32 i = _home(tag, asid, a.hbits)
+    a.hhome[base + w] = <u16>i
+    while slot[i]:
+        i = (i + 1) & m
+    slot[i] = <u16>(w + 1)
+    a.hpos[base + w] = <u16>i
 
 
 cdef inline i64 _insert(tlb_array* a, int c, u64 tag, u16 asid, u64 out, u64 va, i64* ctr,
@@ -230,58 +247,68 @@ cdef inline i64 _insert(tlb_array* a, int c, u64 tag, u16 asid, u64 out, u64 va,
     """Install (tag, asid) -> out in its set (update in place if present); returns
     the way. ctr[C_EVICT] counts a valid entry replaced (ctr may be NULL)."""
     cdef u32 s = _set(a, va, a.cls_shift[c]), w, node, lo, hi, mid
-    cdef u64 base = <u64>s * a.ways
+    cdef u64 base = <u64>s * a.ways, e
     cdef i64 f = _find(a, s, tag, asid) if probe else -1
-    cdef u32 i, m
-    cdef u16* slot
+    cdef int old
     cdef u8* bits
     a.epoch += 1
     if f >= 0:
-        a.out[base + f] = out
+        a.ent[base + f].out = out
         _touch(a, s, <u32>f)
         return f
-    if a.nvalid[s] < a.ways:
+    if a.sets[s].nvalid < a.ways:
         w = 0
-        while a.tag[base + w] != 0:
+        while a.ent[base + w].tag != 0:
             w += 1
+        e = base + w
+        a.ent[e].tag = tag
+        a.ent[e].asid = asid
+        a.ent[e].out = out
+        a.ent[e].cls = <u8>c
+        a.cls_count[c] += 1
+        a.live |= 1u << c
+        a.sets[s].nvalid += 1
+        if a.hbits:
+            _hash_add(a, s, w, tag, asid)
+        _touch(a, s, w)
+        return w
+    # a full set: the victim's way is reused in place (what invalidating it and
+    # filling the free way would do, without the set's counts going down and up)
+    if a.repl == REPL_LRU:
+        w = a.sets[s].tail
+    elif a.repl == REPL_PLRU:
+        bits = &a.plru[<u64>s * a.pn]
+        node = 1
+        lo = 0
+        hi = a.pn
+        while hi - lo > 1:
+            mid = (lo + hi) >> 1
+            if bits[node] and mid < a.ways:
+                node = 2 * node + 1
+                lo = mid
+            else:
+                node = 2 * node
+                hi = mid
+        w = lo
     else:
-        if a.repl == REPL_LRU:
-            w = a.tail[s]
-        elif a.repl == REPL_PLRU:
-            bits = &a.plru[<u64>s * a.pn]
-            node = 1
-            lo = 0
-            hi = a.pn
-            while hi - lo > 1:
-                mid = (lo + hi) >> 1
-                if bits[node] and mid < a.ways:
-                    node = 2 * node + 1
-                    lo = mid
-                else:
-                    node = 2 * node
-                    hi = mid
-            w = lo
-        else:
-            w = <u32>((_rand(a) >> 32) % a.ways)
-        if ctr != NULL:
-            ctr[C_EVICT] += 1
-        _invalidate(a, s, w)
-    a.tag[base + w] = tag
-    a.asid[base + w] = asid
-    a.out[base + w] = out
-    a.cls[base + w] = <u8>c
-    a.cls_count[c] += 1
-    a.live |= 1u << c
-    a.nvalid[s] += 1
+        w = <u32>((_rand(a) >> 32) % a.ways)
+    if ctr != NULL:
+        ctr[C_EVICT] += 1
+    e = base + w
     if a.hbits:
-        slot = &a.hslot[<u64>s << a.hbits]
-        m = (1u << a.hbits) - 1
-        i = _home(tag, asid, a.hbits)
-        a.hhome[base + w] = <u16>i
-        while slot[i]:
-            i = (i + 1) & m
-        slot[i] = <u16>(w + 1)
-        a.hpos[base + w] = <u16>i
+        _hash_del(a, s, w)
+        _hash_add(a, s, w, tag, asid)
+    old = a.ent[e].cls
+    if old != c:
+        a.cls_count[old] -= 1
+        if a.cls_count[old] == 0:
+            a.live &= ~(1u << old)
+        a.cls_count[c] += 1
+        a.live |= 1u << c
+        a.ent[e].cls = <u8>c
+    a.ent[e].tag = tag
+    a.ent[e].asid = asid
+    a.ent[e].out = out
     _touch(a, s, w)
     return w
 
@@ -307,12 +334,8 @@ cdef inline void _fill_leaf(TlbCore self, int k, u32 asid, u64 va, u64 base, u64
     """Cache the translation [base, base + size) -> out in TLB level k, splintered to
     the largest size the level holds that is <= size (aligned around va)."""
     cdef tlb_array* a = &self.arr[k]
-    cdef int c, best = -1
+    cdef int best = a.fill_cls[63 - __builtin_clzll(size)] if size else -1
     cdef u64 nb
-    for c in range(a.nleaf):             # ascending: the last that fits
-        if ((<u64>1) << a.cls_shift[c]) > size:
-            break
-        best = c
     if best < 0:
         return
     nb = va & ~(((<u64>1) << a.cls_shift[best]) - 1)
@@ -348,13 +371,58 @@ cdef inline i64 _flush_array(tlb_array* a, u32 asid, bint all_asids, u64 start, 
         for s in range(a.nsets):         # else scan the array
             for ww in range(a.ways):
                 e = <u64>s * a.ways + ww
-                if a.tag[e] == 0 or a.cls[e] != c or (not all_asids and a.asid[e] != asid):
+                if a.ent[e].tag == 0 or a.ent[e].cls != c or (not all_asids and a.ent[e].asid != asid):
                     continue
-                b = a.tag[e] & ~WALK_BIT & ~(span - 1)
+                b = a.ent[e].tag & ~WALK_BIT & ~(span - 1)
                 if b < end and b + span > start:
                     _invalidate(a, s, ww)
                     n += 1
     return <i64>n
+
+
+cdef inline i64 _probe(tlb_array* a, u64 va, u16 asid, u32* sp, int* shp) noexcept nogil:
+    """The way holding va for asid in the first of a's live leaf classes that has it
+    (smallest first), or -1; its set and shift in sp and shp. The two kinds of set
+    are separate loops, so each keeps only its own values in registers."""
+    cdef u32 live = a.live & ((1u << a.nleaf) - 1), s, i, m
+    cdef int c, sh
+    cdef u64 tag, base
+    cdef u16* slot
+    cdef u16 v
+    cdef u32 w
+    if a.hbits:
+        m = (1u << a.hbits) - 1
+        while live:
+            c = __builtin_ctz(live)
+            live &= live - 1
+            sh = a.cls_shift[c]
+            tag = _tag(va, sh, False)
+            s = _set(a, va, sh)
+            base = <u64>s * a.ways
+            slot = &a.hslot[<u64>s << a.hbits]
+            i = _home(tag, asid, a.hbits)
+            v = slot[i]
+            while v:
+                if a.ent[base + v - 1].tag == tag and a.ent[base + v - 1].asid == asid:
+                    sp[0] = s
+                    shp[0] = sh
+                    return v - 1
+                i = (i + 1) & m
+                v = slot[i]
+        return -1
+    while live:
+        c = __builtin_ctz(live)
+        live &= live - 1
+        sh = a.cls_shift[c]
+        tag = _tag(va, sh, False)
+        s = _set(a, va, sh)
+        base = <u64>s * a.ways
+        for w in range(a.ways):
+            if a.ent[base + w].tag == tag and a.ent[base + w].asid == asid:
+                sp[0] = s
+                shp[0] = sh
+                return w
+    return -1
 
 
 cdef inline int _lookup(TlbCore self, u32 asid, u64 va, int side, u64* out, u64* base, u64* size) noexcept nogil:
@@ -362,10 +430,9 @@ cdef inline int _lookup(TlbCore self, u32 asid, u64 va, int side, u64* out, u64*
     L1 is refilled) or TLB_MISS. On a hit: the entry's output (PA of base | attribute
     bits), base VA and size."""
     cdef i64* ctr = &self.counters[<u64>asid * NR_COUNTERS]
-    cdef int lvl, k, c, sh
+    cdef int lvl, k, sh = 0
     cdef tlb_array* a
-    cdef u64 tag, e
-    cdef u32 s, live
+    cdef u32 s = 0
     cdef i64 w
     for lvl in range(2):
         k = self.l1[side] if lvl == 0 else self.l2[side]
@@ -373,24 +440,16 @@ cdef inline int _lookup(TlbCore self, u32 asid, u64 va, int side, u64* out, u64*
             return TLB_MISS
         a = &self.arr[k]
         ctr[4 * k + C_ACC] += 1
-        live = a.live & ((1u << a.nleaf) - 1)
-        while live:                      # the leaf classes holding entries, smallest first
-            c = __builtin_ctz(live)
-            live &= live - 1
-            sh = a.cls_shift[c]
-            tag = _tag(va, sh, False)
-            s = _set(a, va, sh)
-            w = _find(a, s, tag, <u16>asid)
-            if w >= 0:
-                _touch(a, s, <u32>w)
-                ctr[4 * k + C_HIT] += 1
-                e = <u64>s * a.ways + <u64>w
-                out[0] = a.out[e]
-                base[0] = va & ~(((<u64>1) << sh) - 1)
-                size[0] = (<u64>1) << sh
-                if lvl == 1:
-                    _fill_leaf(self, self.l1[side], asid, va, base[0], size[0], out[0], ctr, False)
-                return lvl
+        w = _probe(a, va, <u16>asid, &s, &sh)
+        if w >= 0:
+            _touch(a, s, <u32>w)
+            ctr[4 * k + C_HIT] += 1
+            out[0] = a.ent[<u64>s * a.ways + <u64>w].out
+            base[0] = va & ~(((<u64>1) << sh) - 1)
+            size[0] = (<u64>1) << sh
+            if lvl == 1:
+                _fill_leaf(self, self.l1[side], asid, va, base[0], size[0], out[0], ctr, False)
+            return lvl
     return TLB_MISS
 
 
@@ -504,7 +563,7 @@ cdef class TlbCore:
 
     def _add_array(self, spec, sizes):
         """Allocate one set-associative array (NumPy-owned buffers)."""
-        cdef int k = self.narr, c
+        cdef int k = self.narr, c, i
         cdef tlb_array* a = &self.arr[k]
         cdef u32 nsets = spec["sets"], ways = spec["ways"], n = nsets * ways, pn = 1
         if k >= TLB_MAX_ARRAYS:
@@ -527,19 +586,18 @@ cdef class TlbCore:
             arr = np.full(max(count, 1), fill, dtype=dtype)
             self._keep.append(arr)
             return arr
-        a.tag = <u64*>cnp.PyArray_DATA(buf(n, np.uint64))
-        a.asid = <u16*>cnp.PyArray_DATA(buf(n, np.uint16))
-        a.out = <u64*>cnp.PyArray_DATA(buf(n, np.uint64))
-        a.cls = <u8*>cnp.PyArray_DATA(buf(n, np.uint8))
-        a.nxt = <u16*>cnp.PyArray_DATA(buf(n, np.uint16, NONE16))
-        a.prv = <u16*>cnp.PyArray_DATA(buf(n, np.uint16, NONE16))
-        a.head = <u16*>cnp.PyArray_DATA(buf(nsets, np.uint16, NONE16))
-        a.tail = <u16*>cnp.PyArray_DATA(buf(nsets, np.uint16, NONE16))
+        a.ent = <tlb_entry*>cnp.PyArray_DATA(buf(n * sizeof(tlb_entry), np.uint8))
+        a.sets = <tlb_set*>cnp.PyArray_DATA(buf(nsets * sizeof(tlb_set), np.uint8))
+        for i in range(n):
+            a.ent[i].nxt = NONE16
+            a.ent[i].prv = NONE16
+        for i in range(nsets):
+            a.sets[i].head = NONE16
+            a.sets[i].tail = NONE16
         a.plru = <u8*>cnp.PyArray_DATA(buf(nsets * pn, np.uint8))
         a.hslot = <u16*>cnp.PyArray_DATA(buf(nsets << a.hbits if a.hbits else 1, np.uint16))
         a.hpos = <u16*>cnp.PyArray_DATA(buf(n if a.hbits else 1, np.uint16))
         a.hhome = <u16*>cnp.PyArray_DATA(buf(n if a.hbits else 1, np.uint16))
-        a.nvalid = <u32*>cnp.PyArray_DATA(buf(nsets, np.uint32))
         sizes = sorted(int(s) for s in sizes)
         if len(sizes) > TLB_MAX_CLASSES:
             raise ValueError(f"more than {TLB_MAX_CLASSES} entry sizes")
@@ -550,6 +608,11 @@ cdef class TlbCore:
             a.cls_shift[c] = sizes[c]
             a.cls_walk[c] = False
             a.cls_count[c] = 0
+        for i in range(64):              # the leaf classes never change (walk classes come after)
+            a.fill_cls[i] = -1
+            for c in range(a.nleaf):
+                if a.cls_shift[c] <= i:
+                    a.fill_cls[i] = c
         self.narr += 1
         return k
 
@@ -838,9 +901,13 @@ cdef class TlbCore:
         self._k(k)
         cdef tlb_array* a = &self.arr[k]
         n = a.nsets * a.ways
-        tag = np.asarray(<u64[:n]>a.tag).copy()
-        asid = np.asarray(<u16[:n]>a.asid).copy()
-        out = np.asarray(<u64[:n]>a.out).copy()
+        tag = np.empty(n, np.uint64)
+        asid = np.empty(n, np.uint16)
+        out = np.empty(n, np.uint64)
+        for i in range(n):
+            tag[i] = a.ent[i].tag
+            asid[i] = a.ent[i].asid
+            out[i] = a.ent[i].out
         idx = np.flatnonzero(tag)
         t = tag[idx]
         walk = (t >> np.uint64(63)).astype(bool)
@@ -877,17 +944,17 @@ cdef class TlbCore:
             counts = [0] * a.ncls
             for s in range(a.nsets):
                 base = s * a.ways
-                valid = [w for w in range(a.ways) if a.tag[base + w] != 0]
-                assert a.nvalid[s] == len(valid), f"array {k} set {s}: nvalid {a.nvalid[s]} != {len(valid)}"
-                keys = {(a.tag[base + w], a.asid[base + w]) for w in valid}
+                valid = [w for w in range(a.ways) if a.ent[base + w].tag != 0]
+                assert a.sets[s].nvalid == len(valid), f"array {k} set {s}: nvalid {a.sets[s].nvalid} != {len(valid)}"
+                keys = {(a.ent[base + w].tag, a.ent[base + w].asid) for w in valid}
                 assert len(keys) == len(valid), f"array {k} set {s}: duplicate entries"
                 for w in valid:
-                    c = a.cls[base + w]
+                    c = a.ent[base + w].cls
                     assert c < a.ncls, f"array {k}: class {c} out of range"
                     counts[c] += 1
-                    assert _set(a, a.tag[base + w] & ~WALK_BIT, a.cls_shift[c]) == s, \
+                    assert _set(a, a.ent[base + w].tag & ~WALK_BIT, a.cls_shift[c]) == s, \
                         f"array {k}: entry in the wrong set"
-                    assert _find(a, s, a.tag[base + w], a.asid[base + w]) == w, \
+                    assert _find(a, s, a.ent[base + w].tag, a.ent[base + w].asid) == w, \
                         f"array {k} set {s}: entry {w} not found"
                 if a.hbits:
                     used = [a.hslot[(s << a.hbits) + i] for i in range(1 << a.hbits)]
@@ -895,16 +962,16 @@ cdef class TlbCore:
                     for i in range(1 << a.hbits):
                         if used[i]:
                             assert a.hpos[base + used[i] - 1] == i, f"array {k} set {s}: hash position"
-                            assert a.hhome[base + used[i] - 1] == _home(a.tag[base + used[i] - 1],
-                                a.asid[base + used[i] - 1], a.hbits), f"array {k} set {s}: hash home"
+                            assert a.hhome[base + used[i] - 1] == _home(a.ent[base + used[i] - 1].tag,
+                                a.ent[base + used[i] - 1].asid, a.hbits), f"array {k} set {s}: hash home"
                 if a.repl == REPL_LRU:
                     order = []
-                    x = a.head[s]
+                    x = a.sets[s].head
                     while x != NONE16 and len(order) <= a.ways:
                         order.append(x)
-                        x = a.nxt[base + x]
+                        x = a.ent[base + x].nxt
                     assert sorted(order) == valid, f"array {k} set {s}: LRU list {order} != {valid}"
-                    assert (a.tail[s] == (order[len(order) - 1] if order else NONE16)), f"array {k} set {s}: LRU tail"
+                    assert (a.sets[s].tail == (order[len(order) - 1] if order else NONE16)), f"array {k} set {s}: LRU tail"
             assert counts == [a.cls_count[c] for c in range(a.ncls)], f"array {k}: class counts"
             assert a.live == sum(1 << c for c in range(a.ncls) if counts[c]), f"array {k}: live classes"
 
@@ -915,8 +982,8 @@ cdef class TlbCore:
         if s >= a.nsets:
             raise ValueError(f"set {s} out of range 0..{a.nsets - 1}")
         order = []
-        x = a.head[s]
+        x = a.sets[s].head
         while x != NONE16:
             order.append(x)
-            x = a.nxt[s * a.ways + x]
+            x = a.ent[s * a.ways + x].nxt
         return order
