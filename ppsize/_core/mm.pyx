@@ -895,6 +895,7 @@ cdef class MMCore:
         cdef const u64* nxt
         cdef u64 e
         cdef Py_ssize_t last_fault = -1         # the last access that faulted
+        cdef i64 hits = 0
         last.side = -1
         self.n_need_anon = 0
         self.anon_overflow = False
@@ -961,7 +962,11 @@ cdef class MMCore:
                             r = self._fault(va, w, x, st, level)
                             last_fault = i
                 out[i] = <u8>r
-                self.outcomes[<int>r] += 1
+                if r == ACC_HIT:                # in a register, not self.outcomes
+                    hits += 1
+                else:
+                    self.outcomes[<int>r] += 1
+            self.outcomes[<int>ACC_HIT] += hits
         if self.anon_overflow:
             return None
         return [int(self.need_anon[j]) for j in range(self.n_need_anon)]
