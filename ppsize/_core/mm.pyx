@@ -46,28 +46,49 @@ cdef enum:
     WALK_AHEAD = 32            # the access loop starts the walk of the address this far ahead
 
 
-cdef inline const u64* walk_entry(PageTableCore pt, u64 va) noexcept nogil:
-    """The entry va's walk will end on (the upper levels are small and cached), or
-    NULL (va out of range). The access loop prefetches it for an address WALK_AHEAD
-    ahead, so its cache miss overlaps the walks before it, as a core's walker
+ctypedef struct walk_params:
+    # PageTableCore's walk parameters copied into the access loop's frame: the loop
+    # stores outcomes through pointers, so the compiler reloads every field it reads
+    # through self.pt after each store; a local copy stays in registers and cache.
+    # Refreshed after a fault (a table pool may grow and move).
+    int last                      # levels - 1
+    int shift[MAX_LEVELS]
+    int tbits[MAX_LEVELS]
+    u64 imask[MAX_LEVELS]
+    u64* tab[MAX_LEVELS]
+
+
+cdef inline void walk_params_of(PageTableCore pt, walk_params* wp) noexcept nogil:
+    cdef int l
+    wp.last = pt.levels - 1
+    for l in range(pt.levels):
+        wp.shift[l] = pt.shift[l]
+        wp.tbits[l] = pt.tbits[l]
+        wp.imask[l] = pt.imask[l]
+        wp.tab[l] = pt.tab[l]
+
+
+cdef inline const u64* walk_entry_p(const walk_params* wp, u64 va) noexcept nogil:
+    """The entry va's walk will end on (va below va_limit; the upper levels are small
+    and cached), with the table parameters of wp (walk_params_of). The access loop
+    prefetches it for an address WALK_AHEAD ahead, so its cache miss overlaps the walks before it, as a core's walker
     overlaps independent walks; a hint only: a fault may change the tables before
     va is reached, and the walk then reads what is there. (The prefetch is at the
     call site: gcc drops a call to a function whose only effect is a prefetch.)"""
-    cdef int l, last = pt.levels - 1
+    cdef int l
     cdef i64 t = 0
     cdef u64 e
     cdef const u64* ent = NULL
-    if va >= pt.va_limit:
-        return NULL
-    for l in range(last + 1):
-        ent = &pt.tab[l][(t << pt.tbits[l]) + ((va >> pt.shift[l]) & pt.imask[l])]
-        if l == last:
+    for l in range(wp.last + 1):
+        ent = &wp.tab[l][(t << wp.tbits[l]) + ((va >> wp.shift[l]) & wp.imask[l])]
+        if l == wp.last:
             break
         e = ent[0]
         if (e & (DESC_VALID | DESC_TABLE)) != (DESC_VALID | DESC_TABLE):
             break                         # a block, or nothing mapped: no deeper entry
         t = <i64>(e >> DESC_ADDR_SHIFT)
     return ent
+
 
 cdef u64 ADDR_MASK = ~(<u64>0xfff)
 cdef enum:
@@ -896,12 +917,14 @@ cdef class MMCore:
         cdef u64 e
         cdef Py_ssize_t last_fault = -1         # the last access that faulted
         cdef i64 hits = 0
+        cdef walk_params wp
         last.side = -1
         self.n_need_anon = 0
         self.anon_overflow = False
         self.tlb_stale = 0
         self.tlb_stale_first = -1
         with nogil:
+            walk_params_of(self.pt, &wp)
             for i in range(n):
                 va = vas[i]
                 w = writes[i] if per_access else write_all
@@ -915,7 +938,7 @@ cdef class MMCore:
                     # found WALK_AHEAD ago and starts the walk of the one that far on
                     ent = ahead[i & (WALK_AHEAD - 1)]
                     if i + WALK_AHEAD < n:              # (the slot just read is reused)
-                        nxt = walk_entry(self.pt, vas[i + WALK_AHEAD])
+                        nxt = walk_entry_p(&wp, vas[i + WALK_AHEAD]) if vas[i + WALK_AHEAD] < limit else NULL
                         mm_prefetch(nxt)
                         ahead[(i + WALK_AHEAD) & (WALK_AHEAD - 1)] = nxt
                 if va >= limit:
@@ -961,6 +984,7 @@ cdef class MMCore:
                         else:
                             r = self._fault(va, w, x, st, level)
                             last_fault = i
+                            walk_params_of(self.pt, &wp)    # the fault may have moved a pool
                 out[i] = <u8>r
                 if r == ACC_HIT:                # in a register, not self.outcomes
                     hits += 1
