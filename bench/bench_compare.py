@@ -14,6 +14,10 @@ models nothing. The scan's own rows: the native walk (ppsize._core.scan, what
 compare uses) and, for reference, the Python walk it replaced (``scan_trees(engine="python")``,
 os.scandir + fstatat per entry), both in this process after the command's run. Goals (issue 13): the scan at most 1.5x find, the whole run under
 1.6 s warm (>= 0.3x find), peak RSS under 500 MiB.
+
+The same command with ``--cpu none`` is timed too (row "compare --cpu none"): the run
+without the steady-state translation pass, which came with the translation model after
+issue 13 set its goal; its memory figures must equal the default run's (asserted).
 """
 import json
 import os
@@ -60,10 +64,10 @@ print(json.dumps({"rc": os.waitstatus_to_exitcode(status), "maxrss": usage.ru_ma
 """
 
 
-def run_compare(trees, out, configs=(), jobs=None):
+def run_compare(trees, out, configs=(), jobs=None, extra=()):
     """Run ``python -m ppsize compare`` in a grandchild (``jobs``: its --jobs, default
-    its own choice); (seconds, its own peak RSS kB, rc, stderr)."""
-    argv = [sys.executable, "-m", "ppsize", "compare", "-q", "--json", out]
+    its own choice; ``extra``: more arguments); (seconds, its own peak RSS kB, rc, stderr)."""
+    argv = [sys.executable, "-m", "ppsize", "compare", "-q", "--json", out, *extra]
     if jobs is not None:
         argv += ["--jobs", str(jobs)]
     for t in trees:
@@ -97,6 +101,15 @@ def test_compare_tree(benchmark):
     case = " ".join(TREES)
     record_value("compare", case, "ppsize", seconds / files, benchmark)   # the wrapper's own timer
     record_value("compare", case, "find", find_s / files, benchmark)
+    with tempfile.TemporaryDirectory() as d:
+        out = os.path.join(d, "compare.json")
+        mem_s, mem_rss, rc, err = run_compare(TREES, out, extra=("--cpu", "none"))
+        assert rc == 0, err
+        with open(out) as f:
+            mem_only = json.load(f)
+    assert [_memory_figures(c) for c in mem_only["configs"]] == [_memory_figures(c) for c in data["configs"]]
+    record_value("compare --cpu none", case, "ppsize", mem_s / files)
+    record_value("compare --cpu none", case, "find", find_s / files)
     record_value("compare-scan", case, "ppsize", data["scan"]["seconds"] / files)
     record_value("compare-scan", case, "find", find_s / files)
     from ppsize.compare import scan_trees
@@ -116,4 +129,10 @@ def test_compare_tree(benchmark):
          f"workload {parts['workload']:.2f} s, steady state {parts['steady']:.2f} s; find {find_s:.2f} s "
          f"(the Python walk {py_walk.seconds:.2f} s): "
          f"scan/find {data['scan']['seconds'] / find_s:.2f} (goal <= 1.5), whole run {seconds:.2f} s "
-         f"(goal < 1.6), peak RSS goal < 500 MiB")
+         f"(goal < 1.6), peak RSS goal < 500 MiB; with --cpu none (no translation pass, the same "
+         f"memory figures) {mem_s:.2f} s, peak RSS {mem_rss / 1024:.0f} MiB")
+
+
+def _memory_figures(cfg):
+    """A configuration's row of the JSON without its timings and translation figures."""
+    return {k: v for k, v in cfg.items() if k not in ("seconds", "translation")}
