@@ -59,6 +59,7 @@ ctypedef struct walk_params:
 
 
 cdef inline void walk_params_of(PageTableCore pt, walk_params* wp) noexcept nogil:
+    """Copy pt's walk parameters into wp."""
     cdef int l
     wp.last = pt.levels - 1
     for l in range(pt.levels):
@@ -71,10 +72,11 @@ cdef inline void walk_params_of(PageTableCore pt, walk_params* wp) noexcept nogi
 cdef inline const u64* walk_entry_p(const walk_params* wp, u64 va) noexcept nogil:
     """The entry va's walk will end on (va below va_limit; the upper levels are small
     and cached), with the table parameters of wp (walk_params_of). The access loop
-    prefetches it for an address WALK_AHEAD ahead, so its cache miss overlaps the walks before it, as a core's walker
-    overlaps independent walks; a hint only: a fault may change the tables before
-    va is reached, and the walk then reads what is there. (The prefetch is at the
-    call site: gcc drops a call to a function whose only effect is a prefetch.)"""
+    prefetches it for an address WALK_AHEAD ahead, so its cache miss overlaps the
+    walks before it, as a core's walker overlaps independent walks; a hint only: a
+    fault may change the tables before va is reached, and the walk then reads what
+    is there. (The prefetch is at the call site: gcc drops a call to a function
+    whose only effect is a prefetch.)"""
     cdef int l
     cdef i64 t = 0
     cdef u64 e
