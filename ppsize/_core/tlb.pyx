@@ -6,8 +6,9 @@ walker's memory references go through. Every structure is a set-associative arra
 (``tlb_array``): ``sets x ways`` entries (``tlb_entry``: tag, output, ASID, LRU links
 and size class side by side, so a probe's compare and a hit's output share a cache line)
 in NumPy-owned buffers, any positive set count (1280 x 5 = 256 sets; 48 x 48 = one
-set), LRU, tree-PLRU or seeded random replacement. Entries are tagged with an ASID, so processes with different page
-sizes and table modes share one TLB. Validation and presets live in ``ppsize.tlb``.
+set), LRU, tree-PLRU or seeded random replacement. Entries are tagged with an ASID, so
+processes with different page sizes and table modes share one TLB. Validation and
+presets live in ``ppsize.tlb``.
 
 Model
 -----
@@ -382,46 +383,20 @@ cdef inline i64 _flush_array(tlb_array* a, u32 asid, bint all_asids, u64 start, 
 
 cdef inline i64 _probe(tlb_array* a, u64 va, u16 asid, u32* sp, int* shp) noexcept nogil:
     """The way holding va for asid in the first of a's live leaf classes that has it
-    (smallest first), or -1; its set and shift in sp and shp. The two kinds of set
-    are separate loops, so each keeps only its own values in registers."""
-    cdef u32 live = a.live & ((1u << a.nleaf) - 1), s, i, m
+    (smallest first), or -1; its set and shift in sp and shp."""
+    cdef u32 live = a.live & ((1u << a.nleaf) - 1), s
     cdef int c, sh
-    cdef u64 tag, base
-    cdef u16* slot
-    cdef u16 v
-    cdef u32 w
-    if a.hbits:
-        m = (1u << a.hbits) - 1
-        while live:
-            c = __builtin_ctz(live)
-            live &= live - 1
-            sh = a.cls_shift[c]
-            tag = _tag(va, sh, False)
-            s = _set(a, va, sh)
-            base = <u64>s * a.ways
-            slot = &a.hslot[<u64>s << a.hbits]
-            i = _home(tag, asid, a.hbits)
-            v = slot[i]
-            while v:
-                if a.ent[base + v - 1].tag == tag and a.ent[base + v - 1].asid == asid:
-                    sp[0] = s
-                    shp[0] = sh
-                    return v - 1
-                i = (i + 1) & m
-                v = slot[i]
-        return -1
+    cdef i64 w
     while live:
         c = __builtin_ctz(live)
         live &= live - 1
         sh = a.cls_shift[c]
-        tag = _tag(va, sh, False)
         s = _set(a, va, sh)
-        base = <u64>s * a.ways
-        for w in range(a.ways):
-            if a.ent[base + w].tag == tag and a.ent[base + w].asid == asid:
-                sp[0] = s
-                shp[0] = sh
-                return w
+        w = _find(a, s, _tag(va, sh, False), asid)
+        if w >= 0:
+            sp[0] = s
+            shp[0] = sh
+            return w
     return -1
 
 
