@@ -3,6 +3,7 @@
 # its processes, each with its own page size and page-table mode.
 from ._types cimport u64, i64, u32, i32, u8, u16
 from .pagetable cimport PageTableCore
+from .tlb cimport TlbCore
 from .vma cimport VmaTable
 from .buddy cimport BuddyAllocator
 from .folio cimport FolioTable
@@ -69,6 +70,12 @@ cdef class MMCore:
     cdef int tlb_walk_fill(self, u64 va, int side, u64* pa, int* level, u64* unit, int* prot,
                            bint missed=*) noexcept nogil
     cdef int _fault(self, u64 va, bint w, bint x, int st, int level) except -1 nogil
+    cdef int _allow(self, const u8* wr, bint write_all, const u8* ins, bint insn_all, Py_ssize_t i,
+                    bint* w, bint* x) noexcept nogil
+    cdef i64 _access_walk(self, const u64* vas, Py_ssize_t n, const u8* wr, bint write_all,
+                          const u8* ins, bint insn_all, u8* out) except -1 nogil
+    cdef i64 _access_tlb(self, TlbCore tlb, const u64* vas, Py_ssize_t n, const u8* wr, bint write_all,
+                         const u8* ins, bint insn_all, u8* out, bint check) except -1 nogil
     cdef bint tlb_hit_stale(self, u64 va, u64 out, u64 base, u64 size) noexcept nogil
     # file faults (mm/filemap.c, mm/memory.c)
     cdef int do_file_fault(self, i64 vi, u64 va, bint write) except -1 nogil

@@ -900,102 +900,134 @@ cdef class MMCore:
         every TLB hit with the page table (stale hits: tlb_stale, tlb_stale_first and
         the ASID's counter). Returns the VMA indices that need anon_vma_prepare, or
         None when there were too many to list (then every VMA with anon id -1 does)."""
-        cdef Py_ssize_t i, n = vas.shape[0]
+        cdef Py_ssize_t n = vas.shape[0]
         buffer_length(out.shape[0], n, "out")
         buffer_length(writes.shape[0], n, "writes", optional=True)
         buffer_length(insns.shape[0], n, "insns", optional=True)
-        cdef u64 va, pa, unit, tout = 0, tbase = 0, tsize = 0
-        cdef int level, prot, st, r, side, allow, hit
-        cdef bint w, x, per_access = writes.shape[0] > 0, per_insn = insns.shape[0] > 0
-        cdef u64 limit = self.pt.va_limit
+        cdef const u8* wr = &writes[0] if writes.shape[0] else NULL
+        cdef const u8* ins = &insns[0] if insns.shape[0] else NULL
+        cdef i64 hits
         cdef TlbCore tlb = self.pt.tlb
-        cdef bint use_tlb = self.pt.tlb_on
-        cdef u32 asid = self.pt.tlb_asid
-        cdef i64 vi
-        cdef tlb_last last
-        cdef const u64* ahead[WALK_AHEAD]      # the walk's end entry of each address ahead
-        cdef const u64* ent = NULL
-        cdef const u64* nxt
-        cdef u64 e
-        cdef Py_ssize_t last_fault = -1         # the last access that faulted
-        cdef i64 hits = 0
-        cdef walk_params wp
-        last.side = -1
         self.n_need_anon = 0
         self.anon_overflow = False
         self.tlb_stale = 0
         self.tlb_stale_first = -1
-        with nogil:
-            walk_params_of(self.pt, &wp)
-            for i in range(n):
-                va = vas[i]
-                w = writes[i] if per_access else write_all
-                x = insns[i] != 0 if per_insn else insn_all
-                if w:
-                    x = False
-                # the permission an entry must grant: PROT_X, PROT_W, or R or W (read)
-                allow = PROT_X if x else (PROT_W if w else PROT_R | PROT_W)
-                if not use_tlb:
-                    # every access (also one past the address space) takes its entry
-                    # found WALK_AHEAD ago and starts the walk of the one that far on
-                    ent = ahead[i & (WALK_AHEAD - 1)]
-                    if i + WALK_AHEAD < n:              # (the slot just read is reused)
-                        nxt = walk_entry_p(&wp, vas[i + WALK_AHEAD]) if vas[i + WALK_AHEAD] < limit else NULL
-                        mm_prefetch(nxt)
-                        ahead[(i + WALK_AHEAD) & (WALK_AHEAD - 1)] = nxt
-                if va >= limit:
-                    r = ACC_SEGV_MAPERR
-                elif use_tlb:
-                    side = SIDE_INSN if x else SIDE_DATA
-                    if not check and tlb_repeat_hit(tlb, asid, va, side, &last, &tout):
-                        hit = 0                         # the entry of the last L1 hit again
-                    else:
-                        hit = tlb.lookup(asid, va, side, &tout, &tbase, &tsize)
-                        tlb_note_hit(tlb, side, hit, tout, tbase, tsize, &last)
-                    if hit >= 0 and <int>(tout & 7) & allow:
-                        r = ACC_HIT
-                        if check and self.tlb_hit_stale(va, tout, tbase, tsize):
-                            tlb.counters[<u64>asid * NR_COUNTERS + C_STALE] += 1
-                            if self.tlb_stale_first < 0:
-                                self.tlb_stale_first = i
-                            self.tlb_stale += 1
-                    else:
-                        st = self.tlb_walk_fill(va, side, &pa, &level, &unit, &prot, hit < 0)
-                        if st == TR_OK and prot & allow:
-                            r = ACC_HIT
-                        else:
-                            r = self._fault(va, w, x, st, level)
-                            if r <= ACC_REUSE or r == ACC_MAJOR:      # the retried access
-                                self.tlb_walk_fill(va, side, &pa, &level, &unit, &prot)
+        if n:
+            with nogil:
+                if self.pt.tlb_on:
+                    hits = self._access_tlb(tlb, &vas[0], n, wr, write_all, ins, insn_all, &out[0], check)
                 else:
-                    # the hardware walk, started WALK_AHEAD accesses early: the entry
-                    # it ends on is found and prefetched then, and read now; a valid
-                    # leaf allowing the access is a hit (no fault: nothing else to do).
-                    # A fault may change the tables: entries found before it are
-                    # stale, and those accesses walk again.
-                    r = -1
-                    if i - WALK_AHEAD > last_fault:    # found after the last fault
-                        e = ent[0]                      # (va < limit: not NULL)
-                        if (e & (DESC_VALID | DESC_TABLE)) == DESC_VALID and \
-                                <int>((e & DESC_PROT_MASK) >> DESC_PROT_SHIFT) & allow:
-                            r = ACC_HIT
-                    if r < 0:
-                        st = self.pt.walk(va, &pa, &level, &unit, &prot)
-                        if st == TR_OK and prot & allow:
-                            r = ACC_HIT
-                        else:
-                            r = self._fault(va, w, x, st, level)
-                            last_fault = i
-                            walk_params_of(self.pt, &wp)    # the fault may have moved a pool
-                out[i] = <u8>r
-                if r == ACC_HIT:                # in a register, not self.outcomes
-                    hits += 1
-                else:
-                    self.outcomes[<int>r] += 1
-            self.outcomes[<int>ACC_HIT] += hits
+                    hits = self._access_walk(&vas[0], n, wr, write_all, ins, insn_all, &out[0])
+                self.outcomes[<int>ACC_HIT] += hits    # counted in a register, not self.outcomes
         if self.anon_overflow:
             return None
         return [int(self.need_anon[j]) for j in range(self.n_need_anon)]
+
+    cdef inline int _allow(self, const u8* wr, bint write_all, const u8* ins, bint insn_all, Py_ssize_t i,
+                           bint* w, bint* x) noexcept nogil:
+        """The permission access i needs (PROT_X, PROT_W, or R or W for a read); a write
+        is never an instruction fetch."""
+        w[0] = wr[i] if wr != NULL else write_all
+        x[0] = (ins[i] != 0 if ins != NULL else insn_all) and not w[0]
+        return PROT_X if x[0] else (PROT_W if w[0] else PROT_R | PROT_W)
+
+    cdef i64 _access_walk(self, const u64* vas, Py_ssize_t n, const u8* wr, bint write_all,
+                          const u8* ins, bint insn_all, u8* out) except -1 nogil:
+        """access() without a TLB model: the hardware walk, started WALK_AHEAD accesses
+        early (the entry it ends on is found and prefetched then, and read now); a
+        valid leaf allowing the access is a hit (nothing else to do). A fault may
+        change the tables: entries found before it are stale, and those accesses walk
+        again. Returns the hits (the other outcomes are counted in self.outcomes)."""
+        cdef Py_ssize_t i, last_fault = -1      # the last access that faulted
+        cdef u64 va, pa, unit, e, limit = self.pt.va_limit
+        cdef int level, prot, st, r, allow
+        cdef bint w, x
+        cdef i64 hits = 0
+        cdef walk_params wp
+        cdef const u64* ahead[WALK_AHEAD]      # the walk's end entry of each address ahead
+        cdef const u64* ent
+        cdef const u64* nxt
+        walk_params_of(self.pt, &wp)
+        for i in range(n):
+            va = vas[i]
+            allow = self._allow(wr, write_all, ins, insn_all, i, &w, &x)
+            # every access (also one past the address space) takes its entry found
+            # WALK_AHEAD ago and starts the walk of the one that far on
+            ent = ahead[i & (WALK_AHEAD - 1)]
+            if i + WALK_AHEAD < n:              # (the slot just read is reused)
+                nxt = walk_entry_p(&wp, vas[i + WALK_AHEAD]) if vas[i + WALK_AHEAD] < limit else NULL
+                mm_prefetch(nxt)
+                ahead[(i + WALK_AHEAD) & (WALK_AHEAD - 1)] = nxt
+            if va >= limit:
+                r = ACC_SEGV_MAPERR
+            else:
+                r = -1
+                if i - WALK_AHEAD > last_fault:    # found after the last fault
+                    e = ent[0]                      # (va < limit: not NULL)
+                    if (e & (DESC_VALID | DESC_TABLE)) == DESC_VALID and \
+                            <int>((e & DESC_PROT_MASK) >> DESC_PROT_SHIFT) & allow:
+                        r = ACC_HIT
+                if r < 0:
+                    st = self.pt.walk(va, &pa, &level, &unit, &prot)
+                    if st == TR_OK and prot & allow:
+                        r = ACC_HIT
+                    else:
+                        r = self._fault(va, w, x, st, level)
+                        last_fault = i
+                        walk_params_of(self.pt, &wp)    # the fault may have moved a pool
+            out[i] = <u8>r
+            if r == ACC_HIT:
+                hits += 1
+            else:
+                self.outcomes[<int>r] += 1
+        return hits
+
+    cdef i64 _access_tlb(self, TlbCore tlb, const u64* vas, Py_ssize_t n, const u8* wr, bint write_all,
+                         const u8* ins, bint insn_all, u8* out, bint check) except -1 nogil:
+        """access() through the TLB model (pt.tlb): a hit that allows the access needs no
+        walk; a miss walks and fills; after a fault the retried access walks and fills.
+        Returns the hits; ``tlb``: pt.tlb (a reference held by the caller)."""
+        cdef Py_ssize_t i
+        cdef u64 va, pa, unit, tout = 0, tbase = 0, tsize = 0, limit = self.pt.va_limit
+        cdef int level, prot, st, r, side, allow, hit
+        cdef bint w, x
+        cdef u32 asid = self.pt.tlb_asid
+        cdef i64 hits = 0
+        cdef tlb_last last
+        last.side = -1
+        for i in range(n):
+            va = vas[i]
+            allow = self._allow(wr, write_all, ins, insn_all, i, &w, &x)
+            if va >= limit:
+                r = ACC_SEGV_MAPERR
+            else:
+                side = SIDE_INSN if x else SIDE_DATA
+                if not check and tlb_repeat_hit(tlb, asid, va, side, &last, &tout):
+                    hit = 0                         # the entry of the last L1 hit again
+                else:
+                    hit = tlb.lookup(asid, va, side, &tout, &tbase, &tsize)
+                    tlb_note_hit(tlb, side, hit, tout, tbase, tsize, &last)
+                if hit >= 0 and <int>(tout & 7) & allow:
+                    r = ACC_HIT
+                    if check and self.tlb_hit_stale(va, tout, tbase, tsize):
+                        tlb.counters[<u64>asid * NR_COUNTERS + C_STALE] += 1
+                        if self.tlb_stale_first < 0:
+                            self.tlb_stale_first = i
+                        self.tlb_stale += 1
+                else:
+                    st = self.tlb_walk_fill(va, side, &pa, &level, &unit, &prot, hit < 0)
+                    if st == TR_OK and prot & allow:
+                        r = ACC_HIT
+                    else:
+                        r = self._fault(va, w, x, st, level)
+                        if r <= ACC_REUSE or r == ACC_MAJOR:      # the retried access
+                            self.tlb_walk_fill(va, side, &pa, &level, &unit, &prot)
+            out[i] = <u8>r
+            if r == ACC_HIT:
+                hits += 1
+            else:
+                self.outcomes[<int>r] += 1
+        return hits
 
     cdef int _fault(self, u64 va, bint w, bint x, int st, int level) except -1 nogil:
         """fault(), after an instruction fetch's VM_EXEC check (SEGV_ACCERR without)."""

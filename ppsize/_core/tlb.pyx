@@ -137,10 +137,13 @@ cdef inline i64 _find(tlb_array* a, u32 s, u64 tag, u16 asid) noexcept nogil:
             i = (i + 1) & m
             v = slot[i]
         return -1
+    # a scanned set (< HASH_MIN_WAYS ways): every way compared, no early exit, so
+    # the only branch is hit-or-miss, not one that depends on where the hit is
+    # (a tag is in one way at most: the lowest set bit is the first match)
+    m = 0
     for w in range(a.ways):
-        if a.ent[base + w].tag == tag and a.ent[base + w].asid == asid:
-            return w
-    return -1
+        m |= <u32>((a.ent[base + w].tag == tag) & (a.ent[base + w].asid == asid)) << w
+    return <i64>__builtin_ctz(m) if m else -1
 
 
 cdef inline void _touch(tlb_array* a, u32 s, u32 w) noexcept nogil:
@@ -553,8 +556,12 @@ cdef class TlbCore:
         a.rng = (<u64>spec.get("seed", 1) * <u64>0x9E3779B97F4A7C15) | 1
         a.hbits = 0
         if ways >= HASH_MIN_WAYS:
+            # sparse (HASH_SLOTS_PER_WAY slots a way): short probe runs, so the probe
+            # loops' trip counts, and their branches, are nearly always the same; at
+            # most 1 << 16 slots, so a slot index fits hpos' u16 (ways <= 65534 leaves
+            # an empty slot to end every probe)
             a.hbits = 1
-            while (1 << a.hbits) < 2 * ways:
+            while (1 << a.hbits) < HASH_SLOTS_PER_WAY * ways and a.hbits < 16:
                 a.hbits += 1
 
         def buf(count, dtype, fill=0):
