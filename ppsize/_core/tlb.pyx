@@ -403,32 +403,40 @@ cdef inline i64 _probe(tlb_array* a, u64 va, u16 asid, u32* sp, int* shp) noexce
     return -1
 
 
+cdef inline bint _hit(TlbCore self, int k, u32 asid, u64 va, u64* out, u64* base, u64* size,
+                      i64* ctr) noexcept nogil:
+    """Look va up in TLB level k (counted): on a hit the entry is touched and its
+    output, base VA and size returned through out, base and size."""
+    cdef tlb_array* a = &self.arr[k]
+    cdef u32 s = 0
+    cdef int sh = 0
+    cdef i64 w
+    ctr[4 * k + C_ACC] += 1
+    w = _probe(a, va, <u16>asid, &s, &sh)
+    if w < 0:
+        return False
+    _touch(a, s, <u32>w)
+    ctr[4 * k + C_HIT] += 1
+    out[0] = a.ent[<u64>s * a.ways + <u64>w].out
+    base[0] = va & ~(((<u64>1) << sh) - 1)
+    size[0] = (<u64>1) << sh
+    return True
+
+
 cdef inline int _lookup(TlbCore self, u32 asid, u64 va, int side, u64* out, u64* base, u64* size) noexcept nogil:
     """Translate va through the side's L1, then the L2: TLB_HIT_L1, TLB_HIT_L2 (the
     L1 is refilled) or TLB_MISS. On a hit: the entry's output (PA of base | attribute
     bits), base VA and size."""
     cdef i64* ctr = &self.counters[<u64>asid * NR_COUNTERS]
-    cdef int lvl, k, sh = 0
-    cdef tlb_array* a
-    cdef u32 s = 0
-    cdef i64 w
-    for lvl in range(2):
-        k = self.l1[side] if lvl == 0 else self.l2[side]
-        if k < 0:
-            return TLB_MISS
-        a = &self.arr[k]
-        ctr[4 * k + C_ACC] += 1
-        w = _probe(a, va, <u16>asid, &s, &sh)
-        if w >= 0:
-            _touch(a, s, <u32>w)
-            ctr[4 * k + C_HIT] += 1
-            out[0] = a.ent[<u64>s * a.ways + <u64>w].out
-            base[0] = va & ~(((<u64>1) << sh) - 1)
-            size[0] = (<u64>1) << sh
-            if lvl == 1:
-                _fill_leaf(self, self.l1[side], asid, va, base[0], size[0], out[0], ctr, False)
-            return lvl
-    return TLB_MISS
+    cdef int k1 = self.l1[side], k2 = self.l2[side]
+    if k1 < 0:
+        return TLB_MISS
+    if _hit(self, k1, asid, va, out, base, size, ctr):
+        return TLB_HIT_L1
+    if k2 < 0 or not _hit(self, k2, asid, va, out, base, size, ctr):
+        return TLB_MISS
+    _fill_leaf(self, k1, asid, va, base[0], size[0], out[0], ctr, False)
+    return TLB_HIT_L2
 
 
 cdef inline void _walk_fill(TlbCore self, u32 asid, u64 va, int side, tlb_walk* w, bint missed) noexcept nogil:
