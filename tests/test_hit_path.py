@@ -15,8 +15,8 @@ M = 1 << 20
 PROTS = ("r", "rw", "none", "rx")
 
 
-def _build(kpage, ppage, pgtable, maps, holes):
-    k = ppsize.Kernel(kpage, "64M", thp="never")
+def _build(kpage, ppage, pgtable, maps, holes, thp="never"):
+    k = ppsize.Kernel(kpage, "64M", thp=thp)
     p = k.spawn(page_size=ppage, pgtable=pgtable)
     f = k.create_file("/data", 3 * M)
     addrs = []
@@ -43,15 +43,16 @@ def _state(k, p, addrs):
        maps=st.lists(st.tuples(st.integers(1, 4), st.sampled_from(PROTS), st.booleans()),
                      min_size=1, max_size=4),
        holes=st.lists(st.tuples(st.integers(0, 1000), st.integers(1, 8)), max_size=3),
-       n=st.integers(33, 3000), seed=st.integers(0, 2**32 - 1))
-def test_batch_equals_one_at_a_time(kp, pp, pgtable, maps, holes, n, seed):
+       n=st.integers(33, 3000), seed=st.integers(0, 2**32 - 1),
+       thp=st.sampled_from(["never", "always"]))
+def test_batch_equals_one_at_a_time(kp, pp, pgtable, maps, holes, n, seed, thp):
     if pp is not None and ppsize.parse_size(pp) < ppsize.parse_size(kp):
         pp = None
     if pp is None:
         pgtable = "emulated"
     maps = [(2, "rw", False)] + maps           # something that hits
-    a_k, a_p, addrs = _build(kp, pp, pgtable, maps, holes)
-    b_k, b_p, _ = _build(kp, pp, pgtable, maps, holes)
+    a_k, a_p, addrs = _build(kp, pp, pgtable, maps, holes, thp)
+    b_k, b_p, _ = _build(kp, pp, pgtable, maps, holes, thp)
     rng = np.random.default_rng(seed)
     # a small pool of pages (repeats: a fault, then hits on what it mapped, in one
     # batch), some addresses past every mapping and past the address space (no walk
@@ -109,6 +110,35 @@ def test_faults_growing_the_table_pool_mid_batch():
         runs.append((out.tolist(), p.status(), p.page_table_bytes()))
     assert runs[0] == runs[1]
     assert runs[0][0].count(ppsize.Outcome.HIT) == 400
+
+
+def test_remembered_leaf_tables_blocks_and_slot_reuse():
+    """The access loop remembers the last-level tables its walks reach (LEAF_TABLES
+    slots, by the VA range a table maps): PMD blocks (THP) among PTE tables, tables
+    whose ranges share a slot (32 MiB apart: 16 slots of 2 MiB ranges), and a fault
+    that adds a table mid-batch give exactly what one access at a time gives."""
+    runs = []
+    for one_at_a_time in (False, True):
+        k = ppsize.Kernel("4K", "512M", thp="always")
+        p = k.spawn()
+        a = p.mmap(256 * M)
+        a2 = (a + 2 * M - 1) // (2 * M) * (2 * M)               # 2 MiB aligned inside
+        p.madvise(a2, 128 * M, "nohugepage")                    # PTE tables here
+        blocks = a2 + 128 * M + 2 * M * np.arange(32, dtype=np.uint64)  # THP blocks here
+        ptes = a2 + 32 * M * np.arange(4, dtype=np.uint64)      # one slot, four tables
+        ptes = (ptes[:, None] + np.arange(0, 2 * M, 64 * 1024, dtype=np.uint64)).ravel()
+        p.access(np.concatenate([ptes[:-32], blocks[:-1]]), write=True)   # some left cold
+        rng = np.random.default_rng(5)
+        vas = rng.choice(np.concatenate([ptes, blocks]), 6000) + rng.integers(0, 4096, 6000).astype(np.uint64)
+        if one_at_a_time:
+            out = np.array([p.access(vas[i:i + 1], write=True)[0] for i in range(vas.size)])
+        else:
+            out = p.access(vas, write=True)
+        k.check()
+        runs.append((out.tolist(), p.status(), p.page_table_bytes(), len(p.pmd_mapped_heads())))
+    assert runs[0] == runs[1]
+    assert runs[0][3] > 0                                       # blocks were mapped
+    assert runs[0][0].count(ppsize.Outcome.HIT) > 5000
 
 
 def test_addresses_past_the_address_space_among_hits():

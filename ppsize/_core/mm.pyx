@@ -44,22 +44,28 @@ cdef extern from *:
 
 cdef enum:
     WALK_AHEAD = 32            # the access loop starts the walk of the address this far ahead
+    LEAF_TABLES = 16           # last-level tables remembered by walk_entry_p (a power of two)
 
 
 ctypedef struct walk_params:
     # PageTableCore's walk parameters copied into the access loop's frame: the loop
     # stores outcomes through pointers, so the compiler reloads every field it reads
     # through self.pt after each store; a local copy stays in registers and cache.
-    # Refreshed after a fault (a table pool may grow and move).
+    # Refreshed after a fault (a table pool may grow and move, a table may be added).
     int last                      # levels - 1
     int shift[MAX_LEVELS]
     int tbits[MAX_LEVELS]
     u64 imask[MAX_LEVELS]
     u64* tab[MAX_LEVELS]
+    # the last-level tables found so far, direct-mapped by the VA range a table maps
+    # (va >> lspan): a walk into one of them reads no upper level
+    int lspan                     # shift[last] + tbits[last]
+    u64 lkey[LEAF_TABLES]         # va >> lspan of the table in the slot, ~0: none
+    const u64* ltab[LEAF_TABLES]
 
 
 cdef inline void walk_params_of(PageTableCore pt, walk_params* wp) noexcept nogil:
-    """Copy pt's walk parameters into wp."""
+    """Copy pt's walk parameters into wp (no last-level table remembered)."""
     cdef int l
     wp.last = pt.levels - 1
     for l in range(pt.levels):
@@ -67,24 +73,31 @@ cdef inline void walk_params_of(PageTableCore pt, walk_params* wp) noexcept nogi
         wp.tbits[l] = pt.tbits[l]
         wp.imask[l] = pt.imask[l]
         wp.tab[l] = pt.tab[l]
+    wp.lspan = pt.shift[wp.last] + pt.tbits[wp.last]
+    for l in range(LEAF_TABLES):
+        wp.lkey[l] = ~(<u64>0)
 
 
-cdef inline const u64* walk_entry_p(const walk_params* wp, u64 va) noexcept nogil:
+cdef inline const u64* walk_entry_p(walk_params* wp, u64 va) noexcept nogil:
     """The entry va's walk will end on (va below va_limit; the upper levels are small
-    and cached), with the table parameters of wp (walk_params_of). The access loop
-    prefetches it for an address WALK_AHEAD ahead, so its cache miss overlaps the
-    walks before it, as a core's walker overlaps independent walks; a hint only: a
-    fault may change the tables before va is reached, and the walk then reads what
-    is there. (The prefetch is at the call site: gcc drops a call to a function
-    whose only effect is a prefetch.)"""
-    cdef int l
+    and cached), with the table parameters of wp (walk_params_of), remembering the
+    last-level table it reaches. The access loop prefetches it for an address
+    WALK_AHEAD ahead, so its cache miss overlaps the walks before it, as a core's
+    walker overlaps independent walks. (The prefetch is at the call site: gcc drops
+    a call to a function whose only effect is a prefetch.)"""
+    cdef int l, last = wp.last
     cdef i64 t = 0
-    cdef u64 e
+    cdef u64 e, key = va >> wp.lspan
+    cdef u32 slot = <u32>(key & (LEAF_TABLES - 1))
     cdef const u64* ent = NULL
-    for l in range(wp.last + 1):
+    if wp.lkey[slot] == key:
+        return &wp.ltab[slot][(va >> wp.shift[last]) & wp.imask[last]]
+    for l in range(last + 1):
+        if l == last:
+            wp.lkey[slot] = key
+            wp.ltab[slot] = &wp.tab[l][t << wp.tbits[l]]
+            return &wp.ltab[slot][(va >> wp.shift[l]) & wp.imask[l]]
         ent = &wp.tab[l][(t << wp.tbits[l]) + ((va >> wp.shift[l]) & wp.imask[l])]
-        if l == wp.last:
-            break
         e = ent[0]
         if (e & (DESC_VALID | DESC_TABLE)) != (DESC_VALID | DESC_TABLE):
             break                         # a block, or nothing mapped: no deeper entry
