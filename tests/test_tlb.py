@@ -186,6 +186,21 @@ def test_cyclic_sweep(n, repl):
     t.check()
 
 
+def test_widest_set_hash_index():
+    """A fully associative array wider than 32768 ways: its hash index is capped at
+    1 << 16 slots (a slot index is a u16), which still leaves free slots to end every
+    probe. LRU over E entries: a sweep of E pages misses only on its first pass, one
+    of E + 1 pages misses on every access; check() verifies the index."""
+    E = 40000
+    for n, want_hits in ((E, 2 * E), (E + 1, 0)):
+        t = custom(E)
+        assert t.core.array_info(0)["hash_bits"] == 16
+        t.map(0, [(BASE, BASE + (E + 1) * K4, "4K")])
+        r = t.run(BASE + np.tile(np.arange(n, dtype=np.uint64) * K4, 3), asid=0)
+        assert (r == 0).sum() == want_hits
+        t.check()
+
+
 @pytest.mark.parametrize("n,e", [(256, 64), (1000, 48), (96, 64)])
 def test_uniform_random_miss_rate(n, e):
     """Uniform random over N pages, fully associative LRU of E entries: the steady-state
