@@ -11,6 +11,23 @@ from .pagetable import PageTableCore
 from .vma import VmaTable
 
 
+class RepeatPass:
+    """One pass of MMCore.access_repeat, kept for the next."""
+    n: int
+    pieces: int
+    klen: int                # words of a TLB key (TlbCore.key_into)
+    state_size: int          # bytes of the TLB state copy
+    repeated_from: int       # first access taken from the pass before (n: none)
+    keys: npt.NDArray[np.uint64]      # (pieces, klen): the TLB key after each piece
+    rows: npt.NDArray[np.int64]       # (pieces + 1, NR_COUNTERS): the ASID's counters
+    faulted: npt.NDArray[np.uint8]    # per piece: an access faulted
+    out: memoryview                   # the pass's outcomes
+    state: npt.NDArray[np.uint8]      # the TLB state at the end
+    def __init__(self, n: int, pieces: int, klen: int, state_size: int) -> None: ...
+    @property
+    def counted(self) -> npt.NDArray[np.int64]: ...
+
+
 class MMCore:
     k: KernelCore
     pt: PageTableCore
@@ -37,6 +54,12 @@ class MMCore:
                check: bool = False) -> Optional[list[int]]:
         """One nogil loop (through pt.tlb when set): outcome codes into out; the VMA
         indices that need anon_vma_prepare (None: too many to list)."""
+    def access_repeat(self, vas: npt.NDArray[np.uint64], writes: npt.NDArray[np.uint8], write_all: bool,
+                      out: npt.NDArray[np.uint8], insns: npt.NDArray[np.uint8], insn_all: bool,
+                      pieces: int, prev: Optional["RepeatPass"] = None
+                      ) -> tuple[Optional[list[int]], "RepeatPass"]:
+        """access() through the TLB of a pass that repeats ``prev``, in ``pieces``
+        pieces; once the state repeats prev's (no fault between), the rest is prev's."""
     def zap_range(self, start: int, end: int) -> int: ...
     def split_at(self, x: int) -> None: ...
     def unmap_file(self, f: int, first: int = 0, last: int = -1, even_cows: bool = False) -> int: ...

@@ -4,7 +4,7 @@
 # the page table, buddy allocator, folio table, VMA table and page cache kernels. One
 # nogil loop per batch of accesses; no Python object is touched per access.
 cimport numpy as cnp
-from libc.string cimport memset
+from libc.string cimport memset, memcpy, memcmp
 from libc cimport errno as cerrno
 
 import numpy as np
@@ -112,6 +112,41 @@ cdef enum:
     PROT_R = 1
     PROT_W = 2
     PROT_X = 4
+
+
+cdef class RepeatPass:
+    """What MMCore.access_repeat keeps of one pass for the next: per piece the TLB key
+    after it, whether an access in it faulted and the ASID's counter row after it
+    (``rows[0]``: at the start), the outcomes, and the TLB state at the end."""
+    cdef readonly Py_ssize_t n, pieces
+    cdef readonly u64 klen, state_size
+    cdef readonly Py_ssize_t repeated_from     # first access taken from the pass before (n: none)
+    cdef readonly object keys, rows, faulted, out, state
+    cdef u64* keys_p
+    cdef i64* rows_p
+    cdef u8* faulted_p
+    cdef u8* out_p
+    cdef u8* state_p
+
+    def __cinit__(self, Py_ssize_t n, Py_ssize_t pieces, u64 klen, u64 state_size):
+        self.n, self.pieces, self.klen, self.state_size = n, pieces, klen, state_size
+        self.repeated_from = n
+        # every element is written by the pass (np.empty: no page of a large key
+        # array is zeroed first)
+        self.keys = np.empty((pieces, max(klen, 1)), np.uint64)
+        self.rows = np.empty((pieces + 1, NR_COUNTERS), np.int64)
+        self.faulted = np.empty(pieces, np.uint8)
+        self.state = np.empty(max(state_size, 1), np.uint8)
+        self.keys_p = <u64*>cnp.PyArray_DATA(self.keys)
+        self.rows_p = <i64*>cnp.PyArray_DATA(self.rows)
+        self.faulted_p = <u8*>cnp.PyArray_DATA(self.faulted)
+        self.state_p = <u8*>cnp.PyArray_DATA(self.state)
+        self.out_p = NULL              # set by access_repeat (with out, which holds it)
+
+    @property
+    def counted(self):
+        """The counters this pass added (its last row minus its first)."""
+        return self.rows[self.pieces] - self.rows[0]
 
 
 cdef class MMCore:
@@ -936,6 +971,81 @@ cdef class MMCore:
             return None
         return [int(self.need_anon[j]) for j in range(self.n_need_anon)]
 
+    def access_repeat(self, const u64[::1] vas, const u8[::1] writes, bint write_all, u8[::1] out,
+                      const u8[::1] insns, bint insn_all, int pieces, RepeatPass prev=None):
+        """access() through the TLB model (no stale-hit check) of a pass that repeats
+        ``prev`` (the RepeatPass of the same addresses just before, or None), in
+        ``pieces`` pieces: once the TLB state after a piece (TlbCore.key_into) equals
+        prev's after the same piece, and no access faulted after that piece in prev nor
+        up to it here (so the page tables, and all else an access reads, are as they
+        were then), the rest can only repeat prev: its outcomes and counters are prev's
+        and the TLB is put in prev's end state. Returns (the VMAs that need
+        anon_vma_prepare, as access() does, and this pass's RepeatPass)."""
+        cdef Py_ssize_t n = vas.shape[0], i, j, a, b
+        buffer_length(out.shape[0], n, "out")
+        buffer_length(writes.shape[0], n, "writes", optional=True)
+        buffer_length(insns.shape[0], n, "insns", optional=True)
+        if not self.pt.tlb_on:
+            raise ValueError("access_repeat needs the TLB model (Kernel(cpu=...))")
+        if pieces < 1:
+            raise ValueError(f"pieces must be >= 1, got {pieces}")
+        cdef TlbCore tlb = self.pt.tlb
+        cdef u64 klen = tlb.key_len()
+        if prev is not None and (prev.n != n or prev.pieces != pieces or prev.klen != klen):
+            raise ValueError(f"prev is a pass of {prev.n} accesses in {prev.pieces} pieces, not {n} in {pieces}")
+        rec = RepeatPass(n, pieces, klen, tlb.state_size())
+        rec.out = out
+        rec.out_p = &out[0] if n else NULL
+        cdef u64* keys = rec.keys_p
+        cdef i64* rows = rec.rows_p
+        cdef u8* faulted = rec.faulted_p
+        cdef i64* row = &tlb.counters[<u64>self.pt.tlb_asid * NR_COUNTERS]
+        cdef const u8* wr = &writes[0] if writes.shape[0] else NULL
+        cdef const u8* ins = &insns[0] if insns.shape[0] else NULL
+        cdef i64 hits = 0, h
+        cdef bint clean = True, later, have_prev = prev is not None
+        self.n_need_anon = 0
+        self.anon_overflow = False
+        with nogil:
+            memcpy(rows, row, NR_COUNTERS * sizeof(i64))
+            for i in range(pieces):
+                a = n * i // pieces
+                b = n * (i + 1) // pieces
+                h = self._access_tlb(tlb, &vas[a], b - a, wr + a if wr != NULL else NULL, write_all,
+                                     ins + a if ins != NULL else NULL, insn_all, &out[a], False) if b > a else 0
+                hits += h
+                faulted[i] = h < b - a
+                clean = clean and not faulted[i]
+                tlb.key_into(&keys[i * klen])
+                memcpy(&rows[(i + 1) * NR_COUNTERS], row, NR_COUNTERS * sizeof(i64))
+                if not have_prev or not clean:
+                    continue
+                later = True                        # prev faulted after piece i?
+                for j in range(i + 1, pieces):
+                    later = later and not prev.faulted_p[j]
+                if not later or memcmp(&keys[i * klen], &prev.keys_p[i * klen], klen * sizeof(u64)) != 0:
+                    continue
+                # the rest repeats prev from here, with no fault (prev clean after i)
+                if b < n:
+                    memcpy(&out[b], &prev.out_p[b], n - b)
+                hits += n - b
+                memcpy(&keys[(i + 1) * klen], &prev.keys_p[(i + 1) * klen], (pieces - 1 - i) * klen * sizeof(u64))
+                for j in range((i + 2) * NR_COUNTERS, (pieces + 1) * NR_COUNTERS):
+                    rows[j] = rows[(i + 1) * NR_COUNTERS + j % NR_COUNTERS] + \
+                        prev.rows_p[j] - prev.rows_p[(i + 1) * NR_COUNTERS + j % NR_COUNTERS]
+                memset(&faulted[i + 1], 0, pieces - 1 - i)       # (prev clean after i)
+                memcpy(row, &rows[pieces * NR_COUNTERS], NR_COUNTERS * sizeof(i64))
+                memcpy(rec.state_p, prev.state_p, rec.state_size)
+                tlb.state_restore(rec.state_p)
+                rec.repeated_from = b
+                break
+            else:
+                tlb.state_save(rec.state_p)
+            self.outcomes[<int>ACC_HIT] += hits
+        if self.anon_overflow:
+            return None, rec
+        return [int(self.need_anon[j]) for j in range(self.n_need_anon)], rec
+
     cdef inline int _allow(self, const u8* wr, bint write_all, const u8* ins, bint insn_all, Py_ssize_t i,
                            bint* w, bint* x) noexcept nogil:
         """The permission access i needs (PROT_X, PROT_W, or R or W for a read); a write
@@ -1358,3 +1468,4 @@ cdef class MMCore:
                 for i in range(nr):
                     counts[pfn + i] += 1
             a += span
+

@@ -139,6 +139,13 @@ cdef class TlbCore:
     cdef void _flush(self, u32 asid, u64 start, u64 end, bint leaf, bint walk) noexcept nogil
     # Linux's policy around the primitives (arm64 __flush_tlb_range, x86 flush_tlb_mm_range)
     cdef void flush_tlb_range(self, u32 asid, u64 start, u64 end, u64 stride, bint last_level) noexcept nogil
+    # the state as a comparable key and as a copy (MMCore.access_repeat: a pass that
+    # repeats the pass before); key_len / state_size are fixed once the core is built
+    cdef u64 key_len(self) noexcept nogil
+    cdef void key_into(self, u64* out) noexcept nogil
+    cdef u64 state_size(self) noexcept nogil
+    cdef void state_save(self, u8* buf) noexcept nogil
+    cdef void state_restore(self, const u8* buf) noexcept nogil
 
 
 cdef struct tlb_last:

@@ -72,7 +72,7 @@ Integration with the fault engine (mm.pyx, pagetable.pyx; nothing here depends o
 """
 cimport cython
 cimport numpy as cnp
-from libc.string cimport memset
+from libc.string cimport memset, memcpy
 
 import numpy as np
 
@@ -505,6 +505,71 @@ cdef inline void _walk_fill(TlbCore self, u32 asid, u64 va, int side, tlb_walk* 
     _fill_leaf(self, self.l1[side], asid, va, w.unit_base, w.unit_size, w.pa_base, ctr, not missed)
 
 
+cdef inline u64 _key_words(tlb_array* a) noexcept nogil:
+    cdef u64 n = 3 + <u64>TLB_MAX_CLASSES + <u64>a.nsets * (1 + 3 * <u64>a.ways)
+    if a.repl == REPL_PLRU:
+        n += (<u64>a.nsets * a.pn + 7) >> 3
+    return n
+
+
+cdef inline u64* _key_entry(u64* out, tlb_entry* e) noexcept nogil:
+    out[0] = e.tag
+    out[1] = e.out
+    out[2] = <u64>e.asid | (<u64>e.cls << 16)
+    return out + 3
+
+
+cdef u64* _key_array(tlb_array* a, u64* out) noexcept nogil:
+    """Array a's part of TlbCore.key_into (fixed length _key_words(a), zero-padded)."""
+    cdef u64* end = out + _key_words(a)
+    cdef u64 base, n
+    cdef u32 s, w
+    cdef u16 x
+    cdef int c
+    out[0] = <u64>a.repl
+    out[1] = a.rng if a.repl == REPL_RANDOM else 0
+    out[2] = <u64>a.ncls
+    out += 3
+    for c in range(TLB_MAX_CLASSES):
+        out[c] = <u64>a.cls_shift[c] | (<u64>a.cls_walk[c] << 8) if c < a.ncls else 0
+    out += TLB_MAX_CLASSES
+    for s in range(a.nsets):
+        base = <u64>s * a.ways
+        out[0] = a.sets[s].nvalid
+        out += 1
+        if a.repl == REPL_LRU:          # recency order: the way an entry sits in decides nothing
+            x = a.sets[s].head
+            while x != NONE16:
+                out = _key_entry(out, &a.ent[base + x])
+                x = a.ent[base + x].nxt
+            n = 3 * <u64>(a.ways - a.sets[s].nvalid)
+            memset(out, 0, n * sizeof(u64))
+            out += n
+        else:                           # PLRU and random pick victims by way
+            for w in range(a.ways):
+                if a.ent[base + w].tag:
+                    out = _key_entry(out, &a.ent[base + w])
+                else:
+                    out[0] = out[1] = out[2] = 0
+                    out += 3
+    if a.repl == REPL_PLRU:
+        memset(out, 0, (end - out) * sizeof(u64))
+        memcpy(out, a.plru, <u64>a.nsets * a.pn)
+    return end
+
+
+cdef inline u64 _buf_sizes(tlb_array* a, u64* sz) noexcept nogil:
+    """Bytes of a's buffers that hold state (entries, sets, PLRU bits, hash index)."""
+    cdef u64 n = <u64>a.nsets * a.ways
+    sz[0] = n * sizeof(tlb_entry)
+    sz[1] = <u64>a.nsets * sizeof(tlb_set)
+    sz[2] = <u64>a.nsets * a.pn if a.repl == REPL_PLRU else 0
+    sz[3] = (<u64>a.nsets << a.hbits) * sizeof(u16) if a.hbits else 0
+    sz[4] = n * sizeof(u16) if a.hbits else 0
+    sz[5] = sz[4]
+    return sz[0] + sz[1] + sz[2] + sz[3] + sz[4] + sz[5]
+
+
 cdef class TlbCore:
     """One CPU's MMU state. Build it with ``ppsize.tlb.TLB`` (which validates)."""
 
@@ -633,6 +698,100 @@ cdef class TlbCore:
         if not 0 <= geom < self.ngeom:
             raise ValueError(f"geometry id {geom} not registered (have {self.ngeom})")
         self.asid_geom[asid] = <u8>geom
+
+    # ------------------------------------------------------------ state
+    cdef u64 key_len(self) noexcept nogil:
+        """Words of key_into's key."""
+        cdef u64 n = 0
+        cdef int k
+        for k in range(self.narr):
+            n += _key_words(&self.arr[k])
+        return n
+
+    cdef void key_into(self, u64* out) noexcept nogil:
+        """The state that decides every later lookup, walk and fill, as key_len words:
+        two cores with equal keys give the same outcomes and counters for any accesses
+        from here. Per array: its size classes and, per set, its valid entries (tag,
+        ASID, output, class), most recently used first for LRU, in way order with the
+        tree-PLRU bits or the RNG state otherwise. Not the epochs (compared only within
+        one batch loop), not the counters."""
+        cdef int k
+        for k in range(self.narr):
+            out = _key_array(&self.arr[k], out)
+
+    cdef u64 state_size(self) noexcept nogil:
+        """Bytes of state_save's copy."""
+        cdef u64 n = sizeof(tlb_array) * <u64>self.narr
+        cdef u64 sz[6]
+        cdef int k
+        for k in range(self.narr):
+            n += _buf_sizes(&self.arr[k], sz)
+        return n
+
+    cdef void state_save(self, u8* buf) noexcept nogil:
+        """Copy the whole state (state_size bytes; not the counters or ASID bindings)."""
+        cdef u64 sz[6]
+        cdef int k
+        cdef tlb_array* a
+        memcpy(buf, &self.arr[0], sizeof(tlb_array) * <u64>self.narr)
+        buf += sizeof(tlb_array) * <u64>self.narr
+        for k in range(self.narr):
+            a = &self.arr[k]
+            _buf_sizes(a, sz)
+            memcpy(buf, a.ent, sz[0]); buf += sz[0]
+            memcpy(buf, a.sets, sz[1]); buf += sz[1]
+            memcpy(buf, a.plru, sz[2]); buf += sz[2]
+            memcpy(buf, a.hslot, sz[3]); buf += sz[3]
+            memcpy(buf, a.hpos, sz[4]); buf += sz[4]
+            memcpy(buf, a.hhome, sz[5]); buf += sz[5]
+
+    cdef void state_restore(self, const u8* buf) noexcept nogil:
+        """Put back a copy from state_save of this core. Every epoch moves past both
+        the saved and the current one."""
+        cdef u64 sz[6]
+        cdef int k
+        cdef tlb_array* a
+        cdef tlb_array fixed
+        for k in range(self.narr):
+            a = &self.arr[k]
+            fixed = a[0]
+            memcpy(a, buf + k * sizeof(tlb_array), sizeof(tlb_array))
+            # what never changes after construction stays this core's own, whatever
+            # the copy holds: the buffers and their layout
+            a.ent, a.sets, a.plru = fixed.ent, fixed.sets, fixed.plru
+            a.hslot, a.hpos, a.hhome = fixed.hslot, fixed.hpos, fixed.hhome
+            a.nsets, a.ways, a.pn, a.hbits = fixed.nsets, fixed.ways, fixed.pn, fixed.hbits
+            a.pow2, a.repl, a.nleaf = fixed.pow2, fixed.repl, fixed.nleaf
+            a.epoch = (fixed.epoch if fixed.epoch > a.epoch else a.epoch) + 1
+        buf += sizeof(tlb_array) * <u64>self.narr
+        for k in range(self.narr):
+            a = &self.arr[k]
+            _buf_sizes(a, sz)
+            memcpy(a.ent, buf, sz[0]); buf += sz[0]
+            memcpy(a.sets, buf, sz[1]); buf += sz[1]
+            memcpy(a.plru, buf, sz[2]); buf += sz[2]
+            memcpy(a.hslot, buf, sz[3]); buf += sz[3]
+            memcpy(a.hpos, buf, sz[4]); buf += sz[4]
+            memcpy(a.hhome, buf, sz[5]); buf += sz[5]
+
+    def state_key(self):
+        """key_into as bytes (tests: equal keys, equal futures)."""
+        key = np.zeros(self.key_len(), np.uint64)
+        cdef u64[::1] v = key
+        self.key_into(&v[0])
+        return key.tobytes()
+
+    def save_state(self):
+        """state_save as a uint8 array, for restore_state."""
+        buf = np.zeros(self.state_size(), np.uint8)
+        cdef u8[::1] v = buf
+        self.state_save(&v[0])
+        return buf
+
+    def restore_state(self, const u8[::1] saved):
+        """state_restore from save_state's array (of this core)."""
+        buffer_length(saved.shape[0], self.state_size(), "saved state")
+        self.state_restore(&saved[0])
 
     # ------------------------------------------------------------ interface
     cdef int lookup(self, u32 asid, u64 va, int side, u64* out, u64* base, u64* size) noexcept nogil:

@@ -148,7 +148,9 @@ def steady_state(k, procs, addrs, seed, n, cpu_name=None, workload=None) -> Tran
     turn, runs its :func:`~.workload.steady_stream` (n accesses over what it touched)
     twice through its CPU's TLB, and the second pass is counted (the first warms the
     TLBs and re-faults what a transition unmapped: the counted pass is the steady
-    state of a process running after another). Returns the counters summed over the
+    state of a process running after another; :meth:`Process.access_steady`, which
+    takes the rest of the second pass from the first once the TLB state repeats).
+    Returns the counters summed over the
     processes with the preset's cycle estimate. ``workload``: the Workload of ``procs``
     (seed ``seed``), whose streams are kept across configurations (:meth:`Workload.steady`)."""
     from ..tlb import NR_COUNTERS
@@ -159,11 +161,8 @@ def steady_state(k, procs, addrs, seed, n, cpu_name=None, workload=None) -> Tran
                                  else steady_stream(spec, seed, j, n))
         if not mapping.size:
             continue
-        vas = base[mapping] + offset
-        p.access(vas, insn=insn)
-        before = k.process_tlb_counters(p)
-        out = p.access(vas, insn=insn)
-        total += k.process_tlb_counters(p) - before
+        out, counted = p.access_steady(base[mapping] + offset, insn=insn)
+        total += counted
         faults += int((out != 0).sum())
     tlb = k.cpus[0]
     return TranslationResult(cpu_name or tlb.cpu, k._cpus.stats(total), dict(tlb.latencies),

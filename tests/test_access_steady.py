@@ -1,0 +1,185 @@
+"""Process.access_steady: a stream run several times in a row, the last pass counted.
+It must give what that many access() calls give (outcomes, counters, the TLB's state
+and the kernel's), whether or not a pass is found to repeat the pass before and is
+taken from it (MMCore.access_repeat), for every replacement policy."""
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import ppsize
+from ppsize.process import STEADY_PIECES
+
+K4 = 4096
+M = 1 << 20
+CPUS = ("neoverse-n1", {"cpu": "cortex-a76", "replacement": "plru"},
+        {"cpu": "cortex-a55", "replacement": "random", "seed": 7})
+
+
+def _build(cpu, kp, pp, pgtable, maps, thp):
+    """A Kernel with a process that ran a warm-up stream (its TLB entries stay behind)
+    and the process under test, its mappings (anon rw, file r / rx) partly touched."""
+    k = ppsize.Kernel(kp, "128M", thp=thp, cpu=cpu)
+    f = k.create_file("/lib", 4 * M)
+    other = k.spawn()
+    a = other.mmap(2 * M, prot="rw")
+    other.access(np.arange(a, a + 2 * M, K4, dtype=np.uint64), write=True)
+    p = k.spawn(page_size=pp, pgtable=pgtable)
+    addrs = []
+    for length, kind in maps:
+        if kind == "anon":
+            addrs.append((p.mmap(length * M, prot="rw"), length * M, kind))
+        else:
+            addrs.append((p.mmap(length * M, prot=kind, file=f), length * M, kind))
+    return k, p, addrs
+
+
+def _stream(rng, addrs, n, pool_pages):
+    """n accesses over a pool of pages of the mappings (repeats: hits, and faults on a
+    first touch in the first pass), writes in anon, instruction fetches in rx."""
+    pages, kinds = [], []
+    for a, length, kind in addrs:
+        pg = a + rng.integers(0, length // K4, pool_pages, dtype=np.uint64) * K4
+        pages.append(pg)
+        kinds += [kind] * pool_pages
+    pages = np.concatenate(pages)
+    kinds = np.array(kinds)
+    pick = rng.integers(0, pages.size, n)
+    vas = (pages[pick] + rng.integers(0, K4, n, dtype=np.uint64)).astype(np.uint64)
+    writes = (kinds[pick] == "anon") & (rng.random(n) < 0.3)
+    insn = kinds[pick] == "rx"
+    return vas, writes, insn
+
+
+def _core(k):
+    return k._cpus.tlbs[0].core
+
+
+def _same(ka, pa, kb, pb):
+    assert _core(ka).state_key() == _core(kb).state_key()
+    assert (_core(ka).counters == _core(kb).counters).all()
+    assert pa.outcome_counts() == pb.outcome_counts()
+    assert pa.status() == pb.status()
+    assert ka.meminfo() == kb.meminfo()
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(cpu=st.sampled_from(range(len(CPUS))), kp=st.sampled_from(["4K", "16K"]),
+       pp=st.sampled_from([None, "16K", "64K"]), pgtable=st.sampled_from(["emulated", "native"]),
+       maps=st.lists(st.tuples(st.integers(1, 4), st.sampled_from(["anon", "r", "rx"])),
+                     min_size=1, max_size=4),
+       n=st.one_of(st.integers(0, 64), st.integers(500, 6000)),
+       pool=st.one_of(st.integers(1, 16), st.integers(17, 400)), passes=st.integers(1, 3),
+       seed=st.integers(0, 2**32 - 1), thp=st.sampled_from(["never", "always"]))
+def test_steady_equals_repeated_access(cpu, kp, pp, pgtable, maps, n, pool, passes, seed, thp):
+    if pp is not None and ppsize.parse_size(pp) < ppsize.parse_size(kp):
+        pp = None
+    if pp is None:
+        pgtable = "emulated"
+    ka, pa, addrs = _build(CPUS[cpu], kp, pp, pgtable, maps, thp)
+    kb, pb, _ = _build(CPUS[cpu], kp, pp, pgtable, maps, thp)
+    rng = np.random.default_rng(seed)
+    vas, writes, insn = _stream(rng, addrs, n, pool)
+    for _ in range(passes - 1):
+        pa.access(vas, write=writes, insn=insn)
+    before = ka.process_tlb_counters(pa)
+    want = pa.access(vas, write=writes, insn=insn)
+    counted = ka.process_tlb_counters(pa) - before
+    got, got_counted = pb.access_steady(vas, write=writes, insn=insn, passes=passes)
+    assert got.tolist() == want.tolist()
+    assert got_counted.tolist() == counted.tolist()
+    _same(ka, pa, kb, pb)
+    # the TLB a repeated pass left (put back from the pass before) behaves the same
+    more, mw, mi = _stream(rng, addrs, 500, pool)
+    assert pa.access(more, write=mw, insn=mi).tolist() == pb.access(more, write=mw, insn=mi).tolist()
+    _same(ka, pa, kb, pb)
+    for k in (ka, kb):
+        k.check()
+        _core(k).check()
+
+
+def _hits_kernel(cpu="neoverse-n1"):
+    k = ppsize.Kernel("4K", "64M", cpu=cpu, thp="never")
+    p = k.spawn()
+    a = p.mmap(64 * K4 * 4, prot="rw")
+    return k, p, a
+
+
+def _repeat(p, vas, prev=None, pieces=STEADY_PIECES):
+    out = np.empty(vas.size, np.uint8)
+    p.kernel.switch_mm(p)
+    _need, rec = p.mm.access_repeat(vas, np.zeros(0, np.uint8), False, out, np.zeros(0, np.uint8),
+                                    False, pieces, prev)
+    return out, rec
+
+
+def test_a_pass_that_repeats_is_taken_from_the_pass_before():
+    """A stream over 32 pages (they fit the L1 TLB) repeats its state after the first
+    piece of the second pass: the rest is taken from the first pass, with the same
+    outcomes and counters as running it."""
+    k, p, a = _hits_kernel()
+    rng = np.random.default_rng(1)
+    vas = a + rng.integers(0, 32, 4096, dtype=np.uint64) * K4
+    p.access(vas, write=True)                  # mapped: both passes are all hits
+    out1, r1 = _repeat(p, vas)
+    out2, r2 = _repeat(p, vas, r1)
+    assert r1.repeated_from == vas.size        # nothing to repeat in a first pass
+    assert r2.repeated_from == vas.size // STEADY_PIECES
+    assert (out2 == ppsize.Outcome.HIT).all() and out2.tolist() == out1.tolist()
+    # what running the pass gives, from the same state (a second Kernel)
+    kb, pb, b = _hits_kernel()
+    pb.access(vas, write=True)
+    pb.access(vas)
+    before = kb.process_tlb_counters(pb)
+    pb.access(vas)
+    assert r2.counted.tolist() == (kb.process_tlb_counters(pb) - before).tolist()
+    assert _core(k).state_key() == _core(kb).state_key()
+    assert p.outcome_counts() == pb.outcome_counts()
+
+
+def test_a_fault_late_in_the_pass_before_stops_the_shortcut():
+    """The pass before faulted in its last piece (a first touch): the page tables at
+    any earlier point of it differ from now, so nothing of it is taken."""
+    k, p, a = _hits_kernel()
+    vas = np.concatenate([a + np.arange(32, dtype=np.uint64).repeat(64) * K4, [a + 200 * K4]])
+    vas = vas.astype(np.uint64)
+    p.access(vas[:-1], write=True)
+    out1, r1 = _repeat(p, vas)
+    assert r1.faulted[-1] and not r1.faulted[:-1].any()
+    out2, r2 = _repeat(p, vas, r1)
+    assert r2.repeated_from == vas.size
+    assert (out2 == ppsize.Outcome.HIT).all()
+
+
+def test_tlb_state_save_restore():
+    """save_state / restore_state round trip: the key is back, and the restored core
+    gives what the saved one gave; a state of another size is refused."""
+    k, p, a = _hits_kernel()
+    vas = a + np.arange(200, dtype=np.uint64) * K4
+    p.access(vas[:100], write=True)
+    core = _core(k)
+    key, saved = core.state_key(), core.save_state()
+    p.access(vas[100:], write=True)
+    assert core.state_key() != key
+    core.restore_state(saved)
+    assert core.state_key() == key
+    core.check()
+    with pytest.raises(ValueError, match="saved state"):
+        core.restore_state(saved[:-1])
+
+
+def test_access_steady_checks_its_arguments():
+    k, p, a = _hits_kernel()
+    with pytest.raises(ValueError, match="passes"):
+        p.access_steady([a], passes=0)
+    with pytest.raises(ValueError, match="pieces"):
+        _repeat(p, np.array([a], np.uint64), pieces=0)
+    _o, rec = _repeat(p, np.array([a, a], np.uint64))
+    with pytest.raises(ValueError, match="prev is a pass of 2"):
+        _repeat(p, np.array([a], np.uint64), rec)
+    nocpu = ppsize.Kernel("4K", "64M").spawn()
+    b = nocpu.mmap(K4, prot="rw")
+    out, counted = nocpu.access_steady([b, b], write=True, passes=2)
+    assert out.tolist() == [0, 0] and not counted.any()
+    with pytest.raises(ValueError, match="TLB model"):
+        _repeat(nocpu, np.array([b], np.uint64))
