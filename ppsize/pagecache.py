@@ -100,9 +100,10 @@ class _FileTable:
         paths = list(named.values())
         if len(set(paths)) != len(paths):
             raise FileExistsError(errno.EEXIST, "two files of the batch have one path")
-        for path in paths:
-            self.refuse_taken(path)
-        for path in paths + [p for p in self.by_path if p[:1] == "#"]:
+        if self.n:                            # (an empty cache has nothing taken)
+            for path in paths:
+                self.refuse_taken(path)
+        for path in [p for p in paths if p[:1] == "#"] + [p for p in self.by_path if p[:1] == "#"]:
             k = _nameless_id(path)
             if k is not None and first <= k < first + n and k not in named:
                 raise FileExistsError(errno.EEXIST, "file exists in the model", path)
@@ -186,8 +187,12 @@ class PageCache:
         first = self._c.nr_files
         named = {}
         for i, path in (names or {}).items():
-            i = in_range(_int(i, "names index"), 0, sz.size - 1, "names index")
+            if type(i) is not int:            # (the scan's indices are ints: checked below at once)
+                i = _int(i, "names index")
             named[first + i] = os.fspath(path)
+        if named and not first <= min(named) <= max(named) < first + sz.size:
+            bad = min(named) if min(named) < first else max(named)
+            in_range(bad - first, 0, sz.size - 1, "names index")
         self._files.refuse_batch(first, sz.size, named)
         got = self._c.new_files(sz, min_order, max_order)
         assert got == first

@@ -217,7 +217,7 @@ def _run_workload(k, cfg, files, workload, bar):
     configurations), map its files and anonymous regions, touch the offsets.
     Returns [(ProcSpec, Process)], the access outcomes counted and, per process, the
     address of each mapping (uint64 array)."""
-    outcomes: Counter = Counter()
+    counts = np.zeros(256, np.int64)          # per outcome code (uint8)
     procs, addrs = [], []
     for j, spec in enumerate(workload.procs):
         bar.update(f"process {spec.name}", 0.7 + 0.25 * j / len(workload.procs))
@@ -235,9 +235,9 @@ def _run_workload(k, cfg, files, workload, bar):
                 addr = p.mmap(m.length, prot="rw", stack=m.kind == "stack")
                 out = p.access(m.offsets + np.uint64(addr), write=True)
             at.append(addr)
-            for code, cnt in zip(*np.unique(out, return_counts=True)):
-                outcomes[int(code)] += int(cnt)
+            counts += np.bincount(out, minlength=256)
         addrs.append(np.array(at, dtype=np.uint64))
+    outcomes = Counter({int(c): int(counts[c]) for c in np.flatnonzero(counts)})
     return procs, outcomes, addrs
 
 
