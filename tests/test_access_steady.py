@@ -183,3 +183,24 @@ def test_access_steady_checks_its_arguments():
     assert out.tolist() == [0, 0] and not counted.any()
     with pytest.raises(ValueError, match="TLB model"):
         _repeat(nocpu, np.array([b], np.uint64))
+
+
+def test_checked_kernel_runs_every_pass_in_full():
+    """Kernel(tlb_check=True) compares every hit with the page table, so access_steady
+    runs each pass as access() does: the same outcomes, counters and stale-hit count."""
+    runs = []
+    for steady in (False, True):
+        k = ppsize.Kernel("4K", "64M", cpu="neoverse-n1", thp="never", tlb_check=True)
+        p = k.spawn()
+        a = p.mmap(64 * K4, prot="rw")
+        vas = a + np.random.default_rng(3).integers(0, 64, 3000, dtype=np.uint64) * K4
+        if steady:
+            out, counted = p.access_steady(vas, write=True, passes=3)
+        else:
+            p.access(vas, write=True)
+            p.access(vas, write=True)
+            before = k.process_tlb_counters(p)
+            out = p.access(vas, write=True)
+            counted = k.process_tlb_counters(p) - before
+        runs.append((out.tolist(), counted.tolist(), p.outcome_counts(), _core(k).state_key()))
+    assert runs[0] == runs[1]
