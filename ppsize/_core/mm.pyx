@@ -1468,4 +1468,3 @@ cdef class MMCore:
                 for i in range(nr):
                     counts[pfn + i] += 1
             a += span
-
