@@ -1003,7 +1003,12 @@ cdef class MMCore:
         cdef const u8* wr = &writes[0] if writes.shape[0] else NULL
         cdef const u8* ins = &insns[0] if insns.shape[0] else NULL
         cdef i64 hits = 0, h
-        cdef bint clean = True, later, have_prev = prev is not None
+        cdef bint clean = True, have_prev = prev is not None
+        cdef Py_ssize_t prev_fault = -1            # the last piece of prev that faulted
+        if have_prev:
+            for j in range(pieces):
+                if prev.faulted_p[j]:
+                    prev_fault = j
         self.n_need_anon = 0
         self.anon_overflow = False
         with nogil:
@@ -1018,12 +1023,8 @@ cdef class MMCore:
                 clean = clean and not faulted[i]
                 tlb.key_into(&keys[i * klen])
                 memcpy(&rows[(i + 1) * NR_COUNTERS], row, NR_COUNTERS * sizeof(i64))
-                if not have_prev or not clean:
-                    continue
-                later = True                        # prev faulted after piece i?
-                for j in range(i + 1, pieces):
-                    later = later and not prev.faulted_p[j]
-                if not later or memcmp(&keys[i * klen], &prev.keys_p[i * klen], klen * sizeof(u64)) != 0:
+                if not have_prev or not clean or prev_fault > i or \
+                        memcmp(&keys[i * klen], &prev.keys_p[i * klen], klen * sizeof(u64)) != 0:
                     continue
                 # the rest repeats prev from here, with no fault (prev clean after i)
                 if b < n:

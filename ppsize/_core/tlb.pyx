@@ -558,9 +558,12 @@ cdef u64* _key_array(tlb_array* a, u64* out) noexcept nogil:
     return end
 
 
-cdef inline u64 _buf_sizes(tlb_array* a, u64* sz) noexcept nogil:
-    """Bytes of a's buffers that hold state (entries, sets, PLRU bits, hash index)."""
+cdef inline u64 _state_bufs(tlb_array* a, void** buf, u64* sz) noexcept nogil:
+    """a's buffers that hold state (entries, sets, PLRU bits, hash index) and their
+    bytes (six of each); returns the total."""
     cdef u64 n = <u64>a.nsets * a.ways
+    buf[0], buf[1], buf[2] = a.ent, a.sets, a.plru
+    buf[3], buf[4], buf[5] = a.hslot, a.hpos, a.hhome
     sz[0] = n * sizeof(tlb_entry)
     sz[1] = <u64>a.nsets * sizeof(tlb_set)
     sz[2] = <u64>a.nsets * a.pn if a.repl == REPL_PLRU else 0
@@ -723,33 +726,31 @@ cdef class TlbCore:
         """Bytes of state_save's copy."""
         cdef u64 n = sizeof(tlb_array) * <u64>self.narr
         cdef u64 sz[6]
+        cdef void* bufs[6]
         cdef int k
         for k in range(self.narr):
-            n += _buf_sizes(&self.arr[k], sz)
+            n += _state_bufs(&self.arr[k], bufs, sz)
         return n
 
     cdef void state_save(self, u8* buf) noexcept nogil:
         """Copy the whole state (state_size bytes; not the counters or ASID bindings)."""
         cdef u64 sz[6]
-        cdef int k
-        cdef tlb_array* a
+        cdef void* bufs[6]
+        cdef int k, i
         memcpy(buf, &self.arr[0], sizeof(tlb_array) * <u64>self.narr)
         buf += sizeof(tlb_array) * <u64>self.narr
         for k in range(self.narr):
-            a = &self.arr[k]
-            _buf_sizes(a, sz)
-            memcpy(buf, a.ent, sz[0]); buf += sz[0]
-            memcpy(buf, a.sets, sz[1]); buf += sz[1]
-            memcpy(buf, a.plru, sz[2]); buf += sz[2]
-            memcpy(buf, a.hslot, sz[3]); buf += sz[3]
-            memcpy(buf, a.hpos, sz[4]); buf += sz[4]
-            memcpy(buf, a.hhome, sz[5]); buf += sz[5]
+            _state_bufs(&self.arr[k], bufs, sz)
+            for i in range(6):
+                memcpy(buf, bufs[i], sz[i])
+                buf += sz[i]
 
     cdef void state_restore(self, const u8* buf) noexcept nogil:
         """Put back a copy from state_save of this core. Every epoch moves past both
         the saved and the current one."""
         cdef u64 sz[6]
-        cdef int k
+        cdef void* bufs[6]
+        cdef int k, i
         cdef tlb_array* a
         cdef tlb_array fixed
         for k in range(self.narr):
@@ -765,14 +766,10 @@ cdef class TlbCore:
             a.epoch = (fixed.epoch if fixed.epoch > a.epoch else a.epoch) + 1
         buf += sizeof(tlb_array) * <u64>self.narr
         for k in range(self.narr):
-            a = &self.arr[k]
-            _buf_sizes(a, sz)
-            memcpy(a.ent, buf, sz[0]); buf += sz[0]
-            memcpy(a.sets, buf, sz[1]); buf += sz[1]
-            memcpy(a.plru, buf, sz[2]); buf += sz[2]
-            memcpy(a.hslot, buf, sz[3]); buf += sz[3]
-            memcpy(a.hpos, buf, sz[4]); buf += sz[4]
-            memcpy(a.hhome, buf, sz[5]); buf += sz[5]
+            _state_bufs(&self.arr[k], bufs, sz)
+            for i in range(6):
+                memcpy(bufs[i], buf, sz[i])
+                buf += sz[i]
 
     def state_key(self):
         """key_into as bytes (tests: equal keys, equal futures)."""
