@@ -489,8 +489,10 @@ class Process:
         the state after the same piece of the pass before, with no access faulting
         from then to now (so the page tables, and all else an access reads, are the
         same too), the rest of the pass can only repeat the pass before, and is
-        taken from it (``MMCore.access_repeat``). With ``Kernel(tlb_check=...)``
-        every pass runs access by access."""
+        taken from it (``MMCore.access_repeat``); once all but the data-cache model
+        (which only counts) is equal, the walks are taken from the pass before and
+        only their references go through the data cache again. With
+        ``Kernel(tlb_check=...)`` every pass runs access by access."""
         self._require_alive()
         passes = as_int(passes, "passes")
         if passes < 1:

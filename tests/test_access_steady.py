@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 
 import ppsize
 from ppsize.process import STEADY_PIECES
+from ppsize.tlb import _C_DC_ACC, _C_DC_HIT
 
 K4 = 4096
 M = 1 << 20
@@ -135,6 +136,53 @@ def test_a_pass_that_repeats_is_taken_from_the_pass_before():
     assert r2.counted.tolist() == (kb.process_tlb_counters(pb) - before).tolist()
     assert _core(k).state_key() == _core(kb).state_key()
     assert p.outcome_counts() == pb.outcome_counts()
+
+
+def _dcache_kernel():
+    """A process cycling over 207 pages: 200 that stay in the L2 TLB and 7 that share
+    one L2 set (5 ways), so they miss and walk every time; once per stream (piece 20)
+    a page of that set that is touched nowhere else. Then another process walks 16M,
+    which pushes that page's descriptor line out of the data cache."""
+    k = ppsize.Kernel("4K", "64M", cpu="neoverse-n1", thp="never")
+    p = k.spawn()
+    a = p.mmap(2048 * K4, prot="rw")
+    cyc = a + np.array(list(range(200)) + [44 + 256 * j for j in range(8) if j != 1], np.uint64) * K4
+    vas = np.tile(cyc, STEADY_PIECES)
+    vas[20 * cyc.size + 7] = a + 300 * K4
+    p.access(vas, write=True)
+    other = k.spawn()
+    b = other.mmap(16 * M, prot="rw")
+    other.access(np.arange(b, b + 16 * M, K4, dtype=np.uint64), write=True)
+    return k, p, vas
+
+
+def test_a_pass_whose_tlbs_repeat_replays_the_data_cache():
+    """The TLBs repeat the first pass after piece 1 of the second, the data cache only
+    after piece 20 (where the rare page's line comes back): from piece 2 the walks are
+    taken from the first pass and their references sent to the data cache again, and
+    from piece 21 everything. The outcomes, counters (the data cache's hits too) and
+    end state are those of running the passes; a third pass taken from the second too."""
+    k, p, vas = _dcache_kernel()
+    piece = vas.size // STEADY_PIECES
+    _o1, r1 = _repeat(p, vas)
+    out2, r2 = _repeat(p, vas, r1)
+    assert r2.replayed_from == 2 * piece and r2.repeated_from == 21 * piece
+    assert r1.dc_logged and r2.dc_logged
+    assert r2.dc_pos[-1] == r2.dc_log.size == r2.counted[_C_DC_ACC]     # every reference logged
+    out3, r3 = _repeat(p, vas, r2)
+    assert r3.repeated_from <= piece
+    kb, pb, _ = _dcache_kernel()
+    rows = []
+    for _ in range(3):
+        before = kb.process_tlb_counters(pb)
+        out = pb.access(vas)
+        rows.append(kb.process_tlb_counters(pb) - before)
+    assert out2.tolist() == out3.tolist() == out.tolist()
+    assert r2.counted.tolist() == rows[1].tolist() and r3.counted.tolist() == rows[2].tolist()
+    assert 0 < rows[1][_C_DC_HIT] != rows[0][_C_DC_HIT]       # the data cache's state mattered
+    assert _core(k).state_key() == _core(kb).state_key()
+    assert p.outcome_counts() == pb.outcome_counts()
+    _core(k).check()
 
 
 def test_a_fault_late_in_the_pass_before_stops_the_shortcut():

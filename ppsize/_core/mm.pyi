@@ -18,11 +18,16 @@ class RepeatPass:
     klen: int                # words of a TLB key (TlbCore.key_into)
     state_size: int          # bytes of the TLB state copy
     repeated_from: int       # first access taken from the pass before (n: none)
+    replayed_from: int       # first access whose walks were taken from the pass before, their
+                             # references sent to the data cache again (n: none)
     keys: npt.NDArray[np.uint64]      # (pieces, klen): the TLB key after each piece
     rows: npt.NDArray[np.int64]       # (pieces + 1, NR_COUNTERS): the ASID's counters
     faulted: npt.NDArray[np.uint8]    # per piece: an access faulted
     out: memoryview                   # the pass's outcomes
     state: npt.NDArray[np.uint8]      # the TLB state at the end
+    dc_log: npt.NDArray[np.uint64]    # the walk references sent to the data cache, in order
+    dc_pos: npt.NDArray[np.int64]     # (pieces + 1): where each piece's references begin
+    dc_logged: bool                   # dc_log holds every reference of the pass
     def __init__(self, n: int, pieces: int, klen: int, state_size: int) -> None: ...
     @property
     def counted(self) -> npt.NDArray[np.int64]: ...

@@ -16,7 +16,7 @@ from .pagetable cimport (PageTableCore, DESC_VALID, DESC_TABLE, DESC_CONT, DESC_
                          DESC_ADDR_SHIFT,
                          DESC_X, DESC_PROT_MASK, DESC_PROT_SHIFT, TR_OK, FLUSH_COW, FLUSH_WP,
                          FLUSH_FORK)
-from .tlb cimport (TlbCore, tlb_walk, tlb_last, tlb_repeat_hit, tlb_note_hit, SIDE_DATA, SIDE_INSN,
+from .tlb cimport (TlbCore, C_DC_HIT, tlb_walk, tlb_last, tlb_repeat_hit, tlb_note_hit, SIDE_DATA, SIDE_INSN,
                    NR_COUNTERS, C_STALE)
 from ._types cimport MAX_LEVELS
 from .vma cimport VmaTable, VM_READ, VM_WRITE, VM_EXEC, VM_SHARED, VM_HUGEPAGE, VM_NOHUGEPAGE
@@ -117,20 +117,27 @@ cdef enum:
 cdef class RepeatPass:
     """What MMCore.access_repeat keeps of one pass for the next: per piece the TLB key
     after it, whether an access in it faulted and the ASID's counter row after it
-    (``rows[0]``: at the start), the outcomes, and the TLB state at the end."""
+    (``rows[0]``: at the start), the outcomes, the TLB state at the end, and the walk
+    references sent to the data cache (``dc_log``, ``dc_pos[i]``: where piece i's begin)."""
     cdef readonly Py_ssize_t n, pieces
     cdef readonly u64 klen, state_size
     cdef readonly Py_ssize_t repeated_from     # first access taken from the pass before (n: none)
-    cdef readonly object keys, rows, faulted, out, state
+    cdef readonly Py_ssize_t replayed_from     # first access whose walks were taken from the pass
+                                               # before, their references sent to the data cache
+                                               # again (n: none; <= repeated_from)
+    cdef readonly object keys, rows, faulted, out, state, dc_pos, dc_log
+    cdef readonly bint dc_logged               # dc_log holds every reference of the pass
     cdef u64* keys_p
     cdef i64* rows_p
     cdef u8* faulted_p
     cdef u8* out_p
     cdef u8* state_p
+    cdef i64* dc_pos_p
+    cdef const u64* dc_log_p
 
     def __cinit__(self, Py_ssize_t n, Py_ssize_t pieces, u64 klen, u64 state_size):
         self.n, self.pieces, self.klen, self.state_size = n, pieces, klen, state_size
-        self.repeated_from = n
+        self.repeated_from = self.replayed_from = n
         # every element is written by the pass (np.empty: no page of a large key
         # array is zeroed first)
         self.keys = np.empty((pieces, max(klen, 1)), np.uint64)
@@ -142,6 +149,19 @@ cdef class RepeatPass:
         self.faulted_p = <u8*>cnp.PyArray_DATA(self.faulted)
         self.state_p = <u8*>cnp.PyArray_DATA(self.state)
         self.out_p = NULL              # set by access_repeat (with out, which holds it)
+        self.dc_pos = np.zeros(pieces + 1, np.int64)
+        self.dc_pos_p = <i64*>cnp.PyArray_DATA(self.dc_pos)
+        self.dc_log = np.zeros(0, np.uint64)
+        self.dc_log_p = NULL
+        self.dc_logged = False
+
+    cdef void take_dc_log(self, TlbCore tlb):
+        """Keep the core's log of this pass's references (dc_log_n of them)."""
+        self.dc_logged = not tlb.dc_log_fail
+        self.dc_log = np.empty(tlb.dc_log_n if self.dc_logged else 0, np.uint64)
+        if self.dc_log.shape[0]:
+            memcpy(cnp.PyArray_DATA(self.dc_log), tlb.dc_log, tlb.dc_log_n * sizeof(u64))
+            self.dc_log_p = <const u64*>cnp.PyArray_DATA(self.dc_log)
 
     @property
     def counted(self):
@@ -979,8 +999,11 @@ cdef class MMCore:
         prev's after the same piece, and no access faulted after that piece in prev nor
         up to it here (so the page tables, and all else an access reads, are as they
         were then), the rest can only repeat prev: its outcomes and counters are prev's
-        and the TLB is put in prev's end state. Returns (the VMAs that need
-        anon_vma_prepare, as access() does, and this pass's RepeatPass)."""
+        and the TLB is put in prev's end state. The data-cache model only counts, so
+        once the rest of the key equals prev's the walks are prev's: from there its
+        walk references (logged) go through the data cache again, for its hits, until
+        its state is prev's too. Returns (the VMAs that need anon_vma_prepare, as
+        access() does, and this pass's RepeatPass)."""
         cdef Py_ssize_t n = vas.shape[0], i, j, a, b
         buffer_length(out.shape[0], n, "out")
         buffer_length(writes.shape[0], n, "writes", optional=True)
@@ -1005,44 +1028,97 @@ cdef class MMCore:
         cdef i64 hits = 0, h
         cdef bint clean = True, have_prev = prev is not None
         cdef Py_ssize_t prev_fault = -1            # the last piece of prev that faulted
+        # the key's data-cache part [doff, dend): the rest may repeat prev before it does
+        cdef u64 doff = tlb.dc_key_off, dend = tlb.dc_key_off + tlb.dc_key_len
+        cdef bint replay = have_prev and prev.dc_logged, same_dc
+        cdef Py_ssize_t q, r0, r1, c
+        cdef i64* dc_pos = rec.dc_pos_p
+        cdef u64* ck
+        cdef u64* pk
         if have_prev:
             for j in range(pieces):
                 if prev.faulted_p[j]:
                     prev_fault = j
         self.n_need_anon = 0
         self.anon_overflow = False
-        with nogil:
-            memcpy(rows, row, NR_COUNTERS * sizeof(i64))
-            for i in range(pieces):
-                a = n * i // pieces
-                b = n * (i + 1) // pieces
-                h = self._access_tlb(tlb, &vas[a], b - a, wr + a if wr != NULL else NULL, write_all,
-                                     ins + a if ins != NULL else NULL, insn_all, &out[a], False) if b > a else 0
-                hits += h
-                faulted[i] = h < b - a
-                clean = clean and not faulted[i]
-                tlb.key_into(&keys[i * klen])
-                memcpy(&rows[(i + 1) * NR_COUNTERS], row, NR_COUNTERS * sizeof(i64))
-                if not have_prev or not clean or prev_fault > i or \
-                        memcmp(&keys[i * klen], &prev.keys_p[i * klen], klen * sizeof(u64)) != 0:
-                    continue
-                # the rest repeats prev from here, with no fault (prev clean after i)
-                if b < n:
-                    memcpy(&out[b], &prev.out_p[b], n - b)
-                hits += n - b
-                memcpy(&keys[(i + 1) * klen], &prev.keys_p[(i + 1) * klen], (pieces - 1 - i) * klen * sizeof(u64))
-                for j in range((i + 2) * NR_COUNTERS, (pieces + 1) * NR_COUNTERS):
-                    rows[j] = rows[(i + 1) * NR_COUNTERS + j % NR_COUNTERS] + \
-                        prev.rows_p[j] - prev.rows_p[(i + 1) * NR_COUNTERS + j % NR_COUNTERS]
-                memset(&faulted[i + 1], 0, pieces - 1 - i)       # (prev clean after i)
-                memcpy(row, &rows[pieces * NR_COUNTERS], NR_COUNTERS * sizeof(i64))
-                memcpy(rec.state_p, prev.state_p, rec.state_size)
-                tlb.state_restore(rec.state_p)
-                rec.repeated_from = b
-                break
-            else:
-                tlb.state_save(rec.state_p)
-            self.outcomes[<int>ACC_HIT] += hits
+        tlb.dc_log_n = 0
+        tlb.dc_log_fail = False
+        tlb.dc_log_on = tlb.dc_key_len > 0
+        try:
+            with nogil:
+                memcpy(rows, row, NR_COUNTERS * sizeof(i64))
+                for i in range(pieces):
+                    a = n * i // pieces
+                    b = n * (i + 1) // pieces
+                    h = self._access_tlb(tlb, &vas[a], b - a, wr + a if wr != NULL else NULL, write_all,
+                                         ins + a if ins != NULL else NULL, insn_all, &out[a], False) if b > a else 0
+                    hits += h
+                    faulted[i] = h < b - a
+                    clean = clean and not faulted[i]
+                    dc_pos[i + 1] = tlb.dc_log_n
+                    ck = &keys[i * klen]
+                    tlb.key_into(ck)
+                    memcpy(&rows[(i + 1) * NR_COUNTERS], row, NR_COUNTERS * sizeof(i64))
+                    if not have_prev or not clean or prev_fault > i:
+                        continue
+                    pk = &prev.keys_p[i * klen]
+                    if memcmp(ck, pk, doff * sizeof(u64)) != 0 or \
+                            memcmp(ck + dend, pk + dend, (klen - dend) * sizeof(u64)) != 0:
+                        continue                    # the TLBs differ
+                    same_dc = memcmp(ck + doff, pk + doff, (dend - doff) * sizeof(u64)) == 0
+                    if not same_dc and not replay:
+                        continue
+                    # The TLBs are as they were after piece i of prev, and no access faulted
+                    # since: the rest makes prev's walks, so its outcomes and counters are
+                    # prev's, but for the data cache's hits until its state is prev's too,
+                    # which prev's walk references, sent to it again, tell.
+                    if b < n:
+                        memcpy(&out[b], &prev.out_p[b], n - b)
+                    hits += n - b
+                    memset(&faulted[i + 1], 0, pieces - 1 - i)       # (prev clean after i)
+                    rec.replayed_from = b
+                    if same_dc:
+                        rec.repeated_from = b
+                    tlb.dc_log_on = False
+                    for q in range(i + 1, pieces):
+                        memcpy(&keys[q * klen], &prev.keys_p[q * klen], klen * sizeof(u64))
+                        for c in range(NR_COUNTERS):
+                            rows[(q + 1) * NR_COUNTERS + c] = rows[q * NR_COUNTERS + c] + \
+                                prev.rows_p[(q + 1) * NR_COUNTERS + c] - prev.rows_p[q * NR_COUNTERS + c]
+                        r0 = prev.dc_pos_p[q]
+                        r1 = prev.dc_pos_p[q + 1]
+                        dc_pos[q + 1] = dc_pos[q] + (r1 - r0)
+                        if same_dc:
+                            continue
+                        rows[(q + 1) * NR_COUNTERS + C_DC_HIT] = rows[q * NR_COUNTERS + C_DC_HIT] + \
+                            tlb.dcache_replay(&prev.dc_log_p[r0], r1 - r0)
+                        tlb.dcache_key_into(&keys[q * klen + doff])
+                        same_dc = memcmp(&keys[q * klen + doff], &prev.keys_p[q * klen + doff],
+                                         (dend - doff) * sizeof(u64)) == 0
+                        if same_dc:
+                            rec.repeated_from = n * (q + 1) // pieces
+                    # this pass's log goes on with prev's references (a pass after may replay it)
+                    r0 = prev.dc_pos_p[i + 1] if replay else 0
+                    r1 = prev.dc_pos_p[pieces] if replay else 0
+                    if not tlb.dc_log_reserve(r1 - r0):
+                        tlb.dc_log_fail = True
+                    elif r1 > r0:
+                        memcpy(&tlb.dc_log[tlb.dc_log_n], &prev.dc_log_p[r0], (r1 - r0) * sizeof(u64))
+                        tlb.dc_log_n += r1 - r0
+                    memcpy(row, &rows[pieces * NR_COUNTERS], NR_COUNTERS * sizeof(i64))
+                    if same_dc:                 # prev's end state, the data cache's too
+                        memcpy(rec.state_p, prev.state_p, rec.state_size)
+                        tlb.state_restore(rec.state_p)
+                    else:                       # prev's TLBs, the data cache as replayed
+                        tlb.state_restore_tlb(prev.state_p)
+                        tlb.state_save(rec.state_p)
+                    break
+                else:
+                    tlb.state_save(rec.state_p)
+                self.outcomes[<int>ACC_HIT] += hits
+        finally:
+            tlb.dc_log_on = False
+        rec.take_dc_log(tlb)
         if self.anon_overflow:
             return None, rec
         return [int(self.need_anon[j]) for j in range(self.n_need_anon)], rec

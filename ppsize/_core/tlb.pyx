@@ -72,6 +72,7 @@ Integration with the fault engine (mm.pyx, pagetable.pyx; nothing here depends o
 """
 cimport cython
 cimport numpy as cnp
+from libc.stdlib cimport free, realloc
 from libc.string cimport memset, memcpy
 
 import numpy as np
@@ -439,6 +440,29 @@ cdef inline int _lookup(TlbCore self, u32 asid, u64 va, int side, u64* out, u64*
     return TLB_HIT_L2
 
 
+cdef inline void _dc_ref(tlb_array* dc, u64 addr, i64* ctr) noexcept nogil:
+    """A walk's read of the descriptor at PA addr through the data-cache model (64-byte
+    lines), counted in ctr."""
+    cdef u64 tag = _tag(addr, 6, False)
+    cdef u32 s = _set(dc, addr, 6)
+    cdef i64 f = _find(dc, s, tag, 0)
+    ctr[C_DC_ACC] += 1
+    if f >= 0:
+        _touch(dc, s, <u32>f)
+        ctr[C_DC_HIT] += 1
+    else:
+        _insert(dc, 0, tag, 0, addr & ~(<u64>63), addr, NULL, False)
+
+
+cdef inline void _dc_log(TlbCore self, u64 addr) noexcept nogil:
+    if self.dc_log_n == self.dc_log_cap and not self.dc_log_reserve(1):
+        self.dc_log_fail = True           # the log is incomplete: nobody may replay it
+        self.dc_log_on = False
+        return
+    self.dc_log[self.dc_log_n] = addr
+    self.dc_log_n += 1
+
+
 cdef inline void _walk_fill(TlbCore self, u32 asid, u64 va, int side, tlb_walk* w, bint missed) noexcept nogil:
     """Account the page-table walk that found *w for va (walk caches, memory
     references per level, data cache), then fill walk caches, L2 and L1.
@@ -452,7 +476,6 @@ cdef inline void _walk_fill(TlbCore self, u32 asid, u64 va, int side, tlb_walk* 
     cdef tlb_geom* g = &self.geoms[self.asid_geom[asid]]
     cdef int L = w.leaf_level, start = 0, i, l, lvl, sh, c
     cdef tlb_array* a
-    cdef tlb_array* dc
     cdef u64 tag, addr
     cdef u32 s
     cdef i64 f
@@ -478,17 +501,10 @@ cdef inline void _walk_fill(TlbCore self, u32 asid, u64 va, int side, tlb_walk* 
         ctr[C_REFS] += 1
         ctr[C_REFS_L + l] += 1
         if self.dcache >= 0:
-            dc = &self.arr[self.dcache]
             addr = w.table_pa[l] + (((va >> g.shift[l]) & (((<u64>1) << g.tbits[l]) - 1)) << 3)
-            tag = _tag(addr, 6, False)
-            s = _set(dc, addr, 6)
-            ctr[C_DC_ACC] += 1
-            f = _find(dc, s, tag, 0)
-            if f >= 0:
-                _touch(dc, s, <u32>f)
-                ctr[C_DC_HIT] += 1
-            else:
-                _insert(dc, 0, tag, 0, addr & ~(<u64>63), addr, NULL, False)
+            if self.dc_log_on:
+                _dc_log(self, addr)
+            _dc_ref(&self.arr[self.dcache], addr, ctr)
     for i in range(self.nwc):
         lvl = g.wc_level[i]
         if lvl < start or lvl >= L:
@@ -573,6 +589,49 @@ cdef inline u64 _state_bufs(tlb_array* a, void** buf, u64* sz) noexcept nogil:
     return sz[0] + sz[1] + sz[2] + sz[3] + sz[4] + sz[5]
 
 
+cdef inline u64 _array_state_size(tlb_array* a) noexcept nogil:
+    cdef u64 sz[6]
+    cdef void* bufs[6]
+    return sizeof(tlb_array) + _state_bufs(a, bufs, sz)
+
+
+cdef inline u8* _array_save(tlb_array* a, u8* buf) noexcept nogil:
+    """Copy a's state (_array_state_size bytes) to buf; returns the end."""
+    cdef u64 sz[6]
+    cdef void* bufs[6]
+    cdef int i
+    memcpy(buf, a, sizeof(tlb_array))
+    buf += sizeof(tlb_array)
+    _state_bufs(a, bufs, sz)
+    for i in range(6):
+        memcpy(buf, bufs[i], sz[i])
+        buf += sz[i]
+    return buf
+
+
+cdef inline const u8* _array_restore(tlb_array* a, const u8* buf) noexcept nogil:
+    """Put back _array_save's copy of this array; returns the end. The epoch moves
+    past both the saved and the current one."""
+    cdef u64 sz[6]
+    cdef void* bufs[6]
+    cdef int i
+    cdef tlb_array fixed = a[0]
+    memcpy(a, buf, sizeof(tlb_array))
+    # what never changes after construction stays this core's own, whatever the copy
+    # holds: the buffers and their layout
+    a.ent, a.sets, a.plru = fixed.ent, fixed.sets, fixed.plru
+    a.hslot, a.hpos, a.hhome = fixed.hslot, fixed.hpos, fixed.hhome
+    a.nsets, a.ways, a.pn, a.hbits = fixed.nsets, fixed.ways, fixed.pn, fixed.hbits
+    a.pow2, a.repl, a.nleaf = fixed.pow2, fixed.repl, fixed.nleaf
+    a.epoch = (fixed.epoch if fixed.epoch > a.epoch else a.epoch) + 1
+    buf += sizeof(tlb_array)
+    _state_bufs(a, bufs, sz)
+    for i in range(6):
+        memcpy(bufs[i], buf, sz[i])
+        buf += sz[i]
+    return buf
+
+
 cdef class TlbCore:
     """One CPU's MMU state. Build it with ``ppsize.tlb.TLB`` (which validates)."""
 
@@ -614,6 +673,14 @@ cdef class TlbCore:
         self.counters = <i64*>cnp.PyArray_DATA(self._counters_a)
         for g in config.get("geometries", []):
             self.add_geometry(g["levels"], g["shifts"], g["tbits"], g.get("x86", False))
+        self.dc_key_off = self.dc_key_len = 0
+        if self.dcache >= 0:
+            for k in range(self.dcache):
+                self.dc_key_off += _key_words(&self.arr[k])
+            self.dc_key_len = _key_words(&self.arr[self.dcache])
+
+    def __dealloc__(self):
+        free(self.dc_log)
 
     def _add_array(self, spec, sizes):
         """Allocate one set-associative array (NumPy-owned buffers)."""
@@ -724,52 +791,72 @@ cdef class TlbCore:
 
     cdef u64 state_size(self) noexcept nogil:
         """Bytes of state_save's copy."""
-        cdef u64 n = sizeof(tlb_array) * <u64>self.narr
-        cdef u64 sz[6]
-        cdef void* bufs[6]
+        cdef u64 n = 0
         cdef int k
         for k in range(self.narr):
-            n += _state_bufs(&self.arr[k], bufs, sz)
+            n += _array_state_size(&self.arr[k])
         return n
 
     cdef void state_save(self, u8* buf) noexcept nogil:
         """Copy the whole state (state_size bytes; not the counters or ASID bindings)."""
-        cdef u64 sz[6]
-        cdef void* bufs[6]
-        cdef int k, i
-        memcpy(buf, &self.arr[0], sizeof(tlb_array) * <u64>self.narr)
-        buf += sizeof(tlb_array) * <u64>self.narr
+        cdef int k
         for k in range(self.narr):
-            _state_bufs(&self.arr[k], bufs, sz)
-            for i in range(6):
-                memcpy(buf, bufs[i], sz[i])
-                buf += sz[i]
+            buf = _array_save(&self.arr[k], buf)
 
     cdef void state_restore(self, const u8* buf) noexcept nogil:
         """Put back a copy from state_save of this core. Every epoch moves past both
         the saved and the current one."""
-        cdef u64 sz[6]
-        cdef void* bufs[6]
-        cdef int k, i
-        cdef tlb_array* a
-        cdef tlb_array fixed
+        cdef int k
         for k in range(self.narr):
-            a = &self.arr[k]
-            fixed = a[0]
-            memcpy(a, buf + k * sizeof(tlb_array), sizeof(tlb_array))
-            # what never changes after construction stays this core's own, whatever
-            # the copy holds: the buffers and their layout
-            a.ent, a.sets, a.plru = fixed.ent, fixed.sets, fixed.plru
-            a.hslot, a.hpos, a.hhome = fixed.hslot, fixed.hpos, fixed.hhome
-            a.nsets, a.ways, a.pn, a.hbits = fixed.nsets, fixed.ways, fixed.pn, fixed.hbits
-            a.pow2, a.repl, a.nleaf = fixed.pow2, fixed.repl, fixed.nleaf
-            a.epoch = (fixed.epoch if fixed.epoch > a.epoch else a.epoch) + 1
-        buf += sizeof(tlb_array) * <u64>self.narr
+            buf = _array_restore(&self.arr[k], buf)
+
+    cdef void state_restore_tlb(self, const u8* buf) noexcept nogil:
+        """state_restore but for the data cache, which keeps its own state."""
+        cdef int k
         for k in range(self.narr):
-            _state_bufs(&self.arr[k], bufs, sz)
-            for i in range(6):
-                memcpy(bufs[i], buf, sz[i])
-                buf += sz[i]
+            if k == self.dcache:
+                buf += _array_state_size(&self.arr[k])
+            else:
+                buf = _array_restore(&self.arr[k], buf)
+
+    # ------------------------------------------------------------ the data cache alone
+    cdef bint dc_log_reserve(self, Py_ssize_t extra) noexcept nogil:
+        """Room in dc_log for extra more references; False: no memory."""
+        cdef Py_ssize_t want = self.dc_log_n + extra, cap = self.dc_log_cap
+        cdef u64* p
+        if want <= cap:
+            return True
+        cap = cap * 2 if cap * 2 > want else want
+        if cap < 4096:
+            cap = 4096
+        p = <u64*>realloc(self.dc_log, cap * sizeof(u64))
+        if p == NULL:
+            return False
+        self.dc_log, self.dc_log_cap = p, cap
+        return True
+
+    cdef i64 dcache_replay(self, const u64* addrs, Py_ssize_t n) noexcept nogil:
+        """Send n walk references (descriptor PAs) through the data-cache model, as the
+        walks that made them did; returns how many hit (no counter is touched)."""
+        cdef i64 ctr[NR_COUNTERS]
+        cdef Py_ssize_t i
+        ctr[C_DC_ACC] = ctr[C_DC_HIT] = 0
+        for i in range(n):
+            _dc_ref(&self.arr[self.dcache], addrs[i], ctr)
+        return ctr[C_DC_HIT]
+
+    cdef void dcache_key_into(self, u64* out) noexcept nogil:
+        """The data cache's part of key_into (dc_key_len words)."""
+        _key_array(&self.arr[self.dcache], out)
+
+    cdef u64 dcache_state_size(self) noexcept nogil:
+        return _array_state_size(&self.arr[self.dcache])
+
+    cdef void dcache_save(self, u8* buf) noexcept nogil:
+        _array_save(&self.arr[self.dcache], buf)
+
+    cdef void dcache_restore(self, const u8* buf) noexcept nogil:
+        _array_restore(&self.arr[self.dcache], buf)
 
     def state_key(self):
         """key_into as bytes (tests: equal keys, equal futures)."""
