@@ -138,13 +138,19 @@ cdef inline i64 _find(tlb_array* a, u32 s, u64 tag, u16 asid) noexcept nogil:
             i = (i + 1) & m
             v = slot[i]
         return -1
-    # a scanned set (< HASH_MIN_WAYS ways): every way compared, no early exit, so
-    # the only branch is hit-or-miss, not one that depends on where the hit is
-    # (a tag is in one way at most: the lowest set bit is the first match)
+    # a scanned set (< HASH_MIN_WAYS ways): every way's tag compared, no early exit,
+    # so the only branch is whether a tag matched, not where; then the ASID of each
+    # way whose tag matched (one, unless processes share the VA in this set; a
+    # (tag, ASID) is in one way at most)
     m = 0
     for w in range(a.ways):
-        m |= <u32>((a.ent[base + w].tag == tag) & (a.ent[base + w].asid == asid)) << w
-    return <i64>__builtin_ctz(m) if m else -1
+        m |= <u32>(a.ent[base + w].tag == tag) << w
+    while m:
+        w = __builtin_ctz(m)
+        if a.ent[base + w].asid == asid:
+            return w
+        m &= m - 1
+    return -1
 
 
 cdef inline void _touch(tlb_array* a, u32 s, u32 w) noexcept nogil:
