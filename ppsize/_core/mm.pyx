@@ -1097,10 +1097,11 @@ cdef class MMCore:
                                          (dend - doff) * sizeof(u64)) == 0
                         if same_dc:
                             rec.repeated_from = n * (q + 1) // pieces
-                    # this pass's log goes on with prev's references (a pass after may replay it)
-                    r0 = prev.dc_pos_p[i + 1] if replay else 0
-                    r1 = prev.dc_pos_p[pieces] if replay else 0
-                    if not tlb.dc_log_reserve(r1 - r0):
+                    # this pass's log goes on with prev's references (a pass after may
+                    # replay it), unless prev's log is incomplete
+                    r0 = prev.dc_pos_p[i + 1]
+                    r1 = prev.dc_pos_p[pieces]
+                    if not replay or not tlb.dc_log_reserve(r1 - r0):
                         tlb.dc_log_fail = True
                     elif r1 > r0:
                         memcpy(&tlb.dc_log[tlb.dc_log_n], &prev.dc_log_p[r0], (r1 - r0) * sizeof(u64))

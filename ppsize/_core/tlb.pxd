@@ -155,15 +155,13 @@ cdef class TlbCore:
     cdef u64* dc_log                     # the walk references' addresses, in order
     cdef Py_ssize_t dc_log_n, dc_log_cap
     cdef bint dc_log_on
-    cdef bint dc_log_fail                # a reference was not logged (no memory)
+    cdef bint dc_log_fail                # the log misses references (no memory, or the
+                                         # pass before's log it goes on with did)
     cdef u64 dc_key_off                  # key_into's words before the data cache's part
     cdef u64 dc_key_len                  # its words (0: no data cache)
     cdef bint dc_log_reserve(self, Py_ssize_t extra) noexcept nogil
     cdef i64 dcache_replay(self, const u64* addrs, Py_ssize_t n) noexcept nogil
     cdef void dcache_key_into(self, u64* out) noexcept nogil
-    cdef u64 dcache_state_size(self) noexcept nogil
-    cdef void dcache_save(self, u8* buf) noexcept nogil
-    cdef void dcache_restore(self, const u8* buf) noexcept nogil
 
 
 cdef struct tlb_last:

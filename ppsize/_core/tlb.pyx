@@ -855,15 +855,6 @@ cdef class TlbCore:
         """The data cache's part of key_into (dc_key_len words)."""
         _key_array(&self.arr[self.dcache], out)
 
-    cdef u64 dcache_state_size(self) noexcept nogil:
-        return _array_state_size(&self.arr[self.dcache])
-
-    cdef void dcache_save(self, u8* buf) noexcept nogil:
-        _array_save(&self.arr[self.dcache], buf)
-
-    cdef void dcache_restore(self, const u8* buf) noexcept nogil:
-        _array_restore(&self.arr[self.dcache], buf)
-
     def state_key(self):
         """key_into as bytes (tests: equal keys, equal futures)."""
         key = np.zeros(self.key_len(), np.uint64)
