@@ -36,15 +36,13 @@ better guide while changing the code; the README quotes both.
 Churn: seeded mixed-order aging (BuddyAllocator.churn), steps per second.
 """
 import ctypes
-import gc
 import os
 import sys
-import time
 
 import numpy as np
 import pytest
 
-from conftest import build_c, record, record_value
+from conftest import build_c, interleaved, record, record_value
 from ppsize.buddy import BuddyAllocator
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests"))
@@ -122,44 +120,10 @@ def _perm(n, seed=1):
     return np.random.default_rng(seed).permutation(n)
 
 
-def _interleaved(benchmark, cycles, rounds):
-    """Run the cycles (name -> function) in turns, ``rounds`` timed calls of each:
-    round r starts with cycle r mod len(cycles), so each side runs early and late in
-    a round equally often, and a change of the machine's load hits all sides alike.
-    One untimed warm-up call of each first; the garbage collector is off while timed.
-    What a cycle returns is dropped after its timer stops. Returns name -> list of
-    seconds. The benchmark fixture times each whole round."""
-    names = list(cycles)
-    times = {name: [] for name in names}
-    for name in names:
-        cycles[name]()
-    state = {"r": 0}
-
-    def one_round():
-        r = state["r"]
-        state["r"] = r + 1
-        for j in range(len(names)):
-            name = names[(r + j) % len(names)]
-            t0 = time.perf_counter()
-            res = cycles[name]()
-            t1 = time.perf_counter()
-            del res                 # a side's result is dropped untimed, before its next round
-            times[name].append(t1 - t0)
-
-    was = gc.isenabled()
-    gc.disable()
-    try:
-        benchmark.pedantic(one_round, rounds=rounds, iterations=1)
-    finally:
-        if was:
-            gc.enable()
-    return times
-
-
 @pytest.mark.parametrize("order", ORDERS)
 def test_alloc_free(benchmark, plain_c, plain_c_min, order):
     """ppsize, the equal-work C buddy and the minimal C buddy, interleaved (see
-    _interleaved): the same-run ratio is the min of each side's ROUNDS rounds."""
+    conftest.interleaved): the same-run ratio is the min of each side's ROUNDS rounds."""
     n = NR >> order
     orders = np.full(n, order, dtype=np.int64)
     perm = _perm(n)
@@ -187,7 +151,7 @@ def test_alloc_free(benchmark, plain_c, plain_c_min, order):
         plain_c_min.plain_free_batch(b, np.take(pfns, perm, out=back), orders, n)
         plain_c_min.plain_del(b)
 
-    times = _interleaved(benchmark, {"ppsize": ppsize_cycle, "plain_c": c_cycle,
+    times = interleaved(benchmark, {"ppsize": ppsize_cycle, "plain_c": c_cycle,
                                      "plain_c_min": c_min_cycle}, ROUNDS)
     b = ppsize_cycle()
     assert b.nr_free_pages == NR and b.stats()["failures"].sum() == 0

@@ -16,6 +16,9 @@ Baselines (bench/c/radix_walk.c, compiled at bench time):
 - ``plain-C-pa-only`` (rw_translate_pa) is a lower bound, not equal work: the PA
   only, no status/level/unit/prot and no bad-address check (the walk this benchmark
   used before issue 13).
+
+Measurement: test_translate runs ppsize and both C walks in turns in one test (ROUNDS
+rounds each, min per side), so a load change on the shared machine moves all three.
 """
 import ctypes
 
@@ -23,13 +26,14 @@ import numpy as np
 import pytest
 
 import ppsize
-from conftest import build_c, record
+from conftest import build_c, interleaved, record, record_value
 
 GEOS = ["arm64-4k-48", "arm64-16k-48", "arm64-64k-48"]
 VA_SPAN = 64 << 30
 MAPPED = 4 << 30
 N_ADDR = 10_000_000
 N_PY = 200_000          # the Python dict walk gets a slice; the cost is per address
+ROUNDS = 11             # timed rounds of each side of test_translate
 BASE = 1 << 40
 
 
@@ -51,16 +55,6 @@ def loaded(request):
     pt = ppsize.PageTable(g)
     pt.map_many(vas, pas, g.page_size, contiguous=False)
     return g, vas, pas, probe, pt
-
-
-def test_translate_ppsize(benchmark, loaded):
-    """Batch loop steady state: output buffers reused (translate(out=)), as the
-    C baseline reuses its output array."""
-    g, vas, pas, probe, pt = loaded
-    out = pt.translate(probe)
-    tr = benchmark.pedantic(pt.translate, args=(probe,), kwargs={"out": out}, rounds=5, iterations=1)
-    assert (tr.status == 0).all() and (tr.size == g.page_size).all()
-    record(benchmark, "translate", g.name, "ppsize", probe.size)
 
 
 def test_translate_ppsize_fresh_output(benchmark, loaded):
@@ -124,22 +118,24 @@ def c_walk(loaded, c_compiler):
     return w
 
 
-def test_translate_plain_c(benchmark, loaded, c_walk):
-    """Equal work (module docstring): all five outputs, checked equal to ppsize's."""
+def test_translate(benchmark, loaded, c_walk):
+    """ppsize's batch translate in its steady state (output buffers reused,
+    translate(out=), as the C walks reuse theirs), the equal-work C walk and the
+    PA-only one, in turns (conftest.interleaved), ROUNDS rounds each, min per side: a
+    change of the machine's load moves every side. The outputs are checked equal."""
     g, vas, pas, probe, pt = loaded
-    out = ppsize.Translation.empty(probe.shape)
-    benchmark.pedantic(c_walk.translate, args=(probe, out), rounds=5, iterations=1)
-    same_translation(out, pt.translate(probe))
-    record(benchmark, "translate", g.name, "plain-C", probe.size)
-
-
-def test_translate_plain_c_pa_only(benchmark, loaded, c_walk):
-    """Lower bound (not equal work): the PA only."""
-    g, vas, pas, probe, pt = loaded
-    out = np.empty_like(probe)
-    benchmark.pedantic(c_walk.translate_pa, args=(probe, out), rounds=5, iterations=1)
-    assert (out == pt.translate(probe).pa).all()
-    record(benchmark, "translate", g.name, "plain-C-pa-only", probe.size)
+    out = pt.translate(probe)
+    c_out = ppsize.Translation.empty(probe.shape)
+    c_pa = np.empty_like(probe)
+    times = interleaved(benchmark, {"ppsize": lambda: pt.translate(probe, out=out),
+                                    "plain-C": lambda: c_walk.translate(probe, c_out),
+                                    "plain-C-pa-only": lambda: c_walk.translate_pa(probe, c_pa)},
+                        ROUNDS)
+    assert (out.status == 0).all() and (out.size == g.page_size).all()
+    same_translation(c_out, out)
+    assert (c_pa == out.pa).all()
+    for side, t in times.items():
+        record_value("translate", g.name, side, min(t) / probe.size, benchmark)
 
 
 @pytest.mark.parametrize("name", GEOS)

@@ -1,10 +1,12 @@
 """Shared pieces of the benchmarks: the registry of per-item costs measured in this
 run, and the table of ratios to the baselines printed at the end of the session."""
 import ctypes
+import gc
 import os
 import shutil
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -35,6 +37,40 @@ def record(benchmark, suite, case, impl, items):
     benchmark.extra_info["ns_per_item"] = per_item * 1e9
     benchmark.extra_info["items_per_s"] = 1 / per_item
     return per_item
+
+
+def interleaved(benchmark, cycles, rounds):
+    """Run the cycles (name -> function) in turns, ``rounds`` timed calls of each:
+    round r starts with cycle r mod len(cycles), so each side runs early and late in
+    a round equally often, and a change of the machine's load hits all sides alike.
+    One untimed warm-up call of each first; the garbage collector is off while timed.
+    What a cycle returns is dropped after its timer stops. Returns name -> list of
+    seconds. The benchmark fixture times each whole round."""
+    names = list(cycles)
+    times = {name: [] for name in names}
+    for name in names:
+        cycles[name]()
+    state = {"r": 0}
+
+    def one_round():
+        r = state["r"]
+        state["r"] = r + 1
+        for j in range(len(names)):
+            name = names[(r + j) % len(names)]
+            t0 = time.perf_counter()
+            res = cycles[name]()
+            t1 = time.perf_counter()
+            del res                 # a side's result is dropped untimed, before its next round
+            times[name].append(t1 - t0)
+
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        benchmark.pedantic(one_round, rounds=rounds, iterations=1)
+    finally:
+        if was:
+            gc.enable()
+    return times
 
 
 def record_value(suite, case, impl, per_item, benchmark=None):
