@@ -138,12 +138,12 @@ def test_a_pass_that_repeats_is_taken_from_the_pass_before():
     assert p.outcome_counts() == pb.outcome_counts()
 
 
-def _dcache_kernel():
+def _dcache_kernel(cpu="neoverse-n1"):
     """A process cycling over 207 pages: 200 that stay in the L2 TLB and 7 that share
     one L2 set (5 ways), so they miss and walk every time; once per stream (piece 20)
     a page of that set that is touched nowhere else. Then another process walks 16M,
     which pushes that page's descriptor line out of the data cache."""
-    k = ppsize.Kernel("4K", "64M", cpu="neoverse-n1", thp="never")
+    k = ppsize.Kernel("4K", "64M", cpu=cpu, thp="never")
     p = k.spawn()
     a = p.mmap(2048 * K4, prot="rw")
     cyc = a + np.array(list(range(200)) + [44 + 256 * j for j in range(8) if j != 1], np.uint64) * K4
@@ -156,13 +156,15 @@ def _dcache_kernel():
     return k, p, vas
 
 
-def test_a_pass_whose_tlbs_repeat_replays_the_data_cache():
+@pytest.mark.parametrize("cpu", ["neoverse-n1", "cortex-a76", {"cpu": "neoverse-n1", "replacement": "plru"}],
+                         ids=["n1", "a76", "n1-plru"])
+def test_a_pass_whose_tlbs_repeat_replays_the_data_cache(cpu):
     """The TLBs repeat the first pass after piece 1 of the second, the data cache only
     after piece 20 (where the rare page's line comes back): from piece 2 the walks are
     taken from the first pass and their references sent to the data cache again, and
     from piece 21 everything. The outcomes, counters (the data cache's hits too) and
     end state are those of running the passes; a third pass taken from the second too."""
-    k, p, vas = _dcache_kernel()
+    k, p, vas = _dcache_kernel(cpu)
     piece = vas.size // STEADY_PIECES
     _o1, r1 = _repeat(p, vas)
     out2, r2 = _repeat(p, vas, r1)
@@ -171,7 +173,7 @@ def test_a_pass_whose_tlbs_repeat_replays_the_data_cache():
     assert r2.dc_pos[-1] == r2.dc_log.size == r2.counted[_C_DC_ACC]     # every reference logged
     out3, r3 = _repeat(p, vas, r2)
     assert r3.repeated_from <= piece
-    kb, pb, _ = _dcache_kernel()
+    kb, pb, _ = _dcache_kernel(cpu)
     rows = []
     for _ in range(3):
         before = kb.process_tlb_counters(pb)
