@@ -108,9 +108,6 @@ cdef inline u8 _cont_shift(PageTableCore self, int l) noexcept nogil:
     return <u8>(self.shift[l] + __builtin_ctz(<unsigned>self.cont_n[l]))
 
 
-cdef u64 _HOLE = 0            # an invalid descriptor: the PTE "read" of a walk that ended early
-
-
 cdef enum:                   # arm64-64k-48 (_translate64k): shifts, table bits, contiguous spans
     K64_S0 = 42
     K64_S1 = 29
