@@ -28,13 +28,12 @@ machine moves both sides instead of flipping the ratio.
 The ratio table printed at the end (bench/conftest.py) is dict (or C) time / ppsize time.
 """
 import ctypes
-import gc
 import time
 
 import numpy as np
 import pytest
 
-from conftest import build_c, record, record_value
+from conftest import build_c, pedantic_gc_off, record, record_value
 from ppsize._core.xarray import XArray
 
 N = 1 << 20
@@ -110,13 +109,7 @@ def test_store(benchmark, pattern, radix_store):
     ppsize_round()
     times["ppsize"].clear()
     times["plain-C"].clear()
-    was = gc.isenabled()
-    gc.disable()
-    try:
-        benchmark.pedantic(one_round, rounds=ROUNDS, iterations=1)
-    finally:
-        if was:
-            gc.enable()
+    pedantic_gc_off(benchmark, one_round, ROUNDS)
     xa = XArray()
     xa.store_batch(idx, ent)
     assert (xa.load_batch(idx) == ent).all()

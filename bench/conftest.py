@@ -63,14 +63,19 @@ def interleaved(benchmark, cycles, rounds):
             del res                 # a side's result is dropped untimed, before its next round
             times[name].append(t1 - t0)
 
+    pedantic_gc_off(benchmark, one_round, rounds)
+    return times
+
+
+def pedantic_gc_off(benchmark, fn, rounds):
+    """benchmark.pedantic(fn, rounds, one iteration) with the garbage collector off."""
     was = gc.isenabled()
     gc.disable()
     try:
-        benchmark.pedantic(one_round, rounds=rounds, iterations=1)
+        benchmark.pedantic(fn, rounds=rounds, iterations=1)
     finally:
         if was:
             gc.enable()
-    return times
 
 
 def record_value(suite, case, impl, per_item, benchmark=None):
