@@ -1079,7 +1079,6 @@ cdef class MMCore:
                     rec.replayed_from = b
                     if same_dc:
                         rec.repeated_from = b
-                    tlb.dc_log_on = False
                     for q in range(i + 1, pieces):
                         memcpy(&keys[q * klen], &prev.keys_p[q * klen], klen * sizeof(u64))
                         for c in range(NR_COUNTERS):
