@@ -95,6 +95,7 @@ class Kernel:
         for tlb in self.cpus:
             tlb._lock = self._lock   # the Kernel's TLBs are the Kernel's
         self.tlb_check = tlb_check
+        self._repeat_spares = []            # Process.access_steady's finished passes, reused
         self._policies = [None, None]       # OrderPolicy per hook (HOOK_KINDS index)
         self.anon_order_policy = anon_order_policy
         self.readahead_order_policy = readahead_order_policy

@@ -510,13 +510,20 @@ class Process:
             after = k.process_tlb_counters(self) if k._cpus is not None else before
             return out.reshape(arr.shape), after - before
         rec = None
+        spares = k._repeat_spares        # passes of earlier calls: their buffers are warm
         for _ in range(passes):
             out = np.empty(flat.shape[0], dtype=np.uint8)
             k.switch_mm(self)
-            need_anon, rec = self.mm.access_repeat(flat, writes, write_all, out, insns, insn_all,
-                                                   STEADY_PIECES, rec)
+            need_anon, new = self.mm.access_repeat(flat, writes, write_all, out, insns, insn_all,
+                                                   STEADY_PIECES, rec, spares.pop() if spares else None)
+            if rec is not None:
+                spares.append(rec)
+            rec = new
             self._after_access(need_anon)
-        return out.reshape(arr.shape), rec.counted
+        counted = rec.counted
+        del spares[1:]                   # two serve the next call's two passes
+        spares.append(rec)
+        return out.reshape(arr.shape), counted
 
     def _access(self, flat, writes, write_all, insns=_NO_INSNS, insn_all=False):
         out = np.empty(flat.shape[0], dtype=np.uint8)

@@ -106,11 +106,11 @@ def _hits_kernel(cpu="neoverse-n1"):
     return k, p, a
 
 
-def _repeat(p, vas, prev=None, pieces=STEADY_PIECES):
+def _repeat(p, vas, prev=None, pieces=STEADY_PIECES, spare=None):
     out = np.empty(vas.size, np.uint8)
     p.kernel.switch_mm(p)
     _need, rec = p.mm.access_repeat(vas, np.zeros(0, np.uint8), False, out, np.zeros(0, np.uint8),
-                                    False, pieces, prev)
+                                    False, pieces, prev, spare)
     return out, rec
 
 
@@ -185,6 +185,39 @@ def test_a_pass_whose_tlbs_repeat_replays_the_data_cache(cpu):
     assert _core(k).state_key() == _core(kb).state_key()
     assert p.outcome_counts() == pb.outcome_counts()
     _core(k).check()
+
+
+def _fields(out, rec):
+    return (out.tolist(), rec.repeated_from, rec.replayed_from, rec.dc_logged, rec.keys.tolist(),
+            rec.rows.tolist(), rec.faulted.tolist(), rec.dc_pos.tolist(), rec.dc_log.tolist(),
+            bytes(rec.out) == out.tobytes())          # (state: the core's, checked by its key)
+
+
+def test_a_recycled_pass_is_a_new_one():
+    """Passes that reuse the buffers of spare RepeatPasses (of other streams, so every
+    buffer holds other values; Process.access_steady recycles its passes this way) give
+    every field a fresh pass gives, through the replay of the data cache (spares whose
+    logs are longer and shorter than the pass's); a spare of another shape, or the prev
+    itself, is not taken."""
+    k, p, vas = _dcache_kernel()
+    fresh = [_repeat(p, vas)]
+    for _ in range(2):
+        fresh.append(_repeat(p, vas, fresh[-1][1]))
+    kb, pb, _ = _dcache_kernel()
+    _o, s1 = _repeat(pb, vas[0] + np.arange(vas.size, dtype=np.uint64) % 2048 * K4)  # walks each time
+    _o, s2 = _repeat(pb, vas[0] + np.arange(vas.size, dtype=np.uint64) % 32 * K4)    # L1 hits
+    assert s1.dc_log.size > fresh[0][1].dc_log.size and s2.dc_log.size < fresh[1][1].dc_log.size
+    kc, pc, _ = _dcache_kernel()
+    prev = None
+    for (fo, fr), spare in zip(fresh, (s1, s2, s1)):        # the third takes the first's
+        go, gr = _repeat(pc, vas, prev, spare=spare)
+        assert gr is spare and _fields(go, gr) == _fields(fo, fr)
+        prev = gr
+    assert _core(kc).state_key() == _core(k).state_key()
+    _o, r = _repeat(pc, vas[:-64], spare=s2)                # another shape: a new pass
+    assert r is not s2
+    _o, r = _repeat(pc, vas, s2, spare=s2)                  # prev is never the spare
+    assert r is not s2
 
 
 def test_a_fault_late_in_the_pass_before_stops_the_shortcut():

@@ -61,10 +61,12 @@ class MMCore:
         indices that need anon_vma_prepare (None: too many to list)."""
     def access_repeat(self, vas: npt.NDArray[np.uint64], writes: npt.NDArray[np.uint8], write_all: bool,
                       out: npt.NDArray[np.uint8], insns: npt.NDArray[np.uint8], insn_all: bool,
-                      pieces: int, prev: Optional["RepeatPass"] = None
+                      pieces: int, prev: Optional["RepeatPass"] = None,
+                      spare: Optional["RepeatPass"] = None
                       ) -> tuple[Optional[list[int]], "RepeatPass"]:
         """access() through the TLB of a pass that repeats ``prev``, in ``pieces``
-        pieces; once the state repeats prev's (no fault between), the rest is prev's."""
+        pieces; once the state repeats prev's (no fault between), the rest is prev's.
+        ``spare``: a RepeatPass no longer needed, whose buffers it reuses if it fits."""
     def zap_range(self, start: int, end: int) -> int: ...
     def split_at(self, x: int) -> None: ...
     def unmap_file(self, f: int, first: int = 0, last: int = -1, even_cows: bool = False) -> int: ...

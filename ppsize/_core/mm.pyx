@@ -127,6 +127,7 @@ cdef class RepeatPass:
                                                # again (n: none; <= repeated_from)
     cdef readonly object keys, rows, faulted, out, state, dc_pos, dc_log
     cdef readonly bint dc_logged               # dc_log holds every reference of the pass
+    cdef object dc_buf                         # dc_log's memory (dc_log: its first part)
     cdef u64* keys_p
     cdef i64* rows_p
     cdef u8* faulted_p
@@ -151,16 +152,33 @@ cdef class RepeatPass:
         self.out_p = NULL              # set by access_repeat (with out, which holds it)
         self.dc_pos = np.zeros(pieces + 1, np.int64)
         self.dc_pos_p = <i64*>cnp.PyArray_DATA(self.dc_pos)
-        self.dc_log = np.zeros(0, np.uint64)
+        self.dc_buf = self.dc_log = np.zeros(0, np.uint64)
+        self.dc_log_p = NULL
+        self.dc_logged = False
+
+    cdef bint fits(self, Py_ssize_t n, Py_ssize_t pieces, u64 klen, u64 state_size):
+        return self.n == n and self.pieces == pieces and self.klen == klen and self.state_size == state_size
+
+    cdef void recycle(self):
+        """Ready for another pass of the same shape. Every buffer is rewritten by the pass
+        (dc_pos[0], never written, stays 0); its host pages are warm, where new arrays of a
+        few MiB would be fresh mappings, first touched page by page."""
+        self.repeated_from = self.replayed_from = self.n
+        self.out = None
+        self.out_p = NULL
+        self.dc_log = self.dc_buf[:0]
         self.dc_log_p = NULL
         self.dc_logged = False
 
     cdef void take_dc_log(self, TlbCore tlb):
         """Keep the core's log of this pass's references (dc_log_n of them)."""
         self.dc_logged = not tlb.dc_log_fail
-        self.dc_log = np.empty(tlb.dc_log_n if self.dc_logged else 0, np.uint64)
-        if self.dc_log.shape[0]:
-            memcpy(cnp.PyArray_DATA(self.dc_log), tlb.dc_log, tlb.dc_log_n * sizeof(u64))
+        cdef Py_ssize_t nr = tlb.dc_log_n if self.dc_logged else 0
+        if nr > self.dc_buf.shape[0]:
+            self.dc_buf = np.empty(nr, np.uint64)
+        self.dc_log = self.dc_buf[:nr]
+        if nr:
+            memcpy(cnp.PyArray_DATA(self.dc_log), tlb.dc_log, nr * sizeof(u64))
             self.dc_log_p = <const u64*>cnp.PyArray_DATA(self.dc_log)
 
     @property
@@ -992,7 +1010,8 @@ cdef class MMCore:
         return [int(self.need_anon[j]) for j in range(self.n_need_anon)]
 
     def access_repeat(self, const u64[::1] vas, const u8[::1] writes, bint write_all, u8[::1] out,
-                      const u8[::1] insns, bint insn_all, int pieces, RepeatPass prev=None):
+                      const u8[::1] insns, bint insn_all, int pieces, RepeatPass prev=None,
+                      RepeatPass spare=None):
         """access() through the TLB model (no stale-hit check) of a pass that repeats
         ``prev`` (the RepeatPass of the same addresses just before, or None), in
         ``pieces`` pieces: once the TLB state after a piece (TlbCore.key_into) equals
@@ -1002,8 +1021,9 @@ cdef class MMCore:
         and the TLB is put in prev's end state. The data-cache model only counts, so
         once the rest of the key equals prev's the walks are prev's: from there its
         walk references (logged) go through the data cache again, for its hits, until
-        its state is prev's too. Returns (the VMAs that need anon_vma_prepare, as
-        access() does, and this pass's RepeatPass)."""
+        its state is prev's too. ``spare``: a RepeatPass no longer needed (not prev),
+        whose buffers this pass takes if it has the same shape. Returns (the VMAs that
+        need anon_vma_prepare, as access() does, and this pass's RepeatPass)."""
         cdef Py_ssize_t n = vas.shape[0], i, j, a, b
         buffer_length(out.shape[0], n, "out")
         buffer_length(writes.shape[0], n, "writes", optional=True)
@@ -1016,7 +1036,13 @@ cdef class MMCore:
         cdef u64 klen = tlb.key_len()
         if prev is not None and (prev.n != n or prev.pieces != pieces or prev.klen != klen):
             raise ValueError(f"prev is a pass of {prev.n} accesses in {prev.pieces} pieces, not {n} in {pieces}")
-        rec = RepeatPass(n, pieces, klen, tlb.state_size())
+        if spare is prev:
+            spare = None
+        if spare is not None and spare.fits(n, pieces, klen, tlb.state_size()):
+            rec = spare
+            rec.recycle()
+        else:
+            rec = RepeatPass(n, pieces, klen, tlb.state_size())
         rec.out = out
         rec.out_p = &out[0] if n else NULL
         cdef u64* keys = rec.keys_p

@@ -15,6 +15,7 @@ __all__ = ["make_workload", "check_processes", "MAX_PROCESSES", "Workload", "Pro
            "STEADY_ACCESSES", "STEADY_MIX"]
 
 TOUCH = 4096                      # the workload's touch granularity (bytes)
+_TOUCH_SHIFT = np.uint64(TOUCH.bit_length() - 1)
 STEADY_ACCESSES = 1 << 17         # accesses per process in the steady-state phase
 STEADY_MIX = {"scan": 0.4, "random": 0.3, "text": 0.3}   # shares of the stream
 SCAN_STEP = 1024                  # a scan's stride inside a touched page (4 accesses per 4K)
@@ -247,8 +248,8 @@ def steady_stream(spec: ProcSpec, seed=0, index=0, n=STEADY_ACCESSES):
     parts = []
 
     def pages(v, maps, offs):          # a position in the touched pages laid end to end
-        j = (v // TOUCH).astype(np.int64)
-        return maps[j], offs[j] + v % TOUCH
+        j = (v >> _TOUCH_SHIFT).astype(np.intp)            # (TOUCH a power of two)
+        return maps[j], offs[j] + (v & np.uint64(TOUCH - 1))
 
     if anon:
         span = a_off.size * TOUCH
@@ -267,6 +268,9 @@ def steady_stream(spec: ProcSpec, seed=0, index=0, n=STEADY_ACCESSES):
         return np.zeros(0, np.int32), np.zeros(0, np.uint64), np.zeros(0, bool)
     mapping, offset, insn = (np.concatenate(x) for x in zip(*parts))
     nb = -(-mapping.size // BLOCK)
-    order = (rng.permutation(nb)[:, None] * BLOCK + np.arange(BLOCK)).ravel()
+    perm = rng.permutation(nb)
+    if mapping.size == nb * BLOCK:     # whole blocks: a gather of rows
+        return tuple(x.reshape(nb, BLOCK)[perm].ravel() for x in (mapping, offset, insn))
+    order = (perm[:, None] * BLOCK + np.arange(BLOCK)).ravel()
     order = order[order < mapping.size]
     return mapping[order], offset[order], insn[order]
