@@ -121,6 +121,28 @@ cdef inline u64 _rand(tlb_array* a) noexcept nogil:
 
 
 # ------------------------------------------------------------ one array
+cdef inline u32 _tag_hits(const tlb_entry* e, u32 ways, u64 tag) noexcept nogil:
+    """Bit w set: way w of the set at e holds tag (a scanned set: 1 .. HASH_MIN_WAYS - 1
+    ways). Unrolled: a test of ways per way, the same outcome at a call site each time
+    (one array), instead of a loop's counter and variable shifts."""
+    cdef u32 m = <u32>(e[0].tag == tag)
+    if ways > 1:
+        m |= <u32>(e[1].tag == tag) << 1
+    if ways > 2:
+        m |= <u32>(e[2].tag == tag) << 2
+    if ways > 3:
+        m |= <u32>(e[3].tag == tag) << 3
+    if ways > 4:
+        m |= <u32>(e[4].tag == tag) << 4
+    if ways > 5:
+        m |= <u32>(e[5].tag == tag) << 5
+    if ways > 6:
+        m |= <u32>(e[6].tag == tag) << 6
+    if ways > 7:
+        m |= <u32>(e[7].tag == tag) << 7
+    return m
+
+
 cdef inline i64 _find(tlb_array* a, u32 s, u64 tag, u16 asid) noexcept nogil:
     cdef u32 w, i, m
     cdef u64 base = <u64>s * a.ways
@@ -142,9 +164,7 @@ cdef inline i64 _find(tlb_array* a, u32 s, u64 tag, u16 asid) noexcept nogil:
     # so the only branch is whether a tag matched, not where; then the ASID of each
     # way whose tag matched (one, unless processes share the VA in this set; a
     # (tag, ASID) is in one way at most)
-    m = 0
-    for w in range(a.ways):
-        m |= <u32>(a.ent[base + w].tag == tag) << w
+    m = _tag_hits(&a.ent[base], a.ways, tag)
     while m:
         w = __builtin_ctz(m)
         if a.ent[base + w].asid == asid:
