@@ -12,6 +12,7 @@ cdef enum:
     TLB_MAX_CLASSES = 16      # entry sizes (leaf) + walk-entry spans an array holds
     TLB_MAX_GEOMS = 16        # table modes (geometries) registered
     HASH_MIN_WAYS = 9         # sets this wide are found through a per-set hash index
+                              # (at most 9: tlb._tag_hits compares up to 8 ways)
     HASH_SLOTS_PER_WAY = 8    # the hash index's slots per way (a power of two >= this x ways)
 
 cdef enum:                    # replacement policies
