@@ -138,7 +138,6 @@ cdef class RepeatPass:
 
     def __cinit__(self, Py_ssize_t n, Py_ssize_t pieces, u64 klen, u64 state_size):
         self.n, self.pieces, self.klen, self.state_size = n, pieces, klen, state_size
-        self.repeated_from = self.replayed_from = n
         # every element is written by the pass (np.empty: no page of a large key
         # array is zeroed first)
         self.keys = np.empty((pieces, max(klen, 1)), np.uint64)
@@ -149,23 +148,22 @@ cdef class RepeatPass:
         self.rows_p = <i64*>cnp.PyArray_DATA(self.rows)
         self.faulted_p = <u8*>cnp.PyArray_DATA(self.faulted)
         self.state_p = <u8*>cnp.PyArray_DATA(self.state)
-        self.out_p = NULL              # set by access_repeat (with out, which holds it)
         self.dc_pos = np.zeros(pieces + 1, np.int64)
         self.dc_pos_p = <i64*>cnp.PyArray_DATA(self.dc_pos)
-        self.dc_buf = self.dc_log = np.zeros(0, np.uint64)
-        self.dc_log_p = NULL
-        self.dc_logged = False
+        self.dc_buf = np.zeros(0, np.uint64)
+        self.recycle()
 
     cdef bint fits(self, Py_ssize_t n, Py_ssize_t pieces, u64 klen, u64 state_size):
         return self.n == n and self.pieces == pieces and self.klen == klen and self.state_size == state_size
 
     cdef void recycle(self):
-        """Ready for another pass of the same shape. Every buffer is rewritten by the pass
-        (dc_pos[0], never written, stays 0); its host pages are warm, where new arrays of a
-        few MiB would be fresh mappings, first touched page by page."""
+        """Ready for a pass: a new one, or another of the same shape. Every buffer is
+        rewritten by the pass (dc_pos[0], never written, stays 0); a reused one's host
+        pages are warm, where new arrays of a few MiB would be fresh mappings, first
+        touched page by page."""
         self.repeated_from = self.replayed_from = self.n
         self.out = None
-        self.out_p = NULL
+        self.out_p = NULL              # set by access_repeat (with out, which holds it)
         self.dc_log = self.dc_buf[:0]
         self.dc_log_p = NULL
         self.dc_logged = False
