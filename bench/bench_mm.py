@@ -110,8 +110,7 @@ def test_cold_faults(benchmark, warm_process, gib, kernel_fault_ns):
     every frame, folio, page table and per-frame array entry the timed faults use is
     new to the model. The host memory behind the model's arrays and page tables
     comes from framemem's pool of the Kernels dropped before (what they wrote is
-    zeroed at the new Kernel's boot, outside the timed part; each section's entries
-    are written again when the buddy first hands it out, inside it), as it does for
+    zeroed at the new Kernel's boot, outside the timed part), as it does for
     every Kernel after the first in an interpreter; test_cold_faults_first_kernel
     measures the first one, whose host memory is new.
     Reported against the warm re-fault of the same process configuration, whose

@@ -535,15 +535,11 @@ cdef class FrameMem:
             if self.fill[i]:
                 memset(self.base[i] + lo * sz, self.fill[i], (hi - lo) * sz)
             elif self.mapped[i]:
-                # reused host pages (zero since registration) are written again, as
-                # __init_single_page writes each struct page of the section: the
-                # section's entries are then in the CPU cache for the faults that
-                # follow; fresh ones populated (their first touch)
+                # fresh host pages populated (their first touch); reused ones are
+                # zero since registration already
                 a = lo * sz
                 b = hi * sz
                 z = min(max(self.resident[i], a), b)
-                if z > a:
-                    memset(self.base[i] + a, 0, z - a)
                 if b > z:
                     populate(self.base[i] + z, b - z)
         self.lazy_lo = hi

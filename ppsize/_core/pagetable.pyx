@@ -561,11 +561,13 @@ cdef class PageTableCore:
         if t < 0 and self.top[l] == self.cap[l] and not self._room(l):
             return -1
         if t >= 0:
+            # a freed table: its first word holds the free list's link
             self.free_head[l] = <i64>self.tab[l][t << self.tbits[l]]
+            memset(&self.tab[l][t << self.tbits[l]], 0, sizeof(u64) << self.tbits[l])
         else:
+            # never used: zero already (a GrowBuf's bytes past its old size are)
             t = self.top[l]
             self.top[l] += 1
-        memset(&self.tab[l][t << self.tbits[l]], 0, sizeof(u64) << self.tbits[l])
         self.nvalid[l][t] = 0
         self.tpfn[l][t] = pfn
         self.ntables[l] += 1
