@@ -76,8 +76,8 @@ def byte_compile():
     """Write ppsize's .pyc files once, before the first timed run. A warm install reads
     bytecode (pip compiles it at install; an editable checkout writes it on its first
     import), but where PYTHONDONTWRITEBYTECODE is set (this sandbox sets it) none is ever
-    written, and each run would compile ~20 modules from source (~0.15 s of compare's
-    wall time here), timing the interpreter's compiler rather than ppsize.
+    written, and each run would compile ~20 modules from source (0.06-0.15 s of
+    compare's wall time here), timing the interpreter's compiler rather than ppsize.
     compileall writes them whatever that variable says; Python reads them either way."""
     assert compileall.compile_dir(os.path.join(ROOT, "ppsize"), quiet=1)
 
