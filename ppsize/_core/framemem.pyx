@@ -525,7 +525,7 @@ cdef class FrameMem:
         __init_single_page of a deferred range, done in bulk)."""
         cdef i64 lo = self.lazy_lo
         cdef int i
-        cdef size_t sz, a, b, z
+        cdef size_t sz, a, b
         if hi > self.lazy_hi:
             hi = self.lazy_hi
         if hi <= lo:
@@ -537,11 +537,10 @@ cdef class FrameMem:
             elif self.mapped[i]:
                 # fresh host pages populated (their first touch); reused ones are
                 # zero since registration already
-                a = lo * sz
+                a = max(self.resident[i], lo * sz)
                 b = hi * sz
-                z = min(max(self.resident[i], a), b)
-                if b > z:
-                    populate(self.base[i] + z, b - z)
+                if b > a:
+                    populate(self.base[i] + a, b - a)
         self.lazy_lo = hi
         if hi < self.lazy_hi and lo > 0:
             # the next chunk of the same size, populated by the worker meanwhile
