@@ -217,3 +217,116 @@ def test_grow_limit_keeps_a_large_growbuf_whole(pool):
     assert pool.pool_stats()["bytes"] >= nbytes  # kept whole for the next pool
     pool.set_pool_limit(256 << 20, 256 << 20, 1 << 20)
     assert pool.pool_stats()["bytes"] < nbytes   # a lower grow limit trims GrowBufs at once
+
+
+def _vmflags(addr):
+    """The VmFlags of the mapping holding addr (/proc/self/smaps)."""
+    inside = False
+    for line in open("/proc/self/smaps"):
+        head = line.split()[0]
+        if "-" in head and not head.endswith(":"):
+            lo, hi = (int(x, 16) for x in head.split("-"))
+            inside = lo <= addr < hi
+        elif inside and head == "VmFlags:":
+            return line.split()[1:]
+    raise AssertionError(f"no mapping holds {addr:#x}")
+
+
+@pytest.mark.parametrize("nbytes, huge, flag", [(8 << 20, True, "hg"), (8 << 20, False, "nh"),
+                                                (1 << 20, True, "nh")])
+def test_growbuf_thp_advice(nbytes, huge, flag):
+    # THP only where asked and from 4 MiB: the page tables' pools (read at random), not
+    # the page cache's node pool (first touch of a THP on this VM: 3.5-20 ms per 2 MiB)
+    b = fm.GrowBuf(nbytes, huge)
+    assert b.huge == huge and b.nbytes == nbytes
+    flags = _vmflags(b.address)
+    assert flag in flags and ({"hg", "nh"} - {flag}).isdisjoint(flags)
+
+
+def test_page_cache_node_pool_is_not_thp():
+    from ppsize._core.xarray import XAPool
+    k = ppsize.Kernel(4096, memory="1G")
+    assert not k.pagecache._c.pool.huge
+    assert XAPool().huge and not XAPool(16, False).huge
+
+
+def test_larger_pooled_mapping_kept_whole(pool):
+    # a smaller array (a 16K kernel after a 4K one) keeps the whole mapping, so the next
+    # large one reuses every page, and reads zero where the first one wrote
+    pool.set_pool_limit(256 << 20, 256 << 20)
+    big = frame_array(4 * BIG, np.int64)
+    big[:] = 9
+    del big
+    gc.collect()
+    kept = pool.pool_stats()["bytes"]
+    assert kept >= 4 * BIG * 8
+    small = frame_array(BIG, np.int64)
+    assert not small.any()
+    small[:] = 5
+    del small
+    gc.collect()
+    assert pool.pool_stats()["bytes"] == kept                 # the tail was not given back
+    reused = pool.pool_stats()["reused"]
+    again = frame_array(4 * BIG, np.int64)
+    assert pool.pool_stats()["reused"] - reused == 4 * BIG * 8
+    assert not again.any()
+
+
+@pytest.mark.parametrize("prepare", [True, False])
+def test_framemem_smaller_kernel_keeps_tail(pool, prepare):
+    # FrameMem's drop keeps what an earlier, larger kernel left past its own frames
+    pool.set_pool_limit(256 << 20, 256 << 20)
+
+    def make(n, lo):
+        f = FrameMem(n)
+        f.set_lazy(lo, n)
+        return f, f.array(np.int32, 0xFF), f.array(np.int64)
+
+    f, a, b = make(4 * N, 0)
+    f.prepare_all()
+    a[:] = 7
+    b[:] = 7
+    del f, a, b
+    gc.collect()
+    kept = pool.pool_stats()["bytes"]
+    f, a, b = make(N, N // 2)
+    if prepare:
+        f.prepare_all()
+    a[:N // 2] = 3
+    b[:N // 2] = 3
+    del f, a, b
+    gc.collect()
+    assert pool.pool_stats()["bytes"] == kept          # nothing given back
+    f, a, b = make(4 * N, N)
+    assert (a[:N] == -1).all() and not a[N:].any() and not b.any()
+    f.prepare_all()
+    assert (a == -1).all() and not b.any()
+
+
+def test_pool_kinds_are_kept_apart(pool):
+    files = frame_array(BIG, np.int64, "files")
+    files[:] = 1
+    del files
+    gc.collect()
+    reused = pool.pool_stats()["reused"]
+    frames = frame_array(BIG, np.int64)                        # no per-file mapping for it
+    assert pool.pool_stats()["reused"] == reused and not frames.any()
+    again = frame_array(BIG, np.int64, "files")
+    assert pool.pool_stats()["reused"] > reused and not again.any()
+    with pytest.raises(ValueError, match="'inodes'"):
+        frame_array(BIG, np.int64, "inodes")
+
+
+def test_pool_prefers_the_smallest_that_serves(pool):
+    # of two pooled mappings that both hold the request, the smaller is taken: the
+    # larger is left for the larger array of the next kernel
+    pool.set_pool_limit(256 << 20, 256 << 20)
+    big, small = frame_array(4 * BIG, np.int64), frame_array(BIG, np.int64)
+    big[:] = 1
+    small[:] = 1
+    del big, small
+    gc.collect()
+    before = pool.pool_stats()["bytes"]
+    x = frame_array(BIG, np.int64)
+    assert before - pool.pool_stats()["bytes"] == BIG * 8
+    assert not x.any()

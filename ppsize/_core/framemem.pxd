@@ -62,4 +62,6 @@ cdef class GrowBuf:
     cdef readonly size_t nbytes
     cdef size_t mapped                 # length of the mapping (>= nbytes)
     cdef size_t dirty                  # bytes from p that may be non-zero
+    cdef readonly bint huge            # large mappings advised MADV_HUGEPAGE
     cdef int grow(self, size_t nbytes) except -1
+    cdef void _advise(self) noexcept

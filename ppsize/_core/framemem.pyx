@@ -282,7 +282,7 @@ cdef object _take(object key, size_t nbytes, bint fit):
 cdef object _take_locked(object key, size_t nbytes, bint fit):
     global pool_bytes, pool_reused, grow_bytes
     cdef Py_ssize_t i, best = -1
-    cdef size_t score, best_score = 0
+    cdef size_t score, best_score = 0, best_size = 0
     for i in range(len(_pool)):
         e = _pool[i]
         if e[0] != key:
@@ -293,8 +293,10 @@ cdef object _take_locked(object key, size_t nbytes, bint fit):
             score = ~(<size_t>e[2])             # smaller mapping, higher score
         else:
             score = min(<size_t>e[3], nbytes)
-        if best < 0 or score > best_score:
-            best, best_score = i, score
+        # of equal scores the one with the fewest resident bytes: a small array
+        # does not take the mapping a larger one of the next kernel needs
+        if best < 0 or score > best_score or (score == best_score and <size_t>e[3] < best_size):
+            best, best_score, best_size = i, score, <size_t>e[3]
     if best < 0:
         return None
     e = _pool.pop(best)
@@ -313,15 +315,23 @@ cdef class HostMap:
     cdef size_t mapped
     cdef size_t resident                 # (as the pool's entries)
     cdef size_t dirty
-    cdef size_t itemsize                 # the pool key ("frames", itemsize)
+    cdef size_t itemsize                 # the pool key (POOL_KINDS[kind], itemsize)
+    cdef int kind
 
     def __dealloc__(self):
         if self.p != NULL:
-            _release(("frames", self.itemsize), self.p, self.mapped, self.resident, self.dirty)
+            _release((POOL_KINDS[self.kind], self.itemsize), self.p, self.mapped,
+                     self.resident, self.dirty)
             self.p = NULL
 
 
-cdef object _frame_alloc(i64 n, object dtype, size_t *resident, size_t *dirty):
+# what a mapping held, so each kind of array reuses its own: per-frame arrays (sized by
+# the kernel's frames), per-file ones (by the files; the page cache's) and per-node
+# ones (the page cache's XArray nodes)
+POOL_KINDS = ("frames", "files", "nodes")
+
+
+cdef object _frame_alloc(i64 n, object dtype, size_t *resident, size_t *dirty, int kind=0):
     """A 1-D array of n elements of dtype and, in resident / dirty, how many bytes
     from its start are host pages reused from the pool / may hold a previous
     kernel's values (0: fresh, all zero). Small arrays from the
@@ -331,6 +341,7 @@ cdef object _frame_alloc(i64 n, object dtype, size_t *resident, size_t *dirty):
     cdef size_t itemsize = dt.itemsize
     cdef size_t nbytes = max(1, n * itemsize)
     cdef size_t length = _page_up(nbytes)
+    cdef size_t mapped
     cdef void *q
     cdef HostMap hm
     cdef cnp.npy_intp dims[1]
@@ -341,22 +352,28 @@ cdef object _frame_alloc(i64 n, object dtype, size_t *resident, size_t *dirty):
         a = np.empty(n, dtype=dt)
         memset(cnp.PyArray_DATA(a), 0, <size_t>a.nbytes)
         return a
-    key = ("frames", itemsize)
+    key = (POOL_KINDS[kind], itemsize)
     hm = HostMap()
     e = _take(key, length, False)
+    q = NULL
     if e is not None:
         q = <void*><size_t>e[1]
-        if <size_t>e[2] != length:
-            # shrink (its tail given back) or grow (the new part fresh zeros)
-            q = mremap(q, <size_t>e[2], length, MREMAP_MAYMOVE)
+        mapped = <size_t>e[2]
+        if mapped < length:
+            # grow (the new part fresh zeros)
+            q = mremap(q, mapped, length, MREMAP_MAYMOVE)
             if q == MAP_FAILED:
-                munmap(<void*><size_t>e[1], <size_t>e[2])
+                munmap(<void*><size_t>e[1], mapped)
                 q = NULL
+            mapped = length
+        # a larger one is kept whole, its tail's host pages with it: a 16K or 64K
+        # kernel's smaller arrays would otherwise give back what the next 4K kernel
+        # of a compare touches again
         if q != NULL:
             resident[0] = min(<size_t>e[3], length)
             dirty[0] = min(<size_t>e[4], length)
-    else:
-        q = NULL
+            hm.resident = max(<size_t>e[3], length)
+            hm.dirty = max(<size_t>e[4], length)
     if q == NULL:
         q = sys_mmap(NULL, length, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)
         if q == MAP_FAILED:
@@ -364,23 +381,27 @@ cdef object _frame_alloc(i64 n, object dtype, size_t *resident, size_t *dirty):
         # NumPy advises MADV_HUGEPAGE on large arrays; with THP defrag=madvise the
         # first touch of each 2 MiB then stalls in direct compaction
         madvise(q, length, MADV_NOHUGEPAGE)
+        mapped = length
+        hm.resident = hm.dirty = length    # whatever the owner writes may be kept
     hm.p = q
-    hm.mapped = length
+    hm.mapped = mapped
     hm.itemsize = itemsize
-    hm.resident = hm.dirty = length    # whatever the owner writes may be kept
+    hm.kind = kind
     dims[0] = n
     a = cnp.PyArray_SimpleNewFromData(1, dims, dt.num, q)
     cnp.set_array_base(a, hm)
     return a
 
 
-def frame_array(n, dtype):
+def frame_array(n, dtype, kind="frames"):
     """A zeroed 1-D array of ``n`` elements of ``dtype``: from 4 MiB up in its own
-    anonymous private mapping (reused from the pool of dropped arrays, zeroed, or
-    new: host pages zero-filled on first touch), advised MADV_NOHUGEPAGE; smaller
-    ones from NumPy (the heap)."""
+    anonymous private mapping (reused from the pool of dropped arrays of the same
+    ``kind``, one of POOL_KINDS, zeroed, or new: host pages zero-filled on first
+    touch), advised MADV_NOHUGEPAGE; smaller ones from NumPy (the heap)."""
     cdef size_t resident, dirty
-    a = _frame_alloc(n, dtype, &resident, &dirty)
+    if kind not in POOL_KINDS:
+        raise ValueError(f"kind must be one of {POOL_KINDS}, got {kind!r}")
+    a = _frame_alloc(n, dtype, &resident, &dirty, POOL_KINDS.index(kind))
     if dirty:
         memset(cnp.PyArray_DATA(a), 0, dirty)
     return a
@@ -434,7 +455,7 @@ cdef class FrameMem:
         # back (they would make the whole array "written")
         cdef HostMap hm
         cdef int i
-        cdef size_t sz, d, r, end
+        cdef size_t sz, d, r, end, length
         if self.ahead != NULL and self.worker_pid == getpid():
             # stop and join the worker before any of its arrays can be unmapped
             with nogil:
@@ -452,8 +473,9 @@ cdef class FrameMem:
             if hm.p == NULL:
                 continue
             sz = self.itemsize[i]
+            length = _page_up(<size_t>self.nr_pages * sz)
             if self.lazy_lo >= self.lazy_hi:
-                d = r = hm.mapped              # every frame prepared: all may be written
+                d = r = length                 # every frame prepared: all may be written
             else:
                 # the unprepared frames lazy_lo .. lazy_hi-1 are zero (fresh, or
                 # zeroed when registered): the part before them is kept, the part
@@ -461,10 +483,16 @@ cdef class FrameMem:
                 d = _page_up(<size_t>self.lazy_lo * sz)
                 r = max(self.resident[i], d)
                 end = _page_down(<size_t>self.lazy_hi * sz)
-                if self.lazy_hi < self.nr_pages and end < hm.mapped:
-                    madvise(<u8*>hm.p + end, hm.mapped - end, MADV_DONTNEED)
+                if self.lazy_hi < self.nr_pages and end < length:
+                    madvise(<u8*>hm.p + end, length - end, MADV_DONTNEED)
                     r = min(r, end)
                     d = min(d, end)
+            # a pooled mapping larger than the array: its tail is as this kernel
+            # found it (hm.resident / dirty as _frame_alloc set them)
+            if hm.resident > length:
+                r = hm.resident
+            if hm.dirty > length:
+                d = hm.dirty
             hm.resident = min(r, hm.mapped)
             hm.dirty = min(d, hm.resident)
             hm = None
@@ -620,14 +648,16 @@ cdef inline void _grow_release(void *p, size_t mapped, size_t dirty):
 
 
 cdef class GrowBuf:
-    """GrowBuf(nbytes): zeroed host memory that grows without a copy of fresh
-    memory (mremap), or into a larger pooled mapping of a dropped GrowBuf (a copy of
-    what it holds, cheaper than the host's first touch of the new part). Its address
-    changes on growth: hold pointers, never views, across grow()."""
+    """GrowBuf(nbytes, huge=False): zeroed host memory that grows without a copy of
+    fresh memory (mremap), or into a larger pooled mapping of a dropped GrowBuf (a
+    copy of what it holds, cheaper than the host's first touch of the new part). Its
+    address changes on growth: hold pointers, never views, across grow(). huge: from
+    4 MiB up the mapping is advised MADV_HUGEPAGE (for memory read at random)."""
 
-    def __cinit__(self, size_t nbytes):
+    def __cinit__(self, size_t nbytes, bint huge=False):
         self.p = NULL
         self.nbytes = self.mapped = self.dirty = 0
+        self.huge = huge
         self.grow(nbytes)
 
     cdef int grow(self, size_t nbytes) except -1:
@@ -650,6 +680,7 @@ cdef class GrowBuf:
                 self.p = q
                 self.mapped = e[2]
                 self.dirty = max(<size_t>e[4], self.nbytes)
+                self._advise()
             else:
                 if self.p == NULL:
                     q = sys_mmap(NULL, nbytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)
@@ -657,12 +688,9 @@ cdef class GrowBuf:
                     q = mremap(self.p, self.mapped, nbytes, MREMAP_MAYMOVE)
                 if q == MAP_FAILED:
                     raise MemoryError(f"cannot map {nbytes} bytes for a growing pool")
-                if nbytes >= HUGE_HINT:
-                    # large pools keep the THP backing NumPy gave them (the walk reads
-                    # them at random); growth faults in only the new part
-                    madvise(q, nbytes, MADV_HUGEPAGE)
                 self.p = q
                 self.mapped = nbytes
+                self._advise()
         # the bytes past the old size: zero (fresh, or zeroed where reused)
         z = min(self.dirty, nbytes)
         if z > self.nbytes:
@@ -670,6 +698,18 @@ cdef class GrowBuf:
         self.nbytes = nbytes
         self.dirty = max(self.dirty, nbytes)
         return 0
+
+    @property
+    def address(self):
+        """Where the mapping starts now (it moves on growth)."""
+        return <size_t>self.p
+
+    cdef void _advise(self) noexcept:
+        # the whole mapping (the host faults in only what is touched): THP only where
+        # asked, since on a VM with free page reporting (this one) a first touch of a
+        # 2 MiB THP costs 3.5-20 ms, of 512 4 KiB pages 1-7 ms
+        madvise(self.p, self.mapped, MADV_HUGEPAGE if self.huge and self.mapped >= HUGE_HINT
+                else MADV_NOHUGEPAGE)
 
     def __dealloc__(self):
         if self.p != NULL:

@@ -134,7 +134,8 @@ cdef class PageCache:
         self.io_pages = self.ra_pages if io_pages is None else int(io_pages)
         if self.ra_pages < 0 or self.io_pages < 0:
             raise ValueError("ra_pages and io_pages must be >= 0")
-        self.pool = XAPool(64)
+        # 4 KiB host pages: files' nodes are filled and read file by file
+        self.pool = XAPool(64, False)
         # every mapping's nodes are radix_tree_node slab objects of the kernel
         self.pool.p.charge = xa_node_charge
         self.pool.p.charge_ctx = <void*>k
@@ -157,7 +158,7 @@ cdef class PageCache:
                                        (np.int64, 1), (RA_DTYPE, 1), (np.uint8, sizeof(xarray_t)),
                                        (np.int64, 1))):
             dt = np.dtype(dt)
-            a = frame_array(newcap * per * dt.itemsize, np.uint8).view(dt)
+            a = frame_array(newcap * per * dt.itemsize, np.uint8, "files").view(dt)
             if old:
                 a[:old * per] = cur[i]
             new.append(a)

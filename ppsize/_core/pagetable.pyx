@@ -515,9 +515,10 @@ cdef class PageTableCore:
         cdef GrowBuf tab, nv, pf
         cdef i64 old = self.cap[l]
         if self._tab_arrays[l] is None:
-            self._tab_arrays[l] = GrowBuf(0)
-            self._nvalid_arrays[l] = GrowBuf(0)
-            self._pfn_arrays[l] = GrowBuf(0)
+            # THP backed: the walk reads the tables at random
+            self._tab_arrays[l] = GrowBuf(0, True)
+            self._nvalid_arrays[l] = GrowBuf(0, True)
+            self._pfn_arrays[l] = GrowBuf(0, True)
         tab, nv, pf = self._tab_arrays[l], self._nvalid_arrays[l], self._pfn_arrays[l]
         tab.grow((<size_t>new_cap << self.tbits[l]) * sizeof(u64))
         nv.grow(<size_t>new_cap * sizeof(u32))

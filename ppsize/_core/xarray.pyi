@@ -21,7 +21,8 @@ MARK_NAMES: dict[str, int]           # "dirty", "writeback", "towrite" -> XA_MAR
 
 class XAPool:
     """Node pool (radix_tree_node slab cache) that XArrays may share."""
-    def __init__(self, capacity: int = 16) -> None: ...
+    huge: bool
+    def __init__(self, capacity: int = 16, huge: bool = True) -> None: ...
     @property
     def nr_nodes(self) -> int: ...
     @property

@@ -50,6 +50,7 @@ from ppsize._validate import as_index_array, as_int, as_order, as_u64
 from libc.string cimport memset, memcpy
 from cpython.object cimport PyObject
 from ppsize._core.framemem cimport GrowBuf
+from ppsize._core.framemem import frame_array
 from libc cimport errno as cerrno
 from ppsize._core._types cimport u64, i64, i32, u8
 
@@ -167,9 +168,14 @@ def _as_mark(mark):
 @cython.no_gc
 cdef class XAPool:
     """A pool of xa_nodes (the radix_tree_node slab cache): NumPy-owned arrays that any
-    number of XArrays (xarray_t) allocate nodes from. Grows by doubling, in place."""
+    number of XArrays (xarray_t) allocate nodes from. Grows by doubling, in place.
+    ``huge``: the slots (from 4 MiB) on host memory advised MADV_HUGEPAGE, for pools
+    read at random; False for pools filled and read a few neighbouring nodes at a time
+    (the page cache's, file by file), where the host's first touch of each 2 MiB
+    costs more than THP saves."""
 
-    def __cinit__(self, i64 capacity=16):
+    def __cinit__(self, i64 capacity=16, bint huge=True):
+        self.huge = huge
         self.p.cap = 0
         self.p.used = 0
         self.p.free_head = -1
@@ -190,12 +196,17 @@ cdef class XAPool:
         cdef cnp.npy_intp dims[1]
         if not old <= newcap <= XA_MAX_NODES:       # node ids are i32 (parent links)
             raise MemoryError(f"XAPool capacity {newcap} outside {old}..{XA_MAX_NODES}")
-        marks = np.zeros(newcap * XA_MAX_MARKS, dtype=np.uint64)
-        parent = np.full(newcap, -1, dtype=np.int32)
-        shift = np.full(newcap, NODE_FREE, dtype=np.uint8)
-        offset = np.zeros(newcap, dtype=np.uint8)
-        count = np.zeros(newcap, dtype=np.uint8)
-        nrv = np.zeros(newcap, dtype=np.uint8)
+        # not huge: from framemem (4 KiB host pages, reused from a dropped Kernel's
+        # pool), not NumPy (which advises MADV_HUGEPAGE from 4 MiB up)
+        zeros = np.zeros if self.huge else lambda n, dtype: frame_array(n, dtype, "nodes")
+        marks = zeros(newcap * XA_MAX_MARKS, dtype=np.uint64)
+        parent = zeros(newcap, dtype=np.int32)
+        parent.fill(-1)
+        shift = zeros(newcap, dtype=np.uint8)
+        shift.fill(NODE_FREE)
+        offset = zeros(newcap, dtype=np.uint8)
+        count = zeros(newcap, dtype=np.uint8)
+        nrv = zeros(newcap, dtype=np.uint8)
         if old:
             marks[:self.p.used * XA_MAX_MARKS] = self._marks_a[:self.p.used * XA_MAX_MARKS]
             for new, cur in ((parent, self._parent_a), (shift, self._shift_a),
@@ -207,7 +218,7 @@ cdef class XAPool:
         # it. _slots_a is a view over it, made anew at each growth (nothing else holds
         # one; the old view is stale once the buffer moves); the view's base keeps the
         # buffer alive. Last: nothing after the move can fail and leave p.slots stale.
-        buf = self._slots_a.base if old else GrowBuf(0)
+        buf = self._slots_a.base if old else GrowBuf(0, self.huge)
         buf.grow(<size_t>newcap * XA_CHUNK_SIZE * sizeof(u64))
         dims[0] = newcap * XA_CHUNK_SIZE
         slots = cnp.PyArray_SimpleNewFromData(1, dims, cnp.NPY_UINT64, buf.p)
