@@ -330,3 +330,17 @@ def test_pool_prefers_the_smallest_that_serves(pool):
     x = frame_array(BIG, np.int64)
     assert before - pool.pool_stats()["bytes"] == BIG * 8
     assert not x.any()
+
+
+def test_thp_and_small_page_growbufs_pooled_apart(pool):
+    # a page-table pool (THP) never reuses an XArray node pool's 4 KiB-page memory: the
+    # pages already resident would stay small whatever the advice
+    from ppsize._core.xarray import XAPool
+    pool.set_pool_limit(256 << 20, 256 << 20, 256 << 20)
+    XAPool(8192, False)                          # 4 MiB of slots, dropped at once
+    st = pool.pool_stats()
+    assert st["entries"] == 1
+    XAPool(256, True)._resize(8192)
+    assert pool.pool_stats()["reused"] == st["reused"]
+    XAPool(256, False)._resize(8192)
+    assert pool.pool_stats()["reused"] > st["reused"]

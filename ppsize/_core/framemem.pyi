@@ -4,6 +4,7 @@ import numpy.typing as npt
 
 SMALL_ARRAY: int
 POOL_KINDS: tuple[str, ...]
+GROW_KEYS: tuple[str, str]
 
 def frame_array(n: int, dtype: npt.DTypeLike, kind: str = "frames") -> npt.NDArray[np.generic]: ...
 def set_pool_limit(nbytes: int, entry_nbytes: int | None = None, grow_nbytes: int | None = None) -> int: ...

@@ -218,7 +218,7 @@ cdef void _trim(size_t room):
         e = _pool.pop(0)
         addr, mapped, resident = e[1], e[2], e[3]
         pool_bytes -= resident
-        if e[0] == "grow":
+        if e[0] in GROW_KEYS:
             grow_bytes -= resident
         munmap(<void*>addr, mapped)
         if room > pool_limit and not _pool:
@@ -231,7 +231,7 @@ cdef void _trim_grow(size_t room):
     cdef Py_ssize_t i = 0
     while i < len(_pool) and grow_bytes + room > grow_limit:
         e = _pool[i]
-        if e[0] != "grow":
+        if e[0] not in GROW_KEYS:
             i += 1
             continue
         del _pool[i]
@@ -245,7 +245,7 @@ cdef void _release(object key, void *p, size_t mapped, size_t resident, size_t d
     the rest given back), or unmapped."""
     global pool_bytes, pool_busy, grow_bytes
     cdef size_t keep = _page_down(min(resident, pool_entry_limit, pool_limit))
-    cdef bint grow = key == "grow"
+    cdef bint grow = key in GROW_KEYS
     if p == NULL:
         return
     if keep == 0 or key is None or pool_busy or (grow and keep > grow_limit):
@@ -301,7 +301,7 @@ cdef object _take_locked(object key, size_t nbytes, bint fit):
         return None
     e = _pool.pop(best)
     pool_bytes -= <size_t>e[3]
-    if e[0] == "grow":
+    if e[0] in GROW_KEYS:
         grow_bytes -= <size_t>e[3]
     pool_reused += min(<size_t>e[3], nbytes)
     return e
@@ -642,9 +642,14 @@ cdef size_t GROW_POOL_MIN = 2 << 20   # GrowBufs from this size are pooled (a pa
                                      # its whole size, which may be more than was used)
 
 
-cdef inline void _grow_release(void *p, size_t mapped, size_t dirty):
+# the pool keys of GrowBufs' mappings, without and with THP: a THP pool reuses only
+# THP-backed memory (4 KiB pages already resident stay so, whatever the advice)
+GROW_KEYS = ("grow", "grow-huge")
+
+
+cdef inline void _grow_release(void *p, size_t mapped, size_t dirty, bint huge):
     # a GrowBuf's mapping it no longer uses: pooled from GROW_POOL_MIN, else unmapped
-    _release("grow" if mapped >= GROW_POOL_MIN else None, p, mapped, dirty, dirty)
+    _release(GROW_KEYS[huge] if mapped >= GROW_POOL_MIN else None, p, mapped, dirty, dirty)
 
 
 cdef class GrowBuf:
@@ -670,13 +675,13 @@ cdef class GrowBuf:
             # a pooled mapping goes to a pool that grows (the page tables' pools
             # start at 16 tables per level, and only the levels that fill up grow),
             # small ones stay fresh mappings (a few host pages)
-            e = _take("grow", nbytes, True) if self.nbytes >= GROW_TAKE_MIN else None
+            e = _take(GROW_KEYS[self.huge], nbytes, True) if self.nbytes >= GROW_TAKE_MIN else None
             if e is not None:
                 # a pooled mapping that holds nbytes: take it, copy what this one holds
                 q = <void*><size_t>e[1]
                 if self.nbytes:
                     memcpy(q, self.p, self.nbytes)
-                _grow_release(self.p, self.mapped, self.dirty)
+                _grow_release(self.p, self.mapped, self.dirty, self.huge)
                 self.p = q
                 self.mapped = e[2]
                 self.dirty = max(<size_t>e[4], self.nbytes)
@@ -713,5 +718,5 @@ cdef class GrowBuf:
 
     def __dealloc__(self):
         if self.p != NULL:
-            _grow_release(self.p, self.mapped, self.dirty)
+            _grow_release(self.p, self.mapped, self.dirty, self.huge)
             self.p = NULL
