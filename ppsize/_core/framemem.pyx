@@ -6,8 +6,10 @@ same on the host.
   array of zeros costs nothing until used (the model of a 256 GiB machine does not
   pay for frames it never hands out).
 - MADV_NOHUGEPAGE: NumPy advises MADV_HUGEPAGE on large arrays, and with THP
-  defrag=madvise the first touch of each 2 MiB then stalls in direct compaction;
-  4 KiB host pages keep a cold model fault cheap.
+  defrag=madvise the first touch of each 2 MiB then stalls in direct compaction, or on
+  a VM with free page reporting (the development one) in the host's fault-in of the
+  whole 2 MiB (3.5-20 ms); 4 KiB host pages keep a cold model fault cheap. GrowBufs
+  take THP only when asked (the page tables' pools, read at random).
 - A lazily prepared range (the buddy's deferred blocks, CONFIG_DEFERRED_STRUCT_PAGE_INIT
   in mm/mm_init.c): arrays whose "empty" value is not zero (a folio's order marker
   and owner, -1) are filled there only when the buddy first hands the range out
@@ -378,9 +380,7 @@ cdef object _frame_alloc(i64 n, object dtype, size_t *resident, size_t *dirty, i
         q = sys_mmap(NULL, length, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)
         if q == MAP_FAILED:
             raise MemoryError(f"cannot map {length} bytes for a per-frame array")
-        # NumPy advises MADV_HUGEPAGE on large arrays; with THP defrag=madvise the
-        # first touch of each 2 MiB then stalls in direct compaction
-        madvise(q, length, MADV_NOHUGEPAGE)
+        madvise(q, length, MADV_NOHUGEPAGE)        # (the module's docstring)
         mapped = length
         hm.resident = hm.dirty = length    # whatever the owner writes may be kept
     hm.p = q
