@@ -10,6 +10,7 @@ import pytest
 import ppsize
 from ppsize._core import framemem as fm
 from ppsize._core.framemem import FrameMem, frame_array
+from ppsize.procmaps import read_smaps
 
 BIG = fm.SMALL_ARRAY // 8 * 2          # int64 elements of a mapped (poolable) array
 
@@ -221,15 +222,10 @@ def test_grow_limit_keeps_a_large_growbuf_whole(pool):
 
 def _vmflags(addr):
     """The VmFlags of the mapping holding addr (/proc/self/smaps)."""
-    inside = False
-    for line in open("/proc/self/smaps"):
-        head = line.split()[0]
-        if "-" in head and not head.endswith(":"):
-            lo, hi = (int(x, 16) for x in head.split("-"))
-            inside = lo <= addr < hi
-        elif inside and head == "VmFlags:":
-            return line.split()[1:]
-    raise AssertionError(f"no mapping holds {addr:#x}")
+    sm = read_smaps()
+    hit = np.flatnonzero((sm.start <= addr) & (addr < sm.end))
+    assert hit.size == 1, f"no mapping holds {addr:#x}"
+    return sm.vmflags[hit[0]]
 
 
 @pytest.mark.parametrize("nbytes, huge, flag", [(8 << 20, True, "hg"), (8 << 20, False, "nh"),
