@@ -110,7 +110,8 @@ ctypedef struct xarray_t:
 
 
 cdef class XAPool:
-    """Owner of a node pool (NumPy arrays); XArray objects or C code share it."""
+    """Owner of a node pool (arrays: GrowBuf slots, NumPy or framemem per-node fields);
+    XArray objects or C code share it."""
     cdef xa_pool_t p
     cdef object _slots_a, _marks_a, _parent_a, _shift_a, _offset_a, _count_a, _nrv_a
     cdef readonly bint huge             # slots on THP-advised host memory

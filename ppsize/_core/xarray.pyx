@@ -167,7 +167,8 @@ def _as_mark(mark):
 # gives nodes back to it (a tp_clear of the pool first would leave them dangling)
 @cython.no_gc
 cdef class XAPool:
-    """A pool of xa_nodes (the radix_tree_node slab cache): NumPy-owned arrays that any
+    """A pool of xa_nodes (the radix_tree_node slab cache): arrays (slots in a GrowBuf,
+    the rest NumPy's, or framemem's when not huge) that any
     number of XArrays (xarray_t) allocate nodes from. Grows by doubling, in place.
     ``huge``: the slots (from 4 MiB) on host memory advised MADV_HUGEPAGE, for pools
     read at random; False for pools filled and read a few neighbouring nodes at a time
