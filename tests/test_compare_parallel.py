@@ -142,3 +142,39 @@ def test_a_large_run_hands_each_kernels_host_memory_to_the_next(monkeypatch):
     assert {k: framemem.pool_stats()[k] for k in limits} == {k: before[k] for k in limits}
     assert seen[1]["bytes"] > before["limit"]             # the first Kernel's, for the second
     assert res.results[0].meminfo["Cached"] == res.results[1].meminfo["Cached"] == 200_000 * 40
+
+
+def test_one_worker_populates_ahead_with_a_cpu_to_spare(tree, monkeypatch):
+    """compare running one configuration at a time on two CPUs turns framemem's
+    populate ahead on for its runs (the spare CPU faults in the host pages the
+    model fills next) and restores the setting afterwards; on one CPU, or with two
+    workers, the setting stays as it was."""
+    from ppsize._core import framemem
+
+    def setting():
+        was = framemem.set_populate_ahead(False)
+        framemem.set_populate_ahead(was)
+        return was
+
+    class Record:
+        def __init__(self):
+            self.seen = []
+
+        def update(self, what, fraction, force=False):
+            self.seen.append(setting())
+
+        def close(self):
+            pass
+
+    scan = cmp.scan_trees([tree])
+    old = framemem.set_populate_ahead(False)
+    try:
+        for cpus, workers, want in ((2, 1, True), (1, 1, False), (2, 2, False)):
+            monkeypatch.setattr(cmp, "usable_cpus", lambda: cpus)
+            rec = Record()
+            cmp.compare([tree], scan=scan, seed=2, processes=3, workers=workers, configs=["4K", "64K"],
+                        progress=rec)
+            assert rec.seen and set(rec.seen) == {want}, (cpus, workers)
+            assert setting() is False
+    finally:
+        framemem.set_populate_ahead(old)

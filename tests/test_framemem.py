@@ -17,12 +17,15 @@ BIG = fm.SMALL_ARRAY // 8 * 2          # int64 elements of a mapped (poolable) a
 
 @pytest.fixture
 def pool():
-    """An empty pool with the default limits, restored afterwards."""
+    """An empty pool with the default limits, restored afterwards (and the populate
+    ahead setting)."""
     old = fm.pool_stats()
+    ahead = fm.set_populate_ahead(False)
     fm.pool_clear()
     fm.set_pool_limit(128 << 20)
     yield fm
     fm.set_pool_limit(old["limit"], old["entry_limit"], old["grow_limit"])
+    fm.set_populate_ahead(ahead)
     fm.pool_clear()
 
 
@@ -340,3 +343,58 @@ def test_thp_and_small_page_growbufs_pooled_apart(pool):
     assert pool.pool_stats()["reused"] == st["reused"]
     XAPool(256, False)._resize(8192)
     assert pool.pool_stats()["reused"] > st["reused"]
+
+
+def _resident(addr, nbytes):
+    """Per host page of addr .. addr+nbytes: 1 if resident (mincore(2))."""
+    import ctypes
+    import mmap
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.mincore.argtypes = (ctypes.c_void_p, ctypes.c_size_t, ctypes.c_void_p)
+    vec = (ctypes.c_ubyte * (nbytes // mmap.PAGESIZE))()
+    assert libc.mincore(addr, nbytes, vec) == 0, ctypes.get_errno()
+    return np.frombuffer(vec, np.uint8) & 1
+
+
+@pytest.mark.parametrize("ahead", [True, False])
+def test_node_pool_populated_ahead_of_its_front(pool, ahead):
+    """A node pool that is not huge (the page cache's) is filled in order; with
+    populate ahead on, a worker faults in the host pages of up to GROW_AHEAD bytes of
+    slots past the last node handed out (asked for every 1024 nodes), through the
+    pool's doublings (the buffer moves: the worker is quiesced first), and none
+    further; off, no page past the front is touched."""
+    import mmap
+    import time
+    from ppsize._core.xarray import XAPool, XArray
+    pool.set_pool_limit(0)                       # fresh mappings: residency is the test's
+    old = pool.set_populate_ahead(ahead)
+    try:
+        xp = XAPool(16, huge=False)
+        xa = XArray(pool=xp)
+        n = 17_000                                   # leaves: 17,000 of the 32,768 nodes' pool
+        xa.store_batch(np.arange(n, dtype=np.uint64) * 64, np.arange(n, dtype=np.uint64) * 2 + 1)
+        buf = xp.slots_buffer
+        front = xp.nr_nodes * 512                    # slots (64 x u64) per node, in id order
+        assert buf.nbytes == xp.capacity * 512 > front + fm.GROW_AHEAD + (1 << 20)
+        page = mmap.PAGESIZE
+        lo = -(-front // page)                       # the first page no node reached
+        past = (front + fm.GROW_AHEAD) // page + 1   # the worker never goes this far
+        deadline = time.monotonic() + 60
+        while True:
+            res = _resident(buf.address, buf.nbytes)
+            # the front came to within 1024 nodes of `front` when it last asked
+            want = res[lo:(front + fm.GROW_AHEAD - 1024 * 512) // page]
+            if not ahead or want.all() or time.monotonic() > deadline:
+                break
+            time.sleep(0.01)
+        assert res[:front // page].all()             # written by the stores
+        assert not res[past:].any()
+        if ahead:
+            assert want.all()
+        else:
+            assert not res[lo:].any()
+        xa.check()
+        xp.check()
+        assert [xa.load(i * 64) for i in (0, n // 2, n - 1)] == [1, n + 1, 2 * n - 1]
+    finally:
+        pool.set_populate_ahead(old)

@@ -13,17 +13,21 @@ from ppsize._core._types cimport i64, u8
 cdef enum:
     FRAMEMEM_MAX_ARRAYS = 16
 
-cdef struct Ahead:
-    # the populate-ahead worker's request (framemem.pyx: deferred_init_memmap's
-    # pgdatinit thread): frames lo .. hi-1 of the arrays listed, under mu
+cdef struct Populator:
+    # a worker pthread that populates the host pages of the ranges asked for last
+    # (framemem.pyx: deferred_init_memmap's pgdatinit thread), started on first use;
+    # its fields under mu
     void *mu                           # pthread_mutex_t *
-    void *cv                           # pthread_cond_t *
+    void *cv                           # pthread_cond_t *: new work, a piece done
+    unsigned long thread               # its pthread_t
+    int pid                            # the process that started it (0: none yet,
+                                       # -1: could not; a fork's child has none)
     int stop
-    i64 lo
-    i64 hi
-    int nr
-    u8 *base[FRAMEMEM_MAX_ARRAYS]
-    size_t itemsize[FRAMEMEM_MAX_ARRAYS]
+    int busy                           # a piece is being populated now
+    int nr                             # ranges pending
+    u8 *addr[FRAMEMEM_MAX_ARRAYS]      # page-aligned
+    size_t len[FRAMEMEM_MAX_ARRAYS]
+    size_t front_hi                    # populate_front: bytes asked for so far
 
 cdef class FrameMem:
     cdef readonly i64 nr_pages
@@ -41,15 +45,18 @@ cdef class FrameMem:
     cdef void *maps[FRAMEMEM_MAX_ARRAYS]        # the arrays' HostMaps, owned references
                                                 # (NULL: a heap array)
 
-    cdef Ahead *ahead                  # NULL until the worker is started
-    cdef unsigned long worker          # its pthread_t
-    cdef int worker_pid                # the process that started it (a fork's child
-                                       # has no worker: it never touches it)
+    cdef Populator *ahead              # NULL until populate ahead is first asked for
+    cdef i64 ahead_hi                  # frames asked for so far
 
     cdef void prepare(self, i64 hi) noexcept nogil
     cdef void populate_ahead(self, i64 lo, i64 hi) noexcept nogil
 
 cdef void populate(void *p, size_t nbytes) noexcept nogil
+cdef Populator *populator_new() noexcept nogil
+cdef void populator_ask(Populator *w, int nr, u8 **addr, size_t *nbytes) noexcept nogil
+cdef void populate_front(Populator *w, u8 *base, size_t front, size_t end) noexcept nogil
+cdef void populator_quiesce(Populator *w) noexcept nogil
+cdef void populator_free(Populator *w) noexcept nogil
 
 
 cdef class GrowBuf:
@@ -63,5 +70,7 @@ cdef class GrowBuf:
     cdef size_t mapped                 # length of the mapping (>= nbytes)
     cdef size_t dirty                  # bytes from p that may be non-zero
     cdef readonly bint huge            # large mappings advised MADV_HUGEPAGE
+    cdef Populator *ahead              # NULL until populator() is first called
     cdef int grow(self, size_t nbytes) except -1
     cdef void _advise(self) noexcept
+    cdef Populator *populator(self) noexcept

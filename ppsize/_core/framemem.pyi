@@ -5,6 +5,8 @@ import numpy.typing as npt
 SMALL_ARRAY: int
 POOL_KINDS: tuple[str, ...]
 GROW_KEYS: tuple[str, str]
+AHEAD_CHUNKS: int
+GROW_AHEAD: int
 
 def frame_array(n: int, dtype: npt.DTypeLike, kind: str = "frames") -> npt.NDArray[np.generic]: ...
 def set_pool_limit(nbytes: int, entry_nbytes: int | None = None, grow_nbytes: int | None = None) -> int: ...

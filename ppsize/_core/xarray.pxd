@@ -79,6 +79,8 @@ cdef struct xa_state:
 # is freed; NULL: nothing charged (a standalone XArray).
 ctypedef int (*xa_charge_fn)(void *ctx, int nr) noexcept nogil
 
+from ppsize._core.framemem cimport Populator
+
 ctypedef struct xa_pool_t:
     u64 *slots                # [cap * 64]
     u64 *marks                # [cap * 3] one 64-bit bitmap per mark
@@ -94,6 +96,8 @@ ctypedef struct xa_pool_t:
     void *owner               # borrowed: the XAPool that owns the NumPy arrays (growth)
     xa_charge_fn charge       # kmem_cache_alloc / kmem_cache_free accounting, or NULL
     void *charge_ctx          # borrowed: its context (the KernelCore)
+    Populator *ahead          # borrowed: the slots' GrowBuf's (not huge), or NULL:
+                              # keeps the slots past `used` populated (populate_front)
 
 
 ctypedef struct xarray_t:

@@ -49,7 +49,7 @@ cimport numpy as cnp
 from ppsize._validate import as_index_array, as_int, as_order, as_u64
 from libc.string cimport memset, memcpy
 from cpython.object cimport PyObject
-from ppsize._core.framemem cimport GrowBuf
+from ppsize._core.framemem cimport GrowBuf, populate_front
 from ppsize._core.framemem import frame_array
 from libc cimport errno as cerrno
 from ppsize._core._types cimport u64, i64, i32, u8
@@ -77,6 +77,8 @@ cdef enum:
     XAS_ERROR = -4      # XA_ERROR(err): err in xas.err
     NODE_FREE = 255     # shift of a node on the free list
     NODE_BIAS = 2048    # node entry = (id + NODE_BIAS) << 2 | 2  (> 4096: xa_is_node)
+    XA_AHEAD_NODES = 1024   # a pool's front is reported to its populator every this many
+                            # new nodes (512 KiB of slots)
 
 # PAGECACHE_TAG_* (include/linux/fs.h): XA_MARK_0/1/2
 PAGECACHE_TAG_DIRTY = XA_MARK_0
@@ -184,6 +186,7 @@ cdef class XAPool:
         self.p.owner = <void *>self
         self.p.charge = NULL
         self.p.charge_ctx = NULL
+        self.p.ahead = NULL
         if capacity > 0:
             self._resize(capacity)
 
@@ -234,6 +237,8 @@ cdef class XAPool:
         self.p.count = <u8 *>cnp.PyArray_DATA(self._count_a)
         self.p.nr_values = <u8 *>cnp.PyArray_DATA(self._nrv_a)
         self.p.cap = newcap
+        if not self.huge:
+            self.p.ahead = buf.populator()      # filled in order: populated ahead (if on)
 
     @property
     def nr_nodes(self):
@@ -243,6 +248,11 @@ cdef class XAPool:
     @property
     def capacity(self):
         return self.p.cap
+
+    @property
+    def slots_buffer(self):
+        """The GrowBuf holding the nodes' slots (None before the first node array)."""
+        return self._slots_a.base if self.p.cap else None
 
     @property
     def nbytes(self):
@@ -328,6 +338,9 @@ cdef i32 xa_node_alloc(xarray_t *xa) noexcept nogil:
             return -1
         node = <i32>xa.pool.used
         xa.pool.used = xa.pool.used + 1
+        if not (node & (XA_AHEAD_NODES - 1)) and xa.pool.ahead != NULL:
+            populate_front(xa.pool.ahead, <u8 *>xa.pool.slots, <size_t>node * XA_CHUNK_SIZE * sizeof(u64),
+                           <size_t>xa.pool.cap * XA_CHUNK_SIZE * sizeof(u64))
     xa.pool.parent[node] = -1
     xa.pool.shift[node] = 0
     xa.pool.offset[node] = 0

@@ -223,6 +223,10 @@ def compare(trees=DEFAULT_TREES, seed=0, processes=12, chosen=None, configs=None
     raised = keep > pool["limit"]
     if raised:
         framemem.set_pool_limit(keep, keep, keep)
+    # one configuration at a time with a CPU to spare: a worker thread faults in the
+    # host pages the run's per-frame arrays and node pool fill next, off its path
+    ahead = workers == 1 and usable_cpus() >= 2
+    was_ahead = framemem.set_populate_ahead(True) if ahead else False
     try:
         if workers == 1:
             results = [one(i) for i in range(len(cfgs))]
@@ -235,6 +239,8 @@ def compare(trees=DEFAULT_TREES, seed=0, processes=12, chosen=None, configs=None
     finally:
         if freeze:
             gc.unfreeze()
+        if ahead:
+            framemem.set_populate_ahead(was_ahead)
         if raised:
             framemem.set_pool_limit(pool["limit"], pool["entry_limit"], pool["grow_limit"])
     progress.close()
