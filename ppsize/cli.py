@@ -110,6 +110,26 @@ def build_parser(only=None) -> argparse.ArgumentParser:
     return parser
 
 
+M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3          # glibc <malloc.h>
+
+
+def keep_freed_heap() -> bool:
+    """Let glibc's malloc keep freed memory for the next allocation: blocks under 32
+    MiB from the heap (not a mapping each), the heap trimmed only past 128 MiB free.
+    compare allocates and frees NumPy arrays of 0.1-4 MiB in every batch and every
+    Kernel (access outcomes, addresses, the small per-frame arrays); by default glibc
+    unmaps or trims them, and the next batch faults the same memory in again
+    (compare /usr /etc: 117k minor faults with the default, 93k with this; peak RSS
+    +15 MiB). Process-wide, so only the command calls it. False where there is no
+    glibc mallopt."""
+    import ctypes
+    try:
+        libc = ctypes.CDLL(None)
+        return bool(libc.mallopt(M_MMAP_THRESHOLD, 32 << 20)) and bool(libc.mallopt(M_TRIM_THRESHOLD, 128 << 20))
+    except (OSError, AttributeError):
+        return False
+
+
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     only = argv[0] if argv and argv[0] in SUBCOMMANDS else None
@@ -118,6 +138,7 @@ def main(argv=None) -> int:
         # core that busy-waits for work (~0.1 s of a core at start-up): one, unless the user
         # says otherwise (only here: record's and replay's children keep the user's environment)
         os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+        keep_freed_heap()
     args = build_parser(only).parse_args(argv)
     try:
         return args._run(args)
