@@ -24,6 +24,7 @@
 # noexcept nogil. Like xa_lock, serialising the calls is the caller's business (no internal
 # locking); load() also updates a one-leaf lookup cache, so it is a writer as far as threads
 # are concerned.
+from ppsize._core.framemem cimport Populator
 from ppsize._core._types cimport u64, i64, i32, u8
 
 cdef enum:
@@ -78,8 +79,6 @@ cdef struct xa_state:
 # called with +1 before a node is taken (non-zero: -ENOMEM, no node) and -1 after one
 # is freed; NULL: nothing charged (a standalone XArray).
 ctypedef int (*xa_charge_fn)(void *ctx, int nr) noexcept nogil
-
-from ppsize._core.framemem cimport Populator
 
 ctypedef struct xa_pool_t:
     u64 *slots                # [cap * 64]

@@ -168,7 +168,8 @@ def compare(trees=DEFAULT_TREES, seed=0, processes=12, chosen=None, configs=None
 
     ``workers``: configurations run at once, in threads (default :func:`workers_for`: 2
     when two CPUs and the host memory allow, else 1); the results, in ``configs`` order,
-    are the same for any number."""
+    are the same for any number. One worker on two CPUs or more: framemem's populate
+    ahead is on for the runs (a thread faults in the host memory the model fills next)."""
     t0 = time.perf_counter()
     progress = progress or NO_PROGRESS
     as_choice(thp, THP_MODES, "THP setting")
