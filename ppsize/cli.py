@@ -120,8 +120,9 @@ def keep_freed_heap() -> bool:
     Kernel (access outcomes, addresses, the small per-frame arrays); by default glibc
     unmaps or trims them, and the next batch faults the same memory in again
     (compare /usr /etc: 117k minor faults with the default, 93k with this; peak RSS
-    +15 MiB). Process-wide, so only the command calls it. False where there is no
-    glibc mallopt."""
+    +15 MiB). Process-wide, so only the command calls it (:func:`command`, not
+    :func:`main`, which tests and other programs call in their own process). False
+    where there is no glibc mallopt."""
     import ctypes
     try:
         libc = ctypes.CDLL(None)
@@ -130,15 +131,21 @@ def keep_freed_heap() -> bool:
         return False
 
 
-def main(argv=None) -> int:
-    argv = sys.argv[1:] if argv is None else list(argv)
-    only = argv[0] if argv and argv[0] in SUBCOMMANDS else None
-    if only == "compare":
+def command() -> int:
+    """The ``ppsize`` command (console script, ``python -m ppsize``): the process-wide
+    settings a subcommand wants, then :func:`main`."""
+    if len(sys.argv) > 1 and sys.argv[1] == "compare":
         # compare does no linear algebra, but OpenBLAS (loaded with NumPy) starts a thread per
         # core that busy-waits for work (~0.1 s of a core at start-up): one, unless the user
         # says otherwise (only here: record's and replay's children keep the user's environment)
         os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
         keep_freed_heap()
+    return main()
+
+
+def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    only = argv[0] if argv and argv[0] in SUBCOMMANDS else None
     args = build_parser(only).parse_args(argv)
     try:
         return args._run(args)
@@ -149,4 +156,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(command())

@@ -32,3 +32,24 @@ def test_keep_freed_heap_stops_refaults():
     pages = 5 * 4 * (1 << 20) // 4096
     assert faults["0"] > pages // 2            # the default: each batch faults most of it again
     assert faults["1"] < pages // 20           # kept: reused as it is
+
+
+def test_only_the_command_sets_it(monkeypatch, tmp_path):
+    """cli.command (the console script, ``python -m ppsize``) sets it for compare;
+    cli.main, which tests and other programs call in their own process, never does
+    (a test process's malloc would keep 128 MiB free and mask out-of-memory tests)."""
+    from ppsize import cli
+    from test_compare import make_tree
+    calls = []
+    monkeypatch.setattr(cli, "keep_freed_heap", lambda: calls.append(1) or True)
+    make_tree(str(tmp_path), seed=1, n=20)
+    assert cli.main(["compare", "--tree", str(tmp_path), "--config", "4K", "-q", "--cpu", "none"]) == 0
+    assert calls == []
+    monkeypatch.setattr(sys, "argv", ["ppsize", "compare", "--help"])
+    with pytest.raises(SystemExit) as e:
+        cli.command()
+    assert e.value.code == 0 and calls == [1]
+    monkeypatch.setattr(sys, "argv", ["ppsize", "geometry", "--help"])
+    with pytest.raises(SystemExit):
+        cli.command()
+    assert calls == [1]
