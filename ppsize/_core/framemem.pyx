@@ -46,6 +46,8 @@ import mmap
 
 import numpy as np
 
+from ppsize._validate import as_choice
+
 cimport cython
 cimport numpy as cnp
 from cpython.ref cimport PyObject, Py_INCREF, Py_XDECREF
@@ -176,16 +178,21 @@ cdef Populator *populator_new() noexcept nogil:
     return w
 
 
-cdef inline bint _populator_mine(Populator *w) noexcept nogil:
-    # a thread this process may use (a fork's child never touches the parent's,
+cdef inline bint _populator_here(Populator *w) noexcept nogil:
+    # its thread runs in this process (a fork's child never touches the parent's,
     # whose mutex may have been held at the fork)
+    return w.pid > 0 and w.pid == getpid()
+
+
+cdef inline bint _populator_mine(Populator *w) noexcept nogil:
+    # a thread this process may use, started on first use
     cdef pthread_t t
     if w.pid == 0 and populate_ahead_on:
         w.pid = -1
         if pthread_create(&t, NULL, _populator_main, w) == 0:
             w.thread = t
             w.pid = getpid()
-    return w.pid > 0 and w.pid == getpid()
+    return _populator_here(w)
 
 
 cdef void populator_ask(Populator *w, int nr, u8 **addr, size_t *nbytes) noexcept nogil:
@@ -229,7 +236,7 @@ cdef void populator_quiesce(Populator *w) noexcept nogil:
     if w == NULL:
         return
     w.front_hi = 0
-    if not (w.pid > 0 and w.pid == getpid()):
+    if not _populator_here(w):
         return
     pthread_mutex_lock(<pthread_mutex_t*>w.mu)
     w.nr = 0
@@ -240,15 +247,17 @@ cdef void populator_quiesce(Populator *w) noexcept nogil:
 
 cdef void populator_free(Populator *w) noexcept nogil:
     """Stop and join the thread (if this process started it), free the state."""
+    cdef bint here
     if w == NULL:
         return
-    if w.pid > 0 and w.pid == getpid():
+    here = _populator_here(w)
+    if here:
         pthread_mutex_lock(<pthread_mutex_t*>w.mu)
         w.stop = 1
         pthread_cond_broadcast(<pthread_cond_t*>w.cv)
         pthread_mutex_unlock(<pthread_mutex_t*>w.mu)
         pthread_join(<pthread_t>w.thread, NULL)
-    if w.pid <= 0 or w.pid == getpid():
+    if here or w.pid <= 0:                     # (not a parent's, maybe held)
         pthread_mutex_destroy(<pthread_mutex_t*>w.mu)
         pthread_cond_destroy(<pthread_cond_t*>w.cv)
     free(w.mu)
@@ -506,8 +515,7 @@ def frame_array(n, dtype, kind="frames"):
     ``kind``, one of POOL_KINDS, zeroed, or new: host pages zero-filled on first
     touch), advised MADV_NOHUGEPAGE; smaller ones from NumPy (the heap)."""
     cdef size_t resident, dirty
-    if kind not in POOL_KINDS:
-        raise ValueError(f"kind must be one of {POOL_KINDS}, got {kind!r}")
+    as_choice(kind, POOL_KINDS, "pool kind")
     a = _frame_alloc(n, dtype, &resident, &dirty, POOL_KINDS.index(kind))
     if dirty:
         memset(cnp.PyArray_DATA(a), 0, dirty)
